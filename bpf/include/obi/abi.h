@@ -1,0 +1,149 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * The records the eBPF programs hand to user space, and the map values user
+ * space writes. This header is the single definition: the Rust mirrors in
+ * crates/obi/src/ebpf/abi.rs are #[repr(C)] copies whose sizes and offsets
+ * are asserted by unit tests. Keep every struct naturally aligned and a
+ * multiple of 8 bytes so both sides agree without packing attributes.
+ */
+#ifndef OBI_ABI_H
+#define OBI_ABI_H
+
+/* Upper bound of payload bytes copied per syscall (power of two). The
+ * run-time limit is the `capture_size` constant set at load time. */
+#define OBI_MAX_CAPTURE 4096
+/* Bytes copied from the end of a buffer whose middle was not captured, so
+ * user space can see terminators such as the last chunk of a chunked body. */
+#define OBI_TAIL_LEN 16
+/* iovec entries walked per readv/writev/recvmsg/sendmsg. */
+#define OBI_MAX_IOV 8
+
+/* obi_event_hdr.kind */
+#define OBI_EV_DATA 1       /* bytes moved on a traced TCP socket */
+#define OBI_EV_CONN_OPEN 2  /* accept/connect completed */
+#define OBI_EV_CONN_CLOSE 3 /* close() of a traced socket */
+
+/* obi_event_hdr.dir */
+#define OBI_DIR_RECV 0
+#define OBI_DIR_SEND 1
+
+/* obi_event_hdr.role / obi_conn_state.role */
+#define OBI_ROLE_UNKNOWN 0
+#define OBI_ROLE_SERVER 1 /* accepted by this process */
+#define OBI_ROLE_CLIENT 2 /* connected by this process */
+
+/* obi_event_hdr.flags */
+#define OBI_F_MSG_START 0x01   /* first bytes after a change of direction */
+#define OBI_F_TRUNCATED 0x02   /* captured < bytes: the middle is missing */
+#define OBI_F_REQUEST 0x04     /* MSG_START of a request (server recv / client send) */
+#define OBI_F_ROLE_GUESSED 0x08 /* role inferred from the payload, not accept/connect */
+
+/* Which syscall produced a data event (debugging and metrics only). */
+#define OBI_SC_READ 1
+#define OBI_SC_WRITE 2
+#define OBI_SC_READV 3
+#define OBI_SC_WRITEV 4
+#define OBI_SC_RECVFROM 5
+#define OBI_SC_SENDTO 6
+#define OBI_SC_RECVMSG 7
+#define OBI_SC_SENDMSG 8
+#define OBI_SC_SENDFILE 9
+#define OBI_SC_ACCEPT 10
+#define OBI_SC_CONNECT 11
+#define OBI_SC_CLOSE 12
+
+/* obi_proc_event.kind */
+#define OBI_PEV_EXEC 1   /* a process called exec (only when exec watching is on) */
+#define OBI_PEV_EXIT 2   /* a traced process ended */
+#define OBI_PEV_FORK 3   /* a traced process forked a new process (already traced) */
+#define OBI_PEV_LISTEN 4 /* some process called listen() successfully */
+
+/* Indexes of the per-CPU counters in the obi_stats map. */
+#define OBI_STAT_EVENTS 0          /* data/conn events written */
+#define OBI_STAT_RINGBUF_FULL 1    /* data/conn events lost: ring buffer full */
+#define OBI_STAT_PROC_RINGBUF_FULL 2 /* process events lost */
+#define OBI_STAT_CONN_TABLE_FULL 3 /* connection state could not be stored */
+#define OBI_STAT_PENDING_FULL 4    /* syscall arguments could not be stored */
+#define OBI_STAT_IGNORED 5         /* syscalls skipped on connections user space ignores */
+#define OBI_STAT_WAKEUPS 6         /* forced ring-buffer wake-ups */
+#define OBI_STAT_MAX 8
+
+/* A TCP connection seen from the traced process. Addresses are IPv6 or
+ * IPv4-mapped IPv6 (::ffff:a.b.c.d); ports in host byte order. */
+struct obi_conn_tuple {
+	__u8 laddr[16];
+	__u8 raddr[16];
+	__u16 lport;
+	__u16 rport;
+	__u16 family; /* AF_INET or AF_INET6 as seen on the socket */
+	__u16 _pad;
+};
+
+/* W3C trace context for the request in flight on a connection. */
+struct obi_tp {
+	__u8 trace_id[16];
+	__u8 span_id[8];
+	__u8 parent_id[8]; /* all zero for a root span */
+	__u8 flags;        /* W3C trace-flags */
+	__u8 valid;        /* 1 once assigned */
+	__u8 _pad[6];
+};
+
+struct obi_event_hdr {
+	__u8 kind;  /* OBI_EV_* */
+	__u8 dir;   /* OBI_DIR_* */
+	__u8 role;  /* OBI_ROLE_* */
+	__u8 flags; /* OBI_F_* */
+	__u32 tgid;
+	__u32 tid;
+	__u8 syscall;  /* OBI_SC_* */
+	__u8 tail_len; /* valid bytes in tail[] */
+	__u16 captured; /* payload bytes that follow this header */
+	__u64 conn_id;  /* socket inode number */
+	__u64 ts_enter; /* CLOCK_MONOTONIC ns at syscall entry */
+	__u64 ts_exit;  /* CLOCK_MONOTONIC ns at syscall exit */
+	__u64 bytes;    /* bytes the syscall moved */
+	struct obi_conn_tuple tuple;
+	struct obi_tp tp;
+	__u8 tail[OBI_TAIL_LEN]; /* last bytes of the buffer when truncated */
+	/* __u8 data[captured] follows */
+};
+
+/* Small, rare records on their own ring so bursts of data never delay them. */
+struct obi_proc_event {
+	__u8 kind; /* OBI_PEV_* */
+	__u8 _pad[3];
+	__u32 pid;  /* tgid of the process concerned */
+	__u32 ppid; /* parent tgid (fork), else 0 */
+	__u32 _pad2;
+	__u64 ts;
+};
+
+/* obi_pid_info.flags */
+#define OBI_PID_PROVISIONAL 0x1 /* traced from exec until user space decides */
+
+/* Value of the traced_pids map, written by user space. */
+struct obi_pid_info {
+	__u32 flags; /* OBI_PID_* */
+	__u32 _pad;
+};
+
+/* Per-connection state kept by the kernel side. */
+struct obi_conn_state {
+	struct obi_conn_tuple tuple;
+	struct obi_tp tp; /* request currently in flight */
+	__u64 msg_start_ts;
+	__u32 tgid;
+	__u8 role;
+	__u8 last_dir; /* direction of the previous data event, 0xff = none */
+	__u8 _pad[2];
+};
+
+/* Pinned layouts: the Rust mirrors assert the same numbers. */
+_Static_assert(sizeof(struct obi_conn_tuple) == 40, "obi_conn_tuple layout");
+_Static_assert(sizeof(struct obi_tp) == 40, "obi_tp layout");
+_Static_assert(sizeof(struct obi_event_hdr) == 144, "obi_event_hdr layout");
+_Static_assert(sizeof(struct obi_proc_event) == 24, "obi_proc_event layout");
+_Static_assert(sizeof(struct obi_conn_state) == 96, "obi_conn_state layout");
+
+#endif /* OBI_ABI_H */

@@ -1,0 +1,209 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* Per-connection state and the trace context of the request in flight. */
+#ifndef OBI_CONN_H
+#define OBI_CONN_H
+
+#include "obi/common.h"
+#include "obi/sockets.h"
+
+#define OBI_DIR_NONE 0xff
+
+/* Keyed by socket inode. LRU so sockets we never see closed age out. */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 65536);
+	__type(key, __u64);
+	__type(value, struct obi_conn_state);
+} conn_state SEC(".maps");
+
+/* Connections user space has classified as not worth capturing (unknown
+ * protocol, TLS ciphertext traced through uprobes...). Keyed by inode. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 16384);
+	__type(key, __u64);
+	__type(value, __u8);
+} ignored_conns SEC(".maps");
+
+/* The server request a thread is serving, so client calls it makes become
+ * children. Keyed by pid_tgid. */
+struct obi_server_trace {
+	struct obi_tp tp;
+	__u64 conn_id;
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 16384);
+	__type(key, __u64);
+	__type(value, struct obi_server_trace);
+} server_traces SEC(".maps");
+
+/* Thread id -> id of the thread that created it, for threads of traced
+ * processes: a request handed to a fresh thread keeps its parent. */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 16384);
+	__type(key, __u32);
+	__type(value, __u32);
+} thread_parent SEC(".maps");
+
+#define OBI_PARENT_LEVELS 4
+
+static __always_inline struct obi_conn_state *conn_get(__u64 ino)
+{
+	return bpf_map_lookup_elem(&conn_state, &ino);
+}
+
+/* Creates (or resets) the state of a connection. */
+static __always_inline struct obi_conn_state *conn_init(struct obi_sock_ref *ref, __u32 tgid, __u8 role)
+{
+	struct obi_conn_state cs = {};
+	read_tuple(ref->sk, &cs.tuple);
+	cs.tgid = tgid;
+	cs.role = role;
+	cs.last_dir = OBI_DIR_NONE;
+	if (bpf_map_update_elem(&conn_state, &ref->ino, &cs, BPF_ANY)) {
+		stat_inc(OBI_STAT_CONN_TABLE_FULL);
+		return NULL;
+	}
+	return conn_get(ref->ino);
+}
+
+static __always_inline struct obi_conn_state *conn_get_or_init(struct obi_sock_ref *ref, __u32 tgid)
+{
+	struct obi_conn_state *cs = conn_get(ref->ino);
+	if (cs)
+		return cs;
+	return conn_init(ref, tgid, OBI_ROLE_UNKNOWN);
+}
+
+static __always_inline bool conn_ignored(__u64 ino)
+{
+	return bpf_map_lookup_elem(&ignored_conns, &ino) != NULL;
+}
+
+static __always_inline void random_bytes(__u8 *dst, int n)
+{
+#pragma unroll
+	for (int i = 0; i < 16; i += 4) {
+		if (i >= n)
+			break;
+		__u32 r = bpf_get_prandom_u32();
+		__builtin_memcpy(dst + i, &r, 4);
+	}
+}
+
+static __always_inline __u64 span_id_u64(const struct obi_tp *tp)
+{
+	__u64 v;
+	__builtin_memcpy(&v, tp->span_id, 8);
+	return v;
+}
+
+/* A server trace is live while its connection still waits for the response
+ * to the request that created it. */
+static __always_inline bool server_trace_live(const struct obi_server_trace *st)
+{
+	struct obi_conn_state *cs = conn_get(st->conn_id);
+	return cs && cs->last_dir == OBI_DIR_RECV && span_id_u64(&cs->tp) == span_id_u64(&st->tp);
+}
+
+static __always_inline const struct obi_server_trace *find_server_trace(__u64 pid_tgid)
+{
+	__u64 tgid_hi = pid_tgid & 0xffffffff00000000ULL;
+	__u32 tid = (__u32)pid_tgid;
+#pragma unroll
+	for (int level = 0; level < OBI_PARENT_LEVELS; level++) {
+		__u64 key = tgid_hi | tid;
+		struct obi_server_trace *st = bpf_map_lookup_elem(&server_traces, &key);
+		if (st && server_trace_live(st))
+			return st;
+		__u32 *parent = bpf_map_lookup_elem(&thread_parent, &tid);
+		if (!parent)
+			return NULL;
+		tid = *parent;
+	}
+	return NULL;
+}
+
+/* Recognises the first bytes of an HTTP/1 request or response. Used only to
+ * infer the role of connections opened before we started watching. */
+static __always_inline int sniff_http(const __u8 *b)
+{
+	__u32 w;
+	__builtin_memcpy(&w, b, 4);
+	switch (w) {
+	case 0x20544547: /* "GET " */
+	case 0x54534f50: /* "POST" */
+	case 0x20545550: /* "PUT " */
+	case 0x44414548: /* "HEAD" */
+	case 0x454c4544: /* "DELE" */
+	case 0x43544150: /* "PATC" */
+	case 0x4954504f: /* "OPTI" */
+	case 0x4e4e4f43: /* "CONN" */
+	case 0x43415254: /* "TRAC" */
+	case 0x20495250: /* "PRI " (HTTP/2 preface) */
+		return 1;
+	case 0x50545448: /* "HTTP" */
+		return 2;
+	}
+	return 0;
+}
+
+/* Called at the first bytes of a message (a change of direction). Returns
+ * OBI_F_* flags for the event. head points at up to 4 payload bytes (or NULL). */
+static __always_inline __u8 conn_msg_start(struct obi_conn_state *cs, __u64 conn_id, __u8 dir, __u64 pid_tgid,
+					   const __u8 *head)
+{
+	__u8 flags = OBI_F_MSG_START;
+	if (cs->role == OBI_ROLE_UNKNOWN && head) {
+		int kind = sniff_http(head);
+		if (kind == 1)
+			cs->role = dir == OBI_DIR_RECV ? OBI_ROLE_SERVER : OBI_ROLE_CLIENT;
+		else if (kind == 2)
+			cs->role = dir == OBI_DIR_RECV ? OBI_ROLE_CLIENT : OBI_ROLE_SERVER;
+		if (kind)
+			flags |= OBI_F_ROLE_GUESSED;
+	}
+
+	if (cs->role == OBI_ROLE_SERVER && dir == OBI_DIR_RECV) {
+		/* A new server request: fresh trace (user space adopts an incoming
+		 * traceparent), remembered for the thread serving it. */
+		random_bytes(cs->tp.trace_id, 16);
+		random_bytes(cs->tp.span_id, 8);
+		__builtin_memset(cs->tp.parent_id, 0, 8);
+		cs->tp.flags = 1;
+		cs->tp.valid = 1;
+		struct obi_server_trace st = {};
+		st.tp = cs->tp;
+		st.conn_id = conn_id;
+		bpf_map_update_elem(&server_traces, &pid_tgid, &st, BPF_ANY);
+		flags |= OBI_F_REQUEST;
+	} else if (cs->role == OBI_ROLE_CLIENT && dir == OBI_DIR_SEND) {
+		/* A new client request: child of the server request this thread
+		 * (or the thread that created it) is serving, if any. */
+		const struct obi_server_trace *st = find_server_trace(pid_tgid);
+		if (st) {
+			__builtin_memcpy(cs->tp.trace_id, st->tp.trace_id, 16);
+			__builtin_memcpy(cs->tp.parent_id, st->tp.span_id, 8);
+			cs->tp.flags = st->tp.flags;
+		} else {
+			random_bytes(cs->tp.trace_id, 16);
+			__builtin_memset(cs->tp.parent_id, 0, 8);
+			cs->tp.flags = 1;
+		}
+		random_bytes(cs->tp.span_id, 8);
+		cs->tp.valid = 1;
+		flags |= OBI_F_REQUEST;
+	} else if (cs->role == OBI_ROLE_SERVER && dir == OBI_DIR_SEND) {
+		/* The response starts: this thread no longer serves the request. */
+		struct obi_server_trace *st = bpf_map_lookup_elem(&server_traces, &pid_tgid);
+		if (st && st->conn_id == conn_id)
+			bpf_map_delete_elem(&server_traces, &pid_tgid);
+	}
+	cs->last_dir = dir;
+	return flags;
+}
+
+#endif /* OBI_CONN_H */

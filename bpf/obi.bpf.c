@@ -1,0 +1,415 @@
+// SPDX-License-Identifier: GPL-2.0 OR Apache-2.0
+/*
+ * obi-rs kernel side: syscall tracepoints only (no kprobes, no fentry), so it
+ * loads on kernels built without them.
+ *
+ * Every data syscall has a small entry program that saves its arguments per
+ * thread and one shared exit program that turns the result into an event.
+ * Only threads of processes in traced_pids (and only TCP sockets) go further.
+ */
+#include "obi/common.h"
+#include "obi/sockets.h"
+#include "obi/conn.h"
+#include "obi/capture.h"
+
+char LICENSE[] SEC("license") = "Dual BSD/GPL";
+
+#define OP_IO 1
+#define OP_ACCEPT 2
+#define OP_CONNECT 3
+
+/* Arguments saved at syscall entry, consumed at exit. */
+struct obi_io_args {
+	__u64 ts_enter;
+	__u64 conn_id;
+	__u64 buf;    /* plain buffer, or iovec array when iovcnt > 0 */
+	__u32 fd;
+	__u32 iovcnt;
+	__u8 op;      /* OP_* */
+	__u8 dir;     /* OBI_DIR_* */
+	__u8 syscall; /* OBI_SC_* */
+	__u8 flags;   /* OBI_F_* decided at entry (sends) */
+	__u32 _pad;
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 16384);
+	__type(key, __u64);
+	__type(value, struct obi_io_args);
+} pending_io SEC(".maps");
+
+static __always_inline void save_args(__u64 pid_tgid, struct obi_io_args *a)
+{
+	if (bpf_map_update_elem(&pending_io, &pid_tgid, a, BPF_ANY))
+		stat_inc(OBI_STAT_PENDING_FULL);
+}
+
+/* Reads the first 4 payload bytes of a send so the role of a connection we
+ * did not see opened can be inferred at entry. */
+static __always_inline bool peek_send_head(__u64 buf, __u32 iovcnt, __u8 head[4])
+{
+	if (!buf)
+		return false;
+	if (iovcnt) {
+		struct iovec iov;
+		if (bpf_probe_read_user(&iov, sizeof(iov), (const void *)buf) || iov.iov_len < 4)
+			return false;
+		buf = (__u64)iov.iov_base;
+	}
+	return bpf_probe_read_user(head, 4, (const void *)buf) == 0;
+}
+
+static __always_inline int io_enter(__u32 fd, __u64 buf, __u32 iovcnt, __u8 dir, __u8 sc)
+{
+	__u64 pid_tgid = bpf_get_current_pid_tgid();
+	if (!pid_traced(pid_tgid >> 32))
+		return 0;
+	struct obi_sock_ref ref;
+	if (!fd_to_tcp_sock(fd, &ref))
+		return 0;
+	if (conn_ignored(ref.ino)) {
+		stat_inc(OBI_STAT_IGNORED);
+		return 0;
+	}
+	struct obi_io_args a = {};
+	a.ts_enter = bpf_ktime_get_ns();
+	a.conn_id = ref.ino;
+	a.buf = buf;
+	a.fd = fd;
+	a.iovcnt = iovcnt;
+	a.op = OP_IO;
+	a.dir = dir;
+	a.syscall = sc;
+	if (dir == OBI_DIR_SEND) {
+		/* Outgoing requests get their trace context before any byte leaves,
+		 * so a sk_msg program can inject it. */
+		struct obi_conn_state *cs = conn_get_or_init(&ref, pid_tgid >> 32);
+		if (cs && cs->last_dir != OBI_DIR_SEND) {
+			__u8 head[4] = {};
+			bool have = cs->role == OBI_ROLE_UNKNOWN && peek_send_head(buf, iovcnt, head);
+			a.flags = conn_msg_start(cs, ref.ino, dir, pid_tgid, have ? head : NULL);
+		}
+	}
+	save_args(pid_tgid, &a);
+	return 0;
+}
+
+static __always_inline int msg_enter(__u32 fd, __u64 msghdr, __u8 dir, __u8 sc)
+{
+	struct user_msghdr mh;
+	if (bpf_probe_read_user(&mh, sizeof(mh), (const void *)msghdr))
+		return 0;
+	__u32 cnt = mh.msg_iovlen;
+	if (cnt == 0)
+		return 0;
+	return io_enter(fd, (__u64)mh.msg_iov, cnt, dir, sc);
+}
+
+SEC("tracepoint/syscalls/sys_enter_read")
+int obi_enter_read(struct trace_event_raw_sys_enter *ctx)
+{
+	return io_enter(ctx->args[0], ctx->args[1], 0, OBI_DIR_RECV, OBI_SC_READ);
+}
+
+SEC("tracepoint/syscalls/sys_enter_write")
+int obi_enter_write(struct trace_event_raw_sys_enter *ctx)
+{
+	return io_enter(ctx->args[0], ctx->args[1], 0, OBI_DIR_SEND, OBI_SC_WRITE);
+}
+
+SEC("tracepoint/syscalls/sys_enter_readv")
+int obi_enter_readv(struct trace_event_raw_sys_enter *ctx)
+{
+	return io_enter(ctx->args[0], ctx->args[1], ctx->args[2], OBI_DIR_RECV, OBI_SC_READV);
+}
+
+SEC("tracepoint/syscalls/sys_enter_writev")
+int obi_enter_writev(struct trace_event_raw_sys_enter *ctx)
+{
+	return io_enter(ctx->args[0], ctx->args[1], ctx->args[2], OBI_DIR_SEND, OBI_SC_WRITEV);
+}
+
+SEC("tracepoint/syscalls/sys_enter_recvfrom")
+int obi_enter_recvfrom(struct trace_event_raw_sys_enter *ctx)
+{
+	if (ctx->args[3] & MSG_PEEK) /* peeked bytes are read again later */
+		return 0;
+	return io_enter(ctx->args[0], ctx->args[1], 0, OBI_DIR_RECV, OBI_SC_RECVFROM);
+}
+
+SEC("tracepoint/syscalls/sys_enter_sendto")
+int obi_enter_sendto(struct trace_event_raw_sys_enter *ctx)
+{
+	return io_enter(ctx->args[0], ctx->args[1], 0, OBI_DIR_SEND, OBI_SC_SENDTO);
+}
+
+SEC("tracepoint/syscalls/sys_enter_recvmsg")
+int obi_enter_recvmsg(struct trace_event_raw_sys_enter *ctx)
+{
+	if (ctx->args[2] & MSG_PEEK)
+		return 0;
+	return msg_enter(ctx->args[0], ctx->args[1], OBI_DIR_RECV, OBI_SC_RECVMSG);
+}
+
+SEC("tracepoint/syscalls/sys_enter_sendmsg")
+int obi_enter_sendmsg(struct trace_event_raw_sys_enter *ctx)
+{
+	return msg_enter(ctx->args[0], ctx->args[1], OBI_DIR_SEND, OBI_SC_SENDMSG);
+}
+
+SEC("tracepoint/syscalls/sys_enter_sendfile64")
+int obi_enter_sendfile(struct trace_event_raw_sys_enter *ctx)
+{
+	/* out_fd is the socket; no user buffer to capture. */
+	return io_enter(ctx->args[0], 0, 0, OBI_DIR_SEND, OBI_SC_SENDFILE);
+}
+
+static __always_inline int fd_op_enter(__u32 fd, __u8 op, __u8 sc)
+{
+	__u64 pid_tgid = bpf_get_current_pid_tgid();
+	if (!pid_traced(pid_tgid >> 32))
+		return 0;
+	struct obi_io_args a = {};
+	a.ts_enter = bpf_ktime_get_ns();
+	a.fd = fd;
+	a.op = op;
+	a.syscall = sc;
+	save_args(pid_tgid, &a);
+	return 0;
+}
+
+/* accept(fd, addr, len) and accept4(fd, addr, len, flags) */
+SEC("tracepoint/syscalls/sys_enter_accept")
+int obi_enter_accept(struct trace_event_raw_sys_enter *ctx)
+{
+	return fd_op_enter(ctx->args[0], OP_ACCEPT, OBI_SC_ACCEPT);
+}
+
+SEC("tracepoint/syscalls/sys_enter_connect")
+int obi_enter_connect(struct trace_event_raw_sys_enter *ctx)
+{
+	return fd_op_enter(ctx->args[0], OP_CONNECT, OBI_SC_CONNECT);
+}
+
+static __always_inline void fill_hdr(struct obi_event_hdr *h, __u8 kind, __u64 pid_tgid, struct obi_io_args *a,
+				     __u64 conn_id, struct obi_conn_state *cs)
+{
+	h->kind = kind;
+	h->dir = a->dir;
+	h->role = cs->role;
+	h->flags = 0;
+	h->tgid = pid_tgid >> 32;
+	h->tid = (__u32)pid_tgid;
+	h->syscall = a->syscall;
+	h->tail_len = 0;
+	h->captured = 0;
+	h->conn_id = conn_id;
+	h->ts_enter = a->ts_enter;
+	h->ts_exit = bpf_ktime_get_ns();
+	h->bytes = 0;
+	h->tuple = cs->tuple;
+	h->tp = cs->tp;
+}
+
+static __always_inline void emit(struct obi_scratch *s)
+{
+	__u64 size = sizeof(struct obi_event_hdr) + s->hdr.captured;
+	barrier_var(size);
+	if (size > sizeof(struct obi_scratch))
+		return;
+	if (bpf_ringbuf_output(&events, s, size, ringbuf_flags(&events)))
+		stat_inc(OBI_STAT_RINGBUF_FULL);
+	else
+		stat_inc(OBI_STAT_EVENTS);
+}
+
+static __always_inline int exit_io(__u64 pid_tgid, struct obi_io_args *a, long ret)
+{
+	if (ret <= 0)
+		return 0;
+	struct obi_conn_state *cs = conn_get(a->conn_id);
+	if (!cs)
+		return 0;
+	struct obi_scratch *s = scratch_get();
+	if (!s)
+		return 0;
+	fill_hdr(&s->hdr, OBI_EV_DATA, pid_tgid, a, a->conn_id, cs);
+	s->hdr.bytes = ret;
+	if (a->buf) {
+		if (a->iovcnt)
+			capture_iov(s, a->buf, a->iovcnt, ret);
+		else
+			capture_plain(s, a->buf, ret);
+	}
+	__u8 flags = a->flags;
+	if (a->dir == OBI_DIR_RECV && cs->last_dir != OBI_DIR_RECV) {
+		const __u8 *head = s->hdr.captured >= 4 ? s->data : NULL;
+		flags = conn_msg_start(cs, a->conn_id, OBI_DIR_RECV, pid_tgid, head);
+	}
+	if (s->hdr.captured < ret)
+		flags |= OBI_F_TRUNCATED;
+	/* Context and role may have been decided just now. */
+	s->hdr.flags = flags;
+	s->hdr.role = cs->role;
+	s->hdr.tp = cs->tp;
+	emit(s);
+	return 0;
+}
+
+static __always_inline int exit_open(__u64 pid_tgid, struct obi_io_args *a, __u32 fd, __u8 role)
+{
+	struct obi_sock_ref ref;
+	if (!fd_to_tcp_sock(fd, &ref))
+		return 0;
+	struct obi_conn_state *cs = conn_init(&ref, pid_tgid >> 32, role);
+	if (!cs)
+		return 0;
+	struct obi_scratch *s = scratch_get();
+	if (!s)
+		return 0;
+	fill_hdr(&s->hdr, OBI_EV_CONN_OPEN, pid_tgid, a, ref.ino, cs);
+	emit(s);
+	return 0;
+}
+
+/* One exit program for every syscall above: the saved arguments say what
+ * the syscall was. */
+SEC("tracepoint/syscalls/sys_exit_read")
+int obi_sys_exit(struct trace_event_raw_sys_exit *ctx)
+{
+	__u64 pid_tgid = bpf_get_current_pid_tgid();
+	struct obi_io_args *saved = bpf_map_lookup_elem(&pending_io, &pid_tgid);
+	if (!saved)
+		return 0;
+	struct obi_io_args a = *saved;
+	bpf_map_delete_elem(&pending_io, &pid_tgid);
+	long ret = ctx->ret;
+	switch (a.op) {
+	case OP_IO:
+		return exit_io(pid_tgid, &a, ret);
+	case OP_ACCEPT:
+		if (ret >= 0)
+			return exit_open(pid_tgid, &a, ret, OBI_ROLE_SERVER);
+		return 0;
+	case OP_CONNECT:
+		if (ret == 0 || ret == -EINPROGRESS)
+			return exit_open(pid_tgid, &a, a.fd, OBI_ROLE_CLIENT);
+		return 0;
+	}
+	return 0;
+}
+
+SEC("tracepoint/syscalls/sys_enter_close")
+int obi_enter_close(struct trace_event_raw_sys_enter *ctx)
+{
+	__u64 pid_tgid = bpf_get_current_pid_tgid();
+	if (!pid_traced(pid_tgid >> 32))
+		return 0;
+	struct obi_sock_ref ref;
+	if (!fd_to_tcp_sock(ctx->args[0], &ref))
+		return 0;
+	bpf_map_delete_elem(&ignored_conns, &ref.ino);
+	struct obi_conn_state *cs = conn_get(ref.ino);
+	if (!cs)
+		return 0;
+	struct obi_scratch *s = scratch_get();
+	if (s) {
+		struct obi_io_args a = {};
+		a.ts_enter = bpf_ktime_get_ns();
+		a.fd = ctx->args[0];
+		a.syscall = OBI_SC_CLOSE;
+		fill_hdr(&s->hdr, OBI_EV_CONN_CLOSE, pid_tgid, &a, ref.ino, cs);
+		emit(s);
+	}
+	bpf_map_delete_elem(&conn_state, &ref.ino);
+	return 0;
+}
+
+/* ---- process lifecycle ------------------------------------------------ */
+
+static __always_inline void proc_event(__u8 kind, __u32 pid, __u32 ppid)
+{
+	struct obi_proc_event *e = bpf_ringbuf_reserve(&proc_events, sizeof(*e), 0);
+	if (!e) {
+		stat_inc(OBI_STAT_PROC_RINGBUF_FULL);
+		return;
+	}
+	e->kind = kind;
+	e->pid = pid;
+	e->ppid = ppid;
+	e->ts = bpf_ktime_get_ns();
+	bpf_ringbuf_submit(e, 0);
+}
+
+/* A new listening socket may make a process match an open-port selector. */
+SEC("tracepoint/syscalls/sys_exit_listen")
+int obi_exit_listen(struct trace_event_raw_sys_exit *ctx)
+{
+	__u32 tgid = bpf_get_current_pid_tgid() >> 32;
+	if (ctx->ret == 0 && tgid != obi_agent_tgid)
+		proc_event(OBI_PEV_LISTEN, tgid, 0);
+	return 0;
+}
+
+/* With executable-based selection every new program is traced
+ * provisionally from its first instruction, so short-lived clients (curl)
+ * are not lost while user space reads /proc to decide; user space removes
+ * the ones that do not match and drops what they produced. */
+SEC("tracepoint/sched/sched_process_exec")
+int obi_sched_exec(void *ctx)
+{
+	if (!obi_watch_exec)
+		return 0;
+	__u32 tgid = bpf_get_current_pid_tgid() >> 32;
+	if (tgid == obi_agent_tgid)
+		return 0;
+	struct obi_pid_info info = {.flags = OBI_PID_PROVISIONAL};
+	bpf_map_update_elem(&traced_pids, &tgid, &info, BPF_NOEXIST);
+	proc_event(OBI_PEV_EXEC, tgid, 0);
+	return 0;
+}
+
+/* Children of traced processes are traced at once (pre-fork servers);
+ * threads remember their creator for request nesting. */
+SEC("raw_tracepoint/sched_process_fork")
+int obi_sched_fork(void *ctx)
+{
+	/* Plain pointer arithmetic: vmlinux.h's bpf_raw_tracepoint_args would make
+	 * args[] a CO-RE relocation on a flexible array, which aya rejects. */
+	__u64 *args = ctx;
+	struct task_struct *parent = (struct task_struct *)args[0];
+	struct task_struct *child = (struct task_struct *)args[1];
+	__u32 ptgid = BPF_CORE_READ(parent, tgid);
+	if (!pid_traced(ptgid))
+		return 0;
+	__u32 ctgid = BPF_CORE_READ(child, tgid);
+	__u32 cpid = BPF_CORE_READ(child, pid);
+	if (ctgid == ptgid) {
+		__u32 ppid = BPF_CORE_READ(parent, pid);
+		bpf_map_update_elem(&thread_parent, &cpid, &ppid, BPF_ANY);
+		return 0;
+	}
+	if (obi_trace_all)
+		return 0;
+	struct obi_pid_info info = {};
+	bpf_map_update_elem(&traced_pids, &ctgid, &info, BPF_NOEXIST);
+	proc_event(OBI_PEV_FORK, ctgid, ptgid);
+	return 0;
+}
+
+SEC("tracepoint/sched/sched_process_exit")
+int obi_sched_exit(void *ctx)
+{
+	__u64 pid_tgid = bpf_get_current_pid_tgid();
+	__u32 tgid = pid_tgid >> 32;
+	__u32 tid = (__u32)pid_tgid;
+	if (!pid_traced(tgid))
+		return 0;
+	bpf_map_delete_elem(&server_traces, &pid_tgid);
+	bpf_map_delete_elem(&thread_parent, &tid);
+	bpf_map_delete_elem(&pending_io, &pid_tgid);
+	if (tid == tgid)
+		proc_event(OBI_PEV_EXIT, tgid, 0);
+	return 0;
+}

@@ -1,0 +1,217 @@
+//! The running agent: wires discovery, the kernel side, the tracker and the
+//! exporters together on one tokio runtime, and shuts them down cleanly.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail};
+use tokio::sync::{mpsc, watch};
+
+use crate::clock::{self, Clock};
+use crate::config::{Config, TracePrinter};
+use crate::discover::{self, DiscoveryEvent, Trigger};
+use crate::ebpf::ring::Ring;
+use crate::ebpf::{KernelStats, LoadOptions, Tracer, abi};
+use crate::export::fanout::Fanout;
+use crate::export::printer;
+use crate::preflight;
+use crate::span::Span;
+use crate::tracker::Tracker;
+
+/// How often counters are checked for new drops and housekeeping runs.
+const HOUSEKEEPING: Duration = Duration::from_secs(1);
+
+pub async fn run(cfg: Config) -> Result<()> {
+    let cfg = Arc::new(cfg);
+    let checks = preflight::run(cfg.ebpf.btf_path.as_deref());
+    let failures = preflight::failures(&checks);
+    if !failures.is_empty() {
+        for f in &failures {
+            tracing::error!(component = "obi.Preflight", "{f}");
+        }
+        bail!("this machine cannot run obi-rs: {}", failures.join("; "));
+    }
+    preflight::ensure_tracefs().map_err(|e| anyhow::anyhow!("tracefs is needed to attach tracepoints: {e}"))?;
+
+    let hostname = hostname(&cfg);
+    let self_pid = std::process::id();
+    let matcher = discover::criteria::Matcher::new(&cfg, self_pid);
+    let needs_ports = matcher.needs_ports();
+    let mut tracer = Tracer::load(&LoadOptions::from_config(&cfg, matcher.needs_exec_events()))
+        .context("Unable to load eBPF programs")?;
+    let mut events = Ring::new(tracer.take_events()?)?;
+    let mut proc_events = Ring::new(tracer.take_proc_events()?)?;
+
+    let mut fanout = Fanout::new();
+    let mut sink_threads = Vec::new();
+    if let Some(format) = printer_format(cfg.trace_printer) {
+        let (rx, _) = fanout.add_sink("trace_printer");
+        sink_threads.push(printer::spawn_printer(format, rx));
+    }
+
+    let (trigger_tx, trigger_rx) = mpsc::channel::<Trigger>(4096);
+    let (disc_tx, mut disc_rx) = mpsc::channel::<DiscoveryEvent>(4096);
+    let (shutdown_tx, shutdown_rx) = watch::channel(false);
+    let discovery =
+        tokio::spawn(discover::run(cfg.clone(), self_pid, hostname.clone(), trigger_rx, disc_tx, shutdown_rx.clone()));
+
+    let mut clock = Clock::new();
+    let mut tracker = Tracker::new(clock, cfg.ebpf.http_request_timeout.as_nanos() as u64);
+    let mut signals = Signals::new()?;
+    let tick = cfg.ebpf.batch_timeout.max(Duration::from_millis(1));
+    let mut last_housekeeping = Instant::now();
+    let mut reported = KernelStats::default();
+    let mut trigger_drops = 0u64;
+    let mut counted = 0u64;
+
+    tracing::info!(component = "obi.Instrumenter", version = env!("CARGO_PKG_VERSION"), "obi-rs started");
+    loop {
+        tokio::select! {
+            _ = events.wait(tick) => {}
+            _ = proc_events.wait(tick) => {}
+            Some(ev) = disc_rx.recv() => on_discovery(ev, &mut tracer, &mut tracker, &fanout, &clock),
+            sig = signals.recv() => {
+                tracing::info!(component = "obi.Instrumenter", signal = sig, "shutting down");
+                break;
+            }
+        }
+        while let Ok(ev) = disc_rx.try_recv() {
+            on_discovery(ev, &mut tracer, &mut tracker, &fanout, &clock);
+        }
+        proc_events.drain(|rec| {
+            let Some(t) = to_trigger(rec) else { return };
+            // New listeners matter only to port selectors.
+            if matches!(t, Trigger::ProcessListen(_)) && !needs_ports {
+                return;
+            }
+            if trigger_tx.try_send(t).is_err() {
+                trigger_drops += 1;
+            }
+        });
+        events.drain(|rec| tracker.handle_record(rec));
+        for conn in tracker.take_ignored() {
+            tracer.ignore_conn(conn);
+        }
+        let spans = tracker.take_spans();
+        counted += spans.len() as u64;
+        fanout.send(spans);
+
+        if last_housekeeping.elapsed() >= HOUSEKEEPING {
+            last_housekeeping = Instant::now();
+            clock.resync();
+            tracker.tick(clock::monotonic_ns());
+            reported = report_drops(&tracer, reported, &fanout, trigger_drops);
+        }
+    }
+
+    // Shutdown: stop discovery, detach the kernel side, let sinks drain.
+    let _ = shutdown_tx.send(true);
+    let _ = tokio::time::timeout(cfg.shutdown_timeout, discovery).await;
+    drop(tracer);
+    fanout.close();
+    let deadline = Instant::now() + cfg.shutdown_timeout;
+    for t in sink_threads {
+        while !t.is_finished() && Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+    if cfg.trace_printer == TracePrinter::Counter {
+        println!("Processed {counted} requests");
+    }
+    tracing::info!(component = "obi.Instrumenter", "stopped");
+    Ok(())
+}
+
+fn printer_format(p: TracePrinter) -> Option<printer::PrinterFormat> {
+    match p {
+        TracePrinter::Text => Some(printer::PrinterFormat::Text),
+        TracePrinter::Json => Some(printer::PrinterFormat::Json),
+        TracePrinter::JsonIndent => Some(printer::PrinterFormat::JsonIndent),
+        TracePrinter::Disabled | TracePrinter::Counter => None,
+    }
+}
+
+fn on_discovery(ev: DiscoveryEvent, tracer: &mut Tracer, tracker: &mut Tracker, fanout: &Fanout, clock: &Clock) {
+    match ev {
+        DiscoveryEvent::Instrument(svc) => {
+            if let Err(err) = tracer.trace_pid(svc.pid) {
+                tracing::warn!(component = "ebpf.Tracer", pid = svc.pid, error = %format!("{err:#}"), "cannot trace process");
+                return;
+            }
+            tracker.add_service(svc.clone());
+            fanout.send(vec![Span::process_alive(svc, clock.now_wall())]);
+        }
+        DiscoveryEvent::Forget { pid } | DiscoveryEvent::Reject { pid } => {
+            tracer.untrace_pid(pid);
+            tracker.remove_service(pid);
+        }
+    }
+}
+
+fn to_trigger(rec: &[u8]) -> Option<Trigger> {
+    let ev = abi::ProcEvent::read(rec)?;
+    Some(match ev.kind {
+        abi::PEV_EXEC => Trigger::ProcessExec(ev.pid),
+        abi::PEV_LISTEN => Trigger::ProcessListen(ev.pid),
+        abi::PEV_FORK => Trigger::ProcessFork { pid: ev.pid, parent: ev.ppid },
+        abi::PEV_EXIT => Trigger::ProcessExit(ev.pid),
+        _ => return None,
+    })
+}
+
+/// Logs every counter that grew since the last report: nothing is lost silently.
+fn report_drops(tracer: &Tracer, last: KernelStats, fanout: &Fanout, trigger_drops: u64) -> KernelStats {
+    let now = tracer.stats();
+    let grew = |name: &str, before: u64, after: u64| {
+        if after > before {
+            tracing::warn!(
+                component = "ebpf.Tracer",
+                counter = name,
+                lost = after - before,
+                total = after,
+                "events lost"
+            );
+        }
+    };
+    grew("ringbuf_full", last.ringbuf_full, now.ringbuf_full);
+    grew("proc_ringbuf_full", last.proc_ringbuf_full, now.proc_ringbuf_full);
+    grew("conn_table_full", last.conn_table_full, now.conn_table_full);
+    grew("pending_full", last.pending_full, now.pending_full);
+    for s in fanout.stats() {
+        let d = s.dropped_spans.swap(0, std::sync::atomic::Ordering::Relaxed);
+        if d > 0 {
+            tracing::warn!(component = "export", sink = s.name, lost = d, "spans dropped: exporter queue full");
+        }
+    }
+    if trigger_drops > 0 {
+        tracing::debug!(component = "discover", lost = trigger_drops, "process events dropped");
+    }
+    now
+}
+
+fn hostname(cfg: &Config) -> String {
+    if let Some(h) = &cfg.hostname {
+        return h.clone();
+    }
+    std::fs::read_to_string("/proc/sys/kernel/hostname").map(|h| h.trim().to_string()).unwrap_or_default()
+}
+
+/// SIGINT and SIGTERM.
+struct Signals {
+    int: tokio::signal::unix::Signal,
+    term: tokio::signal::unix::Signal,
+}
+
+impl Signals {
+    fn new() -> Result<Signals> {
+        use tokio::signal::unix::{SignalKind, signal};
+        Ok(Signals { int: signal(SignalKind::interrupt())?, term: signal(SignalKind::terminate())? })
+    }
+
+    async fn recv(&mut self) -> &'static str {
+        tokio::select! {
+            _ = self.int.recv() => "SIGINT",
+            _ = self.term.recv() => "SIGTERM",
+        }
+    }
+}

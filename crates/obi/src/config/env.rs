@@ -1,0 +1,405 @@
+//! Environment variables: an explicit table mapping each name to a setter.
+//!
+//! Rules (OBI's, via `caarlos0/env`):
+//! - environment variables override the YAML file;
+//! - an empty value counts as unset;
+//! - Beyla compatibility: when `OTEL_EBPF_X` is unset, `BEYLA_X` and then
+//!   `BEYLA_OTEL_X` are used instead (grafana/beyla copies every
+//!   `^BEYLA_(OTEL_)?X` variable to `OTEL_EBPF_X` when that one is unset);
+//! - booleans use Go's `strconv.ParseBool` spellings.
+
+use std::path::PathBuf;
+
+use super::parse::{parse_byte_size, parse_go_bool, parse_go_duration, parse_pid_list, parse_u32};
+use super::{
+    Config, ConfigError, DEFAULT_CAPTURE_SIZE, DEFAULT_POLL_INTERVAL, GlobPattern, LogLevel, MAX_CAPTURE_SIZE,
+    PortEnum, RegexPattern,
+};
+
+/// Environment lookup with OBI's conventions (empty = unset, `BEYLA_*` aliases).
+pub struct Env<'a> {
+    lookup: &'a dyn Fn(&str) -> Option<String>,
+}
+
+impl<'a> Env<'a> {
+    pub fn new(lookup: &'a dyn Fn(&str) -> Option<String>) -> Self {
+        Env { lookup }
+    }
+
+    /// The raw value of exactly `name`, `None` when unset or empty.
+    pub fn raw(&self, name: &str) -> Option<String> {
+        (self.lookup)(name).filter(|v| !v.is_empty())
+    }
+
+    /// The value of `name` and the variable it came from: `name` itself, or
+    /// for `OTEL_EBPF_X`, `BEYLA_X` then `BEYLA_OTEL_X`.
+    pub fn get(&self, name: &str) -> Option<(String, String)> {
+        if let Some(v) = self.raw(name) {
+            return Some((name.to_string(), v));
+        }
+        let rest = name.strip_prefix("OTEL_EBPF_")?;
+        [format!("BEYLA_{rest}"), format!("BEYLA_OTEL_{rest}")]
+            .into_iter()
+            .find_map(|alias| self.raw(&alias).map(|v| (alias, v)))
+    }
+}
+
+/// Sets one configuration value from an environment variable's text.
+/// Arguments: the config, the value, the variable name the value came from.
+pub type EnvSetter = fn(&mut Config, &str, &str) -> Result<(), String>;
+
+/// One supported environment variable.
+pub struct EnvVar {
+    pub name: &'static str,
+    /// Other names read, in order, when `name` (and its `BEYLA_*` aliases) is unset.
+    pub fallbacks: &'static [&'static str],
+    /// The equivalent YAML key, empty when there is none.
+    pub yaml: &'static str,
+    pub help: &'static str,
+    pub set: EnvSetter,
+}
+
+fn glob(v: &str) -> Result<GlobPattern, String> {
+    GlobPattern::new(v).map_err(|e| format!("invalid glob pattern {v:?}: {e}"))
+}
+
+fn regex(v: &str) -> Result<RegexPattern, String> {
+    RegexPattern::new(v).map_err(|e| {
+        let first = e.to_string().lines().last().unwrap_or_default().trim().to_string();
+        format!(
+            "invalid regular expression {v:?} ({first}); OTEL_EBPF_EXECUTABLE_PATH is a regular expression, \
+             use OTEL_EBPF_AUTO_TARGET_EXE for globs such as '*/node'"
+        )
+    })
+}
+
+/// Every environment variable read by [`apply_env`], in application order.
+pub static ENV_VARS: &[EnvVar] = &[
+    EnvVar {
+        name: "OTEL_EBPF_LOG_LEVEL",
+        fallbacks: &[],
+        yaml: "log_level",
+        help: "DEBUG, INFO, WARN or ERROR (default INFO)",
+        set: |c, v, _| {
+            c.log_level = v.parse()?;
+            Ok(())
+        },
+    },
+    EnvVar {
+        name: "OTEL_EBPF_LOG_FORMAT",
+        fallbacks: &[],
+        yaml: "log_format",
+        help: "text or json (default text)",
+        set: |c, v, _| {
+            c.log_format = v.parse()?;
+            Ok(())
+        },
+    },
+    EnvVar {
+        name: "OTEL_EBPF_TRACE_PRINTER",
+        fallbacks: &[],
+        yaml: "trace_printer",
+        help: "print spans on stdout: disabled, text, json, json_indent or counter (default disabled)",
+        set: |c, v, _| {
+            c.trace_printer = v.parse()?;
+            Ok(())
+        },
+    },
+    EnvVar {
+        name: "OTEL_SERVICE_NAME",
+        fallbacks: &["OTEL_EBPF_SERVICE_NAME"],
+        yaml: "service_name",
+        help: "service name of the processes selected by the shortcuts (OPEN_PORT, AUTO_TARGET_EXE, ...)",
+        set: |c, v, _| {
+            c.service_name = Some(v.to_string());
+            Ok(())
+        },
+    },
+    EnvVar {
+        name: "OTEL_EBPF_SERVICE_NAMESPACE",
+        fallbacks: &[],
+        yaml: "service_namespace",
+        help: "service namespace of the processes selected by the shortcuts",
+        set: |c, v, _| {
+            c.service_namespace = Some(v.to_string());
+            Ok(())
+        },
+    },
+    EnvVar {
+        name: "OTEL_EBPF_OPEN_PORT",
+        fallbacks: &[],
+        yaml: "open_port",
+        help: "instrument processes with a local socket on these ports, e.g. 80,443,8000-8999",
+        set: |c, v, _| {
+            c.open_port = Some(PortEnum::parse(v).map_err(|e| e.to_string())?);
+            Ok(())
+        },
+    },
+    EnvVar {
+        name: "OTEL_EBPF_AUTO_TARGET_EXE",
+        fallbacks: &["OTEL_GO_AUTO_TARGET_EXE"],
+        yaml: "auto_target_exe",
+        help: "instrument processes whose executable path matches this glob, e.g. '*/java'",
+        set: |c, v, _| {
+            c.auto_target_exe = Some(glob(v)?);
+            Ok(())
+        },
+    },
+    EnvVar {
+        name: "OTEL_EBPF_EXECUTABLE_PATH",
+        fallbacks: &[],
+        yaml: "executable_path",
+        help: "deprecated: regular expression over the executable path (use OTEL_EBPF_AUTO_TARGET_EXE)",
+        set: |c, v, name| {
+            c.executable_path = Some(regex(v)?);
+            c.note(LogLevel::Info, name, "deprecated: use OTEL_EBPF_AUTO_TARGET_EXE (a glob) instead");
+            Ok(())
+        },
+    },
+    EnvVar {
+        name: "OTEL_EBPF_AUTO_TARGET_LANGUAGE",
+        fallbacks: &[],
+        yaml: "",
+        help: "instrument processes whose detected language matches this glob (go, java, nodejs, python, ...)",
+        set: |c, v, _| {
+            c.auto_target_language = Some(glob(v)?);
+            Ok(())
+        },
+    },
+    EnvVar {
+        name: "OTEL_EBPF_TARGET_PID",
+        fallbacks: &[],
+        yaml: "target_pids",
+        help: "instrument these process ids, e.g. 1234,5678",
+        set: |c, v, _| {
+            c.target_pids = parse_pid_list(v)?;
+            Ok(())
+        },
+    },
+    EnvVar {
+        name: "OTEL_EBPF_SYSTEM_WIDE",
+        fallbacks: &[],
+        yaml: "discovery.system_wide",
+        help: "instrument every process (true/false)",
+        set: |c, v, _| {
+            c.discovery.system_wide = parse_go_bool(v)?;
+            Ok(())
+        },
+    },
+    EnvVar {
+        name: "OTEL_EBPF_DISCOVERY_POLL_INTERVAL",
+        fallbacks: &[],
+        yaml: "discovery.poll_interval",
+        help: "how often processes are rescanned (default 5s)",
+        set: |c, v, _| {
+            let d = parse_go_duration(v)?;
+            c.discovery.poll_interval = if d.is_zero() { DEFAULT_POLL_INTERVAL } else { d };
+            Ok(())
+        },
+    },
+    EnvVar {
+        name: "OTEL_EBPF_EXCLUDE_OTEL_INSTRUMENTED_SERVICES",
+        fallbacks: &[],
+        yaml: "discovery.exclude_otel_instrumented_services",
+        help: "skip processes that already export OpenTelemetry data (default true)",
+        set: |c, v, _| {
+            c.discovery.exclude_otel_instrumented_services = parse_go_bool(v)?;
+            Ok(())
+        },
+    },
+    EnvVar {
+        name: "OTEL_EBPF_SHUTDOWN_TIMEOUT",
+        fallbacks: &[],
+        yaml: "shutdown_timeout",
+        help: "graceful shutdown timeout (default 10s)",
+        set: |c, v, _| {
+            c.shutdown_timeout = parse_go_duration(v)?;
+            Ok(())
+        },
+    },
+    EnvVar {
+        name: "OTEL_EBPF_HOSTNAME",
+        fallbacks: &[],
+        yaml: "attributes.instance_id.override_hostname",
+        help: "host name used in service.instance.id",
+        set: |c, v, _| {
+            c.hostname = Some(v.to_string());
+            Ok(())
+        },
+    },
+    EnvVar {
+        name: "OTEL_EBPF_BPF_BUFFER_SIZE_HTTP",
+        fallbacks: &[],
+        yaml: "ebpf.buffer_sizes.http",
+        help: "payload bytes captured per read/write, up to 4096 (default 1024; 0 = default; larger values are capped)",
+        set: |c, v, name| {
+            let n = parse_u32(v)?;
+            c.ebpf.capture_size = capture_size(c, n, name);
+            Ok(())
+        },
+    },
+    EnvVar {
+        name: "OTEL_EBPF_BPF_RING_BUFFER_SIZE",
+        fallbacks: &[],
+        yaml: "ebpf.ring_buffer_size",
+        help: "event ring buffer size, a power of two >= 4096, e.g. 16MiB (default 8MiB)",
+        set: |c, v, _| {
+            let n = parse_byte_size(v)?;
+            c.ebpf.ring_buffer_size =
+                u32::try_from(n).map_err(|_| format!("ring buffer size {v:?} is too large (maximum 2GiB)"))?;
+            Ok(())
+        },
+    },
+    EnvVar {
+        name: "OTEL_EBPF_BPF_WAKEUP_LEN",
+        fallbacks: &[],
+        yaml: "ebpf.wakeup_len",
+        help: "wake user space after this many events (default 500)",
+        set: |c, v, _| {
+            c.ebpf.wakeup_len = parse_u32(v)?;
+            Ok(())
+        },
+    },
+    EnvVar {
+        name: "OTEL_EBPF_BPF_BATCH_TIMEOUT",
+        fallbacks: &[],
+        yaml: "ebpf.batch_timeout",
+        help: "read the ring buffer at least this often (default 100ms; OBI: 1s)",
+        set: |c, v, _| {
+            c.ebpf.batch_timeout = parse_go_duration(v)?;
+            Ok(())
+        },
+    },
+    EnvVar {
+        name: "OTEL_EBPF_BPF_BATCH_LENGTH",
+        fallbacks: &[],
+        yaml: "ebpf.batch_length",
+        help: "accepted for compatibility and ignored",
+        set: |c, v, name| {
+            parse_u32(v)?;
+            c.note(LogLevel::Debug, name, "accepted for OBI compatibility and ignored (spans are not batched)");
+            Ok(())
+        },
+    },
+    EnvVar {
+        name: "OTEL_EBPF_BPF_HTTP_REQUEST_TIMEOUT",
+        fallbacks: &[],
+        yaml: "ebpf.http_request_timeout",
+        help: "report requests without a response after this long with status 408 (default 0 = off)",
+        set: |c, v, _| {
+            c.ebpf.http_request_timeout = parse_go_duration(v)?;
+            Ok(())
+        },
+    },
+    EnvVar {
+        name: "OTEL_EBPF_BTF_PATH",
+        fallbacks: &[],
+        yaml: "ebpf.btf_path",
+        help: "BTF file for kernels without /sys/kernel/btf/vmlinux",
+        set: |c, v, _| {
+            c.ebpf.btf_path = Some(PathBuf::from(v));
+            Ok(())
+        },
+    },
+    EnvVar {
+        name: "OTEL_EBPF_BPF_CONTEXT_PROPAGATION",
+        fallbacks: &[],
+        yaml: "ebpf.context_propagation",
+        help: "disabled, all, headers, tcp or headers,tcp (default disabled)",
+        set: |c, v, _| {
+            c.ebpf.context_propagation = v.parse()?;
+            Ok(())
+        },
+    },
+    EnvVar {
+        name: "OTEL_EBPF_BPF_TRACK_REQUEST_HEADERS",
+        fallbacks: &[],
+        yaml: "ebpf.track_request_headers",
+        help: "read incoming traceparent headers (default false)",
+        set: |c, v, _| {
+            c.ebpf.track_request_headers = parse_go_bool(v)?;
+            Ok(())
+        },
+    },
+    EnvVar {
+        name: "OTEL_EXPORTER_OTLP_ENDPOINT",
+        fallbacks: &[],
+        yaml: "",
+        help: "OTLP endpoint for traces and metrics (/v1/traces, /v1/metrics appended for HTTP)",
+        set: |c, v, _| {
+            c.export.otlp_endpoint = Some(v.to_string());
+            Ok(())
+        },
+    },
+    EnvVar {
+        name: "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",
+        fallbacks: &[],
+        yaml: "otel_traces_export.endpoint",
+        help: "OTLP traces endpoint, used as is",
+        set: |c, v, _| {
+            c.export.otlp_traces_endpoint = Some(v.to_string());
+            Ok(())
+        },
+    },
+    EnvVar {
+        name: "OTEL_EXPORTER_OTLP_METRICS_ENDPOINT",
+        fallbacks: &[],
+        yaml: "otel_metrics_export.endpoint",
+        help: "OTLP metrics endpoint, used as is",
+        set: |c, v, _| {
+            c.export.otlp_metrics_endpoint = Some(v.to_string());
+            Ok(())
+        },
+    },
+    EnvVar {
+        name: "OTEL_EBPF_PROMETHEUS_PORT",
+        fallbacks: &[],
+        yaml: "prometheus_export.port",
+        help: "serve Prometheus metrics on this port (0 = off)",
+        set: |c, v, _| {
+            let p: u16 = v.trim().parse().map_err(|_| format!("invalid port {v:?} (expected 0-65535)"))?;
+            c.export.prometheus_port = (p != 0).then_some(p);
+            Ok(())
+        },
+    },
+];
+
+/// `ebpf.buffer_sizes.http` as given by the user: `0` means the default (as
+/// in OBI, where 0 disables the extra capture); values above
+/// [`MAX_CAPTURE_SIZE`] (OBI allows up to 65536) are capped with a warning so
+/// that OBI configurations keep working.
+pub(crate) fn capture_size(cfg: &mut Config, requested: u32, key: &str) -> u32 {
+    match requested {
+        0 => DEFAULT_CAPTURE_SIZE,
+        n if n > MAX_CAPTURE_SIZE => {
+            cfg.note(
+                LogLevel::Warn,
+                key,
+                format!("{n} bytes requested; obi-rs captures at most {MAX_CAPTURE_SIZE} bytes per read/write, using {MAX_CAPTURE_SIZE}"),
+            );
+            MAX_CAPTURE_SIZE
+        }
+        n => n,
+    }
+}
+
+/// Other names that matter but are not settings: `OTEL_EBPF_CONFIG_PATH`
+/// (read by [`super::config_path`]).
+pub const CONFIG_PATH_VAR: &str = "OTEL_EBPF_CONFIG_PATH";
+
+/// Applies every variable of [`ENV_VARS`] that is set, on top of `cfg`.
+pub fn apply_env(cfg: &mut Config, lookup: &dyn Fn(&str) -> Option<String>) -> Result<(), ConfigError> {
+    let env = Env::new(lookup);
+    for var in ENV_VARS {
+        let found = env.get(var.name).or_else(|| var.fallbacks.iter().find_map(|f| env.get(f)));
+        if let Some((name, value)) = found {
+            (var.set)(cfg, &value, &name).map_err(|message| ConfigError::value(name.clone(), message))?;
+        }
+    }
+    Ok(())
+}
+
+/// The table entry for an environment variable name (not the aliases).
+pub fn lookup_table(name: &str) -> Option<&'static EnvVar> {
+    ENV_VARS.iter().find(|v| v.name == name)
+}

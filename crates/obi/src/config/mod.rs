@@ -1,0 +1,473 @@
+//! Agent configuration: one typed struct built from defaults < YAML file <
+//! `OTEL_EBPF_*` (and `BEYLA_*`) environment variables < command-line flags,
+//! validated up front with messages that name the offending key and value.
+//!
+//! Entry point: [`load`] (or [`load_from_process_env`]). The layers live in
+//! submodules: [`yaml`](mod@yaml) (file format, `${VAR}` expansion, unknown-key
+//! errors), [`env`](mod@env) (the explicit table of environment variables and the
+//! `BEYLA_*` aliases) and [`validate`](mod@validate) (cross-field checks).
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::time::Duration;
+
+pub mod env;
+pub mod parse;
+pub mod ports;
+pub mod validate;
+pub mod yaml;
+
+pub use ports::{PortEnum, PortEnumError};
+
+/// How spans are printed on stdout (`OTEL_EBPF_TRACE_PRINTER`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum TracePrinter {
+    #[default]
+    Disabled,
+    Text,
+    Json,
+    JsonIndent,
+    /// Prints `Processed N requests` at shutdown.
+    Counter,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Default)]
+pub enum LogLevel {
+    Debug,
+    #[default]
+    Info,
+    Warn,
+    Error,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum LogFormat {
+    #[default]
+    Text,
+    Json,
+}
+
+/// `ebpf.context_propagation` (`OTEL_EBPF_BPF_CONTEXT_PROPAGATION`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ContextPropagation {
+    #[default]
+    Disabled,
+    /// `headers`: inject `traceparent` into outgoing HTTP requests.
+    Headers,
+    /// `tcp`: carry the context in TCP options.
+    Tcp,
+    /// `all` (or `headers,tcp`).
+    All,
+}
+
+/// One entry of `discovery.instrument` (and friends). Every selector that is
+/// set must match for the entry to match a process.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Selector {
+    /// Overrides `service.name` for matched processes.
+    pub name: Option<String>,
+    /// Overrides `service.namespace` for matched processes.
+    pub namespace: Option<String>,
+    /// Any local port of the process's inet sockets is in this set.
+    pub open_ports: Option<PortEnum>,
+    /// Glob over the full executable path.
+    pub exe_path: Option<GlobPattern>,
+    /// Regular expression over the full executable path (legacy `services` form).
+    pub exe_path_regexp: Option<RegexPattern>,
+    /// Glob over the command line (arguments joined by spaces).
+    pub cmd_args: Option<GlobPattern>,
+    /// Glob over the detected language (`go`, `java`, `nodejs`, `python`...).
+    pub languages: Option<GlobPattern>,
+    /// Exact process ids.
+    pub target_pids: Vec<u32>,
+}
+
+impl Selector {
+    /// Whether at least one matching criterion is set (`name`/`namespace`
+    /// only rename, they do not select anything).
+    pub fn has_criteria(&self) -> bool {
+        self.open_ports.is_some()
+            || self.exe_path.is_some()
+            || self.exe_path_regexp.is_some()
+            || self.cmd_args.is_some()
+            || self.languages.is_some()
+            || !self.target_pids.is_empty()
+    }
+}
+
+/// A glob pattern with its source text (for messages).
+///
+/// Syntax (gobwas/glob, as in OBI): `*` matches any sequence including `/`,
+/// `?` one character, `[abc]`, `[!abc]`, `[a-z]` classes and `{a,b}`
+/// alternatives.
+#[derive(Debug, Clone)]
+pub struct GlobPattern {
+    pub source: String,
+    pub matcher: globset::GlobMatcher,
+}
+
+impl PartialEq for GlobPattern {
+    fn eq(&self, other: &Self) -> bool {
+        self.source == other.source
+    }
+}
+
+impl GlobPattern {
+    pub fn new(source: &str) -> Result<Self, globset::Error> {
+        let glob = globset::GlobBuilder::new(source).literal_separator(false).build()?;
+        Ok(GlobPattern { source: source.to_string(), matcher: glob.compile_matcher() })
+    }
+
+    pub fn is_match(&self, text: &str) -> bool {
+        self.matcher.is_match(text)
+    }
+}
+
+/// A regular expression with its source text. Matching is unanchored (Go's
+/// `MatchString`): `node` matches `/usr/bin/node18`.
+#[derive(Debug, Clone)]
+pub struct RegexPattern {
+    pub source: String,
+    pub regex: regex::Regex,
+}
+
+impl PartialEq for RegexPattern {
+    fn eq(&self, other: &Self) -> bool {
+        self.source == other.source
+    }
+}
+
+impl RegexPattern {
+    pub fn new(source: &str) -> Result<Self, regex::Error> {
+        Ok(RegexPattern { source: source.to_string(), regex: regex::Regex::new(source)? })
+    }
+
+    pub fn is_match(&self, text: &str) -> bool {
+        self.regex.is_match(text)
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct DiscoveryConfig {
+    pub instrument: Vec<Selector>,
+    pub exclude_instrument: Vec<Selector>,
+    pub default_exclude_instrument: Vec<Selector>,
+    /// How often /proc is rescanned (`OTEL_EBPF_DISCOVERY_POLL_INTERVAL`).
+    pub poll_interval: Duration,
+    /// Skip processes that already export OTLP themselves.
+    pub exclude_otel_instrumented_services: bool,
+    /// Instrument every process (`OTEL_EBPF_SYSTEM_WIDE`).
+    pub system_wide: bool,
+}
+
+/// OBI's default exclusion: the agent itself and its siblings (OBI, Beyla,
+/// Alloy, OpenTelemetry Collector), as one glob over the executable path.
+/// OBI's list plus `*/obi` and `*/obi-rs` (ours).
+pub const DEFAULT_EXCLUDE_EXE_GLOB: &str =
+    "{*/obi,*/obi-rs,*beyla,*alloy,*ebpf-instrument,*otelcol,*otelcol-contrib,*otelcol-contrib[!/]*}";
+
+/// Default `discovery.poll_interval` (also used when it is set to 0, like OBI).
+pub const DEFAULT_POLL_INTERVAL: Duration = Duration::from_secs(5);
+
+impl Default for DiscoveryConfig {
+    fn default() -> Self {
+        DiscoveryConfig {
+            instrument: Vec::new(),
+            exclude_instrument: Vec::new(),
+            default_exclude_instrument: vec![Selector {
+                exe_path: Some(GlobPattern::new(DEFAULT_EXCLUDE_EXE_GLOB).expect("default exclusion glob is valid")),
+                ..Selector::default()
+            }],
+            poll_interval: DEFAULT_POLL_INTERVAL,
+            exclude_otel_instrumented_services: true,
+            system_wide: false,
+        }
+    }
+}
+
+/// Largest accepted `ebpf.buffer_sizes.http` (bytes captured per syscall).
+pub const MAX_CAPTURE_SIZE: u32 = 4096;
+/// Default `ebpf.buffer_sizes.http` (OBI's `0` also means this).
+pub const DEFAULT_CAPTURE_SIZE: u32 = 1024;
+/// Default ring buffer size: 8 MiB.
+pub const DEFAULT_RING_BUFFER_SIZE: u32 = 8 << 20;
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct EbpfConfig {
+    /// Payload bytes captured per syscall (`ebpf.buffer_sizes.http`).
+    pub capture_size: u32,
+    /// Size of the event ring buffer in bytes (power of two).
+    pub ring_buffer_size: u32,
+    /// Wake user space once this many events are waiting (`wakeup_len`).
+    pub wakeup_len: u32,
+    /// Read the ring buffer at least this often (`batch_timeout`).
+    pub batch_timeout: Duration,
+    /// Requests without a response for this long are reported with status
+    /// 408 (`http_request_timeout`; zero disables).
+    pub http_request_timeout: Duration,
+    /// Explicit BTF file for kernels without /sys/kernel/btf/vmlinux.
+    pub btf_path: Option<std::path::PathBuf>,
+    /// `ebpf.context_propagation` (`OTEL_EBPF_BPF_CONTEXT_PROPAGATION`).
+    pub context_propagation: ContextPropagation,
+    /// `ebpf.track_request_headers`: read incoming `traceparent` headers.
+    pub track_request_headers: bool,
+}
+
+impl Default for EbpfConfig {
+    fn default() -> Self {
+        EbpfConfig {
+            capture_size: DEFAULT_CAPTURE_SIZE,
+            ring_buffer_size: DEFAULT_RING_BUFFER_SIZE,
+            wakeup_len: 500,
+            // OBI's default is 1s. Reading the ring buffer is cheap, and a
+            // shorter period makes spans appear sooner.
+            batch_timeout: Duration::from_millis(100),
+            http_request_timeout: Duration::ZERO,
+            btf_path: None,
+            context_propagation: ContextPropagation::Disabled,
+            track_request_headers: false,
+        }
+    }
+}
+
+/// Exporter endpoints known so far. The exporters themselves read their
+/// sections from [`Config::sections`]; these fields merge the YAML value and
+/// the environment so that validation (and the exporters) see one value.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct ExportConfig {
+    /// `OTEL_EXPORTER_OTLP_ENDPOINT` (environment only, like OBI): `/v1/traces`
+    /// and `/v1/metrics` are appended for HTTP.
+    pub otlp_endpoint: Option<String>,
+    /// `otel_traces_export.endpoint` / `OTEL_EXPORTER_OTLP_TRACES_ENDPOINT` (used as is).
+    pub otlp_traces_endpoint: Option<String>,
+    /// `otel_metrics_export.endpoint` / `OTEL_EXPORTER_OTLP_METRICS_ENDPOINT` (used as is).
+    pub otlp_metrics_endpoint: Option<String>,
+    /// `prometheus_export.port` / `OTEL_EBPF_PROMETHEUS_PORT` (0 = disabled = `None`).
+    pub prometheus_port: Option<u16>,
+}
+
+impl ExportConfig {
+    /// Whether any exporter would send or serve data.
+    pub fn any_enabled(&self) -> bool {
+        self.otlp_endpoint.is_some()
+            || self.otlp_traces_endpoint.is_some()
+            || self.otlp_metrics_endpoint.is_some()
+            || self.prometheus_port.is_some()
+    }
+}
+
+/// Something the loader noticed but that is not an error (deprecated key,
+/// accepted-but-ignored OBI setting...). Logged by [`Config::log_diagnostics`]
+/// once logging is up.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Diagnostic {
+    pub level: LogLevel,
+    /// YAML path or environment variable name.
+    pub key: String,
+    pub message: String,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Config {
+    pub log_level: LogLevel,
+    pub log_format: LogFormat,
+    pub trace_printer: TracePrinter,
+    /// `OTEL_SERVICE_NAME`: names processes selected by the shortcuts below.
+    pub service_name: Option<String>,
+    /// `OTEL_EBPF_SERVICE_NAMESPACE`.
+    pub service_namespace: Option<String>,
+    /// `OTEL_EBPF_OPEN_PORT` shortcut.
+    pub open_port: Option<PortEnum>,
+    /// `OTEL_EBPF_AUTO_TARGET_EXE` shortcut (glob over the executable path).
+    pub auto_target_exe: Option<GlobPattern>,
+    /// `OTEL_EBPF_EXECUTABLE_PATH` shortcut (regex, deprecated).
+    pub executable_path: Option<RegexPattern>,
+    /// `OTEL_EBPF_TARGET_PID` shortcut.
+    pub target_pids: Vec<u32>,
+    pub discovery: DiscoveryConfig,
+    pub ebpf: EbpfConfig,
+    /// `OTEL_EBPF_SHUTDOWN_TIMEOUT`.
+    pub shutdown_timeout: Duration,
+    /// Overrides the host name used in `service.instance.id` (`OTEL_EBPF_HOSTNAME`).
+    pub hostname: Option<String>,
+    /// `OTEL_EBPF_AUTO_TARGET_LANGUAGE` shortcut (glob over the detected language).
+    pub auto_target_language: Option<GlobPattern>,
+    /// Exporter endpoints (YAML merged with the environment).
+    pub export: ExportConfig,
+    /// YAML sections that are accepted but not interpreted here yet, by
+    /// top-level key (`otel_traces_export`, `otel_metrics_export`,
+    /// `prometheus_export`, `routes`, `attributes`, `filter`, `name_resolver`,
+    /// `network`, `internal_metrics`, `metrics`, ...). Values are plain JSON
+    /// trees: `serde_json::from_value` turns one into a typed struct.
+    pub sections: BTreeMap<String, serde_json::Value>,
+    /// The configuration file that was read, if any.
+    pub config_path: Option<PathBuf>,
+    /// Non-fatal findings, see [`Config::log_diagnostics`].
+    pub diagnostics: Vec<Diagnostic>,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            log_level: LogLevel::Info,
+            log_format: LogFormat::Text,
+            trace_printer: TracePrinter::Disabled,
+            service_name: None,
+            service_namespace: None,
+            open_port: None,
+            auto_target_exe: None,
+            executable_path: None,
+            target_pids: Vec::new(),
+            discovery: DiscoveryConfig::default(),
+            ebpf: EbpfConfig::default(),
+            shutdown_timeout: Duration::from_secs(10),
+            hostname: None,
+            auto_target_language: None,
+            export: ExportConfig::default(),
+            sections: BTreeMap::new(),
+            config_path: None,
+            diagnostics: Vec::new(),
+        }
+    }
+}
+
+impl Config {
+    /// The selector built from the shortcuts (`open_port`, `auto_target_exe`,
+    /// `executable_path`, `target_pids`, `OTEL_EBPF_AUTO_TARGET_LANGUAGE`):
+    /// every criterion that is set must match (AND), and matched processes
+    /// are named by `service_name` / `service_namespace`. `None` when no
+    /// shortcut is set.
+    pub fn shortcut_selector(&self) -> Option<Selector> {
+        let s = Selector {
+            name: self.service_name.clone(),
+            namespace: self.service_namespace.clone(),
+            open_ports: self.open_port.clone(),
+            exe_path: self.auto_target_exe.clone(),
+            exe_path_regexp: self.executable_path.clone(),
+            cmd_args: None,
+            languages: self.auto_target_language.clone(),
+            target_pids: self.target_pids.clone(),
+        };
+        s.has_criteria().then_some(s)
+    }
+
+    /// `discovery.instrument` (in order; the first match wins) followed by
+    /// the shortcut selector, if any. `system_wide` is not represented here:
+    /// it is a catch-all the matcher applies after these.
+    pub fn effective_instrument_selectors(&self) -> Vec<Selector> {
+        let mut out = self.discovery.instrument.clone();
+        out.extend(self.shortcut_selector());
+        out
+    }
+
+    /// `exclude_instrument` followed by `default_exclude_instrument`.
+    pub fn effective_exclude_selectors(&self) -> Vec<Selector> {
+        let mut out = self.discovery.exclude_instrument.clone();
+        out.extend(self.discovery.default_exclude_instrument.iter().cloned());
+        out
+    }
+
+    /// A YAML section kept as a tree (see [`Config::sections`]).
+    pub fn section(&self, key: &str) -> Option<&serde_json::Value> {
+        self.sections.get(key)
+    }
+
+    /// Logs [`Config::diagnostics`] through `tracing` (call after
+    /// `logging::init`).
+    pub fn log_diagnostics(&self) {
+        for d in &self.diagnostics {
+            match d.level {
+                LogLevel::Debug => tracing::debug!(component = "config", key = %d.key, "{}", d.message),
+                LogLevel::Info => tracing::info!(component = "config", key = %d.key, "{}", d.message),
+                LogLevel::Warn => tracing::warn!(component = "config", key = %d.key, "{}", d.message),
+                LogLevel::Error => tracing::error!(component = "config", key = %d.key, "{}", d.message),
+            }
+        }
+    }
+
+    pub(crate) fn note(&mut self, level: LogLevel, key: impl Into<String>, message: impl Into<String>) {
+        self.diagnostics.push(Diagnostic { level, key: key.into(), message: message.into() });
+    }
+}
+
+/// A configuration problem. `Display` is one line that names the key (YAML
+/// path or environment variable), the bad value and what is allowed.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read configuration file {}: {source}", path.display())]
+    ReadFile { path: PathBuf, source: std::io::Error },
+    #[error("parsing YAML configuration {origin}: {message}")]
+    Yaml { origin: String, message: String },
+    #[error("unknown key {key:?}{}{}", suggestion_suffix(.suggestion), at_suffix(.at))]
+    UnknownKey { key: String, suggestion: Option<String>, at: Option<String> },
+    /// A bad value: `key` is a YAML path (`discovery.poll_interval`) or an
+    /// environment variable name; `message` contains the value.
+    #[error("{key}{}: {message}", at_suffix(.at))]
+    Value { key: String, at: Option<String>, message: String },
+    /// A cross-field problem found by [`validate::validate`].
+    #[error("{0}")]
+    Invalid(String),
+}
+
+fn suggestion_suffix(s: &Option<String>) -> String {
+    s.as_ref().map(|s| format!(" (did you mean {s:?}?)")).unwrap_or_default()
+}
+
+fn at_suffix(at: &Option<String>) -> String {
+    at.as_ref().map(|a| format!(" at {a}")).unwrap_or_default()
+}
+
+impl ConfigError {
+    /// A bad value from the environment (or any source without a location).
+    pub fn value(key: impl Into<String>, message: impl Into<String>) -> Self {
+        ConfigError::Value { key: key.into(), at: None, message: message.into() }
+    }
+}
+
+/// The configuration file to read: `OTEL_EBPF_CONFIG_PATH` (or
+/// `BEYLA_CONFIG_PATH`) wins over `--config`, like OBI.
+pub fn config_path(args: &crate::cli::RunArgs, env: &dyn Fn(&str) -> Option<String>) -> Option<PathBuf> {
+    env::Env::new(env).get("OTEL_EBPF_CONFIG_PATH").map(|(_, v)| PathBuf::from(v)).or_else(|| args.config.clone())
+}
+
+/// Builds and validates the configuration: defaults, then the YAML file
+/// (`OTEL_EBPF_CONFIG_PATH` or `--config`), then environment variables.
+/// `env` looks up one environment variable (injectable for tests).
+pub fn load(args: &crate::cli::RunArgs, env: &dyn Fn(&str) -> Option<String>) -> Result<Config, ConfigError> {
+    let cfg = load_unvalidated(args, env)?;
+    validate::validate(&cfg)?;
+    Ok(cfg)
+}
+
+/// Like [`load`] without the cross-field checks of [`validate::validate`]
+/// (values are still parsed and range-checked). For `obi check`.
+pub fn load_unvalidated(
+    args: &crate::cli::RunArgs,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<Config, ConfigError> {
+    let mut cfg = Config::default();
+    if let Some(path) = config_path(args, env) {
+        let text =
+            std::fs::read_to_string(&path).map_err(|source| ConfigError::ReadFile { path: path.clone(), source })?;
+        yaml::apply_yaml(&mut cfg, &text, &path.display().to_string(), env)?;
+        cfg.config_path = Some(path);
+    }
+    env::apply_env(&mut cfg, env)?;
+    Ok(cfg)
+}
+
+/// [`load`] with the process environment.
+pub fn load_from_process_env(args: &crate::cli::RunArgs) -> Result<Config, ConfigError> {
+    load(args, &|k| std::env::var(k).ok())
+}
+
+/// Parses YAML text on top of the defaults, without environment overrides or
+/// validation (`${VAR}` references expand to empty strings). For tests and tools.
+pub fn from_yaml_str(text: &str) -> Result<Config, ConfigError> {
+    let mut cfg = Config::default();
+    yaml::apply_yaml(&mut cfg, text, "<string>", &|_| None)?;
+    Ok(cfg)
+}
+
+#[cfg(test)]
+mod tests;

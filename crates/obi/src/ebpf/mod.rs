@@ -1,0 +1,252 @@
+//! Loads the kernel side, attaches it, and gives typed access to its maps.
+
+pub mod abi;
+pub mod programs;
+pub mod ring;
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use anyhow::{Context, Result, anyhow};
+use aya::maps::{HashMap as BpfHashMap, MapData, PerCpuArray, RingBuf};
+use aya::programs::{RawTracePoint, TracePoint};
+use aya::{Btf, Ebpf, EbpfLoader, Endianness};
+
+use crate::config::Config;
+use programs::{ATTACHMENTS, Hook};
+
+#[cfg(target_arch = "x86_64")]
+static OBJECT: &[u8] = aya::include_bytes_aligned!("../../../../bpf/obj/obi.x86_64.bpf.o");
+#[cfg(target_arch = "aarch64")]
+static OBJECT: &[u8] = aya::include_bytes_aligned!("../../../../bpf/obj/obi.arm64.bpf.o");
+
+/// Settings baked into the programs at load time.
+#[derive(Debug, Clone)]
+pub struct LoadOptions {
+    pub agent_tgid: u32,
+    pub capture_size: u32,
+    pub ring_buffer_size: u32,
+    pub wakeup_bytes: u64,
+    pub watch_exec: bool,
+    pub trace_all: bool,
+    pub btf_path: Option<std::path::PathBuf>,
+}
+
+impl LoadOptions {
+    pub fn from_config(cfg: &Config, watch_exec: bool) -> Self {
+        LoadOptions {
+            agent_tgid: std::process::id(),
+            capture_size: cfg.ebpf.capture_size,
+            ring_buffer_size: cfg.ebpf.ring_buffer_size,
+            // wakeup_len counts events; assume a typical event of ~512 bytes.
+            wakeup_bytes: cfg.ebpf.wakeup_len.max(1) as u64 * 512,
+            watch_exec,
+            trace_all: cfg.discovery.system_wide,
+            btf_path: cfg.ebpf.btf_path.clone(),
+        }
+    }
+}
+
+/// Per-CPU counters kept by the programs, summed.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct KernelStats {
+    pub events: u64,
+    pub ringbuf_full: u64,
+    pub proc_ringbuf_full: u64,
+    pub conn_table_full: u64,
+    pub pending_full: u64,
+    pub ignored: u64,
+    pub wakeups: u64,
+}
+
+/// The loaded and attached kernel side. Dropping it detaches everything.
+pub struct Tracer {
+    ebpf: Ebpf,
+    traced_pids: BpfHashMap<MapData, u32, abi::PidInfo>,
+    ignored_conns: BpfHashMap<MapData, u64, u8>,
+    stats: PerCpuArray<MapData, u64>,
+    /// Hooks that could not be attached, with what that costs.
+    pub missing: Vec<(String, &'static str)>,
+}
+
+impl Tracer {
+    /// Loads the programs with CO-RE against the running kernel's BTF and
+    /// attaches every hook. Required hooks that fail abort with a message
+    /// naming the hook; optional ones are reported in `missing`.
+    pub fn load(opts: &LoadOptions) -> Result<Tracer> {
+        let btf = load_btf(opts.btf_path.as_deref())?;
+        let watch_exec = opts.watch_exec as u8;
+        let trace_all = opts.trace_all as u8;
+        let mut loader = EbpfLoader::new();
+        loader
+            .btf(Some(&btf))
+            .override_global("obi_agent_tgid", &opts.agent_tgid, true)
+            .override_global("obi_capture_size", &opts.capture_size, true)
+            .override_global("obi_wakeup_bytes", &opts.wakeup_bytes, true)
+            .override_global("obi_watch_exec", &watch_exec, true)
+            .override_global("obi_trace_all", &trace_all, true)
+            .map_max_entries("events", opts.ring_buffer_size);
+        let mut ebpf = loader.load(OBJECT).map_err(explain_load_error)?;
+
+        let mut missing = Vec::new();
+        let mut loaded = BTreeMap::new();
+        for att in ATTACHMENTS {
+            for hook in att.hooks {
+                if let Err(err) = attach(&mut ebpf, &mut loaded, att.program, hook) {
+                    if att.required {
+                        return Err(err.context(format!(
+                            "cannot attach {} ({}); obi-rs needs it for {}",
+                            att.program,
+                            hook.describe(),
+                            if att.lost.is_empty() { "all request capture" } else { att.lost }
+                        )));
+                    }
+                    tracing::warn!(
+                        component = "ebpf.Tracer",
+                        hook = %hook.describe(),
+                        lost = att.lost,
+                        error = %format!("{err:#}"),
+                        "optional kernel hook unavailable"
+                    );
+                    missing.push((hook.describe(), att.lost));
+                }
+            }
+        }
+
+        let traced_pids = BpfHashMap::try_from(take_map(&mut ebpf, "traced_pids")?)?;
+        let ignored_conns = BpfHashMap::try_from(take_map(&mut ebpf, "ignored_conns")?)?;
+        let stats = PerCpuArray::try_from(take_map(&mut ebpf, "obi_stats")?)?;
+        Ok(Tracer { ebpf, traced_pids, ignored_conns, stats, missing })
+    }
+
+    /// Takes the data event ring buffer (once).
+    pub fn take_events(&mut self) -> Result<RingBuf<MapData>> {
+        Ok(RingBuf::try_from(take_map(&mut self.ebpf, "events")?)?)
+    }
+
+    /// Takes the process event ring buffer (once).
+    pub fn take_proc_events(&mut self) -> Result<RingBuf<MapData>> {
+        Ok(RingBuf::try_from(take_map(&mut self.ebpf, "proc_events")?)?)
+    }
+
+    pub fn trace_pid(&mut self, pid: u32) -> Result<()> {
+        self.traced_pids
+            .insert(pid, abi::PidInfo::default(), 0)
+            .with_context(|| format!("adding pid {pid} to the kernel filter"))
+    }
+
+    pub fn untrace_pid(&mut self, pid: u32) {
+        // Missing keys are fine: the process may never have been added.
+        let _ = self.traced_pids.remove(&pid);
+    }
+
+    pub fn traced_pid_count(&self) -> usize {
+        self.traced_pids.keys().filter(|k| k.is_ok()).count()
+    }
+
+    /// Stops capturing a connection user space cannot use.
+    pub fn ignore_conn(&mut self, conn_id: u64) {
+        if let Err(err) = self.ignored_conns.insert(conn_id, 1, 0) {
+            tracing::debug!(component = "ebpf.Tracer", conn_id, error = %err, "cannot ignore connection");
+        }
+    }
+
+    pub fn stats(&self) -> KernelStats {
+        let sum = |idx: u32| -> u64 { self.stats.get(&idx, 0).map(|v| v.iter().sum()).unwrap_or(0) };
+        KernelStats {
+            events: sum(abi::STAT_EVENTS),
+            ringbuf_full: sum(abi::STAT_RINGBUF_FULL),
+            proc_ringbuf_full: sum(abi::STAT_PROC_RINGBUF_FULL),
+            conn_table_full: sum(abi::STAT_CONN_TABLE_FULL),
+            pending_full: sum(abi::STAT_PENDING_FULL),
+            ignored: sum(abi::STAT_IGNORED),
+            wakeups: sum(abi::STAT_WAKEUPS),
+        }
+    }
+
+    /// Number of entries in one of the per-connection / per-thread kernel
+    /// maps, for leak checks and diagnostics.
+    pub fn map_len(&self, name: &str) -> Option<usize> {
+        if name == "ignored_conns" {
+            return Some(self.ignored_conns.keys().filter(|k| k.is_ok()).count());
+        }
+        let map = self.ebpf.map(name)?;
+        fn count<K: aya::Pod, const V: usize>(map: &aya::maps::Map) -> Option<usize> {
+            let m = aya::maps::HashMap::<&MapData, K, [u8; V]>::try_from(map).ok()?;
+            Some(m.keys().filter(|k| k.is_ok()).count())
+        }
+        match name {
+            "conn_state" => count::<u64, { std::mem::size_of::<abi::ConnState>() }>(map),
+            "server_traces" => count::<u64, 48>(map),
+            "pending_io" => count::<u64, 40>(map),
+            "thread_parent" => count::<u32, 4>(map),
+            _ => None,
+        }
+    }
+}
+
+fn take_map(ebpf: &mut Ebpf, name: &str) -> Result<aya::maps::Map> {
+    ebpf.take_map(name).ok_or_else(|| anyhow!("map {name} missing from the eBPF object"))
+}
+
+fn attach(ebpf: &mut Ebpf, loaded: &mut BTreeMap<&'static str, ()>, program: &'static str, hook: &Hook) -> Result<()> {
+    let prog = ebpf.program_mut(program).ok_or_else(|| anyhow!("program {program} missing from the eBPF object"))?;
+    let first = loaded.insert(program, ()).is_none();
+    match hook {
+        Hook::TracePoint(category, name) => {
+            let tp: &mut TracePoint = prog.try_into()?;
+            if first {
+                tp.load().map_err(|e| anyhow!(explain_program_error(program, e)))?;
+            }
+            tp.attach(category, name)?;
+        }
+        Hook::RawTracePoint(name) => {
+            let tp: &mut RawTracePoint = prog.try_into()?;
+            if first {
+                tp.load().map_err(|e| anyhow!(explain_program_error(program, e)))?;
+            }
+            tp.attach(name)?;
+        }
+    }
+    Ok(())
+}
+
+/// BTF of the running kernel, or the file the user pointed us to.
+fn load_btf(path: Option<&Path>) -> Result<Btf> {
+    if let Some(path) = path {
+        return Btf::parse_file(path, Endianness::default())
+            .with_context(|| format!("reading the BTF file {} (OTEL_EBPF_BTF_PATH)", path.display()));
+    }
+    Btf::from_sys_fs().map_err(|err| anyhow!("{}: {err}", crate::preflight::NO_BTF_HELP))
+}
+
+fn explain_load_error(err: aya::EbpfError) -> anyhow::Error {
+    let text = err.to_string();
+    let mut chain = format!("{err}");
+    let mut src = std::error::Error::source(&err);
+    while let Some(s) = src {
+        chain.push_str(": ");
+        chain.push_str(&s.to_string());
+        src = s.source();
+    }
+    if chain.contains("Operation not permitted") || chain.contains("EPERM") {
+        return anyhow!(
+            "loading eBPF programs was refused ({chain}). Run obi as root, or grant it CAP_BPF, CAP_PERFMON, \
+             CAP_SYS_PTRACE and CAP_DAC_READ_SEARCH (CAP_SYS_ADMIN on kernels older than 5.8)"
+        );
+    }
+    anyhow!("loading the eBPF object failed: {text}: {chain}")
+}
+
+fn explain_program_error(program: &str, err: aya::programs::ProgramError) -> String {
+    match err {
+        aya::programs::ProgramError::LoadError { io_error, verifier_log } => {
+            tracing::debug!(component = "ebpf.Tracer", program, log = %verifier_log, "verifier log");
+            let log = verifier_log.to_string();
+            let mut tail: Vec<&str> = log.lines().rev().take(6).collect();
+            tail.reverse();
+            format!("the kernel rejected {program} ({io_error}); verifier: {}", tail.join(" | "))
+        }
+        other => format!("loading {program}: {other}"),
+    }
+}

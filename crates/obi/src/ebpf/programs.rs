@@ -1,0 +1,147 @@
+//! Which eBPF program attaches where, and what is lost if it cannot.
+
+/// Kernel hook of one program.
+#[derive(Debug, Clone, Copy)]
+pub enum Hook {
+    /// `tracepoint/<category>/<name>`
+    TracePoint(&'static str, &'static str),
+    /// `raw_tracepoint/<name>`
+    RawTracePoint(&'static str),
+}
+
+impl Hook {
+    pub fn describe(&self) -> String {
+        match self {
+            Hook::TracePoint(cat, name) => format!("tracepoint {cat}:{name}"),
+            Hook::RawTracePoint(name) => format!("raw tracepoint {name}"),
+        }
+    }
+}
+
+/// One program and every hook it serves. `lost` says what stops working
+/// when an optional hook is missing; required hooks abort startup.
+pub struct Attachment {
+    pub program: &'static str,
+    pub hooks: &'static [Hook],
+    pub required: bool,
+    pub lost: &'static str,
+}
+
+use Hook::{RawTracePoint, TracePoint};
+
+const fn sc(name: &'static str) -> Hook {
+    TracePoint("syscalls", name)
+}
+
+/// Every attachment of the socket tracer, in attach order: exits first, so
+/// an entry never saves arguments nobody consumes.
+pub const ATTACHMENTS: &[Attachment] = &[
+    Attachment {
+        program: "obi_sys_exit",
+        hooks: &[sc("sys_exit_read"), sc("sys_exit_write"), sc("sys_exit_accept4"), sc("sys_exit_connect")],
+        required: true,
+        lost: "all request capture",
+    },
+    Attachment {
+        program: "obi_sys_exit",
+        hooks: &[
+            sc("sys_exit_readv"),
+            sc("sys_exit_writev"),
+            sc("sys_exit_recvfrom"),
+            sc("sys_exit_sendto"),
+            sc("sys_exit_recvmsg"),
+            sc("sys_exit_sendmsg"),
+            sc("sys_exit_sendfile64"),
+            sc("sys_exit_accept"),
+        ],
+        required: false,
+        lost: "traffic through this syscall",
+    },
+    Attachment { program: "obi_enter_read", hooks: &[sc("sys_enter_read")], required: true, lost: "" },
+    Attachment { program: "obi_enter_write", hooks: &[sc("sys_enter_write")], required: true, lost: "" },
+    Attachment {
+        program: "obi_enter_accept",
+        hooks: &[sc("sys_enter_accept4")],
+        required: true,
+        lost: "server connections",
+    },
+    Attachment {
+        program: "obi_enter_accept",
+        hooks: &[sc("sys_enter_accept")],
+        required: false,
+        lost: "server connections accepted with accept()",
+    },
+    Attachment { program: "obi_enter_connect", hooks: &[sc("sys_enter_connect")], required: true, lost: "" },
+    Attachment { program: "obi_enter_close", hooks: &[sc("sys_enter_close")], required: true, lost: "" },
+    Attachment {
+        program: "obi_enter_readv",
+        hooks: &[sc("sys_enter_readv")],
+        required: false,
+        lost: "requests read with readv()",
+    },
+    Attachment {
+        program: "obi_enter_writev",
+        hooks: &[sc("sys_enter_writev")],
+        required: false,
+        lost: "responses written with writev() (nginx, many C servers)",
+    },
+    Attachment {
+        program: "obi_enter_recvfrom",
+        hooks: &[sc("sys_enter_recvfrom")],
+        required: false,
+        lost: "traffic read with recv()/recvfrom() (Python, Node.js)",
+    },
+    Attachment {
+        program: "obi_enter_sendto",
+        hooks: &[sc("sys_enter_sendto")],
+        required: false,
+        lost: "traffic written with send()/sendto() (Python, Node.js)",
+    },
+    Attachment {
+        program: "obi_enter_recvmsg",
+        hooks: &[sc("sys_enter_recvmsg")],
+        required: false,
+        lost: "traffic read with recvmsg()",
+    },
+    Attachment {
+        program: "obi_enter_sendmsg",
+        hooks: &[sc("sys_enter_sendmsg")],
+        required: false,
+        lost: "traffic written with sendmsg()",
+    },
+    Attachment {
+        program: "obi_enter_sendfile",
+        hooks: &[sc("sys_enter_sendfile64")],
+        required: false,
+        lost: "response sizes of files sent with sendfile() (static file servers)",
+    },
+    Attachment {
+        program: "obi_exit_listen",
+        hooks: &[sc("sys_exit_listen")],
+        required: false,
+        lost: "immediate discovery of new servers (the periodic /proc scan still finds them)",
+    },
+    Attachment {
+        program: "obi_sched_exec",
+        hooks: &[TracePoint("sched", "sched_process_exec")],
+        required: false,
+        lost: "immediate discovery of new executables (the periodic /proc scan still finds them)",
+    },
+    Attachment {
+        program: "obi_sched_fork",
+        hooks: &[RawTracePoint("sched_process_fork")],
+        required: false,
+        lost: "tracing of forked worker processes until the next /proc scan, and thread nesting",
+    },
+    Attachment {
+        program: "obi_sched_exit",
+        hooks: &[TracePoint("sched", "sched_process_exit")],
+        required: false,
+        lost: "prompt cleanup when traced processes exit",
+    },
+];
+
+/// Every tracepoint the agent may use, for the preflight check.
+pub fn all_hooks() -> impl Iterator<Item = (&'static Attachment, Hook)> {
+    ATTACHMENTS.iter().flat_map(|a| a.hooks.iter().map(move |h| (a, *h)))
+}

@@ -1,0 +1,5 @@
+//! Span and metric exporters, fed through bounded queues.
+
+pub mod fanout;
+pub mod gofmt;
+pub mod printer;

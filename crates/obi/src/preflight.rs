@@ -1,0 +1,272 @@
+//! "Why doesn't it work on my machine?" answered before anything loads:
+//! each check says what it found, what breaks without it and how to fix it.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use crate::ebpf::programs::{Hook, all_hooks};
+
+pub const NO_BTF_HELP: &str = "the kernel has no BTF type information (/sys/kernel/btf/vmlinux is missing), which \
+obi-rs needs to read kernel structures portably. Use a kernel built with CONFIG_DEBUG_INFO_BTF=y (most distributions \
+ship one; on Raspberry Pi OS, Ubuntu's or Debian's arm64 kernels have it), or point OTEL_EBPF_BTF_PATH at a BTF file \
+for this exact kernel (for example one from BTFHub)";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Status {
+    Ok,
+    Warn,
+    Fail,
+}
+
+impl Status {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Status::Ok => "ok",
+            Status::Warn => "warn",
+            Status::Fail => "FAIL",
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Check {
+    pub name: String,
+    pub status: Status,
+    /// What was found.
+    pub detail: String,
+    /// What to do about it (empty when nothing needs doing).
+    pub fix: String,
+}
+
+impl Check {
+    fn ok(name: impl Into<String>, detail: impl Into<String>) -> Check {
+        Check { name: name.into(), status: Status::Ok, detail: detail.into(), fix: String::new() }
+    }
+    fn warn(name: impl Into<String>, detail: impl Into<String>, fix: impl Into<String>) -> Check {
+        Check { name: name.into(), status: Status::Warn, detail: detail.into(), fix: fix.into() }
+    }
+    fn fail(name: impl Into<String>, detail: impl Into<String>, fix: impl Into<String>) -> Check {
+        Check { name: name.into(), status: Status::Fail, detail: detail.into(), fix: fix.into() }
+    }
+}
+
+/// Linux capability numbers (linux/capability.h).
+pub mod caps {
+    pub const DAC_READ_SEARCH: u32 = 2;
+    pub const NET_ADMIN: u32 = 12;
+    pub const SYS_PTRACE: u32 = 19;
+    pub const SYS_ADMIN: u32 = 21;
+    pub const SYS_RESOURCE: u32 = 24;
+    pub const PERFMON: u32 = 38;
+    pub const BPF: u32 = 39;
+
+    pub fn name(cap: u32) -> &'static str {
+        match cap {
+            DAC_READ_SEARCH => "CAP_DAC_READ_SEARCH",
+            NET_ADMIN => "CAP_NET_ADMIN",
+            SYS_PTRACE => "CAP_SYS_PTRACE",
+            SYS_ADMIN => "CAP_SYS_ADMIN",
+            SYS_RESOURCE => "CAP_SYS_RESOURCE",
+            PERFMON => "CAP_PERFMON",
+            BPF => "CAP_BPF",
+            _ => "CAP_?",
+        }
+    }
+}
+
+/// Effective capability bits of this process.
+pub fn effective_caps() -> u64 {
+    let status = fs::read_to_string("/proc/self/status").unwrap_or_default();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("CapEff:"))
+        .and_then(|v| u64::from_str_radix(v.trim(), 16).ok())
+        .unwrap_or(0)
+}
+
+fn has_cap(caps: u64, cap: u32) -> bool {
+    caps & (1u64 << cap) != 0
+}
+
+/// (major, minor) of the running kernel.
+pub fn kernel_version() -> Option<(u32, u32, String)> {
+    let release = fs::read_to_string("/proc/sys/kernel/osrelease").ok()?.trim().to_string();
+    let mut parts = release.split(|c: char| !c.is_ascii_digit());
+    let major = parts.next()?.parse().ok()?;
+    let minor = parts.next()?.parse().ok()?;
+    Some((major, minor, release))
+}
+
+/// Where tracefs is mounted, if anywhere.
+pub fn tracefs_path() -> Option<PathBuf> {
+    ["/sys/kernel/tracing", "/sys/kernel/debug/tracing"]
+        .into_iter()
+        .map(PathBuf::from)
+        .find(|p| p.join("events").is_dir())
+}
+
+/// Mounts tracefs at /sys/kernel/tracing if it is not mounted anywhere.
+/// Containers started with --privileged often lack it.
+pub fn ensure_tracefs() -> Result<PathBuf, String> {
+    if let Some(p) = tracefs_path() {
+        return Ok(p);
+    }
+    let target = Path::new("/sys/kernel/tracing");
+    mount("tracefs", target, "tracefs")?;
+    tracefs_path().ok_or_else(|| "tracefs mounted but /sys/kernel/tracing/events is missing".to_string())
+}
+
+fn mount(source: &str, target: &Path, fstype: &str) -> Result<(), String> {
+    use std::ffi::CString;
+    let c = |s: &str| CString::new(s).map_err(|e| e.to_string());
+    let (src, tgt, fs) = (c(source)?, c(&target.to_string_lossy())?, c(fstype)?);
+    // SAFETY: all pointers are valid NUL-terminated strings for the call's duration.
+    let rc = unsafe { libc::mount(src.as_ptr(), tgt.as_ptr(), fs.as_ptr(), 0, std::ptr::null()) };
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(format!("mount -t {fstype} {source} {}: {}", target.display(), std::io::Error::last_os_error()))
+    }
+}
+
+/// The kernel's lockdown mode, when securityfs exposes it.
+pub fn lockdown_mode() -> Option<String> {
+    let text = fs::read_to_string("/sys/kernel/security/lockdown").ok()?;
+    let start = text.find('[')?;
+    let end = text[start..].find(']')?;
+    Some(text[start + 1..start + end].to_string())
+}
+
+/// Runs every check. `btf_path` is the user's OTEL_EBPF_BTF_PATH, if any.
+pub fn run(btf_path: Option<&Path>) -> Vec<Check> {
+    let mut out = Vec::new();
+    let kernel = kernel_version();
+    out.push(match &kernel {
+        Some((maj, min, rel)) if (*maj, *min) >= (5, 8) => Check::ok("kernel", format!("Linux {rel}")),
+        Some((_, _, rel)) => Check::fail(
+            "kernel",
+            format!("Linux {rel} is older than 5.8 (no BPF ring buffer)"),
+            "run on Linux 5.8 or newer",
+        ),
+        None => Check::warn("kernel", "cannot read /proc/sys/kernel/osrelease", ""),
+    });
+    out.push(capability_check(effective_caps(), kernel.as_ref().map(|k| (k.0, k.1))));
+    out.push(btf_check(btf_path));
+    out.extend(tracepoint_checks());
+    out
+}
+
+fn capability_check(caps: u64, kernel: Option<(u32, u32)>) -> Check {
+    let old_kernel = kernel.is_some_and(|k| k < (5, 8));
+    let mut needed = vec![caps::SYS_PTRACE, caps::DAC_READ_SEARCH];
+    if old_kernel {
+        needed.push(caps::SYS_ADMIN);
+    } else if !has_cap(caps, caps::SYS_ADMIN) {
+        needed.extend([caps::BPF, caps::PERFMON]);
+        if kernel.is_some_and(|k| k < (5, 11)) {
+            needed.push(caps::SYS_RESOURCE);
+        }
+    }
+    let missing: Vec<&str> = needed.iter().filter(|&&c| !has_cap(caps, c)).map(|&c| caps::name(c)).collect();
+    if missing.is_empty() {
+        Check::ok("capabilities", "the capabilities obi-rs needs are present")
+    } else {
+        Check::fail(
+            "capabilities",
+            format!("the following capabilities are required: {}", missing.join(", ")),
+            "run as root, or with exactly these capabilities (docker: --cap-add for each, plus --pid=host)",
+        )
+    }
+}
+
+fn btf_check(btf_path: Option<&Path>) -> Check {
+    if let Some(p) = btf_path {
+        return if p.is_file() {
+            Check::ok("btf", format!("using {} (OTEL_EBPF_BTF_PATH)", p.display()))
+        } else {
+            Check::fail("btf", format!("OTEL_EBPF_BTF_PATH={} does not exist", p.display()), "fix the path")
+        };
+    }
+    if Path::new("/sys/kernel/btf/vmlinux").is_file() {
+        Check::ok("btf", "/sys/kernel/btf/vmlinux")
+    } else {
+        Check::fail("btf", "no /sys/kernel/btf/vmlinux", NO_BTF_HELP)
+    }
+}
+
+fn tracepoint_checks() -> Vec<Check> {
+    let Some(tracefs) = tracefs_path() else {
+        return vec![Check::warn(
+            "tracefs",
+            "tracefs is not mounted",
+            "obi mounts it at /sys/kernel/tracing when it starts; or run: mount -t tracefs nodev /sys/kernel/tracing",
+        )];
+    };
+    let mut out = Vec::new();
+    for (att, hook) in all_hooks() {
+        let (category, name) = match hook {
+            Hook::TracePoint(c, n) => (c, n),
+            Hook::RawTracePoint(n) => ("sched", n),
+        };
+        let present = tracefs.join("events").join(category).join(name).join("id").is_file();
+        let label = hook.describe();
+        out.push(if present {
+            Check::ok(label, "present")
+        } else if att.required {
+            Check::fail(label, "missing", "a kernel with CONFIG_FTRACE_SYSCALLS=y is required")
+        } else {
+            Check::warn(label, format!("missing: no {}", att.lost), "")
+        });
+    }
+    out
+}
+
+/// The failures among `checks`, as one message per failure.
+pub fn failures(checks: &[Check]) -> Vec<String> {
+    checks
+        .iter()
+        .filter(|c| c.status == Status::Fail)
+        .map(|c| {
+            if c.fix.is_empty() {
+                format!("{}: {}", c.name, c.detail)
+            } else {
+                format!("{}: {}. {}", c.name, c.detail, c.fix)
+            }
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_missing_capabilities_for_an_unprivileged_process() {
+        let c = capability_check(0, Some((6, 18)));
+        assert_eq!(c.status, Status::Fail);
+        assert!(c.detail.contains("CAP_BPF"), "{}", c.detail);
+        assert!(c.detail.contains("CAP_PERFMON"), "{}", c.detail);
+        assert!(c.detail.contains("CAP_SYS_PTRACE"), "{}", c.detail);
+    }
+
+    #[test]
+    fn sys_admin_covers_bpf_and_perfmon() {
+        let caps = (1 << caps::SYS_ADMIN) | (1 << caps::SYS_PTRACE) | (1 << caps::DAC_READ_SEARCH);
+        assert_eq!(capability_check(caps, Some((6, 1))).status, Status::Ok);
+    }
+
+    #[test]
+    fn old_kernels_need_sys_admin() {
+        let caps = (1 << caps::BPF) | (1 << caps::PERFMON) | (1 << caps::SYS_PTRACE) | (1 << caps::DAC_READ_SEARCH);
+        let c = capability_check(caps, Some((5, 4)));
+        assert_eq!(c.status, Status::Fail);
+        assert!(c.detail.contains("CAP_SYS_ADMIN"));
+    }
+
+    #[test]
+    fn missing_btf_file_fails_with_its_path() {
+        let c = btf_check(Some(Path::new("/nonexistent/btf")));
+        assert_eq!(c.status, Status::Fail);
+        assert!(c.detail.contains("/nonexistent/btf"));
+    }
+}

@@ -1,0 +1,71 @@
+//! The identity of an instrumented process: what every span and metric it
+//! produces is attributed to.
+
+use std::fmt;
+use std::path::PathBuf;
+
+/// The runtime an executable was built with, as OBI reports it in
+/// `telemetry.sdk.language` and the printer's `svc=[name lang]`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum Language {
+    Go,
+    Java,
+    NodeJs,
+    Python,
+    Ruby,
+    DotNet,
+    Rust,
+    Php,
+    #[default]
+    Generic,
+}
+
+impl Language {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Language::Go => "go",
+            Language::Java => "java",
+            Language::NodeJs => "nodejs",
+            Language::Python => "python",
+            Language::Ruby => "ruby",
+            Language::DotNet => "dotnet",
+            Language::Rust => "rust",
+            Language::Php => "php",
+            Language::Generic => "generic",
+        }
+    }
+}
+
+impl fmt::Display for Language {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// One instrumented process. Shared (behind `Arc`) by all its spans.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Service {
+    /// `service.name`.
+    pub name: String,
+    /// `service.namespace`, empty when unset.
+    pub namespace: String,
+    pub language: Language,
+    /// Host PID of the process.
+    pub pid: u32,
+    /// Full path of the executable (`/proc/<pid>/exe`).
+    pub exe_path: PathBuf,
+    /// `service.instance.id`: `<hostname>:<pid>` like OBI.
+    pub instance_id: String,
+    /// Extra resource attributes from the process's own
+    /// `OTEL_RESOURCE_ATTRIBUTES`, in the order given.
+    pub resource_attributes: Vec<(String, String)>,
+    /// Container id from the process's cgroup, when it runs in one.
+    pub container_id: Option<String>,
+}
+
+impl Service {
+    /// OBI's `Service.Job()`: `namespace/name`, or just `name`.
+    pub fn job(&self) -> String {
+        if self.namespace.is_empty() { self.name.clone() } else { format!("{}/{}", self.namespace, self.name) }
+    }
+}

@@ -1,0 +1,287 @@
+//! HTTP/1 on one connection: feeds both directions to the stream parsers and
+//! pairs requests with responses (in order, so pipelining works).
+
+use std::collections::VecDeque;
+
+use obi_protocols::http1::{MessageEvent, Request, RequestStream, Response, ResponseStream, Segment};
+
+use super::trace_ids::{self, TraceRemap};
+use crate::span::TraceContext;
+
+/// Requests waiting for a response beyond this are dropped (and counted).
+const MAX_PENDING: usize = 64;
+/// Bytes of a head buffered across syscalls.
+const MAX_HEAD: usize = 16 * 1024;
+
+/// Which side of the exchange an event carries.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Side {
+    Request,
+    Response,
+}
+
+/// A request seen on the wire, waiting for its response.
+#[derive(Debug)]
+pub struct PendingRequest {
+    pub req: Request,
+    /// Monotonic ns: first byte of the request.
+    pub start_mono: u64,
+    pub tid: u32,
+    pub ctx: TraceContext,
+    pub body_bytes: u64,
+}
+
+/// A request with its response: everything a span needs from HTTP.
+#[derive(Debug)]
+pub struct Exchange {
+    pub request: PendingRequest,
+    pub status: u16,
+    pub response_body_bytes: u64,
+    /// Monotonic ns: last byte of the response.
+    pub end_mono: u64,
+}
+
+/// What one event did to the session, beyond completed exchanges.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Outcome {
+    /// Bytes at a message boundary were not HTTP/1.
+    pub invalid: bool,
+    /// Responses we could not pair with a request (we joined mid-connection).
+    pub orphan_responses: u32,
+    /// Requests dropped because too many were waiting.
+    pub dropped_requests: u32,
+    /// The connection switched protocols (101): stop parsing it.
+    pub upgraded: bool,
+}
+
+/// Per-event facts the session needs besides the bytes.
+pub struct EventInfo<'a> {
+    pub side: Side,
+    /// When this event's bytes count as "arrived" for timing.
+    pub ts: u64,
+    pub tid: u32,
+    /// Context the kernel assigned to the request in flight, if any.
+    pub kernel_ctx: Option<TraceContext>,
+    /// We are the server of this connection.
+    pub server: bool,
+    pub data: &'a [u8],
+    pub missing: u64,
+    pub tail: &'a [u8],
+}
+
+pub struct Http1Session {
+    requests: RequestStream,
+    responses: ResponseStream,
+    pending: VecDeque<PendingRequest>,
+    /// Request whose head was parsed and whose body is still arriving.
+    open_request: Option<PendingRequest>,
+    /// Status of the response being received.
+    response_status: Option<u16>,
+    /// When the message currently being assembled on each side began.
+    msg_start: [Option<u64>; 2],
+    /// Span id of the last kernel context used, so one context is never
+    /// given to two requests.
+    last_kernel_span: [u8; 8],
+    /// Reused buffers for parser output (no allocation per event).
+    req_events: Vec<MessageEvent<Request>>,
+    resp_events: Vec<MessageEvent<Response>>,
+}
+
+impl Default for Http1Session {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Http1Session {
+    pub fn new() -> Self {
+        Http1Session {
+            requests: RequestStream::new(MAX_HEAD),
+            responses: ResponseStream::new(MAX_HEAD),
+            pending: VecDeque::new(),
+            open_request: None,
+            response_status: None,
+            msg_start: [None, None],
+            last_kernel_span: [0; 8],
+            req_events: Vec::new(),
+            resp_events: Vec::new(),
+        }
+    }
+
+    /// Feeds one event; completed exchanges are appended to `done`.
+    pub fn on_event(&mut self, ev: &EventInfo<'_>, remap: &mut TraceRemap, done: &mut Vec<Exchange>) -> Outcome {
+        let mut out = Outcome::default();
+        if self.responses.is_upgraded() {
+            out.upgraded = true;
+            return out;
+        }
+        let mut req_ev = std::mem::take(&mut self.req_events);
+        let mut resp_ev = std::mem::take(&mut self.resp_events);
+        match ev.side {
+            Side::Request => {
+                // The client talks again: a response with lost framing is over.
+                self.responses.force_end(&mut |e| resp_ev.push(e));
+                self.handle_responses(&mut resp_ev, ev.ts, done, &mut out);
+                if self.requests.is_lost() {
+                    self.requests.reset();
+                }
+                if !self.requests.in_message() {
+                    self.msg_start[Side::Request as usize] = Some(ev.ts);
+                }
+                self.requests.feed(Segment::Bytes(ev.data), &mut |e| req_ev.push(e));
+                if ev.missing > 0 {
+                    self.requests.feed(Segment::Gap { len: ev.missing, tail: ev.tail }, &mut |e| req_ev.push(e));
+                }
+                self.handle_requests(&mut req_ev, ev, remap, &mut out);
+            }
+            Side::Response => {
+                // The server answers: a request with lost framing is over.
+                self.requests.force_end(&mut |e| req_ev.push(e));
+                self.handle_requests(&mut req_ev, ev, remap, &mut out);
+                if self.responses.is_lost() {
+                    self.responses.reset();
+                }
+                if !self.responses.in_message() {
+                    self.msg_start[Side::Response as usize] = Some(ev.ts);
+                }
+                self.responses.feed(Segment::Bytes(ev.data), &mut |e| resp_ev.push(e));
+                if ev.missing > 0 {
+                    self.responses.feed(Segment::Gap { len: ev.missing, tail: ev.tail }, &mut |e| resp_ev.push(e));
+                }
+                self.handle_responses(&mut resp_ev, ev.ts, done, &mut out);
+            }
+        }
+        self.req_events = req_ev;
+        self.resp_events = resp_ev;
+        out
+    }
+
+    /// The connection closed: close-delimited responses end now.
+    pub fn on_close(&mut self, ts: u64, done: &mut Vec<Exchange>) -> Outcome {
+        let mut out = Outcome::default();
+        let mut resp_ev = std::mem::take(&mut self.resp_events);
+        self.responses.close(&mut |e| resp_ev.push(e));
+        self.handle_responses(&mut resp_ev, ts, done, &mut out);
+        self.resp_events = resp_ev;
+        out
+    }
+
+    /// Requests still waiting for a response.
+    pub fn pending_len(&self) -> usize {
+        self.pending.len() + self.open_request.is_some() as usize
+    }
+
+    /// Removes requests that waited longer than `timeout_ns` for a response.
+    pub fn take_timed_out(&mut self, now: u64, timeout_ns: u64) -> Vec<PendingRequest> {
+        let mut out = Vec::new();
+        while self.pending.front().is_some_and(|p| now.saturating_sub(p.start_mono) > timeout_ns) {
+            out.extend(self.pending.pop_front());
+        }
+        out
+    }
+
+    fn handle_requests(
+        &mut self,
+        events: &mut Vec<MessageEvent<Request>>,
+        ev: &EventInfo<'_>,
+        remap: &mut TraceRemap,
+        out: &mut Outcome,
+    ) {
+        for e in events.drain(..) {
+            match e {
+                MessageEvent::Head(req) => {
+                    let start = self.msg_start[Side::Request as usize].take().unwrap_or(ev.ts);
+                    let ctx = Self::context_for(&mut self.last_kernel_span, &req, ev, remap);
+                    self.responses.expect_response(&req.method);
+                    if let Some(prev) = self.open_request.take() {
+                        push_pending(&mut self.pending, prev, out);
+                    }
+                    self.open_request =
+                        Some(PendingRequest { req, start_mono: start, tid: ev.tid, ctx, body_bytes: 0 });
+                }
+                MessageEvent::End { body_bytes, .. } => {
+                    if let Some(mut open) = self.open_request.take() {
+                        open.body_bytes = body_bytes;
+                        push_pending(&mut self.pending, open, out);
+                    }
+                }
+                MessageEvent::Invalid => out.invalid = true,
+            }
+        }
+    }
+
+    fn handle_responses(
+        &mut self,
+        events: &mut Vec<MessageEvent<Response>>,
+        end: u64,
+        done: &mut Vec<Exchange>,
+        out: &mut Outcome,
+    ) {
+        for e in events.drain(..) {
+            match e {
+                MessageEvent::Head(resp) => self.response_status = Some(resp.status),
+                MessageEvent::End { body_bytes, .. } => {
+                    let status = self.response_status.take().unwrap_or(0);
+                    self.msg_start[Side::Response as usize] = None;
+                    // A server may answer before reading the whole body.
+                    if self.pending.is_empty() {
+                        if let Some(open) = self.open_request.take() {
+                            self.pending.push_back(open);
+                        }
+                    }
+                    match self.pending.pop_front() {
+                        Some(request) => {
+                            done.push(Exchange { request, status, response_body_bytes: body_bytes, end_mono: end })
+                        }
+                        None => out.orphan_responses += 1,
+                    }
+                }
+                MessageEvent::Invalid => out.invalid = true,
+            }
+        }
+        if self.responses.is_upgraded() {
+            out.upgraded = true;
+        }
+    }
+
+    /// The trace context of a newly seen request.
+    fn context_for(
+        last_kernel_span: &mut [u8; 8],
+        req: &Request,
+        ev: &EventInfo<'_>,
+        remap: &mut TraceRemap,
+    ) -> TraceContext {
+        let kernel = ev.kernel_ctx.filter(|k| k.span_id != *last_kernel_span);
+        let mut ctx = match (kernel, ev.kernel_ctx) {
+            (Some(k), _) => {
+                *last_kernel_span = k.span_id;
+                k
+            }
+            // Another request in the same message as the one that used the
+            // kernel context: same parentage, its own span id.
+            (None, Some(k)) if !ev.server => TraceContext { span_id: trace_ids::random_span_id(), ..k },
+            _ => trace_ids::new_root(),
+        };
+        if ev.server {
+            if let Some((trace, parent, flags)) = req.traceparent.as_deref().and_then(trace_ids::parse_traceparent) {
+                if kernel.is_some() {
+                    remap.insert(ctx.trace_id, trace, ev.ts);
+                }
+                ctx.trace_id = trace;
+                ctx.parent_span_id = parent;
+                ctx.flags = flags;
+            }
+        } else {
+            remap.apply(&mut ctx);
+        }
+        ctx
+    }
+}
+
+fn push_pending(pending: &mut VecDeque<PendingRequest>, req: PendingRequest, outcome: &mut Outcome) {
+    if pending.len() >= MAX_PENDING {
+        pending.pop_front();
+        outcome.dropped_requests += 1;
+    }
+    pending.push_back(req);
+}

@@ -1,0 +1,95 @@
+#!/usr/bin/env python3
+"""Test HTTP/1.1 server (keep-alive, threaded) with routes that exercise the tracer.
+
+  /                  200, small body
+  /status/<code>     that status code
+  /chunked/<n>       200, chunked body of n chunks
+  /big/<bytes>       200, body of that many bytes (Content-Length)
+  /echo (POST)       200, body = number of request body bytes read
+  /slow/<ms>         200 after sleeping
+  /headers           200, JSON of the request headers as received
+  /call?url=U        makes a GET to U (http.client) and returns its status
+
+Usage: http_server.py PORT   (prints "ready PORT" when listening)
+"""
+import http.client
+import json
+import sys
+import time
+import urllib.parse
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+
+class Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+
+    def log_message(self, *args):
+        pass
+
+    def reply(self, code, body=b"", ctype="text/plain"):
+        self.send_response(code)
+        self.send_header("Content-Type", ctype)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        if self.command != "HEAD":
+            self.wfile.write(body)
+
+    def do_HEAD(self):
+        self.reply(200, b"hello\n")
+
+    def do_GET(self):
+        url = urllib.parse.urlsplit(self.path)
+        parts = url.path.strip("/").split("/")
+        if url.path == "/":
+            self.reply(200, b"hello\n")
+        elif parts[0] == "status":
+            self.reply(int(parts[1]), b"status %s\n" % parts[1].encode())
+        elif parts[0] == "chunked":
+            self.send_response(200)
+            self.send_header("Transfer-Encoding", "chunked")
+            self.end_headers()
+            for i in range(int(parts[1])):
+                chunk = b"chunk-%d\n" % i
+                self.wfile.write(b"%x\r\n%s\r\n" % (len(chunk), chunk))
+                self.wfile.flush()
+            self.wfile.write(b"0\r\n\r\n")
+        elif parts[0] == "big":
+            self.reply(200, b"x" * int(parts[1]))
+        elif parts[0] == "slow":
+            time.sleep(int(parts[1]) / 1000)
+            self.reply(200, b"slow\n")
+        elif parts[0] == "headers":
+            body = json.dumps([[k, v] for k, v in self.headers.items()]).encode()
+            self.reply(200, body, "application/json")
+        elif parts[0] == "call":
+            target = urllib.parse.urlsplit(urllib.parse.parse_qs(url.query)["url"][0])
+            conn = http.client.HTTPConnection(target.hostname, target.port, timeout=10)
+            conn.request("GET", target.path or "/")
+            resp = conn.getresponse()
+            data = resp.read()
+            conn.close()
+            self.reply(200, b"called %d %d\n" % (resp.status, len(data)))
+        else:
+            self.reply(404, b"not found\n")
+
+    def do_POST(self):
+        length = int(self.headers.get("Content-Length", "0"))
+        remaining = length
+        while remaining > 0:
+            got = self.rfile.read(min(remaining, 65536))
+            if not got:
+                break
+            remaining -= len(got)
+        self.reply(200, b"%d\n" % (length - remaining))
+
+
+def main():
+    port = int(sys.argv[1])
+    server = ThreadingHTTPServer(("127.0.0.1", port), Handler)
+    server.daemon_threads = True
+    print("ready", port, flush=True)
+    server.serve_forever()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,302 @@
+//! Harness for the root-only integration tests: starts the real agent and
+//! real servers/clients, and reads what the agent prints.
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpListener;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+/// Fails fast with a clear message when the tests cannot run here.
+pub fn require_root() {
+    if std::env::var_os("OBI_SKIP_EBPF_TESTS").is_some() {
+        eprintln!("OBI_SKIP_EBPF_TESTS is set: skipping");
+        std::process::exit(0);
+    }
+    // SAFETY: geteuid has no preconditions.
+    assert_eq!(unsafe { libc::geteuid() }, 0, "eBPF integration tests must run as root (or set OBI_SKIP_EBPF_TESTS=1)");
+}
+
+pub fn apps_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/apps")
+}
+
+/// A port nobody listens on right now.
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+/// A child process killed (and reaped) on drop.
+pub struct Proc {
+    pub child: Child,
+    pub name: String,
+    output: Arc<Mutex<Vec<String>>>,
+}
+
+impl Proc {
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Lines the process printed on stdout so far.
+    pub fn lines(&self) -> Vec<String> {
+        self.output.lock().unwrap().clone()
+    }
+
+    pub fn wait_line(&self, pred: impl Fn(&str) -> bool, timeout: Duration) -> Option<String> {
+        let deadline = Instant::now() + timeout;
+        while Instant::now() < deadline {
+            if let Some(l) = self.output.lock().unwrap().iter().find(|l| pred(l)) {
+                return Some(l.clone());
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        None
+    }
+
+    pub fn wait_exit(&mut self, timeout: Duration) -> Option<std::process::ExitStatus> {
+        let deadline = Instant::now() + timeout;
+        while Instant::now() < deadline {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                return Some(status);
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        None
+    }
+
+    pub fn is_running(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(None))
+    }
+
+    pub fn signal(&self, sig: i32) {
+        // SAFETY: plain kill(2) on our own child's pid.
+        unsafe { libc::kill(self.child.id() as i32, sig) };
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Starts a command, collecting stdout lines (stderr goes to ours).
+pub fn spawn(name: &str, cmd: &mut Command) -> Proc {
+    let mut child =
+        cmd.stdout(Stdio::piped()).stdin(Stdio::null()).spawn().unwrap_or_else(|e| panic!("cannot start {name}: {e}"));
+    let output = Arc::new(Mutex::new(Vec::new()));
+    let stdout = child.stdout.take().unwrap();
+    let sink = output.clone();
+    let tag = name.to_string();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if std::env::var_os("OBI_TEST_ECHO").is_some() {
+                eprintln!("[{tag}] {line}");
+            }
+            sink.lock().unwrap().push(line);
+        }
+    });
+    Proc { child, name: name.to_string(), output }
+}
+
+/// Starts a server script and waits for its "ready" line.
+pub fn start_server(name: &str, cmd: &mut Command) -> Proc {
+    let p = spawn(name, cmd);
+    p.wait_line(|l| l.starts_with("ready"), Duration::from_secs(15))
+        .unwrap_or_else(|| panic!("{name} did not become ready"));
+    p
+}
+
+pub fn python_server(port: u16) -> Proc {
+    start_server("py-server", Command::new("python3").arg(apps_dir().join("http_server.py")).arg(port.to_string()))
+}
+
+pub fn node_server(port: u16) -> Proc {
+    start_server("node-server", Command::new("node").arg(apps_dir().join("http_server.js")).arg(port.to_string()))
+}
+
+/// `python3 -m http.server` (the stdlib server, HTTP/1.0) serving `dir`.
+pub fn stdlib_http_server(port: u16, dir: &std::path::Path) -> Proc {
+    let p = spawn(
+        "python-http.server",
+        Command::new("python3")
+            .args(["-u", "-m", "http.server", &port.to_string(), "--bind", "127.0.0.1", "--directory"])
+            .arg(dir),
+    );
+    wait_port(port, Duration::from_secs(15));
+    p
+}
+
+pub fn wait_port(port: u16, timeout: Duration) {
+    let deadline = Instant::now() + timeout;
+    while Instant::now() < deadline {
+        if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    panic!("nothing listens on port {port}");
+}
+
+/// Runs curl and returns (stdout, pid it had).
+pub fn curl(args: &[&str]) -> String {
+    let out = Command::new("curl").args(["-s", "-S", "--max-time", "20"]).args(args).output().expect("curl");
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// The python keep-alive client; returns its printed lines once it exits.
+pub fn python_client(port: u16, requests: &[&str], extra: &[&str]) -> Proc {
+    spawn(
+        "py-client",
+        Command::new("python3")
+            .arg(apps_dir().join("http_client.py"))
+            .args(["127.0.0.1", &port.to_string()])
+            .args(requests)
+            .args(extra),
+    )
+}
+
+/// The agent under test, printing spans as JSON.
+pub struct Agent {
+    pub proc: Proc,
+}
+
+pub struct AgentBuilder {
+    env: Vec<(String, String)>,
+    config: Option<String>,
+    printer: String,
+}
+
+impl AgentBuilder {
+    pub fn env(mut self, k: &str, v: &str) -> Self {
+        self.env.push((k.to_string(), v.to_string()));
+        self
+    }
+
+    /// YAML config file contents.
+    pub fn config(mut self, yaml: &str) -> Self {
+        self.config = Some(yaml.to_string());
+        self
+    }
+
+    pub fn printer(mut self, p: &str) -> Self {
+        self.printer = p.to_string();
+        self
+    }
+
+    pub fn start(self) -> Agent {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_obi"));
+        cmd.env_clear();
+        for k in ["PATH", "HOME", "TZ"] {
+            if let Some(v) = std::env::var_os(k) {
+                cmd.env(k, v);
+            }
+        }
+        cmd.env("OTEL_EBPF_TRACE_PRINTER", &self.printer)
+            .env("OTEL_EBPF_LOG_LEVEL", "DEBUG")
+            .env("OTEL_EBPF_DISCOVERY_POLL_INTERVAL", "500ms");
+        for (k, v) in &self.env {
+            cmd.env(k, v);
+        }
+        if let Some(yaml) = &self.config {
+            let path = std::env::temp_dir().join(format!("obi-test-{}-{}.yml", std::process::id(), free_port()));
+            std::fs::File::create(&path).unwrap().write_all(yaml.as_bytes()).unwrap();
+            cmd.arg("--config").arg(path);
+        }
+        let proc = spawn("obi", &mut cmd);
+        let agent = Agent { proc };
+        agent
+            .proc
+            .wait_line(|l| l.contains("msg=\"obi-rs started\""), Duration::from_secs(30))
+            .unwrap_or_else(|| panic!("agent did not start: {:#?}", agent.proc.lines()));
+        agent
+    }
+}
+
+impl Agent {
+    pub fn builder() -> AgentBuilder {
+        AgentBuilder { env: Vec::new(), config: None, printer: "json".into() }
+    }
+
+    /// Waits until the agent logged that it instruments `pid`.
+    pub fn wait_instrumented(&self, pid: u32, timeout: Duration) {
+        let needle = format!(" pid={pid} ");
+        self.proc
+            .wait_line(|l| l.contains("msg=\"instrumenting process\"") && l.contains(&needle), timeout)
+            .unwrap_or_else(|| panic!("pid {pid} was not instrumented; agent said: {:#?}", self.proc.lines()));
+    }
+
+    pub fn instrumented(&self, pid: u32) -> bool {
+        let needle = format!(" pid={pid} ");
+        self.proc.lines().iter().any(|l| l.contains("msg=\"instrumenting process\"") && l.contains(&needle))
+    }
+
+    /// Every span printed so far (JSON printer: one array per line).
+    pub fn spans(&self) -> Vec<Value> {
+        let mut out = Vec::new();
+        for line in self.proc.lines() {
+            if line.starts_with('[') {
+                if let Ok(Value::Array(items)) = serde_json::from_str::<Value>(&line) {
+                    out.extend(items);
+                }
+            }
+        }
+        out
+    }
+
+    /// Waits until at least `n` spans match, then a little longer to catch
+    /// extras; returns all matching spans.
+    pub fn wait_spans(&self, n: usize, timeout: Duration, pred: impl Fn(&Value) -> bool) -> Vec<Value> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let found: Vec<Value> = self.spans().into_iter().filter(|s| pred(s)).collect();
+            if found.len() >= n || Instant::now() >= deadline {
+                if found.len() >= n {
+                    std::thread::sleep(Duration::from_millis(700));
+                    return self.spans().into_iter().filter(|s| pred(s)).collect();
+                }
+                return found;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// Stops the agent with SIGTERM and returns its exit status.
+    pub fn stop(&mut self) -> Option<std::process::ExitStatus> {
+        self.proc.signal(libc::SIGTERM);
+        self.proc.wait_exit(Duration::from_secs(20))
+    }
+}
+
+/// Helpers to read span JSON.
+pub fn attr<'a>(span: &'a Value, key: &str) -> &'a str {
+    span["attributes"][key].as_str().unwrap_or("")
+}
+
+pub fn field<'a>(span: &'a Value, key: &str) -> &'a str {
+    span[key].as_str().unwrap_or("")
+}
+
+pub fn is_type(span: &Value, t: &str) -> bool {
+    field(span, "type") == t
+}
+
+pub fn host_port(span: &Value) -> u16 {
+    field(span, "hostPort").parse().unwrap_or(0)
+}
+
+/// Sends raw bytes on a new connection and reads until close or timeout.
+pub fn raw_exchange(port: u16, bytes: &[u8], read_timeout: Duration) -> Vec<u8> {
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    s.set_read_timeout(Some(read_timeout)).unwrap();
+    s.write_all(bytes).unwrap();
+    let mut out = Vec::new();
+    let _ = s.read_to_end(&mut out);
+    out
+}

@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# Installs what a fresh Debian 12 machine lacks to build and test obi-rs.
+# Idempotent; run as root.
+set -euo pipefail
+export DEBIAN_FRONTEND=noninteractive
+
+apt_packages=(
+	clang llvm        # rebuild and verify the committed eBPF objects
+	curl              # test client
+	python3           # test servers and clients
+)
+missing=()
+for p in "${apt_packages[@]}"; do
+	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if ((${#missing[@]})); then
+	apt-get update -qq
+	apt-get install -y -qq --no-install-recommends "${missing[@]}"
+fi
+
+# Node.js runs the JavaScript test servers; the image usually has it already.
+if ! command -v node >/dev/null; then
+	apt-get update -qq
+	apt-get install -y -qq --no-install-recommends nodejs
+fi
+echo "dependencies: ok (clang $(clang --version | head -1 | grep -o '[0-9][0-9.]*' | head -1), node $(node --version), $(python3 --version))"

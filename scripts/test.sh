@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# The whole test suite, as CI runs it. Needs root (real eBPF) and the tools
+# scripts/install-deps.sh installs. Steps:
+#   1. the committed eBPF objects match their sources (needs clang/llvm)
+#   2. formatting and lints
+#   3. unit, property and integration tests (real servers, real clients, real kernel)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+echo "== eBPF objects are fresh"
+bpf/scripts/build.sh --check
+
+echo "== cargo fmt"
+cargo fmt --all -- --check
+
+echo "== cargo clippy"
+cargo clippy --workspace --all-targets --locked -- -D warnings
+
+echo "== cargo test"
+cargo test --workspace --locked -- --test-threads="${OBI_TEST_THREADS:-2}"
