@@ -144,7 +144,10 @@ impl ChunkedDecoder {
             (State::Size { size, .. } | State::SizeWs { size }, b' ' | b'\t') => State::SizeWs { size },
             (State::Size { size, .. } | State::SizeWs { size }, b';') => State::Ext { size },
             (State::Size { size, .. } | State::SizeWs { size } | State::Ext { size }, b'\r') => State::SizeLf { size },
-            (State::Size { size, .. } | State::SizeWs { size } | State::Ext { size } | State::SizeLf { size }, b'\n') => {
+            (
+                State::Size { size, .. } | State::SizeWs { size } | State::Ext { size } | State::SizeLf { size },
+                b'\n',
+            ) => {
                 if size == 0 {
                     State::TrailerStart
                 } else {

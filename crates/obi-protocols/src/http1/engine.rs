@@ -50,7 +50,9 @@ struct Body {
 
 #[derive(Debug)]
 enum BodyFraming {
-    Length { remaining: u64 },
+    Length {
+        remaining: u64,
+    },
     Chunked(ChunkedDecoder),
     /// Chunk framing lost to a gap or a syntax error: ends on a visible terminator.
     ChunkedLost(TerminatorScan),
@@ -112,6 +114,11 @@ impl<K: Kind> Engine<K> {
     pub(crate) fn reset(&mut self) {
         self.head_buf.clear();
         self.state = State::Idle;
+    }
+
+    pub(crate) fn set_upgraded(&mut self) {
+        self.head_buf.clear();
+        self.state = State::Upgraded;
     }
 
     pub(crate) fn in_message(&self) -> bool {
@@ -301,8 +308,7 @@ impl<K: Kind> Engine<K> {
     fn start<F: FnMut(MessageEvent<K::Head>)>(&mut self, head: K::Head, framing: Framing, out: &mut F) {
         let header_bytes = K::header_bytes(&head);
         self.kind.accepted(framing);
-        let tunnel = framing == Framing::Tunnel;
-        let framing = match framing {
+        let body = match framing {
             Framing::Interim => return,
             Framing::Empty | Framing::Length(0) | Framing::Tunnel => None,
             Framing::Length(n) => Some(BodyFraming::Length { remaining: n }),
@@ -311,11 +317,11 @@ impl<K: Kind> Engine<K> {
             Framing::Unknown => Some(BodyFraming::Unknown),
         };
         out(MessageEvent::Head(head));
-        self.state = match framing {
+        self.state = match body {
             Some(framing) => State::Body(Body { framing, header_bytes, body_bytes: 0 }),
             None => {
                 out(MessageEvent::End { body_bytes: 0, wire_bytes: header_bytes });
-                if tunnel { State::Upgraded } else { State::Idle }
+                if framing == Framing::Tunnel { State::Upgraded } else { State::Idle }
             }
         };
     }

@@ -151,12 +151,7 @@ fn request_with<'b>(buf: &'b [u8], cut: bool, slots: &mut [Header<'b>]) -> Optio
 }
 
 /// `None` when `slots` is too small for the head.
-fn response_with<'b>(
-    buf: &'b [u8],
-    cut: bool,
-    expect: Expect,
-    slots: &mut [Header<'b>],
-) -> Option<Parsed<Response>> {
+fn response_with<'b>(buf: &'b [u8], cut: bool, expect: Expect, slots: &mut [Header<'b>]) -> Option<Parsed<Response>> {
     let mut resp = httparse::Response::new(slots);
     let (header_bytes, complete) = match response_config().parse_response(&mut resp, buf) {
         Ok(Status::Complete(len)) => (len, true),
@@ -400,7 +395,10 @@ mod tests {
     fn request_framing_rules() {
         let f = |s: &str| req(s.as_bytes(), false).1;
         assert_eq!(f("GET / HTTP/1.1\r\n\r\n"), Framing::Empty);
-        assert_eq!(f("POST / HTTP/1.1\r\nTransfer-Encoding: gzip, chunked\r\nContent-Length: 3\r\n\r\n"), Framing::Chunked);
+        assert_eq!(
+            f("POST / HTTP/1.1\r\nTransfer-Encoding: gzip, chunked\r\nContent-Length: 3\r\n\r\n"),
+            Framing::Chunked
+        );
         assert_eq!(f("POST / HTTP/1.1\r\nTransfer-Encoding: chunked, gzip\r\n\r\n"), Framing::Unknown);
         assert_eq!(f("POST / HTTP/1.1\r\nContent-Length: 7, 7\r\n\r\n"), Framing::Length(7));
         assert_eq!(f("POST / HTTP/1.1\r\nContent-Length: 7\r\nContent-Length: 8\r\n\r\n"), Framing::Unknown);

@@ -64,6 +64,8 @@ pub struct EventInfo<'a> {
     pub kernel_ctx: Option<TraceContext>,
     /// We are the server of this connection.
     pub server: bool,
+    /// The kernel saw a change of direction: these bytes start a message.
+    pub msg_start: bool,
     pub data: &'a [u8],
     pub missing: u64,
     pub tail: &'a [u8],
@@ -122,7 +124,10 @@ impl Http1Session {
                 // The client talks again: a response with lost framing is over.
                 self.responses.force_end(&mut |e| resp_ev.push(e));
                 self.handle_responses(&mut resp_ev, ev.ts, done, &mut out);
-                if self.requests.is_lost() {
+                // Only a change of direction tells a lost stream where a new
+                // message starts (the engine also resyncs on its own when a
+                // write begins with a request line).
+                if ev.msg_start && self.requests.is_lost() {
                     self.requests.reset();
                 }
                 if !self.requests.in_message() {
@@ -138,7 +143,7 @@ impl Http1Session {
                 // The server answers: a request with lost framing is over.
                 self.requests.force_end(&mut |e| req_ev.push(e));
                 self.handle_requests(&mut req_ev, ev, remap, &mut out);
-                if self.responses.is_lost() {
+                if ev.msg_start && self.responses.is_lost() {
                     self.responses.reset();
                 }
                 if !self.responses.in_message() {
@@ -224,10 +229,10 @@ impl Http1Session {
                     let status = self.response_status.take().unwrap_or(0);
                     self.msg_start[Side::Response as usize] = None;
                     // A server may answer before reading the whole body.
-                    if self.pending.is_empty() {
-                        if let Some(open) = self.open_request.take() {
-                            self.pending.push_back(open);
-                        }
+                    if self.pending.is_empty()
+                        && let Some(open) = self.open_request.take()
+                    {
+                        self.pending.push_back(open);
                     }
                     match self.pending.pop_front() {
                         Some(request) => {

@@ -7,6 +7,9 @@ pub mod event;
 pub mod http1;
 pub mod trace_ids;
 
+#[cfg(test)]
+mod tests;
+
 use std::collections::HashMap;
 use std::net::IpAddr;
 use std::sync::Arc;
@@ -236,6 +239,7 @@ impl Tracker {
                 None
             },
             server: conn.meta.role == Role::Server,
+            msg_start: ev.has(abi::F_MSG_START),
             data: ev.data,
             missing: ev.missing(),
             tail: ev.tail,

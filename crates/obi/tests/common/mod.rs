@@ -241,10 +241,10 @@ impl Agent {
     pub fn spans(&self) -> Vec<Value> {
         let mut out = Vec::new();
         for line in self.proc.lines() {
-            if line.starts_with('[') {
-                if let Ok(Value::Array(items)) = serde_json::from_str::<Value>(&line) {
-                    out.extend(items);
-                }
+            if line.starts_with('[')
+                && let Ok(Value::Array(items)) = serde_json::from_str::<Value>(&line)
+            {
+                out.extend(items);
             }
         }
         out

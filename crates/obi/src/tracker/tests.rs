@@ -1,0 +1,318 @@
+//! The tracker fed with synthetic kernel records: span assembly, pairing,
+//! trace context, holding spans of unnamed processes, ignoring junk.
+
+use std::sync::Arc;
+
+use super::*;
+use crate::ebpf::abi::{ConnTuple, EventHdr, Tp};
+use crate::span::SpanType;
+
+const PID: u32 = 4242;
+
+fn tuple(lport: u16, rport: u16) -> ConnTuple {
+    let mut t = ConnTuple { lport, rport, family: 2, ..Default::default() };
+    for a in [&mut t.laddr, &mut t.raddr] {
+        a[10] = 0xff;
+        a[11] = 0xff;
+        a[12..].copy_from_slice(&[127, 0, 0, 1]);
+    }
+    t
+}
+
+fn tp(trace: u8, span: u8, parent: u8) -> Tp {
+    Tp { trace_id: [trace; 16], span_id: [span; 8], parent_id: [parent; 8], flags: 1, valid: 1, _pad: [0; 6] }
+}
+
+struct Ev {
+    hdr: EventHdr,
+    data: Vec<u8>,
+}
+
+impl Ev {
+    fn new(kind: u8, conn: u64, role: u8) -> Ev {
+        let hdr = EventHdr {
+            kind,
+            role,
+            tgid: PID,
+            tid: PID + 1,
+            conn_id: conn,
+            tuple: if role == abi::ROLE_CLIENT { tuple(50000, 8080) } else { tuple(8080, 50000) },
+            ..Default::default()
+        };
+        Ev { hdr, data: Vec::new() }
+    }
+
+    fn data(conn: u64, role: u8, dir: u8, ts: u64, bytes: &[u8]) -> Ev {
+        let mut e = Ev::new(abi::EV_DATA, conn, role);
+        e.hdr.dir = dir;
+        e.hdr.ts_enter = ts;
+        e.hdr.ts_exit = ts + 10;
+        e.hdr.bytes = bytes.len() as u64;
+        e.hdr.captured = bytes.len() as u16;
+        e.data = bytes.to_vec();
+        e
+    }
+
+    fn flags(mut self, f: u8, t: Tp) -> Ev {
+        self.hdr.flags = f;
+        self.hdr.tp = t;
+        self
+    }
+
+    /// Only the first `n` bytes were captured.
+    fn truncate(mut self, n: usize) -> Ev {
+        self.data.truncate(n);
+        self.hdr.captured = n as u16;
+        self.hdr.flags |= abi::F_TRUNCATED;
+        self
+    }
+
+    fn record(&self) -> Vec<u8> {
+        let mut out = vec![0u8; EventHdr::SIZE];
+        // SAFETY: writing a POD header into a buffer of exactly its size.
+        unsafe { std::ptr::write_unaligned(out.as_mut_ptr() as *mut EventHdr, self.hdr) };
+        out.extend_from_slice(&self.data);
+        out
+    }
+}
+
+fn tracker_with_service() -> Tracker {
+    let mut t = Tracker::new(Clock::new(), 0);
+    t.add_service(Arc::new(Service { name: "svc".into(), pid: PID, ..Default::default() }));
+    t
+}
+
+const REQ: &[u8] = b"GET /users/7?x=1 HTTP/1.1\r\nHost: api:8080\r\n\r\n";
+const RESP: &[u8] = b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhello";
+const START: u8 = abi::F_MSG_START | abi::F_REQUEST;
+
+fn feed(t: &mut Tracker, evs: &[Ev]) {
+    for e in evs {
+        t.handle_record(&e.record());
+    }
+}
+
+#[test]
+fn server_exchange_becomes_one_span_with_kernel_ids() {
+    let mut t = tracker_with_service();
+    feed(
+        &mut t,
+        &[
+            Ev::new(abi::EV_CONN_OPEN, 1, abi::ROLE_SERVER),
+            Ev::data(1, abi::ROLE_SERVER, abi::DIR_RECV, 1_000, REQ).flags(START, tp(1, 2, 0)),
+            Ev::data(1, abi::ROLE_SERVER, abi::DIR_SEND, 5_000, RESP).flags(abi::F_MSG_START, tp(1, 2, 0)),
+        ],
+    );
+    let spans = t.take_spans();
+    assert_eq!(spans.len(), 1);
+    let s = &spans[0];
+    assert_eq!(s.span_type, SpanType::HttpServer);
+    assert_eq!((s.method.as_str(), s.path.as_str(), s.status), ("GET", "/users/7", 200));
+    assert_eq!((s.request_body_size, s.response_body_size), (0, 5));
+    assert_eq!((s.peer.port, s.host.port), (50000, 8080));
+    assert_eq!(s.trace.trace_id, [1; 16]);
+    assert_eq!(s.trace.span_id, [2; 8]);
+    assert!(!s.trace.has_parent());
+    // Server spans run from the read's exit to the write's exit.
+    assert_eq!(s.duration_ns(), (5_000 + 10) - (1_000 + 10));
+    assert_eq!(s.service.name, "svc");
+}
+
+#[test]
+fn client_exchange_keeps_the_kernel_parent() {
+    let mut t = tracker_with_service();
+    feed(
+        &mut t,
+        &[
+            Ev::new(abi::EV_CONN_OPEN, 2, abi::ROLE_CLIENT),
+            Ev::data(2, abi::ROLE_CLIENT, abi::DIR_SEND, 100, REQ).flags(START, tp(3, 4, 9)),
+            Ev::data(2, abi::ROLE_CLIENT, abi::DIR_RECV, 900, RESP).flags(abi::F_MSG_START, tp(3, 4, 9)),
+        ],
+    );
+    let s = &t.take_spans()[0];
+    assert_eq!(s.span_type, SpanType::HttpClient);
+    assert_eq!(s.trace.parent_span_id, [9; 8]);
+    assert_eq!(s.host_header.as_deref(), Some("api:8080"));
+    assert_eq!((s.peer.port, s.host.port), (50000, 8080));
+    // Client spans run from the send's entry to the read's exit.
+    assert_eq!(s.duration_ns(), 910 - 100);
+}
+
+#[test]
+fn incoming_traceparent_is_adopted_and_children_follow() {
+    let mut t = tracker_with_service();
+    let req = b"GET / HTTP/1.1\r\ntraceparent: 00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01\r\n\r\n";
+    feed(
+        &mut t,
+        &[
+            Ev::data(1, abi::ROLE_SERVER, abi::DIR_RECV, 1, req).flags(START, tp(1, 2, 0)),
+            // A client call made while serving: the kernel parented it under its own trace id.
+            Ev::data(2, abi::ROLE_CLIENT, abi::DIR_SEND, 2, REQ).flags(START, tp(1, 5, 2)),
+            Ev::data(2, abi::ROLE_CLIENT, abi::DIR_RECV, 3, RESP).flags(abi::F_MSG_START, tp(1, 5, 2)),
+            Ev::data(1, abi::ROLE_SERVER, abi::DIR_SEND, 4, RESP).flags(abi::F_MSG_START, tp(1, 2, 0)),
+        ],
+    );
+    let spans = t.take_spans();
+    let server = spans.iter().find(|s| s.span_type == SpanType::HttpServer).unwrap();
+    let client = spans.iter().find(|s| s.span_type == SpanType::HttpClient).unwrap();
+    assert_eq!(server.trace.trace_id[..2], [0x0a, 0xf7]);
+    assert_eq!(server.trace.parent_span_id[..2], [0xb7, 0xad]);
+    assert_eq!(server.trace.span_id, [2; 8]);
+    assert_eq!(client.trace.trace_id, server.trace.trace_id);
+    assert_eq!(client.trace.parent_span_id, server.trace.span_id);
+}
+
+#[test]
+fn pipelined_requests_get_distinct_ids_and_pair_in_order() {
+    let mut t = tracker_with_service();
+    let mut reqs = Vec::new();
+    for p in ["/a", "/b", "/c"] {
+        reqs.extend_from_slice(format!("GET {p} HTTP/1.1\r\n\r\n").as_bytes());
+    }
+    let mut resps = Vec::new();
+    for code in [200, 404, 500] {
+        resps.extend_from_slice(format!("HTTP/1.1 {code} X\r\nContent-Length: 0\r\n\r\n").as_bytes());
+    }
+    feed(
+        &mut t,
+        &[
+            Ev::data(1, abi::ROLE_SERVER, abi::DIR_RECV, 1, &reqs).flags(START, tp(1, 2, 0)),
+            Ev::data(1, abi::ROLE_SERVER, abi::DIR_SEND, 2, &resps).flags(abi::F_MSG_START, tp(1, 2, 0)),
+        ],
+    );
+    let spans = t.take_spans();
+    let got: Vec<(&str, i32)> = spans.iter().map(|s| (s.path.as_str(), s.status)).collect();
+    assert_eq!(got, vec![("/a", 200), ("/b", 404), ("/c", 500)]);
+    let ids: std::collections::HashSet<[u8; 8]> = spans.iter().map(|s| s.trace.span_id).collect();
+    assert_eq!(ids.len(), 3);
+}
+
+#[test]
+fn large_response_with_truncated_captures() {
+    let mut t = tracker_with_service();
+    let mut body = b"HTTP/1.1 200 OK\r\nContent-Length: 100000\r\n\r\n".to_vec();
+    let head_len = body.len();
+    body.resize(head_len + 100_000, b'x');
+    feed(
+        &mut t,
+        &[
+            Ev::data(1, abi::ROLE_SERVER, abi::DIR_RECV, 1, REQ).flags(START, tp(1, 2, 0)),
+            Ev::data(1, abi::ROLE_SERVER, abi::DIR_SEND, 2, &body[..60_000])
+                .flags(abi::F_MSG_START, tp(1, 2, 0))
+                .truncate(1024),
+        ],
+    );
+    assert!(t.take_spans().is_empty(), "40000 body bytes are still to come");
+    feed(&mut t, &[Ev::data(1, abi::ROLE_SERVER, abi::DIR_SEND, 3, &body[60_000..]).truncate(1024)]);
+    let spans = t.take_spans();
+    assert_eq!(spans.len(), 1);
+    assert_eq!(spans[0].response_body_size, 100_000);
+}
+
+#[test]
+fn close_delimited_response_ends_at_close() {
+    let mut t = tracker_with_service();
+    feed(
+        &mut t,
+        &[
+            Ev::data(1, abi::ROLE_SERVER, abi::DIR_RECV, 1, REQ).flags(START, tp(1, 2, 0)),
+            Ev::data(1, abi::ROLE_SERVER, abi::DIR_SEND, 2, b"HTTP/1.0 200 OK\r\n\r\nbody...")
+                .flags(abi::F_MSG_START, tp(1, 2, 0)),
+        ],
+    );
+    assert!(t.take_spans().is_empty());
+    let mut close = Ev::new(abi::EV_CONN_CLOSE, 1, abi::ROLE_SERVER);
+    close.hdr.ts_enter = 50;
+    feed(&mut t, &[close]);
+    let spans = t.take_spans();
+    assert_eq!(spans.len(), 1);
+    assert_eq!(spans[0].response_body_size, 7);
+}
+
+#[test]
+fn garbage_connection_is_ignored_without_spans() {
+    let mut t = tracker_with_service();
+    feed(
+        &mut t,
+        &[Ev::data(1, abi::ROLE_SERVER, abi::DIR_RECV, 1, b"\x00\x13\x37garbage\xff\xfe").flags(START, tp(1, 2, 0))],
+    );
+    assert!(t.take_spans().is_empty());
+    assert_eq!(t.take_ignored(), vec![1]);
+    assert_eq!(t.stats.ignored_conns, 1);
+    // Later bytes on the ignored connection are skipped.
+    feed(&mut t, &[Ev::data(1, abi::ROLE_SERVER, abi::DIR_RECV, 2, REQ)]);
+    assert!(t.take_spans().is_empty());
+}
+
+#[test]
+fn tls_connections_are_ignored() {
+    let mut t = tracker_with_service();
+    feed(
+        &mut t,
+        &[Ev::data(1, abi::ROLE_CLIENT, abi::DIR_SEND, 1, &[22, 3, 1, 0, 200, 1, 0, 0]).flags(START, tp(1, 2, 0))],
+    );
+    assert_eq!(t.take_ignored(), vec![1]);
+}
+
+#[test]
+fn responses_without_requests_are_orphans() {
+    let mut t = tracker_with_service();
+    feed(&mut t, &[Ev::data(1, abi::ROLE_UNKNOWN, abi::DIR_SEND, 1, RESP).flags(abi::F_MSG_START, Tp::default())]);
+    assert!(t.take_spans().is_empty());
+    assert_eq!(t.stats.orphan_responses, 1);
+}
+
+#[test]
+fn spans_of_unnamed_processes_wait_for_their_name() {
+    let mut t = Tracker::new(Clock::new(), 0);
+    feed(
+        &mut t,
+        &[
+            Ev::data(1, abi::ROLE_SERVER, abi::DIR_RECV, 1, REQ).flags(START, tp(1, 2, 0)),
+            Ev::data(1, abi::ROLE_SERVER, abi::DIR_SEND, 2, RESP).flags(abi::F_MSG_START, tp(1, 2, 0)),
+        ],
+    );
+    assert!(t.take_spans().is_empty(), "held until discovery names pid {PID}");
+    t.add_service(Arc::new(Service { name: "late".into(), pid: PID, ..Default::default() }));
+    let spans = t.take_spans();
+    assert_eq!(spans.len(), 1);
+    assert_eq!(spans[0].service.name, "late");
+}
+
+#[test]
+fn rejected_processes_lose_their_held_spans() {
+    let mut t = Tracker::new(Clock::new(), 0);
+    feed(
+        &mut t,
+        &[
+            Ev::data(1, abi::ROLE_SERVER, abi::DIR_RECV, 1, REQ).flags(START, tp(1, 2, 0)),
+            Ev::data(1, abi::ROLE_SERVER, abi::DIR_SEND, 2, RESP).flags(abi::F_MSG_START, tp(1, 2, 0)),
+        ],
+    );
+    t.remove_service(PID);
+    assert!(t.take_spans().is_empty());
+    assert_eq!(t.stats.unnamed_spans_dropped, 1);
+}
+
+#[test]
+fn unanswered_requests_time_out_as_408() {
+    let mut t = Tracker::new(Clock::new(), 1_000_000);
+    t.add_service(Arc::new(Service { name: "svc".into(), pid: PID, ..Default::default() }));
+    feed(&mut t, &[Ev::data(1, abi::ROLE_SERVER, abi::DIR_RECV, 1, REQ).flags(START, tp(1, 2, 0))]);
+    t.tick(10);
+    assert!(t.take_spans().is_empty());
+    t.tick(5_000_000);
+    let spans = t.take_spans();
+    assert_eq!(spans.len(), 1);
+    assert_eq!(spans[0].status, 408);
+}
+
+#[test]
+fn malformed_records_are_counted_not_fatal() {
+    let mut t = tracker_with_service();
+    t.handle_record(&[1, 2, 3]);
+    let mut e = Ev::data(1, abi::ROLE_SERVER, abi::DIR_RECV, 1, REQ);
+    e.hdr.captured = 4000; // claims more than the record holds
+    t.handle_record(&e.record());
+    assert_eq!(t.stats.malformed_events, 2);
+}
