@@ -102,8 +102,8 @@ proptest! {
         resp.close(&mut |_| n += 1);
         req.close(&mut |_| n += 1);
         // The head buffer never exceeds its cap.
-        prop_assert!(req.head_buffer_len() <= 256);
-        prop_assert!(resp.head_buffer_len() <= 256);
+        prop_assert!(req.head_buffer().1 <= 256);
+        prop_assert!(resp.head_buffer().1 <= 256);
     }
 
     #[test]
