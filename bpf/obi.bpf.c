@@ -45,22 +45,26 @@ static __always_inline void save_args(__u64 pid_tgid, struct obi_io_args *a)
 		stat_inc(OBI_STAT_PENDING_FULL);
 }
 
-/* Reads the first 4 payload bytes of a send so the role of a connection we
- * did not see opened can be inferred at entry. */
-static __always_inline bool peek_send_head(__u64 buf, __u32 iovcnt, __u8 head[4])
+/* Copies the first bytes of a send (before it happens) into the scratch
+ * event, to infer roles and to arm context propagation. */
+static __always_inline __u32 peek_send(struct obi_scratch *s, __u64 buf, __u32 iovcnt, __u64 count)
 {
 	if (!buf)
-		return false;
+		return 0;
 	if (iovcnt) {
 		struct iovec iov;
-		if (bpf_probe_read_user(&iov, sizeof(iov), (const void *)buf) || iov.iov_len < 4)
-			return false;
+		if (bpf_probe_read_user(&iov, sizeof(iov), (const void *)buf))
+			return 0;
 		buf = (__u64)iov.iov_base;
+		count = iov.iov_len;
 	}
-	return bpf_probe_read_user(head, 4, (const void *)buf) == 0;
+	__u32 cap = capture_limit();
+	if (cap > OBI_TP_SCAN_LEN)
+		cap = OBI_TP_SCAN_LEN;
+	return copy_user_at(s, 0, (const void *)buf, count, cap);
 }
 
-static __always_inline int io_enter(__u32 fd, __u64 buf, __u32 iovcnt, __u8 dir, __u8 sc)
+static __always_inline int io_enter(__u32 fd, __u64 buf, __u32 iovcnt, __u64 count, __u8 dir, __u8 sc)
 {
 	__u64 pid_tgid = bpf_get_current_pid_tgid();
 	if (!pid_traced(pid_tgid >> 32))
@@ -86,9 +90,16 @@ static __always_inline int io_enter(__u32 fd, __u64 buf, __u32 iovcnt, __u8 dir,
 		 * so a sk_msg program can inject it. */
 		struct obi_conn_state *cs = conn_get_or_init(&ref, pid_tgid >> 32);
 		if (cs && cs->last_dir != OBI_DIR_SEND) {
-			__u8 head[4] = {};
-			bool have = cs->role == OBI_ROLE_UNKNOWN && peek_send_head(buf, iovcnt, head);
-			a.flags = conn_msg_start(cs, ref.ino, dir, pid_tgid, have ? head : NULL);
+			struct obi_scratch *s = NULL;
+			__u32 n = 0;
+			if (cs->role == OBI_ROLE_UNKNOWN || (obi_ctx_propagation && cs->role == OBI_ROLE_CLIENT)) {
+				s = scratch_get();
+				if (s)
+					n = peek_send(s, buf, iovcnt, count);
+			}
+			a.flags = conn_msg_start(cs, ref.ino, dir, pid_tgid, s ? s->data : NULL, n);
+			if (obi_ctx_propagation && s && (a.flags & OBI_F_REQUEST) && cs->role == OBI_ROLE_CLIENT)
+				arm_injection(s->data, n, &cs->tp, pid_tgid);
 		}
 	}
 	save_args(pid_tgid, &a);
@@ -103,31 +114,31 @@ static __always_inline int msg_enter(__u32 fd, __u64 msghdr, __u8 dir, __u8 sc)
 	__u32 cnt = mh.msg_iovlen;
 	if (cnt == 0)
 		return 0;
-	return io_enter(fd, (__u64)mh.msg_iov, cnt, dir, sc);
+	return io_enter(fd, (__u64)mh.msg_iov, cnt, 0, dir, sc);
 }
 
 SEC("tracepoint/syscalls/sys_enter_read")
 int obi_enter_read(struct trace_event_raw_sys_enter *ctx)
 {
-	return io_enter(ctx->args[0], ctx->args[1], 0, OBI_DIR_RECV, OBI_SC_READ);
+	return io_enter(ctx->args[0], ctx->args[1], 0, ctx->args[2], OBI_DIR_RECV, OBI_SC_READ);
 }
 
 SEC("tracepoint/syscalls/sys_enter_write")
 int obi_enter_write(struct trace_event_raw_sys_enter *ctx)
 {
-	return io_enter(ctx->args[0], ctx->args[1], 0, OBI_DIR_SEND, OBI_SC_WRITE);
+	return io_enter(ctx->args[0], ctx->args[1], 0, ctx->args[2], OBI_DIR_SEND, OBI_SC_WRITE);
 }
 
 SEC("tracepoint/syscalls/sys_enter_readv")
 int obi_enter_readv(struct trace_event_raw_sys_enter *ctx)
 {
-	return io_enter(ctx->args[0], ctx->args[1], ctx->args[2], OBI_DIR_RECV, OBI_SC_READV);
+	return io_enter(ctx->args[0], ctx->args[1], ctx->args[2], 0, OBI_DIR_RECV, OBI_SC_READV);
 }
 
 SEC("tracepoint/syscalls/sys_enter_writev")
 int obi_enter_writev(struct trace_event_raw_sys_enter *ctx)
 {
-	return io_enter(ctx->args[0], ctx->args[1], ctx->args[2], OBI_DIR_SEND, OBI_SC_WRITEV);
+	return io_enter(ctx->args[0], ctx->args[1], ctx->args[2], 0, OBI_DIR_SEND, OBI_SC_WRITEV);
 }
 
 SEC("tracepoint/syscalls/sys_enter_recvfrom")
@@ -135,13 +146,13 @@ int obi_enter_recvfrom(struct trace_event_raw_sys_enter *ctx)
 {
 	if (ctx->args[3] & MSG_PEEK) /* peeked bytes are read again later */
 		return 0;
-	return io_enter(ctx->args[0], ctx->args[1], 0, OBI_DIR_RECV, OBI_SC_RECVFROM);
+	return io_enter(ctx->args[0], ctx->args[1], 0, ctx->args[2], OBI_DIR_RECV, OBI_SC_RECVFROM);
 }
 
 SEC("tracepoint/syscalls/sys_enter_sendto")
 int obi_enter_sendto(struct trace_event_raw_sys_enter *ctx)
 {
-	return io_enter(ctx->args[0], ctx->args[1], 0, OBI_DIR_SEND, OBI_SC_SENDTO);
+	return io_enter(ctx->args[0], ctx->args[1], 0, ctx->args[2], OBI_DIR_SEND, OBI_SC_SENDTO);
 }
 
 SEC("tracepoint/syscalls/sys_enter_recvmsg")
@@ -162,7 +173,7 @@ SEC("tracepoint/syscalls/sys_enter_sendfile64")
 int obi_enter_sendfile(struct trace_event_raw_sys_enter *ctx)
 {
 	/* out_fd is the socket; no user buffer to capture. */
-	return io_enter(ctx->args[0], 0, 0, OBI_DIR_SEND, OBI_SC_SENDFILE);
+	return io_enter(ctx->args[0], 0, 0, 0, OBI_DIR_SEND, OBI_SC_SENDFILE);
 }
 
 static __always_inline int fd_op_enter(__u32 fd, __u8 op, __u8 sc)
@@ -243,10 +254,8 @@ static __always_inline int exit_io(__u64 pid_tgid, struct obi_io_args *a, long r
 			capture_plain(s, a->buf, ret);
 	}
 	__u8 flags = a->flags;
-	if (a->dir == OBI_DIR_RECV && cs->last_dir != OBI_DIR_RECV) {
-		const __u8 *head = s->hdr.captured >= 4 ? s->data : NULL;
-		flags = conn_msg_start(cs, a->conn_id, OBI_DIR_RECV, pid_tgid, head);
-	}
+	if (a->dir == OBI_DIR_RECV && cs->last_dir != OBI_DIR_RECV)
+		flags = conn_msg_start(cs, a->conn_id, OBI_DIR_RECV, pid_tgid, s->data, s->hdr.captured);
 	if (s->hdr.captured < ret)
 		flags |= OBI_F_TRUNCATED;
 	/* Context and role may have been decided just now. */
@@ -324,6 +333,73 @@ int obi_enter_close(struct trace_event_raw_sys_enter *ctx)
 	}
 	bpf_map_delete_elem(&conn_state, &ref.ino);
 	return 0;
+}
+
+/* ---- context propagation (see obi/propagation.h) ----------------------- */
+
+SEC("sockops")
+int obi_sockops(struct bpf_sock_ops *skops)
+{
+	__u64 cookie;
+	switch (skops->op) {
+	case BPF_SOCK_OPS_TCP_CONNECT_CB:
+		/* connect() runs in the connecting task: is it one of ours? */
+		if (!pid_traced(bpf_get_current_pid_tgid() >> 32))
+			return 1;
+		cookie = bpf_get_socket_cookie(skops);
+		__u8 one = 1;
+		bpf_map_update_elem(&connecting, &cookie, &one, BPF_ANY);
+		return 1;
+	case BPF_SOCK_OPS_ACTIVE_ESTABLISHED_CB:
+		cookie = bpf_get_socket_cookie(skops);
+		if (!bpf_map_lookup_elem(&connecting, &cookie))
+			return 1;
+		bpf_map_delete_elem(&connecting, &cookie);
+		bpf_sock_hash_update(skops, &sock_dir, &cookie, BPF_NOEXIST);
+		return 1;
+	}
+	return 1;
+}
+
+SEC("sk_msg")
+int obi_sk_msg(struct sk_msg_md *msg)
+{
+	__u64 id = bpf_get_current_pid_tgid();
+	struct obi_outgoing *armed = bpf_map_lookup_elem(&outgoing_tp, &id);
+	if (!armed)
+		return SK_PASS;
+	struct obi_outgoing o = *armed;
+	bpf_map_delete_elem(&outgoing_tp, &id);
+
+	__u32 off = o.offset;
+	if (off < 8 || off > OBI_TP_SCAN_LEN || msg->size < off)
+		return SK_PASS;
+	/* Only the message the syscall entry looked at. */
+	if (bpf_msg_pull_data(msg, 0, 8, 0))
+		return SK_PASS;
+	void *data = (void *)(long)msg->data;
+	void *end = (void *)(long)msg->data_end;
+	if (data + 8 > end || load64(data) != o.first8)
+		return SK_PASS;
+
+	if (bpf_msg_push_data(msg, off, OBI_TP_HEADER_LEN, 0)) {
+		stat_inc(OBI_STAT_INJECT_FAILED);
+		return SK_PASS;
+	}
+	if (bpf_msg_pull_data(msg, off, off + OBI_TP_HEADER_LEN, 0))
+		goto undo;
+	data = (void *)(long)msg->data;
+	end = (void *)(long)msg->data_end;
+	if (data + OBI_TP_HEADER_LEN > end)
+		goto undo;
+	__builtin_memcpy(data, o.header, OBI_TP_HEADER_LEN);
+	stat_inc(OBI_STAT_INJECTED);
+	return SK_PASS;
+undo:
+	/* Never send the pushed (uninitialised) bytes. */
+	bpf_msg_pop_data(msg, off, OBI_TP_HEADER_LEN, 0);
+	stat_inc(OBI_STAT_INJECT_FAILED);
+	return SK_PASS;
 }
 
 /* ---- process lifecycle ------------------------------------------------ */

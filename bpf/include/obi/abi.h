@@ -66,7 +66,10 @@
 #define OBI_STAT_PENDING_FULL 4    /* syscall arguments could not be stored */
 #define OBI_STAT_IGNORED 5         /* syscalls skipped on connections user space ignores */
 #define OBI_STAT_WAKEUPS 6         /* forced ring-buffer wake-ups */
-#define OBI_STAT_MAX 8
+#define OBI_STAT_INJECTED 7        /* traceparent headers inserted into requests */
+#define OBI_STAT_INJECT_SKIPPED 8  /* requests left alone (own traceparent, split request line) */
+#define OBI_STAT_INJECT_FAILED 9   /* sk_msg could not insert the header */
+#define OBI_STAT_MAX 12
 
 /* A TCP connection seen from the traced process. Addresses are IPv6 or
  * IPv4-mapped IPv6 (::ffff:a.b.c.d); ports in host byte order. */

@@ -5,6 +5,7 @@
 
 #include "obi/common.h"
 #include "obi/sockets.h"
+#include "obi/propagation.h"
 
 #define OBI_DIR_NONE 0xff
 
@@ -152,13 +153,14 @@ static __always_inline int sniff_http(const __u8 *b)
 }
 
 /* Called at the first bytes of a message (a change of direction). Returns
- * OBI_F_* flags for the event. head points at up to 4 payload bytes (or NULL). */
+ * OBI_F_* flags for the event. data holds the first n payload bytes, when
+ * known (n may be 0). */
 static __always_inline __u8 conn_msg_start(struct obi_conn_state *cs, __u64 conn_id, __u8 dir, __u64 pid_tgid,
-					   const __u8 *head)
+					   const __u8 *data, __u32 n)
 {
 	__u8 flags = OBI_F_MSG_START;
-	if (cs->role == OBI_ROLE_UNKNOWN && head) {
-		int kind = sniff_http(head);
+	if (cs->role == OBI_ROLE_UNKNOWN && n >= 4) {
+		int kind = sniff_http(data);
 		if (kind == 1)
 			cs->role = dir == OBI_DIR_RECV ? OBI_ROLE_SERVER : OBI_ROLE_CLIENT;
 		else if (kind == 2)
@@ -175,6 +177,9 @@ static __always_inline __u8 conn_msg_start(struct obi_conn_state *cs, __u64 conn
 		__builtin_memset(cs->tp.parent_id, 0, 8);
 		cs->tp.flags = 1;
 		cs->tp.valid = 1;
+		/* Continue the caller's trace, so requests this one makes carry it on. */
+		if (obi_ctx_propagation && n)
+			adopt_incoming(data, n, &cs->tp);
 		struct obi_server_trace st = {};
 		st.tp = cs->tp;
 		st.conn_id = conn_id;

@@ -23,7 +23,7 @@ const HOUSEKEEPING: Duration = Duration::from_secs(1);
 
 pub async fn run(cfg: Config) -> Result<()> {
     let cfg = Arc::new(cfg);
-    let checks = preflight::run(cfg.ebpf.btf_path.as_deref());
+    let checks = preflight::run(&preflight::Needs::from_config(&cfg));
     let failures = preflight::failures(&checks);
     if !failures.is_empty() {
         for f in &failures {
@@ -33,6 +33,13 @@ pub async fn run(cfg: Config) -> Result<()> {
     }
     preflight::ensure_tracefs().map_err(|e| anyhow::anyhow!("tracefs is needed to attach tracepoints: {e}"))?;
 
+    if cfg.ebpf.context_propagation.wants_tcp_options() {
+        tracing::warn!(
+            component = "obi.Instrumenter",
+            context_propagation = cfg.ebpf.context_propagation.as_str(),
+            "context propagation through TCP options is not implemented in obi-rs; only HTTP headers are injected"
+        );
+    }
     let hostname = hostname(&cfg);
     let self_pid = std::process::id();
     let matcher = discover::criteria::Matcher::new(&cfg, self_pid);

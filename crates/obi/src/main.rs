@@ -44,8 +44,8 @@ fn run(args: &obi::cli::RunArgs) -> ExitCode {
 
 fn check(args: &CheckArgs) -> ExitCode {
     let cfg = obi::config::load_unvalidated(&args.run_args(), &|k| std::env::var(k).ok());
-    let btf = cfg.as_ref().ok().and_then(|c| c.ebpf.btf_path.clone());
-    let checks = obi::preflight::run(btf.as_deref());
+    let needs = cfg.as_ref().map(obi::preflight::Needs::from_config).unwrap_or_default();
+    let checks = obi::preflight::run(&needs);
     if args.json {
         let items: Vec<_> = checks
             .iter()

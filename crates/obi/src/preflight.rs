@@ -137,8 +137,24 @@ pub fn lockdown_mode() -> Option<String> {
     Some(text[start + 1..start + end].to_string())
 }
 
-/// Runs every check. `btf_path` is the user's OTEL_EBPF_BTF_PATH, if any.
-pub fn run(btf_path: Option<&Path>) -> Vec<Check> {
+/// What the configuration asks of the machine beyond the basics.
+#[derive(Debug, Clone, Default)]
+pub struct Needs {
+    /// The user's OTEL_EBPF_BTF_PATH, if any.
+    pub btf_path: Option<PathBuf>,
+    /// Context propagation into HTTP headers (sockops + sk_msg on cgroup v2).
+    pub propagation: bool,
+}
+
+impl Needs {
+    pub fn from_config(cfg: &crate::config::Config) -> Self {
+        Needs { btf_path: cfg.ebpf.btf_path.clone(), propagation: cfg.ebpf.context_propagation.injects_headers() }
+    }
+}
+
+/// Runs every check.
+pub fn run(needs: &Needs) -> Vec<Check> {
+    let btf_path = needs.btf_path.as_deref();
     let mut out = Vec::new();
     let kernel = kernel_version();
     out.push(match &kernel {
@@ -153,6 +169,29 @@ pub fn run(btf_path: Option<&Path>) -> Vec<Check> {
     out.push(capability_check(effective_caps(), kernel.as_ref().map(|k| (k.0, k.1))));
     out.push(btf_check(btf_path));
     out.extend(tracepoint_checks());
+    if needs.propagation {
+        out.extend(propagation_checks(effective_caps()));
+    }
+    out
+}
+
+fn propagation_checks(caps: u64) -> Vec<Check> {
+    let mut out = Vec::new();
+    out.push(match crate::ebpf::propagation::cgroup2_root() {
+        Some(root) => Check::ok("cgroup v2", root.display().to_string()),
+        None => Check::fail(
+            "cgroup v2",
+            "no cgroup2 file system is mounted; context propagation attaches to it",
+            "mount -t cgroup2 none /sys/fs/cgroup (in a container: mount the host's /sys/fs/cgroup), or disable OTEL_EBPF_BPF_CONTEXT_PROPAGATION",
+        ),
+    });
+    if !has_cap(caps, caps::NET_ADMIN) && !has_cap(caps, caps::SYS_ADMIN) {
+        out.push(Check::fail(
+            "capabilities (propagation)",
+            "context propagation requires CAP_NET_ADMIN",
+            "grant CAP_NET_ADMIN, or disable OTEL_EBPF_BPF_CONTEXT_PROPAGATION",
+        ));
+    }
     out
 }
 

@@ -60,6 +60,18 @@ pub enum ContextPropagation {
     All,
 }
 
+impl ContextPropagation {
+    /// HTTP header injection is on (`headers` or `all`).
+    pub fn injects_headers(self) -> bool {
+        matches!(self, ContextPropagation::Headers | ContextPropagation::All)
+    }
+
+    /// The TCP-option carrier was asked for; obi-rs does not implement it.
+    pub fn wants_tcp_options(self) -> bool {
+        matches!(self, ContextPropagation::Tcp | ContextPropagation::All)
+    }
+}
+
 /// One entry of `discovery.instrument` (and friends). Every selector that is
 /// set must match for the entry to match a process.
 #[derive(Debug, Clone, Default, PartialEq)]

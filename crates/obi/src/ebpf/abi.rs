@@ -35,7 +35,10 @@ pub const STAT_CONN_TABLE_FULL: u32 = 3;
 pub const STAT_PENDING_FULL: u32 = 4;
 pub const STAT_IGNORED: u32 = 5;
 pub const STAT_WAKEUPS: u32 = 6;
-pub const STAT_MAX: u32 = 8;
+pub const STAT_INJECTED: u32 = 7;
+pub const STAT_INJECT_SKIPPED: u32 = 8;
+pub const STAT_INJECT_FAILED: u32 = 9;
+pub const STAT_MAX: u32 = 12;
 
 #[repr(C)]
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]

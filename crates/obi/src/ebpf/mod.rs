@@ -2,6 +2,7 @@
 
 pub mod abi;
 pub mod programs;
+pub mod propagation;
 pub mod ring;
 
 use std::collections::BTreeMap;
@@ -29,6 +30,8 @@ pub struct LoadOptions {
     pub wakeup_bytes: u64,
     pub watch_exec: bool,
     pub trace_all: bool,
+    /// Inject `traceparent` into outgoing HTTP/1 requests.
+    pub ctx_propagation: bool,
     pub btf_path: Option<std::path::PathBuf>,
 }
 
@@ -42,6 +45,7 @@ impl LoadOptions {
             wakeup_bytes: cfg.ebpf.wakeup_len.max(1) as u64 * 512,
             watch_exec,
             trace_all: cfg.discovery.system_wide,
+            ctx_propagation: cfg.ebpf.context_propagation.injects_headers(),
             btf_path: cfg.ebpf.btf_path.clone(),
         }
     }
@@ -57,6 +61,9 @@ pub struct KernelStats {
     pub pending_full: u64,
     pub ignored: u64,
     pub wakeups: u64,
+    pub injected: u64,
+    pub inject_skipped: u64,
+    pub inject_failed: u64,
 }
 
 /// The loaded and attached kernel side. Dropping it detaches everything.
@@ -67,6 +74,7 @@ pub struct Tracer {
     stats: PerCpuArray<MapData, u64>,
     /// Hooks that could not be attached, with what that costs.
     pub missing: Vec<(String, &'static str)>,
+    _propagation: Option<propagation::Propagation>,
 }
 
 impl Tracer {
@@ -77,6 +85,7 @@ impl Tracer {
         let btf = load_btf(opts.btf_path.as_deref())?;
         let watch_exec = opts.watch_exec as u8;
         let trace_all = opts.trace_all as u8;
+        let ctx_propagation = opts.ctx_propagation as u8;
         let mut loader = EbpfLoader::new();
         loader
             .btf(Some(&btf))
@@ -85,6 +94,7 @@ impl Tracer {
             .override_global("obi_wakeup_bytes", &opts.wakeup_bytes, true)
             .override_global("obi_watch_exec", &watch_exec, true)
             .override_global("obi_trace_all", &trace_all, true)
+            .override_global("obi_ctx_propagation", &ctx_propagation, true)
             .map_max_entries("events", opts.ring_buffer_size);
         let mut ebpf = loader.load(OBJECT).map_err(explain_load_error)?;
 
@@ -113,10 +123,11 @@ impl Tracer {
             }
         }
 
+        let propagation = if opts.ctx_propagation { Some(propagation::attach(&mut ebpf)?) } else { None };
         let traced_pids = BpfHashMap::try_from(take_map(&mut ebpf, "traced_pids")?)?;
         let ignored_conns = BpfHashMap::try_from(take_map(&mut ebpf, "ignored_conns")?)?;
         let stats = PerCpuArray::try_from(take_map(&mut ebpf, "obi_stats")?)?;
-        Ok(Tracer { ebpf, traced_pids, ignored_conns, stats, missing })
+        Ok(Tracer { ebpf, traced_pids, ignored_conns, stats, missing, _propagation: propagation })
     }
 
     /// Takes the data event ring buffer (once).
@@ -161,6 +172,9 @@ impl Tracer {
             pending_full: sum(abi::STAT_PENDING_FULL),
             ignored: sum(abi::STAT_IGNORED),
             wakeups: sum(abi::STAT_WAKEUPS),
+            injected: sum(abi::STAT_INJECTED),
+            inject_skipped: sum(abi::STAT_INJECT_SKIPPED),
+            inject_failed: sum(abi::STAT_INJECT_FAILED),
         }
     }
 

@@ -64,7 +64,8 @@ class Handler(BaseHTTPRequestHandler):
         elif parts[0] == "call":
             target = urllib.parse.urlsplit(urllib.parse.parse_qs(url.query)["url"][0])
             conn = http.client.HTTPConnection(target.hostname, target.port, timeout=10)
-            conn.request("GET", target.path or "/")
+            path = (target.path or "/") + ("?" + target.query if target.query else "")
+            conn.request("GET", path)
             resp = conn.getresponse()
             data = resp.read()
             conn.close()

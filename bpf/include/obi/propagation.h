@@ -1,0 +1,84 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * Context propagation into outgoing HTTP/1 requests, without
+ * bpf_probe_write_user (refused under lockdown):
+ *
+ *  1. sys_enter of a client request send (process context) decides the
+ *     client span's context, checks the request has no traceparent yet and
+ *     leaves the header line to insert in `outgoing_tp`, keyed by thread.
+ *  2. sockops puts TCP client sockets of traced processes into `sock_dir`.
+ *  3. sk_msg, which runs inside that same send, inserts the header right
+ *     after the request line with bpf_msg_push_data.
+ */
+#ifndef OBI_PROPAGATION_H
+#define OBI_PROPAGATION_H
+
+#include "obi/common.h"
+#include "obi/traceparent.h"
+
+/* 0 = off, 1 = inject W3C headers into HTTP/1 requests. */
+const volatile __u8 obi_ctx_propagation = 0;
+
+#define SK_PASS 1
+
+struct obi_outgoing {
+	__u8 header[OBI_TP_HEADER_LEN];
+	__u8 _pad[2];
+	__u32 offset; /* where the header goes: just past the request line */
+	__u64 first8; /* the request's first bytes, to match the right message */
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 16384);
+	__type(key, __u64); /* pid_tgid of the sending thread */
+	__type(value, struct obi_outgoing);
+} outgoing_tp SEC(".maps");
+
+/* Sockets a traced process is connecting, by socket cookie, until they are
+ * established and can join sock_dir. */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 16384);
+	__type(key, __u64);
+	__type(value, __u8);
+} connecting SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_SOCKHASH);
+	__uint(max_entries, 65536);
+	__type(key, __u64); /* socket cookie */
+	__type(value, __u32);
+} sock_dir SEC(".maps");
+
+/* Called at the start of a client request, with the first n bytes of it in
+ * data. Arms the injection for this thread's current send. */
+static __noinline void arm_injection(const __u8 *data, __u32 n, const struct obi_tp *tp, __u64 pid_tgid)
+{
+	if (n < 8)
+		return;
+	struct obi_head_scan scan;
+	scan_head(data, n, &scan);
+	/* No complete request line in this write, or the app propagates
+	 * context itself: leave the request alone. */
+	if (!scan.line_end || scan.tp_value) {
+		stat_inc(OBI_STAT_INJECT_SKIPPED);
+		return;
+	}
+	struct obi_outgoing o = {};
+	format_tp_header(tp, o.header);
+	o.offset = scan.line_end;
+	o.first8 = load64(data);
+	bpf_map_update_elem(&outgoing_tp, &pid_tgid, &o, BPF_ANY);
+}
+
+/* Reads the incoming traceparent of a server request into tp. */
+static __noinline void adopt_incoming(const __u8 *data, __u32 n, struct obi_tp *tp)
+{
+	struct obi_head_scan scan;
+	scan_head(data, n, &scan);
+	if (scan.tp_value && scan.tp_value + OBI_TP_VALUE_LEN <= n)
+		parse_traceparent(data + (scan.tp_value & (OBI_TP_SCAN_LEN - 1)), tp);
+}
+
+#endif /* OBI_PROPAGATION_H */

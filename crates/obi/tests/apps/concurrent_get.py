@@ -1,0 +1,25 @@
+#!/usr/bin/env python3
+"""Sends N GET requests with C concurrent threads (one connection each).
+
+Usage: concurrent_get.py URL N C   -> prints "ok <count of 200s>"
+"""
+import sys
+import urllib.request
+from concurrent.futures import ThreadPoolExecutor
+
+
+def get(url):
+    with urllib.request.urlopen(url, timeout=60) as r:
+        r.read()
+        return r.status
+
+
+def main():
+    url, n, c = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+    with ThreadPoolExecutor(max_workers=c) as pool:
+        statuses = list(pool.map(get, [url] * n))
+    print("ok", sum(1 for s in statuses if s == 200), flush=True)
+
+
+if __name__ == "__main__":
+    main()

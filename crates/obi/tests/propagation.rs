@@ -1,0 +1,267 @@
+//! Distributed traces: traceparent in, nesting, and injection out
+//! (sockops + sk_msg), across real services in different runtimes.
+
+mod common;
+
+use std::collections::{HashMap, HashSet};
+use std::process::Command;
+use std::time::Duration;
+
+use common::*;
+use serde_json::Value;
+
+const WAIT: Duration = Duration::from_secs(30);
+
+fn enc(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => (b as char).to_string(),
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+fn agent_for(ports: &[u16], extra_yaml: &str) -> Agent {
+    let list: Vec<String> = ports.iter().map(|p| p.to_string()).collect();
+    let ports_entry = if list.is_empty() { String::new() } else { format!("    - open_ports: {}\n", list.join(",")) };
+    Agent::builder()
+        .env("OTEL_EBPF_BPF_CONTEXT_PROPAGATION", "headers")
+        .config(&format!("discovery:\n  instrument:\n{ports_entry}{extra_yaml}"))
+        .start()
+}
+
+fn parent(s: &Value) -> &str {
+    field(s, "parentSpanID")
+}
+
+fn span_id(s: &Value) -> &str {
+    field(s, "spanID")
+}
+
+fn trace(s: &Value) -> &str {
+    field(s, "traceID")
+}
+
+/// curl -> Python -> Node.js -> Python: one trace, exact parent links.
+#[test]
+fn three_services_in_three_runtimes_form_one_trace() {
+    require_root();
+    let (pa, pb, pc) = (free_port(), free_port(), free_port());
+    let a = python_server(pa);
+    let b = node_server(pb);
+    let c = python_server(pc);
+    let agent = agent_for(&[pa, pb, pc], "");
+    for p in [&a, &b, &c] {
+        agent.wait_instrumented(p.pid(), WAIT);
+    }
+    let inner = format!("http://127.0.0.1:{pc}/headers");
+    let middle = format!("http://127.0.0.1:{pb}/call?url={}", enc(&inner));
+    let out = curl(&[&format!("http://127.0.0.1:{pa}/call?url={}", enc(&middle))]);
+    assert!(out.starts_with("called 200"), "{out}");
+
+    let server_a = &agent.wait_spans(1, WAIT, |s| is_type(s, "HTTP") && host_port(s) == pa)[0];
+    let client_a = &agent.wait_spans(1, WAIT, |s| is_type(s, "HTTPClient") && host_port(s) == pb)[0];
+    let server_b = &agent.wait_spans(1, WAIT, |s| is_type(s, "HTTP") && host_port(s) == pb)[0];
+    let client_b = &agent.wait_spans(1, WAIT, |s| is_type(s, "HTTPClient") && host_port(s) == pc)[0];
+    let server_c = &agent.wait_spans(1, WAIT, |s| is_type(s, "HTTP") && host_port(s) == pc)[0];
+
+    let chain = [server_a, client_a, server_b, client_b, server_c];
+    for s in chain {
+        assert_eq!(trace(s), trace(server_a), "one trace id across the chain: {s:#}");
+    }
+    assert_eq!(parent(server_a), "0000000000000000", "the first server is the root");
+    assert_eq!(parent(client_a), span_id(server_a));
+    assert_eq!(parent(server_b), span_id(client_a));
+    assert_eq!(parent(client_b), span_id(server_b));
+    assert_eq!(parent(server_c), span_id(client_b));
+    assert_eq!(field(server_b, "hostName"), "node");
+}
+
+/// An incoming traceparent is continued, not replaced.
+#[test]
+fn incoming_traceparent_is_continued() {
+    require_root();
+    let (pa, pc) = (free_port(), free_port());
+    let a = python_server(pa);
+    let c = python_server(pc);
+    let agent = agent_for(&[pa, pc], "");
+    agent.wait_instrumented(a.pid(), WAIT);
+    agent.wait_instrumented(c.pid(), WAIT);
+    let tp = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+    let inner = format!("http://127.0.0.1:{pc}/headers");
+    let out = curl(&["-H", &format!("traceparent: {tp}"), &format!("http://127.0.0.1:{pa}/call?url={}", enc(&inner))]);
+    assert!(out.starts_with("called 200"), "{out}");
+    let server_a = &agent.wait_spans(1, WAIT, |s| is_type(s, "HTTP") && host_port(s) == pa)[0];
+    assert_eq!(trace(server_a), "4bf92f3577b34da6a3ce929d0e0e4736");
+    assert_eq!(parent(server_a), "00f067aa0ba902b7");
+    let server_c = &agent.wait_spans(1, WAIT, |s| is_type(s, "HTTP") && host_port(s) == pc)[0];
+    assert_eq!(trace(server_c), "4bf92f3577b34da6a3ce929d0e0e4736", "the next service continues the same trace");
+}
+
+fn hex(b: &[u8]) -> String {
+    b.iter().map(|x| format!("{x:02x}")).collect()
+}
+
+fn unhex(s: &str) -> Vec<u8> {
+    (0..s.len()).step_by(2).map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap()).collect()
+}
+
+/// Runs raw_client.py (instrumented) against the echo server; returns what
+/// the server received for each request.
+fn send_raw(port: u16, writes: &[Vec<u8>], responses: usize, pause_ms: u64) -> Vec<Vec<u8>> {
+    let case = serde_json::json!({
+        "writes": writes.iter().map(|w| hex(w)).collect::<Vec<_>>(),
+        "responses": responses,
+        "pause_ms": pause_ms,
+    });
+    let file = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(file.path(), case.to_string()).unwrap();
+    let mut p = spawn(
+        "raw-client",
+        Command::new("python3").arg(apps_dir().join("raw_client.py")).arg(port.to_string()).arg(file.path()),
+    );
+    assert!(p.wait_exit(WAIT).is_some_and(|s| s.success()), "raw client failed");
+    let line = p.lines().pop().expect("raw client output");
+    let v: Value = serde_json::from_str(&line).unwrap();
+    v["echoed"].as_array().unwrap().iter().map(|h| unhex(h.as_str().unwrap())).collect()
+}
+
+/// Removes one `traceparent: ...\r\n` line, checking it is well formed.
+fn strip_one_traceparent(received: &[u8]) -> (Vec<u8>, Option<String>) {
+    let text = received.to_vec();
+    let lower = String::from_utf8_lossy(&text).to_ascii_lowercase();
+    let Some(start) = lower.find("\r\ntraceparent: ").map(|i| i + 2) else { return (text, None) };
+    let end = start + lower[start..].find("\r\n").unwrap() + 2;
+    let line = String::from_utf8_lossy(&text[start..end - 2]).into_owned();
+    assert!(
+        !lower[end..].contains("\r\ntraceparent:") && !lower[..start].contains("traceparent"),
+        "more than one traceparent: {lower}"
+    );
+    let mut rest = text[..start].to_vec();
+    rest.extend_from_slice(&text[end..]);
+    (rest, Some(line))
+}
+
+/// What reaches the next service is the request the app sent plus exactly
+/// one well-formed traceparent line, for every request shape.
+#[test]
+fn injection_never_corrupts_requests() {
+    require_root();
+    let port = free_port();
+    let _echo = start_server(
+        "raw-echo",
+        Command::new("python3").arg(apps_dir().join("raw_echo_server.py")).arg(port.to_string()),
+    );
+    let agent = agent_for(&[], "    - cmd_args: '*raw_client.py*'\n");
+    let re = regex::Regex::new(r"^traceparent: 00-[0-9a-f]{32}-[0-9a-f]{16}-01$").unwrap();
+
+    // A plain GET: injected right after the request line.
+    let get = b"GET /plain?q=1 HTTP/1.1\r\nHost: svc\r\nUser-Agent: t\r\n\r\n".to_vec();
+    let got = send_raw(port, std::slice::from_ref(&get), 1, 0);
+    let (rest, tp) = strip_one_traceparent(&got[0]);
+    assert_eq!(rest, get, "bytes other than the header changed");
+    let tp = tp.expect("a traceparent must be injected");
+    assert!(re.is_match(&tp), "{tp}");
+    assert!(String::from_utf8_lossy(&got[0]).starts_with("GET /plain?q=1 HTTP/1.1\r\ntraceparent: "));
+    // The client span carries the ids that were sent.
+    let client = &agent.wait_spans(1, WAIT, |s| is_type(s, "HTTPClient") && attr(s, "url") == "/plain")[0];
+    assert_eq!(tp, format!("traceparent: 00-{}-{}-01", trace(client), span_id(client)));
+
+    // A 200 KB POST: body byte-exact.
+    let mut post = b"POST /upload HTTP/1.1\r\nHost: svc\r\nContent-Length: 200000\r\n\r\n".to_vec();
+    post.extend((0..200_000u32).map(|i| (i % 251) as u8));
+    let got = send_raw(port, std::slice::from_ref(&post), 1, 0);
+    let (rest, tp) = strip_one_traceparent(&got[0]);
+    assert!(tp.is_some());
+    assert!(rest == post, "POST body changed");
+
+    // 8 KB of headers.
+    let mut big = b"GET /big-headers HTTP/1.1\r\nHost: svc\r\n".to_vec();
+    for i in 0..100 {
+        big.extend_from_slice(format!("X-Filler-{i}: {}\r\n", "v".repeat(64)).as_bytes());
+    }
+    big.extend_from_slice(b"\r\n");
+    let got = send_raw(port, std::slice::from_ref(&big), 1, 0);
+    let (rest, tp) = strip_one_traceparent(&got[0]);
+    assert!(tp.is_some());
+    assert!(rest == big, "large head changed");
+
+    // The app already propagates: left exactly as sent.
+    let own = b"GET /own HTTP/1.1\r\nHost: svc\r\nTraceParent: 00-aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa-bbbbbbbbbbbbbbbb-01\r\n\r\n".to_vec();
+    let got = send_raw(port, std::slice::from_ref(&own), 1, 0);
+    assert_eq!(got[0], own, "a request with its own traceparent must not change");
+    let own_first = b"GET /own2 HTTP/1.1\r\ntraceparent: 00-aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa-bbbbbbbbbbbbbbbb-01\r\n\r\n".to_vec();
+    let got = send_raw(port, std::slice::from_ref(&own_first), 1, 0);
+    assert_eq!(got[0], own_first, "a traceparent right after the request line counts too");
+
+    // Request line split over two writes: not touched, still intact.
+    let split = b"GET /split HTTP/1.1\r\nHost: svc\r\n\r\n".to_vec();
+    let got = send_raw(port, &[split[..7].to_vec(), split[7..].to_vec()], 1, 50);
+    assert_eq!(got[0], split);
+
+    // Pipelined requests in one write, then keep-alive requests: each
+    // arrives intact, with at most one header each.
+    let mut pipelined = Vec::new();
+    for p in ["/p1", "/p2", "/p3"] {
+        pipelined.extend_from_slice(format!("GET {p} HTTP/1.1\r\nHost: svc\r\n\r\n").as_bytes());
+    }
+    let got = send_raw(port, &[pipelined], 3, 0);
+    for (i, p) in ["/p1", "/p2", "/p3"].iter().enumerate() {
+        let (rest, _) = strip_one_traceparent(&got[i]);
+        assert_eq!(rest, format!("GET {p} HTTP/1.1\r\nHost: svc\r\n\r\n").into_bytes());
+    }
+    let ka: Vec<Vec<u8>> =
+        (0..5).map(|i| format!("GET /ka{i} HTTP/1.1\r\nHost: svc\r\n\r\n").into_bytes()).collect();
+    let mut writes = Vec::new();
+    for w in &ka {
+        writes.push(w.clone());
+    }
+    // Sequential keep-alive requests on one connection (the client waits
+    // for nothing between them here, so they may also coalesce).
+    let got = send_raw(port, &writes, 5, 100);
+    for (i, w) in ka.iter().enumerate() {
+        let (rest, _) = strip_one_traceparent(&got[i]);
+        assert_eq!(&rest, w);
+    }
+    let stats = agent.proc.lines().iter().filter(|l| l.contains("inject")).cloned().collect::<Vec<_>>();
+    eprintln!("{stats:#?}");
+}
+
+/// 200 concurrent requests through a threaded server: every client span is
+/// the child of its own server span (no cross-talk between threads).
+#[test]
+fn concurrent_requests_keep_their_parents() {
+    require_root();
+    let (pa, pc) = (free_port(), free_port());
+    let a = python_server(pa);
+    let c = python_server(pc);
+    let agent = agent_for(&[pa, pc], "");
+    agent.wait_instrumented(a.pid(), WAIT);
+    agent.wait_instrumented(c.pid(), WAIT);
+    let inner = format!("http://127.0.0.1:{pc}/slow/20");
+    let url = format!("http://127.0.0.1:{pa}/call?url={}", enc(&inner));
+    let mut load = spawn(
+        "concurrent",
+        Command::new("python3").arg(apps_dir().join("concurrent_get.py")).args([&url, "200", "200"]),
+    );
+    assert!(load.wait_exit(Duration::from_secs(120)).is_some_and(|s| s.success()));
+    assert_eq!(load.lines().last().map(String::as_str), Some("ok 200"));
+
+    let servers_a = agent.wait_spans(200, WAIT, |s| is_type(s, "HTTP") && host_port(s) == pa);
+    let clients = agent.wait_spans(200, WAIT, |s| is_type(s, "HTTPClient") && host_port(s) == pc);
+    let servers_c = agent.wait_spans(200, WAIT, |s| is_type(s, "HTTP") && host_port(s) == pc);
+    assert_eq!((servers_a.len(), clients.len(), servers_c.len()), (200, 200, 200));
+
+    let by_id: HashMap<&str, &Value> = servers_a.iter().map(|s| (span_id(s), s)).collect();
+    let mut parents_used = HashSet::new();
+    for cl in &clients {
+        let parent_span = by_id.get(parent(cl)).unwrap_or_else(|| panic!("client without its server: {cl:#}"));
+        assert_eq!(trace(cl), trace(parent_span));
+        assert!(parents_used.insert(parent(cl)), "two client calls claim the same server request");
+    }
+    let clients_by_id: HashMap<&str, &Value> = clients.iter().map(|s| (span_id(s), s)).collect();
+    for sc in &servers_c {
+        let cl = clients_by_id.get(parent(sc)).unwrap_or_else(|| panic!("downstream span without its client: {sc:#}"));
+        assert_eq!(trace(sc), trace(cl));
+    }
+}
