@@ -77,6 +77,29 @@ fn three_services_in_three_runtimes_form_one_trace() {
     assert_eq!(field(server_b, "hostName"), "node");
 }
 
+/// A client call made from a thread the handler started is still a child
+/// of the request being served.
+#[test]
+fn calls_from_child_threads_nest_under_the_request() {
+    require_root();
+    let (pa, pc) = (free_port(), free_port());
+    let a = python_server(pa);
+    let c = python_server(pc);
+    let agent = agent_for(&[pa, pc], "");
+    agent.wait_instrumented(a.pid(), WAIT);
+    agent.wait_instrumented(c.pid(), WAIT);
+    let inner = format!("http://127.0.0.1:{pc}/status/200");
+    let out = curl(&[&format!("http://127.0.0.1:{pa}/call-in-thread?url={}", enc(&inner))]);
+    assert!(out.starts_with("called 200"), "{out}");
+    let server_a = &agent.wait_spans(1, WAIT, |s| is_type(s, "HTTP") && host_port(s) == pa)[0];
+    let client = &agent.wait_spans(1, WAIT, |s| is_type(s, "HTTPClient") && host_port(s) == pc)[0];
+    let server_c = &agent.wait_spans(1, WAIT, |s| is_type(s, "HTTP") && host_port(s) == pc)[0];
+    assert_ne!(client["attributes"]["clientAddr"], Value::Null);
+    assert_eq!(parent(client), span_id(server_a), "the child thread's call nests under the request");
+    assert_eq!(parent(server_c), span_id(client));
+    assert_eq!(trace(server_c), trace(server_a));
+}
+
 /// An incoming traceparent is continued, not replaced.
 #[test]
 fn incoming_traceparent_is_continued() {

@@ -9,15 +9,27 @@
   /slow/<ms>         200 after sleeping
   /headers           200, JSON of the request headers as received
   /call?url=U        makes a GET to U (http.client) and returns its status
+  /call-in-thread?url=U  the same, from a new thread the handler waits for
 
 Usage: http_server.py PORT   (prints "ready PORT" when listening)
 """
 import http.client
 import json
 import sys
+import threading
 import time
 import urllib.parse
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+
+def call(target):
+    conn = http.client.HTTPConnection(target.hostname, target.port, timeout=10)
+    path = (target.path or "/") + ("?" + target.query if target.query else "")
+    conn.request("GET", path)
+    resp = conn.getresponse()
+    data = resp.read()
+    conn.close()
+    return resp.status, len(data)
 
 
 class Handler(BaseHTTPRequestHandler):
@@ -61,15 +73,17 @@ class Handler(BaseHTTPRequestHandler):
         elif parts[0] == "headers":
             body = json.dumps([[k, v] for k, v in self.headers.items()]).encode()
             self.reply(200, body, "application/json")
-        elif parts[0] == "call":
+        elif parts[0] in ("call", "call-in-thread"):
             target = urllib.parse.urlsplit(urllib.parse.parse_qs(url.query)["url"][0])
-            conn = http.client.HTTPConnection(target.hostname, target.port, timeout=10)
-            path = (target.path or "/") + ("?" + target.query if target.query else "")
-            conn.request("GET", path)
-            resp = conn.getresponse()
-            data = resp.read()
-            conn.close()
-            self.reply(200, b"called %d %d\n" % (resp.status, len(data)))
+            result = []
+            if parts[0] == "call":
+                result.append(call(target))
+            else:
+                t = threading.Thread(target=lambda: result.append(call(target)))
+                t.start()
+                t.join()
+            status, size = result[0]
+            self.reply(200, b"called %d %d\n" % (status, size))
         else:
             self.reply(404, b"not found\n")
 
