@@ -11,6 +11,7 @@
 #include "obi/sockets.h"
 #include "obi/conn.h"
 #include "obi/capture.h"
+#include "obi/tls.h"
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";
 
@@ -72,6 +73,13 @@ static __always_inline int io_enter(__u32 fd, __u64 buf, __u32 iovcnt, __u64 cou
 	struct obi_sock_ref ref;
 	if (!fd_to_tcp_sock(fd, &ref))
 		return 0;
+	struct obi_conn_state *cs = conn_get_or_init(&ref, pid_tgid >> 32);
+	if (!cs)
+		return 0;
+	tls_observe_syscall(pid_tgid, ref.ino, cs, dir);
+	/* TLS connections are traced from their plaintext (uprobes) instead. */
+	if (cs->flags & OBI_CONN_TLS)
+		return 0;
 	if (conn_ignored(ref.ino)) {
 		stat_inc(OBI_STAT_IGNORED);
 		return 0;
@@ -88,8 +96,7 @@ static __always_inline int io_enter(__u32 fd, __u64 buf, __u32 iovcnt, __u64 cou
 	if (dir == OBI_DIR_SEND) {
 		/* Outgoing requests get their trace context before any byte leaves,
 		 * so a sk_msg program can inject it. */
-		struct obi_conn_state *cs = conn_get_or_init(&ref, pid_tgid >> 32);
-		if (cs && cs->last_dir != OBI_DIR_SEND) {
+		if (cs->last_dir != OBI_DIR_SEND) {
 			struct obi_scratch *s = NULL;
 			__u32 n = 0;
 			if (cs->role == OBI_ROLE_UNKNOWN || (obi_ctx_propagation && cs->role == OBI_ROLE_CLIENT)) {
@@ -335,6 +342,40 @@ int obi_enter_close(struct trace_event_raw_sys_enter *ctx)
 	return 0;
 }
 
+/* ---- TLS plaintext (see obi/tls.h) ------------------------------------ */
+
+SEC("uprobe")
+int BPF_UPROBE(obi_ssl_write, void *ssl, const void *buf, int num)
+{
+	return ssl_enter(ssl, buf, NULL, OBI_DIR_SEND);
+}
+
+SEC("uprobe")
+int BPF_UPROBE(obi_ssl_write_ex, void *ssl, const void *buf, __u64 num, __u64 *written)
+{
+	return ssl_enter(ssl, buf, written, OBI_DIR_SEND);
+}
+
+SEC("uprobe")
+int BPF_UPROBE(obi_ssl_read, void *ssl, void *buf, int num)
+{
+	return ssl_enter(ssl, buf, NULL, OBI_DIR_RECV);
+}
+
+SEC("uprobe")
+int BPF_UPROBE(obi_ssl_read_ex, void *ssl, void *buf, __u64 num, __u64 *readbytes)
+{
+	return ssl_enter(ssl, buf, readbytes, OBI_DIR_RECV);
+}
+
+/* One return probe for all four functions. They return int: the upper half
+ * of the return register is undefined, so read it as int (-1 is not 2^32-1). */
+SEC("uretprobe")
+int BPF_URETPROBE(obi_ssl_ret, int ret)
+{
+	return ssl_exit(ret);
+}
+
 /* ---- context propagation (see obi/propagation.h) ----------------------- */
 
 SEC("sockops")
@@ -485,6 +526,10 @@ int obi_sched_exit(void *ctx)
 	bpf_map_delete_elem(&server_traces, &pid_tgid);
 	bpf_map_delete_elem(&thread_parent, &tid);
 	bpf_map_delete_elem(&pending_io, &pid_tgid);
+	bpf_map_delete_elem(&ssl_args, &pid_tgid);
+	bpf_map_delete_elem(&ssl_pending_bind, &pid_tgid);
+	bpf_map_delete_elem(&last_recv_conn, &pid_tgid);
+	bpf_map_delete_elem(&outgoing_tp, &pid_tgid);
 	if (tid == tgid)
 		proc_event(OBI_PEV_EXIT, tgid, 0);
 	return 0;

@@ -37,6 +37,7 @@
 #define OBI_F_TRUNCATED 0x02   /* captured < bytes: the middle is missing */
 #define OBI_F_REQUEST 0x04     /* MSG_START of a request (server recv / client send) */
 #define OBI_F_ROLE_GUESSED 0x08 /* role inferred from the payload, not accept/connect */
+#define OBI_F_TLS 0x10          /* plaintext from a TLS library; conn_id is the SSL* */
 
 /* Which syscall produced a data event (debugging and metrics only). */
 #define OBI_SC_READ 1
@@ -51,6 +52,8 @@
 #define OBI_SC_ACCEPT 10
 #define OBI_SC_CONNECT 11
 #define OBI_SC_CLOSE 12
+#define OBI_SC_SSL_READ 13
+#define OBI_SC_SSL_WRITE 14
 
 /* obi_proc_event.kind */
 #define OBI_PEV_EXEC 1   /* a process called exec (only when exec watching is on) */
@@ -124,6 +127,10 @@ struct obi_proc_event {
 
 /* obi_pid_info.flags */
 #define OBI_PID_PROVISIONAL 0x1 /* traced from exec until user space decides */
+#define OBI_PID_TLS 0x2         /* TLS uprobes are attached: bind SSL objects to sockets */
+
+/* obi_conn_state.flags */
+#define OBI_CONN_TLS 0x1 /* carries TLS: plaintext comes from uprobes, skip ciphertext */
 
 /* Value of the traced_pids map, written by user space. */
 struct obi_pid_info {
@@ -139,7 +146,8 @@ struct obi_conn_state {
 	__u32 tgid;
 	__u8 role;
 	__u8 last_dir; /* direction of the previous data event, 0xff = none */
-	__u8 _pad[2];
+	__u8 flags;    /* OBI_CONN_* */
+	__u8 _pad;
 };
 
 /* Pinned layouts: the Rust mirrors assert the same numbers. */

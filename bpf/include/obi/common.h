@@ -59,6 +59,11 @@ static __always_inline void stat_inc(__u32 idx)
 		*v += 1;
 }
 
+static __always_inline struct obi_pid_info *pid_info(__u32 tgid)
+{
+	return bpf_map_lookup_elem(&traced_pids, &tgid);
+}
+
 static __always_inline bool pid_traced(__u32 tgid)
 {
 	if (tgid == obi_agent_tgid)

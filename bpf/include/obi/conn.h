@@ -30,8 +30,25 @@ struct {
  * children. Keyed by pid_tgid. */
 struct obi_server_trace {
 	struct obi_tp tp;
-	__u64 conn_id;
+	__u64 conn_id; /* socket inode, or the SSL* for TLS connections */
+	__u32 tgid;
+	__u8 tls;
+	__u8 _pad[3];
 };
+
+/* Plaintext state of TLS connections, keyed by (SSL*, tgid). */
+struct obi_ssl_key {
+	__u64 ssl;
+	__u32 tgid;
+	__u32 _pad;
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 16384);
+	__type(key, struct obi_ssl_key);
+	__type(value, struct obi_conn_state);
+} tls_state SEC(".maps");
 
 struct {
 	__uint(type, BPF_MAP_TYPE_LRU_HASH);
@@ -106,7 +123,13 @@ static __always_inline __u64 span_id_u64(const struct obi_tp *tp)
  * to the request that created it. */
 static __always_inline bool server_trace_live(const struct obi_server_trace *st)
 {
-	struct obi_conn_state *cs = conn_get(st->conn_id);
+	struct obi_conn_state *cs;
+	if (st->tls) {
+		struct obi_ssl_key k = {.ssl = st->conn_id, .tgid = st->tgid};
+		cs = bpf_map_lookup_elem(&tls_state, &k);
+	} else {
+		cs = conn_get(st->conn_id);
+	}
 	return cs && cs->last_dir == OBI_DIR_RECV && span_id_u64(&cs->tp) == span_id_u64(&st->tp);
 }
 
@@ -183,6 +206,8 @@ static __always_inline __u8 conn_msg_start(struct obi_conn_state *cs, __u64 conn
 		struct obi_server_trace st = {};
 		st.tp = cs->tp;
 		st.conn_id = conn_id;
+		st.tgid = pid_tgid >> 32;
+		st.tls = (cs->flags & OBI_CONN_TLS) != 0;
 		bpf_map_update_elem(&server_traces, &pid_tgid, &st, BPF_ANY);
 		flags |= OBI_F_REQUEST;
 	} else if (cs->role == OBI_ROLE_CLIENT && dir == OBI_DIR_SEND) {

@@ -145,6 +145,21 @@ fn on_discovery(ev: DiscoveryEvent, tracer: &mut Tracer, tracker: &mut Tracker, 
                 tracing::warn!(component = "ebpf.Tracer", pid = svc.pid, error = %format!("{err:#}"), "cannot trace process");
                 return;
             }
+            match tracer.trace_tls(svc.pid) {
+                Ok(files) if !files.is_empty() => tracing::info!(
+                    component = "ebpf.TLS",
+                    pid = svc.pid,
+                    files = %files.iter().map(|f| f.display().to_string()).collect::<Vec<_>>().join(","),
+                    "tracing TLS plaintext through OpenSSL uprobes"
+                ),
+                Ok(_) => {}
+                Err(err) => tracing::warn!(
+                    component = "ebpf.TLS",
+                    pid = svc.pid,
+                    error = %format!("{err:#}"),
+                    "cannot trace TLS of this process; its HTTPS traffic will not be seen"
+                ),
+            }
             tracker.add_service(svc.clone());
             fanout.send(vec![Span::process_alive(svc, clock.now_wall())]);
         }

@@ -22,6 +22,10 @@ pub const F_MSG_START: u8 = 0x01;
 pub const F_TRUNCATED: u8 = 0x02;
 pub const F_REQUEST: u8 = 0x04;
 pub const F_ROLE_GUESSED: u8 = 0x08;
+pub const F_TLS: u8 = 0x10;
+
+pub const PID_PROVISIONAL: u32 = 0x1;
+pub const PID_TLS: u32 = 0x2;
 
 pub const PEV_EXEC: u8 = 1;
 pub const PEV_EXIT: u8 = 2;
@@ -110,7 +114,8 @@ pub struct ConnState {
     pub tgid: u32,
     pub role: u8,
     pub last_dir: u8,
-    pub _pad: [u8; 2],
+    pub flags: u8,
+    pub _pad: u8,
 }
 
 // SAFETY: plain-old-data structs with no padding holes the kernel could leave

@@ -4,6 +4,7 @@ pub mod abi;
 pub mod programs;
 pub mod propagation;
 pub mod ring;
+pub mod tls;
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -75,6 +76,7 @@ pub struct Tracer {
     /// Hooks that could not be attached, with what that costs.
     pub missing: Vec<(String, &'static str)>,
     _propagation: Option<propagation::Propagation>,
+    tls: tls::TlsProbes,
 }
 
 impl Tracer {
@@ -127,7 +129,15 @@ impl Tracer {
         let traced_pids = BpfHashMap::try_from(take_map(&mut ebpf, "traced_pids")?)?;
         let ignored_conns = BpfHashMap::try_from(take_map(&mut ebpf, "ignored_conns")?)?;
         let stats = PerCpuArray::try_from(take_map(&mut ebpf, "obi_stats")?)?;
-        Ok(Tracer { ebpf, traced_pids, ignored_conns, stats, missing, _propagation: propagation })
+        Ok(Tracer {
+            ebpf,
+            traced_pids,
+            ignored_conns,
+            stats,
+            missing,
+            _propagation: propagation,
+            tls: tls::TlsProbes::new(),
+        })
     }
 
     /// Takes the data event ring buffer (once).
@@ -147,8 +157,20 @@ impl Tracer {
     }
 
     pub fn untrace_pid(&mut self, pid: u32) {
+        self.tls.detach(&mut self.ebpf, pid);
         // Missing keys are fine: the process may never have been added.
         let _ = self.traced_pids.remove(&pid);
+    }
+
+    /// Attaches the OpenSSL uprobes to a traced process, if it uses OpenSSL.
+    /// Returns the files probed.
+    pub fn trace_tls(&mut self, pid: u32) -> Result<Vec<std::path::PathBuf>> {
+        let files = self.tls.attach(&mut self.ebpf, pid)?;
+        if !files.is_empty() {
+            let info = abi::PidInfo { flags: abi::PID_TLS, ..Default::default() };
+            self.traced_pids.insert(pid, info, 0).with_context(|| format!("flagging pid {pid} as TLS"))?;
+        }
+        Ok(files)
     }
 
     pub fn traced_pid_count(&self) -> usize {

@@ -27,6 +27,9 @@ use trace_ids::TraceRemap;
 const IDLE_CONN_NS: u64 = 300 * 1_000_000_000;
 /// Hard cap on tracked connections; the least recently active go first.
 const MAX_CONNS: usize = 65536;
+/// Keys of TLS plaintext connections (their kernel id is the SSL object's
+/// address) are kept apart from socket inodes with this bit.
+const TLS_KEY: u64 = 1 << 63;
 /// Message starts that failed to parse before a connection is ignored.
 const MAX_FAILURES: u8 = 3;
 /// Spans of a process discovery has not named yet are held this long.
@@ -104,13 +107,34 @@ pub struct Tracker {
     conns: HashMap<u64, Conn>,
     services: HashMap<u32, Arc<Service>>,
     held: HashMap<u32, Held>,
+    /// TLS session key by the socket under it: (pid, local, remote).
+    tls_by_socket: HashMap<(u32, (IpAddr, u16), (IpAddr, u16)), u64>,
     clock: Clock,
     remap: TraceRemap,
     spans: Vec<Span>,
     to_ignore: Vec<u64>,
     exchanges: Vec<Exchange>,
     http_request_timeout_ns: u64,
+    /// OBI_DEBUG_EVENTS=1: print every data event on stderr (troubleshooting).
+    debug_events: bool,
     pub stats: TrackerStats,
+}
+
+fn debug_event(key: u64, ev: &Event<'_>) {
+    let h = &ev.hdr;
+    eprintln!(
+        "event conn={key:x} pid={} tid={} dir={} role={} flags={:#x} syscall={} bytes={} ports={}->{} data={:?}",
+        h.tgid,
+        h.tid,
+        h.dir,
+        h.role,
+        h.flags,
+        h.syscall,
+        h.bytes,
+        h.tuple.lport,
+        h.tuple.rport,
+        String::from_utf8_lossy(&ev.data[..ev.data.len().min(48)])
+    );
 }
 
 impl Tracker {
@@ -119,12 +143,14 @@ impl Tracker {
             conns: HashMap::new(),
             services: HashMap::new(),
             held: HashMap::new(),
+            tls_by_socket: HashMap::new(),
             clock,
             remap: TraceRemap::default(),
             spans: Vec::new(),
             to_ignore: Vec::new(),
             exchanges: Vec::new(),
             http_request_timeout_ns,
+            debug_events: std::env::var_os("OBI_DEBUG_EVENTS").is_some(),
             stats: TrackerStats::default(),
         }
     }
@@ -147,6 +173,7 @@ impl Tracker {
             self.stats.unnamed_spans_dropped += held.spans.len() as u64;
         }
         self.conns.retain(|_, c| c.meta.pid != pid);
+        self.tls_by_socket.retain(|k, _| k.0 != pid);
     }
 
     pub fn service(&self, pid: u32) -> Option<&Arc<Service>> {
@@ -195,9 +222,18 @@ impl Tracker {
     }
 
     fn on_close(&mut self, ev: &Event<'_>) {
-        let Some(mut conn) = self.conns.remove(&ev.hdr.conn_id) else { return };
+        // The socket under a TLS session closes: the session ends with it.
+        let (local, remote) = event::endpoints(&ev.hdr.tuple);
+        if let Some(key) = self.tls_by_socket.remove(&(ev.hdr.tgid, local, remote)) {
+            self.close_conn(key, ev.hdr.ts_enter);
+        }
+        self.close_conn(ev.hdr.conn_id, ev.hdr.ts_enter);
+    }
+
+    fn close_conn(&mut self, key: u64, ts: u64) {
+        let Some(mut conn) = self.conns.remove(&key) else { return };
         if let Proto::Http1(session) = &mut conn.proto {
-            let outcome = session.on_close(ev.hdr.ts_enter, &mut self.exchanges);
+            let outcome = session.on_close(ts, &mut self.exchanges);
             self.stats.orphan_responses += outcome.orphan_responses as u64;
             self.stats.unanswered_requests += session.pending_len() as u64;
             self.flush_exchanges(conn.meta);
@@ -205,7 +241,14 @@ impl Tracker {
     }
 
     fn on_data(&mut self, ev: &Event<'_>) {
-        let id = ev.hdr.conn_id;
+        let tls = ev.has(abi::F_TLS);
+        let id = if tls { ev.hdr.conn_id | TLS_KEY } else { ev.hdr.conn_id };
+        if self.debug_events {
+            debug_event(id, ev);
+        }
+        if tls {
+            self.track_tls_socket(id, ev);
+        }
         let conn = self.conns.entry(id).or_insert_with(|| Self::new_conn(ev));
         conn.last_mono = ev.hdr.ts_exit;
         if conn.meta.role == Role::Unknown {
@@ -260,6 +303,26 @@ impl Tracker {
         if !self.exchanges.is_empty() {
             self.flush_exchanges(meta);
         }
+    }
+
+    /// TLS sessions learn their socket's addresses when the kernel ties the
+    /// SSL object to it; a new socket under the same SSL address is a new session.
+    fn track_tls_socket(&mut self, key: u64, ev: &Event<'_>) {
+        if ev.hdr.tuple.lport == 0 {
+            return;
+        }
+        let (local, remote) = event::endpoints(&ev.hdr.tuple);
+        let Some(conn) = self.conns.get_mut(&key) else {
+            self.tls_by_socket.insert((ev.hdr.tgid, local, remote), key);
+            return;
+        };
+        if conn.meta.local.1 == 0 {
+            conn.meta.local = local;
+            conn.meta.remote = remote;
+        } else if conn.meta.local != local || conn.meta.remote != remote {
+            self.conns.remove(&key);
+        }
+        self.tls_by_socket.insert((ev.hdr.tgid, local, remote), key);
     }
 
     /// Decides the protocol from the first payload. Returns true when the
@@ -368,6 +431,8 @@ impl Tracker {
         }
         let before = self.conns.len();
         self.conns.retain(|_, c| now_mono.saturating_sub(c.last_mono) < IDLE_CONN_NS);
+        let conns = &self.conns;
+        self.tls_by_socket.retain(|_, key| conns.contains_key(key));
         self.stats.active_conns = self.conns.len() as u64;
         if before != self.conns.len() {
             tracing::debug!(component = "tracker", expired = before - self.conns.len(), "forgot idle connections");

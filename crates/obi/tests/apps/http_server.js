@@ -1,8 +1,10 @@
 // Test HTTP/1.1 server for Node.js with the same routes as http_server.py
 // (/, /status/<code>, /chunked/<n>, /big/<bytes>, /echo, /slow/<ms>, /headers, /call?url=U).
-// Usage: node http_server.js PORT   (prints "ready PORT" when listening)
+// Usage: node http_server.js PORT [--tls CERT KEY]   (prints "ready PORT" when listening)
 'use strict';
+const fs = require('fs');
 const http = require('http');
+const https = require('https');
 
 const port = Number(process.argv[2]);
 
@@ -11,7 +13,8 @@ function reply(res, code, body, type = 'text/plain') {
   res.end(body);
 }
 
-const server = http.createServer((req, res) => {
+const tls = process.argv[3] === '--tls';
+const handler = (req, res) => {
   const url = new URL(req.url, 'http://localhost');
   const parts = url.pathname.replace(/^\/+/, '').split('/');
   if (req.method === 'POST') {
@@ -52,6 +55,9 @@ const server = http.createServer((req, res) => {
     default:
       return reply(res, 404, 'not found\n');
   }
-});
+};
+const server = tls
+  ? https.createServer({ cert: fs.readFileSync(process.argv[4]), key: fs.readFileSync(process.argv[5]) }, handler)
+  : http.createServer(handler);
 server.keepAliveTimeout = 30000;
 server.listen(port, '127.0.0.1', () => console.log(`ready ${port}`));

@@ -11,7 +11,7 @@
   /call?url=U        makes a GET to U (http.client) and returns its status
   /call-in-thread?url=U  the same, from a new thread the handler waits for
 
-Usage: http_server.py PORT   (prints "ready PORT" when listening)
+Usage: http_server.py PORT [--tls CERT KEY]   (prints "ready PORT" when listening)
 """
 import http.client
 import json
@@ -102,6 +102,12 @@ def main():
     port = int(sys.argv[1])
     server = ThreadingHTTPServer(("127.0.0.1", port), Handler)
     server.daemon_threads = True
+    if len(sys.argv) >= 5 and sys.argv[2] == "--tls":
+        import ssl
+
+        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        ctx.load_cert_chain(sys.argv[3], sys.argv[4])
+        server.socket = ctx.wrap_socket(server.socket, server_side=True)
     print("ready", port, flush=True)
     server.serve_forever()
 

@@ -1,0 +1,208 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * Plaintext of TLS connections from uprobes on OpenSSL's SSL_read/SSL_write
+ * (and their _ex forms), in libssl or in binaries that link it statically.
+ *
+ * Each SSL object is tied to its TCP socket from the syscalls around it:
+ *  - a socket BIO (nginx, Python, curl) reads/writes the socket *inside*
+ *    SSL_read/SSL_write on the same thread: exact;
+ *  - a memory BIO (Node.js) reads the ciphertext just *before* SSL_read and
+ *    writes it just *after* SSL_write, on the same thread.
+ * Once tied, the socket's ciphertext is no longer captured.
+ */
+#ifndef OBI_TLS_H
+#define OBI_TLS_H
+
+#include "obi/common.h"
+#include "obi/sockets.h"
+#include "obi/conn.h"
+#include "obi/capture.h"
+
+struct obi_ssl_args {
+	__u64 ssl;
+	__u64 buf;
+	__u64 len_ptr; /* size_t* of the _ex forms, else 0 */
+	__u64 ts;
+	__u8 dir;
+	__u8 bound; /* a socket syscall inside this call tied ssl to its socket */
+	__u8 _pad[6];
+};
+
+/* SSL call in progress, per thread. */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 16384);
+	__type(key, __u64);
+	__type(value, struct obi_ssl_args);
+} ssl_args SEC(".maps");
+
+/* SSL object (memory BIO) that wrote plaintext and waits for the thread's
+ * next socket send to learn its connection. */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 16384);
+	__type(key, __u64);
+	__type(value, __u64);
+} ssl_pending_bind SEC(".maps");
+
+/* Last TCP socket each thread of a TLS process read from. */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 16384);
+	__type(key, __u64);
+	__type(value, __u64);
+} last_recv_conn SEC(".maps");
+
+static __always_inline bool tls_pid(__u32 tgid)
+{
+	struct obi_pid_info *info = pid_info(tgid);
+	return info && (info->flags & OBI_PID_TLS);
+}
+
+static __always_inline struct obi_conn_state *tls_state_get(__u64 ssl, __u32 tgid)
+{
+	struct obi_ssl_key k = {.ssl = ssl, .tgid = tgid};
+	struct obi_conn_state *ts = bpf_map_lookup_elem(&tls_state, &k);
+	if (ts)
+		return ts;
+	struct obi_conn_state fresh = {};
+	fresh.tgid = tgid;
+	fresh.last_dir = OBI_DIR_NONE;
+	fresh.flags = OBI_CONN_TLS;
+	bpf_map_update_elem(&tls_state, &k, &fresh, BPF_NOEXIST);
+	return bpf_map_lookup_elem(&tls_state, &k);
+}
+
+/* Ties an SSL object to the socket whose state is cs. */
+static __always_inline void tls_bind(__u64 ssl, __u32 tgid, struct obi_conn_state *cs)
+{
+	struct obi_conn_state *ts = tls_state_get(ssl, tgid);
+	if (!ts)
+		return;
+	if (ts->tuple.lport != cs->tuple.lport || ts->tuple.rport != cs->tuple.rport) {
+		/* A new connection (or an SSL object reused at the same address). */
+		bool fresh = ts->tuple.lport == 0;
+		ts->tuple = cs->tuple;
+		if (!fresh) {
+			ts->last_dir = OBI_DIR_NONE;
+			ts->role = OBI_ROLE_UNKNOWN;
+			__builtin_memset(&ts->tp, 0, sizeof(ts->tp));
+		}
+	}
+	if (ts->role == OBI_ROLE_UNKNOWN)
+		ts->role = cs->role;
+	cs->flags |= OBI_CONN_TLS;
+}
+
+/* Called for every socket syscall of a traced thread, before capture. */
+static __always_inline void tls_observe_syscall(__u64 pid_tgid, __u64 ino, struct obi_conn_state *cs, __u8 dir)
+{
+	if (!tls_pid(pid_tgid >> 32))
+		return;
+	struct obi_ssl_args *sa = bpf_map_lookup_elem(&ssl_args, &pid_tgid);
+	if (sa) {
+		tls_bind(sa->ssl, pid_tgid >> 32, cs);
+		sa->bound = 1;
+		return;
+	}
+	if (dir == OBI_DIR_SEND) {
+		__u64 *ssl = bpf_map_lookup_elem(&ssl_pending_bind, &pid_tgid);
+		if (ssl) {
+			tls_bind(*ssl, pid_tgid >> 32, cs);
+			bpf_map_delete_elem(&ssl_pending_bind, &pid_tgid);
+		}
+	} else {
+		bpf_map_update_elem(&last_recv_conn, &pid_tgid, &ino, BPF_ANY);
+	}
+}
+
+static __always_inline int ssl_enter(void *ssl, const void *buf, void *len_ptr, __u8 dir)
+{
+	__u64 pid_tgid = bpf_get_current_pid_tgid();
+	if (!pid_traced(pid_tgid >> 32))
+		return 0;
+	struct obi_ssl_args a = {};
+	a.ssl = (__u64)ssl;
+	a.buf = (__u64)buf;
+	a.len_ptr = (__u64)len_ptr;
+	a.ts = bpf_ktime_get_ns();
+	a.dir = dir;
+	bpf_map_update_elem(&ssl_args, &pid_tgid, &a, BPF_ANY);
+	return 0;
+}
+
+static __always_inline int ssl_exit(long ret)
+{
+	__u64 pid_tgid = bpf_get_current_pid_tgid();
+	struct obi_ssl_args *saved = bpf_map_lookup_elem(&ssl_args, &pid_tgid);
+	if (!saved)
+		return 0;
+	struct obi_ssl_args a = *saved;
+	bpf_map_delete_elem(&ssl_args, &pid_tgid);
+	if (ret <= 0)
+		return 0;
+	__u64 bytes = ret;
+	if (a.len_ptr) { /* _ex: 1 on success, count in *len_ptr */
+		if (bpf_probe_read_user(&bytes, sizeof(bytes), (const void *)a.len_ptr))
+			return 0;
+	}
+	if (bytes == 0)
+		return 0;
+
+	__u32 tgid = pid_tgid >> 32;
+	struct obi_conn_state *ts = tls_state_get(a.ssl, tgid);
+	if (!ts)
+		return 0;
+	if (!a.bound) {
+		/* Memory BIO (no syscall inside the call): the ciphertext was just
+		 * read from, or will next be written to, this thread's socket.
+		 * Rebinding every time also catches SSL objects reused at the
+		 * same address for a new connection. */
+		if (a.dir == OBI_DIR_RECV) {
+			__u64 *ino = bpf_map_lookup_elem(&last_recv_conn, &pid_tgid);
+			struct obi_conn_state *cs = ino ? conn_get(*ino) : NULL;
+			if (cs)
+				tls_bind(a.ssl, tgid, cs);
+		} else if (ts->tuple.lport == 0) {
+			bpf_map_update_elem(&ssl_pending_bind, &pid_tgid, &a.ssl, BPF_ANY);
+		}
+	}
+
+	struct obi_scratch *s = scratch_get();
+	if (!s)
+		return 0;
+	s->hdr.tail_len = 0;
+	s->hdr.captured = 0;
+	capture_plain(s, a.buf, bytes);
+	__u8 flags = OBI_F_TLS;
+	if (ts->last_dir != a.dir)
+		flags |= conn_msg_start(ts, a.ssl, a.dir, pid_tgid, s->data, s->hdr.captured);
+	if (s->hdr.captured < bytes)
+		flags |= OBI_F_TRUNCATED;
+
+	struct obi_event_hdr *h = &s->hdr;
+	h->kind = OBI_EV_DATA;
+	h->dir = a.dir;
+	h->role = ts->role;
+	h->flags = flags;
+	h->tgid = tgid;
+	h->tid = (__u32)pid_tgid;
+	h->syscall = a.dir == OBI_DIR_RECV ? OBI_SC_SSL_READ : OBI_SC_SSL_WRITE;
+	h->conn_id = a.ssl;
+	h->ts_enter = a.ts;
+	h->ts_exit = bpf_ktime_get_ns();
+	h->bytes = bytes;
+	h->tuple = ts->tuple;
+	h->tp = ts->tp;
+	__u64 size = sizeof(struct obi_event_hdr) + s->hdr.captured;
+	barrier_var(size);
+	if (size > sizeof(struct obi_scratch))
+		return 0;
+	if (bpf_ringbuf_output(&events, s, size, ringbuf_flags(&events)))
+		stat_inc(OBI_STAT_RINGBUF_FULL);
+	else
+		stat_inc(OBI_STAT_EVENTS);
+	return 0;
+}
+
+#endif /* OBI_TLS_H */

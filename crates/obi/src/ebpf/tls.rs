@@ -1,0 +1,208 @@
+//! OpenSSL uprobes: finds the libssl (or a binary with OpenSSL linked in,
+//! like `node`) a process uses, resolves SSL_read/SSL_write(_ex) once per
+//! file, and attaches per process so untraced processes never trap.
+
+use std::collections::HashMap;
+use std::num::NonZeroU32;
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result, anyhow};
+use aya::Ebpf;
+use aya::programs::UProbe;
+use aya::programs::uprobe::{UProbeAttachLocation, UProbeLinkId, UProbeScope};
+use object::{Object, ObjectSegment, ObjectSymbol};
+
+/// (function, entry program). Every function also gets the shared return probe.
+const FUNCTIONS: &[(&str, &str)] = &[
+    ("SSL_write", "obi_ssl_write"),
+    ("SSL_write_ex", "obi_ssl_write_ex"),
+    ("SSL_read", "obi_ssl_read"),
+    ("SSL_read_ex", "obi_ssl_read_ex"),
+];
+const RETURN_PROGRAM: &str = "obi_ssl_ret";
+
+/// File offsets of the SSL functions in one file.
+#[derive(Debug, Clone, Default)]
+struct Offsets {
+    by_function: Vec<(&'static str, &'static str, u64)>,
+}
+
+pub struct TlsProbes {
+    loaded: bool,
+    /// Keyed by (device, inode) of the library file.
+    offsets: HashMap<(u64, u64), Option<Offsets>>,
+    links: HashMap<u32, Vec<(&'static str, UProbeLinkId)>>,
+}
+
+impl Default for TlsProbes {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl TlsProbes {
+    pub fn new() -> Self {
+        TlsProbes { loaded: false, offsets: HashMap::new(), links: HashMap::new() }
+    }
+
+    fn load(&mut self, ebpf: &mut Ebpf) -> Result<()> {
+        if self.loaded {
+            return Ok(());
+        }
+        for name in FUNCTIONS.iter().map(|f| f.1).chain([RETURN_PROGRAM]) {
+            let p: &mut UProbe =
+                ebpf.program_mut(name).ok_or_else(|| anyhow!("program {name} missing"))?.try_into()?;
+            p.load().map_err(|e| anyhow!("loading {name}: {e}"))?;
+        }
+        self.loaded = true;
+        Ok(())
+    }
+
+    /// Attaches to every OpenSSL copy `pid` uses. Returns the files probed
+    /// (empty when the process does not use OpenSSL).
+    pub fn attach(&mut self, ebpf: &mut Ebpf, pid: u32) -> Result<Vec<PathBuf>> {
+        let targets = ssl_targets(pid);
+        if targets.is_empty() {
+            return Ok(Vec::new());
+        }
+        self.load(ebpf)?;
+        let scope = UProbeScope::OneProcess(NonZeroU32::new(pid).ok_or_else(|| anyhow!("pid 0"))?);
+        let mut attached = Vec::new();
+        let mut links = Vec::new();
+        for target in targets {
+            let Some(offsets) = self.offsets_for(&target) else { continue };
+            for (_func, entry, off) in &offsets.by_function {
+                for program in [*entry, RETURN_PROGRAM] {
+                    let p: &mut UProbe = ebpf.program_mut(program).expect("loaded above").try_into()?;
+                    let id = p
+                        .attach(UProbeAttachLocation::AbsoluteOffset(*off), &target, scope)
+                        .with_context(|| format!("uprobe {program} on {}+{off:#x}", target.display()))?;
+                    links.push((program, id));
+                }
+            }
+            attached.push(target);
+        }
+        self.links.entry(pid).or_default().extend(links);
+        Ok(attached)
+    }
+
+    /// Removes the probes of a process that is gone or no longer traced.
+    pub fn detach(&mut self, ebpf: &mut Ebpf, pid: u32) {
+        let Some(links) = self.links.remove(&pid) else { return };
+        for (program, id) in links {
+            if let Some(p) = ebpf.program_mut(program) {
+                let p: Result<&mut UProbe, _> = p.try_into();
+                if let Ok(p) = p {
+                    // The process may already be gone, which detaches by itself.
+                    let _ = p.detach(id);
+                }
+            }
+        }
+    }
+
+    pub fn attached_pids(&self) -> usize {
+        self.links.len()
+    }
+
+    fn offsets_for(&mut self, path: &Path) -> Option<Offsets> {
+        let meta = std::fs::metadata(path).ok()?;
+        let key = (meta.dev(), meta.ino());
+        self.offsets
+            .entry(key)
+            .or_insert_with(|| match resolve_offsets(path) {
+                Ok(o) if !o.by_function.is_empty() => Some(o),
+                Ok(_) => None,
+                Err(err) => {
+                    tracing::debug!(component = "ebpf.TLS", file = %path.display(), error = %format!("{err:#}"), "no OpenSSL symbols");
+                    None
+                }
+            })
+            .clone()
+    }
+}
+
+/// Files of `pid` that may contain OpenSSL: mapped `libssl.so*` libraries,
+/// and the executable itself (statically linked OpenSSL, e.g. node).
+/// Paths go through /proc/<pid>/root so containers resolve correctly.
+pub fn ssl_targets(pid: u32) -> Vec<PathBuf> {
+    let root = PathBuf::from(format!("/proc/{pid}/root"));
+    let mut out: Vec<PathBuf> = Vec::new();
+    if let Ok(maps) = std::fs::read_to_string(format!("/proc/{pid}/maps")) {
+        for line in maps.lines() {
+            let Some(path) = line.split_whitespace().nth(5) else { continue };
+            let name = path.rsplit('/').next().unwrap_or("");
+            if name.starts_with("libssl.so") {
+                let full = root.join(path.trim_start_matches('/'));
+                if !out.contains(&full) {
+                    out.push(full);
+                }
+            }
+        }
+    }
+    if let Ok(exe) = std::fs::read_link(format!("/proc/{pid}/exe")) {
+        let full = root.join(exe.to_string_lossy().trim_start_matches('/'));
+        if exports_ssl(&full) {
+            out.push(full);
+        }
+    }
+    out
+}
+
+/// Cheap check before the full symbol walk: does the file export SSL_write?
+fn exports_ssl(path: &Path) -> bool {
+    resolve_offsets(path).map(|o| !o.by_function.is_empty()).unwrap_or(false)
+}
+
+fn resolve_offsets(path: &Path) -> Result<Offsets> {
+    let file = std::fs::File::open(path).with_context(|| format!("opening {}", path.display()))?;
+    // SAFETY: the mapping is read-only and dropped before returning; a file
+    // truncated underneath us would at worst make parsing fail.
+    let map = unsafe { memmap2::Mmap::map(&file) }?;
+    let elf = object::File::parse(&*map)?;
+    let mut by_function = Vec::new();
+    for sym in elf.dynamic_symbols().chain(elf.symbols()) {
+        let Ok(name) = sym.name() else { continue };
+        let base = name.split('@').next().unwrap_or(name);
+        let Some((func, entry)) = FUNCTIONS.iter().find(|(f, _)| *f == base) else { continue };
+        if !sym.is_definition() || by_function.iter().any(|(f, _, _)| f == func) {
+            continue;
+        }
+        if let Some(off) = vaddr_to_offset(&elf, sym.address()) {
+            by_function.push((*func, *entry, off));
+        }
+    }
+    Ok(Offsets { by_function })
+}
+
+fn vaddr_to_offset(elf: &object::File<'_>, addr: u64) -> Option<u64> {
+    elf.segments().find_map(|seg| {
+        let (file_off, file_len) = seg.file_range();
+        let start = seg.address();
+        (addr >= start && addr < start + file_len).then(|| addr - start + file_off)
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn resolves_libssl_functions_to_file_offsets() {
+        let lib = Path::new("/lib/x86_64-linux-gnu/libssl.so.3");
+        if !lib.exists() {
+            return; // not on this distribution
+        }
+        let o = resolve_offsets(lib).unwrap();
+        let names: Vec<&str> = o.by_function.iter().map(|f| f.0).collect();
+        for f in ["SSL_write", "SSL_read", "SSL_write_ex", "SSL_read_ex"] {
+            assert!(names.contains(&f), "{f} missing from {names:?}");
+        }
+        assert!(o.by_function.iter().all(|f| f.2 > 0));
+    }
+
+    #[test]
+    fn a_binary_without_openssl_has_no_targets() {
+        assert!(!exports_ssl(Path::new("/bin/true")));
+    }
+}
