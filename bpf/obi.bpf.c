@@ -473,8 +473,63 @@ int obi_exit_listen(struct trace_event_raw_sys_exit *ctx)
  * provisionally from its first instruction, so short-lived clients (curl)
  * are not lost while user space reads /proc to decide; user space removes
  * the ones that do not match and drops what they produced. */
+/* Threads mapping a libssl right now; reported once the mapping exists. */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 1024);
+	__type(key, __u64);
+	__type(value, __u8);
+} mmap_libssl SEC(".maps");
+
+/* A traced process that loads OpenSSL after it started (Python imports
+ * ssl lazily) gets its TLS probes before its first handshake completes. */
+SEC("tracepoint/syscalls/sys_enter_mmap")
+int obi_enter_mmap(struct trace_event_raw_sys_enter *ctx)
+{
+	const __u64 PROT_EXEC = 4;
+	long fd = ctx->args[4];
+	if (fd < 0 || !(ctx->args[2] & PROT_EXEC))
+		return 0;
+	__u64 pid_tgid = bpf_get_current_pid_tgid();
+	struct obi_pid_info *info = pid_info(pid_tgid >> 32);
+	if (!info || (info->flags & OBI_PID_TLS))
+		return 0;
+	struct task_struct *task = (struct task_struct *)bpf_get_current_task();
+	struct fdtable *fdt = BPF_CORE_READ(task, files, fdt);
+	if (!fdt || (__u32)fd >= BPF_CORE_READ(fdt, max_fds))
+		return 0;
+	struct file **fds = BPF_CORE_READ(fdt, fd);
+	struct file *file = NULL;
+	if (bpf_probe_read_kernel(&file, sizeof(file), &fds[fd]) || !file)
+		return 0;
+	const unsigned char *name = BPF_CORE_READ(file, f_path.dentry, d_name.name);
+	char buf[16] = {};
+	if (bpf_probe_read_kernel_str(buf, sizeof(buf), name) < 0)
+		return 0;
+	/* "libssl.so" as two little-endian words ("libssl.s" + "o"). */
+	__u64 w;
+	__builtin_memcpy(&w, buf, 8);
+	if (w == 0x732e6c737362696cULL && buf[8] == 'o') {
+		__u8 one = 1;
+		bpf_map_update_elem(&mmap_libssl, &pid_tgid, &one, BPF_ANY);
+	}
+	return 0;
+}
+
+SEC("tracepoint/syscalls/sys_exit_mmap")
+int obi_exit_mmap(struct trace_event_raw_sys_exit *ctx)
+{
+	__u64 pid_tgid = bpf_get_current_pid_tgid();
+	if (!bpf_map_lookup_elem(&mmap_libssl, &pid_tgid))
+		return 0;
+	bpf_map_delete_elem(&mmap_libssl, &pid_tgid);
+	if (ctx->ret > 0 || ctx->ret < -4095)
+		proc_event(OBI_PEV_TLS_LIB, pid_tgid >> 32, 0);
+	return 0;
+}
+
 SEC("tracepoint/sched/sched_process_exec")
-int obi_sched_exec(void *ctx)
+int obi_sched_exec(struct trace_event_raw_sched_process_exec *ctx)
 {
 	if (!obi_watch_exec)
 		return 0;
@@ -483,7 +538,30 @@ int obi_sched_exec(void *ctx)
 		return 0;
 	struct obi_pid_info info = {.flags = OBI_PID_PROVISIONAL};
 	bpf_map_update_elem(&traced_pids, &tgid, &info, BPF_NOEXIST);
-	proc_event(OBI_PEV_EXEC, tgid, 0);
+
+	struct obi_exec_event *e = bpf_ringbuf_reserve(&proc_events, sizeof(*e), 0);
+	if (!e) {
+		stat_inc(OBI_STAT_PROC_RINGBUF_FULL);
+		return 0;
+	}
+	struct task_struct *task = (struct task_struct *)bpf_get_current_task();
+	e->base.kind = OBI_PEV_EXEC;
+	e->base.pid = tgid;
+	e->base.ppid = BPF_CORE_READ(task, real_parent, tgid);
+	e->base.ts = bpf_ktime_get_ns();
+	__u32 off = ctx->__data_loc_filename & 0xffff;
+	long n = bpf_probe_read_kernel_str(e->path, sizeof(e->path), (void *)ctx + off);
+	e->path_len = n > 0 ? n - 1 : 0;
+	__u64 start = BPF_CORE_READ(task, mm, arg_start);
+	__u64 end = BPF_CORE_READ(task, mm, arg_end);
+	__u64 len = end > start ? end - start : 0;
+	if (len > sizeof(e->args))
+		len = sizeof(e->args);
+	barrier_var(len);
+	e->args_len = 0;
+	if (len && len <= sizeof(e->args) && bpf_probe_read_user(e->args, len, (const void *)start) == 0)
+		e->args_len = len;
+	bpf_ringbuf_submit(e, 0);
 	return 0;
 }
 

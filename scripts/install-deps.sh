@@ -8,6 +8,7 @@ apt_packages=(
 	clang llvm        # rebuild and verify the committed eBPF objects
 	curl              # test client
 	python3           # test servers and clients
+	nginx openssl     # TLS termination tests (self-signed certificates)
 )
 missing=()
 for p in "${apt_packages[@]}"; do

@@ -60,6 +60,7 @@
 #define OBI_PEV_EXIT 2   /* a traced process ended */
 #define OBI_PEV_FORK 3   /* a traced process forked a new process (already traced) */
 #define OBI_PEV_LISTEN 4 /* some process called listen() successfully */
+#define OBI_PEV_TLS_LIB 5 /* a traced process mapped a libssl: attach TLS probes */
 
 /* Indexes of the per-CPU counters in the obi_stats map. */
 #define OBI_STAT_EVENTS 0          /* data/conn events written */
@@ -132,6 +133,19 @@ struct obi_proc_event {
 /* obi_conn_state.flags */
 #define OBI_CONN_TLS 0x1 /* carries TLS: plaintext comes from uprobes, skip ciphertext */
 
+/* OBI_PEV_EXEC carries what user space needs to match a process that may
+ * be gone (a 5 ms curl) before it can read /proc. */
+#define OBI_EXEC_PATH_LEN 256
+#define OBI_EXEC_ARGS_LEN 256
+struct obi_exec_event {
+	struct obi_proc_event base;
+	__u16 path_len; /* bytes of path (the file exec'd), no NUL */
+	__u16 args_len; /* bytes of args: NUL-separated argv */
+	__u32 _pad;
+	__u8 path[OBI_EXEC_PATH_LEN];
+	__u8 args[OBI_EXEC_ARGS_LEN];
+};
+
 /* Value of the traced_pids map, written by user space. */
 struct obi_pid_info {
 	__u32 flags; /* OBI_PID_* */
@@ -156,5 +170,6 @@ _Static_assert(sizeof(struct obi_tp) == 40, "obi_tp layout");
 _Static_assert(sizeof(struct obi_event_hdr) == 144, "obi_event_hdr layout");
 _Static_assert(sizeof(struct obi_proc_event) == 24, "obi_proc_event layout");
 _Static_assert(sizeof(struct obi_conn_state) == 96, "obi_conn_state layout");
+_Static_assert(sizeof(struct obi_exec_event) == 544, "obi_exec_event layout");
 
 #endif /* OBI_ABI_H */

@@ -1,6 +1,7 @@
 //! The running agent: wires discovery, the kernel side, the tracker and the
 //! exporters together on one tokio runtime, and shuts them down cleanly.
 
+use std::os::unix::ffi::OsStrExt;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -70,22 +71,30 @@ pub async fn run(cfg: Config) -> Result<()> {
     let mut reported = KernelStats::default();
     let mut trigger_drops = 0u64;
     let mut counted = 0u64;
+    let mut tls_loaded: Vec<u32> = Vec::new();
+    let mut forgotten: Vec<u32> = Vec::new();
 
     tracing::info!(component = "obi.Instrumenter", version = env!("CARGO_PKG_VERSION"), "obi-rs started");
     loop {
         tokio::select! {
             _ = events.wait(tick) => {}
             _ = proc_events.wait(tick) => {}
-            Some(ev) = disc_rx.recv() => on_discovery(ev, &mut tracer, &mut tracker, &fanout, &clock),
+            Some(ev) = disc_rx.recv() => on_discovery(ev, &mut tracer, &mut tracker, &fanout, &clock, &mut forgotten, &mut tls_loaded),
             sig = signals.recv() => {
                 tracing::info!(component = "obi.Instrumenter", signal = sig, "shutting down");
                 break;
             }
         }
         while let Ok(ev) = disc_rx.try_recv() {
-            on_discovery(ev, &mut tracer, &mut tracker, &fanout, &clock);
+            on_discovery(ev, &mut tracer, &mut tracker, &fanout, &clock, &mut forgotten, &mut tls_loaded);
         }
         proc_events.drain(|rec| {
+            if let Some(ev) = abi::ProcEvent::read(rec)
+                && ev.kind == abi::PEV_TLS_LIB
+            {
+                tls_loaded.push(ev.pid);
+                return;
+            }
             let Some(t) = to_trigger(rec) else { return };
             // New listeners matter only to port selectors.
             if matches!(t, Trigger::ProcessListen(_)) && !needs_ports {
@@ -95,7 +104,17 @@ pub async fn run(cfg: Config) -> Result<()> {
                 trigger_drops += 1;
             }
         });
+        for pid in tls_loaded.drain(..) {
+            if let Some(svc) = tracker.service(pid).cloned() {
+                attach_tls(&mut tracer, &svc);
+            }
+        }
         events.drain(|rec| tracker.handle_record(rec));
+        // A process's last events are in the ring before its exit reaches us:
+        // forget it only once they are processed.
+        for pid in forgotten.drain(..) {
+            forget(pid, &mut tracer, &mut tracker);
+        }
         for conn in tracker.take_ignored() {
             tracer.ignore_conn(conn);
         }
@@ -111,6 +130,19 @@ pub async fn run(cfg: Config) -> Result<()> {
         }
     }
 
+    let k = tracer.stats();
+    tracing::info!(
+        component = "obi.Instrumenter",
+        kernel_events = k.events,
+        ringbuf_full = k.ringbuf_full,
+        events_read = tracker.stats.events,
+        spans = tracker.stats.spans,
+        parse_failures = tracker.stats.parse_failures,
+        ignored_conns = tracker.stats.ignored_conns,
+        unnamed_spans_dropped = tracker.stats.unnamed_spans_dropped,
+        injected = k.injected,
+        "totals"
+    );
     // Shutdown: stop discovery, detach the kernel side, let sinks drain.
     let _ = shutdown_tx.send(true);
     let _ = tokio::time::timeout(cfg.shutdown_timeout, discovery).await;
@@ -138,42 +170,71 @@ fn printer_format(p: TracePrinter) -> Option<printer::PrinterFormat> {
     }
 }
 
-fn on_discovery(ev: DiscoveryEvent, tracer: &mut Tracer, tracker: &mut Tracker, fanout: &Fanout, clock: &Clock) {
+fn on_discovery(
+    ev: DiscoveryEvent,
+    tracer: &mut Tracer,
+    tracker: &mut Tracker,
+    fanout: &Fanout,
+    clock: &Clock,
+    forgotten: &mut Vec<u32>,
+    tls_pending: &mut Vec<u32>,
+) {
     match ev {
         DiscoveryEvent::Instrument(svc) => {
+            // Forget-then-instrument (an exec): the old identity goes first.
+            if let Some(i) = forgotten.iter().position(|&p| p == svc.pid) {
+                forgotten.swap_remove(i);
+                forget(svc.pid, tracer, tracker);
+            }
             if let Err(err) = tracer.trace_pid(svc.pid) {
                 tracing::warn!(component = "ebpf.Tracer", pid = svc.pid, error = %format!("{err:#}"), "cannot trace process");
                 return;
             }
-            match tracer.trace_tls(svc.pid) {
-                Ok(files) if !files.is_empty() => tracing::info!(
-                    component = "ebpf.TLS",
-                    pid = svc.pid,
-                    files = %files.iter().map(|f| f.display().to_string()).collect::<Vec<_>>().join(","),
-                    "tracing TLS plaintext through OpenSSL uprobes"
-                ),
-                Ok(_) => {}
-                Err(err) => tracing::warn!(
-                    component = "ebpf.TLS",
-                    pid = svc.pid,
-                    error = %format!("{err:#}"),
-                    "cannot trace TLS of this process; its HTTPS traffic will not be seen"
-                ),
-            }
             tracker.add_service(svc.clone());
+            // Slow (ELF symbols, uprobe attach): after every pending process
+            // is in the kernel filter, so none misses its first requests.
+            tls_pending.push(svc.pid);
             fanout.send(vec![Span::process_alive(svc, clock.now_wall())]);
         }
-        DiscoveryEvent::Forget { pid } | DiscoveryEvent::Reject { pid } => {
-            tracer.untrace_pid(pid);
-            tracker.remove_service(pid);
-        }
+        DiscoveryEvent::Forget { pid } | DiscoveryEvent::Reject { pid } => forgotten.push(pid),
+    }
+}
+
+fn forget(pid: u32, tracer: &mut Tracer, tracker: &mut Tracker) {
+    tracer.untrace_pid(pid);
+    tracker.remove_service(pid);
+}
+
+fn attach_tls(tracer: &mut Tracer, svc: &crate::service::Service) {
+    match tracer.trace_tls(svc.pid) {
+        Ok(files) if !files.is_empty() => tracing::info!(
+            component = "ebpf.TLS",
+            pid = svc.pid,
+            files = %files.iter().map(|f| f.display().to_string()).collect::<Vec<_>>().join(","),
+            "tracing TLS plaintext through OpenSSL uprobes"
+        ),
+        Ok(_) => {}
+        Err(err) => tracing::warn!(
+            component = "ebpf.TLS",
+            pid = svc.pid,
+            error = %format!("{err:#}"),
+            "cannot trace TLS of this process; its HTTPS traffic will not be seen"
+        ),
     }
 }
 
 fn to_trigger(rec: &[u8]) -> Option<Trigger> {
     let ev = abi::ProcEvent::read(rec)?;
     Some(match ev.kind {
-        abi::PEV_EXEC => Trigger::ProcessExec(ev.pid),
+        abi::PEV_EXEC => {
+            let exec = abi::ExecEvent::read(rec);
+            Trigger::ProcessExec(discover::ExecInfo {
+                pid: ev.pid,
+                ppid: ev.ppid,
+                path: exec.map(|e| std::path::PathBuf::from(std::ffi::OsStr::from_bytes(e.path()))).unwrap_or_default(),
+                args: exec.map(|e| e.args()).unwrap_or_default(),
+            })
+        }
         abi::PEV_LISTEN => Trigger::ProcessListen(ev.pid),
         abi::PEV_FORK => Trigger::ProcessFork { pid: ev.pid, parent: ev.ppid },
         abi::PEV_EXIT => Trigger::ProcessExit(ev.pid),

@@ -30,7 +30,7 @@ fn python_stdlib_server_and_clients() {
     let server = stdlib_http_server(port, dir.path());
     let agent = Agent::builder()
         .config(&format!(
-            "discovery:\n  instrument:\n    - open_ports: {port}\n    - exe_path: '*/curl'\n    - cmd_args: '*http_client.py*'\n"
+            "discovery:\n  instrument:\n    - open_ports: {port}\n    - exe_path: '*/curl'\n    - cmd_args: '*http_client.py 127.0.0.1 {port}*'\n"
         ))
         .start();
     agent.wait_instrumented(server.pid(), WAIT);

@@ -213,7 +213,8 @@ fn injection_never_corrupts_requests() {
     let own = b"GET /own HTTP/1.1\r\nHost: svc\r\nTraceParent: 00-aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa-bbbbbbbbbbbbbbbb-01\r\n\r\n".to_vec();
     let got = send_raw(port, std::slice::from_ref(&own), 1, 0);
     assert_eq!(got[0], own, "a request with its own traceparent must not change");
-    let own_first = b"GET /own2 HTTP/1.1\r\ntraceparent: 00-aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa-bbbbbbbbbbbbbbbb-01\r\n\r\n".to_vec();
+    let own_first =
+        b"GET /own2 HTTP/1.1\r\ntraceparent: 00-aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa-bbbbbbbbbbbbbbbb-01\r\n\r\n".to_vec();
     let got = send_raw(port, std::slice::from_ref(&own_first), 1, 0);
     assert_eq!(got[0], own_first, "a traceparent right after the request line counts too");
 
@@ -233,8 +234,7 @@ fn injection_never_corrupts_requests() {
         let (rest, _) = strip_one_traceparent(&got[i]);
         assert_eq!(rest, format!("GET {p} HTTP/1.1\r\nHost: svc\r\n\r\n").into_bytes());
     }
-    let ka: Vec<Vec<u8>> =
-        (0..5).map(|i| format!("GET /ka{i} HTTP/1.1\r\nHost: svc\r\n\r\n").into_bytes()).collect();
+    let ka: Vec<Vec<u8>> = (0..5).map(|i| format!("GET /ka{i} HTTP/1.1\r\nHost: svc\r\n\r\n").into_bytes()).collect();
     let mut writes = Vec::new();
     for w in &ka {
         writes.push(w.clone());

@@ -23,7 +23,7 @@ use crate::service::{Language, Service};
 pub use criteria::Matcher;
 pub use lang::detect_language;
 pub use naming::{NameOrigin, build_service, exports_otel_itself, read_environ};
-pub use procscan::{ProcessInfo, ScanContext, list_pids, read_process};
+pub use procscan::{ProcessInfo, ScanContext, list_pids, read_process, read_start_time};
 
 /// What discovery tells the rest of the agent.
 #[derive(Debug, Clone, PartialEq)]
@@ -42,12 +42,41 @@ pub enum DiscoveryEvent {
 
 /// Kernel events that make discovery look at one process at once instead of
 /// waiting for the next scan. Pids are host pids of thread-group leaders.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Trigger {
-    ProcessExec(u32),
+    ProcessExec(ExecInfo),
     ProcessListen(u32),
     ProcessFork { pid: u32, parent: u32 },
     ProcessExit(u32),
+}
+
+/// What the kernel reported about an exec, for processes that are gone
+/// before /proc can be read (a short curl).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct ExecInfo {
+    pub pid: u32,
+    pub ppid: u32,
+    /// The file passed to exec.
+    pub path: PathBuf,
+    pub args: Vec<String>,
+}
+
+impl ExecInfo {
+    pub fn pid_only(pid: u32) -> Self {
+        ExecInfo { pid, ..Default::default() }
+    }
+
+    fn as_process(&self) -> ProcessInfo {
+        let comm = self.path.file_name().map(|n| n.to_string_lossy().chars().take(15).collect()).unwrap_or_default();
+        ProcessInfo {
+            pid: self.pid,
+            ppid: self.ppid,
+            exe_path: self.path.clone(),
+            cmdline: self.args.clone(),
+            comm,
+            ..Default::default()
+        }
+    }
 }
 
 /// A "generic" language result is only trusted (cached) once the process is
@@ -230,9 +259,16 @@ impl Discovery {
                 }
                 vec![self.instrument(&p, sel, lang)]
             }
-            Trigger::ProcessExec(pid) => {
+            Trigger::ProcessExec(exec) => {
+                let pid = exec.pid;
                 let mut events = self.recheck(pid, false);
-                if !self.tracked.contains_key(&pid) {
+                if events.is_empty() && !self.tracked.contains_key(&pid) && read_start_time(pid).is_none() {
+                    // Gone already: decide from what the kernel saw at exec.
+                    events.extend(self.match_exited(&exec));
+                }
+                if !self.tracked.contains_key(&pid)
+                    && !events.iter().any(|e| matches!(e, DiscoveryEvent::Forget { .. }))
+                {
                     events.push(DiscoveryEvent::Reject { pid });
                 }
                 events
@@ -265,6 +301,20 @@ impl Discovery {
             events.push(self.instrument(&p, sel, lang));
         }
         events
+    }
+
+    /// A process that exited before we could read /proc: name it from its
+    /// exec record (so its spans are kept), then forget it.
+    fn match_exited(&mut self, exec: &ExecInfo) -> Vec<DiscoveryEvent> {
+        if exec.path.as_os_str().is_empty() || exec.pid == self.self_pid {
+            return Vec::new();
+        }
+        let p = exec.as_process();
+        let now = self.uptime_ticks();
+        let Some((sel, lang)) = self.match_own(&p, now).or_else(|| self.match_by_parent(&p, now)) else {
+            return Vec::new();
+        };
+        vec![self.instrument(&p, sel, lang), self.forget(exec.pid, "exited")]
     }
 
     /// The selector `p` matches by its own criteria, and its language.

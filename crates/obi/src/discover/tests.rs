@@ -167,7 +167,7 @@ fn scan_instruments_then_forgets() {
     // Instrumented once.
     assert!(d.scan().is_empty());
     assert!(d.on_trigger(Trigger::ProcessListen(pid)).is_empty());
-    assert!(d.on_trigger(Trigger::ProcessExec(pid)).is_empty());
+    assert!(d.on_trigger(Trigger::ProcessExec(ExecInfo::pid_only(pid))).is_empty());
 
     server.kill();
     assert_eq!(d.scan(), vec![DiscoveryEvent::Forget { pid }]);
@@ -189,11 +189,14 @@ fn triggers_check_one_process() {
 
     // A non-matching process is not instrumented by exec; the kernel's
     // provisional tracing of it is rejected.
-    assert_eq!(d.on_trigger(Trigger::ProcessExec(sleeper.pid())), vec![DiscoveryEvent::Reject { pid: sleeper.pid() }]);
+    assert_eq!(
+        d.on_trigger(Trigger::ProcessExec(ExecInfo::pid_only(sleeper.pid()))),
+        vec![DiscoveryEvent::Reject { pid: sleeper.pid() }]
+    );
     // A fork from an untracked parent is ignored.
     assert!(d.on_trigger(Trigger::ProcessFork { pid: sleeper.pid(), parent: 1 }).is_empty());
 
-    let evs = d.on_trigger(Trigger::ProcessExec(server.pid()));
+    let evs = d.on_trigger(Trigger::ProcessExec(ExecInfo::pid_only(server.pid())));
     let svc = match evs.as_slice() {
         [DiscoveryEvent::Instrument(s)] => s.clone(),
         other => panic!("unexpected events {other:?}"),
@@ -220,7 +223,7 @@ fn triggers_check_one_process() {
 
     // Never the agent itself.
     assert_eq!(
-        d.on_trigger(Trigger::ProcessExec(std::process::id())),
+        d.on_trigger(Trigger::ProcessExec(ExecInfo::pid_only(std::process::id()))),
         vec![DiscoveryEvent::Reject { pid: std::process::id() }]
     );
     assert_eq!(d.instrumented_pids(), vec![server.pid()]);

@@ -31,6 +31,7 @@ pub const PEV_EXEC: u8 = 1;
 pub const PEV_EXIT: u8 = 2;
 pub const PEV_FORK: u8 = 3;
 pub const PEV_LISTEN: u8 = 4;
+pub const PEV_TLS_LIB: u8 = 5;
 
 pub const STAT_EVENTS: u32 = 0;
 pub const STAT_RINGBUF_FULL: u32 = 1;
@@ -96,6 +97,41 @@ pub struct ProcEvent {
     pub ppid: u32,
     pub _pad2: u32,
     pub ts: u64,
+}
+
+pub const EXEC_PATH_LEN: usize = 256;
+pub const EXEC_ARGS_LEN: usize = 256;
+
+/// `struct obi_exec_event`: an exec record with the path and argv.
+#[repr(C)]
+#[derive(Debug, Clone, Copy)]
+pub struct ExecEvent {
+    pub base: ProcEvent,
+    pub path_len: u16,
+    pub args_len: u16,
+    pub _pad: u32,
+    pub path: [u8; EXEC_PATH_LEN],
+    pub args: [u8; EXEC_ARGS_LEN],
+}
+
+impl ExecEvent {
+    pub fn read(record: &[u8]) -> Option<ExecEvent> {
+        if record.len() < std::mem::size_of::<ExecEvent>() {
+            return None;
+        }
+        // SAFETY: length checked above; ExecEvent is POD and read unaligned.
+        Some(unsafe { std::ptr::read_unaligned(record.as_ptr() as *const ExecEvent) })
+    }
+
+    pub fn path(&self) -> &[u8] {
+        &self.path[..(self.path_len as usize).min(EXEC_PATH_LEN)]
+    }
+
+    /// argv (NUL-separated in the record).
+    pub fn args(&self) -> Vec<String> {
+        let raw = &self.args[..(self.args_len as usize).min(EXEC_ARGS_LEN)];
+        raw.split(|&b| b == 0).filter(|a| !a.is_empty()).map(|a| String::from_utf8_lossy(a).into_owned()).collect()
+    }
 }
 
 #[repr(C)]
@@ -170,5 +206,6 @@ mod tests {
         assert_eq!(size_of::<PidInfo>(), 8);
         assert_eq!(offset_of!(ConnState, msg_start_ts), 80);
         assert_eq!(size_of::<ConnState>(), 96);
+        assert_eq!(size_of::<ExecEvent>(), 544);
     }
 }

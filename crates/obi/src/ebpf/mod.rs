@@ -129,15 +129,11 @@ impl Tracer {
         let traced_pids = BpfHashMap::try_from(take_map(&mut ebpf, "traced_pids")?)?;
         let ignored_conns = BpfHashMap::try_from(take_map(&mut ebpf, "ignored_conns")?)?;
         let stats = PerCpuArray::try_from(take_map(&mut ebpf, "obi_stats")?)?;
-        Ok(Tracer {
-            ebpf,
-            traced_pids,
-            ignored_conns,
-            stats,
-            missing,
-            _propagation: propagation,
-            tls: tls::TlsProbes::new(),
-        })
+        let mut tls = tls::TlsProbes::new();
+        if let Err(err) = tls.load(&mut ebpf) {
+            tracing::warn!(component = "ebpf.TLS", error = %format!("{err:#}"), "TLS uprobes unavailable: HTTPS traffic will not be traced");
+        }
+        Ok(Tracer { ebpf, traced_pids, ignored_conns, stats, missing, _propagation: propagation, tls })
     }
 
     /// Takes the data event ring buffer (once).

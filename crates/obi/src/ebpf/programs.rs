@@ -122,6 +122,18 @@ pub const ATTACHMENTS: &[Attachment] = &[
         lost: "immediate discovery of new servers (the periodic /proc scan still finds them)",
     },
     Attachment {
+        program: "obi_exit_mmap",
+        hooks: &[sc("sys_exit_mmap")],
+        required: false,
+        lost: "TLS tracing of processes that load OpenSSL after they were instrumented",
+    },
+    Attachment {
+        program: "obi_enter_mmap",
+        hooks: &[sc("sys_enter_mmap")],
+        required: false,
+        lost: "TLS tracing of processes that load OpenSSL after they were instrumented",
+    },
+    Attachment {
         program: "obi_sched_exec",
         hooks: &[TracePoint("sched", "sched_process_exec")],
         required: false,

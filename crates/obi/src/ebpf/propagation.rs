@@ -38,7 +38,8 @@ pub fn attach(ebpf: &mut Ebpf) -> Result<Propagation> {
     msg.load().map_err(|e| anyhow!("loading obi_sk_msg: {e}"))?;
     msg.attach(&map_fd).context("attaching sk_msg to the socket map")?;
 
-    let ops: &mut SockOps = ebpf.program_mut("obi_sockops").ok_or_else(|| anyhow!("obi_sockops missing"))?.try_into()?;
+    let ops: &mut SockOps =
+        ebpf.program_mut("obi_sockops").ok_or_else(|| anyhow!("obi_sockops missing"))?.try_into()?;
     ops.load().map_err(|e| anyhow!("loading obi_sockops: {e}"))?;
     ops.attach(cgroup, CgroupAttachMode::Single)
         .with_context(|| format!("attaching sockops to cgroup {} (needs CAP_NET_ADMIN)", root.display()))?;

@@ -33,6 +33,8 @@ pub struct TlsProbes {
     /// Keyed by (device, inode) of the library file.
     offsets: HashMap<(u64, u64), Option<Offsets>>,
     links: HashMap<u32, Vec<(&'static str, UProbeLinkId)>>,
+    /// Files already probed per process (a process may map libssl late).
+    files: HashMap<u32, Vec<PathBuf>>,
 }
 
 impl Default for TlsProbes {
@@ -43,16 +45,17 @@ impl Default for TlsProbes {
 
 impl TlsProbes {
     pub fn new() -> Self {
-        TlsProbes { loaded: false, offsets: HashMap::new(), links: HashMap::new() }
+        TlsProbes { loaded: false, offsets: HashMap::new(), links: HashMap::new(), files: HashMap::new() }
     }
 
-    fn load(&mut self, ebpf: &mut Ebpf) -> Result<()> {
+    /// Loads (verifies) the uprobe programs. Done at startup: verification
+    /// takes a while and must not stall the event loop later.
+    pub fn load(&mut self, ebpf: &mut Ebpf) -> Result<()> {
         if self.loaded {
             return Ok(());
         }
         for name in FUNCTIONS.iter().map(|f| f.1).chain([RETURN_PROGRAM]) {
-            let p: &mut UProbe =
-                ebpf.program_mut(name).ok_or_else(|| anyhow!("program {name} missing"))?.try_into()?;
+            let p: &mut UProbe = ebpf.program_mut(name).ok_or_else(|| anyhow!("program {name} missing"))?.try_into()?;
             p.load().map_err(|e| anyhow!("loading {name}: {e}"))?;
         }
         self.loaded = true;
@@ -62,7 +65,8 @@ impl TlsProbes {
     /// Attaches to every OpenSSL copy `pid` uses. Returns the files probed
     /// (empty when the process does not use OpenSSL).
     pub fn attach(&mut self, ebpf: &mut Ebpf, pid: u32) -> Result<Vec<PathBuf>> {
-        let targets = ssl_targets(pid);
+        let done = self.files.get(&pid).cloned().unwrap_or_default();
+        let targets: Vec<PathBuf> = self.ssl_targets(pid).into_iter().filter(|t| !done.contains(t)).collect();
         if targets.is_empty() {
             return Ok(Vec::new());
         }
@@ -84,11 +88,13 @@ impl TlsProbes {
             attached.push(target);
         }
         self.links.entry(pid).or_default().extend(links);
+        self.files.entry(pid).or_default().extend(attached.iter().cloned());
         Ok(attached)
     }
 
     /// Removes the probes of a process that is gone or no longer traced.
     pub fn detach(&mut self, ebpf: &mut Ebpf, pid: u32) {
+        self.files.remove(&pid);
         let Some(links) = self.links.remove(&pid) else { return };
         for (program, id) in links {
             if let Some(p) = ebpf.program_mut(program) {
@@ -103,6 +109,19 @@ impl TlsProbes {
 
     pub fn attached_pids(&self) -> usize {
         self.links.len()
+    }
+
+    /// Files of `pid` that contain OpenSSL: mapped libssl libraries, and the
+    /// executable itself when OpenSSL is linked in (node). Cached per file.
+    fn ssl_targets(&mut self, pid: u32) -> Vec<PathBuf> {
+        let mut out = mapped_libssl(pid);
+        if let Ok(exe) = std::fs::read_link(format!("/proc/{pid}/exe")) {
+            let full = PathBuf::from(format!("/proc/{pid}/root")).join(exe.to_string_lossy().trim_start_matches('/'));
+            if self.offsets_for(&full).is_some() {
+                out.push(full);
+            }
+        }
+        out
     }
 
     fn offsets_for(&mut self, path: &Path) -> Option<Offsets> {
@@ -122,10 +141,9 @@ impl TlsProbes {
     }
 }
 
-/// Files of `pid` that may contain OpenSSL: mapped `libssl.so*` libraries,
-/// and the executable itself (statically linked OpenSSL, e.g. node).
-/// Paths go through /proc/<pid>/root so containers resolve correctly.
-pub fn ssl_targets(pid: u32) -> Vec<PathBuf> {
+/// Mapped `libssl.so*` files of `pid`, through /proc/<pid>/root so
+/// containers resolve correctly.
+fn mapped_libssl(pid: u32) -> Vec<PathBuf> {
     let root = PathBuf::from(format!("/proc/{pid}/root"));
     let mut out: Vec<PathBuf> = Vec::new();
     if let Ok(maps) = std::fs::read_to_string(format!("/proc/{pid}/maps")) {
@@ -140,18 +158,7 @@ pub fn ssl_targets(pid: u32) -> Vec<PathBuf> {
             }
         }
     }
-    if let Ok(exe) = std::fs::read_link(format!("/proc/{pid}/exe")) {
-        let full = root.join(exe.to_string_lossy().trim_start_matches('/'));
-        if exports_ssl(&full) {
-            out.push(full);
-        }
-    }
     out
-}
-
-/// Cheap check before the full symbol walk: does the file export SSL_write?
-fn exports_ssl(path: &Path) -> bool {
-    resolve_offsets(path).map(|o| !o.by_function.is_empty()).unwrap_or(false)
 }
 
 fn resolve_offsets(path: &Path) -> Result<Offsets> {
@@ -202,7 +209,7 @@ mod tests {
     }
 
     #[test]
-    fn a_binary_without_openssl_has_no_targets() {
-        assert!(!exports_ssl(Path::new("/bin/true")));
+    fn a_binary_without_openssl_has_no_symbols() {
+        assert!(resolve_offsets(Path::new("/bin/true")).unwrap().by_function.is_empty());
     }
 }

@@ -62,6 +62,9 @@ enum Proto {
     Ignored,
 }
 
+/// (pid, local, remote) of a socket.
+type SocketKey = (u32, (IpAddr, u16), (IpAddr, u16));
+
 /// Who is on either end of a connection.
 #[derive(Debug, Clone, Copy)]
 struct ConnMeta {
@@ -107,8 +110,8 @@ pub struct Tracker {
     conns: HashMap<u64, Conn>,
     services: HashMap<u32, Arc<Service>>,
     held: HashMap<u32, Held>,
-    /// TLS session key by the socket under it: (pid, local, remote).
-    tls_by_socket: HashMap<(u32, (IpAddr, u16), (IpAddr, u16)), u64>,
+    /// TLS session key by the socket under it.
+    tls_by_socket: HashMap<SocketKey, u64>,
     clock: Clock,
     remap: TraceRemap,
     spans: Vec<Span>,

@@ -193,7 +193,7 @@ impl AgentBuilder {
     pub fn start(self) -> Agent {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_obi"));
         cmd.env_clear();
-        for k in ["PATH", "HOME", "TZ"] {
+        for k in ["PATH", "HOME", "TZ", "OBI_DEBUG_EVENTS"] {
             if let Some(v) = std::env::var_os(k) {
                 cmd.env(k, v);
             }

@@ -1,0 +1,165 @@
+//! HTTPS through OpenSSL uprobes: plaintext spans from TLS servers and
+//! clients, no ciphertext double counting.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
+
+use common::*;
+use serde_json::Value;
+
+const WAIT: Duration = Duration::from_secs(30);
+
+/// A self-signed certificate and key in `dir`.
+fn self_signed(dir: &Path) -> (PathBuf, PathBuf) {
+    let (cert, key) = (dir.join("cert.pem"), dir.join("key.pem"));
+    let ok = Command::new("openssl")
+        .args(["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj", "/CN=localhost", "-keyout"])
+        .arg(&key)
+        .arg("-out")
+        .arg(&cert)
+        .output()
+        .expect("openssl")
+        .status
+        .success();
+    assert!(ok, "openssl req failed");
+    (cert, key)
+}
+
+fn server_spans(agent: &Agent, port: u16, n: usize) -> Vec<Value> {
+    agent.wait_spans(n, WAIT, move |s| is_type(s, "HTTP") && host_port(s) == port)
+}
+
+fn check_exchange(spans: &[Value], url: &str, status: &str, response_len: &str) {
+    let found: Vec<&Value> = spans.iter().filter(|s| attr(s, "url") == url).collect();
+    assert_eq!(found.len(), 1, "exactly one span for {url} (no double counting): {spans:#?}");
+    assert_eq!(attr(found[0], "status"), status, "{:#}", found[0]);
+    assert_eq!(attr(found[0], "responseLen"), response_len, "{:#}", found[0]);
+    assert_eq!(attr(found[0], "method"), "GET");
+}
+
+#[test]
+fn python_ssl_server() {
+    require_root();
+    let dir = tempfile::tempdir().unwrap();
+    let (cert, key) = self_signed(dir.path());
+    let port = free_port();
+    let server = start_server(
+        "py-https",
+        Command::new("python3")
+            .arg(apps_dir().join("http_server.py"))
+            .arg(port.to_string())
+            .arg("--tls")
+            .args([&cert, &key]),
+    );
+    let agent = Agent::builder().env("OTEL_EBPF_OPEN_PORT", &port.to_string()).start();
+    agent.wait_instrumented(server.pid(), WAIT);
+    agent.proc.wait_line(|l| l.contains("tracing TLS plaintext"), WAIT).expect("TLS probes attached");
+    curl(&["-k", &format!("https://127.0.0.1:{port}/status/201")]);
+    curl(&["-k", &format!("https://127.0.0.1:{port}/big/300000")]);
+    let spans = server_spans(&agent, port, 2);
+    check_exchange(&spans, "/status/201", "201", "11");
+    check_exchange(&spans, "/big/300000", "200", "300000");
+    std::thread::sleep(Duration::from_secs(1));
+    assert_eq!(agent.spans().iter().filter(|s| host_port(s) == port).count(), 2, "no extra spans from ciphertext");
+}
+
+#[test]
+fn node_https_server_with_keepalive() {
+    require_root();
+    let dir = tempfile::tempdir().unwrap();
+    let (cert, key) = self_signed(dir.path());
+    let port = free_port();
+    let server = start_server(
+        "node-https",
+        Command::new("node")
+            .arg(apps_dir().join("http_server.js"))
+            .arg(port.to_string())
+            .arg("--tls")
+            .args([&cert, &key]),
+    );
+    let agent = Agent::builder().env("OTEL_EBPF_OPEN_PORT", &port.to_string()).start();
+    agent.wait_instrumented(server.pid(), WAIT);
+    agent.proc.wait_line(|l| l.contains("tracing TLS plaintext"), WAIT).expect("TLS probes attached");
+    // Several requests per connection, several connections.
+    for _ in 0..3 {
+        curl(&["-k", &format!("https://127.0.0.1:{port}/status/202"), &format!("https://127.0.0.1:{port}/big/100000")]);
+    }
+    let spans = server_spans(&agent, port, 6);
+    assert_eq!(spans.len(), 6, "{spans:#?}");
+    for s in &spans {
+        match attr(s, "url") {
+            "/status/202" => assert_eq!((attr(s, "status"), attr(s, "responseLen")), ("202", "11")),
+            "/big/100000" => assert_eq!((attr(s, "status"), attr(s, "responseLen")), ("200", "100000")),
+            other => panic!("unexpected span {other}: {s:#}"),
+        }
+    }
+}
+
+#[test]
+fn nginx_tls_termination() {
+    require_root();
+    if Command::new("nginx").arg("-v").output().is_err() {
+        panic!("nginx is not installed (scripts/install-deps.sh installs it)");
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let (cert, key) = self_signed(dir.path());
+    let port = free_port();
+    std::fs::create_dir_all(dir.path().join("html")).unwrap();
+    std::fs::write(dir.path().join("html/index.html"), "x".repeat(5000)).unwrap();
+    let conf = format!(
+        "worker_processes 2;\npid {d}/nginx.pid;\nerror_log {d}/error.log;\nevents {{ worker_connections 64; }}\n\
+         http {{\n  access_log off;\n  client_body_temp_path {d};\n  proxy_temp_path {d};\n  fastcgi_temp_path {d};\n  uwsgi_temp_path {d};\n  scgi_temp_path {d};\n\
+           server {{\n    listen 127.0.0.1:{port} ssl;\n    ssl_certificate {cert};\n    ssl_certificate_key {key};\n    root {d}/html;\n\
+             location /status/ {{ return 418 \"teapot\\n\"; }}\n  }}\n}}\n",
+        d = dir.path().display(),
+        cert = cert.display(),
+        key = key.display(),
+    );
+    std::fs::write(dir.path().join("nginx.conf"), conf).unwrap();
+    let conf_path = dir.path().join("nginx.conf");
+    let _nginx = spawn("nginx", Command::new("nginx").args(["-g", "daemon off;", "-c"]).arg(&conf_path));
+    wait_port(port, Duration::from_secs(10));
+    let agent = Agent::builder().env("OTEL_EBPF_OPEN_PORT", &port.to_string()).start();
+    agent.proc.wait_line(|l| l.contains("tracing TLS plaintext"), WAIT).expect("TLS probes attached to nginx");
+    std::thread::sleep(Duration::from_millis(500));
+    curl(&["-k", &format!("https://127.0.0.1:{port}/index.html")]);
+    curl(&["-k", &format!("https://127.0.0.1:{port}/status/x")]);
+    let spans = server_spans(&agent, port, 2);
+    check_exchange(&spans, "/index.html", "200", "5000");
+    check_exchange(&spans, "/status/x", "418", "7");
+}
+
+#[test]
+fn python_https_client_spans() {
+    require_root();
+    let dir = tempfile::tempdir().unwrap();
+    let (cert, key) = self_signed(dir.path());
+    let port = free_port();
+    let _server = start_server(
+        "node-https",
+        Command::new("node")
+            .arg(apps_dir().join("http_server.js"))
+            .arg(port.to_string())
+            .arg("--tls")
+            .args([&cert, &key]),
+    );
+    let agent = Agent::builder().config("discovery:\n  instrument:\n    - cmd_args: '*https_client.py*'\n").start();
+    let mut client = spawn(
+        "https-client",
+        Command::new("python3")
+            .arg(apps_dir().join("https_client.py"))
+            .args([format!("https://127.0.0.1:{port}/status/200"), format!("https://127.0.0.1:{port}/status/404")]),
+    );
+    assert!(client.wait_exit(WAIT).is_some_and(|s| s.success()));
+    let spans = agent.wait_spans(2, WAIT, |s| is_type(s, "HTTPClient") && host_port(s) == port);
+    assert_eq!(spans.len(), 2, "{spans:#?}");
+    let statuses: Vec<&str> = spans.iter().map(|s| attr(s, "status")).collect();
+    assert!(statuses.contains(&"200") && statuses.contains(&"404"), "{statuses:?}");
+    for s in &spans {
+        assert_eq!(attr(s, "method"), "GET");
+        assert!(field(s, "peerName").starts_with("python"), "{s:#}");
+    }
+}
