@@ -608,6 +608,7 @@ int obi_sched_exit(void *ctx)
 	bpf_map_delete_elem(&ssl_pending_bind, &pid_tgid);
 	bpf_map_delete_elem(&last_recv_conn, &pid_tgid);
 	bpf_map_delete_elem(&outgoing_tp, &pid_tgid);
+	bpf_map_delete_elem(&mmap_libssl, &pid_tgid);
 	if (tid == tgid)
 		proc_event(OBI_PEV_EXIT, tgid, 0);
 	return 0;

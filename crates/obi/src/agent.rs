@@ -104,10 +104,11 @@ pub async fn run(cfg: Config) -> Result<()> {
                 trigger_drops += 1;
             }
         });
+        // The kernel reports libssl mappings only for traced processes,
+        // including ones traced provisionally since exec and not yet named:
+        // probing them now, not after discovery, catches their first request.
         for pid in tls_loaded.drain(..) {
-            if let Some(svc) = tracker.service(pid).cloned() {
-                attach_tls(&mut tracer, &svc);
-            }
+            attach_tls(&mut tracer, pid);
         }
         events.drain(|rec| tracker.handle_record(rec));
         // A process's last events are in the ring before its exit reaches us:
@@ -141,6 +142,7 @@ pub async fn run(cfg: Config) -> Result<()> {
         ignored_conns = tracker.stats.ignored_conns,
         unnamed_spans_dropped = tracker.stats.unnamed_spans_dropped,
         injected = k.injected,
+        maps = %tracer.map_sizes(),
         "totals"
     );
     // Shutdown: stop discovery, detach the kernel side, let sinks drain.
@@ -181,15 +183,19 @@ fn on_discovery(
 ) {
     match ev {
         DiscoveryEvent::Instrument(svc) => {
-            // Forget-then-instrument (an exec): the old identity goes first.
+            // Forget-then-instrument (an exec): the old identity goes, but the
+            // pid stays in the kernel filter so nothing it does meanwhile
+            // (like mapping libssl) is missed.
             if let Some(i) = forgotten.iter().position(|&p| p == svc.pid) {
                 forgotten.swap_remove(i);
-                forget(svc.pid, tracer, tracker);
+                tracer.reset_tls(svc.pid);
+                tracker.remove_service(svc.pid);
             }
             if let Err(err) = tracer.trace_pid(svc.pid) {
                 tracing::warn!(component = "ebpf.Tracer", pid = svc.pid, error = %format!("{err:#}"), "cannot trace process");
                 return;
             }
+            discover::log_instrumenting(&svc);
             tracker.add_service(svc.clone());
             // Slow (ELF symbols, uprobe attach): after every pending process
             // is in the kernel filter, so none misses its first requests.
@@ -205,18 +211,18 @@ fn forget(pid: u32, tracer: &mut Tracer, tracker: &mut Tracker) {
     tracker.remove_service(pid);
 }
 
-fn attach_tls(tracer: &mut Tracer, svc: &crate::service::Service) {
-    match tracer.trace_tls(svc.pid) {
+fn attach_tls(tracer: &mut Tracer, pid: u32) {
+    match tracer.trace_tls(pid) {
         Ok(files) if !files.is_empty() => tracing::info!(
             component = "ebpf.TLS",
-            pid = svc.pid,
+            pid,
             files = %files.iter().map(|f| f.display().to_string()).collect::<Vec<_>>().join(","),
             "tracing TLS plaintext through OpenSSL uprobes"
         ),
         Ok(_) => {}
         Err(err) => tracing::warn!(
             component = "ebpf.TLS",
-            pid = svc.pid,
+            pid,
             error = %format!("{err:#}"),
             "cannot trace TLS of this process; its HTTPS traffic will not be seen"
         ),

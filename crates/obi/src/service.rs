@@ -54,6 +54,11 @@ pub struct Service {
     pub pid: u32,
     /// Full path of the executable (`/proc/<pid>/exe`).
     pub exe_path: PathBuf,
+    /// Inode of the executable.
+    pub exe_ino: u64,
+    /// The name was given (selector, process env), not derived from the
+    /// executable; OBI logs `service=""` for derived names.
+    pub name_explicit: bool,
     /// `service.instance.id`: `<hostname>:<pid>` like OBI.
     pub instance_id: String,
     /// Extra resource attributes from the process's own

@@ -141,7 +141,7 @@ fn send_raw(port: u16, writes: &[Vec<u8>], responses: usize, pause_ms: u64) -> V
     std::fs::write(file.path(), case.to_string()).unwrap();
     let mut p = spawn(
         "raw-client",
-        Command::new("python3").arg(apps_dir().join("raw_client.py")).arg(port.to_string()).arg(file.path()),
+        Command::new(python()).arg(apps_dir().join("raw_client.py")).arg(port.to_string()).arg(file.path()),
     );
     assert!(p.wait_exit(WAIT).is_some_and(|s| s.success()), "raw client failed");
     let line = p.lines().pop().expect("raw client output");
@@ -173,7 +173,7 @@ fn injection_never_corrupts_requests() {
     let port = free_port();
     let _echo = start_server(
         "raw-echo",
-        Command::new("python3").arg(apps_dir().join("raw_echo_server.py")).arg(port.to_string()),
+        Command::new(python()).arg(apps_dir().join("raw_echo_server.py")).arg(port.to_string()),
     );
     let agent = agent_for(&[], "    - cmd_args: '*raw_client.py*'\n");
     let re = regex::Regex::new(r"^traceparent: 00-[0-9a-f]{32}-[0-9a-f]{16}-01$").unwrap();
@@ -265,7 +265,7 @@ fn concurrent_requests_keep_their_parents() {
     let url = format!("http://127.0.0.1:{pa}/call?url={}", enc(&inner));
     let mut load = spawn(
         "concurrent",
-        Command::new("python3").arg(apps_dir().join("concurrent_get.py")).args([&url, "200", "200"]),
+        Command::new(python()).arg(apps_dir().join("concurrent_get.py")).args([&url, "200", "200"]),
     );
     assert!(load.wait_exit(Duration::from_secs(120)).is_some_and(|s| s.success()));
     assert_eq!(load.lines().last().map(String::as_str), Some("ok 200"));

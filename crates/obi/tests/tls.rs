@@ -48,7 +48,7 @@ fn python_ssl_server() {
     let port = free_port();
     let server = start_server(
         "py-https",
-        Command::new("python3")
+        Command::new(python())
             .arg(apps_dir().join("http_server.py"))
             .arg(port.to_string())
             .arg("--tls")
@@ -149,9 +149,15 @@ fn python_https_client_spans() {
     let agent = Agent::builder().config("discovery:\n  instrument:\n    - cmd_args: '*https_client.py*'\n").start();
     let mut client = spawn(
         "https-client",
-        Command::new("python3")
+        Command::new(python())
             .arg(apps_dir().join("https_client.py"))
-            .args([format!("https://127.0.0.1:{port}/status/200"), format!("https://127.0.0.1:{port}/status/404")]),
+            // Per-process uprobes take a few hundred ms to attach (see docs/tls.md).
+            .args([
+                "--wait-ms".to_string(),
+                "1500".to_string(),
+                format!("https://127.0.0.1:{port}/status/200"),
+                format!("https://127.0.0.1:{port}/status/404"),
+            ]),
     );
     assert!(client.wait_exit(WAIT).is_some_and(|s| s.success()));
     let spans = agent.wait_spans(2, WAIT, |s| is_type(s, "HTTPClient") && host_port(s) == port);

@@ -351,16 +351,7 @@ impl Discovery {
         let (service, origin) = naming::build_service_with_origin(p, lang, &sel, &self.cfg, &self.hostname);
         let service = Arc::new(service);
         let explicit_name = origin.is_explicit();
-        let shown_name = if explicit_name { service.name.as_str() } else { "" };
-        tracing::info!(
-            component = "discover.traceAttacher",
-            cmd = %p.exe_path.display(),
-            pid = p.pid,
-            ino = p.exe_ino,
-            r#type = %lang,
-            service = %shown_name,
-            "instrumenting process"
-        );
+        tracing::debug!(component = "discover", pid = p.pid, cmd = %p.exe_path.display(), "process selected");
         self.tracked.insert(
             p.pid,
             Tracked {
@@ -467,6 +458,21 @@ pub async fn run(
             return;
         }
     }
+}
+
+/// OBI's line for a process whose instrumentation is now active (logged by
+/// whoever activates it, so it can be relied on as a readiness signal).
+pub fn log_instrumenting(svc: &Service) {
+    let shown_name = if svc.name_explicit { svc.name.as_str() } else { "" };
+    tracing::info!(
+        component = "discover.traceAttacher",
+        cmd = %svc.exe_path.display(),
+        pid = svc.pid,
+        ino = svc.exe_ino,
+        r#type = %svc.language,
+        service = %shown_name,
+        "instrumenting process"
+    );
 }
 
 /// Runs `f` on the blocking pool. A panic inside loses only that batch: the

@@ -110,6 +110,8 @@ pub(crate) fn service_from_parts(
         language: lang,
         pid: p.pid,
         exe_path: p.exe_path.clone(),
+        exe_ino: p.exe_ino,
+        name_explicit: origin.is_explicit(),
         instance_id: format!("{hostname}:{}", p.pid),
         resource_attributes,
         container_id: container_id_from_cgroup(cgroup),

@@ -386,7 +386,13 @@ fn instrumenting_process_log_line() {
             ..Default::default()
         }];
         let mut d = Discovery::new(&cfg, std::process::id(), "h".into());
-        assert_eq!(d.scan().len(), 2);
+        let events = d.scan();
+        assert_eq!(events.len(), 2);
+        for e in &events {
+            if let DiscoveryEvent::Instrument(svc) = e {
+                log_instrumenting(svc);
+            }
+        }
         d.on_trigger(Trigger::ProcessExit(server.pid()));
     });
     let lines = rec.0.lock().unwrap().clone();

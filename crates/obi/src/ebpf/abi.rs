@@ -154,10 +154,20 @@ pub struct ConnState {
     pub _pad: u8,
 }
 
+/// `struct obi_ssl_key`: a TLS session (SSL object address, process).
+#[repr(C)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct SslKey {
+    pub ssl: u64,
+    pub tgid: u32,
+    pub _pad: u32,
+}
+
 // SAFETY: plain-old-data structs with no padding holes the kernel could leave
 // uninitialised in a way that matters (every field is an integer array).
 unsafe impl aya::Pod for PidInfo {}
 unsafe impl aya::Pod for ConnState {}
+unsafe impl aya::Pod for SslKey {}
 
 impl EventHdr {
     pub const SIZE: usize = std::mem::size_of::<EventHdr>();

@@ -156,11 +156,49 @@ impl Tracer {
         self.tls.detach(&mut self.ebpf, pid);
         // Missing keys are fine: the process may never have been added.
         let _ = self.traced_pids.remove(&pid);
+        self.sweep_connections(pid);
+    }
+
+    /// Removes the connection state of a process that is gone: sockets
+    /// closed by exit() (not close()) never reach the close tracepoint.
+    fn sweep_connections(&mut self, pid: u32) {
+        let mut inodes = Vec::new();
+        if let Some(map) = self.ebpf.map_mut("conn_state")
+            && let Ok(mut conns) = aya::maps::HashMap::<&mut MapData, u64, abi::ConnState>::try_from(map)
+        {
+            inodes = conns.iter().filter_map(|kv| kv.ok()).filter(|(_, v)| v.tgid == pid).map(|(k, _)| k).collect();
+            for ino in &inodes {
+                let _ = conns.remove(ino);
+            }
+        }
+        for ino in &inodes {
+            let _ = self.ignored_conns.remove(ino);
+        }
+        if let Some(map) = self.ebpf.map_mut("tls_state")
+            && let Ok(mut tls) = aya::maps::HashMap::<&mut MapData, abi::SslKey, abi::ConnState>::try_from(map)
+        {
+            let keys: Vec<abi::SslKey> = tls.keys().filter_map(|k| k.ok()).filter(|k| k.tgid == pid).collect();
+            for k in &keys {
+                let _ = tls.remove(k);
+            }
+        }
+    }
+
+    /// Drops the TLS probes of a process that exec'd (they belonged to the
+    /// old program); the process stays traced.
+    pub fn reset_tls(&mut self, pid: u32) {
+        self.tls.detach(&mut self.ebpf, pid);
+        let _ = self.traced_pids.insert(pid, abi::PidInfo::default(), 0);
     }
 
     /// Attaches the OpenSSL uprobes to a traced process, if it uses OpenSSL.
     /// Returns the files probed.
     pub fn trace_tls(&mut self, pid: u32) -> Result<Vec<std::path::PathBuf>> {
+        // Only processes still traced (a late report may concern one that was
+        // rejected or forgotten meanwhile).
+        if self.traced_pids.get(&pid, 0).is_err() {
+            return Ok(Vec::new());
+        }
         let files = self.tls.attach(&mut self.ebpf, pid)?;
         if !files.is_empty() {
             let info = abi::PidInfo { flags: abi::PID_TLS, ..Default::default() };
@@ -196,6 +234,28 @@ impl Tracer {
         }
     }
 
+    /// Entries of every per-process, per-thread and per-connection map, for
+    /// leak checks ("name=count ...").
+    pub fn map_sizes(&self) -> String {
+        let mut out = format!("traced_pids={}", self.traced_pid_count());
+        for name in [
+            "conn_state",
+            "ignored_conns",
+            "server_traces",
+            "thread_parent",
+            "pending_io",
+            "tls_state",
+            "ssl_args",
+            "outgoing_tp",
+            "last_recv_conn",
+        ] {
+            if let Some(n) = self.map_len(name) {
+                out.push_str(&format!(" {name}={n}"));
+            }
+        }
+        out
+    }
+
     /// Number of entries in one of the per-connection / per-thread kernel
     /// maps, for leak checks and diagnostics.
     pub fn map_len(&self, name: &str) -> Option<usize> {
@@ -209,6 +269,10 @@ impl Tracer {
         }
         match name {
             "conn_state" => count::<u64, { std::mem::size_of::<abi::ConnState>() }>(map),
+            "tls_state" => count::<abi::SslKey, { std::mem::size_of::<abi::ConnState>() }>(map),
+            "ssl_args" => count::<u64, 40>(map),
+            "outgoing_tp" => count::<u64, 88>(map),
+            "last_recv_conn" => count::<u64, 8>(map),
             "server_traces" => count::<u64, 48>(map),
             "pending_io" => count::<u64, 40>(map),
             "thread_parent" => count::<u32, 4>(map),

@@ -117,19 +117,27 @@ impl TlsProbes {
         let mut out = mapped_libssl(pid);
         if let Ok(exe) = std::fs::read_link(format!("/proc/{pid}/exe")) {
             let full = PathBuf::from(format!("/proc/{pid}/root")).join(exe.to_string_lossy().trim_start_matches('/'));
-            if self.offsets_for(&full).is_some() {
+            if self.offsets_for_exe(&full).is_some() {
                 out.push(full);
             }
         }
         out
     }
 
+    fn offsets_for_exe(&mut self, path: &Path) -> Option<Offsets> {
+        self.cached_offsets(path, false)
+    }
+
     fn offsets_for(&mut self, path: &Path) -> Option<Offsets> {
+        self.cached_offsets(path, true)
+    }
+
+    fn cached_offsets(&mut self, path: &Path, full: bool) -> Option<Offsets> {
         let meta = std::fs::metadata(path).ok()?;
         let key = (meta.dev(), meta.ino());
         self.offsets
             .entry(key)
-            .or_insert_with(|| match resolve_offsets(path) {
+            .or_insert_with(|| match resolve_offsets_in(path, full) {
                 Ok(o) if !o.by_function.is_empty() => Some(o),
                 Ok(_) => None,
                 Err(err) => {
@@ -161,14 +169,18 @@ fn mapped_libssl(pid: u32) -> Vec<PathBuf> {
     out
 }
 
-fn resolve_offsets(path: &Path) -> Result<Offsets> {
+/// `full`: also walk .symtab (libssl files); executables are only checked
+/// for exported symbols, which is how node exposes its OpenSSL and is much
+/// cheaper than walking a big binary's full symbol table.
+fn resolve_offsets_in(path: &Path, full: bool) -> Result<Offsets> {
     let file = std::fs::File::open(path).with_context(|| format!("opening {}", path.display()))?;
     // SAFETY: the mapping is read-only and dropped before returning; a file
     // truncated underneath us would at worst make parsing fail.
     let map = unsafe { memmap2::Mmap::map(&file) }?;
     let elf = object::File::parse(&*map)?;
     let mut by_function = Vec::new();
-    for sym in elf.dynamic_symbols().chain(elf.symbols()) {
+    let symtab = if full { Some(elf.symbols()) } else { None };
+    for sym in elf.dynamic_symbols().chain(symtab.into_iter().flatten()) {
         let Ok(name) = sym.name() else { continue };
         let base = name.split('@').next().unwrap_or(name);
         let Some((func, entry)) = FUNCTIONS.iter().find(|(f, _)| *f == base) else { continue };
@@ -200,7 +212,7 @@ mod tests {
         if !lib.exists() {
             return; // not on this distribution
         }
-        let o = resolve_offsets(lib).unwrap();
+        let o = resolve_offsets_in(lib, true).unwrap();
         let names: Vec<&str> = o.by_function.iter().map(|f| f.0).collect();
         for f in ["SSL_write", "SSL_read", "SSL_write_ex", "SSL_read_ex"] {
             assert!(names.contains(&f), "{f} missing from {names:?}");
@@ -210,6 +222,6 @@ mod tests {
 
     #[test]
     fn a_binary_without_openssl_has_no_symbols() {
-        assert!(resolve_offsets(Path::new("/bin/true")).unwrap().by_function.is_empty());
+        assert!(resolve_offsets_in(Path::new("/bin/true"), true).unwrap().by_function.is_empty());
     }
 }

@@ -21,6 +21,17 @@ pub fn require_root() {
     assert_eq!(unsafe { libc::geteuid() }, 0, "eBPF integration tests must run as root (or set OBI_SKIP_EBPF_TESTS=1)");
 }
 
+/// The real Python interpreter (not a pyenv shim, whose bash wrappers add
+/// start-up time and extra processes).
+pub fn python() -> PathBuf {
+    static PY: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    PY.get_or_init(|| {
+        let out = Command::new("python3").args(["-c", "import sys; print(sys.executable)"]).output().expect("python3");
+        PathBuf::from(String::from_utf8_lossy(&out.stdout).trim())
+    })
+    .clone()
+}
+
 pub fn apps_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/apps")
 }
@@ -114,7 +125,7 @@ pub fn start_server(name: &str, cmd: &mut Command) -> Proc {
 }
 
 pub fn python_server(port: u16) -> Proc {
-    start_server("py-server", Command::new("python3").arg(apps_dir().join("http_server.py")).arg(port.to_string()))
+    start_server("py-server", Command::new(python()).arg(apps_dir().join("http_server.py")).arg(port.to_string()))
 }
 
 pub fn node_server(port: u16) -> Proc {
@@ -125,7 +136,7 @@ pub fn node_server(port: u16) -> Proc {
 pub fn stdlib_http_server(port: u16, dir: &std::path::Path) -> Proc {
     let p = spawn(
         "python-http.server",
-        Command::new("python3")
+        Command::new(python())
             .args(["-u", "-m", "http.server", &port.to_string(), "--bind", "127.0.0.1", "--directory"])
             .arg(dir),
     );
@@ -154,7 +165,7 @@ pub fn curl(args: &[&str]) -> String {
 pub fn python_client(port: u16, requests: &[&str], extra: &[&str]) -> Proc {
     spawn(
         "py-client",
-        Command::new("python3")
+        Command::new(python())
             .arg(apps_dir().join("http_client.py"))
             .args(["127.0.0.1", &port.to_string()])
             .args(requests)

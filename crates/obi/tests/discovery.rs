@@ -1,0 +1,166 @@
+//! Selection by YAML config, naming, cleanup of kernel state, the preflight
+//! check and configuration errors, against the real agent binary.
+
+mod common;
+
+use std::process::Command;
+use std::time::Duration;
+
+use common::*;
+
+const WAIT: Duration = Duration::from_secs(20);
+
+/// Two of three servers selected by different selectors, each named by its
+/// entry; the environment overrides the file.
+#[test]
+fn yaml_selects_two_of_three_servers_and_env_overrides_it() {
+    require_root();
+    let (p1, p2, p3) = (free_port(), free_port(), free_port());
+    let by_port = python_server(p1);
+    let by_runtime = node_server(p2);
+    let unselected = python_server(p3);
+    let yaml = format!(
+        "trace_printer: text\n\
+         discovery:\n  instrument:\n\
+         \x20   - open_ports: {p1}\n      name: alpha\n      namespace: lab\n\
+         \x20   - exe_path: '*/node'\n      cmd_args: '*http_server.js {p2}*'\n      name: beta\n"
+    );
+    // YAML says text; the environment says json and wins.
+    let agent = Agent::builder().config(&yaml).env("OTEL_EBPF_TRACE_PRINTER", "json").start();
+    agent.wait_instrumented(by_port.pid(), WAIT);
+    agent.wait_instrumented(by_runtime.pid(), WAIT);
+    let line = |pid: u32| {
+        agent
+            .proc
+            .lines()
+            .into_iter()
+            .find(|l| l.contains("msg=\"instrumenting process\"") && l.contains(&format!(" pid={pid} ")))
+            .unwrap()
+    };
+    assert!(line(by_port.pid()).contains("service=alpha"), "{}", line(by_port.pid()));
+    assert!(line(by_port.pid()).contains("type=python"));
+    assert!(line(by_runtime.pid()).contains("service=beta"), "{}", line(by_runtime.pid()));
+    assert!(line(by_runtime.pid()).contains("type=nodejs"));
+
+    for p in [p1, p2, p3] {
+        curl(&[&format!("http://127.0.0.1:{p}/status/200")]);
+    }
+    let a = agent.wait_spans(1, WAIT, |s| is_type(s, "HTTP") && host_port(s) == p1);
+    let b = agent.wait_spans(1, WAIT, |s| is_type(s, "HTTP") && host_port(s) == p2);
+    assert_eq!(field(&a[0], "hostName"), "alpha", "{:#}", a[0]);
+    assert_eq!(field(&b[0], "hostName"), "beta");
+    std::thread::sleep(Duration::from_secs(1));
+    assert!(!agent.instrumented(unselected.pid()), "the third server must not be instrumented");
+    assert!(agent.spans().iter().all(|s| host_port(s) != p3));
+    assert!(!agent.proc.lines().iter().any(|l| l.contains(" HTTP(subType=")), "text printer despite the env override");
+}
+
+/// Short-lived servers killed without closing their sockets leave no
+/// entries behind in the kernel maps.
+#[test]
+fn short_lived_processes_leave_no_stale_kernel_state() {
+    require_root();
+    let base = free_port();
+    let ports: Vec<u16> = (0..10).map(|i| base.wrapping_add(i * 7) % 20000 + 30000).collect();
+    let range = ports.iter().map(|p| p.to_string()).collect::<Vec<_>>().join(",");
+    let mut agent = Agent::builder().env("OTEL_EBPF_OPEN_PORT", &range).start();
+    for &port in &ports {
+        let mut server = python_server(port);
+        agent.wait_instrumented(server.pid(), WAIT);
+        // A keep-alive connection left open, then SIGKILL: no close() ever runs.
+        let mut client = python_client(port, &["GET:/status/200"], &["--repeat", "3"]);
+        client.wait_exit(WAIT);
+        server.signal(libc::SIGKILL);
+        server.wait_exit(WAIT);
+    }
+    let spans = agent.wait_spans(30, WAIT, |s| is_type(s, "HTTP"));
+    let per_port: Vec<usize> = ports.iter().map(|&p| spans.iter().filter(|s| host_port(s) == p).count()).collect();
+    assert_eq!(spans.len(), 30, "spans per server: {per_port:?}");
+    // Give discovery a poll interval to notice the exits.
+    std::thread::sleep(Duration::from_secs(2));
+    assert!(agent.stop().is_some_and(|s| s.success()));
+    let totals = agent.proc.lines().into_iter().find(|l| l.contains("msg=totals")).expect("totals line");
+    let maps = totals.split("maps=\"").nth(1).unwrap().split('"').next().unwrap().to_string();
+    for entry in maps.split_whitespace() {
+        let (name, count) = entry.split_once('=').unwrap();
+        assert_eq!(count, "0", "stale entries in {name}: {totals}");
+    }
+}
+
+/// `obi check` tells the truth about this machine, and names what an
+/// unprivileged user lacks.
+#[test]
+fn check_reports_this_machine() {
+    require_root();
+    let out = Command::new(env!("CARGO_BIN_EXE_obi")).arg("check").output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{text}");
+    for needle in
+        ["ok    kernel", "ok    capabilities", "ok    btf", "tracepoint syscalls:sys_enter_read", "sched_process_exec"]
+    {
+        assert!(text.contains(needle), "missing {needle:?} in:\n{text}");
+    }
+    assert!(!text.contains("FAIL"), "{text}");
+
+    // Copy the binary where an unprivileged user can run it.
+    let dir = tempfile::tempdir().unwrap();
+    let bin = dir.path().join("obi");
+    std::fs::copy(env!("CARGO_BIN_EXE_obi"), &bin).unwrap();
+    std::fs::set_permissions(dir.path(), std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let out = Command::new("setpriv")
+        .args(["--reuid=65534", "--regid=65534", "--clear-groups"])
+        .arg(&bin)
+        .arg("check")
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(!out.status.success());
+    assert!(text.contains("FAIL  capabilities"), "{text}");
+    for cap in ["CAP_BPF", "CAP_PERFMON", "CAP_SYS_PTRACE", "CAP_DAC_READ_SEARCH"] {
+        assert!(text.contains(cap), "{cap} not named:\n{text}");
+    }
+    // The agent itself refuses with the same message.
+    let out = Command::new("setpriv")
+        .args(["--reuid=65534", "--regid=65534", "--clear-groups"])
+        .arg(&bin)
+        .env("OTEL_EBPF_OPEN_PORT", "8080")
+        .env("OTEL_EBPF_TRACE_PRINTER", "text")
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(!out.status.success());
+    assert!(text.contains("the following capabilities are required: CAP_SYS_PTRACE"), "{text}");
+}
+
+/// Bad configuration: one clear error line and exit code 2.
+#[test]
+fn configuration_errors_exit_2_with_one_clear_line() {
+    type Case = (Vec<(&'static str, &'static str)>, Option<&'static str>, &'static str);
+    let cases: Vec<Case> = vec![
+        (vec![("OTEL_EBPF_OPEN_PORT", "9000-8000")], None, "OTEL_EBPF_OPEN_PORT"),
+        (vec![("OTEL_EBPF_OPEN_PORT", "abc")], None, "invalid port range \\\"abc\\\""),
+        (vec![], Some("discovery:\n  instrument:\n    - open_port: 80\n"), "did you mean \\\"open_ports\\\""),
+        (vec![], Some("discovery: [unclosed\n"), "parsing YAML configuration"),
+        (vec![], Some("open_port: 9000-8000\n"), "open_port"),
+        (vec![("OTEL_EBPF_OPEN_PORT", "80"), ("OTEL_EBPF_TRACE_PRINTER", "loud")], None, "trace_printer"),
+    ];
+    for (env, yaml, needle) in cases {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_obi"));
+        cmd.env_clear().env("OTEL_EBPF_TRACE_PRINTER", "text");
+        for (k, v) in &env {
+            cmd.env(k, v);
+        }
+        let file = tempfile::NamedTempFile::new().unwrap();
+        if let Some(y) = yaml {
+            std::fs::write(file.path(), y).unwrap();
+            cmd.arg("--config").arg(file.path());
+        }
+        let out = cmd.output().unwrap();
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert_eq!(out.status.code(), Some(2), "{env:?} {yaml:?}: {text}");
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(lines.len(), 1, "one line expected: {text}");
+        assert!(lines[0].contains("level=ERROR msg=\"wrong configuration\""), "{text}");
+        assert!(lines[0].contains(needle), "{needle} not in: {text}");
+    }
+}
