@@ -98,9 +98,15 @@ class Handler(BaseHTTPRequestHandler):
         self.reply(200, b"%d\n" % (length - remaining))
 
 
+class Server(ThreadingHTTPServer):
+    # socketserver's default backlog of 5 overflows under the concurrency
+    # tests; real servers listen with a deep queue.
+    request_queue_size = 1024
+
+
 def main():
     port = int(sys.argv[1])
-    server = ThreadingHTTPServer(("127.0.0.1", port), Handler)
+    server = Server(("127.0.0.1", port), Handler)
     server.daemon_threads = True
     if len(sys.argv) >= 5 and sys.argv[2] == "--tls":
         import ssl
