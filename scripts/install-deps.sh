@@ -24,4 +24,14 @@ if ! command -v node >/dev/null; then
 	apt-get update -qq
 	apt-get install -y -qq --no-install-recommends nodejs
 fi
+# Python test apps: grpcio (gRPC server and client), installed for the
+# interpreter the tests run (python3 on PATH).
+if ! python3 -c 'import grpc' 2>/dev/null; then
+	if ! python3 -m pip --version >/dev/null 2>&1; then
+		apt-get update -qq
+		apt-get install -y -qq --no-install-recommends python3-pip
+	fi
+	python3 -m pip install --quiet --disable-pip-version-check --root-user-action=ignore 'grpcio>=1.60' ||
+		python3 -m pip install --quiet --disable-pip-version-check --break-system-packages 'grpcio>=1.60'
+fi
 echo "dependencies: ok (clang $(clang --version | head -1 | grep -o '[0-9][0-9.]*' | head -1), node $(node --version), $(python3 --version))"
