@@ -263,6 +263,13 @@ fn http_json_export_and_instrumentation_filter() {
     check_http_spans(&agent, &rx, &server, port, "http/json");
 }
 
+/// User + system CPU time of a process, in clock ticks.
+fn cpu_ticks(pid: u32) -> u64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+    let fields: Vec<&str> = stat.rsplit_once(')').unwrap().1.split_whitespace().collect();
+    fields[11].parse::<u64>().unwrap() + fields[12].parse::<u64>().unwrap()
+}
+
 fn rss_kib(pid: u32) -> u64 {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
     let line = status.lines().find(|l| l.starts_with("VmRSS:")).unwrap();
@@ -283,6 +290,7 @@ fn receiver_down_then_up() {
         .env("OTEL_EBPF_OPEN_PORT", &port.to_string())
         .env("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", &format!("http://127.0.0.1:{grpc}"))
         .env("OTEL_EBPF_OTLP_TRACES_BATCH_TIMEOUT", "100ms")
+        .env("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL", "grpc")
         .env("OTEL_EBPF_OTLP_TRACES_BATCH_MAX_SIZE", "50")
         .env("OTEL_EBPF_OTLP_TRACES_QUEUE_SIZE", &QUEUE.to_string())
         .env("OTEL_EBPF_BACKOFF_INITIAL_INTERVAL", "200ms")
@@ -301,15 +309,18 @@ fn receiver_down_then_up() {
     drop(rx);
     let down = Instant::now();
     let rss_before = rss_kib(pid);
+    let cpu_before = cpu_ticks(pid);
     let mut rss_max = rss_before;
     let mut sent = 0u64;
     while down.elapsed() < Duration::from_secs(30) {
-        let mut c = python_client(port, &["GET:/status/202"], &["--repeat", "400"]);
+        let mut c = python_client(port, &["GET:/status/202"], &["--repeat", "200"]);
         c.wait_exit(WAIT);
         sent += c.lines().iter().filter(|l| l.starts_with("202 ")).count() as u64;
         rss_max = rss_max.max(rss_kib(pid));
         std::thread::sleep(Duration::from_millis(1500));
     }
+    let down_cpu = cpu_ticks(pid) - cpu_before;
+    let down_secs = down.elapsed().as_secs_f64();
     // The agent kept tracing: the printer shows every request.
     let printed = agent.wait_spans(sent as usize, WAIT, |s| is_type(s, "HTTP") && attr(s, "url") == "/status/202");
     assert_eq!(printed.len() as u64, sent);
@@ -321,11 +332,24 @@ fn receiver_down_then_up() {
     assert!(drop_logs <= 4, "drops are logged at most every 10 s, got {drop_logs} lines");
 
     let rx = receiver(Some(grpc), None);
+    let recovered = agent
+        .proc
+        .wait_line(|l| l.contains("msg=\"export recovered\""), WAIT)
+        .unwrap_or_else(|| panic!("no recovery: {:#?}", agent.proc.lines()));
+    // The queue kept while down drains first (new spans find it full until then).
+    let backlog = |rx: &Proc| received(rx).iter().filter(|s| url_path(s) == "/status/202").count() as u64;
+    let mut during = backlog(&rx);
+    loop {
+        std::thread::sleep(Duration::from_millis(500));
+        let now = backlog(&rx);
+        if now == during {
+            break;
+        }
+        during = now;
+    }
     let mut c = python_client(port, &["GET:/status/203"], &["--repeat", "5"]);
     c.wait_exit(WAIT);
     assert_eq!(wait_received(&rx, 5, WAIT, on("/status/203")).len(), 5, "spans after recovery");
-    let recovered = log_line(&agent, "export recovered").expect("recovered log");
-    let during = received(&rx).iter().filter(|s| url_path(s) == "/status/202").count() as u64;
     assert!(during <= QUEUE, "at most the queue survives the outage: {during}");
 
     assert!(agent.stop().expect("agent stops").success());
@@ -338,8 +362,9 @@ fn receiver_down_then_up() {
     assert_eq!(count("dropped"), sent - during, "{otlp}");
     let growth = rss_max.saturating_sub(rss_before);
     eprintln!(
-        "down/up: sent {sent} spans while down, {during} delivered after recovery, dropped {}; \
-         RSS {rss_before} KiB before, max {rss_max} KiB during (+{growth} KiB); {}\n  {}\n  {}",
+        "down/up: sent {sent} spans in {down_secs:.1} s while down, {during} delivered after recovery, dropped {}; \
+         RSS {rss_before} KiB before, max {rss_max} KiB during (+{growth} KiB); agent CPU {down_cpu} ticks while down; \
+         {}\n  {}\n  {}",
         count("dropped"),
         otlp,
         dropped,
