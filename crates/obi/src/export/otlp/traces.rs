@@ -537,4 +537,138 @@ mod tests {
         .to_string();
         assert!(e.starts_with("OTEL_EBPF_OTLP_TRACES_BATCH_MAX_SIZE: "), "{e}");
     }
+
+    /// An HTTP receiver whose answer can be switched; counts the spans of
+    /// the requests it accepted (status 200).
+    struct Receiver {
+        port: u16,
+        status: Arc<std::sync::atomic::AtomicU16>,
+        spans: Arc<AtomicU64>,
+    }
+
+    async fn receiver() -> Receiver {
+        use http_body_util::{BodyExt, Full};
+        use prost::Message;
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let status = Arc::new(std::sync::atomic::AtomicU16::new(503));
+        let spans = Arc::new(AtomicU64::new(0));
+        let (st, sp) = (status.clone(), spans.clone());
+        tokio::spawn(async move {
+            while let Ok((sock, _)) = listener.accept().await {
+                let (st, sp) = (st.clone(), sp.clone());
+                tokio::spawn(async move {
+                    let svc = hyper::service::service_fn(move |req: http::Request<hyper::body::Incoming>| {
+                        let (st, sp) = (st.clone(), sp.clone());
+                        async move {
+                            let body = req.into_body().collect().await.unwrap().to_bytes();
+                            let code = st.load(Ordering::SeqCst);
+                            if code == 200 {
+                                let r = ExportTraceServiceRequest::decode(body).unwrap();
+                                let n: usize = r
+                                    .resource_spans
+                                    .iter()
+                                    .flat_map(|rs| &rs.scope_spans)
+                                    .map(|ss| ss.spans.len())
+                                    .sum();
+                                sp.fetch_add(n as u64, Ordering::SeqCst);
+                            }
+                            let resp =
+                                http::Response::builder().status(code).body(Full::new(bytes::Bytes::new())).unwrap();
+                            Ok::<_, std::convert::Infallible>(resp)
+                        }
+                    });
+                    let io = hyper_util::rt::TokioIo::new(sock);
+                    let _ = hyper::server::conn::http1::Builder::new().serve_connection(io, svc).await;
+                });
+            }
+        });
+        Receiver { port, status, spans }
+    }
+
+    fn span(span_type: SpanType, n: u8) -> Span {
+        let mut s = Span::process_alive(Arc::new(Service { name: "svc".into(), pid: 1, ..Default::default() }), 1);
+        s.span_type = span_type;
+        s.method = "GET".into();
+        s.trace = crate::span::TraceContext { trace_id: [n; 16], span_id: [n; 8], parent_span_id: [0; 8], flags: 1 };
+        s
+    }
+
+    async fn wait_for(what: &str, f: impl Fn() -> bool) {
+        for _ in 0..500 {
+            if f() {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        panic!("timed out waiting for {what}");
+    }
+
+    #[tokio::test]
+    async fn queue_is_bounded_while_down_and_drains_after_recovery() {
+        let rx = receiver().await;
+        let endpoint = OtlpEndpoint {
+            signal: Signal::Traces,
+            protocol: Protocol::HttpProtobuf,
+            url: format!("http://127.0.0.1:{}/v1/traces", rx.port).parse().unwrap(),
+            tls: None,
+            headers: http::HeaderMap::new(),
+            timeout: Duration::from_secs(2),
+        };
+        let cfg = TracesExportConfig {
+            endpoint,
+            instrumentations: Instrumentations::ALL,
+            sampler: Sampler::default(),
+            batch_max_size: 5,
+            queue_size: 10,
+            batch_timeout: Duration::from_millis(20),
+            backoff: BackoffConfig {
+                initial: Duration::from_millis(20),
+                max: Duration::from_millis(50),
+                max_elapsed: Duration::ZERO,
+            },
+        };
+        let (tx, input) = mpsc::channel(16);
+        let (task, stats) = spawn(cfg, HostInfo::default(), input).unwrap();
+        // 30 HTTP spans (and a pseudo-span, never exported) while the receiver answers 503.
+        let mut batch: Vec<Span> = (1..=30).map(|n| span(SpanType::HttpServer, n)).collect();
+        batch.push(span(SpanType::ProcessAlive, 0));
+        tx.send(Arc::new(batch)).await.unwrap();
+        wait_for("retries", || stats.retries.load(Ordering::Relaxed) >= 3).await;
+        assert_eq!(stats.dropped.load(Ordering::Relaxed), 20, "only the queue (10 spans) is kept");
+        assert_eq!(stats.exported.load(Ordering::Relaxed), 0);
+        // More spans while the queue is full are dropped too.
+        tx.send(Arc::new(vec![span(SpanType::HttpClient, 31)])).await.unwrap();
+        wait_for("the drop", || stats.dropped.load(Ordering::Relaxed) == 21).await;
+
+        rx.status.store(200, Ordering::SeqCst);
+        wait_for("recovery", || stats.exported.load(Ordering::Relaxed) == 10).await;
+        assert_eq!(rx.spans.load(Ordering::SeqCst), 10);
+        // New spans flow again; closing the input flushes the open batch.
+        tx.send(Arc::new(vec![span(SpanType::GrpcServer, 40), span(SpanType::HttpClient, 41)])).await.unwrap();
+        drop(tx);
+        tokio::time::timeout(Duration::from_secs(5), task).await.unwrap().unwrap();
+        assert_eq!(stats.exported.load(Ordering::Relaxed), 12);
+        assert_eq!(rx.spans.load(Ordering::SeqCst), 12);
+        assert_eq!(stats.dropped.load(Ordering::Relaxed), 21);
+        assert_eq!(stats.failed_requests.load(Ordering::Relaxed), 0);
+    }
+
+    #[tokio::test]
+    async fn permanent_errors_drop_the_batch_without_retrying() {
+        let rx = receiver().await;
+        rx.status.store(400, Ordering::SeqCst);
+        let mut cfg = cfg_from(&[("OTEL_EXPORTER_OTLP_ENDPOINT", &format!("http://127.0.0.1:{}", rx.port))], None)
+            .unwrap()
+            .unwrap();
+        cfg.batch_timeout = Duration::from_millis(10);
+        let (tx, input) = mpsc::channel(16);
+        let (task, stats) = spawn(cfg, HostInfo::default(), input).unwrap();
+        tx.send(Arc::new(vec![span(SpanType::HttpServer, 1), span(SpanType::HttpServer, 2)])).await.unwrap();
+        wait_for("the failure", || stats.failed_requests.load(Ordering::Relaxed) == 1).await;
+        assert_eq!(stats.dropped.load(Ordering::Relaxed), 2);
+        assert_eq!(stats.retries.load(Ordering::Relaxed), 0);
+        drop(tx);
+        tokio::time::timeout(Duration::from_secs(5), task).await.unwrap().unwrap();
+    }
 }
