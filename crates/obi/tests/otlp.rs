@@ -5,7 +5,7 @@
 
 mod common;
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
@@ -23,8 +23,16 @@ fn receiver_python() -> PathBuf {
 }
 
 fn receiver(grpc: Option<u16>, http: Option<u16>) -> Proc {
+    receiver_with(grpc, http, None)
+}
+
+/// `tls`: certificate and key files.
+fn receiver_with(grpc: Option<u16>, http: Option<u16>, tls: Option<(&Path, &Path)>) -> Proc {
     let mut cmd = Command::new(receiver_python());
     cmd.arg("-u").arg(apps_dir().join("otlp_receiver.py"));
+    if let Some((cert, key)) = tls {
+        cmd.arg("--tls").arg(cert).arg(key);
+    }
     if let Some(p) = grpc {
         cmd.args(["--grpc", &p.to_string()]);
     }
@@ -371,6 +379,89 @@ fn receiver_down_then_up() {
         recovered
     );
     assert!(growth < 20 * 1024, "agent RSS grew by {growth} KiB while the receiver was down");
+}
+
+/// A certificate for `localhost` and 127.0.0.1 (not a CA: rustls refuses CA
+/// certificates as server certificates) and its key, in `dir`.
+fn server_certificate(dir: &Path) -> (PathBuf, PathBuf) {
+    let (cert, key) = (dir.join("cert.pem"), dir.join("key.pem"));
+    let ok = Command::new("openssl")
+        .args(["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj", "/CN=localhost"])
+        .args(["-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1", "-addext", "basicConstraints=critical,CA:FALSE"])
+        .arg("-keyout")
+        .arg(&key)
+        .arg("-out")
+        .arg(&cert)
+        .output()
+        .expect("openssl")
+        .status
+        .success();
+    assert!(ok, "openssl req failed");
+    (cert, key)
+}
+
+/// TLS endpoints: gRPC trusting the receiver's certificate through
+/// OTEL_EXPORTER_OTLP_CERTIFICATE, HTTP with OTEL_EBPF_INSECURE_SKIP_VERIFY,
+/// and a refusal (logged, counted) when the certificate is not trusted.
+#[test]
+fn tls_endpoints() {
+    require_root();
+    let dir = tempfile::tempdir().unwrap();
+    let (cert, key) = server_certificate(dir.path());
+    let (port, grpc, http) = (free_port(), free_port(), free_port());
+    let rx = receiver_with(Some(grpc), Some(http), Some((&cert, &key)));
+    let server = python_server(port);
+    let run = |env: &[(&str, &str)], path: &'static str| -> Agent {
+        let mut b = Agent::builder()
+            .env("OTEL_EBPF_OPEN_PORT", &port.to_string())
+            .env("OTEL_SERVICE_NAME", "tls-test")
+            .env("OTEL_EBPF_OTLP_TRACES_BATCH_TIMEOUT", "100ms");
+        for (k, v) in env {
+            b = b.env(k, v);
+        }
+        let agent = b.start();
+        agent.wait_instrumented(server.pid(), WAIT);
+        curl(&[&format!("http://127.0.0.1:{port}{path}")]);
+        agent
+    };
+    let cert_path = cert.to_str().unwrap();
+
+    let grpc_url = format!("https://localhost:{grpc}");
+    let mut agent = run(
+        &[
+            ("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", &grpc_url),
+            ("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL", "grpc"),
+            ("OTEL_EXPORTER_OTLP_CERTIFICATE", cert_path),
+        ],
+        "/status/200",
+    );
+    let got = wait_received(&rx, 1, WAIT, |s| url_path(s) == "/status/200");
+    assert_eq!(got.len(), 1, "{:#?}", agent.proc.lines());
+    assert_eq!(got[0]["transport"], "grpc");
+    assert_eq!(got[0]["resource"]["service.name"], "tls-test");
+    assert!(agent.stop().unwrap().success());
+
+    let http_url = format!("https://127.0.0.1:{http}/v1/traces");
+    let mut agent = run(
+        &[("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", &http_url), ("OTEL_EBPF_INSECURE_SKIP_VERIFY", "true")],
+        "/status/201",
+    );
+    let got = wait_received(&rx, 1, WAIT, |s| url_path(s) == "/status/201");
+    assert_eq!(got.len(), 1, "{:#?}", agent.proc.lines());
+    assert_eq!(got[0]["transport"], "http/protobuf");
+    assert!(agent.stop().unwrap().success());
+
+    // Not trusted: nothing is sent, the failure is logged and the spans counted as dropped at shutdown.
+    let mut agent = run(&[("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", &http_url)], "/status/202");
+    let failed = agent
+        .proc
+        .wait_line(|l| l.contains("msg=\"export failed\""), WAIT)
+        .unwrap_or_else(|| panic!("no failure: {:#?}", agent.proc.lines()));
+    assert!(failed.to_lowercase().contains("certificate"), "{failed}");
+    assert!(agent.stop().unwrap().success());
+    let totals = log_line(&agent, "totals").unwrap();
+    assert!(logfmt(&totals, "otlp_traces").starts_with("exported=0 dropped=1 "), "{totals}");
+    assert!(!received(&rx).iter().any(|s| url_path(s) == "/status/202"));
 }
 
 /// Bad exporter settings stop the agent at startup with exit code 2 and a

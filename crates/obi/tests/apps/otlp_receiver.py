@@ -14,11 +14,12 @@ or application/json) on 127.0.0.1 and prints one JSON line per received span:
 Attribute values keep their OTLP type: strings as JSON strings, ints as JSON numbers.
 Any other path answers 404, so a wrong URL shows up in tests.
 
-Usage: otlp_receiver.py [--grpc PORT] [--http PORT]   (prints "ready" when listening)
+Usage: otlp_receiver.py [--grpc PORT] [--http PORT] [--tls CERT KEY]   (prints "ready" when listening)
 """
 import argparse
 import base64
 import json
+import ssl
 import sys
 import threading
 from concurrent import futures
@@ -140,16 +141,26 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--grpc", type=int)
     ap.add_argument("--http", type=int)
+    ap.add_argument("--tls", nargs=2, metavar=("CERT", "KEY"))
     args = ap.parse_args()
     servers = []
     if args.grpc:
         server = grpc.server(futures.ThreadPoolExecutor(max_workers=4))
         trace_service_pb2_grpc.add_TraceServiceServicer_to_server(TraceService(), server)
-        server.add_insecure_port(f"127.0.0.1:{args.grpc}")
+        if args.tls:
+            with open(args.tls[0], "rb") as c, open(args.tls[1], "rb") as k:
+                creds = grpc.ssl_server_credentials([(k.read(), c.read())])
+            server.add_secure_port(f"127.0.0.1:{args.grpc}", creds)
+        else:
+            server.add_insecure_port(f"127.0.0.1:{args.grpc}")
         server.start()
         servers.append(server)
     if args.http:
         httpd = ThreadingHTTPServer(("127.0.0.1", args.http), HttpHandler)
+        if args.tls:
+            ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+            ctx.load_cert_chain(args.tls[0], args.tls[1])
+            httpd.socket = ctx.wrap_socket(httpd.socket, server_side=True)
         threading.Thread(target=httpd.serve_forever, daemon=True).start()
     print("ready", flush=True)
     threading.Event().wait()
