@@ -236,8 +236,9 @@ fn http_protobuf_export_of_real_http_traffic() {
     assert!(received(&rx).iter().all(|s| s["header"] == "proto"));
 }
 
-/// http/json, and the instrumentation filter: with `grpc` only, HTTP spans
-/// are printed but not exported; the agent restarted with `http` exports them.
+/// http/json, the instrumentation filter and the sampler: with `grpc` only
+/// or `always_off`, HTTP spans are printed but not exported; then with `http`
+/// and the default sampler they are.
 #[test]
 fn http_json_export_and_instrumentation_filter() {
     require_root();
@@ -245,27 +246,32 @@ fn http_json_export_and_instrumentation_filter() {
     let rx = receiver(None, Some(http));
     let server = python_server(port);
     let endpoint = format!("http://127.0.0.1:{http}/v1/traces");
-    let start = |instrumentations: &str| {
+    let start = |instrumentations: &str, sampler: &str| {
         Agent::builder()
             .config(&selection(port))
             .env("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", &endpoint)
             .env("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL", "http/json")
             .env("OTEL_EBPF_TRACES_INSTRUMENTATIONS", instrumentations)
+            .env("OTEL_TRACES_SAMPLER", sampler)
             .env("OTEL_EBPF_OTLP_TRACES_BATCH_TIMEOUT", "100ms")
             .start()
     };
-    let mut agent = start("grpc");
-    agent.wait_instrumented(server.pid(), WAIT);
-    curl(&[&format!("http://127.0.0.1:{port}/status/200")]);
-    assert_eq!(agent.wait_spans(1, WAIT, |s| is_type(s, "HTTP") && host_port(s) == port).len(), 1);
-    std::thread::sleep(Duration::from_millis(1500));
-    assert_eq!(received(&rx).len(), 0, "HTTP spans exported despite OTEL_EBPF_TRACES_INSTRUMENTATIONS=grpc");
-    let status = agent.stop().expect("agent stops");
-    assert!(status.success());
-    let totals = log_line(&agent, "totals").expect("totals line");
-    assert!(logfmt(&totals, "otlp_traces").starts_with("exported=0 dropped=0 "), "{totals}");
+    // Filtered out (grpc only), then sampled out (always_off): printed, not exported.
+    for (instrumentations, sampler, sampled_out) in [("grpc", "always_on", false), ("http", "always_off", true)] {
+        let mut agent = start(instrumentations, sampler);
+        agent.wait_instrumented(server.pid(), WAIT);
+        curl(&[&format!("http://127.0.0.1:{port}/status/200")]);
+        assert_eq!(agent.wait_spans(1, WAIT, |s| is_type(s, "HTTP") && host_port(s) == port).len(), 1);
+        std::thread::sleep(Duration::from_millis(1500));
+        assert_eq!(received(&rx).len(), 0, "exported despite {instrumentations} / {sampler}");
+        assert!(agent.stop().expect("agent stops").success());
+        let totals = log_line(&agent, "totals").expect("totals line");
+        let otlp = logfmt(&totals, "otlp_traces");
+        assert!(otlp.starts_with("exported=0 dropped=0 failed_requests=0 retries=0 sampled_out="), "{totals}");
+        assert_eq!(!otlp.ends_with("sampled_out=0"), sampled_out, "{totals}");
+    }
 
-    let agent = start("http");
+    let agent = start("http", "parentbased_always_on");
     agent.wait_instrumented(server.pid(), WAIT);
     http_traffic(port);
     check_http_spans(&agent, &rx, &server, port, "http/json");
