@@ -8,6 +8,7 @@ apt_packages=(
 	clang llvm        # rebuild and verify the committed eBPF objects
 	curl              # test client
 	python3           # test servers and clients
+	python3-venv      # the OTLP receiver's virtualenv (below)
 	nginx openssl     # TLS termination tests (self-signed certificates)
 )
 missing=()
@@ -24,14 +25,13 @@ if ! command -v node >/dev/null; then
 	apt-get update -qq
 	apt-get install -y -qq --no-install-recommends nodejs
 fi
-# Python test apps: grpcio (gRPC server and client), installed for the
-# interpreter the tests run (python3 on PATH).
-if ! python3 -c 'import grpc' 2>/dev/null; then
-	if ! python3 -m pip --version >/dev/null 2>&1; then
-		apt-get update -qq
-		apt-get install -y -qq --no-install-recommends python3-pip
-	fi
-	python3 -m pip install --quiet --disable-pip-version-check --root-user-action=ignore 'grpcio>=1.60' ||
-		python3 -m pip install --quiet --disable-pip-version-check --break-system-packages 'grpcio>=1.60'
+# The OTLP receiver of the exporter tests (crates/obi/tests/apps/otlp_receiver.py)
+# and the gRPC test server and client (grpc_server.py, grpc_client.py) run on
+# the official PyPI packages, in a virtualenv so that the system
+# Python stays untouched. Tests find it at $OBI_TEST_VENV (default below).
+venv="${OBI_TEST_VENV:-/opt/obi-test-venv}"
+if ! "$venv/bin/python3" -c 'import grpc, opentelemetry.proto.collector.trace.v1.trace_service_pb2_grpc' 2>/dev/null; then
+	python3 -m venv "$venv"
+	"$venv/bin/pip" install -q --disable-pip-version-check 'opentelemetry-proto==1.45.2' 'grpcio==1.85.3'
 fi
 echo "dependencies: ok (clang $(clang --version | head -1 | grep -o '[0-9][0-9.]*' | head -1), node $(node --version), $(python3 --version))"

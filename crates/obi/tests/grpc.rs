@@ -13,13 +13,16 @@ use serde_json::Value;
 const WAIT: Duration = Duration::from_secs(20);
 
 fn grpc_server(port: u16) -> Proc {
-    start_server("grpc-server", Command::new(python()).arg(apps_dir().join("grpc_server.py")).arg(port.to_string()))
+    start_server(
+        "grpc-server",
+        Command::new(venv_python()).arg(apps_dir().join("grpc_server.py")).arg(port.to_string()),
+    )
 }
 
 fn grpc_client(port: u16, args: &[&str]) -> Proc {
     let mut p = spawn(
         "grpc-client",
-        Command::new(python())
+        Command::new(venv_python())
             .arg(apps_dir().join("grpc_client.py"))
             .arg("--wait-ms=500")
             .arg(format!("127.0.0.1:{port}"))

@@ -563,7 +563,8 @@ fn validation_requires_an_output() {
         "OTEL_EBPF_PROMETHEUS_PORT",
     ] {
         assert!(e.contains(var), "{var} not named in: {e}");
-        load_env(&[("OTEL_EBPF_OPEN_PORT", "80"), (var, "4318")]).unwrap();
+        let value = if var.starts_with("OTEL_EXPORTER_OTLP") { "http://c:4318" } else { "4318" };
+        load_env(&[("OTEL_EBPF_OPEN_PORT", "80"), (var, value)]).unwrap();
     }
     // Prometheus port 0 is "off".
     assert!(load_env(&[("OTEL_EBPF_OPEN_PORT", "80"), ("OTEL_EBPF_PROMETHEUS_PORT", "0")]).is_err());

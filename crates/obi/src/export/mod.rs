@@ -2,4 +2,5 @@
 
 pub mod fanout;
 pub mod gofmt;
+pub mod otlp;
 pub mod printer;

@@ -32,6 +32,15 @@ pub fn python() -> PathBuf {
     .clone()
 }
 
+/// The test virtualenv's Python (grpcio, opentelemetry-proto), made by
+/// scripts/install-deps.sh at $OBI_TEST_VENV (default /opt/obi-test-venv).
+pub fn venv_python() -> PathBuf {
+    let venv = std::env::var_os("OBI_TEST_VENV").map(PathBuf::from).unwrap_or_else(|| "/opt/obi-test-venv".into());
+    let py = venv.join("bin/python3");
+    assert!(py.exists(), "{} is missing: run scripts/install-deps.sh (or set OBI_TEST_VENV)", py.display());
+    py
+}
+
 pub fn apps_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/apps")
 }
