@@ -362,6 +362,88 @@ pub static ENV_VARS: &[EnvVar] = &[
             Ok(())
         },
     },
+    EnvVar {
+        name: "OTEL_EBPF_PROMETHEUS_PATH",
+        fallbacks: &[],
+        yaml: "prometheus_export.path",
+        help: "HTTP path of the Prometheus metrics (default /metrics)",
+        set: |c, v, _| {
+            c.metrics.prometheus_path = super::metrics::check_http_path(v)?;
+            Ok(())
+        },
+    },
+    EnvVar {
+        name: "OTEL_EBPF_PROMETHEUS_TTL",
+        fallbacks: &[],
+        yaml: "prometheus_export.ttl",
+        help: "remove metric series not updated for this long (default 5m)",
+        set: |c, v, _| {
+            let d = parse_go_duration(v)?;
+            if d.is_zero() {
+                return Err(format!("invalid TTL {v:?}: must be greater than zero, e.g. 5m"));
+            }
+            c.metrics.ttl = d;
+            Ok(())
+        },
+    },
+    EnvVar {
+        name: "OTEL_EBPF_PROMETHEUS_FEATURES",
+        fallbacks: &["OTEL_EBPF_METRICS_FEATURES"],
+        yaml: "prometheus_export.features",
+        help: "metric groups; obi-rs produces application (RED) metrics only",
+        set: |c, v, name| {
+            let unsupported = super::metrics::check_features(v.split(','))?;
+            if !unsupported.is_empty() {
+                c.note(
+                    LogLevel::Warn,
+                    name,
+                    format!("only the application feature is produced by obi-rs; ignored: {}", unsupported.join(",")),
+                );
+            }
+            Ok(())
+        },
+    },
+    EnvVar {
+        name: "OTEL_EBPF_PROMETHEUS_INSTRUMENTATIONS",
+        fallbacks: &[],
+        yaml: "prometheus_export.instrumentations",
+        help: "protocols that produce metrics: * or a list such as http,grpc (default *)",
+        set: |c, v, _| {
+            c.metrics.instrumentations = super::metrics::Instrumentations::parse(v.split(','))?;
+            Ok(())
+        },
+    },
+    EnvVar {
+        name: "OTEL_EBPF_INTERNAL_METRICS_EXPORTER",
+        fallbacks: &[],
+        yaml: "internal_metrics.exporter",
+        help: "metrics about obi-rs itself: disabled, prometheus or otel (default disabled)",
+        set: |c, v, _| {
+            c.metrics.internal_exporter = super::metrics::InternalExporter::parse(v)?;
+            Ok(())
+        },
+    },
+    EnvVar {
+        name: "OTEL_EBPF_INTERNAL_METRICS_PROMETHEUS_PORT",
+        fallbacks: &[],
+        yaml: "internal_metrics.prometheus.port",
+        help: "port of the internal metrics endpoint (default: the Prometheus export port)",
+        set: |c, v, _| {
+            let p: u16 = v.trim().parse().map_err(|_| format!("invalid port {v:?} (expected 0-65535)"))?;
+            c.metrics.internal_port = (p != 0).then_some(p);
+            Ok(())
+        },
+    },
+    EnvVar {
+        name: "OTEL_EBPF_INTERNAL_METRICS_PROMETHEUS_PATH",
+        fallbacks: &[],
+        yaml: "internal_metrics.prometheus.path",
+        help: "HTTP path of the internal metrics (default /internal/metrics)",
+        set: |c, v, _| {
+            c.metrics.internal_path = super::metrics::check_http_path(v)?;
+            Ok(())
+        },
+    },
 ];
 
 /// `ebpf.buffer_sizes.http` as given by the user: `0` means the default (as

@@ -2,4 +2,5 @@
 
 pub mod fanout;
 pub mod gofmt;
+pub mod metrics;
 pub mod printer;
