@@ -257,6 +257,24 @@ pub struct ExportConfig {
     pub otlp_metrics_endpoint: Option<String>,
     /// `prometheus_export.port` / `OTEL_EBPF_PROMETHEUS_PORT` (0 = disabled = `None`).
     pub prometheus_port: Option<u16>,
+    /// Raw values of the exporter variables (`OTEL_EXPORTER_OTLP_*`,
+    /// `OTEL_TRACES_SAMPLER`, ...) by canonical name, with the variable each
+    /// came from; the exporters resolve them (see `export::otlp::config`).
+    pub exporter_env: BTreeMap<&'static str, Setting>,
+}
+
+/// A raw setting and where it came from (an environment variable name or a
+/// YAML path), so that errors can name it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Setting {
+    pub source: String,
+    pub value: String,
+}
+
+impl Setting {
+    pub fn new(source: impl Into<String>, value: impl Into<String>) -> Self {
+        Setting { source: source.into(), value: value.into() }
+    }
 }
 
 impl ExportConfig {

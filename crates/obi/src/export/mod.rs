@@ -3,4 +3,5 @@
 pub mod fanout;
 pub mod gofmt;
 pub mod metrics;
+pub mod otlp;
 pub mod printer;
