@@ -67,9 +67,26 @@ pub async fn run(cfg: Config) -> Result<()> {
 
     let internal = Arc::new(InternalMetrics::default());
     let mut routes = RouteDecorator::new(&cfg.metrics.routes);
-    let store = cfg.export.prometheus_port.map(|_| Arc::new(Mutex::new(MetricsStore::new(&cfg.metrics))));
-    let servers =
-        start_metrics_endpoints(&cfg, &hostname, store.clone(), internal.clone(), shutdown_rx.clone()).await?;
+    let otlp_metrics = crate::export::metrics::otlp::resolve(&cfg)?;
+    // One store for both metrics exporters, kept for the longer TTL; each
+    // exporter skips series older than its own.
+    let store_ttl = [cfg.export.prometheus_port.map(|_| cfg.metrics.ttl), otlp_metrics.as_ref().map(|o| o.ttl)]
+        .into_iter()
+        .flatten()
+        .max();
+    let store = store_ttl.map(|ttl| Arc::new(Mutex::new(MetricsStore::with_ttl(&cfg.metrics, ttl))));
+    let host_info = Arc::new(prom::HostInfo::detect(&hostname));
+    let mut servers =
+        start_metrics_endpoints(&cfg, host_info.clone(), store.clone(), internal.clone(), shutdown_rx.clone()).await?;
+    if let (Some(settings), Some(store)) = (otlp_metrics, &store) {
+        servers.push(crate::export::metrics::otlp::spawn_exporter(
+            settings,
+            store.clone(),
+            host_info.clone(),
+            internal.clone(),
+            shutdown_rx.clone(),
+        )?);
+    }
     let discovery =
         tokio::spawn(discover::run(cfg.clone(), self_pid, hostname.clone(), trigger_rx, disc_tx, shutdown_rx.clone()));
 
@@ -162,8 +179,9 @@ pub async fn run(cfg: Config) -> Result<()> {
     // Shutdown: stop discovery, detach the kernel side, let sinks drain.
     let _ = shutdown_tx.send(true);
     let _ = tokio::time::timeout(cfg.shutdown_timeout, discovery).await;
+    // Scrape endpoints stop; the OTLP metrics exporter sends a last export.
     for s in servers {
-        let _ = tokio::time::timeout(Duration::from_secs(1), s).await;
+        let _ = tokio::time::timeout(cfg.shutdown_timeout, s).await;
     }
     drop(tracer);
     fanout.close();
@@ -229,7 +247,7 @@ fn decorate_and_record(
 /// server when the ports are equal).
 async fn start_metrics_endpoints(
     cfg: &Config,
-    hostname: &str,
+    host: Arc<prom::HostInfo>,
     store: Option<Arc<Mutex<MetricsStore>>>,
     internal: Arc<InternalMetrics>,
     shutdown: watch::Receiver<bool>,
@@ -240,11 +258,10 @@ async fn start_metrics_endpoints(
         None => by_port.push((port, vec![(path.to_string(), page)])),
     };
     if let (Some(port), Some(store)) = (cfg.export.prometheus_port, store) {
-        let host = Arc::new(prom::HostInfo::detect(hostname));
         add(
             port,
             &cfg.metrics.prometheus_path,
-            prom::Page::Application { store, host, build_info: !cfg.metrics.disable_build_info },
+            prom::Page::Application { store, host, opts: prom::PromOptions::from_config(&cfg.metrics) },
         );
     }
     if cfg.metrics.internal_exporter == InternalExporter::Prometheus
@@ -303,7 +320,7 @@ fn publish_internal(
         let mut store = store.lock().unwrap_or_else(|e| e.into_inner());
         let expired = store.expire(clock::monotonic_ns());
         internal.series_expired.add(expired as u64);
-        internal.set_sink("prometheus", SinkCounters { sent: store.recorded, dropped: 0 });
+        internal.set_sink("metrics", SinkCounters { sent: store.recorded, dropped: 0 });
     }
 }
 

@@ -392,10 +392,221 @@ fn distinct_ids_in_paths_keep_cardinality_bounded() {
     assert!(one("obi_spans_total", &[]) >= 10_000.0);
     assert_eq!(one("obi_ebpf_ringbuf_dropped_events_total", &[]), 0.0);
     assert_eq!(one("obi_exporter_dropped_spans_total", &[]), 0.0);
-    assert!(one("obi_exporter_spans_total", &[("sink", "prometheus")]) >= 10_000.0);
+    assert!(one("obi_exporter_spans_total", &[("sink", "metrics")]) >= 10_000.0);
     assert!(
         one("obi_prometheus_http_requests_total", &[("path", "/metrics"), ("port", &prom_port.to_string())]) >= 1.0
     );
     assert_eq!(one("obi_instrumented_processes", &[]), 1.0);
     assert_eq!(find(&internal, "obi_internal_build_info", &[]).len(), 1);
+}
+
+// ---------------------------------------------------------------------------
+// OTLP metrics export
+
+use opentelemetry_proto::tonic::collector::metrics::v1::{ExportMetricsServiceRequest, ExportMetricsServiceResponse};
+use opentelemetry_proto::tonic::common::v1::any_value::Value as AnyV;
+use opentelemetry_proto::tonic::metrics::v1::{AggregationTemporality, metric::Data};
+use std::sync::{Arc, Mutex};
+
+/// Export requests received, with the HTTP path (`grpc` for gRPC).
+type Received = Arc<Mutex<Vec<(String, ExportMetricsServiceRequest)>>>;
+
+/// A minimal OTLP/HTTP receiver (protobuf): answers 200 to every POST and
+/// decodes `/v1/metrics` bodies.
+fn http_receiver() -> (u16, Received) {
+    use prost::Message;
+    use std::io::{BufRead, BufReader, Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let got: Received = Arc::default();
+    let sink = got.clone();
+    std::thread::spawn(move || {
+        for stream in listener.incoming().map_while(Result::ok) {
+            let sink = sink.clone();
+            std::thread::spawn(move || {
+                let mut w = stream.try_clone().unwrap();
+                let mut r = BufReader::new(stream);
+                loop {
+                    let mut line = String::new();
+                    if r.read_line(&mut line).unwrap_or(0) == 0 {
+                        return;
+                    }
+                    let path = line.split_whitespace().nth(1).unwrap_or_default().to_string();
+                    let (mut len, mut ctype) = (0usize, String::new());
+                    loop {
+                        let mut h = String::new();
+                        r.read_line(&mut h).unwrap();
+                        let h = h.trim_end();
+                        if h.is_empty() {
+                            break;
+                        }
+                        let (k, v) = h.split_once(':').unwrap();
+                        match k.to_ascii_lowercase().as_str() {
+                            "content-length" => len = v.trim().parse().unwrap(),
+                            "content-type" => ctype = v.trim().to_string(),
+                            _ => {}
+                        }
+                    }
+                    let mut body = vec![0; len];
+                    r.read_exact(&mut body).unwrap();
+                    if path == "/v1/metrics" {
+                        assert_eq!(ctype, "application/x-protobuf");
+                        let req = ExportMetricsServiceRequest::decode(&body[..]).expect("valid protobuf");
+                        sink.lock().unwrap().push((path, req));
+                    }
+                    let ok = ExportMetricsServiceResponse::default().encode_to_vec();
+                    write!(
+                        w,
+                        "HTTP/1.1 200 OK\r\nContent-Type: application/x-protobuf\r\nContent-Length: {}\r\n\r\n",
+                        ok.len()
+                    )
+                    .unwrap();
+                    w.write_all(&ok).unwrap();
+                }
+            });
+        }
+    });
+    (port, got)
+}
+
+/// An OTLP/gRPC receiver (tonic) on its own runtime thread.
+fn grpc_receiver() -> (u16, Received) {
+    use opentelemetry_proto::tonic::collector::metrics::v1::metrics_service_server::{
+        MetricsService, MetricsServiceServer,
+    };
+    struct Recv(Received);
+    #[tonic::async_trait]
+    impl MetricsService for Recv {
+        async fn export(
+            &self,
+            request: tonic::Request<ExportMetricsServiceRequest>,
+        ) -> Result<tonic::Response<ExportMetricsServiceResponse>, tonic::Status> {
+            self.0.lock().unwrap().push(("grpc".to_string(), request.into_inner()));
+            Ok(tonic::Response::new(ExportMetricsServiceResponse::default()))
+        }
+    }
+    let port = free_port();
+    let got: Received = Arc::default();
+    let svc = MetricsServiceServer::new(Recv(got.clone()));
+    std::thread::spawn(move || {
+        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        rt.block_on(async move {
+            tonic::transport::Server::builder().add_service(svc).serve(([127, 0, 0, 1], port).into()).await.unwrap();
+        });
+    });
+    wait_port(port, WAIT);
+    (port, got)
+}
+
+fn str_attr(attrs: &[opentelemetry_proto::tonic::common::v1::KeyValue], key: &str) -> Option<String> {
+    attrs.iter().find(|a| a.key == key).and_then(|a| match a.value.as_ref()?.value.as_ref()? {
+        AnyV::StringValue(s) => Some(s.clone()),
+        AnyV::IntValue(i) => Some(i.to_string()),
+        _ => None,
+    })
+}
+
+/// Per status code: (count, bucket count total) of `http.server.request.duration`
+/// for `service` in one export request.
+fn durations_by_status(req: &ExportMetricsServiceRequest, service: &str) -> BTreeMap<String, (u64, u64)> {
+    let mut out = BTreeMap::new();
+    for rm in &req.resource_metrics {
+        let attrs = &rm.resource.as_ref().unwrap().attributes;
+        if str_attr(attrs, "service.name").as_deref() != Some(service) {
+            continue;
+        }
+        assert_eq!(str_attr(attrs, "telemetry.sdk.language").as_deref(), Some("python"));
+        assert!(str_attr(attrs, "service.instance.id").is_some_and(|i| i.contains(':')));
+        for m in rm.scope_metrics.iter().flat_map(|s| &s.metrics) {
+            if m.name != "http.server.request.duration" {
+                continue;
+            }
+            assert_eq!(m.unit, "s");
+            let Some(Data::Histogram(h)) = &m.data else { panic!("{} is not a histogram", m.name) };
+            assert_eq!(h.aggregation_temporality, AggregationTemporality::Cumulative as i32);
+            for p in &h.data_points {
+                assert_eq!(p.bucket_counts.len(), p.explicit_bounds.len() + 1);
+                let status = str_attr(&p.attributes, "http.response.status_code").unwrap();
+                let e = out.entry(status).or_insert((0, 0));
+                e.0 += p.count;
+                e.1 += p.bucket_counts.iter().sum::<u64>();
+            }
+        }
+    }
+    out
+}
+
+fn otlp_export_counts(endpoint_env: (&str, String), extra: &[(&str, &str)], service: &str, got: &Received, app: u16) {
+    let server = python_server(app);
+    let mut b = Agent::builder()
+        .printer("disabled")
+        .env("OTEL_EBPF_OPEN_PORT", &app.to_string())
+        .env("OTEL_SERVICE_NAME", service)
+        .env("OTEL_METRIC_EXPORT_INTERVAL", "500")
+        .env(endpoint_env.0, &endpoint_env.1);
+    for (k, v) in extra {
+        b = b.env(k, v);
+    }
+    let mut agent = b.start();
+    agent.proc.wait_line(|l| l.contains("msg=\"exporting metrics over OTLP\""), WAIT).expect("exporter not started");
+    agent.wait_instrumented(server.pid(), WAIT);
+
+    let mut reqs = vec!["GET:/status/200"; 3];
+    reqs.push("GET:/status/500");
+    let mut client = python_client(app, &reqs, &["--repeat", "5"]);
+    assert!(client.wait_exit(WAIT).is_some_and(|s| s.success()));
+
+    let want: BTreeMap<String, (u64, u64)> = [("200".to_string(), (15, 15)), ("500".to_string(), (5, 5))].into();
+    let deadline = Instant::now() + WAIT;
+    let first_full = loop {
+        let found = got.lock().unwrap().iter().position(|(_, r)| durations_by_status(r, service) == want);
+        if let Some(i) = found {
+            break i;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no export with the expected counts; last: {:?}",
+            got.lock().unwrap().last().map(|(_, r)| durations_by_status(r, service))
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    // Cumulative: later exports repeat the totals (no new traffic).
+    std::thread::sleep(Duration::from_millis(1200));
+    let all = got.lock().unwrap().clone();
+    assert!(all.len() > first_full + 1, "exports stopped after the first full one");
+    for (_, r) in &all[first_full..] {
+        assert_eq!(durations_by_status(r, service), want);
+    }
+    assert!(agent.stop().is_some_and(|s| s.success()));
+}
+
+/// OTLP/HTTP with the common endpoint: `/v1/metrics` is appended.
+#[test]
+fn otlp_http_metrics_export() {
+    require_root();
+    let _serial = serial();
+    let (port, got) = http_receiver();
+    otlp_export_counts(
+        ("OTEL_EXPORTER_OTLP_ENDPOINT", format!("http://127.0.0.1:{port}")),
+        &[],
+        "otlp-http-test",
+        &got,
+        free_port(),
+    );
+    assert!(got.lock().unwrap().iter().all(|(path, _)| path == "/v1/metrics"));
+}
+
+/// OTLP/gRPC with the metrics endpoint and protocol variables.
+#[test]
+fn otlp_grpc_metrics_export() {
+    require_root();
+    let _serial = serial();
+    let (port, got) = grpc_receiver();
+    otlp_export_counts(
+        ("OTEL_EXPORTER_OTLP_METRICS_ENDPOINT", format!("http://127.0.0.1:{port}")),
+        &[("OTEL_EXPORTER_OTLP_METRICS_PROTOCOL", "grpc")],
+        "otlp-grpc-test",
+        &got,
+        free_port(),
+    );
 }

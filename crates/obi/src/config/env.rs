@@ -369,7 +369,8 @@ pub static ENV_VARS: &[EnvVar] = &[
         fallbacks: &[],
         yaml: "otel_metrics_export.endpoint",
         help: "OTLP metrics endpoint, used as is",
-        set: |c, v, _| {
+        set: |c, v, name| {
+            keep(c, "OTEL_EXPORTER_OTLP_METRICS_ENDPOINT", v, name);
             c.export.otlp_metrics_endpoint = Some(v.to_string());
             Ok(())
         },
@@ -554,6 +555,40 @@ pub static ENV_VARS: &[EnvVar] = &[
         "OTEL_EBPF_BACKOFF_MAX_INTERVAL",
         "otel_traces_export.backoff_max_interval",
         "longest retry delay (default 30s)"
+    ),
+    // OTLP metrics exporter (resolved by `export::metrics::otlp::resolve`).
+    exporter_var!(
+        "OTEL_EXPORTER_OTLP_METRICS_PROTOCOL",
+        "otel_metrics_export.protocol",
+        "OTLP metrics protocol: grpc, http/protobuf or http/json"
+    ),
+    exporter_var!(
+        "OTEL_EXPORTER_OTLP_METRICS_HEADERS",
+        "",
+        "headers sent with OTLP metrics exports (override OTEL_EXPORTER_OTLP_HEADERS per key)"
+    ),
+    exporter_var!("OTEL_EXPORTER_OTLP_METRICS_TIMEOUT", "", "timeout of one OTLP metrics export in milliseconds"),
+    exporter_var!("OTEL_EXPORTER_OTLP_METRICS_INSECURE", "", "like OTEL_EXPORTER_OTLP_INSECURE, for metrics"),
+    exporter_var!(
+        "OTEL_EXPORTER_OTLP_METRICS_CERTIFICATE",
+        "",
+        "PEM file with the CA certificates that verify the OTLP metrics endpoint"
+    ),
+    exporter_var!(
+        "OTEL_EBPF_METRICS_INTERVAL",
+        "otel_metrics_export.interval",
+        "OTLP metrics export interval, a duration such as 30s (default: OTEL_METRIC_EXPORT_INTERVAL, else 60s)"
+    ),
+    exporter_var!("OTEL_METRIC_EXPORT_INTERVAL", "", "OTLP metrics export interval in milliseconds (default 60000)"),
+    exporter_var!(
+        "OTEL_EBPF_METRICS_INSTRUMENTATIONS",
+        "otel_metrics_export.instrumentations",
+        "protocols exported as OTLP metrics: * or a list such as http,grpc (default *)"
+    ),
+    exporter_var!(
+        "OTEL_EXPORTER_OTLP_METRICS_DEFAULT_HISTOGRAM_AGGREGATION",
+        "otel_metrics_export.histogram_aggregation",
+        "explicit_bucket_histogram (default; the exponential form is not supported)"
     ),
     exporter_var!(
         "OTEL_EBPF_BACKOFF_MAX_ELAPSED_TIME",

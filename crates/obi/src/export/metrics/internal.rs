@@ -68,6 +68,10 @@ pub struct InternalMetrics {
     pub spans_ignored: Cell,
     /// Metric series removed by the TTL.
     pub series_expired: Cell,
+    /// Successful OTLP metrics exports.
+    pub otel_metric_exports: Cell,
+    /// Failed OTLP metrics exports by error kind.
+    otel_metric_export_errors: Mutex<BTreeMap<String, u64>>,
     /// Per exporter sink.
     pub sinks: Mutex<BTreeMap<&'static str, SinkCounters>>,
     /// Scrapes per (port, path).
@@ -88,6 +92,13 @@ impl InternalMetrics {
 
     pub fn process_forgotten(&self, pid: u32) {
         self.processes.lock().unwrap_or_else(|e| e.into_inner()).remove(&pid);
+    }
+
+    /// Counts a failed OTLP metrics export; the error label is the message
+    /// up to its first `:` (e.g. `HTTP status 503 Service Unavailable`).
+    pub fn otel_metric_export_error(&self, message: &str) {
+        let kind: String = message.split(':').next().unwrap_or_default().trim().chars().take(64).collect();
+        *self.otel_metric_export_errors.lock().unwrap_or_else(|e| e.into_inner()).entry(kind).or_default() += 1;
     }
 
     pub fn set_sink(&self, name: &'static str, c: SinkCounters) {
@@ -178,6 +189,19 @@ impl InternalMetrics {
             out.push_str("obi_exporter_dropped_spans_total");
             write_labels(out, [("sink", *sink)]);
             let _ = writeln!(out, " {}", c.dropped);
+        }
+
+        let _ = writeln!(
+            out,
+            "# HELP obi_otel_metric_exports_total OTLP metrics exports\n# TYPE obi_otel_metric_exports_total counter\nobi_otel_metric_exports_total {}",
+            self.otel_metric_exports.get()
+        );
+        let errors = self.otel_metric_export_errors.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        out.push_str("# HELP obi_otel_metric_export_errors_total failed OTLP metrics exports\n# TYPE obi_otel_metric_export_errors_total counter\n");
+        for (kind, n) in &errors {
+            out.push_str("obi_otel_metric_export_errors_total");
+            write_labels(out, [("error", kind.as_str())]);
+            let _ = writeln!(out, " {n}");
         }
 
         let reqs = self.prom_requests.lock().unwrap_or_else(|e| e.into_inner()).clone();

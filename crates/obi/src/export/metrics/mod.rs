@@ -13,6 +13,7 @@
 
 pub mod attrs;
 pub mod internal;
+pub mod otlp;
 pub mod prom;
 
 use std::hash::{BuildHasher, Hasher};
@@ -280,6 +281,20 @@ pub struct Series {
     pub service: Arc<Service>,
 }
 
+/// Whether an exporter limited to `instr` reports this family.
+pub fn family_wanted(def: &FamilyDef, instr: &Instrumentations) -> bool {
+    match def.span_type {
+        SpanType::HttpServer | SpanType::HttpClient => instr.http,
+        SpanType::GrpcServer | SpanType::GrpcClient => instr.grpc,
+        SpanType::ProcessAlive => false,
+    }
+}
+
+/// Whether something last updated at `last_ns` is younger than `ttl_ns` at `now_ns`.
+pub fn is_live(last_ns: u64, now_ns: u64, ttl_ns: u64) -> bool {
+    now_ns.saturating_sub(last_ns) < ttl_ns
+}
+
 pub struct Family {
     pub def: &'static FamilyDef,
     pub attrs: Box<[Attr]>,
@@ -314,13 +329,19 @@ pub struct MetricsStore {
     targets: hashbrown::HashMap<Box<str>, Target>,
     hasher: DefaultHashBuilder,
     ttl_ns: u64,
-    instrumentations: Instrumentations,
     /// Spans recorded (at least one family updated).
     pub recorded: u64,
 }
 
 impl MetricsStore {
+    /// A store whose series live for `cfg.ttl`.
     pub fn new(cfg: &MetricsConfig) -> Self {
+        Self::with_ttl(cfg, cfg.ttl)
+    }
+
+    /// A store whose series live for `ttl` (the longest TTL of the
+    /// exporters reading it; each exporter skips series older than its own).
+    pub fn with_ttl(cfg: &MetricsConfig, ttl: Duration) -> Self {
         let families = FAMILIES
             .iter()
             .map(|def| {
@@ -337,8 +358,7 @@ impl MetricsStore {
             families,
             targets: hashbrown::HashMap::new(),
             hasher: DefaultHashBuilder::default(),
-            ttl_ns: cfg.ttl.as_nanos().min(u64::MAX as u128) as u64,
-            instrumentations: cfg.instrumentations,
+            ttl_ns: ttl.as_nanos().min(u64::MAX as u128) as u64,
             recorded: 0,
         }
     }
@@ -360,18 +380,10 @@ impl MetricsStore {
         self.families.iter().map(Family::len).sum()
     }
 
-    fn wanted(&self, t: SpanType) -> bool {
-        match t {
-            SpanType::HttpServer | SpanType::HttpClient => self.instrumentations.http,
-            SpanType::GrpcServer | SpanType::GrpcClient => self.instrumentations.grpc,
-            SpanType::ProcessAlive => false,
-        }
-    }
-
     /// Adds one span to every family of its type. `now_ns` is monotonic,
     /// `now_wall_ns` wall clock (only used when a series is created).
     pub fn record(&mut self, span: &Span, now_ns: u64, now_wall_ns: u64) {
-        if !self.wanted(span.span_type) {
+        if span.span_type == SpanType::ProcessAlive {
             return;
         }
         let mut any = false;
@@ -447,10 +459,10 @@ impl MetricsStore {
         let mut removed = 0;
         for fam in &mut self.families {
             let before = fam.table.len();
-            fam.table.retain(|s| now_ns.saturating_sub(s.last_ns) < ttl);
+            fam.table.retain(|s| is_live(s.last_ns, now_ns, ttl));
             removed += before - fam.table.len();
         }
-        self.targets.retain(|_, t| now_ns.saturating_sub(t.last_ns) < ttl);
+        self.targets.retain(|_, t| is_live(t.last_ns, now_ns, ttl));
         removed
     }
 }

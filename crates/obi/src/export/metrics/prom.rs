@@ -3,6 +3,7 @@
 
 use std::fmt::Write as _;
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use anyhow::{Context, Result};
 use http_body_util::Full;
@@ -11,7 +12,8 @@ use hyper::{Request, Response, StatusCode};
 use tokio::sync::watch;
 
 use super::internal::InternalMetrics;
-use super::{MetricsStore, OwnedVal, SERVICE_KEY_LEN};
+use super::{MetricsStore, OwnedVal, SERVICE_KEY_LEN, family_wanted, is_live};
+use crate::config::metrics::{Instrumentations, MetricsConfig};
 use crate::service::Service;
 
 pub const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
@@ -137,17 +139,40 @@ fn series_labels(key: &[OwnedVal], attrs: &[super::Attr], svc: &Service, buf: &m
     l.close();
 }
 
-/// The application metrics: RED histograms, `target_info`, `obi_build_info`.
-pub fn write_application(out: &mut String, store: &MetricsStore, host: &HostInfo, build_info: bool) {
+/// What the Prometheus page shows.
+#[derive(Debug, Clone)]
+pub struct PromOptions {
+    /// Report `obi_build_info`.
+    pub build_info: bool,
+    /// `prometheus_export.instrumentations`.
+    pub instrumentations: Instrumentations,
+    /// `prometheus_export.ttl`: older series are not shown.
+    pub ttl: Duration,
+}
+
+impl PromOptions {
+    pub fn from_config(cfg: &MetricsConfig) -> Self {
+        PromOptions { build_info: !cfg.disable_build_info, instrumentations: cfg.instrumentations, ttl: cfg.ttl }
+    }
+}
+
+/// The application metrics: RED histograms, `target_info`, `obi_build_info`,
+/// as of `now_ns` (monotonic).
+pub fn write_application(out: &mut String, store: &MetricsStore, host: &HostInfo, opts: &PromOptions, now_ns: u64) {
     let mut labels = String::new();
+    let ttl = opts.ttl.as_nanos().min(u64::MAX as u128) as u64;
     for fam in store.families() {
-        if fam.is_empty() {
+        if !family_wanted(fam.def, &opts.instrumentations) {
+            continue;
+        }
+        let mut live = fam.series().filter(|s| is_live(s.last_ns, now_ns, ttl)).peekable();
+        if live.peek().is_none() {
             continue;
         }
         let name = fam.def.prom;
         let _ = writeln!(out, "# HELP {name} {}", fam.def.help);
         let _ = writeln!(out, "# TYPE {name} histogram");
-        for s in fam.series() {
+        for s in live {
             series_labels(&s.key, &fam.attrs, &s.service, &mut labels);
             // `{...}` without the closing brace, to append `le`.
             let open = labels.strip_suffix('}').unwrap_or(&labels);
@@ -169,7 +194,7 @@ pub fn write_application(out: &mut String, store: &MetricsStore, host: &HostInfo
         }
     }
 
-    let mut targets: Vec<&super::Target> = store.targets().collect();
+    let mut targets: Vec<&super::Target> = store.targets().filter(|t| is_live(t.last_ns, now_ns, ttl)).collect();
     targets.sort_by(|a, b| a.service.instance_id.cmp(&b.service.instance_id));
     if !targets.is_empty() {
         out.push_str("# HELP target_info target service information\n# TYPE target_info gauge\n");
@@ -208,7 +233,7 @@ pub fn write_application(out: &mut String, store: &MetricsStore, host: &HostInfo
         }
     }
 
-    if build_info {
+    if opts.build_info {
         out.push_str(
             "# HELP obi_build_info A metric with a constant '1' value labeled by version, revision, goarch, goos, \
              goversion and target_lang from which obi-rs was built\n# TYPE obi_build_info gauge\n",
@@ -255,7 +280,7 @@ pub fn write_build_labels(out: &mut String, target_lang: Option<&str>) {
 #[derive(Clone)]
 pub enum Page {
     /// RED metrics, `target_info`, build info.
-    Application { store: Arc<Mutex<MetricsStore>>, host: Arc<HostInfo>, build_info: bool },
+    Application { store: Arc<Mutex<MetricsStore>>, host: Arc<HostInfo>, opts: PromOptions },
     /// Metrics about obi-rs itself.
     Internal(Arc<InternalMetrics>),
 }
@@ -264,10 +289,11 @@ impl Page {
     fn render(&self) -> String {
         let mut out = String::with_capacity(64 << 10);
         match self {
-            Page::Application { store, host, build_info } => {
+            Page::Application { store, host, opts } => {
+                let now = crate::clock::monotonic_ns();
                 let mut store = store.lock().unwrap_or_else(|e| e.into_inner());
-                store.expire(crate::clock::monotonic_ns());
-                write_application(&mut out, &store, host, *build_info);
+                store.expire(now);
+                write_application(&mut out, &store, host, opts, now);
             }
             Page::Internal(m) => m.write_prometheus(&mut out),
         }

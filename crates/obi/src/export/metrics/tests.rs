@@ -3,7 +3,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::internal::InternalMetrics;
-use super::prom::{HostInfo, write_application, write_float};
+use super::prom::{HostInfo, PromOptions, write_application, write_float};
 use super::*;
 use crate::config::GlobPattern;
 use crate::config::metrics::{MetricsConfig, SelectEntry};
@@ -49,8 +49,12 @@ fn span(svc: &Arc<Service>, t: SpanType, path: &str, status: i32, dur_ms: u64) -
 }
 
 fn render(store: &MetricsStore) -> String {
+    render_with(store, &PromOptions::from_config(&MetricsConfig::default()), 0)
+}
+
+fn render_with(store: &MetricsStore, opts: &PromOptions, now_ns: u64) -> String {
     let mut out = String::new();
-    write_application(&mut out, store, &HostInfo { host_name: "h".into(), host_id: "id".into() }, true);
+    write_application(&mut out, store, &HostInfo { host_name: "h".into(), host_id: "id".into() }, opts, now_ns);
     out
 }
 
@@ -219,16 +223,24 @@ fn recording_an_existing_series_does_not_grow_the_store() {
 }
 
 #[test]
-fn instrumentations_filter() {
+fn instrumentations_filter_and_own_ttl_at_render() {
     let cfg = MetricsConfig {
         instrumentations: crate::config::metrics::Instrumentations { http: false, grpc: true },
         ..MetricsConfig::default()
     };
-    let mut store = MetricsStore::new(&cfg);
+    let mut store = MetricsStore::with_ttl(&cfg, Duration::from_secs(100));
     let svc = service("s", 1);
     store.record(&span(&svc, SpanType::HttpServer, "/", 200, 1), 1, 1);
     store.record(&span(&svc, SpanType::GrpcServer, "/a.B/C", 0, 1), 1, 1);
-    assert_eq!(store.series_count(), 1);
+    assert_eq!(store.series_count(), 4);
+    let mut opts = PromOptions::from_config(&cfg);
+    let text = render_with(&store, &opts, 1);
+    assert!(text.contains("rpc_server_duration_seconds_count") && !text.contains("http_server"), "{text}");
+    // The page's own TTL (5m by default) hides what the store still keeps.
+    opts.ttl = Duration::from_secs(2);
+    let text = render_with(&store, &opts, 3_000_000_000);
+    assert!(!text.contains("rpc_server") && !text.contains("target_info"), "{text}");
+    assert_eq!(store.expire(3_000_000_000), 0);
 }
 
 #[test]
@@ -331,4 +343,81 @@ fn exposition_passes_promtool() {
     assert!(text.contains("obi_instrumented_processes{process_name=\"python3\"} 1\n"), "{text}");
     assert!(text.contains("obi_exporter_dropped_spans_total{sink=\"trace_printer\"} 1\n"), "{text}");
     promtool_check(&text);
+}
+
+#[test]
+fn otlp_request_groups_by_process_with_cumulative_histograms() {
+    use opentelemetry_proto::tonic::common::v1::any_value::Value as V;
+    use opentelemetry_proto::tonic::metrics::v1::{AggregationTemporality, metric::Data};
+
+    let cfg = MetricsConfig::default();
+    let mut store = MetricsStore::new(&cfg);
+    let (a, b) = (service("a", 1), service("b", 2));
+    for status in [200, 200, 500] {
+        store.record(&span(&a, SpanType::HttpServer, "/x", status, 30), 1, 7);
+    }
+    store.record(&span(&b, SpanType::GrpcClient, "/p.S/M", 0, 5), 1, 7);
+    let host = HostInfo { host_name: "h".into(), host_id: "id".into() };
+    let all = crate::config::metrics::Instrumentations::default();
+    let req = super::otlp::build_request(&store, &host, &all, Duration::from_secs(60), 2, 99).unwrap();
+    assert_eq!(req.resource_metrics.len(), 2);
+    let res_attr =
+        |r: usize, k: &str| {
+            req.resource_metrics[r].resource.as_ref().unwrap().attributes.iter().find(|a| a.key == k).and_then(|a| {
+                match a.value.as_ref()?.value.as_ref()? {
+                    V::StringValue(s) => Some(s.clone()),
+                    _ => None,
+                }
+            })
+        };
+    let ra = (0..2).find(|&r| res_attr(r, "service.name").as_deref() == Some("a")).unwrap();
+    assert_eq!(res_attr(ra, "service.instance.id").as_deref(), Some("host:1"));
+    assert_eq!(res_attr(ra, "telemetry.sdk.language").as_deref(), Some("python"));
+    assert_eq!(res_attr(ra, "host.name").as_deref(), Some("h"));
+    assert_eq!(res_attr(ra, "deployment.environment").as_deref(), Some("test \"quoted\""));
+    let sm = &req.resource_metrics[ra].scope_metrics[0];
+    assert_eq!(sm.scope.as_ref().unwrap().name, super::otlp::SCOPE_NAME);
+    let names: Vec<(&str, &str)> = sm.metrics.iter().map(|m| (m.name.as_str(), m.unit.as_str())).collect();
+    assert_eq!(
+        names,
+        [
+            ("http.server.request.duration", "s"),
+            ("http.server.request.body.size", "By"),
+            ("http.server.response.body.size", "By")
+        ]
+    );
+    let Some(Data::Histogram(h)) = &sm.metrics[0].data else { panic!("not a histogram") };
+    assert_eq!(h.aggregation_temporality, AggregationTemporality::Cumulative as i32);
+    assert_eq!(h.data_points.len(), 2);
+    let p200 = h
+        .data_points
+        .iter()
+        .find(|p| {
+            p.attributes.iter().any(|a| {
+                a.key == "http.response.status_code" && a.value.as_ref().unwrap().value == Some(V::IntValue(200))
+            })
+        })
+        .unwrap();
+    assert_eq!(p200.count, 2);
+    assert!((p200.sum.unwrap() - 0.06).abs() < 1e-9);
+    assert_eq!(p200.explicit_bounds, crate::config::metrics::DEFAULT_DURATION_BUCKETS);
+    assert_eq!(p200.bucket_counts.len(), p200.explicit_bounds.len() + 1);
+    assert_eq!(p200.bucket_counts.iter().sum::<u64>(), 2);
+    assert_eq!(p200.bucket_counts[4], 2, "0.03 s is in (0.025, 0.05]");
+    assert_eq!((p200.start_time_unix_nano, p200.time_unix_nano), (7, 99));
+    let keys: Vec<&str> = p200.attributes.iter().map(|a| a.key.as_str()).collect();
+    assert_eq!(
+        keys,
+        ["http.request.method", "http.response.status_code", "http.route", "server.address", "server.port"]
+    );
+    // The gRPC client of b.
+    let rb = 1 - ra;
+    let m = &req.resource_metrics[rb].scope_metrics[0].metrics;
+    assert_eq!(m.len(), 1);
+    assert_eq!(m[0].name, "rpc.client.duration");
+    // Instrumentations and TTL filter what is sent.
+    let http_only = crate::config::metrics::Instrumentations { http: true, grpc: false };
+    let req = super::otlp::build_request(&store, &host, &http_only, Duration::from_secs(60), 2, 99).unwrap();
+    assert_eq!(req.resource_metrics.len(), 1);
+    assert!(super::otlp::build_request(&store, &host, &all, Duration::from_secs(1), 2_000_000_000, 99).is_none());
 }
