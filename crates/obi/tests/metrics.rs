@@ -385,8 +385,15 @@ fn distinct_ids_in_paths_keep_cardinality_bounded() {
         .count();
     assert_eq!(families, 9);
 
-    // Internal metrics report the work and no loss.
-    let internal = parse(&scrape(prom_port, "/internal/metrics"));
+    // Internal metrics report the work and no loss (published once a second).
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let internal = loop {
+        let page = parse(&scrape(prom_port, "/internal/metrics"));
+        if total(&page, "obi_spans_total", &[]) >= 10_000.0 || Instant::now() >= deadline {
+            break page;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    };
     let one = |name: &str, with: &[(&str, &str)]| total(&internal, name, with);
     assert!(one("obi_ebpf_events_read_total", &[]) >= 20_000.0);
     assert!(one("obi_spans_total", &[]) >= 10_000.0);
