@@ -12,6 +12,7 @@
 #include "obi/conn.h"
 #include "obi/capture.h"
 #include "obi/tls.h"
+#include "obi/h2.h"
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";
 
@@ -242,6 +243,18 @@ static __always_inline void emit(struct obi_scratch *s)
 		stat_inc(OBI_STAT_EVENTS);
 }
 
+/* First n bytes of a syscall's buffer (plain, or the first iovec). */
+static __always_inline int read_first(__u64 buf, __u32 iovcnt, __u8 *dst, __u32 n)
+{
+	if (iovcnt) {
+		struct iovec iov;
+		if (bpf_probe_read_user(&iov, sizeof(iov), (const void *)buf) || iov.iov_len < n)
+			return -1;
+		buf = (__u64)iov.iov_base;
+	}
+	return bpf_probe_read_user(dst, n, (const void *)buf);
+}
+
 static __always_inline int exit_io(__u64 pid_tgid, struct obi_io_args *a, long ret)
 {
 	if (ret <= 0)
@@ -254,21 +267,44 @@ static __always_inline int exit_io(__u64 pid_tgid, struct obi_io_args *a, long r
 		return 0;
 	fill_hdr(&s->hdr, OBI_EV_DATA, pid_tgid, a, a->conn_id, cs);
 	s->hdr.bytes = ret;
-	if (a->buf) {
+
+	/* Sends decided their message start at entry; receives decide now. */
+	bool msg_start = a->dir == OBI_DIR_SEND ? (a->flags & OBI_F_MSG_START) : cs->last_dir != OBI_DIR_RECV;
+	bool h2 = cs->flags & OBI_CONN_H2;
+	__u64 h2_start = 0;
+	if (!h2 && msg_start && a->buf && ret >= OBI_H2_PREFACE_LEN) {
+		__u8 pre[OBI_H2_PREFACE_LEN];
+		if (read_first(a->buf, a->iovcnt, pre, sizeof(pre)) == 0 && is_h2_preface(pre)) {
+			cs->flags |= OBI_CONN_H2;
+			h2 = true;
+			h2_start = OBI_H2_PREFACE_LEN;
+		}
+	}
+	s->hdr.captured = 0;
+	if (a->buf && !h2) {
 		if (a->iovcnt)
 			capture_iov(s, a->buf, a->iovcnt, ret);
 		else
 			capture_plain(s, a->buf, ret);
 	}
 	__u8 flags = a->flags;
-	if (a->dir == OBI_DIR_RECV && cs->last_dir != OBI_DIR_RECV)
+	/* HTTP/2 headers are HPACK-coded: no traceparent to find in raw bytes
+	 * (captured is 0 for them). */
+	if (a->dir == OBI_DIR_RECV && msg_start)
 		flags = conn_msg_start(cs, a->conn_id, OBI_DIR_RECV, pid_tgid, s->data, s->hdr.captured);
-	if (s->hdr.captured < ret)
+	if (!h2 && s->hdr.captured < ret)
 		flags |= OBI_F_TRUNCATED;
 	/* Context and role may have been decided just now. */
 	s->hdr.flags = flags;
 	s->hdr.role = cs->role;
 	s->hdr.tp = cs->tp;
+	if (h2) {
+		/* Frame by frame, into as many events as it takes. */
+		struct obi_h2_dir *st = h2_dir(a->conn_id, a->dir);
+		if (st && a->buf)
+			h2_capture(st, a->buf, a->iovcnt, ret, h2_start);
+		return 0;
+	}
 	emit(s);
 	return 0;
 }
@@ -339,6 +375,7 @@ int obi_enter_close(struct trace_event_raw_sys_enter *ctx)
 		emit(s);
 	}
 	bpf_map_delete_elem(&conn_state, &ref.ino);
+	bpf_map_delete_elem(&h2_state, &ref.ino);
 	return 0;
 }
 

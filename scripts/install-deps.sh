@@ -25,6 +25,16 @@ if ! command -v node >/dev/null; then
 	apt-get update -qq
 	apt-get install -y -qq --no-install-recommends nodejs
 fi
+# Python test apps: grpcio (gRPC server and client), installed for the
+# interpreter the tests run (python3 on PATH).
+if ! python3 -c 'import grpc' 2>/dev/null; then
+	if ! python3 -m pip --version >/dev/null 2>&1; then
+		apt-get update -qq
+		apt-get install -y -qq --no-install-recommends python3-pip
+	fi
+	python3 -m pip install --quiet --disable-pip-version-check --root-user-action=ignore 'grpcio>=1.60' ||
+		python3 -m pip install --quiet --disable-pip-version-check --break-system-packages 'grpcio>=1.60'
+fi
 # The package's postinst may start a system-wide Prometheus where services are
 # allowed to start; the tests run their own on a free port and need neither it
 # nor its port 9090.

@@ -4,6 +4,7 @@
 #   1. the committed eBPF objects match their sources (needs clang/llvm)
 #   2. formatting and lints
 #   3. unit, property and integration tests (real servers, real clients, real kernel)
+#   4. every protocol fuzz target for a bounded time (OBI_FUZZ_SECONDS, default 20)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -12,9 +13,13 @@ bpf/scripts/build.sh --check
 
 echo "== cargo fmt"
 cargo fmt --all -- --check
+(cd fuzz && cargo fmt -- --check)
 
 echo "== cargo clippy"
 cargo clippy --workspace --all-targets --locked -- -D warnings
 
 echo "== cargo test"
 cargo test --workspace --locked -- --test-threads="${OBI_TEST_THREADS:-2}"
+
+echo "== fuzz (bounded)"
+scripts/fuzz.sh "${OBI_FUZZ_SECONDS:-20}"

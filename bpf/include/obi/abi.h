@@ -38,6 +38,7 @@
 #define OBI_F_REQUEST 0x04     /* MSG_START of a request (server recv / client send) */
 #define OBI_F_ROLE_GUESSED 0x08 /* role inferred from the payload, not accept/connect */
 #define OBI_F_TLS 0x10          /* plaintext from a TLS library; conn_id is the SSL* */
+#define OBI_F_H2 0x20           /* data is a stream of HTTP/2 frame records (OBI_H2_*) */
 
 /* Which syscall produced a data event (debugging and metrics only). */
 #define OBI_SC_READ 1
@@ -132,6 +133,18 @@ struct obi_proc_event {
 
 /* obi_conn_state.flags */
 #define OBI_CONN_TLS 0x1 /* carries TLS: plaintext comes from uprobes, skip ciphertext */
+#define OBI_CONN_H2 0x2  /* HTTP/2 (preface seen): capture frame by frame */
+
+/*
+ * HTTP/2 events (OBI_F_H2) carry, instead of the first bytes of a buffer,
+ * records describing every frame the syscall moved, so no HEADERS block is
+ * ever cut off: [u16 len][u8 kind][len bytes], little endian.
+ */
+#define OBI_H2_REC_FRAME 1   /* the 9-byte frame header */
+#define OBI_H2_REC_PAYLOAD 2 /* next bytes of a HEADERS/CONTINUATION/PUSH_PROMISE payload */
+#define OBI_H2_REC_LOST 3    /* the walk lost frame sync here (len = 0) */
+#define OBI_H2_REC_PREFACE 4 /* the client connection preface (len = 0) */
+#define OBI_H2_PREFACE_LEN 24
 
 /* OBI_PEV_EXEC carries what user space needs to match a process that may
  * be gone (a 5 ms curl) before it can read /proc. */

@@ -4,3 +4,4 @@
 //! (possibly with holes) and get protocol events back.
 
 pub mod http1;
+pub mod http2;

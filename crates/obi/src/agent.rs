@@ -172,6 +172,7 @@ pub async fn run(cfg: Config) -> Result<()> {
         parse_failures = tracker.stats.parse_failures,
         ignored_conns = tracker.stats.ignored_conns,
         unnamed_spans_dropped = tracker.stats.unnamed_spans_dropped,
+        h2_desynced_conns = tracker.stats.h2_desynced_conns,
         injected = k.injected,
         maps = %tracer.map_sizes(),
         "totals"

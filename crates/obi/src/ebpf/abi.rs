@@ -23,6 +23,8 @@ pub const F_TRUNCATED: u8 = 0x02;
 pub const F_REQUEST: u8 = 0x04;
 pub const F_ROLE_GUESSED: u8 = 0x08;
 pub const F_TLS: u8 = 0x10;
+/// The data is HTTP/2 frame records, not the start of a buffer (see obi_protocols::http2::records).
+pub const F_H2: u8 = 0x20;
 
 pub const PID_PROVISIONAL: u32 = 0x1;
 pub const PID_TLS: u32 = 0x2;

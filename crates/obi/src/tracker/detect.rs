@@ -8,6 +8,10 @@ pub enum Detected {
     Http1Response,
     /// The HTTP/2 connection preface.
     Http2Preface,
+    /// An HTTP/2 SETTINGS frame: a server's first write, which may go out
+    /// before the client's preface arrives (the kernel then switches the
+    /// connection to frame capture).
+    Http2Settings,
     /// A TLS record (handshake or application data): ciphertext.
     Tls,
     /// Too few bytes to tell.
@@ -27,6 +31,9 @@ pub fn detect(data: &[u8]) -> Detected {
     if data.starts_with(&H2_PREFACE[..data.len().min(H2_PREFACE.len())]) && data.len() >= 8 {
         return Detected::Http2Preface;
     }
+    if looks_like_h2_settings(data) {
+        return Detected::Http2Settings;
+    }
     if looks_like_request_line(data) {
         return Detected::Http1Request;
     }
@@ -35,6 +42,17 @@ pub fn detect(data: &[u8]) -> Detected {
         return Detected::Tls;
     }
     Detected::Unknown
+}
+
+/// A SETTINGS frame on stream 0: 6 bytes per setting, flags 0 or ACK.
+fn looks_like_h2_settings(data: &[u8]) -> bool {
+    let Some(h) = obi_protocols::http2::frame::FrameHeader::parse(data) else { return false };
+    h.kind == obi_protocols::http2::frame::SETTINGS
+        && h.stream == 0
+        && h.flags & !1 == 0
+        && h.len % 6 == 0
+        && h.len <= 16384
+        && data[5..9] == [0; 4]
 }
 
 /// `METHOD SP target`: an upper-case token of 3..=16 characters.
@@ -58,6 +76,9 @@ mod tests {
         assert_eq!(detect(b"CONNECT example.com:443 HTTP/1.1\r\n"), Detected::Http1Request);
         assert_eq!(detect(b"HTTP/1.1 200 OK\r\n"), Detected::Http1Response);
         assert_eq!(detect(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"), Detected::Http2Preface);
+        assert_eq!(detect(&[0, 0, 12, 4, 0, 0, 0, 0, 0, 0, 3, 0, 0, 0, 100]), Detected::Http2Settings);
+        assert_eq!(detect(&[0, 0, 0, 4, 1, 0, 0, 0, 0]), Detected::Http2Settings);
+        assert_eq!(detect(&[0, 0, 7, 4, 0, 0, 0, 0, 0]), Detected::Unknown);
         assert_eq!(detect(&[22, 3, 1, 0, 200, 1]), Detected::Tls);
         assert_eq!(detect(b"GE"), Detected::NeedMore);
         assert_eq!(detect(b"\x00\x01\x02\x03\x04\x05"), Detected::Unknown);

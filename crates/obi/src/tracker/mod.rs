@@ -5,6 +5,7 @@
 pub mod detect;
 pub mod event;
 pub mod http1;
+pub mod http2;
 pub mod trace_ids;
 
 #[cfg(test)]
@@ -21,6 +22,7 @@ use crate::span::{Endpoint, Span, SpanType};
 use detect::Detected;
 use event::Event;
 use http1::{EventInfo, Exchange, Http1Session, Side};
+use http2::{H2Done, Http2Session};
 use trace_ids::TraceRemap;
 
 /// Connections idle this long are forgotten (the kernel side ages its own out too).
@@ -58,6 +60,7 @@ enum Proto {
     /// Waiting for bytes that tell the protocol.
     Detecting,
     Http1(Box<Http1Session>),
+    Http2(Box<Http2Session>),
     /// Not something we parse: the kernel was told to stop capturing it.
     Ignored,
 }
@@ -98,6 +101,8 @@ pub struct TrackerStats {
     pub active_conns: u64,
     /// Spans dropped because their process was never named (or was rejected).
     pub unnamed_spans_dropped: u64,
+    /// HTTP/2 connections whose header decoding lost sync (no spans after that).
+    pub h2_desynced_conns: u64,
 }
 
 /// Spans of a process that is traced but not (yet) named by discovery.
@@ -117,6 +122,7 @@ pub struct Tracker {
     spans: Vec<Span>,
     to_ignore: Vec<u64>,
     exchanges: Vec<Exchange>,
+    h2_done: Vec<H2Done>,
     http_request_timeout_ns: u64,
     /// OBI_DEBUG_EVENTS=1: print every data event on stderr (troubleshooting).
     debug_events: bool,
@@ -152,6 +158,7 @@ impl Tracker {
             spans: Vec::new(),
             to_ignore: Vec::new(),
             exchanges: Vec::new(),
+            h2_done: Vec::new(),
             http_request_timeout_ns,
             debug_events: std::env::var_os("OBI_DEBUG_EVENTS").is_some(),
             stats: TrackerStats::default(),
@@ -260,6 +267,10 @@ impl Tracker {
         if matches!(conn.proto, Proto::Ignored) {
             return;
         }
+        if ev.has(abi::F_H2) {
+            self.on_h2_data(id, ev);
+            return;
+        }
         if matches!(conn.proto, Proto::Detecting) && !Self::detect(conn, ev) {
             if matches!(conn.proto, Proto::Ignored) {
                 self.stats.ignored_conns += 1;
@@ -308,6 +319,42 @@ impl Tracker {
         }
     }
 
+    /// HTTP/2 frame records of one connection (the kernel saw its preface).
+    fn on_h2_data(&mut self, id: u64, ev: &Event<'_>) {
+        let Some(conn) = self.conns.get_mut(&id) else { return };
+        if !matches!(conn.proto, Proto::Http2(_)) {
+            conn.proto = Proto::Http2(Box::default());
+        }
+        if conn.meta.role == Role::Unknown && h2_preface_in(ev.data) {
+            // Whoever sends the preface is the client.
+            conn.meta.role = if ev.is_send() { Role::Client } else { Role::Server };
+        }
+        let side = match (conn.meta.role, ev.is_send()) {
+            (Role::Server, false) | (Role::Client, true) => obi_protocols::http2::Side::Request,
+            (Role::Server, true) | (Role::Client, false) => obi_protocols::http2::Side::Response,
+            (Role::Unknown, _) => return,
+        };
+        let Proto::Http2(session) = &mut conn.proto else { return };
+        let request_sent = ev.is_send() && side == obi_protocols::http2::Side::Request;
+        let ts = if request_sent { ev.hdr.ts_enter } else { ev.hdr.ts_exit };
+        if let Err(why) = session.on_event(side, ev.data, ts, ev.hdr.tid) {
+            self.stats.h2_desynced_conns += 1;
+            tracing::debug!(component = "tracker", conn = format_args!("{id:x}"), reason = ?why, "HTTP/2 decoding lost sync; no more spans from this connection");
+        }
+        let mut done = std::mem::take(&mut self.h2_done);
+        session.drain(&mut done);
+        if session.desync().is_some() {
+            conn.proto = Proto::Ignored;
+            self.to_ignore.push(id);
+        }
+        let meta = conn.meta;
+        for d in done.drain(..) {
+            let span = self.build_h2_span(&meta, d);
+            self.emit(span);
+        }
+        self.h2_done = done;
+    }
+
     /// TLS sessions learn their socket's addresses when the kernel ties the
     /// SSL object to it; a new socket under the same SSL address is a new session.
     fn track_tls_socket(&mut self, key: u64, ev: &Event<'_>) {
@@ -349,6 +396,8 @@ impl Tracker {
                 conn.proto = Proto::Http1(Box::default());
                 true
             }
+            // Frame records follow once the kernel sees the client's preface.
+            Detected::Http2Settings => false,
             Detected::Http2Preface | Detected::Tls | Detected::Unknown => {
                 conn.proto = Proto::Ignored;
                 false
@@ -417,6 +466,48 @@ impl Tracker {
         }
     }
 
+    fn build_h2_span(&self, conn: &ConnMeta, d: H2Done) -> Span {
+        let server = conn.role == Role::Server;
+        let (client, srv) = if server { (conn.remote, conn.local) } else { (conn.local, conn.remote) };
+        let service = match self.services.get(&conn.pid) {
+            Some(s) => s.clone(),
+            None => Arc::new(Service { pid: conn.pid, ..Default::default() }),
+        };
+        let ex = d.ex;
+        let grpc = ex.request.is_grpc();
+        let span_type = match (grpc, server) {
+            (true, true) => SpanType::GrpcServer,
+            (true, false) => SpanType::GrpcClient,
+            (false, true) => SpanType::HttpServer,
+            (false, false) => SpanType::HttpClient,
+        };
+        let status = if grpc { grpc_status(&ex) } else { ex.status as i32 };
+        let start = self.clock.to_wall(ex.start_ts);
+        let mut path = ex.request.path;
+        if !grpc && let Some(q) = path.find('?') {
+            path.truncate(q);
+        }
+        Span {
+            span_type,
+            sub_type: 0,
+            method: ex.request.method,
+            path,
+            route: String::new(),
+            status,
+            peer: Endpoint { addr: Some(client.0), port: client.1, name: String::new() },
+            host: Endpoint { addr: Some(srv.0), port: srv.1, name: String::new() },
+            request_body_size: ex.request_body_bytes as i64,
+            response_body_size: ex.response_body_bytes as i64,
+            host_header: (!ex.request.authority.is_empty()).then_some(ex.request.authority),
+            request_start_ns: start,
+            start_ns: start,
+            end_ns: self.clock.to_wall(ex.end_ts).max(start),
+            trace: d.ctx,
+            service,
+            tid: ex.tag as u32,
+        }
+    }
+
     /// Periodic housekeeping: idle connections, request timeouts, id remaps.
     pub fn tick(&mut self, now_mono: u64) {
         self.remap.expire(now_mono, 300 * 1_000_000_000);
@@ -432,6 +523,7 @@ impl Tracker {
         if self.http_request_timeout_ns > 0 {
             self.time_out_requests(now_mono);
         }
+        self.expire_h2_streams(now_mono);
         let before = self.conns.len();
         self.conns.retain(|_, c| now_mono.saturating_sub(c.last_mono) < IDLE_CONN_NS);
         let conns = &self.conns;
@@ -461,6 +553,15 @@ impl Tracker {
         }
     }
 
+    fn expire_h2_streams(&mut self, now_mono: u64) {
+        let older_than = now_mono.saturating_sub(IDLE_CONN_NS);
+        for conn in self.conns.values_mut() {
+            if let Proto::Http2(session) = &mut conn.proto {
+                self.stats.unanswered_requests += session.expire(older_than) as u64;
+            }
+        }
+    }
+
     fn enforce_cap(&mut self) {
         if self.conns.len() <= MAX_CONNS {
             return;
@@ -469,5 +570,21 @@ impl Tracker {
         ages.sort_unstable();
         let cutoff = ages[ages.len() - MAX_CONNS * 9 / 10];
         self.conns.retain(|_, c| c.last_mono >= cutoff);
+    }
+}
+
+/// Does an HTTP/2 event carry the client connection preface?
+fn h2_preface_in(records: &[u8]) -> bool {
+    use obi_protocols::http2::records::{Record, Records};
+    Records::new(records).any(|r| r == Record::Preface)
+}
+
+/// The gRPC status of a finished call: `grpc-status` when the server sent
+/// one; a reset stream is CANCELLED (1); otherwise UNKNOWN (2).
+fn grpc_status(ex: &obi_protocols::http2::H2Exchange) -> i32 {
+    match ex.grpc_status {
+        Some(code) => code.min(i32::MAX as u32) as i32,
+        None if ex.reset => 1,
+        None => 2,
     }
 }

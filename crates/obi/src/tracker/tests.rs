@@ -316,3 +316,60 @@ fn malformed_records_are_counted_not_fatal() {
     t.handle_record(&e.record());
     assert_eq!(t.stats.malformed_events, 2);
 }
+
+/// Kernel-style HTTP/2 records for one header block (no HPACK indexing
+/// beyond the static table, so each block decodes on its own).
+fn h2_headers(stream: u32, flags: u8, block: &[u8]) -> Vec<u8> {
+    use obi_protocols::http2::frame::{FrameHeader, HEADERS};
+    use obi_protocols::http2::records::{REC_FRAME, REC_PAYLOAD, push_record};
+    let mut out = Vec::new();
+    let hdr = FrameHeader { len: block.len() as u32, kind: HEADERS, flags, stream };
+    push_record(&mut out, REC_FRAME, &hdr.encode());
+    push_record(&mut out, REC_PAYLOAD, block);
+    out
+}
+
+/// Literal header field without indexing, new name.
+fn lit(name: &str, value: &str) -> Vec<u8> {
+    let mut b = vec![0x00, name.len() as u8];
+    b.extend_from_slice(name.as_bytes());
+    b.push(value.len() as u8);
+    b.extend_from_slice(value.as_bytes());
+    b
+}
+
+#[test]
+fn grpc_over_http2_records_becomes_a_grpc_span() {
+    use obi_protocols::http2::records::{REC_PREFACE, push_record};
+    let mut t = tracker_with_service();
+    // The server's SETTINGS goes out before the client's preface arrives:
+    // raw bytes that must not get the connection ignored.
+    let settings = [0u8, 0, 6, 4, 0, 0, 0, 0, 0, 0, 3, 0, 0, 0, 100];
+    let mut request = Vec::new();
+    push_record(&mut request, REC_PREFACE, &[]);
+    let mut block = vec![0x83, 0x86]; // :method POST, :scheme http
+    block.extend(lit(":path", "/pkg.Svc/Get"));
+    block.extend(lit("content-type", "application/grpc"));
+    block.extend(lit("traceparent", "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"));
+    request.extend(h2_headers(1, 0x4 | 0x1, &block));
+    let mut response = h2_headers(1, 0x4, &[0x88]); // :status 200
+    response.extend(h2_headers(1, 0x4 | 0x1, &lit("grpc-status", "7")));
+    let h2 = abi::F_H2 | abi::F_MSG_START;
+    feed(
+        &mut t,
+        &[
+            Ev::new(abi::EV_CONN_OPEN, 9, abi::ROLE_SERVER),
+            Ev::data(9, abi::ROLE_SERVER, abi::DIR_SEND, 500, &settings).flags(abi::F_MSG_START, Tp::default()),
+            Ev::data(9, abi::ROLE_SERVER, abi::DIR_RECV, 1_000, &request).flags(h2, Tp::default()),
+            Ev::data(9, abi::ROLE_SERVER, abi::DIR_SEND, 4_000, &response).flags(h2, Tp::default()),
+        ],
+    );
+    let spans = t.take_spans();
+    assert_eq!(spans.len(), 1, "{spans:#?}");
+    let s = &spans[0];
+    assert_eq!(s.span_type, SpanType::GrpcServer);
+    assert_eq!((s.method.as_str(), s.path.as_str(), s.status), ("POST", "/pkg.Svc/Get", 7));
+    assert_eq!(s.trace.trace_id[..2], [0x0a, 0xf7]);
+    assert_eq!(s.trace.parent_span_id, [0xb7, 0xad, 0x6b, 0x71, 0x69, 0x20, 0x33, 0x31]);
+    assert_eq!(t.stats.h2_desynced_conns, 0);
+}

@@ -1,0 +1,341 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * HTTP/2 capture. Frames come many per syscall and may straddle syscalls;
+ * copying "the first N bytes" would cut HEADERS blocks and desynchronise
+ * the per-connection HPACK table for good. So for connections whose preface
+ * we saw, the whole buffer is walked frame by frame: every frame header is
+ * reported, and the payload of header-carrying frames is copied in full
+ * (DATA payloads only count). When an event fills up, it is sent and the
+ * walk continues in a fresh one.
+ */
+#ifndef OBI_H2_H
+#define OBI_H2_H
+
+#include "obi/common.h"
+#include "obi/capture.h"
+
+#define OBI_H2_PIECE 1024 /* largest payload piece per record */
+#define OBI_H2_MAX_STEPS 1024
+#define OBI_H2_MAX_FRAME (1 << 24)
+
+/* Where the walk of one direction stands between syscalls. */
+struct obi_h2_dir {
+	__u32 skip;        /* payload bytes of the current frame still to come */
+	__u8 skip_headers; /* ... and they belong to a header-carrying frame */
+	__u8 lost;         /* frame sync lost for good */
+	__u8 _pad[2];
+};
+
+struct obi_h2_state {
+	struct obi_h2_dir dir[2];
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 16384);
+	__type(key, __u64);
+	__type(value, struct obi_h2_state);
+} h2_state SEC(".maps");
+
+/* iovec segments walked per syscall. gRPC's C core hands sendmsg one
+ * segment per frame header and per payload slice, so 8 is far too few. */
+#define OBI_H2_MAX_IOV 128
+/* Segments one read may span: a 9-byte frame header, at worst one byte per
+ * segment (payload pieces never cross a segment, see src_contig). */
+#define OBI_H2_MAX_SPAN 9
+
+/* The source buffer: a plain buffer, or up to OBI_H2_MAX_IOV iovec
+ * segments, with a cursor (reads only move forward). */
+struct obi_src {
+	struct iovec iov[OBI_H2_MAX_IOV];
+	__u32 n;
+	__u32 seg;        /* cursor: the segment that starts at seg_start */
+	__u64 seg_start;  /* logical offset of iov[seg] */
+};
+
+static __always_inline void src_plain(struct obi_src *src, __u64 buf, __u64 len)
+{
+	src->iov[0].iov_base = (void *)buf;
+	src->iov[0].iov_len = len;
+	src->n = 1;
+	src->seg = 0;
+	src->seg_start = 0;
+}
+
+static __always_inline int src_iov(struct obi_src *src, __u64 iov_ptr, __u32 iovcnt)
+{
+	src->seg = 0;
+	src->seg_start = 0;
+	src->n = 0;
+	if (iovcnt == 0)
+		return -1;
+	__u32 n = iovcnt < OBI_H2_MAX_IOV ? iovcnt : OBI_H2_MAX_IOV;
+	/* 1..OBI_H2_MAX_IOV in a form the verifier can bound. */
+	__u64 last = n - 1;
+	asm volatile("%0 &= %1" : "+r"(last) : "i"(OBI_H2_MAX_IOV - 1));
+	if (bpf_probe_read_user(src->iov, (last + 1) * sizeof(struct iovec), (const void *)iov_ptr))
+		return -1;
+	src->n = n;
+	return 0;
+}
+
+/* iov[seg] for a seg already checked against n; the mask is for the
+ * verifier (the compiler would otherwise index before the check). */
+static __always_inline struct iovec *src_seg(struct obi_src *src, __u32 seg)
+{
+	__u64 i = seg;
+	asm volatile("%0 &= %1" : "+r"(i) : "i"(OBI_H2_MAX_IOV - 1));
+	return &src->iov[i];
+}
+
+/* Moves the cursor to the segment holding logical offset pos. */
+static __always_inline int src_seek(struct obi_src *src, __u64 pos)
+{
+	for (int i = 0; i < OBI_H2_MAX_IOV; i++) {
+		__u32 seg = src->seg;
+		if (seg >= src->n || seg >= OBI_H2_MAX_IOV)
+			return -1;
+		__u64 len = src_seg(src, seg)->iov_len;
+		if (pos < src->seg_start + len)
+			return 0;
+		src->seg_start += len;
+		src->seg = seg + 1;
+	}
+	return -1;
+}
+
+/* Bytes from pos to the end of its segment, at most OBI_H2_PIECE; 0 if pos
+ * is beyond the buffer. Payload pieces are cut there, so a header block
+ * scattered over many small segments (gRPC's C core writes one per string)
+ * costs one read per segment. */
+__noinline int src_contig(struct obi_src *src, __u64 pos)
+{
+	if (!src || src_seek(src, pos))
+		return 0;
+	__u64 left = src->seg_start + src_seg(src, src->seg)->iov_len - pos;
+	return left > OBI_H2_PIECE ? OBI_H2_PIECE : left;
+}
+
+/* Copies n (<= OBI_H2_PIECE) bytes at logical offset pos of src into
+ * s->data[at..]; at < OBI_MAX_CAPTURE, so the copy stays inside data.
+ * Global, so the verifier checks its loops once. */
+__noinline int src_read(struct obi_src *src, __u64 pos, struct obi_scratch *s, __u32 at, __u32 n)
+{
+	if (!src || !s || src_seek(src, pos))
+		return -1;
+	__u32 done = 0;
+	__u32 seg = src->seg;
+	__u64 seg_start = src->seg_start;
+	for (int i = 0; i < OBI_H2_MAX_SPAN && done < n; i++) {
+		if (seg >= src->n || seg >= OBI_H2_MAX_IOV)
+			return -1;
+		struct iovec *iov = src_seg(src, seg);
+		__u64 len = iov->iov_len;
+		__u64 off = pos + done - seg_start;
+		if (off < len) {
+			__u64 take = len - off;
+			if (take > n - done)
+				take = n - done;
+			barrier_var(take);
+			if (take == 0 || take > OBI_H2_PIECE)
+				return -1;
+			__u32 dst = at + done;
+			barrier_var(dst);
+			if (dst >= OBI_MAX_CAPTURE + OBI_H2_PIECE)
+				return -1;
+			if (bpf_probe_read_user(&s->data[dst], take, (const void *)((__u64)iov->iov_base + off)))
+				return -1;
+			done += take;
+		}
+		seg_start += len;
+		seg++;
+	}
+	return done == n ? 0 : -1;
+}
+
+/*
+ * The walk's state lives in a per-CPU map, not on the stack: the verifier
+ * then sees opaque values in each bpf_loop iteration and checks the callback
+ * once, instead of tracking every (pos, out) pair it could reach (which made
+ * loading take minutes).
+ */
+struct obi_h2_walk {
+	struct obi_src src;
+	struct obi_h2_dir st;
+	__u64 pos;   /* offset in the syscall's bytes */
+	__u64 total; /* bytes the syscall moved */
+	__u32 out;   /* bytes used in the scratch event's data */
+	__u32 events;
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct obi_h2_walk);
+} h2_walk SEC(".maps");
+
+static __always_inline struct obi_h2_walk *h2_walk_get(void)
+{
+	__u32 zero = 0;
+	return bpf_map_lookup_elem(&h2_walk, &zero);
+}
+
+static __always_inline void h2_flush(struct obi_h2_walk *w, struct obi_scratch *s)
+{
+	__u32 out = w->out;
+	if (out > OBI_MAX_CAPTURE)
+		out = OBI_MAX_CAPTURE;
+	s->hdr.captured = out;
+	__u64 size = sizeof(struct obi_event_hdr) + out;
+	barrier_var(size);
+	if (size <= sizeof(struct obi_scratch)) {
+		if (bpf_ringbuf_output(&events, s, size, ringbuf_flags(&events)))
+			stat_inc(OBI_STAT_RINGBUF_FULL);
+		else
+			stat_inc(OBI_STAT_EVENTS);
+	}
+	/* Later pieces of the same syscall are not a new message. */
+	s->hdr.flags &= ~(OBI_F_MSG_START | OBI_F_REQUEST);
+	w->out = 0;
+	w->events++;
+}
+
+/* Reserves room for a record of n (<= OBI_H2_PIECE) payload bytes and
+ * returns the offset of its payload in s->data. */
+static __always_inline __u32 h2_record(struct obi_h2_walk *w, struct obi_scratch *s, __u8 kind, __u32 n)
+{
+	if (w->out + 3 + n > OBI_MAX_CAPTURE)
+		h2_flush(w, s);
+	__u32 at = w->out & (OBI_MAX_CAPTURE - 1);
+	s->data[at] = n & 0xff;
+	s->data[(at + 1) & (OBI_MAX_CAPTURE * 2 - 1)] = n >> 8;
+	s->data[(at + 2) & (OBI_MAX_CAPTURE * 2 - 1)] = kind;
+	w->out += 3 + n;
+	return (at + 3) & (OBI_MAX_CAPTURE - 1);
+}
+
+/*
+ * One step of the walk: a frame header, or the next piece of a frame's
+ * payload. Global (not static) so the verifier checks it once on its own
+ * instead of once per call path, which kept program load under a second.
+ */
+__noinline int h2_walk_step(void)
+{
+	struct obi_h2_walk *w = h2_walk_get();
+	struct obi_scratch *s = scratch_get();
+	if (!w || !s)
+		return 1;
+	struct obi_h2_dir *st = &w->st;
+	if (w->pos >= w->total || st->lost)
+		return 1;
+	__u64 left = w->total - w->pos;
+
+	if (st->skip) {
+		/* The rest of a frame: copy header-carrying payloads, skip the rest. */
+		__u64 n = st->skip < left ? st->skip : left;
+		if (st->skip_headers) {
+			__u64 contig = src_contig(&w->src, w->pos);
+			if (n > contig)
+				n = contig;
+			barrier_var(n);
+			if (n == 0 || n > OBI_H2_PIECE)
+				return 1;
+			__u32 at = h2_record(w, s, OBI_H2_REC_PAYLOAD, n);
+			if (src_read(&w->src, w->pos, s, at, n)) {
+				st->lost = 1;
+				return 1;
+			}
+		}
+		st->skip -= n;
+		w->pos += n;
+		return 0;
+	}
+
+	if (left < 9) {
+		/* A frame header split over two syscalls: rare, and we give up. */
+		st->lost = 1;
+		return 1;
+	}
+	__u32 at = h2_record(w, s, OBI_H2_REC_FRAME, 9);
+	if (src_read(&w->src, w->pos, s, at, 9)) {
+		st->lost = 1;
+		return 1;
+	}
+	__u8 *fh = &s->data[at];
+	__u32 len = ((__u32)fh[0] << 16) | ((__u32)fh[1] << 8) | fh[2];
+	__u8 type = fh[3];
+	if (len > OBI_H2_MAX_FRAME || type > 0x20) {
+		st->lost = 1;
+		return 1;
+	}
+	w->pos += 9;
+	st->skip = len;
+	/* HEADERS, PUSH_PROMISE, CONTINUATION carry header blocks. */
+	st->skip_headers = type == 0x1 || type == 0x5 || type == 0x9;
+	return 0;
+}
+
+static long h2_step(__u32 i, void *ctx)
+{
+	return h2_walk_step() ? 1 : 0;
+}
+
+/* Walks the frames of one syscall's bytes (buf: a plain buffer, or an iovec
+ * array when iovcnt != 0) into as many events as needed, starting at byte
+ * `start`. The per-CPU scratch event's header must be filled in already. */
+__noinline int h2_capture(struct obi_h2_dir *st, __u64 buf, __u32 iovcnt, __u64 total, __u64 start)
+{
+	struct obi_h2_walk *w = h2_walk_get();
+	struct obi_scratch *s = scratch_get();
+	if (!w || !s || !st)
+		return 0;
+	w->pos = start;
+	w->total = total;
+	w->out = 0;
+	w->events = 0;
+	w->st = *st;
+	if (iovcnt)
+		src_iov(&w->src, buf, iovcnt);
+	else
+		src_plain(&w->src, buf, total);
+	/* An unreadable iovec array leaves no segments: the first read fails
+	 * and the walk reports the loss. */
+	s->hdr.flags |= OBI_F_H2;
+	s->hdr.tail_len = 0;
+	if (start)
+		h2_record(w, s, OBI_H2_REC_PREFACE, 0);
+	bpf_loop(OBI_H2_MAX_STEPS, h2_step, NULL, 0);
+	if (w->pos < w->total && !w->st.lost)
+		w->st.lost = 1; /* more frames than steps */
+	if (w->st.lost)
+		h2_record(w, s, OBI_H2_REC_LOST, 0);
+	if (w->out || !w->events)
+		h2_flush(w, s);
+	*st = w->st;
+	return 0;
+}
+
+/* Is this the client connection preface ("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n")? */
+static __always_inline bool is_h2_preface(const __u8 *b)
+{
+	__u64 a, c;
+	__builtin_memcpy(&a, b, 8);
+	__builtin_memcpy(&c, b + 16, 8);
+	return a == 0x5448202a20495250ULL /* "PRI * HT" */ && c == 0x0a0d0a0d4d530a0dULL /* "\r\nSM\r\n\r\n" */;
+}
+
+static __always_inline struct obi_h2_dir *h2_dir(__u64 conn_id, __u8 dir)
+{
+	struct obi_h2_state *hs = bpf_map_lookup_elem(&h2_state, &conn_id);
+	if (!hs) {
+		struct obi_h2_state fresh = {};
+		bpf_map_update_elem(&h2_state, &conn_id, &fresh, BPF_NOEXIST);
+		hs = bpf_map_lookup_elem(&h2_state, &conn_id);
+		if (!hs)
+			return NULL;
+	}
+	return &hs->dir[dir & 1];
+}
+
+#endif /* OBI_H2_H */
