@@ -705,3 +705,56 @@ fn steady_state_aggregation_does_not_allocate() {
     assert_eq!(store.series_count(), series);
     eprintln!("{series} series; {per_span:?} per span (debug build, 3 families per span)");
 }
+
+// ---------------------------------------------------------------------------
+// gRPC
+
+/// gRPC server and client spans become `rpc_server_duration_seconds` and
+/// `rpc_client_duration_seconds` with method, system and status code.
+#[test]
+fn grpc_calls_produce_rpc_histograms() {
+    require_root();
+    let _serial = serial();
+    let (app, prom_port) = (free_port(), free_port());
+    let server =
+        start_server("grpc-server", Command::new(python()).arg(apps_dir().join("grpc_server.py")).arg(app.to_string()));
+    let agent = Agent::builder()
+        .printer("disabled")
+        .config(&format!(
+            "discovery:\n  instrument:\n    - open_ports: {app}\n      name: rpc-server\n    \
+             - cmd_args: '*grpc_client.py * 127.0.0.1:{app}*'\n      name: rpc-client\n\
+             prometheus_export:\n  port: {prom_port}\n"
+        ))
+        .start();
+    agent.wait_instrumented(server.pid(), WAIT);
+    for args in [&["unary", "3"][..], &["fail"][..]] {
+        let mut c = spawn(
+            "grpc-client",
+            Command::new(python())
+                .arg(apps_dir().join("grpc_client.py"))
+                .arg("--wait-ms=500")
+                .arg(format!("127.0.0.1:{app}"))
+                .args(args),
+        );
+        assert!(c.wait_exit(Duration::from_secs(60)).is_some_and(|s| s.success()), "grpc client {args:?} failed");
+    }
+    let server_count = "rpc_server_duration_seconds_count";
+    let client_count = "rpc_client_duration_seconds_count";
+    let s = scrape_until(prom_port, WAIT, |s| {
+        total(s, server_count, &[("service_name", "rpc-server")]) >= 4.0
+            && total(s, client_count, &[("service_name", "rpc-client")]) >= 4.0
+    });
+    let unary = [("service_name", "rpc-server"), ("rpc_method", "/obi.test.Echo/Unary"), ("rpc_system", "grpc")];
+    assert_eq!(total(&s, server_count, &[unary[0], unary[1], unary[2], ("rpc_grpc_status_code", "0")]), 3.0);
+    let fail = [("service_name", "rpc-server"), ("rpc_method", "/obi.test.Echo/Fail"), ("rpc_grpc_status_code", "5")];
+    assert_eq!(total(&s, server_count, &fail), 1.0);
+    assert_eq!(total(&s, server_count, &[("service_name", "rpc-server")]), 4.0);
+    let client_fail =
+        [("service_name", "rpc-client"), ("rpc_method", "/obi.test.Echo/Fail"), ("rpc_grpc_status_code", "5")];
+    assert_eq!(total(&s, client_count, &client_fail), 1.0);
+    assert_eq!(total(&s, client_count, &[("service_name", "rpc-client")]), 4.0);
+    // gRPC is not counted as HTTP.
+    assert!(find(&s, "http_server_request_duration_seconds_count", &[("service_name", "rpc-server")]).is_empty());
+    let b = total(&s, "rpc_server_duration_seconds_bucket", &[("service_name", "rpc-server"), ("le", "+Inf")]);
+    assert_eq!(b, 4.0);
+}
