@@ -10,6 +10,7 @@ apt_packages=(
 	python3           # test servers and clients
 	python3-venv      # the OTLP receiver's virtualenv (below)
 	nginx openssl     # TLS termination tests (self-signed certificates)
+	prometheus        # scrapes the agent in the metrics tests; promtool lints the exposition
 )
 missing=()
 for p in "${apt_packages[@]}"; do
@@ -34,4 +35,7 @@ if ! "$venv/bin/python3" -c 'import grpc, opentelemetry.proto.collector.trace.v1
 	python3 -m venv "$venv"
 	"$venv/bin/pip" install -q --disable-pip-version-check 'opentelemetry-proto==1.45.2' 'grpcio==1.85.3'
 fi
-echo "dependencies: ok (clang $(clang --version | head -1 | grep -o '[0-9][0-9.]*' | head -1), node $(node --version), $(python3 --version))"
+# The package's postinst may start a system-wide Prometheus where services are
+# allowed to start; the tests run their own on a free port and need neither it
+# nor its port 9090.
+echo "dependencies: ok (clang $(clang --version | head -1 | grep -o '[0-9][0-9.]*' | head -1), node $(node --version), $(python3 --version), $(prometheus --version 2>&1 | head -1))"

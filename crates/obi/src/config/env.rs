@@ -369,7 +369,8 @@ pub static ENV_VARS: &[EnvVar] = &[
         fallbacks: &[],
         yaml: "otel_metrics_export.endpoint",
         help: "OTLP metrics endpoint, used as is",
-        set: |c, v, _| {
+        set: |c, v, name| {
+            keep(c, "OTEL_EXPORTER_OTLP_METRICS_ENDPOINT", v, name);
             c.export.otlp_metrics_endpoint = Some(v.to_string());
             Ok(())
         },
@@ -382,6 +383,88 @@ pub static ENV_VARS: &[EnvVar] = &[
         set: |c, v, _| {
             let p: u16 = v.trim().parse().map_err(|_| format!("invalid port {v:?} (expected 0-65535)"))?;
             c.export.prometheus_port = (p != 0).then_some(p);
+            Ok(())
+        },
+    },
+    EnvVar {
+        name: "OTEL_EBPF_PROMETHEUS_PATH",
+        fallbacks: &[],
+        yaml: "prometheus_export.path",
+        help: "HTTP path of the Prometheus metrics (default /metrics)",
+        set: |c, v, _| {
+            c.metrics.prometheus_path = super::metrics::check_http_path(v)?;
+            Ok(())
+        },
+    },
+    EnvVar {
+        name: "OTEL_EBPF_PROMETHEUS_TTL",
+        fallbacks: &[],
+        yaml: "prometheus_export.ttl",
+        help: "remove metric series not updated for this long (default 5m)",
+        set: |c, v, _| {
+            let d = parse_go_duration(v)?;
+            if d.is_zero() {
+                return Err(format!("invalid TTL {v:?}: must be greater than zero, e.g. 5m"));
+            }
+            c.metrics.ttl = d;
+            Ok(())
+        },
+    },
+    EnvVar {
+        name: "OTEL_EBPF_PROMETHEUS_FEATURES",
+        fallbacks: &["OTEL_EBPF_METRICS_FEATURES"],
+        yaml: "prometheus_export.features",
+        help: "metric groups; obi-rs produces application (RED) metrics only",
+        set: |c, v, name| {
+            let unsupported = super::metrics::check_features(v.split(','))?;
+            if !unsupported.is_empty() {
+                c.note(
+                    LogLevel::Warn,
+                    name,
+                    format!("only the application feature is produced by obi-rs; ignored: {}", unsupported.join(",")),
+                );
+            }
+            Ok(())
+        },
+    },
+    EnvVar {
+        name: "OTEL_EBPF_PROMETHEUS_INSTRUMENTATIONS",
+        fallbacks: &[],
+        yaml: "prometheus_export.instrumentations",
+        help: "protocols that produce metrics: * or a list such as http,grpc (default *)",
+        set: |c, v, _| {
+            c.metrics.instrumentations = super::metrics::Instrumentations::parse(v.split(','))?;
+            Ok(())
+        },
+    },
+    EnvVar {
+        name: "OTEL_EBPF_INTERNAL_METRICS_EXPORTER",
+        fallbacks: &[],
+        yaml: "internal_metrics.exporter",
+        help: "metrics about obi-rs itself: disabled, prometheus or otel (default disabled)",
+        set: |c, v, _| {
+            c.metrics.internal_exporter = super::metrics::InternalExporter::parse(v)?;
+            Ok(())
+        },
+    },
+    EnvVar {
+        name: "OTEL_EBPF_INTERNAL_METRICS_PROMETHEUS_PORT",
+        fallbacks: &[],
+        yaml: "internal_metrics.prometheus.port",
+        help: "port of the internal metrics endpoint (default: the Prometheus export port)",
+        set: |c, v, _| {
+            let p: u16 = v.trim().parse().map_err(|_| format!("invalid port {v:?} (expected 0-65535)"))?;
+            c.metrics.internal_port = (p != 0).then_some(p);
+            Ok(())
+        },
+    },
+    EnvVar {
+        name: "OTEL_EBPF_INTERNAL_METRICS_PROMETHEUS_PATH",
+        fallbacks: &[],
+        yaml: "internal_metrics.prometheus.path",
+        help: "HTTP path of the internal metrics (default /internal/metrics)",
+        set: |c, v, _| {
+            c.metrics.internal_path = super::metrics::check_http_path(v)?;
             Ok(())
         },
     },
@@ -472,6 +555,40 @@ pub static ENV_VARS: &[EnvVar] = &[
         "OTEL_EBPF_BACKOFF_MAX_INTERVAL",
         "otel_traces_export.backoff_max_interval",
         "longest retry delay (default 30s)"
+    ),
+    // OTLP metrics exporter (resolved by `export::metrics::otlp::resolve`).
+    exporter_var!(
+        "OTEL_EXPORTER_OTLP_METRICS_PROTOCOL",
+        "otel_metrics_export.protocol",
+        "OTLP metrics protocol: grpc, http/protobuf or http/json"
+    ),
+    exporter_var!(
+        "OTEL_EXPORTER_OTLP_METRICS_HEADERS",
+        "",
+        "headers sent with OTLP metrics exports (override OTEL_EXPORTER_OTLP_HEADERS per key)"
+    ),
+    exporter_var!("OTEL_EXPORTER_OTLP_METRICS_TIMEOUT", "", "timeout of one OTLP metrics export in milliseconds"),
+    exporter_var!("OTEL_EXPORTER_OTLP_METRICS_INSECURE", "", "like OTEL_EXPORTER_OTLP_INSECURE, for metrics"),
+    exporter_var!(
+        "OTEL_EXPORTER_OTLP_METRICS_CERTIFICATE",
+        "",
+        "PEM file with the CA certificates that verify the OTLP metrics endpoint"
+    ),
+    exporter_var!(
+        "OTEL_EBPF_METRICS_INTERVAL",
+        "otel_metrics_export.interval",
+        "OTLP metrics export interval, a duration such as 30s (default: OTEL_METRIC_EXPORT_INTERVAL, else 60s)"
+    ),
+    exporter_var!("OTEL_METRIC_EXPORT_INTERVAL", "", "OTLP metrics export interval in milliseconds (default 60000)"),
+    exporter_var!(
+        "OTEL_EBPF_METRICS_INSTRUMENTATIONS",
+        "otel_metrics_export.instrumentations",
+        "protocols exported as OTLP metrics: * or a list such as http,grpc (default *)"
+    ),
+    exporter_var!(
+        "OTEL_EXPORTER_OTLP_METRICS_DEFAULT_HISTOGRAM_AGGREGATION",
+        "otel_metrics_export.histogram_aggregation",
+        "explicit_bucket_histogram (default; the exponential form is not supported)"
     ),
     exporter_var!(
         "OTEL_EBPF_BACKOFF_MAX_ELAPSED_TIME",

@@ -12,6 +12,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 pub mod env;
+pub mod metrics;
 pub mod parse;
 pub mod ports;
 pub mod validate;
@@ -327,6 +328,9 @@ pub struct Config {
     pub auto_target_language: Option<GlobPattern>,
     /// Exporter endpoints (YAML merged with the environment).
     pub export: ExportConfig,
+    /// Metrics pipeline: Prometheus path/TTL/buckets, routes, attribute
+    /// selection, internal metrics.
+    pub metrics: metrics::MetricsConfig,
     /// YAML sections that are accepted but not interpreted here yet, by
     /// top-level key (`otel_traces_export`, `otel_metrics_export`,
     /// `prometheus_export`, `routes`, `attributes`, `filter`, `name_resolver`,
@@ -357,6 +361,7 @@ impl Default for Config {
             hostname: None,
             auto_target_language: None,
             export: ExportConfig::default(),
+            metrics: metrics::MetricsConfig::default(),
             sections: BTreeMap::new(),
             config_path: None,
             diagnostics: Vec::new(),
