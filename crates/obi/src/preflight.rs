@@ -130,8 +130,14 @@ fn mount(source: &str, target: &Path, fstype: &str) -> Result<(), String> {
 }
 
 /// The kernel's lockdown mode, when securityfs exposes it.
+/// Mounts securityfs when nothing is mounted there (minimal images, VMs);
+/// harmless, and what `mount -t securityfs` would do.
 pub fn lockdown_mode() -> Option<String> {
-    let text = fs::read_to_string("/sys/kernel/security/lockdown").ok()?;
+    let file = Path::new("/sys/kernel/security/lockdown");
+    if !file.exists() && Path::new("/sys/kernel/security").is_dir() {
+        let _ = mount("securityfs", Path::new("/sys/kernel/security"), "securityfs");
+    }
+    let text = fs::read_to_string(file).ok()?;
     let start = text.find('[')?;
     let end = text[start..].find(']')?;
     Some(text[start + 1..start + end].to_string())
@@ -169,10 +175,122 @@ pub fn run(needs: &Needs) -> Vec<Check> {
     out.push(capability_check(effective_caps(), kernel.as_ref().map(|k| (k.0, k.1))));
     out.push(btf_check(btf_path));
     out.extend(tracepoint_checks());
+    out.push(lockdown_check(lockdown_mode().as_deref()));
+    out.extend(kernel_feature_checks(needs.propagation));
+    out.push(uprobe_check());
+    out.push(memlock_check(kernel.as_ref().map(|k| (k.0, k.1))));
+    out.push(Check::ok(
+        "kprobes, fentry/fexit",
+        format!("not used (this kernel {} kprobes)", if kprobes_present() { "has" } else { "has no" }),
+    ));
     if needs.propagation {
         out.extend(propagation_checks(effective_caps()));
     }
     out
+}
+
+/// Lockdown: `integrity` is fine (we never write user memory);
+/// `confidentiality` forbids BPF from reading kernel memory, which every
+/// socket lookup needs.
+fn lockdown_check(mode: Option<&str>) -> Check {
+    match mode {
+        None => Check::warn(
+            "lockdown",
+            "mode unknown (no /sys/kernel/security/lockdown)",
+            "fine unless the kernel runs lockdown=confidentiality, which refuses BPF reads of kernel memory",
+        ),
+        Some(m @ ("none" | "integrity")) => {
+            Check::ok("lockdown", format!("{m} (fine: obi-rs never uses bpf_probe_write_user)"))
+        }
+        Some(m) => Check::fail(
+            "lockdown",
+            format!("{m}: the kernel refuses BPF reads of kernel memory"),
+            "boot with lockdown=integrity (or none); obi-rs works under integrity",
+        ),
+    }
+}
+
+/// Program and map types, probed by loading trivial programs (needs the
+/// privileges checked above; without them the probe itself says so).
+fn kernel_feature_checks(propagation: bool) -> Vec<Check> {
+    use aya::maps::MapType;
+    use aya::programs::ProgramType;
+    use aya::sys::{is_map_supported, is_program_supported};
+    let mut out = Vec::new();
+    let progs: [(ProgramType, &str, bool, &str); 4] = [
+        (ProgramType::TracePoint, "program type tracepoint", true, "nothing can be traced"),
+        (ProgramType::RawTracePoint, "program type raw_tracepoint", true, "fork tracking"),
+        (ProgramType::SockOps, "program type sock_ops", propagation, "context propagation into HTTP headers"),
+        (ProgramType::SkMsg, "program type sk_msg", propagation, "context propagation into HTTP headers"),
+    ];
+    for (ty, label, required, lost) in progs {
+        out.push(match is_program_supported(ty) {
+            Ok(true) => Check::ok(label, "supported"),
+            Ok(false) if required => Check::fail(
+                label,
+                format!("not supported: {lost}"),
+                "a kernel built with CONFIG_BPF_SYSCALL and BPF events",
+            ),
+            Ok(false) => Check::warn(label, format!("not supported: no {lost}"), ""),
+            Err(e) => Check::warn(label, format!("cannot probe ({e})"), "run as root or with the capabilities above"),
+        });
+    }
+    out.push(match is_map_supported(MapType::RingBuf) {
+        Ok(true) => Check::ok("map type ringbuf", "supported"),
+        Ok(false) => Check::fail("map type ringbuf", "not supported", "run on Linux 5.8 or newer"),
+        Err(e) => {
+            Check::warn("map type ringbuf", format!("cannot probe ({e})"), "run as root or with the capabilities above")
+        }
+    });
+    out
+}
+
+/// Uprobes carry HTTPS: without them TLS traffic is not decoded.
+fn uprobe_check() -> Check {
+    if Path::new("/sys/bus/event_source/devices/uprobe/type").is_file() {
+        Check::ok("uprobes", "available (HTTPS through OpenSSL)")
+    } else {
+        Check::warn(
+            "uprobes",
+            "not available: HTTPS (TLS) traffic is not decoded",
+            "a kernel with CONFIG_UPROBE_EVENTS=y",
+        )
+    }
+}
+
+fn kprobes_present() -> bool {
+    Path::new("/sys/bus/event_source/devices/kprobe/type").is_file()
+}
+
+/// Before 5.11, BPF memory counts against RLIMIT_MEMLOCK (the agent raises
+/// its own limit at start; this reports what it starts from).
+fn memlock_check(kernel: Option<(u32, u32)>) -> Check {
+    let mut lim = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+    // SAFETY: getrlimit writes into the struct we pass.
+    let ok = unsafe { libc::getrlimit(libc::RLIMIT_MEMLOCK, &mut lim) } == 0;
+    let show =
+        |v: libc::rlim_t| if v == libc::RLIM_INFINITY { "unlimited".to_string() } else { format!("{} KiB", v / 1024) };
+    if kernel.is_some_and(|k| k >= (5, 11)) {
+        return Check::ok(
+            "memlock",
+            format!(
+                "not needed on 5.11+ (BPF memory is charged to the cgroup); limit {}",
+                if ok { show(lim.rlim_cur) } else { "unknown".into() }
+            ),
+        );
+    }
+    if !ok {
+        return Check::warn("memlock", "cannot read RLIMIT_MEMLOCK", "");
+    }
+    if lim.rlim_max == libc::RLIM_INFINITY || lim.rlim_max >= 64 << 20 {
+        Check::ok("memlock", format!("limit {}, can be raised to {}", show(lim.rlim_cur), show(lim.rlim_max)))
+    } else {
+        Check::fail(
+            "memlock",
+            format!("hard limit {} is too low for the BPF maps", show(lim.rlim_max)),
+            "docker: --ulimit memlock=-1; systemd: LimitMEMLOCK=infinity; or grant CAP_SYS_RESOURCE",
+        )
+    }
 }
 
 fn propagation_checks(caps: u64) -> Vec<Check> {

@@ -164,3 +164,46 @@ fn configuration_errors_exit_2_with_one_clear_line() {
         assert!(lines[0].contains(needle), "{needle} not in: {text}");
     }
 }
+
+/// The capability set the docs give instead of `--privileged`: as root but
+/// with only these capabilities (what `docker run --cap-drop=ALL --cap-add=...`
+/// gives), `obi check` passes and the agent traces requests, context
+/// propagation included.
+#[test]
+fn runs_with_the_documented_capabilities_only() {
+    require_root();
+    const CAPS: &str = "-all,+bpf,+perfmon,+sys_ptrace,+dac_read_search,+net_admin";
+    let wrapper = ["setpriv", "--inh-caps=-all", &format!("--bounding-set={CAPS}")];
+    let check =
+        Command::new(wrapper[0]).args(&wrapper[1..]).arg(env!("CARGO_BIN_EXE_obi")).arg("check").output().unwrap();
+    let text = String::from_utf8_lossy(&check.stdout);
+    assert!(check.status.success(), "{text}");
+    assert!(text.contains("ok    program type sock_ops") && !text.contains("FAIL"), "{text}");
+    // Not enough without CAP_PERFMON: named.
+    let fewer = Command::new("setpriv")
+        .args(["--inh-caps=-all", "--bounding-set=-all,+bpf,+sys_ptrace,+dac_read_search,+net_admin"])
+        .arg(env!("CARGO_BIN_EXE_obi"))
+        .arg("check")
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&fewer.stdout);
+    assert!(!fewer.status.success() && text.contains("CAP_PERFMON"), "{text}");
+
+    let (front, back) = (free_port(), free_port());
+    let a = python_server(front);
+    let b = python_server(back);
+    let agent = Agent::builder()
+        .wrapped(&wrapper)
+        .env("OTEL_EBPF_OPEN_PORT", &format!("{front},{back}"))
+        .env("OTEL_EBPF_BPF_CONTEXT_PROPAGATION", "headers")
+        .start();
+    agent.wait_instrumented(a.pid(), WAIT);
+    agent.wait_instrumented(b.pid(), WAIT);
+    let url = format!("http://127.0.0.1:{front}/call?url=http://127.0.0.1:{back}/status/201");
+    assert_eq!(curl(&["-o", "/dev/null", "-w", "%{http_code}", &url]), "200");
+    let downstream = agent.wait_spans(1, WAIT, |s| is_type(s, "HTTP") && host_port(s) == back);
+    let upstream = agent.wait_spans(1, WAIT, |s| is_type(s, "HTTP") && host_port(s) == front);
+    assert_eq!((downstream.len(), upstream.len()), (1, 1));
+    assert_eq!(attr(&downstream[0], "status"), "201");
+    assert_eq!(field(&downstream[0], "traceID"), field(&upstream[0], "traceID"), "propagation works with these caps");
+}

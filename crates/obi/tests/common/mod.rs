@@ -188,6 +188,8 @@ pub struct Agent {
 }
 
 pub struct AgentBuilder {
+    /// A command the agent runs under (e.g. `setpriv ...`), if any.
+    wrapper: Vec<String>,
     env: Vec<(String, String)>,
     config: Option<String>,
     printer: String,
@@ -205,13 +207,26 @@ impl AgentBuilder {
         self
     }
 
+    /// Runs the agent as `wrapper... obi`.
+    pub fn wrapped(mut self, wrapper: &[&str]) -> Self {
+        self.wrapper = wrapper.iter().map(|s| s.to_string()).collect();
+        self
+    }
+
     pub fn printer(mut self, p: &str) -> Self {
         self.printer = p.to_string();
         self
     }
 
     pub fn start(self) -> Agent {
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_obi"));
+        let mut cmd = match self.wrapper.split_first() {
+            Some((prog, args)) => {
+                let mut c = Command::new(prog);
+                c.args(args).arg(env!("CARGO_BIN_EXE_obi"));
+                c
+            }
+            None => Command::new(env!("CARGO_BIN_EXE_obi")),
+        };
         cmd.env_clear();
         for k in ["PATH", "HOME", "TZ", "OBI_DEBUG_EVENTS"] {
             if let Some(v) = std::env::var_os(k) {
@@ -241,7 +256,7 @@ impl AgentBuilder {
 
 impl Agent {
     pub fn builder() -> AgentBuilder {
-        AgentBuilder { env: Vec::new(), config: None, printer: "json".into() }
+        AgentBuilder { wrapper: Vec::new(), env: Vec::new(), config: None, printer: "json".into() }
     }
 
     /// Waits until the agent logged that it instruments `pid`.
