@@ -5,7 +5,7 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
@@ -381,25 +381,6 @@ fn receiver_down_then_up() {
     assert!(growth < 20 * 1024, "agent RSS grew by {growth} KiB while the receiver was down");
 }
 
-/// A certificate for `localhost` and 127.0.0.1 (not a CA: rustls refuses CA
-/// certificates as server certificates) and its key, in `dir`.
-fn server_certificate(dir: &Path) -> (PathBuf, PathBuf) {
-    let (cert, key) = (dir.join("cert.pem"), dir.join("key.pem"));
-    let ok = Command::new("openssl")
-        .args(["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj", "/CN=localhost"])
-        .args(["-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1", "-addext", "basicConstraints=critical,CA:FALSE"])
-        .arg("-keyout")
-        .arg(&key)
-        .arg("-out")
-        .arg(&cert)
-        .output()
-        .expect("openssl")
-        .status
-        .success();
-    assert!(ok, "openssl req failed");
-    (cert, key)
-}
-
 /// TLS endpoints: gRPC trusting the receiver's certificate through
 /// OTEL_EXPORTER_OTLP_CERTIFICATE, HTTP with OTEL_EBPF_INSECURE_SKIP_VERIFY,
 /// and a refusal (logged, counted) when the certificate is not trusted.
@@ -407,7 +388,7 @@ fn server_certificate(dir: &Path) -> (PathBuf, PathBuf) {
 fn tls_endpoints() {
     require_root();
     let dir = tempfile::tempdir().unwrap();
-    let (cert, key) = server_certificate(dir.path());
+    let (cert, key) = self_signed_cert(dir.path());
     let (port, grpc, http) = (free_port(), free_port(), free_port());
     let rx = receiver_with(Some(grpc), Some(http), Some((&cert, &key)));
     let server = python_server(port);

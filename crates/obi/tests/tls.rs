@@ -3,7 +3,6 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
@@ -11,22 +10,6 @@ use common::*;
 use serde_json::Value;
 
 const WAIT: Duration = Duration::from_secs(30);
-
-/// A self-signed certificate and key in `dir`.
-fn self_signed(dir: &Path) -> (PathBuf, PathBuf) {
-    let (cert, key) = (dir.join("cert.pem"), dir.join("key.pem"));
-    let ok = Command::new("openssl")
-        .args(["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj", "/CN=localhost", "-keyout"])
-        .arg(&key)
-        .arg("-out")
-        .arg(&cert)
-        .output()
-        .expect("openssl")
-        .status
-        .success();
-    assert!(ok, "openssl req failed");
-    (cert, key)
-}
 
 fn server_spans(agent: &Agent, port: u16, n: usize) -> Vec<Value> {
     agent.wait_spans(n, WAIT, move |s| is_type(s, "HTTP") && host_port(s) == port)
@@ -44,7 +27,7 @@ fn check_exchange(spans: &[Value], url: &str, status: &str, response_len: &str) 
 fn python_ssl_server() {
     require_root();
     let dir = tempfile::tempdir().unwrap();
-    let (cert, key) = self_signed(dir.path());
+    let (cert, key) = self_signed_cert(dir.path());
     let port = free_port();
     let server = start_server(
         "py-https",
@@ -70,7 +53,7 @@ fn python_ssl_server() {
 fn node_https_server_with_keepalive() {
     require_root();
     let dir = tempfile::tempdir().unwrap();
-    let (cert, key) = self_signed(dir.path());
+    let (cert, key) = self_signed_cert(dir.path());
     let port = free_port();
     let server = start_server(
         "node-https",
@@ -105,7 +88,7 @@ fn nginx_tls_termination() {
         panic!("nginx is not installed (scripts/install-deps.sh installs it)");
     }
     let dir = tempfile::tempdir().unwrap();
-    let (cert, key) = self_signed(dir.path());
+    let (cert, key) = self_signed_cert(dir.path());
     let port = free_port();
     std::fs::create_dir_all(dir.path().join("html")).unwrap();
     std::fs::write(dir.path().join("html/index.html"), "x".repeat(5000)).unwrap();
@@ -136,7 +119,7 @@ fn nginx_tls_termination() {
 fn python_https_client_spans() {
     require_root();
     let dir = tempfile::tempdir().unwrap();
-    let (cert, key) = self_signed(dir.path());
+    let (cert, key) = self_signed_cert(dir.path());
     let port = free_port();
     let _server = start_server(
         "node-https",

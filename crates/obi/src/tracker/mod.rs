@@ -308,7 +308,12 @@ impl Tracker {
             self.stats.parse_failures += 1;
             conn.failures += 1;
         }
-        if outcome.upgraded || conn.failures >= MAX_FAILURES {
+        if outcome.upgraded {
+            // After `101 Switching Protocols` the bytes are another protocol:
+            // HTTP/2 (h2c upgrade; the kernel then sends frame records once it
+            // sees the client preface) or something we ignore on sight.
+            conn.proto = Proto::Detecting;
+        } else if conn.failures >= MAX_FAILURES {
             conn.proto = Proto::Ignored;
             self.stats.ignored_conns += 1;
             self.to_ignore.push(id);
@@ -431,14 +436,22 @@ impl Tracker {
         }
     }
 
-    fn build_http_span(&self, conn: &ConnMeta, ex: Exchange) -> Span {
+    /// Who is the client and who the server of a connection, and the
+    /// service of its process (named later by discovery if not yet, see `emit`).
+    fn parties(&self, conn: &ConnMeta) -> (bool, Endpoint, Endpoint, Arc<Service>) {
         let server = conn.role == Role::Server;
         let (client, srv) = if server { (conn.remote, conn.local) } else { (conn.local, conn.remote) };
         let service = match self.services.get(&conn.pid) {
             Some(s) => s.clone(),
-            // Named when discovery catches up (see `emit`).
             None => Arc::new(Service { pid: conn.pid, ..Default::default() }),
         };
+        let peer = Endpoint { addr: Some(client.0), port: client.1, name: String::new() };
+        let host = Endpoint { addr: Some(srv.0), port: srv.1, name: String::new() };
+        (server, peer, host, service)
+    }
+
+    fn build_http_span(&self, conn: &ConnMeta, ex: Exchange) -> Span {
+        let (server, peer, host, service) = self.parties(conn);
         let mut trace = ex.request.ctx;
         if !server {
             self.remap.apply(&mut trace);
@@ -452,8 +465,8 @@ impl Tracker {
             method: req.method,
             route: String::new(),
             status: ex.status as i32,
-            peer: Endpoint { addr: Some(client.0), port: client.1, name: String::new() },
-            host: Endpoint { addr: Some(srv.0), port: srv.1, name: String::new() },
+            peer,
+            host,
             request_body_size: ex.request.body_bytes as i64,
             response_body_size: ex.response_body_bytes as i64,
             host_header: req.host,
@@ -467,12 +480,7 @@ impl Tracker {
     }
 
     fn build_h2_span(&self, conn: &ConnMeta, d: H2Done) -> Span {
-        let server = conn.role == Role::Server;
-        let (client, srv) = if server { (conn.remote, conn.local) } else { (conn.local, conn.remote) };
-        let service = match self.services.get(&conn.pid) {
-            Some(s) => s.clone(),
-            None => Arc::new(Service { pid: conn.pid, ..Default::default() }),
-        };
+        let (server, peer, host, service) = self.parties(conn);
         let ex = d.ex;
         let grpc = ex.request.is_grpc();
         let span_type = match (grpc, server) {
@@ -494,8 +502,8 @@ impl Tracker {
             path,
             route: String::new(),
             status,
-            peer: Endpoint { addr: Some(client.0), port: client.1, name: String::new() },
-            host: Endpoint { addr: Some(srv.0), port: srv.1, name: String::new() },
+            peer,
+            host,
             request_body_size: ex.request_body_bytes as i64,
             response_body_size: ex.response_body_bytes as i64,
             host_header: (!ex.request.authority.is_empty()).then_some(ex.request.authority),

@@ -373,3 +373,48 @@ fn grpc_over_http2_records_becomes_a_grpc_span() {
     assert_eq!(s.trace.parent_span_id, [0xb7, 0xad, 0x6b, 0x71, 0x69, 0x20, 0x33, 0x31]);
     assert_eq!(t.stats.h2_desynced_conns, 0);
 }
+
+#[test]
+fn h2c_upgrade_switches_to_http2_and_websockets_are_ignored() {
+    use obi_protocols::http2::records::{REC_PREFACE, push_record};
+    let upgrade_req = b"GET / HTTP/1.1\r\nHost: h\r\nConnection: Upgrade, HTTP2-Settings\r\nUpgrade: h2c\r\nHTTP2-Settings: AAMAAABkAAQAAP__\r\n\r\n";
+    let switching = b"HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: h2c\r\n\r\n";
+    let mut t = tracker_with_service();
+    let mut preface_and_request = Vec::new();
+    push_record(&mut preface_and_request, REC_PREFACE, &[]);
+    let mut block = vec![0x82, 0x86]; // :method GET, :scheme http
+    block.extend(lit(":path", "/after-upgrade"));
+    preface_and_request.extend(h2_headers(3, 0x4 | 0x1, &block));
+    let response = h2_headers(3, 0x4 | 0x1, &[0x89]); // :status 204
+    let h2 = abi::F_H2 | abi::F_MSG_START;
+    feed(
+        &mut t,
+        &[
+            Ev::new(abi::EV_CONN_OPEN, 5, abi::ROLE_SERVER),
+            Ev::data(5, abi::ROLE_SERVER, abi::DIR_RECV, 1_000, upgrade_req).flags(START, tp(1, 2, 0)),
+            Ev::data(5, abi::ROLE_SERVER, abi::DIR_SEND, 2_000, switching).flags(abi::F_MSG_START, tp(1, 2, 0)),
+            Ev::data(5, abi::ROLE_SERVER, abi::DIR_RECV, 3_000, &preface_and_request).flags(h2, Tp::default()),
+            Ev::data(5, abi::ROLE_SERVER, abi::DIR_SEND, 4_000, &response).flags(h2, Tp::default()),
+        ],
+    );
+    let spans = t.take_spans();
+    let got: Vec<(&str, i32)> = spans.iter().map(|s| (s.path.as_str(), s.status)).collect();
+    assert_eq!(got, vec![("/", 101), ("/after-upgrade", 204)]);
+    assert!(t.take_ignored().is_empty());
+
+    // A WebSocket after its 101: the frames are not parsed, the kernel is told to stop.
+    let ws_req = b"GET /ws HTTP/1.1\r\nHost: h\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n";
+    let ws_resp = b"HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n";
+    feed(
+        &mut t,
+        &[
+            Ev::new(abi::EV_CONN_OPEN, 6, abi::ROLE_SERVER),
+            Ev::data(6, abi::ROLE_SERVER, abi::DIR_RECV, 1_000, ws_req).flags(START, tp(1, 3, 0)),
+            Ev::data(6, abi::ROLE_SERVER, abi::DIR_SEND, 2_000, ws_resp).flags(abi::F_MSG_START, tp(1, 3, 0)),
+            Ev::data(6, abi::ROLE_SERVER, abi::DIR_RECV, 3_000, &[0x81, 0x85, 1, 2, 3, 4, 5, 6, 7, 8, 9])
+                .flags(abi::F_MSG_START, Tp::default()),
+        ],
+    );
+    assert_eq!(t.take_spans().len(), 1);
+    assert_eq!(t.take_ignored(), vec![6]);
+}
