@@ -17,6 +17,8 @@
 #define OBI_H2_PIECE 1024 /* largest payload piece per record */
 #define OBI_H2_MAX_STEPS 1024
 #define OBI_H2_MAX_FRAME (1 << 24)
+/* h2_state keys of TLS sessions (SSL* addresses), apart from socket inodes. */
+#define OBI_H2_TLS_KEY (1ULL << 63)
 
 /* Where the walk of one direction stands between syscalls. */
 struct obi_h2_dir {

@@ -17,6 +17,7 @@
 #include "obi/sockets.h"
 #include "obi/conn.h"
 #include "obi/capture.h"
+#include "obi/h2.h"
 
 struct obi_ssl_args {
 	__u64 ssl;
@@ -87,6 +88,10 @@ static __always_inline void tls_bind(__u64 ssl, __u32 tgid, struct obi_conn_stat
 			ts->last_dir = OBI_DIR_NONE;
 			ts->role = OBI_ROLE_UNKNOWN;
 			__builtin_memset(&ts->tp, 0, sizeof(ts->tp));
+			/* The new connection starts with its own preface. */
+			ts->flags &= ~OBI_CONN_H2;
+			__u64 h2_key = ssl | OBI_H2_TLS_KEY;
+			bpf_map_delete_elem(&h2_state, &h2_key);
 		}
 	}
 	if (ts->role == OBI_ROLE_UNKNOWN)
@@ -173,11 +178,24 @@ static __always_inline int ssl_exit(long ret)
 		return 0;
 	s->hdr.tail_len = 0;
 	s->hdr.captured = 0;
-	capture_plain(s, a.buf, bytes);
+	/* HTTP/2 inside TLS (ALPN h2): frame by frame, as for plaintext sockets. */
+	bool msg_start = ts->last_dir != a.dir;
+	bool h2 = ts->flags & OBI_CONN_H2;
+	__u64 h2_start = 0;
+	if (!h2 && msg_start && bytes >= OBI_H2_PREFACE_LEN) {
+		__u8 pre[OBI_H2_PREFACE_LEN];
+		if (bpf_probe_read_user(pre, sizeof(pre), (const void *)a.buf) == 0 && is_h2_preface(pre)) {
+			ts->flags |= OBI_CONN_H2;
+			h2 = true;
+			h2_start = OBI_H2_PREFACE_LEN;
+		}
+	}
+	if (!h2)
+		capture_plain(s, a.buf, bytes);
 	__u8 flags = OBI_F_TLS;
-	if (ts->last_dir != a.dir)
+	if (msg_start)
 		flags |= conn_msg_start(ts, a.ssl, a.dir, pid_tgid, s->data, s->hdr.captured);
-	if (s->hdr.captured < bytes)
+	if (!h2 && s->hdr.captured < bytes)
 		flags |= OBI_F_TRUNCATED;
 
 	struct obi_event_hdr *h = &s->hdr;
@@ -194,6 +212,13 @@ static __always_inline int ssl_exit(long ret)
 	h->bytes = bytes;
 	h->tuple = ts->tuple;
 	h->tp = ts->tp;
+	if (h2) {
+		/* Keyed apart from socket inodes: SSL objects are user addresses. */
+		struct obi_h2_dir *st = h2_dir(a.ssl | OBI_H2_TLS_KEY, a.dir);
+		if (st)
+			h2_capture(st, a.buf, 0, bytes, h2_start);
+		return 0;
+	}
 	__u64 size = sizeof(struct obi_event_hdr) + s->hdr.captured;
 	barrier_var(size);
 	if (size > sizeof(struct obi_scratch))

@@ -2,12 +2,18 @@
 //   /              200 "hello"
 //   /status/<code> that status
 //   /big/<bytes>   200, body of that many bytes
-// Usage: node http2_server.js PORT   (prints "ready PORT" when listening)
+// Usage: node http2_server.js PORT [--tls CERT KEY]   (prints "ready PORT" when listening)
+// With --tls: HTTP/2 over TLS (ALPN h2), as browsers and curl --http2 speak it.
 "use strict";
 const http2 = require("http2");
 
+const fs = require("fs");
+
 const port = Number(process.argv[2]);
-const server = http2.createServer();
+const tls = process.argv[3] === "--tls";
+const server = tls
+  ? http2.createSecureServer({ cert: fs.readFileSync(process.argv[4]), key: fs.readFileSync(process.argv[5]) })
+  : http2.createServer();
 server.on("stream", (stream, headers) => {
   const parts = (headers[":path"] || "/").split("?")[0].split("/").filter(Boolean);
   if (parts[0] === "status") {
