@@ -9,6 +9,7 @@ apt_packages=(
 	curl              # test client
 	python3           # test servers and clients
 	nginx openssl     # TLS termination tests (self-signed certificates)
+	prometheus        # scrapes the agent in the metrics tests; promtool lints the exposition
 )
 missing=()
 for p in "${apt_packages[@]}"; do
@@ -34,4 +35,7 @@ if ! python3 -c 'import grpc' 2>/dev/null; then
 	python3 -m pip install --quiet --disable-pip-version-check --root-user-action=ignore 'grpcio>=1.60' ||
 		python3 -m pip install --quiet --disable-pip-version-check --break-system-packages 'grpcio>=1.60'
 fi
-echo "dependencies: ok (clang $(clang --version | head -1 | grep -o '[0-9][0-9.]*' | head -1), node $(node --version), $(python3 --version))"
+# The package's postinst may start a system-wide Prometheus where services are
+# allowed to start; the tests run their own on a free port and need neither it
+# nor its port 9090.
+echo "dependencies: ok (clang $(clang --version | head -1 | grep -o '[0-9][0-9.]*' | head -1), node $(node --version), $(python3 --version), $(prometheus --version 2>&1 | head -1))"

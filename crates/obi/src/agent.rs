@@ -2,22 +2,26 @@
 //! exporters together on one tokio runtime, and shuts them down cleanly.
 
 use std::os::unix::ffi::OsStrExt;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
 use tokio::sync::{mpsc, watch};
 
 use crate::clock::{self, Clock};
+use crate::config::metrics::InternalExporter;
 use crate::config::{Config, TracePrinter};
 use crate::discover::{self, DiscoveryEvent, Trigger};
 use crate::ebpf::ring::Ring;
 use crate::ebpf::{KernelStats, LoadOptions, Tracer, abi};
 use crate::export::fanout::Fanout;
+use crate::export::metrics::internal::{InternalMetrics, SinkCounters};
+use crate::export::metrics::{MetricsStore, prom};
 use crate::export::printer;
 use crate::preflight;
 use crate::span::Span;
 use crate::tracker::Tracker;
+use crate::transform::routes::{RouteDecorator, Verdict};
 
 /// How often counters are checked for new drops and housekeeping runs.
 const HOUSEKEEPING: Duration = Duration::from_secs(1);
@@ -60,6 +64,29 @@ pub async fn run(cfg: Config) -> Result<()> {
     let (trigger_tx, trigger_rx) = mpsc::channel::<Trigger>(4096);
     let (disc_tx, mut disc_rx) = mpsc::channel::<DiscoveryEvent>(4096);
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
+
+    let internal = Arc::new(InternalMetrics::default());
+    let mut routes = RouteDecorator::new(&cfg.metrics.routes);
+    let otlp_metrics = crate::export::metrics::otlp::resolve(&cfg)?;
+    // One store for both metrics exporters, kept for the longer TTL; each
+    // exporter skips series older than its own.
+    let store_ttl = [cfg.export.prometheus_port.map(|_| cfg.metrics.ttl), otlp_metrics.as_ref().map(|o| o.ttl)]
+        .into_iter()
+        .flatten()
+        .max();
+    let store = store_ttl.map(|ttl| Arc::new(Mutex::new(MetricsStore::with_ttl(&cfg.metrics, ttl))));
+    let host_info = Arc::new(prom::HostInfo::detect(&hostname));
+    let mut servers =
+        start_metrics_endpoints(&cfg, host_info.clone(), store.clone(), internal.clone(), shutdown_rx.clone()).await?;
+    if let (Some(settings), Some(store)) = (otlp_metrics, &store) {
+        servers.push(crate::export::metrics::otlp::spawn_exporter(
+            settings,
+            store.clone(),
+            host_info.clone(),
+            internal.clone(),
+            shutdown_rx.clone(),
+        )?);
+    }
     let discovery =
         tokio::spawn(discover::run(cfg.clone(), self_pid, hostname.clone(), trigger_rx, disc_tx, shutdown_rx.clone()));
 
@@ -73,20 +100,22 @@ pub async fn run(cfg: Config) -> Result<()> {
     let mut counted = 0u64;
     let mut tls_loaded: Vec<u32> = Vec::new();
     let mut forgotten: Vec<u32> = Vec::new();
+    let mut verdicts: Vec<Verdict> = Vec::new();
+    let mut sink_counters: Vec<SinkCounters> = Vec::new();
 
     tracing::info!(component = "obi.Instrumenter", version = env!("CARGO_PKG_VERSION"), "obi-rs started");
     loop {
         tokio::select! {
             _ = events.wait(tick) => {}
             _ = proc_events.wait(tick) => {}
-            Some(ev) = disc_rx.recv() => on_discovery(ev, &mut tracer, &mut tracker, &fanout, &clock, &mut forgotten, &mut tls_loaded),
+            Some(ev) = disc_rx.recv() => on_discovery(ev, &mut tracer, &mut tracker, &fanout, &clock, &mut forgotten, &mut tls_loaded, &internal),
             sig = signals.recv() => {
                 tracing::info!(component = "obi.Instrumenter", signal = sig, "shutting down");
                 break;
             }
         }
         while let Ok(ev) = disc_rx.try_recv() {
-            on_discovery(ev, &mut tracer, &mut tracker, &fanout, &clock, &mut forgotten, &mut tls_loaded);
+            on_discovery(ev, &mut tracer, &mut tracker, &fanout, &clock, &mut forgotten, &mut tls_loaded, &internal);
         }
         proc_events.drain(|rec| {
             if let Some(ev) = abi::ProcEvent::read(rec)
@@ -119,15 +148,17 @@ pub async fn run(cfg: Config) -> Result<()> {
         for conn in tracker.take_ignored() {
             tracer.ignore_conn(conn);
         }
-        let spans = tracker.take_spans();
+        let mut spans = tracker.take_spans();
         counted += spans.len() as u64;
+        decorate_and_record(&mut spans, &mut routes, &mut verdicts, store.as_deref(), &clock, &internal);
         fanout.send(spans);
 
         if last_housekeeping.elapsed() >= HOUSEKEEPING {
             last_housekeeping = Instant::now();
             clock.resync();
             tracker.tick(clock::monotonic_ns());
-            reported = report_drops(&tracer, reported, &fanout, trigger_drops);
+            reported = report_drops(&tracer, reported, &fanout, trigger_drops, &mut sink_counters);
+            publish_internal(&internal, &tracer, &tracker, trigger_drops, &fanout, store.as_deref());
         }
     }
 
@@ -149,6 +180,10 @@ pub async fn run(cfg: Config) -> Result<()> {
     // Shutdown: stop discovery, detach the kernel side, let sinks drain.
     let _ = shutdown_tx.send(true);
     let _ = tokio::time::timeout(cfg.shutdown_timeout, discovery).await;
+    // Scrape endpoints stop; the OTLP metrics exporter sends a last export.
+    for s in servers {
+        let _ = tokio::time::timeout(cfg.shutdown_timeout, s).await;
+    }
     drop(tracer);
     fanout.close();
     let deadline = Instant::now() + cfg.shutdown_timeout;
@@ -173,6 +208,124 @@ fn printer_format(p: TracePrinter) -> Option<printer::PrinterFormat> {
     }
 }
 
+/// Sets routes, feeds the metrics store, and removes the spans that must
+/// not reach the trace sinks (`routes.ignored_patterns`).
+fn decorate_and_record(
+    spans: &mut Vec<Span>,
+    routes: &mut RouteDecorator,
+    verdicts: &mut Vec<Verdict>,
+    store: Option<&Mutex<MetricsStore>>,
+    clock: &Clock,
+    internal: &InternalMetrics,
+) {
+    if spans.is_empty() {
+        return;
+    }
+    verdicts.clear();
+    verdicts.extend(spans.iter_mut().map(|s| routes.decorate(s)));
+    if let Some(store) = store {
+        let (now, wall) = (clock::monotonic_ns(), clock.now_wall());
+        let mut store = store.lock().unwrap_or_else(|e| e.into_inner());
+        for (s, v) in spans.iter().zip(verdicts.iter()) {
+            if v.to_metrics() {
+                store.record(s, now, wall);
+            }
+        }
+    }
+    let ignored = verdicts.iter().filter(|v| **v != Verdict::Keep).count();
+    if ignored > 0 {
+        internal.spans_ignored.add(ignored as u64);
+        let mut i = 0;
+        spans.retain(|_| {
+            i += 1;
+            verdicts[i - 1].to_traces()
+        });
+    }
+}
+
+/// Opens the Prometheus endpoints: application metrics on
+/// `prometheus_export.port`, internal metrics on their port (the same
+/// server when the ports are equal).
+async fn start_metrics_endpoints(
+    cfg: &Config,
+    host: Arc<prom::HostInfo>,
+    store: Option<Arc<Mutex<MetricsStore>>>,
+    internal: Arc<InternalMetrics>,
+    shutdown: watch::Receiver<bool>,
+) -> Result<Vec<tokio::task::JoinHandle<()>>> {
+    let mut by_port: Vec<(u16, Vec<(String, prom::Page)>)> = Vec::new();
+    let mut add = |port: u16, path: &str, page: prom::Page| match by_port.iter_mut().find(|(p, _)| *p == port) {
+        Some((_, pages)) => pages.push((path.to_string(), page)),
+        None => by_port.push((port, vec![(path.to_string(), page)])),
+    };
+    if let (Some(port), Some(store)) = (cfg.export.prometheus_port, store) {
+        add(
+            port,
+            &cfg.metrics.prometheus_path,
+            prom::Page::Application { store, host, opts: prom::PromOptions::from_config(&cfg.metrics) },
+        );
+    }
+    if cfg.metrics.internal_exporter == InternalExporter::Prometheus
+        && let Some(port) = cfg.metrics.internal_port.or(cfg.export.prometheus_port)
+    {
+        add(port, &cfg.metrics.internal_path, prom::Page::Internal(internal.clone()));
+    }
+    let mut handles = Vec::new();
+    for (port, pages) in by_port {
+        let listener = prom::bind(port).await?;
+        for (path, _) in &pages {
+            tracing::info!(component = "prom.Exporter", port, path = %path, "opening prometheus scrape endpoint");
+        }
+        handles.push(prom::spawn_server(listener, port, pages, internal.clone(), shutdown.clone()));
+    }
+    Ok(handles)
+}
+
+/// Copies the agent's counters where the internal metrics endpoint reads
+/// them, and applies the metrics TTL.
+fn publish_internal(
+    internal: &InternalMetrics,
+    tracer: &Tracer,
+    tracker: &Tracker,
+    trigger_drops: u64,
+    fanout: &Fanout,
+    store: Option<&Mutex<MetricsStore>>,
+) {
+    let k = tracer.stats();
+    internal.kernel_events.set(k.events);
+    internal.ringbuf_full.set(k.ringbuf_full);
+    internal.proc_ringbuf_full.set(k.proc_ringbuf_full);
+    internal.conn_table_full.set(k.conn_table_full);
+    internal.pending_full.set(k.pending_full);
+    let t = &tracker.stats;
+    internal.events_read.set(t.events);
+    internal.malformed_events.set(t.malformed_events);
+    internal.parse_failures.set(t.parse_failures);
+    internal.spans.set(t.spans);
+    internal.ignored_conns.set(t.ignored_conns);
+    internal.orphan_responses.set(t.orphan_responses);
+    internal.unanswered_requests.set(t.unanswered_requests);
+    internal.unnamed_spans_dropped.set(t.unnamed_spans_dropped);
+    internal.active_conns.set(t.active_conns);
+    internal.process_events_dropped.set(trigger_drops);
+    for s in fanout.stats() {
+        internal.set_sink(
+            s.name,
+            SinkCounters {
+                sent: s.sent_spans.load(std::sync::atomic::Ordering::Relaxed),
+                dropped: s.dropped_spans.load(std::sync::atomic::Ordering::Relaxed),
+            },
+        );
+    }
+    if let Some(store) = store {
+        let mut store = store.lock().unwrap_or_else(|e| e.into_inner());
+        let expired = store.expire(clock::monotonic_ns());
+        internal.series_expired.add(expired as u64);
+        internal.set_sink("metrics", SinkCounters { sent: store.recorded, dropped: 0 });
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
 fn on_discovery(
     ev: DiscoveryEvent,
     tracer: &mut Tracer,
@@ -181,6 +334,7 @@ fn on_discovery(
     clock: &Clock,
     forgotten: &mut Vec<u32>,
     tls_pending: &mut Vec<u32>,
+    internal: &InternalMetrics,
 ) {
     match ev {
         DiscoveryEvent::Instrument(svc) => {
@@ -197,13 +351,18 @@ fn on_discovery(
                 return;
             }
             discover::log_instrumenting(&svc);
+            let exe = svc.exe_path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+            internal.process_instrumented(svc.pid, &exe);
             tracker.add_service(svc.clone());
             // Slow (ELF symbols, uprobe attach): after every pending process
             // is in the kernel filter, so none misses its first requests.
             tls_pending.push(svc.pid);
             fanout.send(vec![Span::process_alive(svc, clock.now_wall())]);
         }
-        DiscoveryEvent::Forget { pid } | DiscoveryEvent::Reject { pid } => forgotten.push(pid),
+        DiscoveryEvent::Forget { pid } | DiscoveryEvent::Reject { pid } => {
+            internal.process_forgotten(pid);
+            forgotten.push(pid);
+        }
     }
 }
 
@@ -250,7 +409,13 @@ fn to_trigger(rec: &[u8]) -> Option<Trigger> {
 }
 
 /// Logs every counter that grew since the last report: nothing is lost silently.
-fn report_drops(tracer: &Tracer, last: KernelStats, fanout: &Fanout, trigger_drops: u64) -> KernelStats {
+fn report_drops(
+    tracer: &Tracer,
+    last: KernelStats,
+    fanout: &Fanout,
+    trigger_drops: u64,
+    sinks_seen: &mut Vec<SinkCounters>,
+) -> KernelStats {
     let now = tracer.stats();
     let grew = |name: &str, before: u64, after: u64| {
         if after > before {
@@ -267,10 +432,20 @@ fn report_drops(tracer: &Tracer, last: KernelStats, fanout: &Fanout, trigger_dro
     grew("proc_ringbuf_full", last.proc_ringbuf_full, now.proc_ringbuf_full);
     grew("conn_table_full", last.conn_table_full, now.conn_table_full);
     grew("pending_full", last.pending_full, now.pending_full);
-    for s in fanout.stats() {
-        let d = s.dropped_spans.swap(0, std::sync::atomic::Ordering::Relaxed);
-        if d > 0 {
-            tracing::warn!(component = "export", sink = s.name, lost = d, "spans dropped: exporter queue full");
+    // The counters stay cumulative (the internal metrics read them too).
+    let stats = fanout.stats();
+    sinks_seen.resize(stats.len(), SinkCounters::default());
+    for (s, seen) in stats.iter().zip(sinks_seen.iter_mut()) {
+        let total = s.dropped_spans.load(std::sync::atomic::Ordering::Relaxed);
+        if total > seen.dropped {
+            tracing::warn!(
+                component = "export",
+                sink = s.name,
+                lost = total - seen.dropped,
+                total,
+                "spans dropped: exporter queue full"
+            );
+            seen.dropped = total;
         }
     }
     if trigger_drops > 0 {

@@ -15,3 +15,4 @@ pub mod preflight;
 pub mod service;
 pub mod span;
 pub mod tracker;
+pub mod transform;

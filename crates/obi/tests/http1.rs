@@ -240,9 +240,10 @@ fn text_printer_format() {
         .proc
         .wait_line(|l| l.contains(" HTTP(subType=0) ") && l.contains(&format!(":{port}]")), WAIT)
         .expect("no text span line");
-    // 2026-11-25 06:40:01.123456 (1.2ms[1.2ms]) HTTP(subType=0) 200 POST /echo [127.0.0.1 as 127.0.0.1:53210]->[127.0.0.1 as node:PORT] contentLen:10B responseLen:3B svc=[node nodejs] traceparent=[00-<32>-<16>[0000000000000000]-01]
+    // The route in parentheses comes from the default (heuristic) routes decorator, as in OBI.
+    // 2026-11-25 06:40:01.123456 (1.2ms[1.2ms]) HTTP(subType=0) 200 POST /echo(/echo) [127.0.0.1 as 127.0.0.1:53210]->[127.0.0.1 as node:PORT] contentLen:10B responseLen:3B svc=[node nodejs] traceparent=[00-<32>-<16>[0000000000000000]-01]
     let re = regex::Regex::new(&format!(
-        r"^\d{{4}}-\d\d-\d\d \d\d:\d\d:\d\d\.\d{{6}} \((\S+)\[(\S+)\]\) HTTP\(subType=0\) 200 POST /echo \[127\.0\.0\.1 as 127\.0\.0\.1:(\d+)\]->\[127\.0\.0\.1 as node:{port}\] contentLen:10B responseLen:3B svc=\[node nodejs\] traceparent=\[00-[0-9a-f]{{32}}-[0-9a-f]{{16}}\[0000000000000000\]-01\]$"
+        r"^\d{{4}}-\d\d-\d\d \d\d:\d\d:\d\d\.\d{{6}} \((\S+)\[(\S+)\]\) HTTP\(subType=0\) 200 POST /echo\(/echo\) \[127\.0\.0\.1 as 127\.0\.0\.1:(\d+)\]->\[127\.0\.0\.1 as node:{port}\] contentLen:10B responseLen:3B svc=\[node nodejs\] traceparent=\[00-[0-9a-f]{{32}}-[0-9a-f]{{16}}\[0000000000000000\]-01\]$"
     ))
     .unwrap();
     assert!(re.is_match(&line), "line does not match OBI's format:\n{line}");

@@ -13,8 +13,29 @@ use std::path::PathBuf;
 use super::parse::{parse_byte_size, parse_go_bool, parse_go_duration, parse_pid_list, parse_u32};
 use super::{
     Config, ConfigError, DEFAULT_CAPTURE_SIZE, DEFAULT_POLL_INTERVAL, GlobPattern, LogLevel, MAX_CAPTURE_SIZE,
-    PortEnum, RegexPattern,
+    PortEnum, RegexPattern, Setting,
 };
+
+/// Records an exporter variable for `export::otlp::config`.
+fn keep(c: &mut Config, canonical: &'static str, value: &str, source: &str) {
+    c.export.exporter_env.insert(canonical, Setting::new(source, value));
+}
+
+/// A table entry that only records the raw value (see [`keep`]).
+macro_rules! exporter_var {
+    ($name:literal, $yaml:literal, $help:literal $(, $fallback:literal)*) => {
+        EnvVar {
+            name: $name,
+            fallbacks: &[$($fallback),*],
+            yaml: $yaml,
+            help: $help,
+            set: |c, v, source| {
+                keep(c, $name, v, source);
+                Ok(())
+            },
+        }
+    };
+}
 
 /// Environment lookup with OBI's conventions (empty = unset, `BEYLA_*` aliases).
 pub struct Env<'a> {
@@ -326,7 +347,8 @@ pub static ENV_VARS: &[EnvVar] = &[
         fallbacks: &[],
         yaml: "",
         help: "OTLP endpoint for traces and metrics (/v1/traces, /v1/metrics appended for HTTP)",
-        set: |c, v, _| {
+        set: |c, v, name| {
+            keep(c, "OTEL_EXPORTER_OTLP_ENDPOINT", v, name);
             c.export.otlp_endpoint = Some(v.to_string());
             Ok(())
         },
@@ -336,7 +358,8 @@ pub static ENV_VARS: &[EnvVar] = &[
         fallbacks: &[],
         yaml: "otel_traces_export.endpoint",
         help: "OTLP traces endpoint, used as is",
-        set: |c, v, _| {
+        set: |c, v, name| {
+            keep(c, "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", v, name);
             c.export.otlp_traces_endpoint = Some(v.to_string());
             Ok(())
         },
@@ -346,7 +369,8 @@ pub static ENV_VARS: &[EnvVar] = &[
         fallbacks: &[],
         yaml: "otel_metrics_export.endpoint",
         help: "OTLP metrics endpoint, used as is",
-        set: |c, v, _| {
+        set: |c, v, name| {
+            keep(c, "OTEL_EXPORTER_OTLP_METRICS_ENDPOINT", v, name);
             c.export.otlp_metrics_endpoint = Some(v.to_string());
             Ok(())
         },
@@ -362,6 +386,215 @@ pub static ENV_VARS: &[EnvVar] = &[
             Ok(())
         },
     },
+    EnvVar {
+        name: "OTEL_EBPF_PROMETHEUS_PATH",
+        fallbacks: &[],
+        yaml: "prometheus_export.path",
+        help: "HTTP path of the Prometheus metrics (default /metrics)",
+        set: |c, v, _| {
+            c.metrics.prometheus_path = super::metrics::check_http_path(v)?;
+            Ok(())
+        },
+    },
+    EnvVar {
+        name: "OTEL_EBPF_PROMETHEUS_TTL",
+        fallbacks: &[],
+        yaml: "prometheus_export.ttl",
+        help: "remove metric series not updated for this long (default 5m)",
+        set: |c, v, _| {
+            let d = parse_go_duration(v)?;
+            if d.is_zero() {
+                return Err(format!("invalid TTL {v:?}: must be greater than zero, e.g. 5m"));
+            }
+            c.metrics.ttl = d;
+            Ok(())
+        },
+    },
+    EnvVar {
+        name: "OTEL_EBPF_PROMETHEUS_FEATURES",
+        fallbacks: &["OTEL_EBPF_METRICS_FEATURES"],
+        yaml: "prometheus_export.features",
+        help: "metric groups; obi-rs produces application (RED) metrics only",
+        set: |c, v, name| {
+            let unsupported = super::metrics::check_features(v.split(','))?;
+            if !unsupported.is_empty() {
+                c.note(
+                    LogLevel::Warn,
+                    name,
+                    format!("only the application feature is produced by obi-rs; ignored: {}", unsupported.join(",")),
+                );
+            }
+            Ok(())
+        },
+    },
+    EnvVar {
+        name: "OTEL_EBPF_PROMETHEUS_INSTRUMENTATIONS",
+        fallbacks: &[],
+        yaml: "prometheus_export.instrumentations",
+        help: "protocols that produce metrics: * or a list such as http,grpc (default *)",
+        set: |c, v, _| {
+            c.metrics.instrumentations = super::metrics::Instrumentations::parse(v.split(','))?;
+            Ok(())
+        },
+    },
+    EnvVar {
+        name: "OTEL_EBPF_INTERNAL_METRICS_EXPORTER",
+        fallbacks: &[],
+        yaml: "internal_metrics.exporter",
+        help: "metrics about obi-rs itself: disabled, prometheus or otel (default disabled)",
+        set: |c, v, _| {
+            c.metrics.internal_exporter = super::metrics::InternalExporter::parse(v)?;
+            Ok(())
+        },
+    },
+    EnvVar {
+        name: "OTEL_EBPF_INTERNAL_METRICS_PROMETHEUS_PORT",
+        fallbacks: &[],
+        yaml: "internal_metrics.prometheus.port",
+        help: "port of the internal metrics endpoint (default: the Prometheus export port)",
+        set: |c, v, _| {
+            let p: u16 = v.trim().parse().map_err(|_| format!("invalid port {v:?} (expected 0-65535)"))?;
+            c.metrics.internal_port = (p != 0).then_some(p);
+            Ok(())
+        },
+    },
+    EnvVar {
+        name: "OTEL_EBPF_INTERNAL_METRICS_PROMETHEUS_PATH",
+        fallbacks: &[],
+        yaml: "internal_metrics.prometheus.path",
+        help: "HTTP path of the internal metrics (default /internal/metrics)",
+        set: |c, v, _| {
+            c.metrics.internal_path = super::metrics::check_http_path(v)?;
+            Ok(())
+        },
+    },
+    // OTLP exporter settings: kept raw here, resolved (and checked, naming
+    // the variable) by `export::otlp::config`.
+    exporter_var!(
+        "OTEL_EXPORTER_OTLP_PROTOCOL",
+        "",
+        "OTLP protocol for traces and metrics: grpc, http/protobuf or http/json (default: guessed from the port)"
+    ),
+    exporter_var!(
+        "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL",
+        "otel_traces_export.protocol",
+        "OTLP traces protocol: grpc, http/protobuf or http/json"
+    ),
+    exporter_var!(
+        "OTEL_EXPORTER_OTLP_HEADERS",
+        "",
+        "headers sent with every OTLP export: key=value,key2=value2 (values URL-encoded)"
+    ),
+    exporter_var!(
+        "OTEL_EXPORTER_OTLP_TRACES_HEADERS",
+        "",
+        "headers sent with OTLP trace exports (override OTEL_EXPORTER_OTLP_HEADERS per key)"
+    ),
+    exporter_var!("OTEL_EXPORTER_OTLP_TIMEOUT", "", "timeout of one OTLP export in milliseconds (default 10000)"),
+    exporter_var!("OTEL_EXPORTER_OTLP_TRACES_TIMEOUT", "", "timeout of one OTLP trace export in milliseconds"),
+    exporter_var!(
+        "OTEL_EXPORTER_OTLP_INSECURE",
+        "",
+        "gRPC endpoints without a scheme: true for plaintext (default false: TLS)"
+    ),
+    exporter_var!("OTEL_EXPORTER_OTLP_TRACES_INSECURE", "", "like OTEL_EXPORTER_OTLP_INSECURE, for traces"),
+    exporter_var!(
+        "OTEL_EXPORTER_OTLP_CERTIFICATE",
+        "",
+        "PEM file with the CA certificates that verify the OTLP endpoint"
+    ),
+    exporter_var!(
+        "OTEL_EXPORTER_OTLP_TRACES_CERTIFICATE",
+        "",
+        "PEM file with the CA certificates that verify the OTLP traces endpoint"
+    ),
+    exporter_var!(
+        "OTEL_EBPF_INSECURE_SKIP_VERIFY",
+        "otel_traces_export.insecure_skip_verify",
+        "do not verify the TLS certificate of OTLP endpoints (default false)"
+    ),
+    exporter_var!(
+        "OTEL_EBPF_TRACES_INSTRUMENTATIONS",
+        "otel_traces_export.instrumentations",
+        "span types exported over OTLP: * or a list of http, grpc, sql, redis, kafka, ... (default *)",
+        "OTEL_EBPF_OTEL_TRACES_INSTRUMENTATIONS"
+    ),
+    exporter_var!(
+        "OTEL_TRACES_SAMPLER",
+        "otel_traces_export.sampler.name",
+        "always_on, always_off, traceidratio, parentbased_always_on (default), parentbased_always_off, parentbased_traceidratio"
+    ),
+    exporter_var!(
+        "OTEL_TRACES_SAMPLER_ARG",
+        "otel_traces_export.sampler.arg",
+        "sampling ratio for the traceidratio samplers, 0 to 1"
+    ),
+    exporter_var!(
+        "OTEL_EBPF_OTLP_TRACES_BATCH_MAX_SIZE",
+        "otel_traces_export.batch_max_size",
+        "most spans in one OTLP export (default 4096)",
+        "OTEL_EBPF_OTLP_TRACES_MAX_EXPORT_BATCH_SIZE"
+    ),
+    exporter_var!(
+        "OTEL_EBPF_OTLP_TRACES_QUEUE_SIZE",
+        "otel_traces_export.queue_size",
+        "most spans waiting for export; more are dropped and counted (default 16384)",
+        "OTEL_EBPF_OTLP_TRACES_MAX_QUEUE_SIZE"
+    ),
+    exporter_var!(
+        "OTEL_EBPF_OTLP_TRACES_BATCH_TIMEOUT",
+        "otel_traces_export.batch_timeout",
+        "longest a span waits for its batch to fill (default 5s)"
+    ),
+    exporter_var!(
+        "OTEL_EBPF_BACKOFF_INITIAL_INTERVAL",
+        "otel_traces_export.backoff_initial_interval",
+        "first retry delay after a failed OTLP export (default 5s)"
+    ),
+    exporter_var!(
+        "OTEL_EBPF_BACKOFF_MAX_INTERVAL",
+        "otel_traces_export.backoff_max_interval",
+        "longest retry delay (default 30s)"
+    ),
+    // OTLP metrics exporter (resolved by `export::metrics::otlp::resolve`).
+    exporter_var!(
+        "OTEL_EXPORTER_OTLP_METRICS_PROTOCOL",
+        "otel_metrics_export.protocol",
+        "OTLP metrics protocol: grpc, http/protobuf or http/json"
+    ),
+    exporter_var!(
+        "OTEL_EXPORTER_OTLP_METRICS_HEADERS",
+        "",
+        "headers sent with OTLP metrics exports (override OTEL_EXPORTER_OTLP_HEADERS per key)"
+    ),
+    exporter_var!("OTEL_EXPORTER_OTLP_METRICS_TIMEOUT", "", "timeout of one OTLP metrics export in milliseconds"),
+    exporter_var!("OTEL_EXPORTER_OTLP_METRICS_INSECURE", "", "like OTEL_EXPORTER_OTLP_INSECURE, for metrics"),
+    exporter_var!(
+        "OTEL_EXPORTER_OTLP_METRICS_CERTIFICATE",
+        "",
+        "PEM file with the CA certificates that verify the OTLP metrics endpoint"
+    ),
+    exporter_var!(
+        "OTEL_EBPF_METRICS_INTERVAL",
+        "otel_metrics_export.interval",
+        "OTLP metrics export interval, a duration such as 30s (default: OTEL_METRIC_EXPORT_INTERVAL, else 60s)"
+    ),
+    exporter_var!("OTEL_METRIC_EXPORT_INTERVAL", "", "OTLP metrics export interval in milliseconds (default 60000)"),
+    exporter_var!(
+        "OTEL_EBPF_METRICS_INSTRUMENTATIONS",
+        "otel_metrics_export.instrumentations",
+        "protocols exported as OTLP metrics: * or a list such as http,grpc (default *)"
+    ),
+    exporter_var!(
+        "OTEL_EXPORTER_OTLP_METRICS_DEFAULT_HISTOGRAM_AGGREGATION",
+        "otel_metrics_export.histogram_aggregation",
+        "explicit_bucket_histogram (default; the exponential form is not supported)"
+    ),
+    exporter_var!(
+        "OTEL_EBPF_BACKOFF_MAX_ELAPSED_TIME",
+        "otel_traces_export.backoff_max_elapsed_time",
+        "give a batch up after retrying this long (default 5m; 0 = retry until the queue overflows)"
+    ),
 ];
 
 /// `ebpf.buffer_sizes.http` as given by the user: `0` means the default (as

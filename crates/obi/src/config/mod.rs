@@ -12,6 +12,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 pub mod env;
+pub mod metrics;
 pub mod parse;
 pub mod ports;
 pub mod validate;
@@ -256,6 +257,24 @@ pub struct ExportConfig {
     pub otlp_metrics_endpoint: Option<String>,
     /// `prometheus_export.port` / `OTEL_EBPF_PROMETHEUS_PORT` (0 = disabled = `None`).
     pub prometheus_port: Option<u16>,
+    /// Raw values of the exporter variables (`OTEL_EXPORTER_OTLP_*`,
+    /// `OTEL_TRACES_SAMPLER`, ...) by canonical name, with the variable each
+    /// came from; the exporters resolve them (see `export::otlp::config`).
+    pub exporter_env: BTreeMap<&'static str, Setting>,
+}
+
+/// A raw setting and where it came from (an environment variable name or a
+/// YAML path), so that errors can name it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Setting {
+    pub source: String,
+    pub value: String,
+}
+
+impl Setting {
+    pub fn new(source: impl Into<String>, value: impl Into<String>) -> Self {
+        Setting { source: source.into(), value: value.into() }
+    }
 }
 
 impl ExportConfig {
@@ -306,6 +325,9 @@ pub struct Config {
     pub auto_target_language: Option<GlobPattern>,
     /// Exporter endpoints (YAML merged with the environment).
     pub export: ExportConfig,
+    /// Metrics pipeline: Prometheus path/TTL/buckets, routes, attribute
+    /// selection, internal metrics.
+    pub metrics: metrics::MetricsConfig,
     /// YAML sections that are accepted but not interpreted here yet, by
     /// top-level key (`otel_traces_export`, `otel_metrics_export`,
     /// `prometheus_export`, `routes`, `attributes`, `filter`, `name_resolver`,
@@ -336,6 +358,7 @@ impl Default for Config {
             hostname: None,
             auto_target_language: None,
             export: ExportConfig::default(),
+            metrics: metrics::MetricsConfig::default(),
             sections: BTreeMap::new(),
             config_path: None,
             diagnostics: Vec::new(),

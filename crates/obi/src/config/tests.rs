@@ -563,7 +563,9 @@ fn validation_requires_an_output() {
         "OTEL_EBPF_PROMETHEUS_PORT",
     ] {
         assert!(e.contains(var), "{var} not named in: {e}");
-        load_env(&[("OTEL_EBPF_OPEN_PORT", "80"), (var, "4318")]).unwrap();
+        // OTLP endpoints are checked at load time (the metrics exporter resolves them).
+        let value = if var.starts_with("OTEL_EXPORTER") { "http://c:4318" } else { "4318" };
+        load_env(&[("OTEL_EBPF_OPEN_PORT", "80"), (var, value)]).unwrap();
     }
     // Prometheus port 0 is "off".
     assert!(load_env(&[("OTEL_EBPF_OPEN_PORT", "80"), ("OTEL_EBPF_PROMETHEUS_PORT", "0")]).is_err());
@@ -624,4 +626,34 @@ fn env_table_is_consistent() {
             "{yaml_key} is not a supported YAML key"
         );
     }
+}
+
+#[test]
+fn otlp_metrics_settings_are_checked_at_load() {
+    let base = [("OTEL_EBPF_OPEN_PORT", "80"), ("OTEL_EXPORTER_OTLP_METRICS_ENDPOINT", "http://c:4318/v1/metrics")];
+    let with = |extra: (&'static str, &'static str)| {
+        let mut v = base.to_vec();
+        v.push(extra);
+        load_env(&v)
+    };
+    let c = load_env(&base).unwrap();
+    let s = crate::export::metrics::otlp::resolve(&c).unwrap().unwrap();
+    assert_eq!(s.interval, std::time::Duration::from_secs(60));
+    assert_eq!(s.endpoint.url.to_string(), "http://c:4318/v1/metrics");
+    let c = with(("OTEL_METRIC_EXPORT_INTERVAL", "1500")).unwrap();
+    assert_eq!(crate::export::metrics::otlp::resolve(&c).unwrap().unwrap().interval.as_millis(), 1500);
+    for (var, value) in [
+        ("OTEL_METRIC_EXPORT_INTERVAL", "1s"),
+        ("OTEL_EBPF_METRICS_INTERVAL", "0s"),
+        ("OTEL_EXPORTER_OTLP_METRICS_PROTOCOL", "thrift"),
+        ("OTEL_EXPORTER_OTLP_METRICS_DEFAULT_HISTOGRAM_AGGREGATION", "base2_exponential_bucket_histogram"),
+        ("OTEL_EBPF_METRICS_INSTRUMENTATIONS", "htp"),
+    ] {
+        let e = with((var, value)).unwrap_err().to_string();
+        assert!(e.starts_with(var), "{var}={value}: {e}");
+    }
+    let e = load_env(&[("OTEL_EBPF_OPEN_PORT", "80"), ("OTEL_EXPORTER_OTLP_METRICS_ENDPOINT", "c:4318")])
+        .unwrap_err()
+        .to_string();
+    assert!(e.starts_with("OTEL_EXPORTER_OTLP_METRICS_ENDPOINT"), "{e}");
 }

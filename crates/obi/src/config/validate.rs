@@ -58,5 +58,36 @@ pub fn validate(cfg: &Config) -> Result<(), ConfigError> {
                 .to_string(),
         ));
     }
+    let m = &cfg.metrics;
+    if m.internal_exporter == super::metrics::InternalExporter::Prometheus {
+        match (m.internal_port.or(cfg.export.prometheus_port), cfg.export.prometheus_port) {
+            (None, _) => {
+                return Err(ConfigError::Invalid(
+                    "internal_metrics.exporter (OTEL_EBPF_INTERNAL_METRICS_EXPORTER) is prometheus but no port is \
+                     set: set internal_metrics.prometheus.port (OTEL_EBPF_INTERNAL_METRICS_PROMETHEUS_PORT) or \
+                     prometheus_export.port (OTEL_EBPF_PROMETHEUS_PORT)"
+                        .to_string(),
+                ));
+            }
+            (Some(a), Some(b)) if a == b && m.internal_path == m.prometheus_path => {
+                return Err(ConfigError::Invalid(format!(
+                    "internal_metrics.prometheus.path (OTEL_EBPF_INTERNAL_METRICS_PROMETHEUS_PATH) and \
+                     prometheus_export.path (OTEL_EBPF_PROMETHEUS_PATH) are both {:?} on port {a}; use different paths",
+                    m.prometheus_path
+                )));
+            }
+            _ => {}
+        }
+    }
+    // OTLP metrics settings: checked here so that a bad value stops the agent
+    // at start-up with the variable named.
+    crate::export::metrics::otlp::resolve(cfg)?;
+    if m.internal_exporter == super::metrics::InternalExporter::Otel {
+        return Err(ConfigError::Invalid(
+            "internal_metrics.exporter (OTEL_EBPF_INTERNAL_METRICS_EXPORTER): otel is not supported by obi-rs yet; \
+             use prometheus or disabled"
+                .to_string(),
+        ));
+    }
     Ok(())
 }

@@ -166,14 +166,14 @@ const ROOT_KEYS: &[&str] = &[
 const KEPT_SECTIONS: &[(&str, LogLevel, &str)] = &[
     ("otel_traces_export", LogLevel::Debug, "kept for the OTLP traces exporter"),
     ("otel_metrics_export", LogLevel::Debug, "kept for the OTLP metrics exporter"),
-    ("prometheus_export", LogLevel::Debug, "kept for the Prometheus exporter"),
-    ("routes", LogLevel::Debug, "kept for the routes decorator"),
+    ("prometheus_export", LogLevel::Debug, "applied by the Prometheus exporter"),
+    ("routes", LogLevel::Debug, "applied by the routes decorator"),
     ("attributes", LogLevel::Debug, "kept for the attribute decorators (instance_id.override_hostname is applied)"),
     ("filter", LogLevel::Debug, "kept for the span filters"),
     ("name_resolver", LogLevel::Debug, "kept for the name resolver"),
     ("metrics", LogLevel::Debug, "kept for the metrics exporters"),
     ("network", LogLevel::Warn, "network metrics are not supported by obi-rs; section ignored"),
-    ("internal_metrics", LogLevel::Debug, "kept for internal metrics"),
+    ("internal_metrics", LogLevel::Debug, "applied by the internal metrics exporter"),
     ("enforce_sys_caps", LogLevel::Debug, "accepted for OBI compatibility; capabilities are checked by `obi check`"),
     ("channel_buffer_len", LogLevel::Debug, "accepted for OBI compatibility and ignored"),
     ("channel_send_timeout", LogLevel::Debug, "accepted for OBI compatibility and ignored"),
@@ -575,8 +575,26 @@ impl<'a> Doc<'a> {
                     };
                     cfg.export.prometheus_port = (value != 0).then_some(value);
                 }
+                let notes = super::metrics::apply_prometheus_section(&mut cfg.metrics, path, &to_json(&n.value))
+                    .map_err(|(k, m)| self.err(&k, n, m))?;
+                for note in notes {
+                    cfg.note(LogLevel::Warn, path, note);
+                }
+            }
+            "routes" => {
+                super::metrics::apply_routes_section(&mut cfg.metrics, path, &to_json(&n.value))
+                    .map_err(|(k, m)| self.err(&k, n, m))?;
+            }
+            "internal_metrics" => {
+                let notes = super::metrics::apply_internal_section(&mut cfg.metrics, path, &to_json(&n.value))
+                    .map_err(|(k, m)| self.err(&k, n, m))?;
+                for note in notes {
+                    cfg.note(LogLevel::Warn, path, note);
+                }
             }
             "attributes" => {
+                super::metrics::apply_attributes_section(&mut cfg.metrics, path, &to_json(&n.value))
+                    .map_err(|(k, m)| self.err(&k, n, m))?;
                 if let Some(iid) = self.section_field(path, n, "instance_id")? {
                     let iid_path = child(path, "instance_id");
                     if let Some(h) = self.section_field(&iid_path, iid, "override_hostname")? {

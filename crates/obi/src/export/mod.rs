@@ -2,4 +2,6 @@
 
 pub mod fanout;
 pub mod gofmt;
+pub mod metrics;
+pub mod otlp;
 pub mod printer;

@@ -1,0 +1,652 @@
+//! Settings of the metrics pipeline: `prometheus_export` (beyond `port`),
+//! `routes`, `attributes.select` and `internal_metrics`.
+//!
+//! These sections arrive as JSON trees (see [`super::Config::sections`]);
+//! the `apply_*` functions decode them into [`MetricsConfig`] and return
+//! `(key path, message)` on a bad value, which the YAML layer turns into a
+//! located [`super::ConfigError`]. Environment variables override the result
+//! (see [`super::env`]).
+
+use std::time::Duration;
+
+use serde_json::Value;
+
+use super::GlobPattern;
+use super::parse::{closest, parse_go_bool, parse_go_duration};
+
+/// OBI's default duration buckets, in seconds.
+pub const DEFAULT_DURATION_BUCKETS: &[f64] =
+    &[0.0, 0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1.0, 2.5, 5.0, 7.5, 10.0];
+/// OBI's default request/response body size buckets, in bytes.
+pub const DEFAULT_SIZE_BUCKETS: &[f64] = &[0.0, 32.0, 64.0, 128.0, 256.0, 512.0, 1024.0, 2048.0, 4096.0, 8192.0];
+/// Default `prometheus_export.ttl` (OBI's documented default).
+pub const DEFAULT_TTL: Duration = Duration::from_secs(5 * 60);
+/// Default `routes.max_path_segment_cardinality`.
+pub const DEFAULT_MAX_SEGMENT_CARDINALITY: usize = 10;
+
+/// Error of a section decoder: the full key path and the message.
+pub type SectionError = (String, String);
+
+fn err(key: impl Into<String>, msg: impl Into<String>) -> SectionError {
+    (key.into(), msg.into())
+}
+
+/// What to do with paths that match no `routes.patterns` entry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Unmatched {
+    /// Identifier-like segments become the wildcard character.
+    Heuristic,
+    /// The route is `/**`.
+    Wildcard,
+    /// The route is the path itself (unbounded cardinality).
+    Path,
+    /// No route.
+    Unset,
+    /// Heuristic, then at most `max_path_segment_cardinality` values per segment position.
+    LowCardinality,
+}
+
+impl Unmatched {
+    pub fn parse(s: &str) -> Result<Unmatched, String> {
+        Ok(match s.trim() {
+            "heuristic" => Unmatched::Heuristic,
+            // OBI: the empty value is the wildcard mode.
+            "wildcard" | "" => Unmatched::Wildcard,
+            "path" => Unmatched::Path,
+            "unset" => Unmatched::Unset,
+            "low-cardinality" | "low_cardinality" => Unmatched::LowCardinality,
+            other => {
+                return Err(format!(
+                    "invalid value {other:?} (expected heuristic, wildcard, path, unset or low-cardinality)"
+                ));
+            }
+        })
+    }
+}
+
+/// Which signals drop spans that match `routes.ignored_patterns`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum IgnoreMode {
+    All,
+    Traces,
+    Metrics,
+}
+
+/// The `routes` section.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RoutesConfig {
+    pub patterns: Vec<String>,
+    pub ignored_patterns: Vec<String>,
+    pub ignore_mode: IgnoreMode,
+    pub unmatched: Unmatched,
+    pub wildcard_char: char,
+    pub max_path_segment_cardinality: usize,
+}
+
+impl Default for RoutesConfig {
+    /// Without a `routes` section OBI uses the heuristic.
+    fn default() -> Self {
+        RoutesConfig {
+            patterns: Vec::new(),
+            ignored_patterns: Vec::new(),
+            ignore_mode: IgnoreMode::All,
+            unmatched: Unmatched::Heuristic,
+            wildcard_char: '*',
+            max_path_segment_cardinality: DEFAULT_MAX_SEGMENT_CARDINALITY,
+        }
+    }
+}
+
+/// One `attributes.select.<metric>` entry.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SelectEntry {
+    /// The metric name or glob as written.
+    pub metric: GlobPattern,
+    /// Whether `metric` has glob syntax (an exact name beats every glob).
+    pub is_glob: bool,
+    pub include: Vec<GlobPattern>,
+    pub exclude: Vec<GlobPattern>,
+}
+
+/// Which families `prometheus_export.instrumentations` keeps.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Instrumentations {
+    pub http: bool,
+    pub grpc: bool,
+}
+
+impl Default for Instrumentations {
+    fn default() -> Self {
+        Instrumentations { http: true, grpc: true }
+    }
+}
+
+impl Instrumentations {
+    /// A list such as `["*"]`, `["http"]` or `"http,grpc"`. Names of
+    /// protocols obi-rs does not capture yet (`sql`, `redis`...) are accepted.
+    pub fn parse<'a>(items: impl IntoIterator<Item = &'a str>) -> Result<Instrumentations, String> {
+        let mut out = Instrumentations { http: false, grpc: false };
+        for item in items {
+            match item.trim() {
+                "*" => out = Instrumentations::default(),
+                "http" => out.http = true,
+                "grpc" => out.grpc = true,
+                "sql" | "redis" | "kafka" | "mqtt" | "nats" | "amqp" | "mongo" | "couchbase" | "memcached"
+                | "genai" | "dns" | "sunrpc" | "gpu" => {}
+                "" => {}
+                other => {
+                    return Err(format!(
+                        "unknown instrumentation {other:?} (expected *, http, grpc, sql, redis, kafka, mqtt, nats, \
+                         amqp, mongo, couchbase, memcached, genai, dns, sunrpc or gpu)"
+                    ));
+                }
+            }
+        }
+        Ok(out)
+    }
+}
+
+/// `internal_metrics.exporter`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum InternalExporter {
+    #[default]
+    Disabled,
+    Prometheus,
+    Otel,
+}
+
+impl InternalExporter {
+    pub fn parse(s: &str) -> Result<InternalExporter, String> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "disabled" | "" => Ok(InternalExporter::Disabled),
+            "prometheus" => Ok(InternalExporter::Prometheus),
+            "otel" => Ok(InternalExporter::Otel),
+            other => Err(format!("invalid value {other:?} (expected disabled, prometheus or otel)")),
+        }
+    }
+}
+
+/// Settings of the metrics pipeline (the Prometheus port lives in
+/// [`super::ExportConfig::prometheus_port`]).
+#[derive(Debug, Clone, PartialEq)]
+pub struct MetricsConfig {
+    /// `prometheus_export.path`.
+    pub prometheus_path: String,
+    /// `prometheus_export.ttl`: series not updated for this long are removed.
+    pub ttl: Duration,
+    /// `prometheus_export.buckets.duration_histogram`, seconds.
+    pub duration_buckets: Vec<f64>,
+    /// `prometheus_export.buckets.request_size_histogram`, bytes.
+    pub size_buckets: Vec<f64>,
+    /// `prometheus_export.disable_build_info`.
+    pub disable_build_info: bool,
+    /// `prometheus_export.instrumentations`.
+    pub instrumentations: Instrumentations,
+    pub routes: RoutesConfig,
+    /// `attributes.select` (order does not matter: an exact metric name beats
+    /// every glob, and matching globs are merged).
+    pub select: Vec<SelectEntry>,
+    pub internal_exporter: InternalExporter,
+    /// `internal_metrics.prometheus.port`.
+    pub internal_port: Option<u16>,
+    /// `internal_metrics.prometheus.path`.
+    pub internal_path: String,
+}
+
+impl Default for MetricsConfig {
+    fn default() -> Self {
+        MetricsConfig {
+            prometheus_path: "/metrics".to_string(),
+            ttl: DEFAULT_TTL,
+            duration_buckets: DEFAULT_DURATION_BUCKETS.to_vec(),
+            size_buckets: DEFAULT_SIZE_BUCKETS.to_vec(),
+            disable_build_info: false,
+            instrumentations: Instrumentations::default(),
+            routes: RoutesConfig::default(),
+            select: Vec::new(),
+            internal_exporter: InternalExporter::Disabled,
+            internal_port: None,
+            internal_path: "/internal/metrics".to_string(),
+        }
+    }
+}
+
+/// Metric features OBI knows; only `application` is produced by obi-rs.
+pub const KNOWN_FEATURES: &[&str] = &[
+    "application",
+    "application_span",
+    "application_span_otel",
+    "application_span_sizes",
+    "application_service_graph",
+    "application_process",
+    "application_host",
+    "application_runtime",
+    "application_jvm",
+    "network",
+    "network_inter_zone",
+    "network_flow_packets",
+    "ebpf",
+    "stats",
+    "all",
+    "*",
+];
+
+/// Checks a `features` list; returns the features obi-rs does not produce.
+pub fn check_features<'a>(items: impl IntoIterator<Item = &'a str>) -> Result<Vec<String>, String> {
+    let mut unsupported = Vec::new();
+    for f in items.into_iter().map(str::trim).filter(|f| !f.is_empty()) {
+        if !KNOWN_FEATURES.contains(&f) && !f.starts_with("stats") {
+            return Err(format!("unknown metric feature {f:?} (expected e.g. application, application_span, network)"));
+        }
+        if f != "application" {
+            unsupported.push(f.to_string());
+        }
+    }
+    Ok(unsupported)
+}
+
+// ---------------------------------------------------------------------------
+// JSON helpers
+
+fn child(path: &str, key: &str) -> String {
+    format!("{path}.{key}")
+}
+
+fn obj<'a>(path: &str, v: &'a Value) -> Result<Option<&'a serde_json::Map<String, Value>>, SectionError> {
+    match v {
+        Value::Null => Ok(None),
+        Value::Object(m) => Ok(Some(m)),
+        _ => Err(err(path, "expected a mapping")),
+    }
+}
+
+fn check_keys(path: &str, m: &serde_json::Map<String, Value>, known: &[&str]) -> Result<(), SectionError> {
+    for k in m.keys() {
+        if !known.contains(&k.as_str()) {
+            let hint = closest(k, known.iter().copied()).map(|s| format!(" (did you mean {s:?}?)")).unwrap_or_default();
+            return Err(err(child(path, k), format!("unknown key{hint}")));
+        }
+    }
+    Ok(())
+}
+
+fn string(path: &str, v: &Value) -> Result<String, SectionError> {
+    match v {
+        Value::String(s) => Ok(s.clone()),
+        Value::Number(n) => Ok(n.to_string()),
+        Value::Bool(b) => Ok(b.to_string()),
+        Value::Null => Ok(String::new()),
+        _ => Err(err(path, "expected a string")),
+    }
+}
+
+/// A list of strings; a single string is split on commas (like OBI's env form).
+fn string_list(path: &str, v: &Value) -> Result<Vec<String>, SectionError> {
+    match v {
+        Value::Null => Ok(Vec::new()),
+        Value::String(s) => Ok(s.split(',').map(|x| x.trim().to_string()).filter(|x| !x.is_empty()).collect()),
+        Value::Array(items) => {
+            items.iter().enumerate().map(|(i, item)| string(&format!("{path}[{i}]"), item)).collect()
+        }
+        _ => Err(err(path, "expected a list of strings")),
+    }
+}
+
+fn bool_value(path: &str, v: &Value) -> Result<bool, SectionError> {
+    match v {
+        Value::Bool(b) => Ok(*b),
+        Value::String(s) => parse_go_bool(s).map_err(|m| err(path, m)),
+        _ => Err(err(path, "expected true or false")),
+    }
+}
+
+fn duration(path: &str, v: &Value) -> Result<Duration, SectionError> {
+    match v {
+        Value::String(s) => parse_go_duration(s).map_err(|m| err(path, m)),
+        Value::Number(n) if n.as_u64() == Some(0) => Ok(Duration::ZERO),
+        _ => Err(err(path, "expected a duration such as 30s or 5m")),
+    }
+}
+
+fn buckets(path: &str, v: &Value) -> Result<Vec<f64>, SectionError> {
+    let Value::Array(items) = v else {
+        return Err(err(path, "expected a list of numbers, e.g. [0, 0.1, 0.5, 1]"));
+    };
+    let mut out = Vec::with_capacity(items.len());
+    for (i, item) in items.iter().enumerate() {
+        let n = match item {
+            Value::Number(n) => n.as_f64(),
+            Value::String(s) => s.trim().parse::<f64>().ok(),
+            _ => None,
+        };
+        let n = n.filter(|n| n.is_finite()).ok_or_else(|| err(format!("{path}[{i}]"), "expected a finite number"))?;
+        out.push(n);
+    }
+    validate_buckets(&out).map_err(|m| err(path, m))?;
+    Ok(out)
+}
+
+/// Bucket boundaries must be finite and strictly increasing (at least one).
+pub fn validate_buckets(b: &[f64]) -> Result<(), String> {
+    if b.is_empty() {
+        return Err("at least one bucket boundary is needed".to_string());
+    }
+    if b.windows(2).any(|w| w[0] >= w[1]) {
+        return Err(format!("bucket boundaries must be strictly increasing: {b:?}"));
+    }
+    Ok(())
+}
+
+/// A path served over HTTP: starts with `/`.
+pub fn check_http_path(p: &str) -> Result<String, String> {
+    let p = p.trim();
+    if !p.starts_with('/') || p.contains(char::is_whitespace) {
+        return Err(format!("invalid HTTP path {p:?} (must start with '/' and contain no spaces)"));
+    }
+    Ok(p.to_string())
+}
+
+fn glob(path: &str, s: &str) -> Result<GlobPattern, SectionError> {
+    GlobPattern::new(s).map_err(|e| err(path, format!("invalid glob pattern {s:?}: {e}")))
+}
+
+// ---------------------------------------------------------------------------
+// Sections
+
+/// `prometheus_export` (the `port` key is handled by the YAML layer).
+pub fn apply_prometheus_section(m: &mut MetricsConfig, path: &str, v: &Value) -> Result<Vec<String>, SectionError> {
+    let mut notes = Vec::new();
+    let Some(o) = obj(path, v)? else { return Ok(notes) };
+    check_keys(
+        path,
+        o,
+        &[
+            "port",
+            "path",
+            "ttl",
+            "buckets",
+            "features",
+            "instrumentations",
+            "disable_build_info",
+            "extra_resource_attributes",
+            "allow_service_graph_self_references",
+            "exemplar_filter",
+            "span_metrics_service_cache_size",
+        ],
+    )?;
+    for (k, val) in o {
+        let p = child(path, k);
+        match k.as_str() {
+            "path" => m.prometheus_path = check_http_path(&string(&p, val)?).map_err(|e| err(&p, e))?,
+            "ttl" => {
+                let d = duration(&p, val)?;
+                if d.is_zero() {
+                    return Err(err(&p, "must be greater than zero, e.g. 5m"));
+                }
+                m.ttl = d;
+            }
+            "buckets" => {
+                let Some(b) = obj(&p, val)? else { continue };
+                check_keys(&p, b, &["duration_histogram", "request_size_histogram", "response_size_histogram"])?;
+                if let Some(d) = b.get("duration_histogram") {
+                    m.duration_buckets = buckets(&child(&p, "duration_histogram"), d)?;
+                }
+                if let Some(d) = b.get("request_size_histogram") {
+                    m.size_buckets = buckets(&child(&p, "request_size_histogram"), d)?;
+                }
+                if b.contains_key("response_size_histogram") {
+                    notes.push(format!(
+                        "{p}.response_size_histogram: ignored; as in OBI, request_size_histogram applies to both body sizes"
+                    ));
+                }
+            }
+            "features" => {
+                let list = string_list(&p, val)?;
+                let unsupported = check_features(list.iter().map(String::as_str)).map_err(|e| err(&p, e))?;
+                if !unsupported.is_empty() {
+                    notes.push(format!(
+                        "{p}: only the application feature is produced by obi-rs; ignored: {}",
+                        unsupported.join(",")
+                    ));
+                }
+            }
+            "instrumentations" => {
+                let list = string_list(&p, val)?;
+                m.instrumentations =
+                    Instrumentations::parse(list.iter().map(String::as_str)).map_err(|e| err(&p, e))?;
+            }
+            "disable_build_info" => m.disable_build_info = bool_value(&p, val)?,
+            "port" => {}
+            _ => {
+                if !val.is_null() {
+                    notes.push(format!("{p}: accepted for OBI compatibility and ignored"));
+                }
+            }
+        }
+    }
+    Ok(notes)
+}
+
+/// `routes`.
+pub fn apply_routes_section(m: &mut MetricsConfig, path: &str, v: &Value) -> Result<(), SectionError> {
+    let Some(o) = obj(path, v)? else { return Ok(()) };
+    check_keys(
+        path,
+        o,
+        &["patterns", "ignored_patterns", "ignore_mode", "unmatched", "wildcard_char", "max_path_segment_cardinality"],
+    )?;
+    // A present section starts from OBI's section default (wildcard), not the
+    // no-section default (heuristic).
+    let mut r = RoutesConfig { unmatched: Unmatched::Wildcard, ..RoutesConfig::default() };
+    for (k, val) in o {
+        let p = child(path, k);
+        match k.as_str() {
+            "patterns" => r.patterns = string_list(&p, val)?,
+            "ignored_patterns" => r.ignored_patterns = string_list(&p, val)?,
+            "ignore_mode" => {
+                r.ignore_mode = match string(&p, val)?.trim() {
+                    "" | "all" => IgnoreMode::All,
+                    "traces" => IgnoreMode::Traces,
+                    "metrics" => IgnoreMode::Metrics,
+                    other => {
+                        return Err(err(p, format!("invalid value {other:?} (expected all, traces or metrics)")));
+                    }
+                }
+            }
+            "unmatched" => r.unmatched = Unmatched::parse(&string(&p, val)?).map_err(|e| err(&p, e))?,
+            "wildcard_char" => {
+                let s = string(&p, val)?;
+                let mut chars = s.chars();
+                r.wildcard_char = match (chars.next(), chars.next()) {
+                    (None, _) => '*',
+                    (Some(c), None) if c != '/' => c,
+                    _ => {
+                        return Err(err(
+                            p,
+                            format!("wildcard_char can only be a single character (not '/'), found {s:?}"),
+                        ));
+                    }
+                };
+            }
+            "max_path_segment_cardinality" => {
+                let n = val
+                    .as_u64()
+                    .filter(|n| *n > 0)
+                    .ok_or_else(|| err(&p, format!("expected a positive integer, found {val}")))?;
+                r.max_path_segment_cardinality = n.min(10_000) as usize;
+            }
+            _ => unreachable!(),
+        }
+    }
+    m.routes = r;
+    Ok(())
+}
+
+/// `attributes.select`.
+pub fn apply_attributes_section(m: &mut MetricsConfig, path: &str, v: &Value) -> Result<(), SectionError> {
+    let Some(o) = obj(path, v)? else { return Ok(()) };
+    let Some(sel) = o.get("select") else { return Ok(()) };
+    let sp = child(path, "select");
+    let Some(entries) = obj(&sp, sel)? else { return Ok(()) };
+    let mut out = Vec::new();
+    for (metric, body) in entries {
+        let p = child(&sp, metric);
+        let mut e = SelectEntry {
+            metric: glob(&p, metric)?,
+            is_glob: metric.contains(['*', '?', '[', '{']),
+            include: Vec::new(),
+            exclude: Vec::new(),
+        };
+        if let Some(b) = obj(&p, body)? {
+            check_keys(&p, b, &["include", "exclude"])?;
+            for (k, list) in b {
+                let lp = child(&p, k);
+                let globs = string_list(&lp, list)?
+                    .iter()
+                    .enumerate()
+                    .map(|(i, g)| glob(&format!("{lp}[{i}]"), g))
+                    .collect::<Result<Vec<_>, _>>()?;
+                if k == "include" {
+                    e.include = globs;
+                } else {
+                    e.exclude = globs;
+                }
+            }
+        }
+        out.push(e);
+    }
+    m.select = out;
+    Ok(())
+}
+
+/// `internal_metrics`.
+pub fn apply_internal_section(m: &mut MetricsConfig, path: &str, v: &Value) -> Result<Vec<String>, SectionError> {
+    let mut notes = Vec::new();
+    let Some(o) = obj(path, v)? else { return Ok(notes) };
+    check_keys(path, o, &["exporter", "prometheus", "bpf_metric_scrape_interval"])?;
+    for (k, val) in o {
+        let p = child(path, k);
+        match k.as_str() {
+            "exporter" => m.internal_exporter = InternalExporter::parse(&string(&p, val)?).map_err(|e| err(&p, e))?,
+            "prometheus" => {
+                let Some(po) = obj(&p, val)? else { continue };
+                check_keys(&p, po, &["port", "path"])?;
+                if let Some(port) = po.get("port") {
+                    let pp = child(&p, "port");
+                    let n = match port {
+                        Value::Number(n) => n.as_u64().and_then(|n| u16::try_from(n).ok()),
+                        Value::String(s) => s.trim().parse::<u16>().ok(),
+                        Value::Null => Some(0),
+                        _ => None,
+                    }
+                    .ok_or_else(|| err(&pp, format!("invalid port {port} (expected 0-65535)")))?;
+                    m.internal_port = (n != 0).then_some(n);
+                }
+                if let Some(path_v) = po.get("path") {
+                    let pp = child(&p, "path");
+                    m.internal_path = check_http_path(&string(&pp, path_v)?).map_err(|e| err(&pp, e))?;
+                }
+            }
+            _ => notes.push(format!("{p}: accepted for OBI compatibility and ignored")),
+        }
+    }
+    Ok(notes)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn routes_defaults_and_values() {
+        let mut m = MetricsConfig::default();
+        assert_eq!(m.routes.unmatched, Unmatched::Heuristic);
+        apply_routes_section(&mut m, "routes", &json!({"patterns": ["/a/:id"]})).unwrap();
+        assert_eq!(m.routes.unmatched, Unmatched::Wildcard);
+        assert_eq!(m.routes.patterns, ["/a/:id"]);
+        apply_routes_section(
+            &mut m,
+            "routes",
+            &json!({"unmatched": "low-cardinality", "wildcard_char": "#", "max_path_segment_cardinality": 3,
+                    "ignored_patterns": ["/health"], "ignore_mode": "traces"}),
+        )
+        .unwrap();
+        assert_eq!(m.routes.unmatched, Unmatched::LowCardinality);
+        assert_eq!(m.routes.wildcard_char, '#');
+        assert_eq!(m.routes.max_path_segment_cardinality, 3);
+        assert_eq!(m.routes.ignore_mode, IgnoreMode::Traces);
+        let e = apply_routes_section(&mut m, "routes", &json!({"unmatched": "nope"})).unwrap_err();
+        assert_eq!(e.0, "routes.unmatched");
+        assert!(e.1.contains("\"nope\""), "{e:?}");
+        let e = apply_routes_section(&mut m, "routes", &json!({"wildcard_char": "ab"})).unwrap_err();
+        assert!(e.1.contains("single character"), "{e:?}");
+        let e = apply_routes_section(&mut m, "routes", &json!({"pattern": []})).unwrap_err();
+        assert_eq!(e.0, "routes.pattern");
+        assert!(e.1.contains("did you mean \"patterns\""), "{e:?}");
+    }
+
+    #[test]
+    fn prometheus_section() {
+        let mut m = MetricsConfig::default();
+        let notes = apply_prometheus_section(
+            &mut m,
+            "prometheus_export",
+            &json!({"port": 9090, "path": "/m", "ttl": "3s", "features": ["application", "application_span"],
+                    "buckets": {"duration_histogram": [0, 1, 2]}, "instrumentations": ["http"]}),
+        )
+        .unwrap();
+        assert_eq!(m.prometheus_path, "/m");
+        assert_eq!(m.ttl, Duration::from_secs(3));
+        assert_eq!(m.duration_buckets, [0.0, 1.0, 2.0]);
+        assert_eq!(m.size_buckets, DEFAULT_SIZE_BUCKETS);
+        assert_eq!(m.instrumentations, Instrumentations { http: true, grpc: false });
+        assert_eq!(notes.len(), 1, "{notes:?}");
+        for (bad, key) in [
+            (json!({"ttl": "0s"}), "prometheus_export.ttl"),
+            (json!({"ttl": "x"}), "prometheus_export.ttl"),
+            (json!({"path": "metrics"}), "prometheus_export.path"),
+            (json!({"buckets": {"duration_histogram": [1, 0]}}), "prometheus_export.buckets.duration_histogram"),
+            (json!({"features": ["nope"]}), "prometheus_export.features"),
+            (json!({"instrumentations": ["htp"]}), "prometheus_export.instrumentations"),
+        ] {
+            let e = apply_prometheus_section(&mut MetricsConfig::default(), "prometheus_export", &bad).unwrap_err();
+            assert_eq!(e.0, key, "{bad}: {e:?}");
+        }
+    }
+
+    #[test]
+    fn attribute_selection() {
+        let mut m = MetricsConfig::default();
+        apply_attributes_section(
+            &mut m,
+            "attributes",
+            &json!({"select": {"http_server_request_duration_seconds": {"include": ["url.path"], "exclude": ["server.*"]},
+                                "*": {"include": ["*"]}}}),
+        )
+        .unwrap();
+        assert_eq!(m.select.len(), 2);
+        let exact = m.select.iter().find(|e| e.metric.source == "http_server_request_duration_seconds").unwrap();
+        assert!(!exact.is_glob);
+        assert_eq!(exact.include.len(), 1);
+        assert_eq!(exact.exclude.len(), 1);
+        assert!(m.select.iter().find(|e| e.metric.source == "*").unwrap().is_glob);
+        let e = apply_attributes_section(&mut m, "attributes", &json!({"select": {"x": {"inclde": []}}})).unwrap_err();
+        assert_eq!(e.0, "attributes.select.x.inclde");
+    }
+
+    #[test]
+    fn internal_section() {
+        let mut m = MetricsConfig::default();
+        apply_internal_section(
+            &mut m,
+            "internal_metrics",
+            &json!({"exporter": "prometheus", "prometheus": {"port": 9091, "path": "/internal"}}),
+        )
+        .unwrap();
+        assert_eq!(m.internal_exporter, InternalExporter::Prometheus);
+        assert_eq!(m.internal_port, Some(9091));
+        assert_eq!(m.internal_path, "/internal");
+        assert!(apply_internal_section(&mut m, "internal_metrics", &json!({"exporter": "x"})).is_err());
+    }
+}

@@ -1,0 +1,190 @@
+//! The routes decorator (`routes` section): sets `http.route` on HTTP spans
+//! from `routes.patterns` or, for unmatched paths, by the `unmatched` mode,
+//! and tells which signals must skip spans matching `routes.ignored_patterns`.
+
+use crate::config::metrics::{IgnoreMode, RoutesConfig, Unmatched};
+use crate::span::{Span, SpanType};
+
+use super::cardinality::CardinalityLimiter;
+use super::heuristic::cluster_path_into;
+use super::matcher::RouteMatcher;
+
+/// Where a decorated span goes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verdict {
+    /// Traces and metrics.
+    Keep,
+    /// Metrics only (ignored in traces).
+    MetricsOnly,
+    /// Traces only (ignored in metrics).
+    TracesOnly,
+    /// Nowhere.
+    Drop,
+}
+
+impl Verdict {
+    pub fn to_metrics(self) -> bool {
+        matches!(self, Verdict::Keep | Verdict::MetricsOnly)
+    }
+
+    pub fn to_traces(self) -> bool {
+        matches!(self, Verdict::Keep | Verdict::TracesOnly)
+    }
+}
+
+/// The route of the path `/**` in `wildcard` mode (OBI's value).
+pub const WILDCARD_ROUTE: &str = "/**";
+
+pub struct RouteDecorator {
+    patterns: RouteMatcher,
+    ignored: RouteMatcher,
+    ignore_mode: IgnoreMode,
+    unmatched: Unmatched,
+    wildcard: char,
+    limiter: Option<CardinalityLimiter>,
+}
+
+impl RouteDecorator {
+    pub fn new(cfg: &RoutesConfig) -> Self {
+        RouteDecorator {
+            patterns: RouteMatcher::new(&cfg.patterns),
+            ignored: RouteMatcher::new(&cfg.ignored_patterns),
+            ignore_mode: cfg.ignore_mode,
+            unmatched: cfg.unmatched,
+            wildcard: cfg.wildcard_char,
+            limiter: (cfg.unmatched == Unmatched::LowCardinality)
+                .then(|| CardinalityLimiter::new(cfg.max_path_segment_cardinality, cfg.wildcard_char)),
+        }
+    }
+
+    /// Sets the route of an HTTP span (other spans are left alone) and says
+    /// where the span goes.
+    pub fn decorate(&mut self, span: &mut Span) -> Verdict {
+        if !matches!(span.span_type, SpanType::HttpServer | SpanType::HttpClient) {
+            return Verdict::Keep;
+        }
+        if !self.ignored.is_empty() && self.ignored.find(&span.path).is_some() {
+            return match self.ignore_mode {
+                IgnoreMode::All => Verdict::Drop,
+                IgnoreMode::Traces => Verdict::MetricsOnly,
+                IgnoreMode::Metrics => Verdict::TracesOnly,
+            };
+        }
+        if let Some(route) = self.patterns.find(&span.path) {
+            span.route.clear();
+            span.route.push_str(route);
+            return Verdict::Keep;
+        }
+        match self.unmatched {
+            Unmatched::Heuristic => cluster_path_into(&span.path, self.wildcard, &mut span.route),
+            Unmatched::Wildcard => {
+                span.route.clear();
+                span.route.push_str(WILDCARD_ROUTE);
+            }
+            Unmatched::Path => {
+                span.route.clear();
+                span.route.push_str(&span.path);
+            }
+            Unmatched::Unset => span.route.clear(),
+            Unmatched::LowCardinality => {
+                cluster_path_into(&span.path, self.wildcard, &mut span.route);
+                if let Some(l) = &mut self.limiter {
+                    l.limit(&span.service.namespace, &span.service.name, &mut span.route);
+                }
+            }
+        }
+        Verdict::Keep
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::service::Service;
+    use std::sync::Arc;
+
+    fn span(t: SpanType, path: &str) -> Span {
+        let mut s = Span::process_alive(Arc::new(Service { name: "svc".into(), ..Service::default() }), 0);
+        s.span_type = t;
+        s.path = path.to_string();
+        s
+    }
+
+    fn route_of(d: &mut RouteDecorator, path: &str) -> (String, Verdict) {
+        let mut s = span(SpanType::HttpServer, path);
+        let v = d.decorate(&mut s);
+        (s.route, v)
+    }
+
+    #[test]
+    fn default_is_heuristic() {
+        let mut d = RouteDecorator::new(&RoutesConfig::default());
+        assert_eq!(route_of(&mut d, "/users/123/profile").0, "/users/*/profile");
+        assert_eq!(route_of(&mut d, "/").0, "/");
+    }
+
+    #[test]
+    fn patterns_then_unmatched_modes() {
+        let base = RoutesConfig { patterns: vec!["/basic/:rnd".into()], ..RoutesConfig::default() };
+        for (mode, want) in [
+            (Unmatched::Heuristic, "/other/*"),
+            (Unmatched::Wildcard, "/**"),
+            (Unmatched::Path, "/other/42"),
+            (Unmatched::Unset, ""),
+            (Unmatched::LowCardinality, "/other/*"),
+        ] {
+            let mut d = RouteDecorator::new(&RoutesConfig { unmatched: mode, ..base.clone() });
+            assert_eq!(route_of(&mut d, "/basic/7").0, "/basic/:rnd", "{mode:?}");
+            assert_eq!(route_of(&mut d, "/other/42").0, want, "{mode:?}");
+        }
+    }
+
+    #[test]
+    fn low_cardinality_caps_letter_segments_the_heuristic_keeps() {
+        let cfg = RoutesConfig {
+            unmatched: Unmatched::LowCardinality,
+            max_path_segment_cardinality: 3,
+            ..RoutesConfig::default()
+        };
+        let mut d = RouteDecorator::new(&cfg);
+        let words = ["shoes", "hats", "socks", "gloves", "scarves", "boots"];
+        let routes: std::collections::HashSet<String> =
+            words.iter().map(|w| route_of(&mut d, &format!("/products/{w}")).0).collect();
+        assert!(routes.contains("/products/*"), "{routes:?}");
+        assert!(routes.len() <= 4, "{routes:?}");
+    }
+
+    #[test]
+    fn ignored_patterns_by_mode() {
+        for (mode, want) in [
+            (IgnoreMode::All, Verdict::Drop),
+            (IgnoreMode::Traces, Verdict::MetricsOnly),
+            (IgnoreMode::Metrics, Verdict::TracesOnly),
+        ] {
+            let cfg = RoutesConfig {
+                ignored_patterns: vec!["/health".into(), "/metrics/*".into()],
+                ignore_mode: mode,
+                ..RoutesConfig::default()
+            };
+            let mut d = RouteDecorator::new(&cfg);
+            assert_eq!(route_of(&mut d, "/health").1, want);
+            assert_eq!(route_of(&mut d, "/metrics").1, want);
+            assert_eq!(route_of(&mut d, "/metrics/x").1, want);
+            assert_eq!(route_of(&mut d, "/api").1, Verdict::Keep);
+        }
+        assert!(Verdict::MetricsOnly.to_metrics() && !Verdict::MetricsOnly.to_traces());
+        assert!(!Verdict::TracesOnly.to_metrics() && Verdict::TracesOnly.to_traces());
+        assert!(!Verdict::Drop.to_metrics() && !Verdict::Drop.to_traces());
+    }
+
+    #[test]
+    fn only_http_spans_get_routes() {
+        let mut d = RouteDecorator::new(&RoutesConfig::default());
+        let mut s = span(SpanType::GrpcServer, "/pkg.Svc/Method");
+        assert_eq!(d.decorate(&mut s), Verdict::Keep);
+        assert_eq!(s.route, "");
+        let mut c = span(SpanType::HttpClient, "/api/v1/items/99");
+        d.decorate(&mut c);
+        assert_eq!(c.route, "/api/v1/items/*");
+    }
+}
