@@ -8,6 +8,7 @@ apt_packages=(
 	clang llvm        # rebuild and verify the committed eBPF objects
 	curl              # test client
 	python3           # test servers and clients
+	python3-venv      # the OTLP receiver's virtualenv (below)
 	nginx openssl     # TLS termination tests (self-signed certificates)
 	prometheus        # scrapes the agent in the metrics tests; promtool lints the exposition
 )
@@ -38,4 +39,12 @@ fi
 # The package's postinst may start a system-wide Prometheus where services are
 # allowed to start; the tests run their own on a free port and need neither it
 # nor its port 9090.
+# The OTLP receiver of the exporter tests (crates/obi/tests/apps/otlp_receiver.py)
+# runs on the official PyPI packages, in a virtualenv so that the system
+# Python stays untouched. Tests find it at $OBI_TEST_VENV (default below).
+venv="${OBI_TEST_VENV:-/opt/obi-test-venv}"
+if ! "$venv/bin/python3" -c 'import grpc, opentelemetry.proto.collector.trace.v1.trace_service_pb2_grpc' 2>/dev/null; then
+	python3 -m venv "$venv"
+	"$venv/bin/pip" install -q --disable-pip-version-check 'opentelemetry-proto==1.45.2' 'grpcio==1.85.3'
+fi
 echo "dependencies: ok (clang $(clang --version | head -1 | grep -o '[0-9][0-9.]*' | head -1), node $(node --version), $(python3 --version), $(prometheus --version 2>&1 | head -1))"

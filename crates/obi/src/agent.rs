@@ -17,6 +17,7 @@ use crate::ebpf::{KernelStats, LoadOptions, Tracer, abi};
 use crate::export::fanout::Fanout;
 use crate::export::metrics::internal::{InternalMetrics, SinkCounters};
 use crate::export::metrics::{MetricsStore, prom};
+use crate::export::otlp::{self, convert::HostInfo};
 use crate::export::printer;
 use crate::preflight;
 use crate::span::Span;
@@ -59,6 +60,15 @@ pub async fn run(cfg: Config) -> Result<()> {
     if let Some(format) = printer_format(cfg.trace_printer) {
         let (rx, _) = fanout.add_sink("trace_printer");
         sink_threads.push(printer::spawn_printer(format, rx));
+    }
+    let mut sink_tasks = Vec::new();
+    let mut otlp_traces_stats = None;
+    if let Some(traces) = &cfg.export.otlp_traces {
+        let (rx, _) = fanout.add_sink("otlp_traces");
+        let (task, stats) = otlp::traces::spawn(traces.clone(), HostInfo::detect(&hostname), rx)
+            .map_err(|e| anyhow::anyhow!("cannot start the OTLP traces exporter: {e}"))?;
+        sink_tasks.push(task);
+        otlp_traces_stats = Some(stats);
     }
 
     let (trigger_tx, trigger_rx) = mpsc::channel::<Trigger>(4096);
@@ -163,20 +173,7 @@ pub async fn run(cfg: Config) -> Result<()> {
     }
 
     let k = tracer.stats();
-    tracing::info!(
-        component = "obi.Instrumenter",
-        kernel_events = k.events,
-        ringbuf_full = k.ringbuf_full,
-        events_read = tracker.stats.events,
-        spans = tracker.stats.spans,
-        parse_failures = tracker.stats.parse_failures,
-        ignored_conns = tracker.stats.ignored_conns,
-        unnamed_spans_dropped = tracker.stats.unnamed_spans_dropped,
-        h2_desynced_conns = tracker.stats.h2_desynced_conns,
-        injected = k.injected,
-        maps = %tracer.map_sizes(),
-        "totals"
-    );
+    let maps = tracer.map_sizes();
     // Shutdown: stop discovery, detach the kernel side, let sinks drain.
     let _ = shutdown_tx.send(true);
     let _ = tokio::time::timeout(cfg.shutdown_timeout, discovery).await;
@@ -192,6 +189,25 @@ pub async fn run(cfg: Config) -> Result<()> {
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
     }
+    for t in sink_tasks {
+        let _ = tokio::time::timeout_at(deadline.into(), t).await;
+    }
+    // After the sinks drained, so that exporter counts are final.
+    tracing::info!(
+        component = "obi.Instrumenter",
+        kernel_events = k.events,
+        ringbuf_full = k.ringbuf_full,
+        events_read = tracker.stats.events,
+        spans = tracker.stats.spans,
+        parse_failures = tracker.stats.parse_failures,
+        ignored_conns = tracker.stats.ignored_conns,
+        unnamed_spans_dropped = tracker.stats.unnamed_spans_dropped,
+        h2_desynced_conns = tracker.stats.h2_desynced_conns,
+        injected = k.injected,
+        maps = %maps,
+        otlp_traces = %otlp_traces_stats.map(|s| s.to_string()).unwrap_or_else(|| "disabled".into()),
+        "totals"
+    );
     if cfg.trace_printer == TracePrinter::Counter {
         println!("Processed {counted} requests");
     }

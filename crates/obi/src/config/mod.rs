@@ -261,6 +261,9 @@ pub struct ExportConfig {
     /// `OTEL_TRACES_SAMPLER`, ...) by canonical name, with the variable each
     /// came from; the exporters resolve them (see `export::otlp::config`).
     pub exporter_env: BTreeMap<&'static str, Setting>,
+    /// The OTLP traces exporter, resolved from the above and the
+    /// `otel_traces_export` section; `None` when no endpoint is set.
+    pub otlp_traces: Option<crate::export::otlp::TracesExportConfig>,
 }
 
 /// A raw setting and where it came from (an environment variable name or a
@@ -488,6 +491,9 @@ pub fn load_unvalidated(
         cfg.config_path = Some(path);
     }
     env::apply_env(&mut cfg, env)?;
+    let mut notes = Vec::new();
+    cfg.export.otlp_traces = crate::export::otlp::TracesExportConfig::from_config(&cfg, &mut notes)?;
+    cfg.diagnostics.extend(notes);
     Ok(cfg)
 }
 

@@ -563,8 +563,7 @@ fn validation_requires_an_output() {
         "OTEL_EBPF_PROMETHEUS_PORT",
     ] {
         assert!(e.contains(var), "{var} not named in: {e}");
-        // OTLP endpoints are checked at load time (the metrics exporter resolves them).
-        let value = if var.starts_with("OTEL_EXPORTER") { "http://c:4318" } else { "4318" };
+        let value = if var.starts_with("OTEL_EXPORTER_OTLP") { "http://c:4318" } else { "4318" };
         load_env(&[("OTEL_EBPF_OPEN_PORT", "80"), (var, value)]).unwrap();
     }
     // Prometheus port 0 is "off".

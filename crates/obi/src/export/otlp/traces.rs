@@ -1,0 +1,674 @@
+//! The OTLP traces sink: filters (instrumentations, sampler), converts and
+//! batches spans, and exports the batches one at a time with retries.
+//!
+//! Memory is bounded: at most `queue_size` spans wait (in the open batch, in
+//! sealed batches and in the batch being sent). While the endpoint is down
+//! the current batch is retried with backoff and new spans beyond the queue
+//! are dropped and counted; drops are logged at most every
+//! [`DROP_LOG_INTERVAL`], and one "export recovered" line says when the
+//! endpoint answers again. The task runs on the runtime's workers and reads
+//! its input queue continuously, so the agent's event loop never waits on it.
+
+use std::collections::VecDeque;
+use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
+use opentelemetry_proto::tonic::trace::v1::Span as OtlpSpan;
+use tokio::sync::mpsc;
+use tokio::time::Instant;
+
+use super::backoff::{Backoff, BackoffConfig};
+use super::config::{Lookup, OtlpEndpoint, Signal, parse_count, parse_duration, resolve_backoff, resolve_endpoint};
+use super::convert::{self, HostInfo};
+use super::sampler::Sampler;
+use super::transport::{ExportError, ExportOk, Transport};
+use crate::config::{Config, ConfigError, Diagnostic, Setting};
+use crate::export::fanout::SpanBatch;
+use crate::service::Service;
+use crate::span::{Span, SpanType};
+
+pub const DEFAULT_BATCH_MAX_SIZE: usize = 4096;
+pub const DEFAULT_QUEUE_SIZE: usize = 16384;
+pub const DEFAULT_BATCH_TIMEOUT: Duration = Duration::from_secs(5);
+/// Drops are logged at most this often.
+pub const DROP_LOG_INTERVAL: Duration = Duration::from_secs(10);
+
+const COMPONENT: &str = "otel.TracesExporter";
+
+/// Instrumentation names OBI accepts in `instrumentations` lists.
+const INSTRUMENTATIONS: &[&str] = &[
+    "http",
+    "grpc",
+    "sql",
+    "redis",
+    "kafka",
+    "mqtt",
+    "nats",
+    "amqp",
+    "mongo",
+    "couchbase",
+    "memcached",
+    "sunrpc",
+    "gpu",
+    "genai",
+    "dns",
+];
+
+/// Which span types are exported (`OTEL_EBPF_TRACES_INSTRUMENTATIONS`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Instrumentations(u32);
+
+impl Default for Instrumentations {
+    fn default() -> Self {
+        Instrumentations::ALL
+    }
+}
+
+impl Instrumentations {
+    pub const ALL: Instrumentations = Instrumentations(u32::MAX);
+
+    fn bit(name: &str) -> Option<u32> {
+        INSTRUMENTATIONS.iter().position(|n| *n == name).map(|i| 1 << i)
+    }
+
+    /// A comma-separated list of names, or `*` (an empty list exports nothing).
+    pub fn parse(s: &Setting) -> Result<Self, ConfigError> {
+        let mut bits = 0;
+        for name in s.value.split(',').map(|n| n.trim().to_ascii_lowercase()).filter(|n| !n.is_empty()) {
+            if name == "*" || name == "all" {
+                return Ok(Instrumentations::ALL);
+            }
+            bits |= Self::bit(&name).ok_or_else(|| {
+                ConfigError::value(
+                    s.source.clone(),
+                    format!("unknown instrumentation {name:?} (expected * or any of {})", INSTRUMENTATIONS.join(", ")),
+                )
+            })?;
+        }
+        Ok(Instrumentations(bits))
+    }
+
+    pub fn allows(self, t: SpanType) -> bool {
+        let name = match t {
+            SpanType::HttpServer | SpanType::HttpClient => "http",
+            SpanType::GrpcServer | SpanType::GrpcClient => "grpc",
+            SpanType::ProcessAlive => return false,
+        };
+        Self::bit(name).is_some_and(|b| self.0 & b != 0)
+    }
+
+    pub fn names(self) -> String {
+        if self == Self::ALL {
+            return "*".into();
+        }
+        INSTRUMENTATIONS
+            .iter()
+            .filter(|n| Self::bit(n).is_some_and(|b| self.0 & b != 0))
+            .copied()
+            .collect::<Vec<_>>()
+            .join(",")
+    }
+}
+
+/// Everything the traces exporter needs, resolved at startup.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TracesExportConfig {
+    pub endpoint: OtlpEndpoint,
+    pub instrumentations: Instrumentations,
+    pub sampler: Sampler,
+    pub batch_max_size: usize,
+    pub queue_size: usize,
+    pub batch_timeout: Duration,
+    pub backoff: BackoffConfig,
+}
+
+impl TracesExportConfig {
+    /// Resolves the exporter from the environment and `otel_traces_export`;
+    /// `None` when no traces endpoint is configured. Warnings go to `notes`.
+    pub fn from_config(cfg: &Config, notes: &mut Vec<Diagnostic>) -> Result<Option<Self>, ConfigError> {
+        let lookup = Lookup::new(cfg, Signal::Traces);
+        let Some(endpoint) = resolve_endpoint(Signal::Traces, &lookup)? else {
+            return Ok(None);
+        };
+        let instrumentations = match lookup.get("OTEL_EBPF_TRACES_INSTRUMENTATIONS", "instrumentations") {
+            Some(s) => Instrumentations::parse(&s)?,
+            None => Instrumentations::ALL,
+        };
+        let sampler = Sampler::from_settings(
+            lookup.get("OTEL_TRACES_SAMPLER", "sampler.name").as_ref(),
+            lookup.get("OTEL_TRACES_SAMPLER_ARG", "sampler.arg").as_ref(),
+            notes,
+        );
+        let count = |env: &str, yaml: &[&str], default: usize| -> Result<usize, ConfigError> {
+            let found = lookup.env(env).or_else(|| yaml.iter().find_map(|k| lookup.yaml(k)));
+            found.map(|s| parse_count(&s)).unwrap_or(Ok(default))
+        };
+        let batch_max_size = count(
+            "OTEL_EBPF_OTLP_TRACES_BATCH_MAX_SIZE",
+            &["batch_max_size", "max_export_batch_size"],
+            DEFAULT_BATCH_MAX_SIZE,
+        )?;
+        let queue_size =
+            count("OTEL_EBPF_OTLP_TRACES_QUEUE_SIZE", &["queue_size", "max_queue_size"], DEFAULT_QUEUE_SIZE)?
+                .max(batch_max_size);
+        let batch_timeout = match lookup.get("OTEL_EBPF_OTLP_TRACES_BATCH_TIMEOUT", "batch_timeout") {
+            Some(s) => {
+                let d = parse_duration(&s)?;
+                if d.is_zero() {
+                    return Err(ConfigError::value(s.source, "must be greater than 0, e.g. 5s"));
+                }
+                d
+            }
+            None => DEFAULT_BATCH_TIMEOUT,
+        };
+        let backoff = resolve_backoff(&lookup)?;
+        Ok(Some(TracesExportConfig {
+            endpoint,
+            instrumentations,
+            sampler,
+            batch_max_size,
+            queue_size,
+            batch_timeout,
+            backoff,
+        }))
+    }
+}
+
+/// Counters of the traces exporter.
+#[derive(Debug, Default)]
+pub struct ExportStats {
+    /// Spans the receiver accepted.
+    pub exported: AtomicU64,
+    /// Spans lost: queue full, retries given up, rejected by the receiver.
+    pub dropped: AtomicU64,
+    /// Export requests that failed for good.
+    pub failed_requests: AtomicU64,
+    /// Attempts repeated after a retryable failure.
+    pub retries: AtomicU64,
+    /// Spans not exported by the sampler.
+    pub sampled_out: AtomicU64,
+}
+
+impl fmt::Display for ExportStats {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let g = |c: &AtomicU64| c.load(Ordering::Relaxed);
+        write!(
+            f,
+            "exported={} dropped={} failed_requests={} retries={} sampled_out={}",
+            g(&self.exported),
+            g(&self.dropped),
+            g(&self.failed_requests),
+            g(&self.retries),
+            g(&self.sampled_out)
+        )
+    }
+}
+
+/// Starts the exporter task reading `rx` until it closes. Needs a tokio runtime.
+pub fn spawn(
+    cfg: TracesExportConfig,
+    host: HostInfo,
+    rx: mpsc::Receiver<SpanBatch>,
+) -> Result<(tokio::task::JoinHandle<()>, Arc<ExportStats>), String> {
+    let transport = Transport::new(cfg.endpoint.clone())?;
+    let stats = Arc::new(ExportStats::default());
+    tracing::info!(
+        component = COMPONENT,
+        endpoint = %cfg.endpoint.url,
+        protocol = cfg.endpoint.protocol.as_str(),
+        instrumentations = %cfg.instrumentations.names(),
+        sampler = %cfg.sampler.name(),
+        "exporting traces"
+    );
+    let exporter = Exporter::new(cfg, transport, host, stats.clone());
+    Ok((tokio::spawn(exporter.run(rx)), stats))
+}
+
+type Attempt = Pin<Box<dyn Future<Output = Result<ExportOk, ExportError>> + Send>>;
+
+struct Batch {
+    request: ExportTraceServiceRequest,
+    spans: usize,
+}
+
+/// The batch being sent and its retry schedule.
+struct Current {
+    batch: Batch,
+    backoff: Backoff,
+    /// Set while waiting to retry.
+    retry_at: Option<Instant>,
+}
+
+struct Exporter {
+    cfg: TracesExportConfig,
+    transport: Transport,
+    host: HostInfo,
+    stats: Arc<ExportStats>,
+    /// The open batch.
+    pending: Vec<(Arc<Service>, OtlpSpan)>,
+    /// When the open batch is sealed even if not full.
+    batch_deadline: Option<Instant>,
+    ready: VecDeque<Batch>,
+    current: Option<Current>,
+    /// Spans in `pending`, `ready` and `current`.
+    queued: usize,
+    closing: bool,
+    /// Set from the first failure until the next success.
+    failing_since: Option<Instant>,
+    last_error: String,
+    dropped_unlogged: u64,
+    dropped_while_failing: u64,
+    last_drop_log: Option<Instant>,
+}
+
+impl Exporter {
+    fn new(cfg: TracesExportConfig, transport: Transport, host: HostInfo, stats: Arc<ExportStats>) -> Self {
+        Exporter {
+            pending: Vec::with_capacity(cfg.batch_max_size.min(1024)),
+            cfg,
+            transport,
+            host,
+            stats,
+            batch_deadline: None,
+            ready: VecDeque::new(),
+            current: None,
+            queued: 0,
+            closing: false,
+            failing_since: None,
+            last_error: String::new(),
+            dropped_unlogged: 0,
+            dropped_while_failing: 0,
+            last_drop_log: None,
+        }
+    }
+
+    async fn run(mut self, mut rx: mpsc::Receiver<SpanBatch>) {
+        let mut attempt: Option<Attempt> = None;
+        let mut tick = tokio::time::interval(Duration::from_secs(1));
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            let retry_at = self.current.as_ref().and_then(|c| c.retry_at);
+            tokio::select! {
+                msg = rx.recv(), if !self.closing => match msg {
+                    Some(batch) => self.accept(&batch),
+                    None => self.close(),
+                },
+                res = async { attempt.as_mut().expect("guarded").await }, if attempt.is_some() => {
+                    attempt = None;
+                    self.on_result(res);
+                }
+                _ = tokio::time::sleep_until(retry_at.unwrap_or_else(Instant::now)), if retry_at.is_some() && attempt.is_none() => {
+                    if let Some(c) = self.current.as_mut() {
+                        c.retry_at = None;
+                        attempt = Some(self.attempt());
+                    }
+                }
+                _ = tokio::time::sleep_until(self.batch_deadline.unwrap_or_else(Instant::now)), if self.batch_deadline.is_some() => self.seal(),
+                _ = tick.tick() => self.log_drops(false),
+            }
+            if attempt.is_none() && self.current.is_none() {
+                if let Some(batch) = self.ready.pop_front() {
+                    self.current = Some(Current { batch, backoff: Backoff::new(self.cfg.backoff), retry_at: None });
+                    attempt = Some(self.attempt());
+                } else if self.closing {
+                    break;
+                }
+            }
+        }
+        self.log_drops(true);
+        tracing::debug!(component = COMPONENT, stats = %self.stats, "traces exporter stopped");
+    }
+
+    /// One export attempt of the current batch.
+    fn attempt(&self) -> Attempt {
+        let request = self.current.as_ref().expect("a current batch").batch.request.clone();
+        let transport = self.transport.clone();
+        Box::pin(async move { transport.export(request).await })
+    }
+
+    fn accept(&mut self, batch: &[Span]) {
+        for span in batch {
+            if !self.cfg.instrumentations.allows(span.span_type) {
+                continue;
+            }
+            let trace = convert::complete_ids(&span.trace);
+            if !self.cfg.sampler.should_sample(&trace) {
+                self.stats.sampled_out.fetch_add(1, Ordering::Relaxed);
+                continue;
+            }
+            if self.queued >= self.cfg.queue_size {
+                self.drop_spans(1);
+                continue;
+            }
+            self.pending.push((span.service.clone(), convert::to_otlp(span, &trace)));
+            self.queued += 1;
+            if self.pending.len() >= self.cfg.batch_max_size {
+                self.seal();
+            }
+        }
+        if !self.pending.is_empty() && self.batch_deadline.is_none() {
+            self.batch_deadline = Some(Instant::now() + self.cfg.batch_timeout);
+        }
+    }
+
+    /// Closes the open batch and queues it for sending.
+    fn seal(&mut self) {
+        self.batch_deadline = None;
+        if self.pending.is_empty() {
+            return;
+        }
+        let spans = std::mem::take(&mut self.pending);
+        let n = spans.len();
+        self.ready.push_back(Batch { request: convert::build_request(spans, &self.host), spans: n });
+    }
+
+    /// The input closed (shutdown): send what is left, once, without
+    /// waiting for retries.
+    fn close(&mut self) {
+        self.closing = true;
+        self.seal();
+        if let Some(c) = &self.current
+            && c.retry_at.is_some()
+        {
+            let c = self.current.take().expect("checked");
+            self.give_up(c.batch.spans);
+        }
+    }
+
+    fn on_result(&mut self, res: Result<ExportOk, ExportError>) {
+        let Some(mut cur) = self.current.take() else { return };
+        match res {
+            Ok(ok) => {
+                self.queued -= cur.batch.spans;
+                let rejected = (ok.rejected.max(0) as usize).min(cur.batch.spans);
+                self.stats.exported.fetch_add((cur.batch.spans - rejected) as u64, Ordering::Relaxed);
+                if rejected > 0 || !ok.message.is_empty() {
+                    self.stats.dropped.fetch_add(rejected as u64, Ordering::Relaxed);
+                    tracing::warn!(component = COMPONENT, rejected, message = %ok.message, "the receiver rejected spans");
+                }
+                if let Some(since) = self.failing_since.take() {
+                    tracing::info!(
+                        component = COMPONENT,
+                        endpoint = %self.cfg.endpoint.url,
+                        failing_for = %humantime::format_duration(Duration::from_secs(since.elapsed().as_secs())),
+                        dropped = self.dropped_while_failing,
+                        "export recovered"
+                    );
+                    self.dropped_while_failing = 0;
+                }
+            }
+            Err(e) => {
+                if self.failing_since.is_none() {
+                    self.failing_since = Some(Instant::now());
+                    tracing::warn!(
+                        component = COMPONENT,
+                        endpoint = %self.cfg.endpoint.url,
+                        error = %e,
+                        retryable = e.retryable,
+                        "export failed"
+                    );
+                }
+                self.last_error = e.message.clone();
+                if e.retryable
+                    && !self.closing
+                    && let Some(delay) = cur.backoff.next_delay(e.retry_after)
+                {
+                    self.stats.retries.fetch_add(1, Ordering::Relaxed);
+                    tracing::debug!(component = COMPONENT, error = %e, retry_in = ?delay, "export failed; retrying");
+                    cur.retry_at = Some(Instant::now() + delay);
+                    self.current = Some(cur);
+                    return;
+                }
+                self.give_up(cur.batch.spans);
+            }
+        }
+    }
+
+    fn give_up(&mut self, spans: usize) {
+        self.queued -= spans;
+        self.stats.failed_requests.fetch_add(1, Ordering::Relaxed);
+        self.drop_spans(spans as u64);
+    }
+
+    fn drop_spans(&mut self, n: u64) {
+        self.stats.dropped.fetch_add(n, Ordering::Relaxed);
+        self.dropped_unlogged += n;
+        if self.failing_since.is_some() {
+            self.dropped_while_failing += n;
+        }
+    }
+
+    /// Logs drops since the last report, at most every [`DROP_LOG_INTERVAL`]
+    /// (`now`: regardless of the interval).
+    fn log_drops(&mut self, now: bool) {
+        if self.dropped_unlogged == 0 {
+            return;
+        }
+        if !now && self.last_drop_log.is_some_and(|t| t.elapsed() < DROP_LOG_INTERVAL) {
+            return;
+        }
+        tracing::warn!(
+            component = COMPONENT,
+            lost = self.dropped_unlogged,
+            total = self.stats.dropped.load(Ordering::Relaxed),
+            queue_size = self.cfg.queue_size,
+            last_error = %self.last_error,
+            "spans dropped: OTLP export queue full or endpoint failing"
+        );
+        self.dropped_unlogged = 0;
+        self.last_drop_log = Some(Instant::now());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use super::*;
+    use crate::export::otlp::Protocol;
+
+    fn setting(v: &str) -> Setting {
+        Setting::new("OTEL_EBPF_TRACES_INSTRUMENTATIONS", v)
+    }
+
+    #[test]
+    fn instrumentations_filter_span_types() {
+        let all = Instrumentations::parse(&setting("*")).unwrap();
+        assert!(all.allows(SpanType::HttpServer) && all.allows(SpanType::GrpcClient));
+        assert!(!all.allows(SpanType::ProcessAlive));
+        let grpc = Instrumentations::parse(&setting(" grpc , sql")).unwrap();
+        assert!(grpc.allows(SpanType::GrpcServer));
+        assert!(!grpc.allows(SpanType::HttpServer) && !grpc.allows(SpanType::HttpClient));
+        assert_eq!(grpc.names(), "grpc,sql");
+        let none = Instrumentations::parse(&setting("")).unwrap();
+        assert!(!none.allows(SpanType::HttpServer));
+        let e = Instrumentations::parse(&setting("http,soap")).unwrap_err().to_string();
+        assert!(e.starts_with("OTEL_EBPF_TRACES_INSTRUMENTATIONS: unknown instrumentation \"soap\""), "{e}");
+    }
+
+    fn cfg_from(env: &[(&'static str, &str)], yaml: Option<&str>) -> Result<Option<TracesExportConfig>, ConfigError> {
+        let mut cfg = match yaml {
+            Some(y) => crate::config::from_yaml_str(y).unwrap(),
+            None => Config::default(),
+        };
+        cfg.export.exporter_env = env.iter().map(|(k, v)| (*k, Setting::new(*k, *v))).collect::<BTreeMap<_, _>>();
+        TracesExportConfig::from_config(&cfg, &mut Vec::new())
+    }
+
+    #[test]
+    fn resolves_from_env_and_yaml() {
+        assert!(cfg_from(&[], None).unwrap().is_none());
+        let c = cfg_from(
+            &[
+                ("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "http://localhost:4317"),
+                ("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL", "grpc"),
+            ],
+            None,
+        )
+        .unwrap()
+        .unwrap();
+        assert_eq!(c.endpoint.protocol, Protocol::Grpc);
+        assert_eq!(c.instrumentations, Instrumentations::ALL);
+        assert_eq!(c.sampler, Sampler::default());
+        assert_eq!((c.batch_max_size, c.queue_size, c.batch_timeout), (4096, 16384, Duration::from_secs(5)));
+        let c = cfg_from(
+            &[("OTEL_EBPF_OTLP_TRACES_QUEUE_SIZE", "100")],
+            Some(
+                "otel_traces_export:\n  endpoint: http://c:4318/v1/traces\n  instrumentations: [grpc]\n  \
+                 sampler:\n    name: traceidratio\n    arg: \"0.5\"\n  batch_max_size: 10\n  batch_timeout: 200ms\n",
+            ),
+        )
+        .unwrap()
+        .unwrap();
+        assert_eq!(c.endpoint.url, "http://c:4318/v1/traces");
+        assert_eq!(c.instrumentations.names(), "grpc");
+        assert_eq!(c.sampler.name(), "traceidratio(0.5)");
+        assert_eq!((c.batch_max_size, c.queue_size, c.batch_timeout), (10, 100, Duration::from_millis(200)));
+        let e = cfg_from(
+            &[("OTEL_EXPORTER_OTLP_ENDPOINT", "http://c:4318"), ("OTEL_EBPF_OTLP_TRACES_BATCH_MAX_SIZE", "0")],
+            None,
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(e.starts_with("OTEL_EBPF_OTLP_TRACES_BATCH_MAX_SIZE: "), "{e}");
+    }
+
+    /// An HTTP receiver whose answer can be switched; counts the spans of
+    /// the requests it accepted (status 200).
+    struct Receiver {
+        port: u16,
+        status: Arc<std::sync::atomic::AtomicU16>,
+        spans: Arc<AtomicU64>,
+    }
+
+    async fn receiver() -> Receiver {
+        use http_body_util::{BodyExt, Full};
+        use prost::Message;
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let status = Arc::new(std::sync::atomic::AtomicU16::new(503));
+        let spans = Arc::new(AtomicU64::new(0));
+        let (st, sp) = (status.clone(), spans.clone());
+        tokio::spawn(async move {
+            while let Ok((sock, _)) = listener.accept().await {
+                let (st, sp) = (st.clone(), sp.clone());
+                tokio::spawn(async move {
+                    let svc = hyper::service::service_fn(move |req: http::Request<hyper::body::Incoming>| {
+                        let (st, sp) = (st.clone(), sp.clone());
+                        async move {
+                            let body = req.into_body().collect().await.unwrap().to_bytes();
+                            let code = st.load(Ordering::SeqCst);
+                            if code == 200 {
+                                let r = ExportTraceServiceRequest::decode(body).unwrap();
+                                let n: usize = r
+                                    .resource_spans
+                                    .iter()
+                                    .flat_map(|rs| &rs.scope_spans)
+                                    .map(|ss| ss.spans.len())
+                                    .sum();
+                                sp.fetch_add(n as u64, Ordering::SeqCst);
+                            }
+                            let resp =
+                                http::Response::builder().status(code).body(Full::new(bytes::Bytes::new())).unwrap();
+                            Ok::<_, std::convert::Infallible>(resp)
+                        }
+                    });
+                    let io = hyper_util::rt::TokioIo::new(sock);
+                    let _ = hyper::server::conn::http1::Builder::new().serve_connection(io, svc).await;
+                });
+            }
+        });
+        Receiver { port, status, spans }
+    }
+
+    fn span(span_type: SpanType, n: u8) -> Span {
+        let mut s = Span::process_alive(Arc::new(Service { name: "svc".into(), pid: 1, ..Default::default() }), 1);
+        s.span_type = span_type;
+        s.method = "GET".into();
+        s.trace = crate::span::TraceContext { trace_id: [n; 16], span_id: [n; 8], parent_span_id: [0; 8], flags: 1 };
+        s
+    }
+
+    async fn wait_for(what: &str, f: impl Fn() -> bool) {
+        for _ in 0..500 {
+            if f() {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        panic!("timed out waiting for {what}");
+    }
+
+    #[tokio::test]
+    async fn queue_is_bounded_while_down_and_drains_after_recovery() {
+        let rx = receiver().await;
+        let endpoint = OtlpEndpoint {
+            signal: Signal::Traces,
+            protocol: Protocol::HttpProtobuf,
+            url: format!("http://127.0.0.1:{}/v1/traces", rx.port).parse().unwrap(),
+            tls: None,
+            headers: http::HeaderMap::new(),
+            timeout: Duration::from_secs(2),
+        };
+        let cfg = TracesExportConfig {
+            endpoint,
+            instrumentations: Instrumentations::ALL,
+            sampler: Sampler::default(),
+            batch_max_size: 5,
+            queue_size: 10,
+            batch_timeout: Duration::from_millis(20),
+            backoff: BackoffConfig {
+                initial: Duration::from_millis(20),
+                max: Duration::from_millis(50),
+                max_elapsed: Duration::ZERO,
+            },
+        };
+        let (tx, input) = mpsc::channel(16);
+        let (task, stats) = spawn(cfg, HostInfo::default(), input).unwrap();
+        // 30 HTTP spans (and a pseudo-span, never exported) while the receiver answers 503.
+        let mut batch: Vec<Span> = (1..=30).map(|n| span(SpanType::HttpServer, n)).collect();
+        batch.push(span(SpanType::ProcessAlive, 0));
+        tx.send(Arc::new(batch)).await.unwrap();
+        wait_for("retries", || stats.retries.load(Ordering::Relaxed) >= 3).await;
+        assert_eq!(stats.dropped.load(Ordering::Relaxed), 20, "only the queue (10 spans) is kept");
+        assert_eq!(stats.exported.load(Ordering::Relaxed), 0);
+        // More spans while the queue is full are dropped too.
+        tx.send(Arc::new(vec![span(SpanType::HttpClient, 31)])).await.unwrap();
+        wait_for("the drop", || stats.dropped.load(Ordering::Relaxed) == 21).await;
+
+        rx.status.store(200, Ordering::SeqCst);
+        wait_for("recovery", || stats.exported.load(Ordering::Relaxed) == 10).await;
+        assert_eq!(rx.spans.load(Ordering::SeqCst), 10);
+        // New spans flow again; closing the input flushes the open batch.
+        tx.send(Arc::new(vec![span(SpanType::GrpcServer, 40), span(SpanType::HttpClient, 41)])).await.unwrap();
+        drop(tx);
+        tokio::time::timeout(Duration::from_secs(5), task).await.unwrap().unwrap();
+        assert_eq!(stats.exported.load(Ordering::Relaxed), 12);
+        assert_eq!(rx.spans.load(Ordering::SeqCst), 12);
+        assert_eq!(stats.dropped.load(Ordering::Relaxed), 21);
+        assert_eq!(stats.failed_requests.load(Ordering::Relaxed), 0);
+    }
+
+    #[tokio::test]
+    async fn permanent_errors_drop_the_batch_without_retrying() {
+        let rx = receiver().await;
+        rx.status.store(400, Ordering::SeqCst);
+        let mut cfg = cfg_from(&[("OTEL_EXPORTER_OTLP_ENDPOINT", &format!("http://127.0.0.1:{}", rx.port))], None)
+            .unwrap()
+            .unwrap();
+        cfg.batch_timeout = Duration::from_millis(10);
+        let (tx, input) = mpsc::channel(16);
+        let (task, stats) = spawn(cfg, HostInfo::default(), input).unwrap();
+        tx.send(Arc::new(vec![span(SpanType::HttpServer, 1), span(SpanType::HttpServer, 2)])).await.unwrap();
+        wait_for("the failure", || stats.failed_requests.load(Ordering::Relaxed) == 1).await;
+        assert_eq!(stats.dropped.load(Ordering::Relaxed), 2);
+        assert_eq!(stats.retries.load(Ordering::Relaxed), 0);
+        drop(tx);
+        tokio::time::timeout(Duration::from_secs(5), task).await.unwrap().unwrap();
+    }
+}
