@@ -133,7 +133,8 @@ def pinned(cpu):
     """preexec_fn: pin to one CPU (or none) and raise the open-file limit for 1,000 connections."""
 
     def fn():
-        resource.setrlimit(resource.RLIMIT_NOFILE, (65536, 65536))
+        _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
         if cpu is not None:
             os.sched_setaffinity(0, {cpu})
 
@@ -238,7 +239,7 @@ class Nginx(Server):
         conf.write_text(
             f"""user root;
 worker_processes {self.workers};
-worker_rlimit_nofile 65536;
+worker_rlimit_nofile 16384;
 daemon off;
 pid {r}/nginx.pid;
 error_log {r}/error.log warn;
@@ -410,6 +411,7 @@ class Agent:
             self._scraper.join()
             self.scrape()  # one at the end, so the series count reflects the whole run
         self.peak_rss_kb = status_kb(self.proc.pid, "VmHWM")
+        self.end_rss_kb = status_kb(self.proc.pid, "VmRSS")
         stop_process(self.proc, signal.SIGINT, timeout=30)
         self.logfile.close()
         for line in self.log_path.read_text().splitlines():
@@ -584,6 +586,7 @@ def run_once(case, variant, server, args, workdir, receiver):
             {
                 "agent_cpu_s": (agent1 - agent0) / CLK_TCK,
                 "peak_rss_kb": agent.peak_rss_kb,
+                "end_rss_kb": agent.end_rss_kb,
                 "kernel_events": int(totals.get("kernel_events", 0)),
                 "ringbuf_full": int(totals.get("ringbuf_full", 0)),
                 "agent_spans": int(totals.get("spans", 0)),
@@ -657,6 +660,7 @@ def summarize(records):
                         "agent_cpu_per_100k": median(
                             [r["agent_cpu_s"] / r["requests"] * 1e5 for r in runs if r["requests"]]),
                         "peak_rss_mb": max(r["peak_rss_kb"] or 0 for r in runs) / 1024,
+                        "end_rss_mb": median([(r["end_rss_kb"] or 0) / 1024 for r in runs]),
                         "events_per_s": median([r["kernel_events"] / r["duration_s"] for r in runs]),
                         "drops": sum(r["ringbuf_full"] + r["otlp_dropped"] for r in runs),
                         "ringbuf_full": sum(r["ringbuf_full"] for r in runs),
@@ -672,6 +676,12 @@ def summarize(records):
 
 def fmt(x, spec, dash="—"):
     return dash if x is None else format(x, spec)
+
+
+def rss_cell(r):
+    if r.get("peak_rss_mb") is None:
+        return "—"
+    return f"{r['peak_rss_mb']:.1f} ({r['end_rss_mb']:.1f})"
 
 
 def signed(x, dash="—"):
@@ -758,11 +768,11 @@ def write_report(meta, rows, records, out_md, png_name):
         "Medians over repetitions. *rps ratio* = variant req/s ÷ no-agent req/s of the same repetition, median [min–max]. "
         "*p50/p99 added* = variant minus no-agent latency, same pairing. *agent CPU* = obi's utime+stime during the load "
         "(/proc/PID/stat) per 100k requests; *app CPU* the same for the server's processes (it includes the kernel-side probe "
-        "cost, which runs in the app's syscalls, and the in-process SDK's cost). *RSS* = obi's VmHWM, worst run. "
+        "cost, which runs in the app's syscalls, and the in-process SDK's cost). *RSS* = obi's VmHWM (peak) over its whole life, worst run, and in brackets its VmRSS at the end of the load (median). "
         "*events/s* = kernel events written to the ring buffer per second of load. *drops* = ring buffer full + spans "
         "dropped by the OTLP exporter queue, summed over repetitions. *spans/req* = spans the receiver got per request wrk completed.",
         "",
-        "| group | scenario | load | variant | req/s | rps ratio | p50 / p99 (µs) | p50 / p99 added (µs) | agent CPU s/100k | app CPU s/100k | agent RSS MB | events/s | drops | spans/req |",
+        "| group | scenario | load | variant | req/s | rps ratio | p50 / p99 (µs) | p50 / p99 added (µs) | agent CPU s/100k | app CPU s/100k | agent RSS MB peak (end) | events/s | drops | spans/req |",
         "|---|---|---|---|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for r in rows:
@@ -772,7 +782,7 @@ def write_report(meta, rows, records, out_md, png_name):
             f"| {r['group']} | {r['scenario']} | {r['load']} | {r['variant']} | {r['rps']:.0f} | {ratio} | "
             f"{r['p50_us']:.0f} / {r['p99_us']:.0f} | {signed(r['p50_added_us'])} / {signed(r['p99_added_us'])} | "
             f"{fmt(r.get('agent_cpu_per_100k'), '.2f')} | {fmt(r['app_cpu_per_100k'], '.2f')} | "
-            f"{fmt(r.get('peak_rss_mb'), '.1f')} | {fmt(r.get('events_per_s'), '.0f')} | {fmt(r.get('drops'), 'd')} | "
+            f"{rss_cell(r)} | {fmt(r.get('events_per_s'), '.0f')} | {fmt(r.get('drops'), 'd')} | "
             f"{fmt(r.get('spans_per_req'), '.3f')} |"
         )
     errs = [r for r in rows if r["errors"]]
@@ -835,7 +845,9 @@ def plot(rows, out_png, meta):
             lo = [r["rps_ratio"] - r["rps_ratio_min"] for r in rs]
             hi = [r["rps_ratio_max"] - r["rps_ratio"] for r in rs]
             ax.errorbar(xs, ys, yerr=[lo, hi], marker="o", capsize=4, label=v, color=colors[v])
-        if logx:
+        if not ax.lines:
+            ax.text(0.5, 0.5, "not run", ha="center", va="center", transform=ax.transAxes, color="grey")
+        elif logx:
             ax.set_xscale("log")
         ax.axhline(1.0, color="grey", lw=0.8)
         ax.axhline(0.97, color="green", lw=0.8, ls="--", label="target 0.97")
@@ -854,6 +866,8 @@ def plot(rows, out_png, meta):
         ax.bar(range(len(ys)), ys, yerr=err, capsize=4, color=[colors.get(r["variant"], "grey") for r in sdk_rows])
         ax.set_xticks(range(len(ys)), labels, fontsize=8)
         ax.axhline(0.97, color="green", lw=0.8, ls="--")
+    else:
+        ax.text(0.5, 0.5, "not run", ha="center", va="center", transform=ax.transAxes, color="grey")
     ax.set_title("obi vs OpenTelemetry zero-code SDK (closed loop)", fontsize=10)
     ax.set_ylabel("req/s ratio to no agent")
     ax.set_ylim(0, 1.1)
