@@ -617,3 +617,144 @@ fn otlp_grpc_metrics_export() {
         free_port(),
     );
 }
+
+// ---------------------------------------------------------------------------
+// Allocation-free aggregation (no eBPF, no root needed)
+
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::cell::Cell;
+
+thread_local! {
+    static ALLOCATIONS: Cell<u64> = const { Cell::new(0) };
+}
+
+/// Counts allocations per thread, so other tests running meanwhile do not count.
+struct CountingAllocator;
+
+// SAFETY: forwards to the system allocator; the counter is a plain thread-local Cell.
+unsafe impl GlobalAlloc for CountingAllocator {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        let _ = ALLOCATIONS.try_with(|c| c.set(c.get() + 1));
+        // SAFETY: same contract as ours.
+        unsafe { System.alloc(layout) }
+    }
+
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        // SAFETY: same contract as ours.
+        unsafe { System.dealloc(ptr, layout) }
+    }
+
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        let _ = ALLOCATIONS.try_with(|c| c.set(c.get() + 1));
+        // SAFETY: same contract as ours.
+        unsafe { System.realloc(ptr, layout, new_size) }
+    }
+}
+
+#[global_allocator]
+static GLOBAL: CountingAllocator = CountingAllocator;
+
+/// Recording spans into existing series allocates nothing; a new label set does.
+#[test]
+fn steady_state_aggregation_does_not_allocate() {
+    use obi::config::metrics::MetricsConfig;
+    use obi::export::metrics::MetricsStore;
+    use obi::service::Service;
+    use obi::span::{Endpoint, Span, SpanType, TraceContext};
+
+    let svc = Arc::new(Service { name: "alloc-test".into(), instance_id: "h:1".into(), ..Service::default() });
+    let spans: Vec<Span> = (0..64)
+        .map(|i| Span {
+            span_type: if i % 2 == 0 { SpanType::HttpServer } else { SpanType::HttpClient },
+            sub_type: 0,
+            method: "GET".into(),
+            path: format!("/items/{i}"),
+            route: format!("/items/{}", i % 4),
+            status: [200, 404, 500][i % 3],
+            peer: Endpoint { addr: Some([127, 0, 0, 1].into()), port: 40000 + i as u16, name: String::new() },
+            host: Endpoint { addr: Some([127, 0, 0, 1].into()), port: 8080, name: String::new() },
+            request_body_size: i as i64,
+            response_body_size: 100 * i as i64,
+            host_header: (i % 2 == 1).then(|| "api.example.com:8080".to_string()),
+            request_start_ns: 0,
+            start_ns: 0,
+            end_ns: 1_000_000 * i as u64,
+            trace: TraceContext::default(),
+            service: svc.clone(),
+            tid: 1,
+        })
+        .collect();
+    let mut store = MetricsStore::new(&MetricsConfig::default());
+    let count = || ALLOCATIONS.with(Cell::get);
+    let before = count();
+    for s in &spans {
+        store.record(s, 1, 1);
+    }
+    let series = store.series_count();
+    assert!(count() > before, "creating series must allocate (is the counter working?)");
+    let start = Instant::now();
+    let before = count();
+    let rounds = 2000;
+    for round in 0..rounds {
+        for s in &spans {
+            store.record(s, 2 + round, 1);
+        }
+    }
+    let per_span = start.elapsed() / (rounds as u32 * spans.len() as u32);
+    assert_eq!(count() - before, 0, "allocations while recording into existing series");
+    assert_eq!(store.series_count(), series);
+    eprintln!("{series} series; {per_span:?} per span (debug build, 3 families per span)");
+}
+
+// ---------------------------------------------------------------------------
+// gRPC
+
+/// gRPC server and client spans become `rpc_server_duration_seconds` and
+/// `rpc_client_duration_seconds` with method, system and status code.
+#[test]
+fn grpc_calls_produce_rpc_histograms() {
+    require_root();
+    let _serial = serial();
+    let (app, prom_port) = (free_port(), free_port());
+    let server =
+        start_server("grpc-server", Command::new(python()).arg(apps_dir().join("grpc_server.py")).arg(app.to_string()));
+    let agent = Agent::builder()
+        .printer("disabled")
+        .config(&format!(
+            "discovery:\n  instrument:\n    - open_ports: {app}\n      name: rpc-server\n    \
+             - cmd_args: '*grpc_client.py * 127.0.0.1:{app}*'\n      name: rpc-client\n\
+             prometheus_export:\n  port: {prom_port}\n"
+        ))
+        .start();
+    agent.wait_instrumented(server.pid(), WAIT);
+    for args in [&["unary", "3"][..], &["fail"][..]] {
+        let mut c = spawn(
+            "grpc-client",
+            Command::new(python())
+                .arg(apps_dir().join("grpc_client.py"))
+                .arg("--wait-ms=500")
+                .arg(format!("127.0.0.1:{app}"))
+                .args(args),
+        );
+        assert!(c.wait_exit(Duration::from_secs(60)).is_some_and(|s| s.success()), "grpc client {args:?} failed");
+    }
+    let server_count = "rpc_server_duration_seconds_count";
+    let client_count = "rpc_client_duration_seconds_count";
+    let s = scrape_until(prom_port, WAIT, |s| {
+        total(s, server_count, &[("service_name", "rpc-server")]) >= 4.0
+            && total(s, client_count, &[("service_name", "rpc-client")]) >= 4.0
+    });
+    let unary = [("service_name", "rpc-server"), ("rpc_method", "/obi.test.Echo/Unary"), ("rpc_system", "grpc")];
+    assert_eq!(total(&s, server_count, &[unary[0], unary[1], unary[2], ("rpc_grpc_status_code", "0")]), 3.0);
+    let fail = [("service_name", "rpc-server"), ("rpc_method", "/obi.test.Echo/Fail"), ("rpc_grpc_status_code", "5")];
+    assert_eq!(total(&s, server_count, &fail), 1.0);
+    assert_eq!(total(&s, server_count, &[("service_name", "rpc-server")]), 4.0);
+    let client_fail =
+        [("service_name", "rpc-client"), ("rpc_method", "/obi.test.Echo/Fail"), ("rpc_grpc_status_code", "5")];
+    assert_eq!(total(&s, client_count, &client_fail), 1.0);
+    assert_eq!(total(&s, client_count, &[("service_name", "rpc-client")]), 4.0);
+    // gRPC is not counted as HTTP.
+    assert!(find(&s, "http_server_request_duration_seconds_count", &[("service_name", "rpc-server")]).is_empty());
+    let b = total(&s, "rpc_server_duration_seconds_bucket", &[("service_name", "rpc-server"), ("le", "+Inf")]);
+    assert_eq!(b, 4.0);
+}
