@@ -8,8 +8,9 @@
 --                next free slot (delay() below). wrk's timers have 1 ms
 --                resolution, so requests leave in small bursts, but the average
 --                rate is exact as long as enough connections are idle. A thread
---                that falls behind does not catch up with a burst: the schedule
---                restarts from "now".
+--                that falls behind catches up on at most CATCH_UP_MS of missed
+--                slots (sent at once); older missed slots are skipped, so a stall
+--                of the machine does not turn into an unbounded burst.
 -- At the end, one line "BENCH_JSON {...}" with the totals and latency percentiles (us).
 local ffi = require("ffi")
 ffi.cdef [[
@@ -24,6 +25,7 @@ local function now_ms()
   return tonumber(ts.tv_sec) * 1000 + tonumber(ts.tv_nsec) / 1e6
 end
 
+local CATCH_UP_MS = 20
 local interval_ms = nil
 local next_slot = nil
 
@@ -43,8 +45,8 @@ function delay()
     return 0
   end
   local t = now_ms()
-  if next_slot < t - interval_ms then
-    next_slot = t
+  if next_slot < t - CATCH_UP_MS then
+    next_slot = t - CATCH_UP_MS
   end
   next_slot = next_slot + interval_ms
   local d = next_slot - t
