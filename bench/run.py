@@ -675,16 +675,19 @@ def summarize(records):
                 "loadavg_1m": median([r["loadavg_1m"] for r in runs]),
             }
             if v in (OBI, OBI_METRICS):
+                # Counters from the totals line exist only when the agent stopped cleanly.
+                ok = [r for r in runs if r.get("totals_ok")]
                 row.update(
                     {
                         "agent_cpu_per_100k": median(
                             [r["agent_cpu_s"] / r["requests"] * 1e5 for r in runs if r["requests"]]),
                         "peak_rss_mb": max(r["peak_rss_kb"] or 0 for r in runs) / 1024,
                         "end_rss_mb": median([(r["end_rss_kb"] or 0) / 1024 for r in runs]),
-                        "events_per_s": median([r["kernel_events"] / r["duration_s"] for r in runs]),
-                        "drops": sum(r["ringbuf_full"] + r["otlp_dropped"] for r in runs),
-                        "ringbuf_full": sum(r["ringbuf_full"] for r in runs),
-                        "otlp_dropped": sum(r["otlp_dropped"] for r in runs),
+                        "events_per_s": median([r["kernel_events"] / r["duration_s"] for r in ok]),
+                        "drops": sum(r["ringbuf_full"] + r["otlp_dropped"] for r in ok) if ok else None,
+                        "ringbuf_full": sum(r["ringbuf_full"] for r in ok) if ok else None,
+                        "otlp_dropped": sum(r["otlp_dropped"] for r in ok) if ok else None,
+                        "no_totals": len(runs) - len(ok),
                         "metric_series": max(r.get("metric_series", 0) for r in runs),
                     }
                 )
@@ -743,6 +746,11 @@ def target_checks(rows):
         checks.append(("zero drops at 20k req/s",
                        f"{lost} dropped (ring full + OTLP queue), {r20k['spans_per_req']:.3f} spans/request, "
                        f"{achieved:.0f} req/s achieved", verdict))
+    dropped = [r for r in rows if r.get("drops")]
+    if dropped:
+        checks.append(("zero drops anywhere (all cases)", "; ".join(
+            f"{r['scenario']} {r['load']} {r['variant']}: {r['drops']} (ring full {r['ringbuf_full']}, "
+            f"OTLP queue {r['otlp_dropped']}), {r['spans_per_req']:.3f} spans/request" for r in dropped), "NOT met"))
     for server in ("flask", "node"):
         o, s = find("sdk", OBI, server=server), find("sdk", SDK, server=server)
         if o and s:
@@ -812,6 +820,11 @@ def write_report(meta, rows, records, out_md, png_name):
     if errs:
         lines += ["", "wrk reported errors (connect/read/write/timeout/non-2xx) in: " + ", ".join(
             f"{r['scenario']} {r['load']} {r['variant']} ({r['errors']})" for r in errs)]
+    stuck = [r for r in rows if r.get("no_totals")]
+    if stuck:
+        lines += ["", "**The agent did not stop within 30 s of SIGINT** (killed, so no `msg=totals` line: events/s and "
+                  "drops unknown) in: " + ", ".join(f"{r['scenario']} {r['load']} {r['variant']} "
+                                                     f"({r['no_totals']} of {r['reps']} runs)" for r in stuck)]
     series = [r for r in rows if r.get("metric_series")]
     if series:
         lines += ["", "Prometheus series in the last scrape: " + ", ".join(
@@ -964,6 +977,8 @@ def parse_args(argv):
     ap.add_argument("--no-pin", action="store_true", help="do not pin the server and wrk to separate CPUs")
     ap.add_argument("--agent", type=Path, default=REPO / "target" / "release" / "obi", help="agent binary")
     ap.add_argument("--out", type=Path, default=HERE / "results", help="results directory")
+    ap.add_argument("--report-only", type=Path, metavar="JSON",
+                    help="rebuild the .md and .png from a results .json (no measurement)")
     args = ap.parse_args(argv)
     args.duration = args.duration or (4 if args.quick else 15)
     args.reps = args.reps or (2 if args.quick else 5)
@@ -993,6 +1008,17 @@ def preflight(args):
 
 def main(argv=None):
     args = parse_args(argv if argv is not None else sys.argv[1:])
+    if args.report_only:
+        data = json.loads(args.report_only.read_text())
+        meta, records = data["meta"], data["runs"]
+        rows = summarize(records)
+        out_md = args.report_only.with_suffix(".md")
+        out_png = args.report_only.with_name(args.report_only.stem + "-throughput.png")
+        args.report_only.write_text(json.dumps({"meta": meta, "rows": rows, "runs": records}, indent=1))
+        plot(rows, out_png, meta)
+        write_report(meta, rows, records, out_md, out_png.name)
+        log(f"rebuilt {out_md}, {out_png}")
+        return 0
     preflight(args)
     cases = build_cases(args)
     meta = machine_meta(args)
