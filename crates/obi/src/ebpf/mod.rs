@@ -153,7 +153,7 @@ impl Tracer {
     }
 
     pub fn untrace_pid(&mut self, pid: u32) {
-        self.tls.detach(&mut self.ebpf, pid);
+        self.tls.detach(pid);
         // Missing keys are fine: the process may never have been added.
         let _ = self.traced_pids.remove(&pid);
         self.sweep_connections(pid);
@@ -187,7 +187,7 @@ impl Tracer {
     /// Drops the TLS probes of a process that exec'd (they belonged to the
     /// old program); the process stays traced.
     pub fn reset_tls(&mut self, pid: u32) {
-        self.tls.detach(&mut self.ebpf, pid);
+        self.tls.detach(pid);
         let _ = self.traced_pids.insert(pid, abi::PidInfo::default(), 0);
     }
 

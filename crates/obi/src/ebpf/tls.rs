@@ -1,6 +1,13 @@
 //! OpenSSL uprobes: finds the libssl (or a binary with OpenSSL linked in,
 //! like `node`) a process uses, resolves SSL_read/SSL_write(_ex) once per
 //! file, and attaches per process so untraced processes never trap.
+//!
+//! Every uprobe costs a kernel grace period to remove (~0.1 s here, and the
+//! kernel does them one at a time): 50 nginx workers with 8 probes each took
+//! 46 s to detach. So once `SHARE_AFTER` traced processes use the same file,
+//! that file gets one set of probes for all processes instead (the programs
+//! check the pid first); untraced processes using that file then pay a trap
+//! per SSL call, which is the price of bounded attach and detach work.
 
 use std::collections::HashMap;
 use std::num::NonZeroU32;
@@ -10,7 +17,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result, anyhow};
 use aya::Ebpf;
 use aya::programs::UProbe;
-use aya::programs::uprobe::{UProbeAttachLocation, UProbeLinkId, UProbeScope};
+use aya::programs::uprobe::{UProbeAttachLocation, UProbeLink, UProbeScope};
 use object::{Object, ObjectSegment, ObjectSymbol};
 
 /// (function, entry program). Every function also gets the shared return probe.
@@ -22,17 +29,77 @@ const FUNCTIONS: &[(&str, &str)] = &[
 ];
 const RETURN_PROGRAM: &str = "obi_ssl_ret";
 
+/// A thread that drops the uprobe links it is sent.
+struct Reaper {
+    tx: std::sync::mpsc::Sender<Vec<UProbeLink>>,
+    thread: std::thread::JoinHandle<()>,
+}
+
+impl Reaper {
+    fn start() -> Reaper {
+        let (tx, rx) = std::sync::mpsc::channel::<Vec<UProbeLink>>();
+        let thread = std::thread::Builder::new()
+            .name("obi-uprobe-detach".into())
+            .spawn(move || rx.into_iter().for_each(drop))
+            .expect("spawn uprobe detach thread");
+        Reaper { tx, thread }
+    }
+}
+
+impl Drop for TlsProbes {
+    /// Shutdown: waits for the background closer, then closes the rest.
+    fn drop(&mut self) {
+        if let Some(r) = self.reaper.take() {
+            drop(r.tx);
+            let _ = r.thread.join();
+        }
+    }
+}
+
+/// Attaches the entry and return probes of every SSL function in `target`.
+fn attach_all(ebpf: &mut Ebpf, target: &Path, offsets: &Offsets, scope: UProbeScope) -> Result<Vec<UProbeLink>> {
+    let mut links = Vec::new();
+    for (_func, entry, off) in &offsets.by_function {
+        for program in [*entry, RETURN_PROGRAM] {
+            let p: &mut UProbe = ebpf.program_mut(program).expect("loaded before attaching").try_into()?;
+            let id = p
+                .attach(UProbeAttachLocation::AbsoluteOffset(*off), target, scope)
+                .with_context(|| format!("uprobe {program} on {}+{off:#x}", target.display()))?;
+            links.push(p.take_link(id)?);
+        }
+    }
+    Ok(links)
+}
+
+fn file_key(path: &Path) -> Option<FileKey> {
+    let meta = std::fs::metadata(path).ok()?;
+    Some((meta.dev(), meta.ino()))
+}
+
 /// File offsets of the SSL functions in one file.
 #[derive(Debug, Clone, Default)]
 struct Offsets {
     by_function: Vec<(&'static str, &'static str, u64)>,
 }
 
+/// Traced processes sharing a file before it is probed for all processes.
+const SHARE_AFTER: usize = 4;
+
+/// (device, inode) of a probed file.
+type FileKey = (u64, u64);
+
 pub struct TlsProbes {
     loaded: bool,
     /// Keyed by (device, inode) of the library file.
     offsets: HashMap<(u64, u64), Option<Offsets>>,
-    links: HashMap<u32, Vec<(&'static str, UProbeLinkId)>>,
+    /// Per-process links, with the file they probe. Dropping one detaches it.
+    links: HashMap<u32, Vec<(FileKey, UProbeLink)>>,
+    /// Files probed for every process, and the traced processes using them.
+    shared: HashMap<FileKey, (Vec<UProbeLink>, Vec<u32>)>,
+    /// Traced processes per file while it is probed per process.
+    users: HashMap<FileKey, Vec<u32>>,
+    /// Closes the links of processes that went away, off the event loop.
+    reaper: Option<Reaper>,
     /// Files already probed per process (a process may map libssl late).
     files: HashMap<u32, Vec<PathBuf>>,
 }
@@ -45,7 +112,15 @@ impl Default for TlsProbes {
 
 impl TlsProbes {
     pub fn new() -> Self {
-        TlsProbes { loaded: false, offsets: HashMap::new(), links: HashMap::new(), files: HashMap::new() }
+        TlsProbes {
+            loaded: false,
+            offsets: HashMap::new(),
+            links: HashMap::new(),
+            shared: HashMap::new(),
+            users: HashMap::new(),
+            reaper: None,
+            files: HashMap::new(),
+        }
     }
 
     /// Loads (verifies) the uprobe programs. Done at startup: verification
@@ -71,44 +146,80 @@ impl TlsProbes {
             return Ok(Vec::new());
         }
         self.load(ebpf)?;
-        let scope = UProbeScope::OneProcess(NonZeroU32::new(pid).ok_or_else(|| anyhow!("pid 0"))?);
         let mut attached = Vec::new();
-        let mut links = Vec::new();
         for target in targets {
             let Some(offsets) = self.offsets_for(&target) else { continue };
-            for (_func, entry, off) in &offsets.by_function {
-                for program in [*entry, RETURN_PROGRAM] {
-                    let p: &mut UProbe = ebpf.program_mut(program).expect("loaded above").try_into()?;
-                    let id = p
-                        .attach(UProbeAttachLocation::AbsoluteOffset(*off), &target, scope)
-                        .with_context(|| format!("uprobe {program} on {}+{off:#x}", target.display()))?;
-                    links.push((program, id));
+            let Some(key) = file_key(&target) else { continue };
+            if let Some((_, pids)) = self.shared.get_mut(&key) {
+                pids.push(pid);
+            } else if self.users.get(&key).map_or(0, Vec::len) + 1 >= SHARE_AFTER {
+                let links = attach_all(ebpf, &target, &offsets, UProbeScope::AllProcesses)?;
+                let mut pids = self.users.remove(&key).unwrap_or_default();
+                // Their own probes are now redundant: closed in the background.
+                for other in &pids {
+                    self.release(*other, Some(key));
                 }
+                pids.push(pid);
+                tracing::debug!(component = "ebpf.TLS", file = %target.display(), processes = pids.len(), "probing the file for all processes");
+                self.shared.insert(key, (links, pids));
+            } else {
+                let one = UProbeScope::OneProcess(NonZeroU32::new(pid).ok_or_else(|| anyhow!("pid 0"))?);
+                let links = attach_all(ebpf, &target, &offsets, one)?;
+                self.links.entry(pid).or_default().extend(links.into_iter().map(|l| (key, l)));
+                self.users.entry(key).or_default().push(pid);
             }
             attached.push(target);
         }
-        self.links.entry(pid).or_default().extend(links);
         self.files.entry(pid).or_default().extend(attached.iter().cloned());
         Ok(attached)
     }
 
+    /// Hands the per-process links of `pid` (those on `file`, or all) to the
+    /// background closer.
+    fn release(&mut self, pid: u32, file: Option<FileKey>) {
+        let Some(links) = self.links.get_mut(&pid) else { return };
+        let (gone, kept): (Vec<_>, Vec<_>) = links.drain(..).partition(|(k, _)| file.is_none_or(|f| *k == f));
+        *links = kept;
+        if links.is_empty() {
+            self.links.remove(&pid);
+        }
+        let gone: Vec<UProbeLink> = gone.into_iter().map(|(_, l)| l).collect();
+        if gone.is_empty() {
+            return;
+        }
+        let reaper = self.reaper.get_or_insert_with(Reaper::start);
+        if let Err(std::sync::mpsc::SendError(links)) = reaper.tx.send(gone) {
+            drop(links);
+        }
+    }
+
     /// Removes the probes of a process that is gone or no longer traced.
-    pub fn detach(&mut self, ebpf: &mut Ebpf, pid: u32) {
+    /// Links are closed by a background thread: closing waits for the
+    /// kernel, and the event loop must not. File-wide probes stay while a
+    /// traced process uses the file.
+    pub fn detach(&mut self, pid: u32) {
         self.files.remove(&pid);
-        let Some(links) = self.links.remove(&pid) else { return };
-        for (program, id) in links {
-            if let Some(p) = ebpf.program_mut(program) {
-                let p: Result<&mut UProbe, _> = p.try_into();
-                if let Ok(p) = p {
-                    // The process may already be gone, which detaches by itself.
-                    let _ = p.detach(id);
-                }
+        self.release(pid, None);
+        self.users.retain(|_, pids| {
+            pids.retain(|p| *p != pid);
+            !pids.is_empty()
+        });
+        let mut unused = Vec::new();
+        self.shared.retain(|_, (links, pids)| {
+            pids.retain(|p| *p != pid);
+            if pids.is_empty() {
+                unused.append(links);
             }
+            !pids.is_empty()
+        });
+        if !unused.is_empty() {
+            let reaper = self.reaper.get_or_insert_with(Reaper::start);
+            let _ = reaper.tx.send(unused);
         }
     }
 
     pub fn attached_pids(&self) -> usize {
-        self.links.len()
+        self.links.len() + self.shared.values().map(|(_, pids)| pids.len()).sum::<usize>()
     }
 
     /// Files of `pid` that contain OpenSSL: mapped libssl libraries, and the
@@ -133,8 +244,7 @@ impl TlsProbes {
     }
 
     fn cached_offsets(&mut self, path: &Path, full: bool) -> Option<Offsets> {
-        let meta = std::fs::metadata(path).ok()?;
-        let key = (meta.dev(), meta.ino());
+        let key = file_key(path)?;
         self.offsets
             .entry(key)
             .or_insert_with(|| match resolve_offsets_in(path, full) {
