@@ -11,6 +11,10 @@ secs="${1:-30}"
 export RUSTFLAGS="-Cpasses=sancov-module -Cllvm-args=-sanitizer-coverage-level=4 \
 -Cllvm-args=-sanitizer-coverage-inline-8bit-counters -Cllvm-args=-sanitizer-coverage-pc-table \
 -Cllvm-args=-sanitizer-coverage-trace-compares --cfg fuzzing"
+# libFuzzer itself is C++ (built by libfuzzer-sys): any C++ compiler will do.
+if [ -z "${CXX:-}" ] && ! command -v c++ >/dev/null; then
+	export CXX=clang++
+fi
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$PWD/target}"
 # An explicit --target keeps RUSTFLAGS off build scripts and proc macros.
 host="$(rustc -vV | sed -n 's/^host: //p')"
