@@ -49,9 +49,9 @@ fn python_ssl_server() {
     assert_eq!(agent.spans().iter().filter(|s| host_port(s) == port).count(), 2, "no extra spans from ciphertext");
 }
 
-#[test]
-fn node_https_server_with_keepalive() {
-    require_root();
+/// The Node.js test server over TLS with a fresh self-signed certificate
+/// (the directory holding it must live as long as the server).
+fn node_https_server() -> (tempfile::TempDir, u16, Proc) {
     let dir = tempfile::tempdir().unwrap();
     let (cert, key) = self_signed_cert(dir.path());
     let port = free_port();
@@ -63,6 +63,13 @@ fn node_https_server_with_keepalive() {
             .arg("--tls")
             .args([&cert, &key]),
     );
+    (dir, port, server)
+}
+
+#[test]
+fn node_https_server_with_keepalive() {
+    require_root();
+    let (_dir, port, server) = node_https_server();
     let agent = Agent::builder().env("OTEL_EBPF_OPEN_PORT", &port.to_string()).start();
     agent.wait_instrumented(server.pid(), WAIT);
     agent.proc.wait_line(|l| l.contains("tracing TLS plaintext"), WAIT).expect("TLS probes attached");
@@ -133,17 +140,7 @@ fn nginx_tls_termination() {
 #[test]
 fn python_https_client_spans() {
     require_root();
-    let dir = tempfile::tempdir().unwrap();
-    let (cert, key) = self_signed_cert(dir.path());
-    let port = free_port();
-    let _server = start_server(
-        "node-https",
-        Command::new("node")
-            .arg(apps_dir().join("http_server.js"))
-            .arg(port.to_string())
-            .arg("--tls")
-            .args([&cert, &key]),
-    );
+    let (_dir, port, _server) = node_https_server();
     let agent = Agent::builder().config("discovery:\n  instrument:\n    - cmd_args: '*https_client.py*'\n").start();
     let mut client = spawn(
         "https-client",
