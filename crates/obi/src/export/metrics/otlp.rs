@@ -9,7 +9,6 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use opentelemetry_proto::tonic::collector::metrics::v1::metrics_service_client::MetricsServiceClient;
 use opentelemetry_proto::tonic::collector::metrics::v1::{ExportMetricsServiceRequest, ExportMetricsServiceResponse};
 use opentelemetry_proto::tonic::common::v1::{AnyValue, InstrumentationScope, KeyValue, any_value};
 use opentelemetry_proto::tonic::metrics::v1::{
@@ -17,7 +16,6 @@ use opentelemetry_proto::tonic::metrics::v1::{
 };
 use opentelemetry_proto::tonic::resource::v1::Resource;
 use tokio::sync::watch;
-use tonic::transport::Channel;
 
 use super::internal::InternalMetrics;
 use super::prom::{HostInfo, SDK_NAME};
@@ -37,13 +35,7 @@ pub const DEFAULT_INTERVAL: Duration = Duration::from_secs(60);
 impl ExportRequest for ExportMetricsServiceRequest {
     type Response = ExportMetricsServiceResponse;
     const SIGNAL: Signal = Signal::Metrics;
-
-    async fn grpc_export(
-        channel: Channel,
-        request: tonic::Request<Self>,
-    ) -> Result<tonic::Response<Self::Response>, tonic::Status> {
-        MetricsServiceClient::new(channel).export(request).await
-    }
+    const GRPC_PATH: &'static str = "/opentelemetry.proto.collector.metrics.v1.MetricsService/Export";
 
     fn rejected(response: &Self::Response) -> Option<(i64, String)> {
         let p = response.partial_success.as_ref()?;

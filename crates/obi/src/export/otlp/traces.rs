@@ -26,7 +26,7 @@ use super::backoff::{Backoff, BackoffConfig};
 use super::config::{Lookup, OtlpEndpoint, Signal, parse_count, parse_duration, resolve_backoff, resolve_endpoint};
 use super::convert::{self, HostInfo};
 use super::sampler::Sampler;
-use super::transport::{ExportError, ExportOk, Transport};
+use super::transport::{Encoded, ExportError, ExportOk, Transport};
 use crate::config::{Config, ConfigError, Diagnostic, Setting};
 use crate::export::fanout::SpanBatch;
 use crate::service::Service;
@@ -231,8 +231,10 @@ pub fn spawn(
 
 type Attempt = Pin<Box<dyn Future<Output = Result<ExportOk, ExportError>> + Send>>;
 
+/// A sealed batch, already encoded: what waits in the queue and what every
+/// retry resends.
 struct Batch {
-    request: ExportTraceServiceRequest,
+    request: Encoded<ExportTraceServiceRequest>,
     spans: usize,
 }
 
@@ -327,8 +329,9 @@ impl Exporter {
     /// One export attempt of the current batch.
     fn attempt(&self) -> Attempt {
         let request = self.current.as_ref().expect("a current batch").batch.request.clone();
+
         let transport = self.transport.clone();
-        Box::pin(async move { transport.export(request).await })
+        Box::pin(async move { transport.export_encoded(&request).await })
     }
 
     fn accept(&mut self, batch: &[Span]) {
@@ -364,7 +367,14 @@ impl Exporter {
         }
         let spans = std::mem::take(&mut self.pending);
         let n = spans.len();
-        self.ready.push_back(Batch { request: convert::build_request(spans, &self.host), spans: n });
+        match self.transport.encode(&convert::build_request(spans, &self.host)) {
+            Ok(request) => self.ready.push_back(Batch { request, spans: n }),
+            Err(e) => {
+                tracing::warn!(component = COMPONENT, error = %e, spans = n, "cannot encode a batch; dropped");
+                self.last_error = e.message;
+                self.give_up(n);
+            }
+        }
     }
 
     /// The input closed (shutdown): send what is left, once, without

@@ -2,9 +2,14 @@
 //! `application/x-protobuf` or `application/json`) and classifies failures
 //! as retryable or not. Generic over the signal: anything implementing
 //! [`ExportRequest`] (traces here; metrics implement it the same way with
-//! `MetricsServiceClient` and `/v1/metrics`).
+//! their service's path and `/v1/metrics`).
+//!
+//! A request is encoded once ([`Transport::encode`]) and the bytes are what
+//! waits in queues and what every retry sends: the encoded form is several
+//! times smaller than the message tree, and a retry costs no re-encoding.
+//! gRPC sends the bytes through a pass-through codec.
 
-use std::future::Future;
+use std::marker::PhantomData;
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -13,9 +18,9 @@ use http::{HeaderValue, StatusCode};
 use http_body_util::{BodyExt, Full, Limited};
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
-use opentelemetry_proto::tonic::collector::trace::v1::trace_service_client::TraceServiceClient;
 use opentelemetry_proto::tonic::collector::trace::v1::{ExportTraceServiceRequest, ExportTraceServiceResponse};
 use prost::Message;
+use tonic::codec::{Codec, DecodeBuf, Decoder, EncodeBuf, Encoder};
 use tonic::transport::Channel;
 use tonic_types::StatusExt;
 
@@ -26,15 +31,11 @@ use super::connect::{Connector, tls_config};
 const MAX_RESPONSE_BODY: usize = 64 << 10;
 
 /// An OTLP export request of one signal.
-pub trait ExportRequest: prost::Message + serde::Serialize + Clone + Send + Sync + 'static {
+pub trait ExportRequest: prost::Message + serde::Serialize + Send + Sync + 'static {
     type Response: prost::Message + Default + serde::de::DeserializeOwned + Send + 'static;
     const SIGNAL: Signal;
-
-    /// The gRPC `Export` call of this signal's service.
-    fn grpc_export(
-        channel: Channel,
-        request: tonic::Request<Self>,
-    ) -> impl Future<Output = Result<tonic::Response<Self::Response>, tonic::Status>> + Send;
+    /// The gRPC method of this signal's `Export` call.
+    const GRPC_PATH: &'static str;
 
     /// Items the receiver rejected and its message (OTLP partial success).
     fn rejected(response: &Self::Response) -> Option<(i64, String)>;
@@ -43,17 +44,82 @@ pub trait ExportRequest: prost::Message + serde::Serialize + Clone + Send + Sync
 impl ExportRequest for ExportTraceServiceRequest {
     type Response = ExportTraceServiceResponse;
     const SIGNAL: Signal = Signal::Traces;
-
-    async fn grpc_export(
-        channel: Channel,
-        request: tonic::Request<Self>,
-    ) -> Result<tonic::Response<Self::Response>, tonic::Status> {
-        TraceServiceClient::new(channel).export(request).await
-    }
+    const GRPC_PATH: &'static str = "/opentelemetry.proto.collector.trace.v1.TraceService/Export";
 
     fn rejected(response: &Self::Response) -> Option<(i64, String)> {
         let p = response.partial_success.as_ref()?;
         (p.rejected_spans != 0 || !p.error_message.is_empty()).then(|| (p.rejected_spans, p.error_message.clone()))
+    }
+}
+
+/// A request encoded for its endpoint: cheap to clone and to resend.
+pub struct Encoded<R> {
+    body: Bytes,
+    _signal: PhantomData<fn() -> R>,
+}
+
+impl<R> Clone for Encoded<R> {
+    fn clone(&self) -> Self {
+        Encoded { body: self.body.clone(), _signal: PhantomData }
+    }
+}
+
+impl<R> Encoded<R> {
+    /// Encoded size in bytes.
+    pub fn len(&self) -> usize {
+        self.body.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.body.is_empty()
+    }
+}
+
+/// gRPC codec that sends already-encoded protobuf bytes and decodes the
+/// response message.
+struct RawCodec<Resp>(PhantomData<fn() -> Resp>);
+
+impl<Resp> Default for RawCodec<Resp> {
+    fn default() -> Self {
+        RawCodec(PhantomData)
+    }
+}
+
+impl<Resp: prost::Message + Default + Send + 'static> Codec for RawCodec<Resp> {
+    type Encode = Bytes;
+    type Decode = Resp;
+    type Encoder = RawEncoder;
+    type Decoder = RawDecoder<Resp>;
+
+    fn encoder(&mut self) -> RawEncoder {
+        RawEncoder
+    }
+
+    fn decoder(&mut self) -> RawDecoder<Resp> {
+        RawDecoder(PhantomData)
+    }
+}
+
+struct RawEncoder;
+
+impl Encoder for RawEncoder {
+    type Item = Bytes;
+    type Error = tonic::Status;
+
+    fn encode(&mut self, item: Bytes, dst: &mut EncodeBuf<'_>) -> Result<(), tonic::Status> {
+        bytes::BufMut::put_slice(dst, &item);
+        Ok(())
+    }
+}
+
+struct RawDecoder<Resp>(PhantomData<fn() -> Resp>);
+
+impl<Resp: prost::Message + Default> Decoder for RawDecoder<Resp> {
+    type Item = Resp;
+    type Error = tonic::Status;
+
+    fn decode(&mut self, src: &mut DecodeBuf<'_>) -> Result<Option<Resp>, tonic::Status> {
+        Resp::decode(src).map(Some).map_err(|e| tonic::Status::internal(e.to_string()))
     }
 }
 
@@ -166,8 +232,30 @@ impl Transport {
         &self.endpoint
     }
 
-    /// Sends one request, within the endpoint's timeout.
+    /// Encodes a request the way this endpoint sends it (JSON for
+    /// `http/json`, protobuf otherwise).
+    pub fn encode<R: ExportRequest>(&self, request: &R) -> Result<Encoded<R>, ExportError> {
+        let body = if self.endpoint.protocol == Protocol::HttpJson {
+            serde_json::to_vec(request).map_err(|e| ExportError {
+                retryable: false,
+                retry_after: None,
+                message: format!("JSON encoding: {e}"),
+            })?
+        } else {
+            request.encode_to_vec()
+        };
+        Ok(Encoded { body: Bytes::from(body), _signal: PhantomData })
+    }
+
+    /// Encodes and sends one request.
     pub async fn export<R: ExportRequest>(&self, request: R) -> Result<ExportOk, ExportError> {
+        let encoded = self.encode(&request)?;
+        drop(request);
+        self.export_encoded(&encoded).await
+    }
+
+    /// Sends one encoded request, within the endpoint's timeout.
+    pub async fn export_encoded<R: ExportRequest>(&self, request: &Encoded<R>) -> Result<ExportOk, ExportError> {
         let timeout = self.endpoint.timeout;
         let call = async {
             match &self.inner {
@@ -181,32 +269,31 @@ impl Transport {
         }
     }
 
-    async fn export_grpc<R: ExportRequest>(&self, channel: Channel, request: R) -> Result<ExportOk, ExportError> {
-        let mut req = tonic::Request::new(request);
+    async fn export_grpc<R: ExportRequest>(
+        &self,
+        channel: Channel,
+        request: &Encoded<R>,
+    ) -> Result<ExportOk, ExportError> {
+        let mut req = tonic::Request::new(request.body.clone());
         *req.metadata_mut() = tonic::metadata::MetadataMap::from_headers(self.endpoint.headers.clone());
         req.set_timeout(self.endpoint.timeout);
-        let resp = R::grpc_export(channel, req).await.map_err(|s| classify_grpc(&s))?;
+        let mut grpc = tonic::client::Grpc::new(channel);
+        grpc.ready().await.map_err(|e| ExportError::retryable(error_chain(&e)))?;
+        let path = http::uri::PathAndQuery::from_static(R::GRPC_PATH);
+        let resp = grpc.unary(req, path, RawCodec::<R::Response>::default()).await.map_err(|s| classify_grpc(&s))?;
         Ok(R::rejected(resp.get_ref()).map(|(rejected, message)| ExportOk { rejected, message }).unwrap_or_default())
     }
 
     async fn export_http<R: ExportRequest>(
         &self,
         client: &Client<Connector, Full<Bytes>>,
-        request: R,
+        request: &Encoded<R>,
     ) -> Result<ExportOk, ExportError> {
         let json = self.endpoint.protocol == Protocol::HttpJson;
-        let (body, content_type) = if json {
-            let body = serde_json::to_vec(&request).map_err(|e| ExportError {
-                retryable: false,
-                retry_after: None,
-                message: format!("JSON encoding: {e}"),
-            })?;
-            (body, "application/json")
-        } else {
-            (request.encode_to_vec(), "application/x-protobuf")
-        };
+        let content_type = if json { "application/json" } else { "application/x-protobuf" };
+        let body = request.body.clone();
         let mut req = http::Request::post(self.endpoint.url.clone())
-            .body(Full::new(Bytes::from(body)))
+            .body(Full::new(body))
             .map_err(|e| ExportError { retryable: false, retry_after: None, message: e.to_string() })?;
         let headers = req.headers_mut();
         for (k, v) in &self.endpoint.headers {
