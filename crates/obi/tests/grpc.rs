@@ -12,26 +12,6 @@ use serde_json::Value;
 
 const WAIT: Duration = Duration::from_secs(20);
 
-fn grpc_server(port: u16) -> Proc {
-    start_server(
-        "grpc-server",
-        Command::new(venv_python()).arg(apps_dir().join("grpc_server.py")).arg(port.to_string()),
-    )
-}
-
-fn grpc_client(port: u16, args: &[&str]) -> Proc {
-    let mut p = spawn(
-        "grpc-client",
-        Command::new(venv_python())
-            .arg(apps_dir().join("grpc_client.py"))
-            .arg("--wait-ms=500")
-            .arg(format!("127.0.0.1:{port}"))
-            .args(args),
-    );
-    assert!(p.wait_exit(Duration::from_secs(60)).is_some_and(|s| s.success()), "grpc client {args:?} failed");
-    p
-}
-
 fn spans_of(t: &'static str, port: u16) -> impl Fn(&Value) -> bool {
     move |s| is_type(s, t) && host_port(s) == port
 }

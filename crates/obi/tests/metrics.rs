@@ -716,8 +716,7 @@ fn grpc_calls_produce_rpc_histograms() {
     require_root();
     let _serial = serial();
     let (app, prom_port) = (free_port(), free_port());
-    let server =
-        start_server("grpc-server", Command::new(python()).arg(apps_dir().join("grpc_server.py")).arg(app.to_string()));
+    let server = grpc_server(app);
     let agent = Agent::builder()
         .printer("disabled")
         .config(&format!(
@@ -728,15 +727,7 @@ fn grpc_calls_produce_rpc_histograms() {
         .start();
     agent.wait_instrumented(server.pid(), WAIT);
     for args in [&["unary", "3"][..], &["fail"][..]] {
-        let mut c = spawn(
-            "grpc-client",
-            Command::new(python())
-                .arg(apps_dir().join("grpc_client.py"))
-                .arg("--wait-ms=500")
-                .arg(format!("127.0.0.1:{app}"))
-                .args(args),
-        );
-        assert!(c.wait_exit(Duration::from_secs(60)).is_some_and(|s| s.success()), "grpc client {args:?} failed");
+        grpc_client(app, args);
     }
     let server_count = "rpc_server_duration_seconds_count";
     let client_count = "rpc_client_duration_seconds_count";

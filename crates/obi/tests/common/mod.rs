@@ -137,6 +137,30 @@ pub fn python_server(port: u16) -> Proc {
     start_server("py-server", Command::new(python()).arg(apps_dir().join("http_server.py")).arg(port.to_string()))
 }
 
+/// The grpcio test server (tests/apps/grpc_server.py) on the test venv's Python.
+pub fn grpc_server(port: u16) -> Proc {
+    start_server(
+        "grpc-server",
+        Command::new(venv_python()).arg(apps_dir().join("grpc_server.py")).arg(port.to_string()),
+    )
+}
+
+/// Runs the grpcio test client against 127.0.0.1:`port` and waits for it to
+/// succeed. It sleeps 500 ms first so the agent instruments it before its
+/// first connection (a connection whose preface it missed is not decoded).
+pub fn grpc_client(port: u16, args: &[&str]) -> Proc {
+    let mut p = spawn(
+        "grpc-client",
+        Command::new(venv_python())
+            .arg(apps_dir().join("grpc_client.py"))
+            .arg("--wait-ms=500")
+            .arg(format!("127.0.0.1:{port}"))
+            .args(args),
+    );
+    assert!(p.wait_exit(Duration::from_secs(60)).is_some_and(|s| s.success()), "grpc client {args:?} failed");
+    p
+}
+
 pub fn node_server(port: u16) -> Proc {
     start_server("node-server", Command::new("node").arg(apps_dir().join("http_server.js")).arg(port.to_string()))
 }
