@@ -30,6 +30,18 @@ fn agent_for(ports: &[u16], extra_yaml: &str) -> Agent {
         .start()
 }
 
+/// Two instrumented Python services (ports a, c) and the agent tracing them
+/// with propagation on; the servers live as long as the returned handles.
+fn two_python_services() -> (u16, u16, [Proc; 2], Agent) {
+    let (pa, pc) = (free_port(), free_port());
+    let a = python_server(pa);
+    let c = python_server(pc);
+    let agent = agent_for(&[pa, pc], "");
+    agent.wait_instrumented(a.pid(), WAIT);
+    agent.wait_instrumented(c.pid(), WAIT);
+    (pa, pc, [a, c], agent)
+}
+
 fn parent(s: &Value) -> &str {
     field(s, "parentSpanID")
 }
@@ -82,12 +94,7 @@ fn three_services_in_three_runtimes_form_one_trace() {
 #[test]
 fn calls_from_child_threads_nest_under_the_request() {
     require_root();
-    let (pa, pc) = (free_port(), free_port());
-    let a = python_server(pa);
-    let c = python_server(pc);
-    let agent = agent_for(&[pa, pc], "");
-    agent.wait_instrumented(a.pid(), WAIT);
-    agent.wait_instrumented(c.pid(), WAIT);
+    let (pa, pc, _servers, agent) = two_python_services();
     let inner = format!("http://127.0.0.1:{pc}/status/200");
     let out = curl(&[&format!("http://127.0.0.1:{pa}/call-in-thread?url={}", enc(&inner))]);
     assert!(out.starts_with("called 200"), "{out}");
@@ -104,12 +111,7 @@ fn calls_from_child_threads_nest_under_the_request() {
 #[test]
 fn incoming_traceparent_is_continued() {
     require_root();
-    let (pa, pc) = (free_port(), free_port());
-    let a = python_server(pa);
-    let c = python_server(pc);
-    let agent = agent_for(&[pa, pc], "");
-    agent.wait_instrumented(a.pid(), WAIT);
-    agent.wait_instrumented(c.pid(), WAIT);
+    let (pa, pc, _servers, agent) = two_python_services();
     let tp = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
     let inner = format!("http://127.0.0.1:{pc}/headers");
     let out = curl(&["-H", &format!("traceparent: {tp}"), &format!("http://127.0.0.1:{pa}/call?url={}", enc(&inner))]);
@@ -255,12 +257,7 @@ fn injection_never_corrupts_requests() {
 #[test]
 fn concurrent_requests_keep_their_parents() {
     require_root();
-    let (pa, pc) = (free_port(), free_port());
-    let a = python_server(pa);
-    let c = python_server(pc);
-    let agent = agent_for(&[pa, pc], "");
-    agent.wait_instrumented(a.pid(), WAIT);
-    agent.wait_instrumented(c.pid(), WAIT);
+    let (pa, pc, _servers, agent) = two_python_services();
     let inner = format!("http://127.0.0.1:{pc}/slow/20");
     let url = format!("http://127.0.0.1:{pa}/call?url={}", enc(&inner));
     let mut load = spawn(
