@@ -122,6 +122,15 @@ impl Default for Instrumentations {
 }
 
 impl Instrumentations {
+    /// Whether the instrumentation named `name` (`http`, `grpc`...) is on.
+    pub fn allows(&self, name: &str) -> bool {
+        match name {
+            "http" => self.http,
+            "grpc" => self.grpc,
+            _ => false,
+        }
+    }
+
     /// A list such as `["*"]`, `["http"]` or `"http,grpc"`. Names of
     /// protocols obi-rs does not capture yet (`sql`, `redis`...) are accepted.
     pub fn parse<'a>(items: impl IntoIterator<Item = &'a str>) -> Result<Instrumentations, String> {

@@ -18,7 +18,7 @@ use std::net::IpAddr;
 use chrono::{DateTime, Datelike, FixedOffset, Local, NaiveDateTime, Timelike, Utc};
 
 use super::gofmt::GoDuration;
-use crate::span::{Endpoint, Span, SpanType};
+use crate::span::{Endpoint, Span, Value, peer_name, printer_host_name, server_name};
 
 /// Output format of the trace printer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -128,48 +128,10 @@ impl TracePrinter {
 }
 
 // ---------------------------------------------------------------------------
-// Names (OBI's SpanPeer / SpanHost after the name resolver)
+// Values
 
-/// A name to print: resolved text, or the raw address of an endpoint.
-#[derive(Clone, Copy)]
-enum Name<'a> {
-    Text(&'a str),
-    Addr(Option<IpAddr>),
-}
-
-/// OBI's `SpanPeer(span)`: `PeerName` if set, else `Peer`. The name resolver
-/// names an unresolved client-span peer after the service itself.
-fn span_peer(span: &Span) -> Name<'_> {
-    if !span.peer.name.is_empty() {
-        Name::Text(&span.peer.name)
-    } else if span.span_type.is_client() {
-        Name::Text(&span.service.name)
-    } else {
-        Name::Addr(span.peer.addr)
-    }
-}
-
-/// OBI's `SpanHost(span)`: `HostName` if set, else `Host`. The name resolver
-/// names the unresolved host of a non-client span after the service itself.
-fn span_host(span: &Span) -> Name<'_> {
-    if !span.host.name.is_empty() {
-        Name::Text(&span.host.name)
-    } else if !span.span_type.is_client() {
-        Name::Text(&span.service.name)
-    } else {
-        Name::Addr(span.host.addr)
-    }
-}
-
-/// The JSON `hostName` field, i.e. OBI's raw `HostName`: for client spans the
-/// name resolver leaves it empty when the host is unresolved (while `SpanHost`
-/// falls back to the address).
-fn json_host_name(span: &Span) -> Name<'_> {
-    if span.span_type.is_client() { Name::Text(&span.host.name) } else { span_host(span) }
-}
-
-/// Writes an address like [`Endpoint::addr_string`] (IPv4-mapped IPv6 as IPv4),
-/// without allocating. Address text never needs JSON escaping.
+/// Writes an address (IPv4-mapped IPv6 as IPv4) without allocating. Address
+/// text never needs JSON escaping.
 fn write_addr(buf: &mut Vec<u8>, addr: Option<IpAddr>) {
     let _ = match addr {
         Some(IpAddr::V6(v6)) => match v6.to_ipv4_mapped() {
@@ -181,11 +143,15 @@ fn write_addr(buf: &mut Vec<u8>, addr: Option<IpAddr>) {
     };
 }
 
-fn write_name_text(buf: &mut Vec<u8>, name: Name<'_>) {
-    match name {
-        Name::Text(s) => buf.extend_from_slice(s.as_bytes()),
-        Name::Addr(addr) => write_addr(buf, addr),
-    }
+fn write_value_text(buf: &mut Vec<u8>, value: Value<'_>) {
+    let _ = match value {
+        Value::Str(s) => buf.write_all(s.as_bytes()),
+        Value::Int(n) => write!(buf, "{n}"),
+        Value::Ip(addr) => {
+            write_addr(buf, addr);
+            Ok(())
+        }
+    };
 }
 
 // ---------------------------------------------------------------------------
@@ -194,21 +160,23 @@ fn write_name_text(buf: &mut Vec<u8>, name: Name<'_>) {
 /// One line in OBI's format:
 /// `%s (%s[%s]) %s(subType=%d) %v %s %s%s [%s:%d]->[%s:%d] contentLen:%dB responseLen:%dB svc=[%s %s] traceparent=[%s]`
 fn write_text_span(buf: &mut Vec<u8>, span: &Span, offset: Option<FixedOffset>) {
+    let sem = span.semantics();
+    let sum = sem.summary();
     write_timestamp(buf, span.start_ns, offset);
     let _ = write!(
         buf,
         " ({}[{}]) {}(subType={}) {} {} {}",
         GoDuration(span.duration_ns()),
         GoDuration(span.handler_duration_ns()),
-        span.span_type.as_str(),
-        span.sub_type,
-        span.status,
-        span.method,
-        span.path,
+        sem.type_name(span.kind),
+        sum.sub_type,
+        sum.status,
+        sum.method,
+        sum.target,
     );
-    if !span.route.is_empty() {
+    if !sum.route.is_empty() {
         buf.push(b'(');
-        buf.extend_from_slice(span.route.as_bytes());
+        buf.extend_from_slice(sum.route.as_bytes());
         buf.push(b')');
     }
 
@@ -216,13 +184,13 @@ fn write_text_span(buf: &mut Vec<u8>, span: &Span, offset: Option<FixedOffset>) 
     // span, the host of any other span. (OBI also suffixes the other side with
     // the remote namespace, which only Kubernetes metadata provides.)
     let ns = span.service.namespace.as_str();
-    let client = span.span_type.is_client();
+    let client = span.is_client();
     buf.extend_from_slice(b" [");
-    write_endpoint_text(buf, &span.peer, span_peer(span), if client { ns } else { "" });
+    write_endpoint_text(buf, &span.peer, peer_name(span), if client { ns } else { "" });
     buf.extend_from_slice(b"]->[");
-    write_endpoint_text(buf, &span.host, span_host(span), if client { "" } else { ns });
+    write_endpoint_text(buf, &span.host, server_name(span), if client { "" } else { ns });
 
-    let _ = write!(buf, "] contentLen:{}B responseLen:{}B svc=[", span.request_body_size, span.response_body_size);
+    let _ = write!(buf, "] contentLen:{}B responseLen:{}B svc=[", sum.request_size, sum.response_size);
     // Service.Job(): `namespace/name` or `name`.
     if !ns.is_empty() {
         buf.extend_from_slice(ns.as_bytes());
@@ -246,10 +214,10 @@ fn write_text_span(buf: &mut Vec<u8>, span: &Span, offset: Option<FixedOffset>) 
 }
 
 /// `<addr> as <name>[.<ns>]:<port>`
-fn write_endpoint_text(buf: &mut Vec<u8>, ep: &Endpoint, name: Name<'_>, ns: &str) {
+fn write_endpoint_text(buf: &mut Vec<u8>, ep: &Endpoint, name: Value<'_>, ns: &str) {
     write_addr(buf, ep.addr);
     buf.extend_from_slice(b" as ");
-    write_name_text(buf, name);
+    write_value_text(buf, name);
     if !ns.is_empty() {
         buf.push(b'.');
         buf.extend_from_slice(ns.as_bytes());
@@ -324,14 +292,6 @@ impl serde_json::ser::Formatter for GoJsonEscape {
     }
 }
 
-/// A JSON value of an `attributes` entry (all are strings in the output).
-#[derive(Clone, Copy)]
-enum AttrVal<'a> {
-    Str(&'a str),
-    Int(i64),
-    Name(Name<'a>),
-}
-
 /// Writes JSON text with Go's layout, either compact or as
 /// `json.MarshalIndent(v, "", " ")` would.
 struct JsonOut<'b> {
@@ -364,10 +324,12 @@ impl JsonOut<'_> {
         let _ = serde::Serializer::serialize_str(&mut ser, s);
     }
 
-    fn name(&mut self, name: Name<'_>) {
-        match name {
-            Name::Text(s) => self.str(s),
-            Name::Addr(addr) => {
+    /// Any value as a JSON string (OBI's attributes are all strings).
+    fn value(&mut self, value: Value<'_>) {
+        match value {
+            Value::Str(s) => self.str(s),
+            Value::Int(n) => self.num(n),
+            Value::Ip(addr) => {
                 self.buf.push(b'"');
                 write_addr(self.buf, addr);
                 self.buf.push(b'"');
@@ -386,27 +348,22 @@ impl JsonOut<'_> {
         self.buf.push(b'"');
     }
 
-    fn attr(&mut self, v: AttrVal<'_>) {
-        match v {
-            AttrVal::Str(s) => self.str(s),
-            AttrVal::Int(n) => self.num(n),
-            AttrVal::Name(n) => self.name(n),
-        }
-    }
-
-    /// A string map; `attrs` must be sorted by key, as Go sorts map keys.
-    fn attrs(&mut self, depth: usize, attrs: &[(&str, AttrVal<'_>)]) {
-        debug_assert!(attrs.windows(2).all(|w| w[0].0 < w[1].0), "attribute keys must be sorted");
+    /// A string map written by `attrs`, which gives keys sorted, as Go
+    /// sorts map keys.
+    fn attrs(&mut self, depth: usize, span: &Span) {
         self.buf.push(b'{');
-        if attrs.is_empty() {
-            self.buf.push(b'}');
-            return;
+        let mut first = true;
+        let mut last_key = "";
+        span.semantics().printer_attributes(span, &mut |key, value| {
+            debug_assert!(last_key < key, "attribute keys must be sorted");
+            last_key = key;
+            self.key(depth + 1, first, key);
+            self.value(value);
+            first = false;
+        });
+        if !first {
+            self.newline(depth);
         }
-        for (i, &(k, v)) in attrs.iter().enumerate() {
-            self.key(depth + 1, i == 0, k);
-            self.attr(v);
-        }
-        self.newline(depth);
         self.buf.push(b'}');
     }
 }
@@ -436,13 +393,13 @@ fn write_json_span(j: &mut JsonOut<'_>, span: &Span, depth: usize) {
 
     j.buf.push(b'{');
     j.key(d, true, "type");
-    j.str(span.span_type.as_str());
+    j.str(span.semantics().type_name(span.kind));
     j.key(d, false, "peer");
-    j.name(Name::Addr(span.peer.addr));
+    j.value(Value::ip(span.peer.addr));
     j.key(d, false, "peerPort");
     j.num(span.peer.port);
     j.key(d, false, "host");
-    j.name(Name::Addr(span.host.addr));
+    j.value(Value::ip(span.host.addr));
     j.key(d, false, "hostPort");
     j.num(span.host.port);
     j.key(d, false, "traceID");
@@ -455,11 +412,11 @@ fn write_json_span(j: &mut JsonOut<'_>, span: &Span, depth: usize) {
     j.key(d, false, "traceFlags");
     j.num(span.trace.flags);
     j.key(d, false, "peerName");
-    j.name(span_peer(span));
+    j.value(peer_name(span));
     j.key(d, false, "hostName");
-    j.name(json_host_name(span));
+    j.value(printer_host_name(span));
     j.key(d, false, "kind");
-    j.str(span.span_type.kind_name());
+    j.str(span.kind.otel_name());
     j.key(d, false, "start");
     j.num(span.request_start_ns / 1_000);
     j.key(d, false, "handlerStart");
@@ -475,63 +432,9 @@ fn write_json_span(j: &mut JsonOut<'_>, span: &Span, depth: usize) {
     j.key(d, false, "handlerDurationUSec");
     j.num(handler_duration / 1_000);
     j.key(d, false, "attributes");
-    write_json_attributes(j, span, d);
+    j.attrs(d, span);
     j.newline(depth);
     j.buf.push(b'}');
-}
-
-/// OBI's `spanAttributes`, keys sorted.
-fn write_json_attributes(j: &mut JsonOut<'_>, span: &Span, depth: usize) {
-    use AttrVal::{Int, Name as N, Str};
-    let status = Int(span.status.into());
-    let server_port = Int(span.host.port.into());
-    match span.span_type {
-        SpanType::HttpServer => j.attrs(
-            depth,
-            &[
-                ("clientAddr", N(span_peer(span))),
-                ("contentLen", Int(span.request_body_size)),
-                ("method", Str(&span.method)),
-                ("responseLen", Int(span.response_body_size)),
-                ("route", Str(&span.route)),
-                ("serverAddr", N(span_host(span))),
-                ("serverPort", server_port),
-                ("status", status),
-                ("url", Str(&span.path)),
-            ],
-        ),
-        SpanType::HttpClient => j.attrs(
-            depth,
-            &[
-                ("clientAddr", N(span_peer(span))),
-                ("method", Str(&span.method)),
-                ("serverAddr", N(span_host(span))),
-                ("serverPort", server_port),
-                ("status", status),
-                ("url", Str(&span.path)),
-            ],
-        ),
-        SpanType::GrpcServer => j.attrs(
-            depth,
-            &[
-                ("clientAddr", N(span_peer(span))),
-                ("method", Str(&span.path)),
-                ("serverAddr", N(span_host(span))),
-                ("serverPort", server_port),
-                ("status", status),
-            ],
-        ),
-        SpanType::GrpcClient => j.attrs(
-            depth,
-            &[
-                ("method", Str(&span.path)),
-                ("serverAddr", N(span_host(span))),
-                ("serverPort", server_port),
-                ("status", status),
-            ],
-        ),
-        SpanType::ProcessAlive => j.attrs(depth, &[]),
-    }
 }
 
 #[cfg(test)]
@@ -541,6 +444,9 @@ mod tests {
 
     use chrono::TimeZone;
     use serde_json::Value;
+
+    use crate::span::fixtures::http;
+    use crate::span::{GrpcSpan, HttpSpan, SpanDetail, SpanKind};
 
     use super::*;
     use crate::service::{Language, Service};
@@ -611,17 +517,18 @@ mod tests {
         let start = utc_ns(2025, 11, 8, 14, 57, 0, 118_257_345);
         let end = start + 5_976_471;
         Span {
-            span_type: SpanType::HttpServer,
-            sub_type: 0,
-            method: "GET".into(),
-            path: "/".into(),
-            route: "/".into(),
-            status: 200,
+            kind: SpanKind::Server,
+            detail: SpanDetail::Http(HttpSpan {
+                method: "GET".into(),
+                path: "/".into(),
+                route: "/".into(),
+                status: 200,
+                request_body_size: 64,
+                response_body_size: 1973,
+                host_header: None,
+            }),
             peer: ep([127, 0, 0, 1], 46486, ""),
             host: ep([127, 0, 0, 1], 1880, ""),
-            request_body_size: 64,
-            response_body_size: 1973,
-            host_header: None,
             request_start_ns: end - 17_069_032,
             start_ns: start,
             end_ns: end,
@@ -644,17 +551,18 @@ mod tests {
     fn obi_test_span() -> Span {
         let base = utc_ns(2025, 1, 2, 3, 4, 5, 0);
         Span {
-            span_type: SpanType::HttpServer,
-            sub_type: 0,
-            method: "method".into(),
-            path: "path".into(),
-            route: "route".into(),
-            status: 200,
+            kind: SpanKind::Server,
+            detail: SpanDetail::Http(HttpSpan {
+                method: "method".into(),
+                path: "path".into(),
+                route: "route".into(),
+                status: 200,
+                request_body_size: 1024,
+                response_body_size: 2048,
+                host_header: None,
+            }),
             peer: ep([10, 0, 0, 1], 1234, "peername"),
             host: ep([10, 0, 0, 2], 5678, "hostname"),
-            request_body_size: 1024,
-            response_body_size: 2048,
-            host_header: None,
             request_start_ns: base + 10_000,
             start_ns: base + 15_000,
             end_ns: base + 35_000,
@@ -672,17 +580,18 @@ mod tests {
     fn client_span() -> Span {
         let start = utc_ns(2025, 6, 1, 12, 0, 0, 500_000_000);
         Span {
-            span_type: SpanType::HttpClient,
-            sub_type: 0,
-            method: "POST".into(),
-            path: "/api/orders".into(),
-            route: String::new(),
-            status: 201,
+            kind: SpanKind::Client,
+            detail: SpanDetail::Http(HttpSpan {
+                method: "POST".into(),
+                path: "/api/orders".into(),
+                route: String::new(),
+                status: 201,
+                request_body_size: 120,
+                response_body_size: 33,
+                host_header: Some("orders:8080".into()),
+            }),
             peer: ep([10, 0, 0, 5], 51234, ""),
             host: ep([10, 0, 0, 9], 8080, ""),
-            request_body_size: 120,
-            response_body_size: 33,
-            host_header: Some("orders:8080".into()),
             request_start_ns: start,
             start_ns: start,
             end_ns: start + 2_500_000,
@@ -700,17 +609,17 @@ mod tests {
     fn grpc_span(client: bool) -> Span {
         let start = utc_ns(2025, 6, 1, 12, 0, 1, 0);
         Span {
-            span_type: if client { SpanType::GrpcClient } else { SpanType::GrpcServer },
-            sub_type: 0,
-            method: String::new(),
-            path: "/helloworld.Greeter/SayHello".into(),
-            route: String::new(),
-            status: 0,
+            kind: if client { SpanKind::Client } else { SpanKind::Server },
+            detail: SpanDetail::Grpc(GrpcSpan {
+                http_method: String::new(),
+                method: "/helloworld.Greeter/SayHello".into(),
+                status: 0,
+                request_body_size: 10,
+                response_body_size: 20,
+                authority: None,
+            }),
             peer: ep([10, 0, 0, 5], 40000, ""),
             host: ep([10, 0, 0, 6], 50051, ""),
-            request_body_size: 10,
-            response_body_size: 20,
-            host_header: None,
             request_start_ns: start,
             start_ns: start + 1_000,
             end_ns: start + 1_501_000,
@@ -812,8 +721,8 @@ mod tests {
     #[test]
     fn text_does_not_escape() {
         let mut span = reference_span();
-        span.path = "/a<b>&c".into();
-        span.route.clear();
+        http(&mut span).path = "/a<b>&c".into();
+        http(&mut span).route.clear();
         let out = print_with(PrinterFormat::Text, &[span]);
         assert!(out.contains(" 200 GET /a<b>&c [127.0.0.1 as"), "{out}");
     }
@@ -1085,9 +994,9 @@ mod tests {
     #[test]
     fn json_escapes_like_go() {
         let mut span = reference_span();
-        span.method = "GET".into();
-        span.path = "/a<b>&c\"d\\e\nf\u{1}g\u{2028}h\u{2029}i\u{8}\u{c}\r\t\u{7f}é/".into();
-        span.route = "<script>".into();
+        http(&mut span).method = "GET".into();
+        http(&mut span).path = "/a<b>&c\"d\\e\nf\u{1}g\u{2028}h\u{2029}i\u{8}\u{c}\r\t\u{7f}é/".into();
+        http(&mut span).route = "<script>".into();
         let out = print_with(PrinterFormat::Json, std::slice::from_ref(&span));
         assert!(
             out.contains(
@@ -1098,7 +1007,7 @@ mod tests {
         assert!(out.contains(r#""route":"\u003cscript\u003e""#), "{out}");
         assert!(!out.contains('<') && !out.contains('>') && !out.contains('&'));
         let v: Value = serde_json::from_str(&out).unwrap();
-        assert_eq!(v[0]["attributes"]["url"], span.path.as_str());
+        assert_eq!(v[0]["attributes"]["url"], http(&mut span.clone()).path.as_str());
         assert_eq!(v[0]["attributes"]["route"], "<script>");
 
         let indented = print_with(PrinterFormat::JsonIndent, std::slice::from_ref(&span));

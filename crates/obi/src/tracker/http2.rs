@@ -1,56 +1,143 @@
-//! HTTP/2 and gRPC on one connection: the frame records the kernel sends go
-//! to the protocol decoder, and finished streams become exchanges with the
-//! trace context they belong to.
+//! HTTP/2 and gRPC on one connection. The kernel recognises the client
+//! preface and from then on sends frame records (`F_H2`); they go to the
+//! protocol decoder, and finished streams become HTTP or gRPC spans with
+//! the trace context they carried.
 
-use obi_protocols::http2::{Desync, H2Conn, H2Exchange, Side};
+use obi_protocols::http2::frame::{FrameHeader, SETTINGS};
+use obi_protocols::http2::records::{Record, Records};
+use obi_protocols::http2::{H2Conn, H2Exchange};
 
+use super::event::Event;
+use super::session::{Detect, Feed, Finished, Io, Protocol, Session, SessionCx, Side};
 use super::trace_ids;
-use crate::span::TraceContext;
+use crate::ebpf::abi;
+use crate::span::{GrpcSpan, HttpSpan, SpanDetail, TraceContext};
 
-/// A finished stream and its trace context.
-pub struct H2Done {
-    pub ex: H2Exchange,
-    pub ctx: TraceContext,
+/// HTTP/2 (h2c, h2 inside TLS, and gRPC over either).
+pub(crate) struct Http2;
+
+impl Protocol for Http2 {
+    fn name(&self) -> &'static str {
+        "http2"
+    }
+
+    fn claims(&self, ev: &Event<'_>) -> bool {
+        ev.has(abi::F_H2)
+    }
+
+    fn detect(&self, ev: &Event<'_>) -> Detect {
+        if ev.has(abi::F_H2) {
+            // Whoever sends the preface is the client.
+            let preface = Records::new(ev.data).any(|r| r == Record::Preface);
+            return Detect::Yes { sender_is_client: preface.then_some(true) };
+        }
+        // A server's first SETTINGS may go out before the client's preface
+        // arrives; frame records follow once the kernel sees the preface.
+        if looks_like_settings(ev.data) { Detect::NeedMore } else { Detect::No }
+    }
+
+    fn new_session(&self) -> Box<dyn Session> {
+        Box::new(Http2Session::default())
+    }
+}
+
+/// A SETTINGS frame on stream 0: 6 bytes per setting, flags 0 or ACK.
+fn looks_like_settings(data: &[u8]) -> bool {
+    let Some(h) = FrameHeader::parse(data) else { return false };
+    h.kind == SETTINGS && h.stream == 0 && h.flags & !1 == 0 && h.len % 6 == 0 && h.len <= 16384 && data[5..9] == [0; 4]
 }
 
 #[derive(Default)]
-pub struct Http2Session {
+struct Http2Session {
     conn: H2Conn,
     done: Vec<H2Exchange>,
 }
 
-impl Http2Session {
-    /// Feeds one event's records. `ts` is when its bytes count as sent or
-    /// arrived; `tid` is the thread, kept with requests for the span.
-    pub fn on_event(&mut self, side: Side, records: &[u8], ts: u64, tid: u32) -> Result<(), Desync> {
-        self.conn.feed(side, records, ts, tid as u64, &mut self.done)
-    }
-
-    /// Streams finished since the last call, with their trace context:
-    /// a `traceparent` the request carried is continued, else a new trace.
-    pub fn drain(&mut self, out: &mut Vec<H2Done>) {
-        for ex in self.done.drain(..) {
-            let incoming = ex.request.traceparent.as_deref().and_then(trace_ids::parse_traceparent);
-            let ctx = match incoming {
-                Some((trace_id, parent_span_id, flags)) => {
-                    TraceContext { trace_id, span_id: trace_ids::random_span_id(), parent_span_id, flags }
-                }
-                None => trace_ids::new_root(),
-            };
-            out.push(H2Done { ex, ctx });
+impl Session for Http2Session {
+    fn on_data(&mut self, io: &Io<'_>, cx: &mut SessionCx<'_>) -> Feed {
+        let side = match io.side {
+            Side::Request => obi_protocols::http2::Side::Request,
+            Side::Response => obi_protocols::http2::Side::Response,
+        };
+        if let Err(why) = self.conn.feed(side, io.data, io.ts, io.tid as u64, &mut self.done) {
+            cx.stats.h2_desynced_conns += 1;
+            tracing::debug!(component = "tracker", reason = ?why, "HTTP/2 decoding lost sync; no more spans from this connection");
         }
+        for ex in self.done.drain(..) {
+            cx.finished.push(finished(ex));
+        }
+        if self.conn.desync().is_some() { Feed::Lost } else { Feed::Ok }
     }
 
-    pub fn desync(&self) -> Option<Desync> {
-        self.conn.desync()
+    /// Forgets streams idle as long as a connection may be.
+    fn tick(&mut self, now_mono: u64, cx: &mut SessionCx<'_>) {
+        let older_than = now_mono.saturating_sub(cx.settings.idle_conn_ns);
+        cx.stats.unanswered_requests += self.conn.expire(older_than) as u64;
     }
+}
 
-    pub fn stats(&self) -> obi_protocols::http2::conn::H2Stats {
-        self.conn.stats
+/// A finished stream as a span's protocol part: gRPC when its content type
+/// says so, else HTTP. A `traceparent` the request carried is continued,
+/// else a new trace starts.
+fn finished(ex: H2Exchange) -> Finished {
+    let incoming = ex.request.traceparent.as_deref().and_then(trace_ids::parse_traceparent);
+    let trace = match incoming {
+        Some((trace_id, parent_span_id, flags)) => {
+            TraceContext { trace_id, span_id: trace_ids::random_span_id(), parent_span_id, flags }
+        }
+        None => trace_ids::new_root(),
+    };
+    let grpc = ex.request.is_grpc();
+    let authority = (!ex.request.authority.is_empty()).then_some(ex.request.authority);
+    let detail = if grpc {
+        SpanDetail::Grpc(GrpcSpan {
+            status: grpc_status(ex.grpc_status, ex.reset),
+            http_method: ex.request.method,
+            method: ex.request.path,
+            request_body_size: ex.request_body_bytes as i64,
+            response_body_size: ex.response_body_bytes as i64,
+            authority,
+        })
+    } else {
+        let mut path = ex.request.path;
+        if let Some(q) = path.find('?') {
+            path.truncate(q);
+        }
+        SpanDetail::Http(HttpSpan {
+            method: ex.request.method,
+            path,
+            route: String::new(),
+            status: ex.status,
+            request_body_size: ex.request_body_bytes as i64,
+            response_body_size: ex.response_body_bytes as i64,
+            host_header: authority,
+        })
+    };
+    Finished { detail, start_mono: ex.start_ts, end_mono: ex.end_ts, trace, tid: ex.tag as u32 }
+}
+
+/// The gRPC status of a finished call: `grpc-status` when the server sent
+/// one; a reset stream is CANCELLED (1); otherwise UNKNOWN (2).
+fn grpc_status(grpc_status: Option<u32>, reset: bool) -> i32 {
+    match grpc_status {
+        Some(code) => code.min(i32::MAX as u32) as i32,
+        None if reset => 1,
+        None => 2,
     }
+}
 
-    /// Forgets requests older than `older_than` that were never answered.
-    pub fn expire(&mut self, older_than: u64) -> usize {
-        self.conn.expire(older_than)
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ebpf::abi::EventHdr;
+
+    #[test]
+    fn waits_on_a_servers_settings_and_rejects_other_bytes() {
+        let detect = |data: &[u8]| Http2.detect(&Event { hdr: EventHdr::default(), data, tail: &[] });
+        assert_eq!(detect(&[0, 0, 12, 4, 0, 0, 0, 0, 0, 0, 3, 0, 0, 0, 100]), Detect::NeedMore);
+        assert_eq!(detect(&[0, 0, 0, 4, 1, 0, 0, 0, 0]), Detect::NeedMore);
+        assert_eq!(detect(&[0, 0, 7, 4, 0, 0, 0, 0, 0]), Detect::No);
+        assert_eq!(detect(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"), Detect::No);
+        assert_eq!(detect(b"GET / HTTP/1.1\r\n"), Detect::No);
     }
 }

@@ -1,12 +1,13 @@
 //! Turns kernel events into spans: one state machine per connection,
 //! protocol detection, and span assembly with service identity and
-//! wall-clock times.
+//! wall-clock times. What is specific to a protocol lives in its session
+//! file (`http1.rs`, `http2.rs`), behind [`session::Protocol`].
 
-pub mod detect;
-pub mod event;
-pub mod http1;
-pub mod http2;
-pub mod trace_ids;
+pub(crate) mod event;
+mod http1;
+mod http2;
+mod session;
+pub(crate) mod trace_ids;
 
 #[cfg(test)]
 mod tests;
@@ -18,12 +19,14 @@ use std::sync::Arc;
 use crate::clock::Clock;
 use crate::ebpf::abi;
 use crate::service::Service;
-use crate::span::{Endpoint, Span, SpanType};
-use detect::Detected;
+use crate::span::{Endpoint, Span, SpanKind};
 use event::Event;
-use http1::{EventInfo, Exchange, Http1Session, Side};
-use http2::{H2Done, Http2Session};
+use session::{Detect, Feed, Finished, Io, Protocol, Session, SessionCx, Side};
 use trace_ids::TraceRemap;
+
+/// Every protocol the tracker parses, in the order detection asks them.
+/// Adding a protocol adds one line here.
+static PROTOCOLS: &[&dyn Protocol] = &[&http2::Http2, &http1::Http1];
 
 /// Connections idle this long are forgotten (the kernel side ages its own out too).
 const IDLE_CONN_NS: u64 = 300 * 1_000_000_000;
@@ -59,10 +62,25 @@ impl Role {
 enum Proto {
     /// Waiting for bytes that tell the protocol.
     Detecting,
-    Http1(Box<Http1Session>),
-    Http2(Box<Http2Session>),
+    /// Parsed by this protocol's session.
+    Parsed(&'static dyn Protocol, Box<dyn Session>),
     /// Not something we parse: the kernel was told to stop capturing it.
     Ignored,
+}
+
+impl Proto {
+    fn is(&self, p: &'static dyn Protocol) -> bool {
+        matches!(self, Proto::Parsed(q, _) if q.name() == p.name())
+    }
+}
+
+/// Settings of the tracker and its sessions.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct TrackerSettings {
+    /// Requests unanswered this long are reported as timed out (0: never).
+    pub http_request_timeout_ns: u64,
+    /// Connections (and HTTP/2 streams) idle this long are forgotten.
+    pub idle_conn_ns: u64,
 }
 
 /// (pid, local, remote) of a socket.
@@ -119,11 +137,11 @@ pub struct Tracker {
     tls_by_socket: HashMap<SocketKey, u64>,
     clock: Clock,
     remap: TraceRemap,
+    settings: TrackerSettings,
     spans: Vec<Span>,
     to_ignore: Vec<u64>,
-    exchanges: Vec<Exchange>,
-    h2_done: Vec<H2Done>,
-    http_request_timeout_ns: u64,
+    /// Exchanges finished by the current event (reused).
+    finished: Vec<Finished>,
     /// OBI_DEBUG_EVENTS=1: print every data event on stderr (troubleshooting).
     debug_events: bool,
     pub stats: TrackerStats,
@@ -146,6 +164,37 @@ fn debug_event(key: u64, ev: &Event<'_>) {
     );
 }
 
+/// What the protocols say of a connection's first bytes: the first that
+/// recognises them, else wait if any needs more, else nobody's.
+fn detect(ev: &Event<'_>) -> Option<(&'static dyn Protocol, Option<bool>)> {
+    let mut need_more = false;
+    for &p in PROTOCOLS {
+        match p.detect(ev) {
+            Detect::Yes { sender_is_client } => return Some((p, sender_is_client)),
+            Detect::NeedMore => need_more = true,
+            Detect::No => {}
+        }
+    }
+    need_more.then_some((&Undecided, None))
+}
+
+/// Stands for "no protocol yet, keep waiting" in [`detect`].
+struct Undecided;
+
+impl Protocol for Undecided {
+    fn name(&self) -> &'static str {
+        "undecided"
+    }
+
+    fn detect(&self, _: &Event<'_>) -> Detect {
+        Detect::NeedMore
+    }
+
+    fn new_session(&self) -> Box<dyn Session> {
+        unreachable!("an undecided connection has no session")
+    }
+}
+
 impl Tracker {
     pub fn new(clock: Clock, http_request_timeout_ns: u64) -> Self {
         Tracker {
@@ -155,11 +204,10 @@ impl Tracker {
             tls_by_socket: HashMap::new(),
             clock,
             remap: TraceRemap::default(),
+            settings: TrackerSettings { http_request_timeout_ns, idle_conn_ns: IDLE_CONN_NS },
             spans: Vec::new(),
             to_ignore: Vec::new(),
-            exchanges: Vec::new(),
-            h2_done: Vec::new(),
-            http_request_timeout_ns,
+            finished: Vec::new(),
             debug_events: std::env::var_os("OBI_DEBUG_EVENTS").is_some(),
             stats: TrackerStats::default(),
         }
@@ -242,11 +290,16 @@ impl Tracker {
 
     fn close_conn(&mut self, key: u64, ts: u64) {
         let Some(mut conn) = self.conns.remove(&key) else { return };
-        if let Proto::Http1(session) = &mut conn.proto {
-            let outcome = session.on_close(ts, &mut self.exchanges);
-            self.stats.orphan_responses += outcome.orphan_responses as u64;
-            self.stats.unanswered_requests += session.pending_len() as u64;
-            self.flush_exchanges(conn.meta);
+        if let Proto::Parsed(_, session) = &mut conn.proto {
+            let mut cx = SessionCx {
+                server: conn.meta.role == Role::Server,
+                settings: &self.settings,
+                remap: &mut self.remap,
+                stats: &mut self.stats,
+                finished: &mut self.finished,
+            };
+            session.on_close(ts, &mut cx);
+            self.emit_finished(conn.meta);
         }
     }
 
@@ -267,97 +320,83 @@ impl Tracker {
         if matches!(conn.proto, Proto::Ignored) {
             return;
         }
-        if ev.has(abi::F_H2) {
-            self.on_h2_data(id, ev);
-            return;
+        // Events the kernel framed for a protocol switch the connection to it.
+        if let Some(&p) = PROTOCOLS.iter().find(|p| p.claims(ev))
+            && !conn.proto.is(p)
+        {
+            conn.proto = Proto::Parsed(p, p.new_session());
         }
-        if matches!(conn.proto, Proto::Detecting) && !Self::detect(conn, ev) {
-            if matches!(conn.proto, Proto::Ignored) {
-                self.stats.ignored_conns += 1;
-                self.to_ignore.push(id);
+        match &conn.proto {
+            Proto::Detecting => match detect(ev) {
+                Some((p, _)) if p.name() == Undecided.name() => return,
+                Some((p, sender_is_client)) => {
+                    conn.proto = Proto::Parsed(p, p.new_session());
+                    set_role(&mut conn.meta.role, sender_is_client, ev.is_send());
+                }
+                None => {
+                    conn.proto = Proto::Ignored;
+                    self.stats.ignored_conns += 1;
+                    self.to_ignore.push(id);
+                    return;
+                }
+            },
+            Proto::Parsed(p, _) if conn.meta.role == Role::Unknown => {
+                if let Detect::Yes { sender_is_client } = p.detect(ev) {
+                    set_role(&mut conn.meta.role, sender_is_client, ev.is_send());
+                }
             }
-            return;
+            _ => {}
         }
         let side = match (conn.meta.role, ev.is_send()) {
             (Role::Server, false) | (Role::Client, true) => Side::Request,
             (Role::Server, true) | (Role::Client, false) => Side::Response,
             (Role::Unknown, _) => return,
         };
-        let Proto::Http1(session) = &mut conn.proto else { return };
-        let info = EventInfo {
+        let Proto::Parsed(_, session) = &mut conn.proto else { return };
+        let io = Io {
             side,
             // Server requests count from when the bytes arrived; client
             // requests from when the app started sending.
             ts: if ev.is_send() && side == Side::Request { ev.hdr.ts_enter } else { ev.hdr.ts_exit },
             tid: ev.hdr.tid,
+            msg_start: ev.has(abi::F_MSG_START),
             kernel_ctx: if ev.has(abi::F_REQUEST) || side == Side::Request {
                 trace_ids::from_kernel(&ev.hdr.tp)
             } else {
                 None
             },
-            server: conn.meta.role == Role::Server,
-            msg_start: ev.has(abi::F_MSG_START),
             data: ev.data,
             missing: ev.missing(),
             tail: ev.tail,
         };
-        let outcome = session.on_event(&info, &mut self.remap, &mut self.exchanges);
-        self.stats.orphan_responses += outcome.orphan_responses as u64;
-        self.stats.unanswered_requests += outcome.dropped_requests as u64;
-        if outcome.invalid {
-            self.stats.parse_failures += 1;
-            conn.failures += 1;
-        }
-        if outcome.upgraded {
-            // After `101 Switching Protocols` the bytes are another protocol:
-            // HTTP/2 (h2c upgrade; the kernel then sends frame records once it
-            // sees the client preface) or something we ignore on sight.
-            conn.proto = Proto::Detecting;
-        } else if conn.failures >= MAX_FAILURES {
-            conn.proto = Proto::Ignored;
-            self.stats.ignored_conns += 1;
-            self.to_ignore.push(id);
-        }
-        let meta = conn.meta;
-        if !self.exchanges.is_empty() {
-            self.flush_exchanges(meta);
-        }
-    }
-
-    /// HTTP/2 frame records of one connection (the kernel saw its preface).
-    fn on_h2_data(&mut self, id: u64, ev: &Event<'_>) {
-        let Some(conn) = self.conns.get_mut(&id) else { return };
-        if !matches!(conn.proto, Proto::Http2(_)) {
-            conn.proto = Proto::Http2(Box::default());
-        }
-        if conn.meta.role == Role::Unknown && h2_preface_in(ev.data) {
-            // Whoever sends the preface is the client.
-            conn.meta.role = if ev.is_send() { Role::Client } else { Role::Server };
-        }
-        let side = match (conn.meta.role, ev.is_send()) {
-            (Role::Server, false) | (Role::Client, true) => obi_protocols::http2::Side::Request,
-            (Role::Server, true) | (Role::Client, false) => obi_protocols::http2::Side::Response,
-            (Role::Unknown, _) => return,
+        let mut cx = SessionCx {
+            server: conn.meta.role == Role::Server,
+            settings: &self.settings,
+            remap: &mut self.remap,
+            stats: &mut self.stats,
+            finished: &mut self.finished,
         };
-        let Proto::Http2(session) = &mut conn.proto else { return };
-        let request_sent = ev.is_send() && side == obi_protocols::http2::Side::Request;
-        let ts = if request_sent { ev.hdr.ts_enter } else { ev.hdr.ts_exit };
-        if let Err(why) = session.on_event(side, ev.data, ts, ev.hdr.tid) {
-            self.stats.h2_desynced_conns += 1;
-            tracing::debug!(component = "tracker", conn = format_args!("{id:x}"), reason = ?why, "HTTP/2 decoding lost sync; no more spans from this connection");
-        }
-        let mut done = std::mem::take(&mut self.h2_done);
-        session.drain(&mut done);
-        if session.desync().is_some() {
-            conn.proto = Proto::Ignored;
-            self.to_ignore.push(id);
+        match session.on_data(&io, &mut cx) {
+            Feed::Ok => {}
+            Feed::Invalid => {
+                self.stats.parse_failures += 1;
+                conn.failures += 1;
+                if conn.failures >= MAX_FAILURES {
+                    conn.proto = Proto::Ignored;
+                    self.stats.ignored_conns += 1;
+                    self.to_ignore.push(id);
+                }
+            }
+            Feed::Upgraded => conn.proto = Proto::Detecting,
+            Feed::Lost => {
+                conn.proto = Proto::Ignored;
+                self.to_ignore.push(id);
+            }
         }
         let meta = conn.meta;
-        for d in done.drain(..) {
-            let span = self.build_h2_span(&meta, d);
-            self.emit(span);
+        if !self.finished.is_empty() {
+            self.emit_finished(meta);
         }
-        self.h2_done = done;
     }
 
     /// TLS sessions learn their socket's addresses when the kernel ties the
@@ -380,43 +419,14 @@ impl Tracker {
         self.tls_by_socket.insert((ev.hdr.tgid, local, remote), key);
     }
 
-    /// Decides the protocol from the first payload. Returns true when the
-    /// connection is now parseable.
-    fn detect(conn: &mut Conn, ev: &Event<'_>) -> bool {
-        let role = &mut conn.meta.role;
-        match detect::detect(ev.data) {
-            Detected::NeedMore => false,
-            Detected::Http1Request => {
-                if *role == Role::Unknown {
-                    *role = if ev.is_send() { Role::Client } else { Role::Server };
-                }
-                conn.proto = Proto::Http1(Box::default());
-                true
-            }
-            Detected::Http1Response => {
-                if *role == Role::Unknown {
-                    *role = if ev.is_send() { Role::Server } else { Role::Client };
-                }
-                // A response first means we joined mid-exchange; parse from here.
-                conn.proto = Proto::Http1(Box::default());
-                true
-            }
-            // Frame records follow once the kernel sees the client's preface.
-            Detected::Http2Settings => false,
-            Detected::Http2Preface | Detected::Tls | Detected::Unknown => {
-                conn.proto = Proto::Ignored;
-                false
-            }
-        }
-    }
-
-    fn flush_exchanges(&mut self, conn: ConnMeta) {
-        let mut exchanges = std::mem::take(&mut self.exchanges);
-        for ex in exchanges.drain(..) {
-            let span = self.build_http_span(&conn, ex);
+    /// Turns the exchanges sessions finished into spans of `conn`.
+    fn emit_finished(&mut self, conn: ConnMeta) {
+        let mut finished = std::mem::take(&mut self.finished);
+        for f in finished.drain(..) {
+            let span = self.build_span(&conn, f);
             self.emit(span);
         }
-        self.exchanges = exchanges;
+        self.finished = finished;
     }
 
     /// Queues a finished span, or holds it until its process is named.
@@ -436,87 +446,32 @@ impl Tracker {
         }
     }
 
-    /// Who is the client and who the server of a connection, and the
-    /// service of its process (named later by discovery if not yet, see `emit`).
-    fn parties(&self, conn: &ConnMeta) -> (bool, Endpoint, Endpoint, Arc<Service>) {
+    /// A span of `conn`: who is the client and who the server, the service
+    /// of its process (named later by discovery if not yet, see `emit`),
+    /// and wall-clock times.
+    fn build_span(&self, conn: &ConnMeta, f: Finished) -> Span {
         let server = conn.role == Role::Server;
         let (client, srv) = if server { (conn.remote, conn.local) } else { (conn.local, conn.remote) };
         let service = match self.services.get(&conn.pid) {
             Some(s) => s.clone(),
             None => Arc::new(Service { pid: conn.pid, ..Default::default() }),
         };
-        let peer = Endpoint { addr: Some(client.0), port: client.1, name: String::new() };
-        let host = Endpoint { addr: Some(srv.0), port: srv.1, name: String::new() };
-        (server, peer, host, service)
-    }
-
-    fn build_http_span(&self, conn: &ConnMeta, ex: Exchange) -> Span {
-        let (server, peer, host, service) = self.parties(conn);
-        let mut trace = ex.request.ctx;
-        if !server {
-            self.remap.apply(&mut trace);
-        }
-        let start = self.clock.to_wall(ex.request.start_mono);
-        let req = ex.request.req;
+        let start = self.clock.to_wall(f.start_mono);
         Span {
-            span_type: if server { SpanType::HttpServer } else { SpanType::HttpClient },
-            sub_type: 0,
-            path: req.path().to_string(),
-            method: req.method,
-            route: String::new(),
-            status: ex.status as i32,
-            peer,
-            host,
-            request_body_size: ex.request.body_bytes as i64,
-            response_body_size: ex.response_body_bytes as i64,
-            host_header: req.host,
+            kind: if server { SpanKind::Server } else { SpanKind::Client },
+            detail: f.detail,
+            peer: Endpoint { addr: Some(client.0), port: client.1, name: String::new() },
+            host: Endpoint { addr: Some(srv.0), port: srv.1, name: String::new() },
             request_start_ns: start,
             start_ns: start,
-            end_ns: self.clock.to_wall(ex.end_mono).max(start),
-            trace,
+            end_ns: self.clock.to_wall(f.end_mono).max(start),
+            trace: f.trace,
             service,
-            tid: ex.request.tid,
+            tid: f.tid,
         }
     }
 
-    fn build_h2_span(&self, conn: &ConnMeta, d: H2Done) -> Span {
-        let (server, peer, host, service) = self.parties(conn);
-        let ex = d.ex;
-        let grpc = ex.request.is_grpc();
-        let span_type = match (grpc, server) {
-            (true, true) => SpanType::GrpcServer,
-            (true, false) => SpanType::GrpcClient,
-            (false, true) => SpanType::HttpServer,
-            (false, false) => SpanType::HttpClient,
-        };
-        let status = if grpc { grpc_status(&ex) } else { ex.status as i32 };
-        let start = self.clock.to_wall(ex.start_ts);
-        let mut path = ex.request.path;
-        if !grpc && let Some(q) = path.find('?') {
-            path.truncate(q);
-        }
-        Span {
-            span_type,
-            sub_type: 0,
-            method: ex.request.method,
-            path,
-            route: String::new(),
-            status,
-            peer,
-            host,
-            request_body_size: ex.request_body_bytes as i64,
-            response_body_size: ex.response_body_bytes as i64,
-            host_header: (!ex.request.authority.is_empty()).then_some(ex.request.authority),
-            request_start_ns: start,
-            start_ns: start,
-            end_ns: self.clock.to_wall(ex.end_ts).max(start),
-            trace: d.ctx,
-            service,
-            tid: ex.tag as u32,
-        }
-    }
-
-    /// Periodic housekeeping: idle connections, request timeouts, id remaps.
+    /// Periodic housekeeping: idle connections, sessions' timeouts, id remaps.
     pub fn tick(&mut self, now_mono: u64) {
         self.remap.expire(now_mono, 300 * 1_000_000_000);
         let mut dropped = 0;
@@ -528,10 +483,27 @@ impl Tracker {
             keep
         });
         self.stats.unnamed_spans_dropped += dropped;
-        if self.http_request_timeout_ns > 0 {
-            self.time_out_requests(now_mono);
+        let mut finished = Vec::new();
+        for conn in self.conns.values_mut() {
+            let Proto::Parsed(_, session) = &mut conn.proto else { continue };
+            let mut cx = SessionCx {
+                server: conn.meta.role == Role::Server,
+                settings: &self.settings,
+                remap: &mut self.remap,
+                stats: &mut self.stats,
+                finished: &mut self.finished,
+            };
+            session.tick(now_mono, &mut cx);
+            if !self.finished.is_empty() {
+                finished.push((conn.meta, std::mem::take(&mut self.finished)));
+            }
         }
-        self.expire_h2_streams(now_mono);
+        for (meta, list) in finished {
+            for f in list {
+                let span = self.build_span(&meta, f);
+                self.emit(span);
+            }
+        }
         let before = self.conns.len();
         self.conns.retain(|_, c| now_mono.saturating_sub(c.last_mono) < IDLE_CONN_NS);
         let conns = &self.conns;
@@ -539,34 +511,6 @@ impl Tracker {
         self.stats.active_conns = self.conns.len() as u64;
         if before != self.conns.len() {
             tracing::debug!(component = "tracker", expired = before - self.conns.len(), "forgot idle connections");
-        }
-    }
-
-    /// Requests without a response for too long are reported as 408, as OBI does.
-    fn time_out_requests(&mut self, now_mono: u64) {
-        let timeout = self.http_request_timeout_ns;
-        let mut timed_out = Vec::new();
-        for conn in self.conns.values_mut() {
-            if let Proto::Http1(session) = &mut conn.proto {
-                for request in session.take_timed_out(now_mono, timeout) {
-                    timed_out.push((conn.meta, request));
-                }
-            }
-        }
-        for (meta, request) in timed_out {
-            let end = request.start_mono + timeout;
-            let ex = Exchange { request, status: 408, response_body_bytes: 0, end_mono: end };
-            let span = self.build_http_span(&meta, ex);
-            self.emit(span);
-        }
-    }
-
-    fn expire_h2_streams(&mut self, now_mono: u64) {
-        let older_than = now_mono.saturating_sub(IDLE_CONN_NS);
-        for conn in self.conns.values_mut() {
-            if let Proto::Http2(session) = &mut conn.proto {
-                self.stats.unanswered_requests += session.expire(older_than) as u64;
-            }
         }
     }
 
@@ -581,18 +525,11 @@ impl Tracker {
     }
 }
 
-/// Does an HTTP/2 event carry the client connection preface?
-fn h2_preface_in(records: &[u8]) -> bool {
-    use obi_protocols::http2::records::{Record, Records};
-    Records::new(records).any(|r| r == Record::Preface)
-}
-
-/// The gRPC status of a finished call: `grpc-status` when the server sent
-/// one; a reset stream is CANCELLED (1); otherwise UNKNOWN (2).
-fn grpc_status(ex: &obi_protocols::http2::H2Exchange) -> i32 {
-    match ex.grpc_status {
-        Some(code) => code.min(i32::MAX as u32) as i32,
-        None if ex.reset => 1,
-        None => 2,
+/// Fills in an unknown role from what detection learnt of the sender.
+fn set_role(role: &mut Role, sender_is_client: Option<bool>, is_send: bool) {
+    if *role == Role::Unknown
+        && let Some(sender_is_client) = sender_is_client
+    {
+        *role = if sender_is_client == is_send { Role::Client } else { Role::Server };
     }
 }

@@ -5,7 +5,27 @@ use std::sync::Arc;
 
 use super::*;
 use crate::ebpf::abi::{ConnTuple, EventHdr, Tp};
-use crate::span::SpanType;
+use crate::span::{GrpcSpan, HttpSpan, SpanDetail, SpanKind};
+
+fn http(s: &Span) -> &HttpSpan {
+    match &s.detail {
+        SpanDetail::Http(h) => h,
+        other => panic!("not HTTP: {other:?}"),
+    }
+}
+
+fn grpc(s: &Span) -> &GrpcSpan {
+    match &s.detail {
+        SpanDetail::Grpc(g) => g,
+        other => panic!("not gRPC: {other:?}"),
+    }
+}
+
+/// (path or gRPC method, status) of a span.
+fn target_status(s: &Span) -> (&str, i32) {
+    let sum = s.semantics().summary();
+    (sum.target, sum.status as i32)
+}
 
 const PID: u32 = 4242;
 
@@ -106,9 +126,10 @@ fn server_exchange_becomes_one_span_with_kernel_ids() {
     let spans = t.take_spans();
     assert_eq!(spans.len(), 1);
     let s = &spans[0];
-    assert_eq!(s.span_type, SpanType::HttpServer);
-    assert_eq!((s.method.as_str(), s.path.as_str(), s.status), ("GET", "/users/7", 200));
-    assert_eq!((s.request_body_size, s.response_body_size), (0, 5));
+    assert_eq!(s.kind, SpanKind::Server);
+    let h = http(s);
+    assert_eq!((h.method.as_str(), h.path.as_str(), h.status), ("GET", "/users/7", 200));
+    assert_eq!((h.request_body_size, h.response_body_size), (0, 5));
     assert_eq!((s.peer.port, s.host.port), (50000, 8080));
     assert_eq!(s.trace.trace_id, [1; 16]);
     assert_eq!(s.trace.span_id, [2; 8]);
@@ -130,9 +151,9 @@ fn client_exchange_keeps_the_kernel_parent() {
         ],
     );
     let s = &t.take_spans()[0];
-    assert_eq!(s.span_type, SpanType::HttpClient);
+    assert_eq!(s.kind, SpanKind::Client);
     assert_eq!(s.trace.parent_span_id, [9; 8]);
-    assert_eq!(s.host_header.as_deref(), Some("api:8080"));
+    assert_eq!(http(s).host_header.as_deref(), Some("api:8080"));
     assert_eq!((s.peer.port, s.host.port), (50000, 8080));
     // Client spans run from the send's entry to the read's exit.
     assert_eq!(s.duration_ns(), 910 - 100);
@@ -153,8 +174,8 @@ fn incoming_traceparent_is_adopted_and_children_follow() {
         ],
     );
     let spans = t.take_spans();
-    let server = spans.iter().find(|s| s.span_type == SpanType::HttpServer).unwrap();
-    let client = spans.iter().find(|s| s.span_type == SpanType::HttpClient).unwrap();
+    let server = spans.iter().find(|s| s.kind == SpanKind::Server).unwrap();
+    let client = spans.iter().find(|s| s.kind == SpanKind::Client).unwrap();
     assert_eq!(server.trace.trace_id[..2], [0x0a, 0xf7]);
     assert_eq!(server.trace.parent_span_id[..2], [0xb7, 0xad]);
     assert_eq!(server.trace.span_id, [2; 8]);
@@ -181,7 +202,7 @@ fn pipelined_requests_get_distinct_ids_and_pair_in_order() {
         ],
     );
     let spans = t.take_spans();
-    let got: Vec<(&str, i32)> = spans.iter().map(|s| (s.path.as_str(), s.status)).collect();
+    let got: Vec<(&str, i32)> = spans.iter().map(target_status).collect();
     assert_eq!(got, vec![("/a", 200), ("/b", 404), ("/c", 500)]);
     let ids: std::collections::HashSet<[u8; 8]> = spans.iter().map(|s| s.trace.span_id).collect();
     assert_eq!(ids.len(), 3);
@@ -206,7 +227,7 @@ fn large_response_with_truncated_captures() {
     feed(&mut t, &[Ev::data(1, abi::ROLE_SERVER, abi::DIR_SEND, 3, &body[60_000..]).truncate(1024)]);
     let spans = t.take_spans();
     assert_eq!(spans.len(), 1);
-    assert_eq!(spans[0].response_body_size, 100_000);
+    assert_eq!(http(&spans[0]).response_body_size, 100_000);
 }
 
 #[test]
@@ -226,7 +247,7 @@ fn close_delimited_response_ends_at_close() {
     feed(&mut t, &[close]);
     let spans = t.take_spans();
     assert_eq!(spans.len(), 1);
-    assert_eq!(spans[0].response_body_size, 7);
+    assert_eq!(http(&spans[0]).response_body_size, 7);
 }
 
 #[test]
@@ -304,7 +325,7 @@ fn unanswered_requests_time_out_as_408() {
     t.tick(5_000_000);
     let spans = t.take_spans();
     assert_eq!(spans.len(), 1);
-    assert_eq!(spans[0].status, 408);
+    assert_eq!(http(&spans[0]).status, 408);
 }
 
 #[test]
@@ -367,8 +388,9 @@ fn grpc_over_http2_records_becomes_a_grpc_span() {
     let spans = t.take_spans();
     assert_eq!(spans.len(), 1, "{spans:#?}");
     let s = &spans[0];
-    assert_eq!(s.span_type, SpanType::GrpcServer);
-    assert_eq!((s.method.as_str(), s.path.as_str(), s.status), ("POST", "/pkg.Svc/Get", 7));
+    assert_eq!(s.kind, SpanKind::Server);
+    let g = grpc(s);
+    assert_eq!((g.http_method.as_str(), g.method.as_str(), g.status), ("POST", "/pkg.Svc/Get", 7));
     assert_eq!(s.trace.trace_id[..2], [0x0a, 0xf7]);
     assert_eq!(s.trace.parent_span_id, [0xb7, 0xad, 0x6b, 0x71, 0x69, 0x20, 0x33, 0x31]);
     assert_eq!(t.stats.h2_desynced_conns, 0);
@@ -398,7 +420,7 @@ fn h2c_upgrade_switches_to_http2_and_websockets_are_ignored() {
         ],
     );
     let spans = t.take_spans();
-    let got: Vec<(&str, i32)> = spans.iter().map(|s| (s.path.as_str(), s.status)).collect();
+    let got: Vec<(&str, i32)> = spans.iter().map(target_status).collect();
     assert_eq!(got, vec![("/", 101), ("/after-upgrade", 204)]);
     assert!(t.take_ignored().is_empty());
 

@@ -3,7 +3,7 @@
 //! and tells which signals must skip spans matching `routes.ignored_patterns`.
 
 use crate::config::metrics::{IgnoreMode, RoutesConfig, Unmatched};
-use crate::span::{Span, SpanType};
+use crate::span::{Span, SpanDetail};
 
 use super::cardinality::CardinalityLimiter;
 use super::heuristic::cluster_path_into;
@@ -60,36 +60,36 @@ impl RouteDecorator {
     /// Sets the route of an HTTP span (other spans are left alone) and says
     /// where the span goes.
     pub fn decorate(&mut self, span: &mut Span) -> Verdict {
-        if !matches!(span.span_type, SpanType::HttpServer | SpanType::HttpClient) {
+        let SpanDetail::Http(http) = &mut span.detail else {
             return Verdict::Keep;
-        }
-        if !self.ignored.is_empty() && self.ignored.find(&span.path).is_some() {
+        };
+        if !self.ignored.is_empty() && self.ignored.find(&http.path).is_some() {
             return match self.ignore_mode {
                 IgnoreMode::All => Verdict::Drop,
                 IgnoreMode::Traces => Verdict::MetricsOnly,
                 IgnoreMode::Metrics => Verdict::TracesOnly,
             };
         }
-        if let Some(route) = self.patterns.find(&span.path) {
-            span.route.clear();
-            span.route.push_str(route);
+        if let Some(route) = self.patterns.find(&http.path) {
+            http.route.clear();
+            http.route.push_str(route);
             return Verdict::Keep;
         }
         match self.unmatched {
-            Unmatched::Heuristic => cluster_path_into(&span.path, self.wildcard, &mut span.route),
+            Unmatched::Heuristic => cluster_path_into(&http.path, self.wildcard, &mut http.route),
             Unmatched::Wildcard => {
-                span.route.clear();
-                span.route.push_str(WILDCARD_ROUTE);
+                http.route.clear();
+                http.route.push_str(WILDCARD_ROUTE);
             }
             Unmatched::Path => {
-                span.route.clear();
-                span.route.push_str(&span.path);
+                http.route.clear();
+                http.route.push_str(&http.path);
             }
-            Unmatched::Unset => span.route.clear(),
+            Unmatched::Unset => http.route.clear(),
             Unmatched::LowCardinality => {
-                cluster_path_into(&span.path, self.wildcard, &mut span.route);
+                cluster_path_into(&http.path, self.wildcard, &mut http.route);
                 if let Some(l) = &mut self.limiter {
-                    l.limit(&span.service.namespace, &span.service.name, &mut span.route);
+                    l.limit(&span.service.namespace, &span.service.name, &mut http.route);
                 }
             }
         }
@@ -101,19 +101,25 @@ impl RouteDecorator {
 mod tests {
     use super::*;
     use crate::service::Service;
+    use crate::span::fixtures::{self, Shape};
     use std::sync::Arc;
 
-    fn span(t: SpanType, path: &str) -> Span {
-        let mut s = Span::process_alive(Arc::new(Service { name: "svc".into(), ..Service::default() }), 0);
-        s.span_type = t;
-        s.path = path.to_string();
+    fn span(t: Shape, path: &str) -> Span {
+        let mut s = fixtures::span(t, Arc::new(Service { name: "svc".into(), ..Service::default() }), path, 200, 1);
+        if let SpanDetail::Http(h) = &mut s.detail {
+            h.route.clear();
+        }
         s
     }
 
+    fn route(s: &Span) -> &str {
+        s.semantics().summary().route
+    }
+
     fn route_of(d: &mut RouteDecorator, path: &str) -> (String, Verdict) {
-        let mut s = span(SpanType::HttpServer, path);
+        let mut s = span(Shape::HttpServer, path);
         let v = d.decorate(&mut s);
-        (s.route, v)
+        (route(&s).to_string(), v)
     }
 
     #[test]
@@ -180,11 +186,11 @@ mod tests {
     #[test]
     fn only_http_spans_get_routes() {
         let mut d = RouteDecorator::new(&RoutesConfig::default());
-        let mut s = span(SpanType::GrpcServer, "/pkg.Svc/Method");
+        let mut s = span(Shape::GrpcServer, "/pkg.Svc/Method");
         assert_eq!(d.decorate(&mut s), Verdict::Keep);
-        assert_eq!(s.route, "");
-        let mut c = span(SpanType::HttpClient, "/api/v1/items/99");
+        assert_eq!(route(&s), "");
+        let mut c = span(Shape::HttpClient, "/api/v1/items/99");
         d.decorate(&mut c);
-        assert_eq!(c.route, "/api/v1/items/*");
+        assert_eq!(route(&c), "/api/v1/items/*");
     }
 }

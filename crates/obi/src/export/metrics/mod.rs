@@ -11,7 +11,6 @@
 //! Series not updated for `ttl` are removed ([`MetricsStore::expire`]), so a
 //! process that is gone stops being reported.
 
-pub mod attrs;
 pub mod internal;
 pub mod otlp;
 pub mod prom;
@@ -25,135 +24,9 @@ use hashbrown::{DefaultHashBuilder, HashTable};
 
 use crate::config::metrics::{Instrumentations, MetricsConfig, SelectEntry};
 use crate::service::Service;
-use crate::span::{Span, SpanType};
-pub use attrs::Attr;
-
-/// What a histogram measures.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Measure {
-    /// `end - request_start`, seconds.
-    Duration,
-    /// Request body bytes.
-    RequestSize,
-    /// Response body bytes.
-    ResponseSize,
-}
-
-/// One metric family (a histogram).
-#[derive(Debug)]
-pub struct FamilyDef {
-    /// OTel name, e.g. `http.server.request.duration`.
-    pub otel: &'static str,
-    /// Prometheus name with the unit suffix, e.g. `http_server_request_duration_seconds`.
-    pub prom: &'static str,
-    /// OTel unit (`s`, `By`).
-    pub unit: &'static str,
-    pub help: &'static str,
-    pub measure: Measure,
-    pub span_type: SpanType,
-    /// Attributes that can be selected, in label order.
-    pub available: &'static [Attr],
-    /// Attributes reported when `attributes.select` says nothing.
-    pub defaults: &'static [Attr],
-}
-
-use Attr::*;
-
-const HTTP_SERVER_ATTRS: &[Attr] =
-    &[HttpRequestMethod, HttpResponseStatusCode, HttpRoute, UrlPath, ServerAddress, ServerPort, ClientAddress];
-const HTTP_SERVER_DEFAULTS: &[Attr] =
-    &[HttpRequestMethod, HttpResponseStatusCode, HttpRoute, ServerAddress, ServerPort];
-const HTTP_CLIENT_ATTRS: &[Attr] =
-    &[HttpRequestMethod, HttpResponseStatusCode, HttpRoute, UrlPath, ServerAddress, ServerPort];
-const HTTP_CLIENT_DEFAULTS: &[Attr] =
-    &[HttpRequestMethod, HttpResponseStatusCode, HttpRoute, ServerAddress, ServerPort];
-const RPC_SERVER_ATTRS: &[Attr] = &[RpcMethod, RpcSystem, RpcGrpcStatusCode, ServerAddress, ServerPort, ClientAddress];
-const RPC_CLIENT_ATTRS: &[Attr] = &[RpcMethod, RpcSystem, RpcGrpcStatusCode, ServerAddress, ServerPort];
-const RPC_DEFAULTS: &[Attr] = &[RpcMethod, RpcSystem, RpcGrpcStatusCode, ServerAddress];
-
-/// Every family, in exposition order.
-pub static FAMILIES: &[FamilyDef] = &[
-    FamilyDef {
-        otel: "http.server.request.duration",
-        prom: "http_server_request_duration_seconds",
-        unit: "s",
-        help: "duration of HTTP service calls from the server side, in seconds",
-        measure: Measure::Duration,
-        span_type: SpanType::HttpServer,
-        available: HTTP_SERVER_ATTRS,
-        defaults: HTTP_SERVER_DEFAULTS,
-    },
-    FamilyDef {
-        otel: "http.server.request.body.size",
-        prom: "http_server_request_body_size_bytes",
-        unit: "By",
-        help: "size, in bytes, of the HTTP request body as received at the server side",
-        measure: Measure::RequestSize,
-        span_type: SpanType::HttpServer,
-        available: HTTP_SERVER_ATTRS,
-        defaults: HTTP_SERVER_DEFAULTS,
-    },
-    FamilyDef {
-        otel: "http.server.response.body.size",
-        prom: "http_server_response_body_size_bytes",
-        unit: "By",
-        help: "size, in bytes, of the HTTP response body as sent from the server side",
-        measure: Measure::ResponseSize,
-        span_type: SpanType::HttpServer,
-        available: HTTP_SERVER_ATTRS,
-        defaults: HTTP_SERVER_DEFAULTS,
-    },
-    FamilyDef {
-        otel: "http.client.request.duration",
-        prom: "http_client_request_duration_seconds",
-        unit: "s",
-        help: "duration of HTTP service calls from the client side, in seconds",
-        measure: Measure::Duration,
-        span_type: SpanType::HttpClient,
-        available: HTTP_CLIENT_ATTRS,
-        defaults: HTTP_CLIENT_DEFAULTS,
-    },
-    FamilyDef {
-        otel: "http.client.request.body.size",
-        prom: "http_client_request_body_size_bytes",
-        unit: "By",
-        help: "size, in bytes, of the HTTP request body as sent from the client side",
-        measure: Measure::RequestSize,
-        span_type: SpanType::HttpClient,
-        available: HTTP_CLIENT_ATTRS,
-        defaults: HTTP_CLIENT_DEFAULTS,
-    },
-    FamilyDef {
-        otel: "http.client.response.body.size",
-        prom: "http_client_response_body_size_bytes",
-        unit: "By",
-        help: "size, in bytes, of the HTTP response body as received at the client side",
-        measure: Measure::ResponseSize,
-        span_type: SpanType::HttpClient,
-        available: HTTP_CLIENT_ATTRS,
-        defaults: HTTP_CLIENT_DEFAULTS,
-    },
-    FamilyDef {
-        otel: "rpc.server.duration",
-        prom: "rpc_server_duration_seconds",
-        unit: "s",
-        help: "duration of RPC service calls from the server side, in seconds",
-        measure: Measure::Duration,
-        span_type: SpanType::GrpcServer,
-        available: RPC_SERVER_ATTRS,
-        defaults: RPC_DEFAULTS,
-    },
-    FamilyDef {
-        otel: "rpc.client.duration",
-        prom: "rpc_client_duration_seconds",
-        unit: "s",
-        help: "duration of RPC service calls from the client side, in seconds",
-        measure: Measure::Duration,
-        span_type: SpanType::GrpcClient,
-        available: RPC_CLIENT_ATTRS,
-        defaults: RPC_DEFAULTS,
-    },
-];
+use crate::span::Span;
+use crate::span::Value as Val;
+pub(crate) use crate::span::metric::{Attr, FamilyDef, Measure};
 
 /// Whether a metric name (OTel form, OTel with underscores, or the
 /// Prometheus name with its unit suffix) matches a selection entry.
@@ -184,15 +57,6 @@ pub fn select_attrs(def: &FamilyDef, select: &[SelectEntry]) -> Vec<Attr> {
 
 // ---------------------------------------------------------------------------
 // Label values
-
-/// A label value borrowed from a span.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub enum Val<'a> {
-    Str(&'a str),
-    Int(i64),
-    /// IPv4-mapped IPv6 addresses are stored as IPv4.
-    Ip(Option<IpAddr>),
-}
 
 /// A stored label value.
 #[derive(Debug, Clone, PartialEq)]
@@ -283,11 +147,7 @@ pub struct Series {
 
 /// Whether an exporter limited to `instr` reports this family.
 pub fn family_wanted(def: &FamilyDef, instr: &Instrumentations) -> bool {
-    match def.span_type {
-        SpanType::HttpServer | SpanType::HttpClient => instr.http,
-        SpanType::GrpcServer | SpanType::GrpcClient => instr.grpc,
-        SpanType::ProcessAlive => false,
-    }
+    instr.allows(def.instrumentation)
 }
 
 /// Whether something last updated at `last_ns` is younger than `ttl_ns` at `now_ns`.
@@ -342,14 +202,13 @@ impl MetricsStore {
     /// A store whose series live for `ttl` (the longest TTL of the
     /// exporters reading it; each exporter skips series older than its own).
     pub fn with_ttl(cfg: &MetricsConfig, ttl: Duration) -> Self {
-        let families = FAMILIES
-            .iter()
+        let families = crate::span::metric_families()
             .map(|def| {
                 let attrs = select_attrs(def, &cfg.select);
                 assert!(SERVICE_KEY_LEN + attrs.len() <= MAX_KEY);
                 let bounds = match def.measure {
                     Measure::Duration => cfg.duration_buckets.clone(),
-                    _ => cfg.size_buckets.clone(),
+                    Measure::Size(_) => cfg.size_buckets.clone(),
                 };
                 Family { def, attrs: attrs.into(), bounds: bounds.into(), table: HashTable::new() }
             })
@@ -380,23 +239,16 @@ impl MetricsStore {
         self.families.iter().map(Family::len).sum()
     }
 
-    /// Adds one span to every family of its type. `now_ns` is monotonic,
+    /// Adds one span to every family that wants it. `now_ns` is monotonic,
     /// `now_wall_ns` wall clock (only used when a series is created).
     pub fn record(&mut self, span: &Span, now_ns: u64, now_wall_ns: u64) {
-        if span.span_type == SpanType::ProcessAlive {
-            return;
-        }
         let mut any = false;
         for fam in self.families.iter_mut() {
-            if fam.def.span_type != span.span_type {
+            if !fam.def.wants(span) {
                 continue;
             }
             any = true;
-            let value = match fam.def.measure {
-                Measure::Duration => span.duration_ns() as f64 / 1e9,
-                Measure::RequestSize => span.request_body_size.max(0) as f64,
-                Measure::ResponseSize => span.response_body_size.max(0) as f64,
-            };
+            let value = fam.def.measure(span);
             let mut key = [Val::Int(0); MAX_KEY];
             key[0] = Val::Str(&span.service.name);
             key[1] = Val::Str(&span.service.namespace);
@@ -467,5 +319,7 @@ impl MetricsStore {
     }
 }
 
+#[cfg(test)]
+mod alloc_tests;
 #[cfg(test)]
 mod tests;

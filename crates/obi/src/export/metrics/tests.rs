@@ -8,7 +8,8 @@ use super::*;
 use crate::config::GlobPattern;
 use crate::config::metrics::{MetricsConfig, SelectEntry};
 use crate::service::{Language, Service};
-use crate::span::{Endpoint, Span, SpanType, TraceContext};
+use crate::span::Span;
+use crate::span::fixtures::{self, Shape};
 
 fn service(name: &str, pid: u32) -> Arc<Service> {
     Arc::new(Service {
@@ -22,30 +23,8 @@ fn service(name: &str, pid: u32) -> Arc<Service> {
     })
 }
 
-fn span(svc: &Arc<Service>, t: SpanType, path: &str, status: i32, dur_ms: u64) -> Span {
-    Span {
-        span_type: t,
-        sub_type: 0,
-        method: "GET".into(),
-        path: path.into(),
-        route: path.into(),
-        status,
-        peer: Endpoint { addr: Some(IpAddr::V4(Ipv4Addr::new(10, 0, 0, 1))), port: 40000, name: String::new() },
-        host: Endpoint {
-            addr: Some(IpAddr::V6(Ipv4Addr::new(127, 0, 0, 1).to_ipv6_mapped())),
-            port: 8080,
-            name: String::new(),
-        },
-        request_body_size: 10,
-        response_body_size: 100,
-        host_header: None,
-        request_start_ns: 1_000_000_000,
-        start_ns: 1_000_000_000,
-        end_ns: 1_000_000_000 + dur_ms * 1_000_000,
-        trace: TraceContext::default(),
-        service: svc.clone(),
-        tid: 1,
-    }
+fn span(svc: &Arc<Service>, t: Shape, path: &str, status: i32, dur_ms: u64) -> Span {
+    fixtures::span(t, svc.clone(), path, status, dur_ms)
 }
 
 fn render(store: &MetricsStore) -> String {
@@ -70,9 +49,9 @@ fn aggregates_per_label_set_with_cumulative_buckets() {
     let mut store = MetricsStore::new(&MetricsConfig::default());
     let svc = service("shop", 7);
     for (status, ms) in [(200, 3), (200, 30), (200, 300), (500, 3000)] {
-        store.record(&span(&svc, SpanType::HttpServer, "/a", status, ms), 5, 5);
+        store.record(&span(&svc, Shape::HttpServer, "/a", status, ms), 5, 5);
     }
-    store.record(&span(&svc, SpanType::HttpServer, "/b", 200, 1), 5, 5);
+    store.record(&span(&svc, Shape::HttpServer, "/b", 200, 1), 5, 5);
     assert_eq!(store.recorded, 5);
     // Three families (duration, request size, response size) x 3 label sets.
     assert_eq!(store.series_count(), 9);
@@ -108,7 +87,7 @@ fn aggregates_per_label_set_with_cumulative_buckets() {
 fn a_boundary_value_falls_in_its_bucket() {
     let mut store = MetricsStore::new(&MetricsConfig::default());
     let svc = service("s", 1);
-    store.record(&span(&svc, SpanType::HttpServer, "/", 200, 100), 1, 1);
+    store.record(&span(&svc, Shape::HttpServer, "/", 200, 100), 1, 1);
     let text = render(&store);
     let count = |le: &str| {
         text.lines()
@@ -126,13 +105,12 @@ fn a_boundary_value_falls_in_its_bucket() {
 fn client_and_rpc_families() {
     let mut store = MetricsStore::new(&MetricsConfig::default());
     let svc = service("cli", 2);
-    let mut c = span(&svc, SpanType::HttpClient, "/x", 404, 5);
-    c.host_header = Some("api.example.com:8443".into());
+    let mut c = span(&svc, Shape::HttpClient, "/x", 404, 5);
+    fixtures::http(&mut c).host_header = Some("api.example.com:8443".into());
     store.record(&c, 1, 1);
-    let mut g = span(&svc, SpanType::GrpcServer, "/pkg.Svc/Get", 0, 5);
-    g.route.clear();
+    let mut g = span(&svc, Shape::GrpcServer, "/pkg.Svc/Get", 0, 5);
     store.record(&g, 1, 1);
-    store.record(&span(&svc, SpanType::GrpcClient, "/pkg.Svc/Put", 14, 5), 1, 1);
+    store.record(&span(&svc, Shape::GrpcClient, "/pkg.Svc/Put", 14, 5), 1, 1);
     // ProcessAlive is not a request.
     store.record(&Span::process_alive(svc.clone(), 1), 1, 1);
     assert_eq!(store.recorded, 3);
@@ -154,26 +132,30 @@ fn sel(metric: &str, include: &[&str], exclude: &[&str]) -> SelectEntry {
 
 #[test]
 fn attribute_selection_rules() {
-    let def = &FAMILIES[0];
+    let families: Vec<&FamilyDef> = crate::span::metric_families().collect();
+    let attr = |name: &str| *families[0].available.iter().find(|a| a.otel() == name).unwrap();
+    let (method, status, route, url_path) =
+        (attr("http.request.method"), attr("http.response.status_code"), attr("http.route"), attr("url.path"));
+    let def = families[0];
     assert_eq!(select_attrs(def, &[]), def.defaults);
     // Include replaces the defaults; exclude removes; Prom names work.
     let got = select_attrs(def, &[sel("http_server_request_duration_seconds", &["url.path", "http_*"], &[])]);
-    assert_eq!(got, [Attr::HttpRequestMethod, Attr::HttpResponseStatusCode, Attr::HttpRoute, Attr::UrlPath]);
+    assert_eq!(got, [method, status, route, url_path]);
     let got = select_attrs(def, &[sel("http.server.request.duration", &[], &["server.*"])]);
-    assert_eq!(got, [Attr::HttpRequestMethod, Attr::HttpResponseStatusCode, Attr::HttpRoute]);
+    assert_eq!(got, [method, status, route]);
     // Exact beats glob; globs merge; the underscore form of the OTel name works.
     let entries = [sel("*", &["*"], &[]), sel("http_server_request_duration", &["url_path"], &[])];
-    assert_eq!(select_attrs(def, &entries), [Attr::UrlPath]);
-    assert_eq!(select_attrs(&FAMILIES[1], &entries), FAMILIES[1].available);
+    assert_eq!(select_attrs(def, &entries), [url_path]);
+    assert_eq!(select_attrs(families[1], &entries), families[1].available);
     let globs = [sel("http_*", &["url.path"], &[]), sel("*duration*", &[], &["url.path"])];
     assert_eq!(select_attrs(def, &globs), Vec::<Attr>::new());
-    assert_eq!(select_attrs(&FAMILIES[1], &globs), [Attr::UrlPath]);
+    assert_eq!(select_attrs(families[1], &globs), [url_path]);
     // The store uses the selection.
     let cfg =
         MetricsConfig { select: vec![sel("*", &["url.path", "client.address"], &[])], ..MetricsConfig::default() };
     let mut store = MetricsStore::new(&cfg);
     let svc = service("s", 1);
-    store.record(&span(&svc, SpanType::HttpServer, "/p", 200, 1), 1, 1);
+    store.record(&span(&svc, Shape::HttpServer, "/p", 200, 1), 1, 1);
     let text = render(&store);
     assert!(text.contains(r#"http_server_request_duration_seconds_count{instance="host:1",job="ns/s",service_name="s",service_namespace="ns",url_path="/p",client_address="10.0.0.1"} 1"#), "{text}");
 }
@@ -184,9 +166,9 @@ fn ttl_removes_idle_series_and_targets() {
     let mut store = MetricsStore::new(&cfg);
     let (a, b) = (service("a", 1), service("b", 2));
     let s = 1_000_000_000u64;
-    store.record(&span(&a, SpanType::HttpServer, "/", 200, 1), s, 0);
-    store.record(&span(&b, SpanType::HttpServer, "/", 200, 1), s, 0);
-    store.record(&span(&b, SpanType::HttpServer, "/", 200, 1), 2 * s, 0);
+    store.record(&span(&a, Shape::HttpServer, "/", 200, 1), s, 0);
+    store.record(&span(&b, Shape::HttpServer, "/", 200, 1), s, 0);
+    store.record(&span(&b, Shape::HttpServer, "/", 200, 1), 2 * s, 0);
     assert_eq!(store.expire(2 * s), 0);
     assert_eq!(store.targets().count(), 2);
     // a was last updated at 1s: gone at 3s; b (2s) stays until 4s.
@@ -206,13 +188,13 @@ fn ttl_removes_idle_series_and_targets() {
 fn recording_an_existing_series_does_not_grow_the_store() {
     let mut store = MetricsStore::new(&MetricsConfig::default());
     let svc = service("s", 1);
-    let sp = span(&svc, SpanType::HttpServer, "/", 200, 1);
+    let sp = span(&svc, Shape::HttpServer, "/", 200, 1);
     for _ in 0..1000 {
         store.record(&sp, 1, 1);
     }
     assert_eq!(store.series_count(), 3);
     // Equal values from different allocations (and IPv4-mapped vs IPv4) are one series.
-    let mut other = span(&service("s", 1), SpanType::HttpServer, "/", 200, 1);
+    let mut other = span(&service("s", 1), Shape::HttpServer, "/", 200, 1);
     other.host.addr = Some(IpAddr::V4(Ipv4Addr::LOCALHOST));
     store.record(&other, 1, 1);
     assert_eq!(store.series_count(), 3);
@@ -230,8 +212,8 @@ fn instrumentations_filter_and_own_ttl_at_render() {
     };
     let mut store = MetricsStore::with_ttl(&cfg, Duration::from_secs(100));
     let svc = service("s", 1);
-    store.record(&span(&svc, SpanType::HttpServer, "/", 200, 1), 1, 1);
-    store.record(&span(&svc, SpanType::GrpcServer, "/a.B/C", 0, 1), 1, 1);
+    store.record(&span(&svc, Shape::HttpServer, "/", 200, 1), 1, 1);
+    store.record(&span(&svc, Shape::GrpcServer, "/a.B/C", 0, 1), 1, 1);
     assert_eq!(store.series_count(), 4);
     let mut opts = PromOptions::from_config(&cfg);
     let text = render_with(&store, &opts, 1);
@@ -246,7 +228,7 @@ fn instrumentations_filter_and_own_ttl_at_render() {
 #[test]
 fn target_info_and_build_info() {
     let mut store = MetricsStore::new(&MetricsConfig::default());
-    store.record(&span(&service("s", 1), SpanType::HttpServer, "/", 200, 1), 1, 1);
+    store.record(&span(&service("s", 1), Shape::HttpServer, "/", 200, 1), 1, 1);
     let text = render(&store);
     let ti = text.lines().find(|l| l.starts_with("target_info{")).unwrap();
     for want in [
@@ -290,7 +272,7 @@ fn go_float_format() {
 fn label_values_are_escaped() {
     let mut store = MetricsStore::new(&MetricsConfig::default());
     let svc = service("s", 1);
-    store.record(&span(&svc, SpanType::HttpServer, "/a\"b\\c\nd", 200, 1), 1, 1);
+    store.record(&span(&svc, Shape::HttpServer, "/a\"b\\c\nd", 200, 1), 1, 1);
     let text = render(&store);
     assert!(text.contains(r#"http_route="/a\"b\\c\nd""#), "{text}");
 }
@@ -322,11 +304,11 @@ fn exposition_passes_promtool() {
     let mut store = MetricsStore::new(&MetricsConfig::default());
     let svc = service("shop", 7);
     for (t, path, status) in [
-        (SpanType::HttpServer, "/a", 200),
-        (SpanType::HttpServer, "/b", 500),
-        (SpanType::HttpClient, "/c", 200),
-        (SpanType::GrpcServer, "/p.S/M", 0),
-        (SpanType::GrpcClient, "/p.S/M", 2),
+        (Shape::HttpServer, "/a", 200),
+        (Shape::HttpServer, "/b", 500),
+        (Shape::HttpClient, "/c", 200),
+        (Shape::GrpcServer, "/p.S/M", 0),
+        (Shape::GrpcClient, "/p.S/M", 2),
     ] {
         store.record(&span(&svc, t, path, status, 12), 1, 1);
     }
@@ -354,9 +336,9 @@ fn otlp_request_groups_by_process_with_cumulative_histograms() {
     let mut store = MetricsStore::new(&cfg);
     let (a, b) = (service("a", 1), service("b", 2));
     for status in [200, 200, 500] {
-        store.record(&span(&a, SpanType::HttpServer, "/x", status, 30), 1, 7);
+        store.record(&span(&a, Shape::HttpServer, "/x", status, 30), 1, 7);
     }
-    store.record(&span(&b, SpanType::GrpcClient, "/p.S/M", 0, 5), 1, 7);
+    store.record(&span(&b, Shape::GrpcClient, "/p.S/M", 0, 5), 1, 7);
     let host = HostInfo { host_name: "h".into(), host_id: "id".into() };
     let all = crate::config::metrics::Instrumentations::default();
     let req = super::otlp::build_request(&store, &host, &all, Duration::from_secs(60), 2, 99).unwrap();

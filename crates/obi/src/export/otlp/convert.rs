@@ -19,7 +19,7 @@ use opentelemetry_proto::tonic::trace::v1::status::StatusCode;
 use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans, Span as OtlpSpan, Status};
 
 use crate::service::Service;
-use crate::span::{Span, SpanType, TraceContext};
+use crate::span::{Span, TraceContext, Value as SpanValue};
 
 /// `telemetry.sdk.name` of OBI (`VendorSDKName`).
 pub const SDK_NAME: &str = "opentelemetry-ebpf-instrumentation";
@@ -38,132 +38,39 @@ fn kv_int(key: &str, value: i64) -> KeyValue {
     kv(key, Value::IntValue(value))
 }
 
-/// OBI's `TraceName()`: `METHOD route` or `METHOD` for HTTP, the full method
-/// path for gRPC.
+/// The OTel span name (OBI's `TraceName()`), as the span's protocol gives it.
 pub fn span_name(span: &Span) -> String {
-    match span.span_type {
-        SpanType::HttpServer | SpanType::HttpClient => {
-            if span.route.is_empty() {
-                span.method.clone()
-            } else {
-                format!("{} {}", span.method, span.route)
-            }
-        }
-        SpanType::GrpcServer | SpanType::GrpcClient => span.path.clone(),
-        SpanType::ProcessAlive => "process".to_string(),
+    span.semantics().name().into_owned()
+}
+
+pub fn span_kind(kind: crate::span::SpanKind) -> SpanKind {
+    match kind {
+        crate::span::SpanKind::Server => SpanKind::Server,
+        crate::span::SpanKind::Client => SpanKind::Client,
+        crate::span::SpanKind::Internal => SpanKind::Internal,
     }
 }
 
-pub fn span_kind(t: SpanType) -> SpanKind {
-    if t.is_server() {
-        SpanKind::Server
-    } else if t.is_client() {
-        SpanKind::Client
-    } else {
-        SpanKind::Internal
-    }
-}
-
-/// Error for 5xx (and no response) on servers, 4xx/5xx on clients; gRPC
-/// servers for UNKNOWN, DEADLINE_EXCEEDED, UNIMPLEMENTED, INTERNAL,
-/// UNAVAILABLE, DATA_LOSS; gRPC clients for any non-OK code. Everything else
-/// is unset (OBI's newer, semconv behaviour).
+/// Error when the span's protocol says so; everything else is unset (OBI's
+/// newer, semconv behaviour).
 pub fn span_status(span: &Span) -> Status {
-    let s = span.status;
-    let error = match span.span_type {
-        SpanType::HttpServer => s == 0 || s >= 500,
-        SpanType::HttpClient => s == 0 || s >= 400,
-        SpanType::GrpcServer => matches!(s, 2 | 4 | 12 | 13 | 14 | 15),
-        SpanType::GrpcClient => s != 0,
-        SpanType::ProcessAlive => false,
-    };
-    let code = if error { StatusCode::Error } else { StatusCode::Unset };
+    let code = if span.semantics().is_error(span.kind) { StatusCode::Error } else { StatusCode::Unset };
     Status { message: String::new(), code: code as i32 }
 }
 
-/// The client side's name: resolved name, the service for client spans,
-/// else the IP address.
-fn client_address(span: &Span) -> String {
-    if !span.peer.name.is_empty() {
-        span.peer.name.clone()
-    } else if span.span_type.is_client() {
-        span.service.name.clone()
-    } else {
-        span.peer.addr_string()
-    }
-}
-
-/// The server side's name: resolved name, the service for server spans,
-/// the Host header's host for HTTP client spans, else the IP address.
-fn server_address(span: &Span) -> String {
-    if !span.host.name.is_empty() {
-        return span.host.name.clone();
-    }
-    if !span.span_type.is_client() {
-        return span.service.name.clone();
-    }
-    if let Some(h) = span.host_header.as_deref().map(host_without_port).filter(|h| !h.is_empty()) {
-        return h.to_string();
-    }
-    span.host.addr_string()
-}
-
-fn host_without_port(h: &str) -> &str {
-    let h = h.trim();
-    if let Some(rest) = h.strip_prefix('[') {
-        return rest.split(']').next().unwrap_or(rest);
-    }
-    match h.rsplit_once(':') {
-        Some((host, port)) if port.chars().all(|c| c.is_ascii_digit()) => host,
-        _ => h,
+fn any_value(v: SpanValue<'_>) -> Value {
+    match v {
+        SpanValue::Str(s) => Value::StringValue(s.to_string()),
+        SpanValue::Int(i) => Value::IntValue(i),
+        SpanValue::Ip(Some(addr)) => Value::StringValue(addr.to_string()),
+        SpanValue::Ip(None) => Value::StringValue(String::new()),
     }
 }
 
 /// The attributes of a span (OBI's `traceAttributes`).
 pub fn span_attributes(span: &Span) -> Vec<KeyValue> {
     let mut a = Vec::with_capacity(10);
-    match span.span_type {
-        SpanType::HttpServer => {
-            a.push(kv_str("http.request.method", &span.method));
-            a.push(kv_int("http.response.status_code", span.status as i64));
-            a.push(kv_str("url.path", &span.path));
-            a.push(kv_str("client.address", client_address(span)));
-            a.push(kv_str("server.address", server_address(span)));
-            a.push(kv_int("server.port", span.host.port as i64));
-            a.push(kv_int("http.request.body.size", span.request_body_size));
-            a.push(kv_int("http.response.body.size", span.response_body_size));
-            if !span.route.is_empty() {
-                a.push(kv_str("http.route", &span.route));
-            }
-        }
-        SpanType::HttpClient => {
-            // The scheme is not captured; 443 is taken as HTTPS.
-            let scheme = if span.host.port == 443 { "https" } else { "http" };
-            a.push(kv_str("http.request.method", &span.method));
-            a.push(kv_int("http.response.status_code", span.status as i64));
-            if let Some(host) = span.host_header.as_deref().map(str::trim).filter(|h| !h.is_empty()) {
-                a.push(kv_str("url.full", format!("{scheme}://{host}{}", span.path)));
-            } else {
-                a.push(kv_str("url.full", &span.path));
-            }
-            a.push(kv_str("http.scheme", scheme));
-            a.push(kv_str("server.address", server_address(span)));
-            a.push(kv_int("server.port", span.host.port as i64));
-            a.push(kv_int("http.request.body.size", span.request_body_size));
-            a.push(kv_int("http.response.body.size", span.response_body_size));
-        }
-        SpanType::GrpcServer | SpanType::GrpcClient => {
-            a.push(kv_str("rpc.method", &span.path));
-            a.push(kv_str("rpc.system", "grpc"));
-            a.push(kv_int("rpc.grpc.status_code", span.status as i64));
-            if span.span_type == SpanType::GrpcServer {
-                a.push(kv_str("client.address", client_address(span)));
-            }
-            a.push(kv_str("server.address", server_address(span)));
-            a.push(kv_int("server.port", span.host.port as i64));
-        }
-        SpanType::ProcessAlive => {}
-    }
+    span.semantics().otel_attributes(span, &mut |key, value| a.push(kv(key, any_value(value))));
     a
 }
 
@@ -191,7 +98,7 @@ pub fn to_otlp(span: &Span, trace: &TraceContext) -> OtlpSpan {
         parent_span_id: if trace.has_parent() { trace.parent_span_id.to_vec() } else { Vec::new() },
         flags: trace.flags as u32,
         name: span_name(span),
-        kind: span_kind(span.span_type) as i32,
+        kind: span_kind(span.kind) as i32,
         start_time_unix_nano: span.request_start_ns.min(span.start_ns),
         end_time_unix_nano: span.end_ns,
         attributes: span_attributes(span),
@@ -285,6 +192,8 @@ mod tests {
     use super::*;
     use crate::service::Language;
     use crate::span::Endpoint;
+    use crate::span::fixtures;
+    use crate::span::{HttpSpan, SpanDetail, SpanKind as Kind};
 
     fn service() -> Arc<Service> {
         Arc::new(Service {
@@ -307,17 +216,18 @@ mod tests {
 
     fn http_server_span() -> Span {
         Span {
-            span_type: SpanType::HttpServer,
-            sub_type: 0,
-            method: "GET".into(),
-            path: "/users/42".into(),
-            route: String::new(),
-            status: 200,
+            kind: Kind::Server,
+            detail: SpanDetail::Http(HttpSpan {
+                method: "GET".into(),
+                path: "/users/42".into(),
+                route: String::new(),
+                status: 200,
+                request_body_size: 12,
+                response_body_size: 3456,
+                host_header: Some("shop.example:8080".into()),
+            }),
             peer: Endpoint { addr: ip("::ffff:10.0.0.7"), port: 51234, name: String::new() },
             host: Endpoint { addr: ip("10.0.0.1"), port: 8080, name: String::new() },
-            request_body_size: 12,
-            response_body_size: 3456,
-            host_header: Some("shop.example:8080".into()),
             request_start_ns: 1_000,
             start_ns: 1_000,
             end_ns: 5_000,
@@ -371,7 +281,7 @@ mod tests {
             ])
         );
         let mut routed = span.clone();
-        routed.route = "/users/{id}".into();
+        fixtures::http(&mut routed).route = "/users/{id}".into();
         let o = to_otlp(&routed, &routed.trace);
         assert_eq!(o.name, "GET /users/{id}");
         assert_eq!(attrs(&o.attributes).last().unwrap(), &("http.route".to_string(), "\"/users/{id}\"".to_string()));
@@ -380,9 +290,9 @@ mod tests {
     #[test]
     fn http_client_span_has_url_full_and_host_header_address() {
         let mut span = http_server_span();
-        span.span_type = SpanType::HttpClient;
-        span.method = "POST".into();
-        span.status = 404;
+        span.kind = crate::span::SpanKind::Client;
+        fixtures::http(&mut span).method = "POST".into();
+        fixtures::http(&mut span).status = 404;
         span.trace.parent_span_id = [0x11; 8];
         let o = to_otlp(&span, &span.trace);
         assert_eq!(o.name, "POST");
@@ -403,7 +313,7 @@ mod tests {
             ])
         );
         // Without a Host header: the path and the IP address.
-        span.host_header = None;
+        fixtures::http(&mut span).host_header = None;
         let a = attrs(&to_otlp(&span, &span.trace).attributes);
         assert!(a.contains(&("url.full".into(), "\"/users/42\"".into())));
         assert!(a.contains(&("server.address".into(), "\"10.0.0.1\"".into())));
@@ -412,9 +322,12 @@ mod tests {
     #[test]
     fn grpc_spans() {
         let mut span = http_server_span();
-        span.span_type = SpanType::GrpcServer;
-        span.path = "/helloworld.Greeter/SayHello".into();
-        span.status = 14;
+        span.detail = crate::span::SpanDetail::Grpc(crate::span::GrpcSpan {
+            http_method: "POST".into(),
+            method: "/helloworld.Greeter/SayHello".into(),
+            status: 14,
+            ..Default::default()
+        });
         let o = to_otlp(&span, &span.trace);
         assert_eq!(o.name, "/helloworld.Greeter/SayHello");
         assert_eq!(o.status.unwrap().code, StatusCode::Error as i32);
@@ -429,28 +342,29 @@ mod tests {
                 ("server.port", "8080"),
             ])
         );
-        span.status = 5; // NOT_FOUND is not a server error
+        fixtures::grpc(&mut span).status = 5; // NOT_FOUND is not a server error
         assert_eq!(span_status(&span).code, StatusCode::Unset as i32);
-        span.span_type = SpanType::GrpcClient;
+        span.kind = crate::span::SpanKind::Client;
         assert_eq!(span_status(&span).code, StatusCode::Error as i32);
-        assert_eq!(span_kind(span.span_type), SpanKind::Client);
+        assert_eq!(span_kind(span.kind), SpanKind::Client);
         assert!(!attrs(&span_attributes(&span)).iter().any(|(k, _)| k == "client.address"));
     }
 
     #[test]
     fn http_status_rules() {
+        use crate::span::SpanKind::{Client, Server};
         let mut span = http_server_span();
         for (t, code, error) in [
-            (SpanType::HttpServer, 200, false),
-            (SpanType::HttpServer, 404, false),
-            (SpanType::HttpServer, 500, true),
-            (SpanType::HttpServer, 0, true),
-            (SpanType::HttpClient, 302, false),
-            (SpanType::HttpClient, 400, true),
-            (SpanType::HttpClient, 503, true),
+            (Server, 200, false),
+            (Server, 404, false),
+            (Server, 500, true),
+            (Server, 0, true),
+            (Client, 302, false),
+            (Client, 400, true),
+            (Client, 503, true),
         ] {
-            span.span_type = t;
-            span.status = code;
+            span.kind = t;
+            fixtures::http(&mut span).status = code;
             let want = if error { StatusCode::Error } else { StatusCode::Unset };
             assert_eq!(span_status(&span).code, want as i32, "{t:?} {code}");
         }

@@ -30,7 +30,7 @@ use super::transport::{Encoded, ExportError, ExportOk, Transport};
 use crate::config::{Config, ConfigError, Diagnostic, Setting};
 use crate::export::fanout::SpanBatch;
 use crate::service::Service;
-use crate::span::{Span, SpanType};
+use crate::span::Span;
 
 pub const DEFAULT_BATCH_MAX_SIZE: usize = 4096;
 pub const DEFAULT_QUEUE_SIZE: usize = 16384;
@@ -93,12 +93,8 @@ impl Instrumentations {
         Ok(Instrumentations(bits))
     }
 
-    pub fn allows(self, t: SpanType) -> bool {
-        let name = match t {
-            SpanType::HttpServer | SpanType::HttpClient => "http",
-            SpanType::GrpcServer | SpanType::GrpcClient => "grpc",
-            SpanType::ProcessAlive => return false,
-        };
+    /// Whether the instrumentation named `name` (`http`, `grpc`...) is on.
+    pub fn allows(self, name: &str) -> bool {
         Self::bit(name).is_some_and(|b| self.0 & b != 0)
     }
 
@@ -336,7 +332,8 @@ impl Exporter {
 
     fn accept(&mut self, batch: &[Span]) {
         for span in batch {
-            if !self.cfg.instrumentations.allows(span.span_type) {
+            // Pseudo-spans have no instrumentation and are never exported.
+            if !span.semantics().instrumentation().is_some_and(|i| self.cfg.instrumentations.allows(i)) {
                 continue;
             }
             let trace = convert::complete_ids(&span.trace);
@@ -481,6 +478,7 @@ mod tests {
 
     use super::*;
     use crate::export::otlp::Protocol;
+    use crate::span::fixtures::{self, Shape};
 
     fn setting(v: &str) -> Setting {
         Setting::new("OTEL_EBPF_TRACES_INSTRUMENTATIONS", v)
@@ -489,14 +487,13 @@ mod tests {
     #[test]
     fn instrumentations_filter_span_types() {
         let all = Instrumentations::parse(&setting("*")).unwrap();
-        assert!(all.allows(SpanType::HttpServer) && all.allows(SpanType::GrpcClient));
-        assert!(!all.allows(SpanType::ProcessAlive));
+        assert!(all.allows("http") && all.allows("grpc"));
         let grpc = Instrumentations::parse(&setting(" grpc , sql")).unwrap();
-        assert!(grpc.allows(SpanType::GrpcServer));
-        assert!(!grpc.allows(SpanType::HttpServer) && !grpc.allows(SpanType::HttpClient));
+        assert!(grpc.allows("grpc"));
+        assert!(!grpc.allows("http"));
         assert_eq!(grpc.names(), "grpc,sql");
         let none = Instrumentations::parse(&setting("")).unwrap();
-        assert!(!none.allows(SpanType::HttpServer));
+        assert!(!none.allows("http"));
         let e = Instrumentations::parse(&setting("http,soap")).unwrap_err().to_string();
         assert!(e.starts_with("OTEL_EBPF_TRACES_INSTRUMENTATIONS: unknown instrumentation \"soap\""), "{e}");
     }
@@ -596,10 +593,13 @@ mod tests {
         Receiver { port, status, spans }
     }
 
-    fn span(span_type: SpanType, n: u8) -> Span {
-        let mut s = Span::process_alive(Arc::new(Service { name: "svc".into(), pid: 1, ..Default::default() }), 1);
-        s.span_type = span_type;
-        s.method = "GET".into();
+    /// A span of `shape`, or the ProcessAlive pseudo-span for `None`.
+    fn span(shape: Option<Shape>, n: u8) -> Span {
+        let svc = Arc::new(Service { name: "svc".into(), pid: 1, ..Default::default() });
+        let mut s = match shape {
+            Some(shape) => fixtures::span(shape, svc, "", 200, 1),
+            None => Span::process_alive(svc, 1),
+        };
         s.trace = crate::span::TraceContext { trace_id: [n; 16], span_id: [n; 8], parent_span_id: [0; 8], flags: 1 };
         s
     }
@@ -641,21 +641,21 @@ mod tests {
         let (tx, input) = mpsc::channel(16);
         let (task, stats) = spawn(cfg, HostInfo::default(), input).unwrap();
         // 30 HTTP spans (and a pseudo-span, never exported) while the receiver answers 503.
-        let mut batch: Vec<Span> = (1..=30).map(|n| span(SpanType::HttpServer, n)).collect();
-        batch.push(span(SpanType::ProcessAlive, 0));
+        let mut batch: Vec<Span> = (1..=30).map(|n| span(Some(Shape::HttpServer), n)).collect();
+        batch.push(span(None, 0));
         tx.send(Arc::new(batch)).await.unwrap();
         wait_for("retries", || stats.retries.load(Ordering::Relaxed) >= 3).await;
         assert_eq!(stats.dropped.load(Ordering::Relaxed), 20, "only the queue (10 spans) is kept");
         assert_eq!(stats.exported.load(Ordering::Relaxed), 0);
         // More spans while the queue is full are dropped too.
-        tx.send(Arc::new(vec![span(SpanType::HttpClient, 31)])).await.unwrap();
+        tx.send(Arc::new(vec![span(Some(Shape::HttpClient), 31)])).await.unwrap();
         wait_for("the drop", || stats.dropped.load(Ordering::Relaxed) == 21).await;
 
         rx.status.store(200, Ordering::SeqCst);
         wait_for("recovery", || stats.exported.load(Ordering::Relaxed) == 10).await;
         assert_eq!(rx.spans.load(Ordering::SeqCst), 10);
         // New spans flow again; closing the input flushes the open batch.
-        tx.send(Arc::new(vec![span(SpanType::GrpcServer, 40), span(SpanType::HttpClient, 41)])).await.unwrap();
+        tx.send(Arc::new(vec![span(Some(Shape::GrpcServer), 40), span(Some(Shape::HttpClient), 41)])).await.unwrap();
         drop(tx);
         tokio::time::timeout(Duration::from_secs(5), task).await.unwrap().unwrap();
         assert_eq!(stats.exported.load(Ordering::Relaxed), 12);
@@ -674,7 +674,7 @@ mod tests {
         cfg.batch_timeout = Duration::from_millis(10);
         let (tx, input) = mpsc::channel(16);
         let (task, stats) = spawn(cfg, HostInfo::default(), input).unwrap();
-        tx.send(Arc::new(vec![span(SpanType::HttpServer, 1), span(SpanType::HttpServer, 2)])).await.unwrap();
+        tx.send(Arc::new(vec![span(Some(Shape::HttpServer), 1), span(Some(Shape::HttpServer), 2)])).await.unwrap();
         wait_for("the failure", || stats.failed_requests.load(Ordering::Relaxed) == 1).await;
         assert_eq!(stats.dropped.load(Ordering::Relaxed), 2);
         assert_eq!(stats.retries.load(Ordering::Relaxed), 0);
