@@ -1,4 +1,4 @@
-// SPDX-License-Identifier: GPL-2.0 OR Apache-2.0
+// SPDX-License-Identifier: GPL-2.0-only OR Apache-2.0
 /*
  * obi-rs kernel side: syscall tracepoints only (no kprobes, no fentry), so it
  * loads on kernels built without them.
@@ -22,7 +22,20 @@
 #include "obi/capacity.bpf.h"
 #include "obi/types.bpf.h"
 
-char LICENSE[] SEC("license") = "Dual BSD/GPL";
+/*
+ * The sources are dual licensed GPL-2.0-only OR Apache-2.0 (SPDX lines):
+ * Apache-2.0 like the rest of the workspace, GPL-2.0 because the programs
+ * call GPL-only helpers (bpf_probe_read_user, bpf_probe_read_kernel,
+ * bpf_get_current_task...), which the kernel lets only programs declaring
+ * a GPL-compatible license call. The vendored libbpf headers keep their own
+ * license (LGPL-2.1 OR BSD-2-Clause).
+ *
+ * Of the strings the kernel accepts as GPL-compatible (include/linux/
+ * license.h), "GPL and additional rights" ("GPL v2 rights and more") says
+ * this best: "GPL" would hide the Apache-2.0 option, and the "Dual X/GPL"
+ * strings name a license we do not use.
+ */
+char LICENSE[] SEC("license") = "GPL and additional rights";
 
 /* ---- load-time constants (set by user space; .rodata is then frozen) ---- */
 

@@ -1,4 +1,4 @@
-/* SPDX-License-Identifier: Apache-2.0 */
+/* SPDX-License-Identifier: GPL-2.0-only OR Apache-2.0 */
 /*
  * The records the eBPF programs hand to user space, and the map keys and
  * values user space reads or writes. This header is the single definition: the Rust mirrors in

@@ -1,4 +1,4 @@
-/* SPDX-License-Identifier: Apache-2.0 */
+/* SPDX-License-Identifier: GPL-2.0-only OR Apache-2.0 */
 /* What every other header builds on: kernel types, libbpf helpers, the ABI
  * shared with user space and the few kernel constants vmlinux.h lacks. */
 #ifndef OBI_BASE_BPF_H

@@ -1,4 +1,4 @@
-/* SPDX-License-Identifier: Apache-2.0 */
+/* SPDX-License-Identifier: GPL-2.0-only OR Apache-2.0 */
 /*
  * Entries of the maps in obi.bpf.c, named by what they bound. User space
  * neither resizes nor reports these, so they stay on the kernel side; the

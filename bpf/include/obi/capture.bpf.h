@@ -1,4 +1,4 @@
-/* SPDX-License-Identifier: Apache-2.0 */
+/* SPDX-License-Identifier: GPL-2.0-only OR Apache-2.0 */
 /* Copying bounded slices of socket payload into an event (map: scratch). */
 #ifndef OBI_CAPTURE_BPF_H
 #define OBI_CAPTURE_BPF_H

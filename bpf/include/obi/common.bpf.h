@@ -1,4 +1,4 @@
-/* SPDX-License-Identifier: Apache-2.0 */
+/* SPDX-License-Identifier: GPL-2.0-only OR Apache-2.0 */
 /*
  * Helpers every program uses: the process filter, the counters and ring
  * buffer wake-ups. Like every header that names a map, it is included by

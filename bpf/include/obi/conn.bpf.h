@@ -1,4 +1,4 @@
-/* SPDX-License-Identifier: Apache-2.0 */
+/* SPDX-License-Identifier: GPL-2.0-only OR Apache-2.0 */
 /* Per-connection state and the trace context of the request in flight.
  * Maps: conn_state, ignored_conns, tls_state, server_traces, thread_parent. */
 #ifndef OBI_CONN_BPF_H

@@ -1,4 +1,4 @@
-/* SPDX-License-Identifier: Apache-2.0 */
+/* SPDX-License-Identifier: GPL-2.0-only OR Apache-2.0 */
 /*
  * HTTP/2 capture. Frames come many per syscall and may straddle syscalls;
  * copying "the first N bytes" would cut HEADERS blocks and desynchronise

@@ -1,4 +1,4 @@
-/* SPDX-License-Identifier: Apache-2.0 */
+/* SPDX-License-Identifier: GPL-2.0-only OR Apache-2.0 */
 /*
  * Context propagation into outgoing HTTP/1 requests, without
  * bpf_probe_write_user (refused under lockdown):

@@ -1,4 +1,4 @@
-/* SPDX-License-Identifier: Apache-2.0 */
+/* SPDX-License-Identifier: GPL-2.0-only OR Apache-2.0 */
 /* From a file descriptor of the current task to its TCP socket (CO-RE). */
 #ifndef OBI_SOCKETS_BPF_H
 #define OBI_SOCKETS_BPF_H

@@ -1,4 +1,4 @@
-/* SPDX-License-Identifier: Apache-2.0 */
+/* SPDX-License-Identifier: GPL-2.0-only OR Apache-2.0 */
 /*
  * Plaintext of TLS connections from uprobes on OpenSSL's SSL_read/SSL_write
  * (and their _ex forms), in libssl or in binaries that link it statically.

@@ -1,4 +1,4 @@
-/* SPDX-License-Identifier: Apache-2.0 */
+/* SPDX-License-Identifier: GPL-2.0-only OR Apache-2.0 */
 /*
  * W3C trace context in HTTP/1 heads: finding a `traceparent` header in
  * captured bytes, decoding it, and formatting one for injection.

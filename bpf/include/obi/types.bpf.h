@@ -1,4 +1,4 @@
-/* SPDX-License-Identifier: Apache-2.0 */
+/* SPDX-License-Identifier: GPL-2.0-only OR Apache-2.0 */
 /*
  * The kernel-private records the maps in obi.bpf.c hold (what user space
  * reads is in abi.h). They live apart from the helpers that use them
