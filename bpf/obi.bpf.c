@@ -1,4 +1,4 @@
-// SPDX-License-Identifier: GPL-2.0 OR Apache-2.0
+// SPDX-License-Identifier: GPL-2.0-only OR Apache-2.0
 /*
  * obi-rs kernel side: syscall tracepoints only (no kprobes, no fentry), so it
  * loads on kernels built without them.
@@ -6,40 +6,228 @@
  * Every data syscall has a small entry program that saves its arguments per
  * thread and one shared exit program that turns the result into an event.
  * Only threads of processes in traced_pids (and only TCP sockets) go further.
+ *
+ * Layout, as in libbpf-tools: this file holds every program, map and
+ * load-time constant; bpf/include/obi/ holds what they are built from.
+ *   abi.h           what user space reads and writes (mirrored in Rust)
+ *   base.bpf.h      kernel and libbpf includes, uapi constants
+ *   capacity.bpf.h  map sizes, named by what they bound
+ *   types.bpf.h     kernel-private map value types
+ *   *.bpf.h         helpers, one header per concern
+ * C wants a map's value type before the map and the map before any function
+ * naming it, so the order below is: types, constants and maps, then the
+ * helpers, then the programs.
  */
-#include "obi/common.h"
-#include "obi/sockets.h"
-#include "obi/conn.h"
-#include "obi/capture.h"
-#include "obi/tls.h"
-#include "obi/h2.h"
+#include "obi/base.bpf.h"
+#include "obi/capacity.bpf.h"
+#include "obi/types.bpf.h"
 
-char LICENSE[] SEC("license") = "Dual BSD/GPL";
+/*
+ * The sources are dual licensed GPL-2.0-only OR Apache-2.0 (SPDX lines):
+ * Apache-2.0 like the rest of the workspace, GPL-2.0 because the programs
+ * call GPL-only helpers (bpf_probe_read_user, bpf_probe_read_kernel,
+ * bpf_get_current_task...), which the kernel lets only programs declaring
+ * a GPL-compatible license call. The vendored libbpf headers keep their own
+ * license (LGPL-2.1 OR BSD-2-Clause).
+ *
+ * Of the strings the kernel accepts as GPL-compatible (include/linux/
+ * license.h), "GPL and additional rights" ("GPL v2 rights and more") says
+ * this best: "GPL" would hide the Apache-2.0 option, and the "Dual X/GPL"
+ * strings name a license we do not use.
+ */
+char LICENSE[] SEC("license") = "GPL and additional rights";
 
-#define OP_IO 1
-#define OP_ACCEPT 2
-#define OP_CONNECT 3
+/* ---- load-time constants (set by user space; .rodata is then frozen) ---- */
 
-/* Arguments saved at syscall entry, consumed at exit. */
-struct obi_io_args {
-	__u64 ts_enter;
-	__u64 conn_id;
-	__u64 buf;    /* plain buffer, or iovec array when iovcnt > 0 */
-	__u32 fd;
-	__u32 iovcnt;
-	__u8 op;      /* OP_* */
-	__u8 dir;     /* OBI_DIR_* */
-	__u8 syscall; /* OBI_SC_* */
-	__u8 flags;   /* OBI_F_* decided at entry (sends) */
-	__u32 _pad;
-};
+const volatile __u32 obi_agent_tgid = 0;       /* never trace ourselves */
+const volatile __u32 obi_capture_size = 1024;   /* payload bytes per syscall */
+const volatile __u64 obi_wakeup_bytes = 262144; /* wake user space past this */
+const volatile __u8 obi_watch_exec = 0;         /* report every exec */
+const volatile __u8 obi_trace_all = 0;          /* no PID filter (system wide) */
+/* 0 = off, 1 = inject W3C headers into HTTP/1 requests. */
+const volatile __u8 obi_ctx_propagation = 0;
+
+/* ---- maps: processes, events, counters ---------------------------------- */
+
+/* Processes selected by discovery; forked children are added in-kernel. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, OBI_MAX_TRACED_PROCS);
+	__type(key, __u32);
+	__type(value, struct obi_pid_info);
+} traced_pids SEC(".maps");
+
+/* Data and connection events; size set by user space. */
+struct {
+	__uint(type, BPF_MAP_TYPE_RINGBUF);
+	__uint(max_entries, 8 << 20);
+} events SEC(".maps");
+
+/* Process lifecycle events. */
+struct {
+	__uint(type, BPF_MAP_TYPE_RINGBUF);
+	__uint(max_entries, 256 << 10);
+} proc_events SEC(".maps");
+
+/* Indexed by OBI_STAT_*. */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, OBI_STAT_MAX);
+	__type(key, __u32);
+	__type(value, __u64);
+} obi_stats SEC(".maps");
+
+/* ---- maps: context propagation (see obi/propagation.bpf.h) -------------- */
 
 struct {
 	__uint(type, BPF_MAP_TYPE_LRU_HASH);
-	__uint(max_entries, 16384);
+	__uint(max_entries, OBI_MAX_THREADS);
+	__type(key, __u64); /* pid_tgid of the sending thread */
+	__type(value, struct obi_outgoing);
+} outgoing_tp SEC(".maps");
+
+/* Sockets a traced process is connecting, by socket cookie, until they are
+ * established and can join sock_dir. */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, OBI_MAX_CONNECTING);
+	__type(key, __u64);
+	__type(value, __u8);
+} connecting SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_SOCKHASH);
+	__uint(max_entries, OBI_MAX_CONNS);
+	__type(key, __u64); /* socket cookie */
+	__type(value, __u32);
+} sock_dir SEC(".maps");
+
+/* ---- maps: connections (see obi/conn.bpf.h) ----------------------------- */
+
+/* Keyed by socket inode. LRU so sockets we never see closed age out. */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, OBI_MAX_CONNS);
+	__type(key, __u64);
+	__type(value, struct obi_conn_state);
+} conn_state SEC(".maps");
+
+/* Connections user space has classified as not worth capturing (unknown
+ * protocol, TLS ciphertext traced through uprobes...). Keyed by inode. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, OBI_MAX_IGNORED_CONNS);
+	__type(key, __u64);
+	__type(value, __u8);
+} ignored_conns SEC(".maps");
+
+/* Plaintext state of TLS connections, keyed by (SSL*, tgid). */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, OBI_MAX_TLS_SESSIONS);
+	__type(key, struct obi_ssl_key);
+	__type(value, struct obi_conn_state);
+} tls_state SEC(".maps");
+
+/* Keyed by pid_tgid: the server request each thread serves. */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, OBI_MAX_THREADS);
+	__type(key, __u64);
+	__type(value, struct obi_server_trace);
+} server_traces SEC(".maps");
+
+/* Thread id -> id of the thread that created it, for threads of traced
+ * processes: a request handed to a fresh thread keeps its parent. */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, OBI_MAX_THREADS);
+	__type(key, __u32);
+	__type(value, __u32);
+} thread_parent SEC(".maps");
+
+/* ---- maps: capture (see obi/capture.bpf.h, obi/h2.bpf.h) ---------------- */
+
+/* The event under construction, per CPU. */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct obi_scratch);
+} scratch SEC(".maps");
+
+/* HTTP/2 frame walk between syscalls, keyed by socket inode, or by SSL*
+ * | OBI_H2_TLS_KEY for TLS sessions. */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, OBI_MAX_H2_CONNS);
+	__type(key, __u64);
+	__type(value, struct obi_h2_state);
+} h2_state SEC(".maps");
+
+/* The walk of the current syscall, per CPU. */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct obi_h2_walk);
+} h2_walk SEC(".maps");
+
+/* ---- maps: TLS (see obi/tls.bpf.h) -------------------------------------- */
+
+/* SSL call in progress, per thread. */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, OBI_MAX_THREADS);
+	__type(key, __u64);
+	__type(value, struct obi_ssl_args);
+} ssl_args SEC(".maps");
+
+/* SSL object (memory BIO) that wrote plaintext and waits for the thread's
+ * next socket send to learn its connection. */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, OBI_MAX_THREADS);
+	__type(key, __u64);
+	__type(value, __u64);
+} ssl_pending_bind SEC(".maps");
+
+/* Last TCP socket each thread of a TLS process read from. */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, OBI_MAX_THREADS);
+	__type(key, __u64);
+	__type(value, __u64);
+} last_recv_conn SEC(".maps");
+
+/* ---- maps: syscalls and process lifecycle (programs below) -------------- */
+
+/* Arguments of the syscall each thread is in, from entry to exit. */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, OBI_MAX_THREADS);
 	__type(key, __u64);
 	__type(value, struct obi_io_args);
 } pending_io SEC(".maps");
+
+/* Threads mapping a libssl right now; reported once the mapping exists. */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, OBI_MAX_MMAPS_IN_FLIGHT);
+	__type(key, __u64);
+	__type(value, __u8);
+} mmap_libssl SEC(".maps");
+
+/* ---- helpers (they use the maps above) ---------------------------------- */
+
+#include "obi/common.bpf.h"
+#include "obi/sockets.bpf.h"
+#include "obi/conn.bpf.h"
+#include "obi/capture.bpf.h"
+#include "obi/tls.bpf.h"
+#include "obi/h2.bpf.h"
+
+/* ---- syscall programs --------------------------------------------------- */
 
 static __always_inline void save_args(__u64 pid_tgid, struct obi_io_args *a)
 {
@@ -379,7 +567,7 @@ int obi_enter_close(struct trace_event_raw_sys_enter *ctx)
 	return 0;
 }
 
-/* ---- TLS plaintext (see obi/tls.h) ------------------------------------ */
+/* ---- TLS plaintext (see obi/tls.bpf.h) ------------------------------------ */
 
 SEC("uprobe")
 int BPF_UPROBE(obi_ssl_write, void *ssl, const void *buf, int num)
@@ -413,7 +601,7 @@ int BPF_URETPROBE(obi_ssl_ret, int ret)
 	return ssl_exit(ret);
 }
 
-/* ---- context propagation (see obi/propagation.h) ----------------------- */
+/* ---- context propagation (see obi/propagation.bpf.h) ---------------------- */
 
 SEC("sockops")
 int obi_sockops(struct bpf_sock_ops *skops)
@@ -506,18 +694,6 @@ int obi_exit_listen(struct trace_event_raw_sys_exit *ctx)
 	return 0;
 }
 
-/* With executable-based selection every new program is traced
- * provisionally from its first instruction, so short-lived clients (curl)
- * are not lost while user space reads /proc to decide; user space removes
- * the ones that do not match and drops what they produced. */
-/* Threads mapping a libssl right now; reported once the mapping exists. */
-struct {
-	__uint(type, BPF_MAP_TYPE_LRU_HASH);
-	__uint(max_entries, 1024);
-	__type(key, __u64);
-	__type(value, __u8);
-} mmap_libssl SEC(".maps");
-
 /* A traced process that loads OpenSSL after it started (Python imports
  * ssl lazily) gets its TLS probes before its first handshake completes. */
 SEC("tracepoint/syscalls/sys_enter_mmap")
@@ -565,6 +741,10 @@ int obi_exit_mmap(struct trace_event_raw_sys_exit *ctx)
 	return 0;
 }
 
+/* With executable-based selection every new program is traced
+ * provisionally from its first instruction, so short-lived clients (curl)
+ * are not lost while user space reads /proc to decide; user space removes
+ * the ones that do not match and drops what they produced. */
 SEC("tracepoint/sched/sched_process_exec")
 int obi_sched_exec(struct trace_event_raw_sched_process_exec *ctx)
 {

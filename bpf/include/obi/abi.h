@@ -1,7 +1,7 @@
-/* SPDX-License-Identifier: Apache-2.0 */
+/* SPDX-License-Identifier: GPL-2.0-only OR Apache-2.0 */
 /*
- * The records the eBPF programs hand to user space, and the map values user
- * space writes. This header is the single definition: the Rust mirrors in
+ * The records the eBPF programs hand to user space, and the map keys and
+ * values user space reads or writes. This header is the single definition: the Rust mirrors in
  * crates/obi/src/ebpf/abi.rs are #[repr(C)] copies whose sizes and offsets
  * are asserted by unit tests. Keep every struct naturally aligned and a
  * multiple of 8 bytes so both sides agree without packing attributes.
@@ -165,7 +165,8 @@ struct obi_pid_info {
 	__u32 _pad;
 };
 
-/* Per-connection state kept by the kernel side. */
+/* Per-connection state kept by the kernel side (values of conn_state and
+ * tls_state; user space sweeps the entries of processes that are gone). */
 struct obi_conn_state {
 	struct obi_conn_tuple tuple;
 	struct obi_tp tp; /* request currently in flight */
@@ -177,6 +178,13 @@ struct obi_conn_state {
 	__u8 _pad;
 };
 
+/* Key of tls_state: a TLS session is an SSL object of one process. */
+struct obi_ssl_key {
+	__u64 ssl; /* SSL* in the process's address space */
+	__u32 tgid;
+	__u32 _pad;
+};
+
 /* Pinned layouts: the Rust mirrors assert the same numbers. */
 _Static_assert(sizeof(struct obi_conn_tuple) == 40, "obi_conn_tuple layout");
 _Static_assert(sizeof(struct obi_tp) == 40, "obi_tp layout");
@@ -184,5 +192,7 @@ _Static_assert(sizeof(struct obi_event_hdr) == 144, "obi_event_hdr layout");
 _Static_assert(sizeof(struct obi_proc_event) == 24, "obi_proc_event layout");
 _Static_assert(sizeof(struct obi_conn_state) == 96, "obi_conn_state layout");
 _Static_assert(sizeof(struct obi_exec_event) == 544, "obi_exec_event layout");
+_Static_assert(sizeof(struct obi_pid_info) == 8, "obi_pid_info layout");
+_Static_assert(sizeof(struct obi_ssl_key) == 16, "obi_ssl_key layout");
 
 #endif /* OBI_ABI_H */

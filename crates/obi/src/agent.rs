@@ -37,7 +37,7 @@ pub async fn run(cfg: Config) -> Result<()> {
         }
         bail!("this machine cannot run obi-rs: {}", failures.join("; "));
     }
-    preflight::ensure_tracefs().map_err(|e| anyhow::anyhow!("tracefs is needed to attach tracepoints: {e}"))?;
+    preflight::ensure_tracefs().context("tracefs is needed to attach tracepoints")?;
 
     if cfg.ebpf.context_propagation.wants_tcp_options() {
         tracing::warn!(
@@ -364,7 +364,7 @@ fn on_discovery(
                 tracker.remove_service(svc.pid);
             }
             if let Err(err) = tracer.trace_pid(svc.pid) {
-                tracing::warn!(component = "ebpf.Tracer", pid = svc.pid, error = %format!("{err:#}"), "cannot trace process");
+                tracing::warn!(component = "ebpf.Tracer", pid = svc.pid, error = %format!("{:#}", anyhow::Error::new(err)), "cannot trace process");
                 return;
             }
             discover::log_instrumenting(&svc);
@@ -400,7 +400,7 @@ fn attach_tls(tracer: &mut Tracer, pid: u32) {
         Err(err) => tracing::warn!(
             component = "ebpf.TLS",
             pid,
-            error = %format!("{err:#}"),
+            error = %format!("{:#}", anyhow::Error::new(err)),
             "cannot trace TLS of this process; its HTTPS traffic will not be seen"
         ),
     }

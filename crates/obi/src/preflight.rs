@@ -105,28 +105,40 @@ pub fn tracefs_path() -> Option<PathBuf> {
         .find(|p| p.join("events").is_dir())
 }
 
+/// Errors of the fixes preflight applies itself (mounting pseudo file systems).
+#[derive(Debug, thiserror::Error)]
+pub enum PreflightError {
+    #[error("mount -t {fstype} {device} {}", target.display())]
+    Mount {
+        fstype: &'static str,
+        device: &'static str,
+        target: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("tracefs mounted but /sys/kernel/tracing/events is missing")]
+    TracefsWithoutEvents,
+}
+
 /// Mounts tracefs at /sys/kernel/tracing if it is not mounted anywhere.
 /// Containers started with --privileged often lack it.
-pub fn ensure_tracefs() -> Result<PathBuf, String> {
+pub fn ensure_tracefs() -> Result<PathBuf, PreflightError> {
     if let Some(p) = tracefs_path() {
         return Ok(p);
     }
     let target = Path::new("/sys/kernel/tracing");
     mount("tracefs", target, "tracefs")?;
-    tracefs_path().ok_or_else(|| "tracefs mounted but /sys/kernel/tracing/events is missing".to_string())
+    tracefs_path().ok_or(PreflightError::TracefsWithoutEvents)
 }
 
-fn mount(source: &str, target: &Path, fstype: &str) -> Result<(), String> {
+fn mount(device: &'static str, target: &Path, fstype: &'static str) -> Result<(), PreflightError> {
     use std::ffi::CString;
-    let c = |s: &str| CString::new(s).map_err(|e| e.to_string());
-    let (src, tgt, fs) = (c(source)?, c(&target.to_string_lossy())?, c(fstype)?);
+    let error = |source| PreflightError::Mount { fstype, device, target: target.to_path_buf(), source };
+    let c = |s: &str| CString::new(s).map_err(|e| error(e.into()));
+    let (src, tgt, fs) = (c(device)?, c(&target.to_string_lossy())?, c(fstype)?);
     // SAFETY: all pointers are valid NUL-terminated strings for the call's duration.
     let rc = unsafe { libc::mount(src.as_ptr(), tgt.as_ptr(), fs.as_ptr(), 0, std::ptr::null()) };
-    if rc == 0 {
-        Ok(())
-    } else {
-        Err(format!("mount -t {fstype} {source} {}: {}", target.display(), std::io::Error::last_os_error()))
-    }
+    if rc == 0 { Ok(()) } else { Err(error(std::io::Error::last_os_error())) }
 }
 
 /// The kernel's lockdown mode, when securityfs exposes it.

@@ -156,7 +156,9 @@ pub struct ConnState {
     pub _pad: u8,
 }
 
-/// `struct obi_ssl_key`: a TLS session (SSL object address, process).
+/// `struct obi_ssl_key`, the key of the `tls_state` map: a TLS session
+/// (SSL object address, process). User space sweeps the sessions of
+/// processes that are gone.
 #[repr(C)]
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct SslKey {
@@ -219,5 +221,8 @@ mod tests {
         assert_eq!(offset_of!(ConnState, msg_start_ts), 80);
         assert_eq!(size_of::<ConnState>(), 96);
         assert_eq!(size_of::<ExecEvent>(), 544);
+        assert_eq!(offset_of!(SslKey, ssl), 0);
+        assert_eq!(offset_of!(SslKey, tgid), 8);
+        assert_eq!(size_of::<SslKey>(), 16);
     }
 }

@@ -1,6 +1,7 @@
 //! Loads the kernel side, attaches it, and gives typed access to its maps.
 
 pub mod abi;
+mod error;
 pub mod programs;
 pub mod propagation;
 pub mod ring;
@@ -9,13 +10,16 @@ pub mod tls;
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use anyhow::{Context, Result, anyhow};
 use aya::maps::{HashMap as BpfHashMap, MapData, PerCpuArray, RingBuf};
 use aya::programs::{RawTracePoint, TracePoint};
 use aya::{Btf, Ebpf, EbpfLoader, Endianness};
 
 use crate::config::Config;
+pub use error::TracerError;
+use error::{load_error, program_load_error};
 use programs::{ATTACHMENTS, Hook};
+
+type Result<T, E = TracerError> = std::result::Result<T, E>;
 
 #[cfg(target_arch = "x86_64")]
 static OBJECT: &[u8] = aya::include_bytes_aligned!("../../../../bpf/obj/obi.x86_64.bpf.o");
@@ -98,7 +102,7 @@ impl Tracer {
             .override_global("obi_trace_all", &trace_all, true)
             .override_global("obi_ctx_propagation", &ctx_propagation, true)
             .map_max_entries("events", opts.ring_buffer_size);
-        let mut ebpf = loader.load(OBJECT).map_err(explain_load_error)?;
+        let mut ebpf = loader.load(OBJECT).map_err(load_error)?;
 
         let mut missing = Vec::new();
         let mut loaded = BTreeMap::new();
@@ -106,18 +110,18 @@ impl Tracer {
             for hook in att.hooks {
                 if let Err(err) = attach(&mut ebpf, &mut loaded, att.program, hook) {
                     if att.required {
-                        return Err(err.context(format!(
-                            "cannot attach {} ({}); obi-rs needs it for {}",
-                            att.program,
-                            hook.describe(),
-                            if att.lost.is_empty() { "all request capture" } else { att.lost }
-                        )));
+                        return Err(TracerError::RequiredHook {
+                            program: att.program,
+                            hook: hook.describe(),
+                            needed_for: if att.lost.is_empty() { "all request capture" } else { att.lost },
+                            source: Box::new(err),
+                        });
                     }
                     tracing::warn!(
                         component = "ebpf.Tracer",
                         hook = %hook.describe(),
                         lost = att.lost,
-                        error = %format!("{err:#}"),
+                        error = %format!("{:#}", anyhow::Error::new(err)),
                         "optional kernel hook unavailable"
                     );
                     missing.push((hook.describe(), att.lost));
@@ -126,30 +130,28 @@ impl Tracer {
         }
 
         let propagation = if opts.ctx_propagation { Some(propagation::attach(&mut ebpf)?) } else { None };
-        let traced_pids = BpfHashMap::try_from(take_map(&mut ebpf, "traced_pids")?)?;
-        let ignored_conns = BpfHashMap::try_from(take_map(&mut ebpf, "ignored_conns")?)?;
-        let stats = PerCpuArray::try_from(take_map(&mut ebpf, "obi_stats")?)?;
+        let traced_pids = typed_map(&mut ebpf, "traced_pids", BpfHashMap::try_from)?;
+        let ignored_conns = typed_map(&mut ebpf, "ignored_conns", BpfHashMap::try_from)?;
+        let stats = typed_map(&mut ebpf, "obi_stats", PerCpuArray::try_from)?;
         let mut tls = tls::TlsProbes::new();
         if let Err(err) = tls.load(&mut ebpf) {
-            tracing::warn!(component = "ebpf.TLS", error = %format!("{err:#}"), "TLS uprobes unavailable: HTTPS traffic will not be traced");
+            tracing::warn!(component = "ebpf.TLS", error = %format!("{:#}", anyhow::Error::new(err)), "TLS uprobes unavailable: HTTPS traffic will not be traced");
         }
         Ok(Tracer { ebpf, traced_pids, ignored_conns, stats, missing, _propagation: propagation, tls })
     }
 
     /// Takes the data event ring buffer (once).
     pub fn take_events(&mut self) -> Result<RingBuf<MapData>> {
-        Ok(RingBuf::try_from(take_map(&mut self.ebpf, "events")?)?)
+        typed_map(&mut self.ebpf, "events", RingBuf::try_from)
     }
 
     /// Takes the process event ring buffer (once).
     pub fn take_proc_events(&mut self) -> Result<RingBuf<MapData>> {
-        Ok(RingBuf::try_from(take_map(&mut self.ebpf, "proc_events")?)?)
+        typed_map(&mut self.ebpf, "proc_events", RingBuf::try_from)
     }
 
     pub fn trace_pid(&mut self, pid: u32) -> Result<()> {
-        self.traced_pids
-            .insert(pid, abi::PidInfo::default(), 0)
-            .with_context(|| format!("adding pid {pid} to the kernel filter"))
+        self.traced_pids.insert(pid, abi::PidInfo::default(), 0).map_err(|source| TracerError::TracePid { pid, source })
     }
 
     pub fn untrace_pid(&mut self, pid: u32) {
@@ -202,7 +204,7 @@ impl Tracer {
         let files = self.tls.attach(&mut self.ebpf, pid)?;
         if !files.is_empty() {
             let info = abi::PidInfo { flags: abi::PID_TLS, ..Default::default() };
-            self.traced_pids.insert(pid, info, 0).with_context(|| format!("flagging pid {pid} as TLS"))?;
+            self.traced_pids.insert(pid, info, 0).map_err(|source| TracerError::FlagTls { pid, source })?;
         }
         Ok(files)
     }
@@ -281,27 +283,34 @@ impl Tracer {
     }
 }
 
-fn take_map(ebpf: &mut Ebpf, name: &str) -> Result<aya::maps::Map> {
-    ebpf.take_map(name).ok_or_else(|| anyhow!("map {name} missing from the eBPF object"))
+/// Takes a map out of the object as the type the agent reads it as.
+fn typed_map<T>(
+    ebpf: &mut Ebpf,
+    name: &'static str,
+    convert: impl FnOnce(aya::maps::Map) -> Result<T, aya::maps::MapError>,
+) -> Result<T> {
+    let map = ebpf.take_map(name).ok_or(TracerError::MissingMap(name))?;
+    convert(map).map_err(|source| TracerError::MapType { name, source })
 }
 
 fn attach(ebpf: &mut Ebpf, loaded: &mut BTreeMap<&'static str, ()>, program: &'static str, hook: &Hook) -> Result<()> {
-    let prog = ebpf.program_mut(program).ok_or_else(|| anyhow!("program {program} missing from the eBPF object"))?;
+    let prog = ebpf.program_mut(program).ok_or(TracerError::MissingProgram(program))?;
     let first = loaded.insert(program, ()).is_none();
+    let attach_error = |source| TracerError::Attach { program, hook: hook.describe(), source: Box::new(source) };
     match hook {
         Hook::TracePoint(category, name) => {
-            let tp: &mut TracePoint = prog.try_into()?;
+            let tp: &mut TracePoint = prog.try_into().map_err(attach_error)?;
             if first {
-                tp.load().map_err(|e| anyhow!(explain_program_error(program, e)))?;
+                tp.load().map_err(|e| program_load_error(program, e))?;
             }
-            tp.attach(category, name)?;
+            tp.attach(category, name).map_err(attach_error)?;
         }
         Hook::RawTracePoint(name) => {
-            let tp: &mut RawTracePoint = prog.try_into()?;
+            let tp: &mut RawTracePoint = prog.try_into().map_err(attach_error)?;
             if first {
-                tp.load().map_err(|e| anyhow!(explain_program_error(program, e)))?;
+                tp.load().map_err(|e| program_load_error(program, e))?;
             }
-            tp.attach(name)?;
+            tp.attach(name).map_err(attach_error)?;
         }
     }
     Ok(())
@@ -311,38 +320,7 @@ fn attach(ebpf: &mut Ebpf, loaded: &mut BTreeMap<&'static str, ()>, program: &'s
 fn load_btf(path: Option<&Path>) -> Result<Btf> {
     if let Some(path) = path {
         return Btf::parse_file(path, Endianness::default())
-            .with_context(|| format!("reading the BTF file {} (OTEL_EBPF_BTF_PATH)", path.display()));
+            .map_err(|source| TracerError::BtfFile { path: path.to_path_buf(), source });
     }
-    Btf::from_sys_fs().map_err(|err| anyhow!("{}: {err}", crate::preflight::NO_BTF_HELP))
-}
-
-fn explain_load_error(err: aya::EbpfError) -> anyhow::Error {
-    let text = err.to_string();
-    let mut chain = format!("{err}");
-    let mut src = std::error::Error::source(&err);
-    while let Some(s) = src {
-        chain.push_str(": ");
-        chain.push_str(&s.to_string());
-        src = s.source();
-    }
-    if chain.contains("Operation not permitted") || chain.contains("EPERM") {
-        return anyhow!(
-            "loading eBPF programs was refused ({chain}). Run obi as root, or grant it CAP_BPF, CAP_PERFMON, \
-             CAP_SYS_PTRACE and CAP_DAC_READ_SEARCH (CAP_SYS_ADMIN on kernels older than 5.8)"
-        );
-    }
-    anyhow!("loading the eBPF object failed: {text}: {chain}")
-}
-
-fn explain_program_error(program: &str, err: aya::programs::ProgramError) -> String {
-    match err {
-        aya::programs::ProgramError::LoadError { io_error, verifier_log } => {
-            tracing::debug!(component = "ebpf.Tracer", program, log = %verifier_log, "verifier log");
-            let log = verifier_log.to_string();
-            let mut tail: Vec<&str> = log.lines().rev().take(6).collect();
-            tail.reverse();
-            format!("the kernel rejected {program} ({io_error}); verifier: {}", tail.join(" | "))
-        }
-        other => format!("loading {program}: {other}"),
-    }
+    Btf::from_sys_fs().map_err(TracerError::NoKernelBtf)
 }

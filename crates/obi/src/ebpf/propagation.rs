@@ -4,10 +4,44 @@
 
 use std::path::PathBuf;
 
-use anyhow::{Context, Result, anyhow};
 use aya::Ebpf;
-use aya::maps::{MapData, SockHash};
-use aya::programs::{CgroupAttachMode, SkMsg, SockOps};
+use aya::maps::{MapData, MapError, SockHash};
+use aya::programs::{CgroupAttachMode, ProgramError, SkMsg, SockOps};
+
+/// Errors of [`attach`].
+#[derive(Debug, thiserror::Error)]
+pub enum PropagationError {
+    #[error("context propagation needs the cgroup v2 hierarchy mounted (mount -t cgroup2 none /sys/fs/cgroup)")]
+    NoCgroup2,
+    #[error("opening cgroup {}", path.display())]
+    OpenCgroup {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("map sock_dir missing")]
+    MissingSockDir,
+    #[error("map sock_dir is not a socket hash")]
+    SockDirType(#[source] MapError),
+    #[error("duplicating the sock_dir descriptor")]
+    SockDirFd(#[source] std::io::Error),
+    #[error("{0} missing")]
+    MissingProgram(&'static str),
+    #[error("loading {program}")]
+    Load {
+        program: &'static str,
+        #[source]
+        source: ProgramError,
+    },
+    #[error("attaching sk_msg to the socket map")]
+    AttachSkMsg(#[source] ProgramError),
+    #[error("attaching sockops to cgroup {} (needs CAP_NET_ADMIN)", path.display())]
+    AttachSockOps {
+        path: PathBuf,
+        #[source]
+        source: ProgramError,
+    },
+}
 
 /// Where the cgroup v2 hierarchy is mounted (`/sys/fs/cgroup` on pure v2
 /// hosts, `/sys/fs/cgroup/unified` on hybrid ones).
@@ -25,24 +59,33 @@ pub struct Propagation {
     _sock_dir: SockHash<MapData, u64>,
 }
 
-pub fn attach(ebpf: &mut Ebpf) -> Result<Propagation> {
-    let root = cgroup2_root().ok_or_else(|| {
-        anyhow!("context propagation needs the cgroup v2 hierarchy mounted (mount -t cgroup2 none /sys/fs/cgroup)")
-    })?;
-    let cgroup = std::fs::File::open(&root).with_context(|| format!("opening cgroup {}", root.display()))?;
+pub fn attach(ebpf: &mut Ebpf) -> Result<Propagation, PropagationError> {
+    let root = cgroup2_root().ok_or(PropagationError::NoCgroup2)?;
+    let cgroup =
+        std::fs::File::open(&root).map_err(|source| PropagationError::OpenCgroup { path: root.clone(), source })?;
 
-    let sock_dir: SockHash<MapData, u64> =
-        ebpf.take_map("sock_dir").ok_or_else(|| anyhow!("map sock_dir missing"))?.try_into()?;
-    let map_fd = sock_dir.fd().try_clone()?;
-    let msg: &mut SkMsg = ebpf.program_mut("obi_sk_msg").ok_or_else(|| anyhow!("obi_sk_msg missing"))?.try_into()?;
-    msg.load().map_err(|e| anyhow!("loading obi_sk_msg: {e}"))?;
-    msg.attach(&map_fd).context("attaching sk_msg to the socket map")?;
+    let sock_dir: SockHash<MapData, u64> = ebpf
+        .take_map("sock_dir")
+        .ok_or(PropagationError::MissingSockDir)?
+        .try_into()
+        .map_err(PropagationError::SockDirType)?;
+    let map_fd = sock_dir.fd().try_clone().map_err(PropagationError::SockDirFd)?;
+    let msg: &mut SkMsg = program(ebpf, "obi_sk_msg")?.try_into().map_err(load_error("obi_sk_msg"))?;
+    msg.load().map_err(load_error("obi_sk_msg"))?;
+    msg.attach(&map_fd).map_err(PropagationError::AttachSkMsg)?;
 
-    let ops: &mut SockOps =
-        ebpf.program_mut("obi_sockops").ok_or_else(|| anyhow!("obi_sockops missing"))?.try_into()?;
-    ops.load().map_err(|e| anyhow!("loading obi_sockops: {e}"))?;
+    let ops: &mut SockOps = program(ebpf, "obi_sockops")?.try_into().map_err(load_error("obi_sockops"))?;
+    ops.load().map_err(load_error("obi_sockops"))?;
     ops.attach(cgroup, CgroupAttachMode::Single)
-        .with_context(|| format!("attaching sockops to cgroup {} (needs CAP_NET_ADMIN)", root.display()))?;
+        .map_err(|source| PropagationError::AttachSockOps { path: root.clone(), source })?;
     tracing::info!(component = "ebpf.Propagation", cgroup = %root.display(), "context propagation: injecting traceparent into outgoing HTTP/1 requests");
     Ok(Propagation { _sock_dir: sock_dir })
+}
+
+fn program<'a>(ebpf: &'a mut Ebpf, name: &'static str) -> Result<&'a mut aya::programs::Program, PropagationError> {
+    ebpf.program_mut(name).ok_or(PropagationError::MissingProgram(name))
+}
+
+fn load_error(program: &'static str) -> impl Fn(ProgramError) -> PropagationError {
+    move |source| PropagationError::Load { program, source }
 }

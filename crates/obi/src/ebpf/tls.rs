@@ -14,11 +14,54 @@ use std::num::NonZeroU32;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
-use anyhow::{Context, Result, anyhow};
 use aya::Ebpf;
-use aya::programs::UProbe;
 use aya::programs::uprobe::{UProbeAttachLocation, UProbeLink, UProbeScope};
+use aya::programs::{ProgramError, UProbe};
 use object::{Object, ObjectSegment, ObjectSymbol};
+
+/// Errors of [`TlsProbes`].
+#[derive(Debug, thiserror::Error)]
+pub enum TlsError {
+    #[error("program {0} missing")]
+    MissingProgram(&'static str),
+    #[error("loading {program}")]
+    Load {
+        program: &'static str,
+        #[source]
+        source: ProgramError,
+    },
+    #[error("uprobe {program} on {}+{offset:#x}", target.display())]
+    Attach {
+        program: &'static str,
+        target: PathBuf,
+        offset: u64,
+        /// Boxed: aya's error is large and this enum is returned often.
+        #[source]
+        source: Box<ProgramError>,
+    },
+    #[error("pid 0")]
+    PidZero,
+    #[error("opening {}", path.display())]
+    Open {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("mapping {}", path.display())]
+    Map {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("parsing the ELF file {}", path.display())]
+    Elf {
+        path: PathBuf,
+        #[source]
+        source: object::Error,
+    },
+}
+
+type Result<T, E = TlsError> = std::result::Result<T, E>;
 
 /// (function, entry program). Every function also gets the shared return probe.
 const FUNCTIONS: &[(&str, &str)] = &[
@@ -61,11 +104,16 @@ fn attach_all(ebpf: &mut Ebpf, target: &Path, offsets: &Offsets, scope: UProbeSc
     let mut links = Vec::new();
     for (_func, entry, off) in &offsets.by_function {
         for program in [*entry, RETURN_PROGRAM] {
-            let p: &mut UProbe = ebpf.program_mut(program).expect("loaded before attaching").try_into()?;
-            let id = p
-                .attach(UProbeAttachLocation::AbsoluteOffset(*off), target, scope)
-                .with_context(|| format!("uprobe {program} on {}+{off:#x}", target.display()))?;
-            links.push(p.take_link(id)?);
+            let attach_error = |source| TlsError::Attach {
+                program,
+                target: target.to_path_buf(),
+                offset: *off,
+                source: Box::new(source),
+            };
+            let p: &mut UProbe =
+                ebpf.program_mut(program).expect("loaded before attaching").try_into().map_err(attach_error)?;
+            let id = p.attach(UProbeAttachLocation::AbsoluteOffset(*off), target, scope).map_err(attach_error)?;
+            links.push(p.take_link(id).map_err(attach_error)?);
         }
     }
     Ok(links)
@@ -130,8 +178,10 @@ impl TlsProbes {
             return Ok(());
         }
         for name in FUNCTIONS.iter().map(|f| f.1).chain([RETURN_PROGRAM]) {
-            let p: &mut UProbe = ebpf.program_mut(name).ok_or_else(|| anyhow!("program {name} missing"))?.try_into()?;
-            p.load().map_err(|e| anyhow!("loading {name}: {e}"))?;
+            let load_error = |source| TlsError::Load { program: name, source };
+            let p: &mut UProbe =
+                ebpf.program_mut(name).ok_or(TlsError::MissingProgram(name))?.try_into().map_err(load_error)?;
+            p.load().map_err(load_error)?;
         }
         self.loaded = true;
         Ok(())
@@ -163,7 +213,7 @@ impl TlsProbes {
                 tracing::debug!(component = "ebpf.TLS", file = %target.display(), processes = pids.len(), "probing the file for all processes");
                 self.shared.insert(key, (links, pids));
             } else {
-                let one = UProbeScope::OneProcess(NonZeroU32::new(pid).ok_or_else(|| anyhow!("pid 0"))?);
+                let one = UProbeScope::OneProcess(NonZeroU32::new(pid).ok_or(TlsError::PidZero)?);
                 let links = attach_all(ebpf, &target, &offsets, one)?;
                 self.links.entry(pid).or_default().extend(links.into_iter().map(|l| (key, l)));
                 self.users.entry(key).or_default().push(pid);
@@ -251,7 +301,7 @@ impl TlsProbes {
                 Ok(o) if !o.by_function.is_empty() => Some(o),
                 Ok(_) => None,
                 Err(err) => {
-                    tracing::debug!(component = "ebpf.TLS", file = %path.display(), error = %format!("{err:#}"), "no OpenSSL symbols");
+                    tracing::debug!(component = "ebpf.TLS", file = %path.display(), error = %format!("{:#}", anyhow::Error::new(err)), "no OpenSSL symbols");
                     None
                 }
             })
@@ -283,11 +333,12 @@ fn mapped_libssl(pid: u32) -> Vec<PathBuf> {
 /// for exported symbols, which is how node exposes its OpenSSL and is much
 /// cheaper than walking a big binary's full symbol table.
 fn resolve_offsets_in(path: &Path, full: bool) -> Result<Offsets> {
-    let file = std::fs::File::open(path).with_context(|| format!("opening {}", path.display()))?;
+    let file = std::fs::File::open(path).map_err(|source| TlsError::Open { path: path.to_path_buf(), source })?;
     // SAFETY: the mapping is read-only and dropped before returning; a file
     // truncated underneath us would at worst make parsing fail.
-    let map = unsafe { memmap2::Mmap::map(&file) }?;
-    let elf = object::File::parse(&*map)?;
+    let map =
+        unsafe { memmap2::Mmap::map(&file) }.map_err(|source| TlsError::Map { path: path.to_path_buf(), source })?;
+    let elf = object::File::parse(&*map).map_err(|source| TlsError::Elf { path: path.to_path_buf(), source })?;
     let mut by_function = Vec::new();
     let symtab = if full { Some(elf.symbols()) } else { None };
     for sym in elf.dynamic_symbols().chain(symtab.into_iter().flatten()) {

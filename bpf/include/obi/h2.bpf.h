@@ -1,4 +1,4 @@
-/* SPDX-License-Identifier: Apache-2.0 */
+/* SPDX-License-Identifier: GPL-2.0-only OR Apache-2.0 */
 /*
  * HTTP/2 capture. Frames come many per syscall and may straddle syscalls;
  * copying "the first N bytes" would cut HEADERS blocks and desynchronise
@@ -7,53 +7,23 @@
  * reported, and the payload of header-carrying frames is copied in full
  * (DATA payloads only count). When an event fills up, it is sent and the
  * walk continues in a fresh one.
+ *
+ * Maps: h2_state (per connection and direction), h2_walk (per CPU).
  */
-#ifndef OBI_H2_H
-#define OBI_H2_H
+#ifndef OBI_H2_BPF_H
+#define OBI_H2_BPF_H
 
-#include "obi/common.h"
-#include "obi/capture.h"
+#include "obi/common.bpf.h"
+#include "obi/capture.bpf.h"
 
 #define OBI_H2_PIECE 1024 /* largest payload piece per record */
 #define OBI_H2_MAX_STEPS 1024
 #define OBI_H2_MAX_FRAME (1 << 24)
 /* h2_state keys of TLS sessions (SSL* addresses), apart from socket inodes. */
 #define OBI_H2_TLS_KEY (1ULL << 63)
-
-/* Where the walk of one direction stands between syscalls. */
-struct obi_h2_dir {
-	__u32 skip;        /* payload bytes of the current frame still to come */
-	__u8 skip_headers; /* ... and they belong to a header-carrying frame */
-	__u8 lost;         /* frame sync lost for good */
-	__u8 _pad[2];
-};
-
-struct obi_h2_state {
-	struct obi_h2_dir dir[2];
-};
-
-struct {
-	__uint(type, BPF_MAP_TYPE_LRU_HASH);
-	__uint(max_entries, 16384);
-	__type(key, __u64);
-	__type(value, struct obi_h2_state);
-} h2_state SEC(".maps");
-
-/* iovec segments walked per syscall. gRPC's C core hands sendmsg one
- * segment per frame header and per payload slice, so 8 is far too few. */
-#define OBI_H2_MAX_IOV 128
 /* Segments one read may span: a 9-byte frame header, at worst one byte per
  * segment (payload pieces never cross a segment, see src_contig). */
 #define OBI_H2_MAX_SPAN 9
-
-/* The source buffer: a plain buffer, or up to OBI_H2_MAX_IOV iovec
- * segments, with a cursor (reads only move forward). */
-struct obi_src {
-	struct iovec iov[OBI_H2_MAX_IOV];
-	__u32 n;
-	__u32 seg;        /* cursor: the segment that starts at seg_start */
-	__u64 seg_start;  /* logical offset of iov[seg] */
-};
 
 static __always_inline void src_plain(struct obi_src *src, __u64 buf, __u64 len)
 {
@@ -154,28 +124,6 @@ __noinline int src_read(struct obi_src *src, __u64 pos, struct obi_scratch *s, _
 	}
 	return done == n ? 0 : -1;
 }
-
-/*
- * The walk's state lives in a per-CPU map, not on the stack: the verifier
- * then sees opaque values in each bpf_loop iteration and checks the callback
- * once, instead of tracking every (pos, out) pair it could reach (which made
- * loading take minutes).
- */
-struct obi_h2_walk {
-	struct obi_src src;
-	struct obi_h2_dir st;
-	__u64 pos;   /* offset in the syscall's bytes */
-	__u64 total; /* bytes the syscall moved */
-	__u32 out;   /* bytes used in the scratch event's data */
-	__u32 events;
-};
-
-struct {
-	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
-	__uint(max_entries, 1);
-	__type(key, __u32);
-	__type(value, struct obi_h2_walk);
-} h2_walk SEC(".maps");
 
 static __always_inline struct obi_h2_walk *h2_walk_get(void)
 {
@@ -340,4 +288,4 @@ static __always_inline struct obi_h2_dir *h2_dir(__u64 conn_id, __u8 dir)
 	return &hs->dir[dir & 1];
 }
 
-#endif /* OBI_H2_H */
+#endif /* OBI_H2_BPF_H */

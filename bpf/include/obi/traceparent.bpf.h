@@ -1,4 +1,4 @@
-/* SPDX-License-Identifier: Apache-2.0 */
+/* SPDX-License-Identifier: GPL-2.0-only OR Apache-2.0 */
 /*
  * W3C trace context in HTTP/1 heads: finding a `traceparent` header in
  * captured bytes, decoding it, and formatting one for injection.
@@ -6,10 +6,10 @@
  * The scan walks the head 8 bytes at a time and looks closer only at words
  * holding a '\n', so a typical 300-byte head costs ~40 word loads.
  */
-#ifndef OBI_TRACEPARENT_H
-#define OBI_TRACEPARENT_H
+#ifndef OBI_TRACEPARENT_BPF_H
+#define OBI_TRACEPARENT_BPF_H
 
-#include "obi/common.h"
+#include "obi/base.bpf.h"
 
 /* Bytes of head examined (a multiple of 8, at most OBI_MAX_CAPTURE). */
 #define OBI_TP_SCAN_LEN 1024
@@ -180,4 +180,4 @@ static __always_inline void format_tp_header(const struct obi_tp *tp, __u8 out[O
 	out[69] = '\n';
 }
 
-#endif /* OBI_TRACEPARENT_H */
+#endif /* OBI_TRACEPARENT_BPF_H */

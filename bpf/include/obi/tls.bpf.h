@@ -1,4 +1,4 @@
-/* SPDX-License-Identifier: Apache-2.0 */
+/* SPDX-License-Identifier: GPL-2.0-only OR Apache-2.0 */
 /*
  * Plaintext of TLS connections from uprobes on OpenSSL's SSL_read/SSL_write
  * (and their _ex forms), in libssl or in binaries that link it statically.
@@ -9,50 +9,17 @@
  *  - a memory BIO (Node.js) reads the ciphertext just *before* SSL_read and
  *    writes it just *after* SSL_write, on the same thread.
  * Once tied, the socket's ciphertext is no longer captured.
+ *
+ * Maps: ssl_args, ssl_pending_bind, last_recv_conn, tls_state.
  */
-#ifndef OBI_TLS_H
-#define OBI_TLS_H
+#ifndef OBI_TLS_BPF_H
+#define OBI_TLS_BPF_H
 
-#include "obi/common.h"
-#include "obi/sockets.h"
-#include "obi/conn.h"
-#include "obi/capture.h"
-#include "obi/h2.h"
-
-struct obi_ssl_args {
-	__u64 ssl;
-	__u64 buf;
-	__u64 len_ptr; /* size_t* of the _ex forms, else 0 */
-	__u64 ts;
-	__u8 dir;
-	__u8 bound; /* a socket syscall inside this call tied ssl to its socket */
-	__u8 _pad[6];
-};
-
-/* SSL call in progress, per thread. */
-struct {
-	__uint(type, BPF_MAP_TYPE_LRU_HASH);
-	__uint(max_entries, 16384);
-	__type(key, __u64);
-	__type(value, struct obi_ssl_args);
-} ssl_args SEC(".maps");
-
-/* SSL object (memory BIO) that wrote plaintext and waits for the thread's
- * next socket send to learn its connection. */
-struct {
-	__uint(type, BPF_MAP_TYPE_LRU_HASH);
-	__uint(max_entries, 16384);
-	__type(key, __u64);
-	__type(value, __u64);
-} ssl_pending_bind SEC(".maps");
-
-/* Last TCP socket each thread of a TLS process read from. */
-struct {
-	__uint(type, BPF_MAP_TYPE_LRU_HASH);
-	__uint(max_entries, 16384);
-	__type(key, __u64);
-	__type(value, __u64);
-} last_recv_conn SEC(".maps");
+#include "obi/common.bpf.h"
+#include "obi/sockets.bpf.h"
+#include "obi/conn.bpf.h"
+#include "obi/capture.bpf.h"
+#include "obi/h2.bpf.h"
 
 static __always_inline bool tls_pid(__u32 tgid)
 {
@@ -230,4 +197,4 @@ static __always_inline int ssl_exit(long ret)
 	return 0;
 }
 
-#endif /* OBI_TLS_H */
+#endif /* OBI_TLS_BPF_H */

@@ -1,9 +1,9 @@
-/* SPDX-License-Identifier: Apache-2.0 */
+/* SPDX-License-Identifier: GPL-2.0-only OR Apache-2.0 */
 /* From a file descriptor of the current task to its TCP socket (CO-RE). */
-#ifndef OBI_SOCKETS_H
-#define OBI_SOCKETS_H
+#ifndef OBI_SOCKETS_BPF_H
+#define OBI_SOCKETS_BPF_H
 
-#include "obi/common.h"
+#include "obi/base.bpf.h"
 
 struct obi_sock_ref {
 	struct sock *sk;
@@ -66,4 +66,4 @@ static __always_inline void read_tuple(struct sock *sk, struct obi_conn_tuple *t
 	}
 }
 
-#endif /* OBI_SOCKETS_H */
+#endif /* OBI_SOCKETS_BPF_H */

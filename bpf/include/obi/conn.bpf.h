@@ -1,71 +1,14 @@
-/* SPDX-License-Identifier: Apache-2.0 */
-/* Per-connection state and the trace context of the request in flight. */
-#ifndef OBI_CONN_H
-#define OBI_CONN_H
+/* SPDX-License-Identifier: GPL-2.0-only OR Apache-2.0 */
+/* Per-connection state and the trace context of the request in flight.
+ * Maps: conn_state, ignored_conns, tls_state, server_traces, thread_parent. */
+#ifndef OBI_CONN_BPF_H
+#define OBI_CONN_BPF_H
 
-#include "obi/common.h"
-#include "obi/sockets.h"
-#include "obi/propagation.h"
+#include "obi/common.bpf.h"
+#include "obi/sockets.bpf.h"
+#include "obi/propagation.bpf.h"
 
 #define OBI_DIR_NONE 0xff
-
-/* Keyed by socket inode. LRU so sockets we never see closed age out. */
-struct {
-	__uint(type, BPF_MAP_TYPE_LRU_HASH);
-	__uint(max_entries, 65536);
-	__type(key, __u64);
-	__type(value, struct obi_conn_state);
-} conn_state SEC(".maps");
-
-/* Connections user space has classified as not worth capturing (unknown
- * protocol, TLS ciphertext traced through uprobes...). Keyed by inode. */
-struct {
-	__uint(type, BPF_MAP_TYPE_HASH);
-	__uint(max_entries, 16384);
-	__type(key, __u64);
-	__type(value, __u8);
-} ignored_conns SEC(".maps");
-
-/* The server request a thread is serving, so client calls it makes become
- * children. Keyed by pid_tgid. */
-struct obi_server_trace {
-	struct obi_tp tp;
-	__u64 conn_id; /* socket inode, or the SSL* for TLS connections */
-	__u32 tgid;
-	__u8 tls;
-	__u8 _pad[3];
-};
-
-/* Plaintext state of TLS connections, keyed by (SSL*, tgid). */
-struct obi_ssl_key {
-	__u64 ssl;
-	__u32 tgid;
-	__u32 _pad;
-};
-
-struct {
-	__uint(type, BPF_MAP_TYPE_LRU_HASH);
-	__uint(max_entries, 16384);
-	__type(key, struct obi_ssl_key);
-	__type(value, struct obi_conn_state);
-} tls_state SEC(".maps");
-
-struct {
-	__uint(type, BPF_MAP_TYPE_LRU_HASH);
-	__uint(max_entries, 16384);
-	__type(key, __u64);
-	__type(value, struct obi_server_trace);
-} server_traces SEC(".maps");
-
-/* Thread id -> id of the thread that created it, for threads of traced
- * processes: a request handed to a fresh thread keeps its parent. */
-struct {
-	__uint(type, BPF_MAP_TYPE_LRU_HASH);
-	__uint(max_entries, 16384);
-	__type(key, __u32);
-	__type(value, __u32);
-} thread_parent SEC(".maps");
-
 #define OBI_PARENT_LEVELS 4
 
 static __always_inline struct obi_conn_state *conn_get(__u64 ino)
@@ -236,4 +179,4 @@ static __always_inline __u8 conn_msg_start(struct obi_conn_state *cs, __u64 conn
 	return flags;
 }
 
-#endif /* OBI_CONN_H */
+#endif /* OBI_CONN_BPF_H */

@@ -1,23 +1,9 @@
-/* SPDX-License-Identifier: Apache-2.0 */
-/* Copying bounded slices of socket payload into an event. */
-#ifndef OBI_CAPTURE_H
-#define OBI_CAPTURE_H
+/* SPDX-License-Identifier: GPL-2.0-only OR Apache-2.0 */
+/* Copying bounded slices of socket payload into an event (map: scratch). */
+#ifndef OBI_CAPTURE_BPF_H
+#define OBI_CAPTURE_BPF_H
 
-#include "obi/common.h"
-
-/* Event under construction. data[] is twice the maximum so the verifier
- * can prove every (offset < MAX, length <= MAX) copy stays inside. */
-struct obi_scratch {
-	struct obi_event_hdr hdr;
-	__u8 data[OBI_MAX_CAPTURE * 2];
-};
-
-struct {
-	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
-	__uint(max_entries, 1);
-	__type(key, __u32);
-	__type(value, struct obi_scratch);
-} scratch SEC(".maps");
+#include "obi/common.bpf.h"
 
 static __always_inline struct obi_scratch *scratch_get(void)
 {
@@ -105,4 +91,4 @@ static __always_inline void capture_iov(struct obi_scratch *s, __u64 iov_ptr, __
 		copy_tail(s, last_end, last_len);
 }
 
-#endif /* OBI_CAPTURE_H */
+#endif /* OBI_CAPTURE_BPF_H */

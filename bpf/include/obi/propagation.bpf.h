@@ -1,4 +1,4 @@
-/* SPDX-License-Identifier: Apache-2.0 */
+/* SPDX-License-Identifier: GPL-2.0-only OR Apache-2.0 */
 /*
  * Context propagation into outgoing HTTP/1 requests, without
  * bpf_probe_write_user (refused under lockdown):
@@ -9,47 +9,15 @@
  *  2. sockops puts TCP client sockets of traced processes into `sock_dir`.
  *  3. sk_msg, which runs inside that same send, inserts the header right
  *     after the request line with bpf_msg_push_data.
+ *
+ * The programs (sockops, sk_msg) and maps are in obi.bpf.c; these are the
+ * helpers the syscall programs call.
  */
-#ifndef OBI_PROPAGATION_H
-#define OBI_PROPAGATION_H
+#ifndef OBI_PROPAGATION_BPF_H
+#define OBI_PROPAGATION_BPF_H
 
-#include "obi/common.h"
-#include "obi/traceparent.h"
-
-/* 0 = off, 1 = inject W3C headers into HTTP/1 requests. */
-const volatile __u8 obi_ctx_propagation = 0;
-
-#define SK_PASS 1
-
-struct obi_outgoing {
-	__u8 header[OBI_TP_HEADER_LEN];
-	__u8 _pad[2];
-	__u32 offset; /* where the header goes: just past the request line */
-	__u64 first8; /* the request's first bytes, to match the right message */
-};
-
-struct {
-	__uint(type, BPF_MAP_TYPE_LRU_HASH);
-	__uint(max_entries, 16384);
-	__type(key, __u64); /* pid_tgid of the sending thread */
-	__type(value, struct obi_outgoing);
-} outgoing_tp SEC(".maps");
-
-/* Sockets a traced process is connecting, by socket cookie, until they are
- * established and can join sock_dir. */
-struct {
-	__uint(type, BPF_MAP_TYPE_LRU_HASH);
-	__uint(max_entries, 16384);
-	__type(key, __u64);
-	__type(value, __u8);
-} connecting SEC(".maps");
-
-struct {
-	__uint(type, BPF_MAP_TYPE_SOCKHASH);
-	__uint(max_entries, 65536);
-	__type(key, __u64); /* socket cookie */
-	__type(value, __u32);
-} sock_dir SEC(".maps");
+#include "obi/common.bpf.h"
+#include "obi/traceparent.bpf.h"
 
 /* Called at the start of a client request, with the first n bytes of it in
  * data. Arms the injection for this thread's current send. */
@@ -81,4 +49,4 @@ static __noinline void adopt_incoming(const __u8 *data, __u32 n, struct obi_tp *
 		parse_traceparent(data + (scan.tp_value & (OBI_TP_SCAN_LEN - 1)), tp);
 }
 
-#endif /* OBI_PROPAGATION_H */
+#endif /* OBI_PROPAGATION_BPF_H */

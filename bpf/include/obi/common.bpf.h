@@ -1,0 +1,42 @@
+/* SPDX-License-Identifier: GPL-2.0-only OR Apache-2.0 */
+/*
+ * Helpers every program uses: the process filter, the counters and ring
+ * buffer wake-ups. Like every header that names a map, it is included by
+ * obi.bpf.c after the maps and load-time constants are defined.
+ */
+#ifndef OBI_COMMON_BPF_H
+#define OBI_COMMON_BPF_H
+
+#include "obi/base.bpf.h"
+
+static __always_inline void stat_inc(__u32 idx)
+{
+	__u64 *v = bpf_map_lookup_elem(&obi_stats, &idx);
+	if (v)
+		*v += 1;
+}
+
+static __always_inline struct obi_pid_info *pid_info(__u32 tgid)
+{
+	return bpf_map_lookup_elem(&traced_pids, &tgid);
+}
+
+static __always_inline bool pid_traced(__u32 tgid)
+{
+	if (tgid == obi_agent_tgid)
+		return false;
+	if (obi_trace_all)
+		return true;
+	return bpf_map_lookup_elem(&traced_pids, &tgid) != NULL;
+}
+
+static __always_inline __u64 ringbuf_flags(void *rb)
+{
+	if (bpf_ringbuf_query(rb, BPF_RB_AVAIL_DATA) >= obi_wakeup_bytes) {
+		stat_inc(OBI_STAT_WAKEUPS);
+		return BPF_RB_FORCE_WAKEUP;
+	}
+	return BPF_RB_NO_WAKEUP;
+}
+
+#endif /* OBI_COMMON_BPF_H */

@@ -1,0 +1,120 @@
+/* SPDX-License-Identifier: GPL-2.0-only OR Apache-2.0 */
+/*
+ * The kernel-private records the maps in obi.bpf.c hold (what user space
+ * reads is in abi.h). They live apart from the helpers that use them
+ * because C orders things: a map needs its value type before it, and a
+ * helper needs the map before it, so obi.bpf.c includes this header, then
+ * defines the maps, then includes the helpers.
+ */
+#ifndef OBI_TYPES_BPF_H
+#define OBI_TYPES_BPF_H
+
+#include "obi/base.bpf.h"
+#include "obi/traceparent.bpf.h"
+
+/* ---- syscalls (pending_io) ---------------------------------------------- */
+
+/* obi_io_args.op */
+#define OP_IO 1
+#define OP_ACCEPT 2
+#define OP_CONNECT 3
+
+/* Arguments saved at syscall entry, consumed at exit. */
+struct obi_io_args {
+	__u64 ts_enter;
+	__u64 conn_id;
+	__u64 buf;    /* plain buffer, or iovec array when iovcnt > 0 */
+	__u32 fd;
+	__u32 iovcnt;
+	__u8 op;      /* OP_* */
+	__u8 dir;     /* OBI_DIR_* */
+	__u8 syscall; /* OBI_SC_* */
+	__u8 flags;   /* OBI_F_* decided at entry (sends) */
+	__u32 _pad;
+};
+
+/* ---- connections (server_traces) ---------------------------------------- */
+
+/* The server request a thread is serving, so client calls it makes become
+ * children. Keyed by pid_tgid. */
+struct obi_server_trace {
+	struct obi_tp tp;
+	__u64 conn_id; /* socket inode, or the SSL* for TLS connections */
+	__u32 tgid;
+	__u8 tls;
+	__u8 _pad[3];
+};
+
+/* ---- capture (scratch) -------------------------------------------------- */
+
+/* Event under construction. data[] is twice the maximum so the verifier
+ * can prove every (offset < MAX, length <= MAX) copy stays inside. */
+struct obi_scratch {
+	struct obi_event_hdr hdr;
+	__u8 data[OBI_MAX_CAPTURE * 2];
+};
+
+/* ---- context propagation (outgoing_tp) ---------------------------------- */
+
+struct obi_outgoing {
+	__u8 header[OBI_TP_HEADER_LEN];
+	__u8 _pad[2];
+	__u32 offset; /* where the header goes: just past the request line */
+	__u64 first8; /* the request's first bytes, to match the right message */
+};
+
+/* ---- HTTP/2 (h2_state, h2_walk) ----------------------------------------- */
+
+/* Where the walk of one direction stands between syscalls. */
+struct obi_h2_dir {
+	__u32 skip;        /* payload bytes of the current frame still to come */
+	__u8 skip_headers; /* ... and they belong to a header-carrying frame */
+	__u8 lost;         /* frame sync lost for good */
+	__u8 _pad[2];
+};
+
+struct obi_h2_state {
+	struct obi_h2_dir dir[2];
+};
+
+/* iovec segments walked per syscall. gRPC's C core hands sendmsg one
+ * segment per frame header and per payload slice, so 8 is far too few. */
+#define OBI_H2_MAX_IOV 128
+
+/* The source buffer: a plain buffer, or up to OBI_H2_MAX_IOV iovec
+ * segments, with a cursor (reads only move forward). */
+struct obi_src {
+	struct iovec iov[OBI_H2_MAX_IOV];
+	__u32 n;
+	__u32 seg;        /* cursor: the segment that starts at seg_start */
+	__u64 seg_start;  /* logical offset of iov[seg] */
+};
+
+/*
+ * The walk's state lives in a per-CPU map, not on the stack: the verifier
+ * then sees opaque values in each bpf_loop iteration and checks the callback
+ * once, instead of tracking every (pos, out) pair it could reach (which made
+ * loading take minutes).
+ */
+struct obi_h2_walk {
+	struct obi_src src;
+	struct obi_h2_dir st;
+	__u64 pos;   /* offset in the syscall's bytes */
+	__u64 total; /* bytes the syscall moved */
+	__u32 out;   /* bytes used in the scratch event's data */
+	__u32 events;
+};
+
+/* ---- TLS (ssl_args) ----------------------------------------------------- */
+
+struct obi_ssl_args {
+	__u64 ssl;
+	__u64 buf;
+	__u64 len_ptr; /* size_t* of the _ex forms, else 0 */
+	__u64 ts;
+	__u8 dir;
+	__u8 bound; /* a socket syscall inside this call tied ssl to its socket */
+	__u8 _pad[6];
+};
+
+#endif /* OBI_TYPES_BPF_H */
