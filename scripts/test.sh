@@ -1,12 +1,16 @@
 #!/usr/bin/env bash
-# The whole test suite, as CI runs it. Needs root (real eBPF) and the tools
-# scripts/install-deps.sh installs. Steps:
+# The whole test suite, as CI runs it. Needs root (real eBPF). Steps:
+#   0. install what this machine lacks (scripts/install-deps.sh; a second or
+#      so when everything is there already)
 #   1. the committed eBPF objects match their sources (needs clang/llvm)
 #   2. formatting and lints
 #   3. unit, property and integration tests (real servers, real clients, real kernel)
 #   4. every protocol fuzz target for a bounded time (OBI_FUZZ_SECONDS, default 20)
 set -euo pipefail
 cd "$(dirname "$0")/.."
+
+echo "== dependencies"
+scripts/install-deps.sh
 
 echo "== eBPF objects are fresh"
 bpf/scripts/build.sh --check
