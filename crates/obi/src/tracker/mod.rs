@@ -164,35 +164,27 @@ fn debug_event(key: u64, ev: &Event<'_>) {
     );
 }
 
-/// What the protocols say of a connection's first bytes: the first that
-/// recognises them, else wait if any needs more, else nobody's.
-fn detect(ev: &Event<'_>) -> Option<(&'static dyn Protocol, Option<bool>)> {
-    let mut need_more = false;
+/// What the protocols make of a connection's first bytes.
+enum Detection {
+    /// The first protocol that recognised them, and whether their sender
+    /// is the client, when the bytes tell.
+    Found(&'static dyn Protocol, Option<bool>),
+    /// Nobody recognised them yet, but a protocol needs more bytes to tell.
+    Wait,
+    /// Nobody's: ignore the connection.
+    Nobody,
+}
+
+fn detect(ev: &Event<'_>) -> Detection {
+    let mut wait = false;
     for &p in PROTOCOLS {
         match p.detect(ev) {
-            Detect::Yes { sender_is_client } => return Some((p, sender_is_client)),
-            Detect::NeedMore => need_more = true,
+            Detect::Yes { sender_is_client } => return Detection::Found(p, sender_is_client),
+            Detect::NeedMore => wait = true,
             Detect::No => {}
         }
     }
-    need_more.then_some((&Undecided, None))
-}
-
-/// Stands for "no protocol yet, keep waiting" in [`detect`].
-struct Undecided;
-
-impl Protocol for Undecided {
-    fn name(&self) -> &'static str {
-        "undecided"
-    }
-
-    fn detect(&self, _: &Event<'_>) -> Detect {
-        Detect::NeedMore
-    }
-
-    fn new_session(&self) -> Box<dyn Session> {
-        unreachable!("an undecided connection has no session")
-    }
+    if wait { Detection::Wait } else { Detection::Nobody }
 }
 
 impl Tracker {
@@ -328,12 +320,12 @@ impl Tracker {
         }
         match &conn.proto {
             Proto::Detecting => match detect(ev) {
-                Some((p, _)) if p.name() == Undecided.name() => return,
-                Some((p, sender_is_client)) => {
+                Detection::Wait => return,
+                Detection::Found(p, sender_is_client) => {
                     conn.proto = Proto::Parsed(p, p.new_session());
                     set_role(&mut conn.meta.role, sender_is_client, ev.is_send());
                 }
-                None => {
+                Detection::Nobody => {
                     conn.proto = Proto::Ignored;
                     self.stats.ignored_conns += 1;
                     self.to_ignore.push(id);
