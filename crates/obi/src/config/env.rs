@@ -120,7 +120,7 @@ fn port(v: &str) -> Result<u16, EnvValueError> {
     v.trim().parse().map_err(|_| EnvValueError::Port(v.to_string()))
 }
 
-/// Every environment variable read by [`apply_env`], in application order.
+/// Every environment variable the loader reads, in application order.
 pub static ENV_VARS: &[EnvVar] = &[
     EnvVar {
         name: "OTEL_EBPF_LOG_LEVEL",
