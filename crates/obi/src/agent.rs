@@ -78,7 +78,7 @@ pub async fn run(cfg: Config) -> Result<()> {
 
     let internal = Arc::new(InternalMetrics::default());
     let mut routes = RouteDecorator::new(&cfg.metrics.routes);
-    let otlp_metrics = crate::export::metrics::otlp::resolve(&cfg)?;
+    let otlp_metrics = cfg.export.otlp_metrics.clone();
     // One store for both metrics exporters, kept for the longer TTL; each
     // exporter skips series older than its own.
     let store_ttl = [cfg.export.prometheus_port.map(|_| cfg.metrics.ttl), otlp_metrics.as_ref().map(|o| o.ttl)]

@@ -11,6 +11,8 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
 
+use crate::config::Overrides;
+
 const ENV_HELP: &str = "\
 Configuration is read from, in increasing priority: built-in defaults, the YAML
 file (OTEL_EBPF_CONFIG_PATH, which wins over --config), environment variables.
@@ -64,8 +66,15 @@ pub struct CheckArgs {
     pub config: Option<PathBuf>,
 }
 
+impl RunArgs {
+    /// What the flags override, for [`crate::config::load`].
+    pub fn overrides(&self) -> Overrides {
+        Overrides { config_path: self.config.clone() }
+    }
+}
+
 impl CheckArgs {
-    /// The arguments to load the configuration with [`crate::config::load`].
+    /// The agent's arguments, to load the same configuration.
     pub fn run_args(&self) -> RunArgs {
         RunArgs { config: self.config.clone() }
     }

@@ -14,7 +14,7 @@ fn main() -> ExitCode {
 }
 
 fn run(args: &obi::cli::RunArgs) -> ExitCode {
-    let cfg = match obi::config::load_from_process_env(args) {
+    let cfg = match obi::config::load_from_process_env(&args.overrides()) {
         Ok(cfg) => cfg,
         Err(err) => {
             print!(
@@ -43,7 +43,7 @@ fn run(args: &obi::cli::RunArgs) -> ExitCode {
 }
 
 fn check(args: &CheckArgs) -> ExitCode {
-    let cfg = obi::config::load_unvalidated(&args.run_args(), &|k| std::env::var(k).ok());
+    let cfg = obi::config::load_unvalidated(&args.run_args().overrides(), &|k| std::env::var(k).ok());
     let needs = cfg.as_ref().map(obi::preflight::Needs::from_config).unwrap_or_default();
     let checks = obi::preflight::run(&needs);
     if args.json {

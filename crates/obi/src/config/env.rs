@@ -10,31 +10,50 @@
 
 use std::path::PathBuf;
 
-use super::parse::{parse_byte_size, parse_go_bool, parse_go_duration, parse_pid_list, parse_u32};
+use super::metrics::MetricsValueError;
+use super::otlp::OtlpSources;
+use super::parse::{ParseError, parse_byte_size, parse_go_bool, parse_go_duration, parse_pid_list, parse_u32};
 use super::{
     Config, ConfigError, DEFAULT_CAPTURE_SIZE, DEFAULT_POLL_INTERVAL, GlobPattern, LogLevel, MAX_CAPTURE_SIZE,
-    PortEnum, RegexPattern, Setting,
+    PortEnum, PortEnumError, RegexPattern,
 };
 
-/// Records an exporter variable for `export::otlp::config`.
-fn keep(c: &mut Config, canonical: &'static str, value: &str, source: &str) {
-    c.export.exporter_env.insert(canonical, Setting::new(source, value));
-}
-
-/// A table entry that only records the raw value (see [`keep`]).
+/// A table entry whose value is kept as written for the OTLP resolution
+/// ([`Target::Otlp`]).
 macro_rules! exporter_var {
     ($name:literal, $yaml:literal, $help:literal $(, $fallback:literal)*) => {
-        EnvVar {
-            name: $name,
-            fallbacks: &[$($fallback),*],
-            yaml: $yaml,
-            help: $help,
-            set: |c, v, source| {
-                keep(c, $name, v, source);
-                Ok(())
-            },
-        }
+        EnvVar { name: $name, fallbacks: &[$($fallback),*], yaml: $yaml, help: $help, target: Target::Otlp }
     };
+}
+
+/// A bad value in an environment variable (the caller adds the variable name).
+#[derive(Debug, thiserror::Error)]
+pub enum EnvValueError {
+    #[error(transparent)]
+    Parse(#[from] ParseError),
+    #[error(transparent)]
+    Ports(#[from] PortEnumError),
+    #[error(transparent)]
+    Metrics(#[from] MetricsValueError),
+    #[error("invalid glob pattern {pattern:?}: {source}")]
+    Glob { pattern: String, source: globset::Error },
+    #[error(
+        "invalid regular expression {pattern:?} ({}); OTEL_EBPF_EXECUTABLE_PATH is a regular expression, \
+         use OTEL_EBPF_AUTO_TARGET_EXE for globs such as '*/node'",
+        last_line(.source)
+    )]
+    Regex { pattern: String, source: regex::Error },
+    #[error("ring buffer size {0:?} is too large (maximum 2GiB)")]
+    RingBufferTooLarge(String),
+    #[error("invalid port {0:?} (expected 0-65535)")]
+    Port(String),
+    #[error("invalid TTL {0:?}: must be greater than zero, e.g. 5m")]
+    ZeroTtl(String),
+}
+
+/// The last line of a multi-line error (the regex crate's summary).
+fn last_line(e: &regex::Error) -> String {
+    e.to_string().lines().last().unwrap_or_default().trim().to_string()
 }
 
 /// Environment lookup with OBI's conventions (empty = unset, `BEYLA_*` aliases).
@@ -67,7 +86,16 @@ impl<'a> Env<'a> {
 
 /// Sets one configuration value from an environment variable's text.
 /// Arguments: the config, the value, the variable name the value came from.
-pub type EnvSetter = fn(&mut Config, &str, &str) -> Result<(), String>;
+pub type EnvSetter = fn(&mut Config, &str, &str) -> Result<(), EnvValueError>;
+
+/// Where a variable's value goes.
+pub enum Target {
+    /// Decoded into [`Config`] at once.
+    Config(EnvSetter),
+    /// Kept as written for the OTLP exporters' resolution
+    /// ([`super::otlp`]), whose errors name the variable.
+    Otlp,
+}
 
 /// One supported environment variable.
 pub struct EnvVar {
@@ -77,345 +105,324 @@ pub struct EnvVar {
     /// The equivalent YAML key, empty when there is none.
     pub yaml: &'static str,
     pub help: &'static str,
-    pub set: EnvSetter,
+    pub target: Target,
 }
 
-fn glob(v: &str) -> Result<GlobPattern, String> {
-    GlobPattern::new(v).map_err(|e| format!("invalid glob pattern {v:?}: {e}"))
+fn glob(v: &str) -> Result<GlobPattern, EnvValueError> {
+    GlobPattern::new(v).map_err(|source| EnvValueError::Glob { pattern: v.to_string(), source })
 }
 
-fn regex(v: &str) -> Result<RegexPattern, String> {
-    RegexPattern::new(v).map_err(|e| {
-        let first = e.to_string().lines().last().unwrap_or_default().trim().to_string();
-        format!(
-            "invalid regular expression {v:?} ({first}); OTEL_EBPF_EXECUTABLE_PATH is a regular expression, \
-             use OTEL_EBPF_AUTO_TARGET_EXE for globs such as '*/node'"
-        )
-    })
+fn regex(v: &str) -> Result<RegexPattern, EnvValueError> {
+    RegexPattern::new(v).map_err(|source| EnvValueError::Regex { pattern: v.to_string(), source })
 }
 
-/// Every environment variable read by [`apply_env`], in application order.
+fn port(v: &str) -> Result<u16, EnvValueError> {
+    v.trim().parse().map_err(|_| EnvValueError::Port(v.to_string()))
+}
+
+/// Every environment variable the loader reads, in application order.
 pub static ENV_VARS: &[EnvVar] = &[
     EnvVar {
         name: "OTEL_EBPF_LOG_LEVEL",
         fallbacks: &[],
         yaml: "log_level",
         help: "DEBUG, INFO, WARN or ERROR (default INFO)",
-        set: |c, v, _| {
+        target: Target::Config(|c, v, _| {
             c.log_level = v.parse()?;
             Ok(())
-        },
+        }),
     },
     EnvVar {
         name: "OTEL_EBPF_LOG_FORMAT",
         fallbacks: &[],
         yaml: "log_format",
         help: "text or json (default text)",
-        set: |c, v, _| {
+        target: Target::Config(|c, v, _| {
             c.log_format = v.parse()?;
             Ok(())
-        },
+        }),
     },
     EnvVar {
         name: "OTEL_EBPF_TRACE_PRINTER",
         fallbacks: &[],
         yaml: "trace_printer",
         help: "print spans on stdout: disabled, text, json, json_indent or counter (default disabled)",
-        set: |c, v, _| {
+        target: Target::Config(|c, v, _| {
             c.trace_printer = v.parse()?;
             Ok(())
-        },
+        }),
     },
     EnvVar {
         name: "OTEL_SERVICE_NAME",
         fallbacks: &["OTEL_EBPF_SERVICE_NAME"],
         yaml: "service_name",
         help: "service name of the processes selected by the shortcuts (OPEN_PORT, AUTO_TARGET_EXE, ...)",
-        set: |c, v, _| {
+        target: Target::Config(|c, v, _| {
             c.service_name = Some(v.to_string());
             Ok(())
-        },
+        }),
     },
     EnvVar {
         name: "OTEL_EBPF_SERVICE_NAMESPACE",
         fallbacks: &[],
         yaml: "service_namespace",
         help: "service namespace of the processes selected by the shortcuts",
-        set: |c, v, _| {
+        target: Target::Config(|c, v, _| {
             c.service_namespace = Some(v.to_string());
             Ok(())
-        },
+        }),
     },
     EnvVar {
         name: "OTEL_EBPF_OPEN_PORT",
         fallbacks: &[],
         yaml: "open_port",
         help: "instrument processes with a local socket on these ports, e.g. 80,443,8000-8999",
-        set: |c, v, _| {
-            c.open_port = Some(PortEnum::parse(v).map_err(|e| e.to_string())?);
+        target: Target::Config(|c, v, _| {
+            c.open_port = Some(PortEnum::parse(v)?);
             Ok(())
-        },
+        }),
     },
     EnvVar {
         name: "OTEL_EBPF_AUTO_TARGET_EXE",
         fallbacks: &["OTEL_GO_AUTO_TARGET_EXE"],
         yaml: "auto_target_exe",
         help: "instrument processes whose executable path matches this glob, e.g. '*/java'",
-        set: |c, v, _| {
+        target: Target::Config(|c, v, _| {
             c.auto_target_exe = Some(glob(v)?);
             Ok(())
-        },
+        }),
     },
     EnvVar {
         name: "OTEL_EBPF_EXECUTABLE_PATH",
         fallbacks: &[],
         yaml: "executable_path",
         help: "deprecated: regular expression over the executable path (use OTEL_EBPF_AUTO_TARGET_EXE)",
-        set: |c, v, name| {
+        target: Target::Config(|c, v, name| {
             c.executable_path = Some(regex(v)?);
             c.note(LogLevel::Info, name, "deprecated: use OTEL_EBPF_AUTO_TARGET_EXE (a glob) instead");
             Ok(())
-        },
+        }),
     },
     EnvVar {
         name: "OTEL_EBPF_AUTO_TARGET_LANGUAGE",
         fallbacks: &[],
         yaml: "",
         help: "instrument processes whose detected language matches this glob (go, java, nodejs, python, ...)",
-        set: |c, v, _| {
+        target: Target::Config(|c, v, _| {
             c.auto_target_language = Some(glob(v)?);
             Ok(())
-        },
+        }),
     },
     EnvVar {
         name: "OTEL_EBPF_TARGET_PID",
         fallbacks: &[],
         yaml: "target_pids",
         help: "instrument these process ids, e.g. 1234,5678",
-        set: |c, v, _| {
+        target: Target::Config(|c, v, _| {
             c.target_pids = parse_pid_list(v)?;
             Ok(())
-        },
+        }),
     },
     EnvVar {
         name: "OTEL_EBPF_SYSTEM_WIDE",
         fallbacks: &[],
         yaml: "discovery.system_wide",
         help: "instrument every process (true/false)",
-        set: |c, v, _| {
+        target: Target::Config(|c, v, _| {
             c.discovery.system_wide = parse_go_bool(v)?;
             Ok(())
-        },
+        }),
     },
     EnvVar {
         name: "OTEL_EBPF_DISCOVERY_POLL_INTERVAL",
         fallbacks: &[],
         yaml: "discovery.poll_interval",
         help: "how often processes are rescanned (default 5s)",
-        set: |c, v, _| {
+        target: Target::Config(|c, v, _| {
             let d = parse_go_duration(v)?;
             c.discovery.poll_interval = if d.is_zero() { DEFAULT_POLL_INTERVAL } else { d };
             Ok(())
-        },
+        }),
     },
     EnvVar {
         name: "OTEL_EBPF_EXCLUDE_OTEL_INSTRUMENTED_SERVICES",
         fallbacks: &[],
         yaml: "discovery.exclude_otel_instrumented_services",
         help: "skip processes that already export OpenTelemetry data (default true)",
-        set: |c, v, _| {
+        target: Target::Config(|c, v, _| {
             c.discovery.exclude_otel_instrumented_services = parse_go_bool(v)?;
             Ok(())
-        },
+        }),
     },
     EnvVar {
         name: "OTEL_EBPF_SHUTDOWN_TIMEOUT",
         fallbacks: &[],
         yaml: "shutdown_timeout",
         help: "graceful shutdown timeout (default 10s)",
-        set: |c, v, _| {
+        target: Target::Config(|c, v, _| {
             c.shutdown_timeout = parse_go_duration(v)?;
             Ok(())
-        },
+        }),
     },
     EnvVar {
         name: "OTEL_EBPF_HOSTNAME",
         fallbacks: &[],
         yaml: "attributes.instance_id.override_hostname",
         help: "host name used in service.instance.id",
-        set: |c, v, _| {
+        target: Target::Config(|c, v, _| {
             c.hostname = Some(v.to_string());
             Ok(())
-        },
+        }),
     },
     EnvVar {
         name: "OTEL_EBPF_BPF_BUFFER_SIZE_HTTP",
         fallbacks: &[],
         yaml: "ebpf.buffer_sizes.http",
         help: "payload bytes captured per read/write, up to 4096 (default 1024; 0 = default; larger values are capped)",
-        set: |c, v, name| {
+        target: Target::Config(|c, v, name| {
             let n = parse_u32(v)?;
             c.ebpf.capture_size = capture_size(c, n, name);
             Ok(())
-        },
+        }),
     },
     EnvVar {
         name: "OTEL_EBPF_BPF_RING_BUFFER_SIZE",
         fallbacks: &[],
         yaml: "ebpf.ring_buffer_size",
         help: "event ring buffer size, a power of two >= 4096, e.g. 16MiB (default 8MiB)",
-        set: |c, v, _| {
+        target: Target::Config(|c, v, _| {
             let n = parse_byte_size(v)?;
-            c.ebpf.ring_buffer_size =
-                u32::try_from(n).map_err(|_| format!("ring buffer size {v:?} is too large (maximum 2GiB)"))?;
+            c.ebpf.ring_buffer_size = u32::try_from(n).map_err(|_| EnvValueError::RingBufferTooLarge(v.to_string()))?;
             Ok(())
-        },
+        }),
     },
     EnvVar {
         name: "OTEL_EBPF_BPF_WAKEUP_LEN",
         fallbacks: &[],
         yaml: "ebpf.wakeup_len",
         help: "wake user space after this many events (default 500)",
-        set: |c, v, _| {
+        target: Target::Config(|c, v, _| {
             c.ebpf.wakeup_len = parse_u32(v)?;
             Ok(())
-        },
+        }),
     },
     EnvVar {
         name: "OTEL_EBPF_BPF_BATCH_TIMEOUT",
         fallbacks: &[],
         yaml: "ebpf.batch_timeout",
         help: "read the ring buffer at least this often (default 100ms; OBI: 1s)",
-        set: |c, v, _| {
+        target: Target::Config(|c, v, _| {
             c.ebpf.batch_timeout = parse_go_duration(v)?;
             Ok(())
-        },
+        }),
     },
     EnvVar {
         name: "OTEL_EBPF_BPF_BATCH_LENGTH",
         fallbacks: &[],
         yaml: "ebpf.batch_length",
         help: "accepted for compatibility and ignored",
-        set: |c, v, name| {
+        target: Target::Config(|c, v, name| {
             parse_u32(v)?;
             c.note(LogLevel::Debug, name, "accepted for OBI compatibility and ignored (spans are not batched)");
             Ok(())
-        },
+        }),
     },
     EnvVar {
         name: "OTEL_EBPF_BPF_HTTP_REQUEST_TIMEOUT",
         fallbacks: &[],
         yaml: "ebpf.http_request_timeout",
         help: "report requests without a response after this long with status 408 (default 0 = off)",
-        set: |c, v, _| {
+        target: Target::Config(|c, v, _| {
             c.ebpf.http_request_timeout = parse_go_duration(v)?;
             Ok(())
-        },
+        }),
     },
     EnvVar {
         name: "OTEL_EBPF_BTF_PATH",
         fallbacks: &[],
         yaml: "ebpf.btf_path",
         help: "BTF file for kernels without /sys/kernel/btf/vmlinux",
-        set: |c, v, _| {
+        target: Target::Config(|c, v, _| {
             c.ebpf.btf_path = Some(PathBuf::from(v));
             Ok(())
-        },
+        }),
     },
     EnvVar {
         name: "OTEL_EBPF_BPF_CONTEXT_PROPAGATION",
         fallbacks: &[],
         yaml: "ebpf.context_propagation",
         help: "disabled, all, headers, tcp or headers,tcp (default disabled)",
-        set: |c, v, _| {
+        target: Target::Config(|c, v, _| {
             c.ebpf.context_propagation = v.parse()?;
             Ok(())
-        },
+        }),
     },
     EnvVar {
         name: "OTEL_EBPF_BPF_TRACK_REQUEST_HEADERS",
         fallbacks: &[],
         yaml: "ebpf.track_request_headers",
         help: "read incoming traceparent headers (default false)",
-        set: |c, v, _| {
+        target: Target::Config(|c, v, _| {
             c.ebpf.track_request_headers = parse_go_bool(v)?;
             Ok(())
-        },
+        }),
     },
-    EnvVar {
-        name: "OTEL_EXPORTER_OTLP_ENDPOINT",
-        fallbacks: &[],
-        yaml: "",
-        help: "OTLP endpoint for traces and metrics (/v1/traces, /v1/metrics appended for HTTP)",
-        set: |c, v, name| {
-            keep(c, "OTEL_EXPORTER_OTLP_ENDPOINT", v, name);
-            c.export.otlp_endpoint = Some(v.to_string());
-            Ok(())
-        },
-    },
-    EnvVar {
-        name: "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",
-        fallbacks: &[],
-        yaml: "otel_traces_export.endpoint",
-        help: "OTLP traces endpoint, used as is",
-        set: |c, v, name| {
-            keep(c, "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", v, name);
-            c.export.otlp_traces_endpoint = Some(v.to_string());
-            Ok(())
-        },
-    },
-    EnvVar {
-        name: "OTEL_EXPORTER_OTLP_METRICS_ENDPOINT",
-        fallbacks: &[],
-        yaml: "otel_metrics_export.endpoint",
-        help: "OTLP metrics endpoint, used as is",
-        set: |c, v, name| {
-            keep(c, "OTEL_EXPORTER_OTLP_METRICS_ENDPOINT", v, name);
-            c.export.otlp_metrics_endpoint = Some(v.to_string());
-            Ok(())
-        },
-    },
+    exporter_var!(
+        "OTEL_EXPORTER_OTLP_ENDPOINT",
+        "",
+        "OTLP endpoint for traces and metrics (/v1/traces, /v1/metrics appended for HTTP)"
+    ),
+    exporter_var!(
+        "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",
+        "otel_traces_export.endpoint",
+        "OTLP traces endpoint, used as is"
+    ),
+    exporter_var!(
+        "OTEL_EXPORTER_OTLP_METRICS_ENDPOINT",
+        "otel_metrics_export.endpoint",
+        "OTLP metrics endpoint, used as is"
+    ),
     EnvVar {
         name: "OTEL_EBPF_PROMETHEUS_PORT",
         fallbacks: &[],
         yaml: "prometheus_export.port",
         help: "serve Prometheus metrics on this port (0 = off)",
-        set: |c, v, _| {
-            let p: u16 = v.trim().parse().map_err(|_| format!("invalid port {v:?} (expected 0-65535)"))?;
+        target: Target::Config(|c, v, _| {
+            let p = port(v)?;
             c.export.prometheus_port = (p != 0).then_some(p);
             Ok(())
-        },
+        }),
     },
     EnvVar {
         name: "OTEL_EBPF_PROMETHEUS_PATH",
         fallbacks: &[],
         yaml: "prometheus_export.path",
         help: "HTTP path of the Prometheus metrics (default /metrics)",
-        set: |c, v, _| {
+        target: Target::Config(|c, v, _| {
             c.metrics.prometheus_path = super::metrics::check_http_path(v)?;
             Ok(())
-        },
+        }),
     },
     EnvVar {
         name: "OTEL_EBPF_PROMETHEUS_TTL",
         fallbacks: &[],
         yaml: "prometheus_export.ttl",
         help: "remove metric series not updated for this long (default 5m)",
-        set: |c, v, _| {
+        target: Target::Config(|c, v, _| {
             let d = parse_go_duration(v)?;
             if d.is_zero() {
-                return Err(format!("invalid TTL {v:?}: must be greater than zero, e.g. 5m"));
+                return Err(EnvValueError::ZeroTtl(v.to_string()));
             }
             c.metrics.ttl = d;
             Ok(())
-        },
+        }),
     },
     EnvVar {
         name: "OTEL_EBPF_PROMETHEUS_FEATURES",
         fallbacks: &["OTEL_EBPF_METRICS_FEATURES"],
         yaml: "prometheus_export.features",
         help: "metric groups; obi-rs produces application (RED) metrics only",
-        set: |c, v, name| {
+        target: Target::Config(|c, v, name| {
             let unsupported = super::metrics::check_features(v.split(','))?;
             if !unsupported.is_empty() {
                 c.note(
@@ -425,51 +432,51 @@ pub static ENV_VARS: &[EnvVar] = &[
                 );
             }
             Ok(())
-        },
+        }),
     },
     EnvVar {
         name: "OTEL_EBPF_PROMETHEUS_INSTRUMENTATIONS",
         fallbacks: &[],
         yaml: "prometheus_export.instrumentations",
         help: "protocols that produce metrics: * or a list such as http,grpc (default *)",
-        set: |c, v, _| {
+        target: Target::Config(|c, v, _| {
             c.metrics.instrumentations = super::metrics::Instrumentations::parse(v.split(','))?;
             Ok(())
-        },
+        }),
     },
     EnvVar {
         name: "OTEL_EBPF_INTERNAL_METRICS_EXPORTER",
         fallbacks: &[],
         yaml: "internal_metrics.exporter",
         help: "metrics about obi-rs itself: disabled, prometheus or otel (default disabled)",
-        set: |c, v, _| {
+        target: Target::Config(|c, v, _| {
             c.metrics.internal_exporter = super::metrics::InternalExporter::parse(v)?;
             Ok(())
-        },
+        }),
     },
     EnvVar {
         name: "OTEL_EBPF_INTERNAL_METRICS_PROMETHEUS_PORT",
         fallbacks: &[],
         yaml: "internal_metrics.prometheus.port",
         help: "port of the internal metrics endpoint (default: the Prometheus export port)",
-        set: |c, v, _| {
-            let p: u16 = v.trim().parse().map_err(|_| format!("invalid port {v:?} (expected 0-65535)"))?;
+        target: Target::Config(|c, v, _| {
+            let p = port(v)?;
             c.metrics.internal_port = (p != 0).then_some(p);
             Ok(())
-        },
+        }),
     },
     EnvVar {
         name: "OTEL_EBPF_INTERNAL_METRICS_PROMETHEUS_PATH",
         fallbacks: &[],
         yaml: "internal_metrics.prometheus.path",
         help: "HTTP path of the internal metrics (default /internal/metrics)",
-        set: |c, v, _| {
+        target: Target::Config(|c, v, _| {
             c.metrics.internal_path = super::metrics::check_http_path(v)?;
             Ok(())
-        },
+        }),
     },
     // OTLP exporter settings: kept raw here, resolved (and checked, naming
-    // the variable) by `export::otlp::config`.
+    // the variable) by `config::otlp`.
     exporter_var!(
         "OTEL_EXPORTER_OTLP_PROTOCOL",
         "",
@@ -556,7 +563,7 @@ pub static ENV_VARS: &[EnvVar] = &[
         "otel_traces_export.backoff_max_interval",
         "longest retry delay (default 30s)"
     ),
-    // OTLP metrics exporter (resolved by `export::metrics::otlp::resolve`).
+    // OTLP metrics exporter (resolved by `config::otlp::metrics`).
     exporter_var!(
         "OTEL_EXPORTER_OTLP_METRICS_PROTOCOL",
         "otel_metrics_export.protocol",
@@ -620,13 +627,20 @@ pub(crate) fn capture_size(cfg: &mut Config, requested: u32, key: &str) -> u32 {
 /// (read by [`super::config_path`]).
 pub const CONFIG_PATH_VAR: &str = "OTEL_EBPF_CONFIG_PATH";
 
-/// Applies every variable of [`ENV_VARS`] that is set, on top of `cfg`.
-pub fn apply_env(cfg: &mut Config, lookup: &dyn Fn(&str) -> Option<String>) -> Result<(), ConfigError> {
+/// Applies every variable of [`ENV_VARS`] that is set, on top of `cfg`; the
+/// OTLP exporter variables go to `otlp` as written.
+pub(crate) fn apply_env(
+    cfg: &mut Config,
+    otlp: &mut OtlpSources,
+    lookup: &dyn Fn(&str) -> Option<String>,
+) -> Result<(), ConfigError> {
     let env = Env::new(lookup);
     for var in ENV_VARS {
         let found = env.get(var.name).or_else(|| var.fallbacks.iter().find_map(|f| env.get(f)));
-        if let Some((name, value)) = found {
-            (var.set)(cfg, &value, &name).map_err(|message| ConfigError::value(name.clone(), message))?;
+        let Some((name, value)) = found else { continue };
+        match var.target {
+            Target::Config(set) => set(cfg, &value, &name).map_err(|source| ConfigError::Env { var: name, source })?,
+            Target::Otlp => otlp.keep_env(var.name, &value, &name),
         }
     }
     Ok(())

@@ -1,12 +1,13 @@
 //! Settings of the metrics pipeline: `prometheus_export` (beyond `port`),
 //! `routes`, `attributes.select` and `internal_metrics`.
 //!
-//! These sections arrive as JSON trees (see [`super::Config::sections`]);
-//! the `apply_*` functions decode them into [`MetricsConfig`] and return
-//! `(key path, message)` on a bad value, which the YAML layer turns into a
+//! The YAML layer hands these sections over as plain trees; the `apply_*`
+//! functions decode them into [`MetricsConfig`] and return a [`SectionError`]
+//! (key path and message) on a bad value, which the YAML layer turns into a
 //! located [`super::ConfigError`]. Environment variables override the result
 //! (see [`super::env`]).
 
+use std::fmt;
 use std::time::Duration;
 
 use serde_json::Value;
@@ -25,10 +26,37 @@ pub const DEFAULT_TTL: Duration = Duration::from_secs(5 * 60);
 pub const DEFAULT_MAX_SEGMENT_CARDINALITY: usize = 10;
 
 /// Error of a section decoder: the full key path and the message.
-pub type SectionError = (String, String);
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[error("{key}: {message}")]
+pub struct SectionError {
+    pub key: String,
+    pub message: String,
+}
 
-fn err(key: impl Into<String>, msg: impl Into<String>) -> SectionError {
-    (key.into(), msg.into())
+fn err(key: impl Into<String>, msg: impl fmt::Display) -> SectionError {
+    SectionError { key: key.into(), message: msg.to_string() }
+}
+
+/// A bad value in a metrics setting (YAML or environment).
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum MetricsValueError {
+    #[error("invalid value {0:?} (expected heuristic, wildcard, path, unset or low-cardinality)")]
+    Unmatched(String),
+    #[error(
+        "unknown instrumentation {0:?} (expected *, http, grpc, sql, redis, kafka, mqtt, nats, amqp, mongo, \
+         couchbase, memcached, genai, dns, sunrpc or gpu)"
+    )]
+    Instrumentation(String),
+    #[error("invalid value {0:?} (expected disabled, prometheus or otel)")]
+    InternalExporter(String),
+    #[error("unknown metric feature {0:?} (expected e.g. application, application_span, network)")]
+    Feature(String),
+    #[error("at least one bucket boundary is needed")]
+    NoBuckets,
+    #[error("bucket boundaries must be strictly increasing: {0:?}")]
+    UnorderedBuckets(Vec<f64>),
+    #[error("invalid HTTP path {0:?} (must start with '/' and contain no spaces)")]
+    HttpPath(String),
 }
 
 /// What to do with paths that match no `routes.patterns` entry.
@@ -47,7 +75,7 @@ pub enum Unmatched {
 }
 
 impl Unmatched {
-    pub fn parse(s: &str) -> Result<Unmatched, String> {
+    pub fn parse(s: &str) -> Result<Unmatched, MetricsValueError> {
         Ok(match s.trim() {
             "heuristic" => Unmatched::Heuristic,
             // OBI: the empty value is the wildcard mode.
@@ -55,11 +83,7 @@ impl Unmatched {
             "path" => Unmatched::Path,
             "unset" => Unmatched::Unset,
             "low-cardinality" | "low_cardinality" => Unmatched::LowCardinality,
-            other => {
-                return Err(format!(
-                    "invalid value {other:?} (expected heuristic, wildcard, path, unset or low-cardinality)"
-                ));
-            }
+            other => return Err(MetricsValueError::Unmatched(other.to_string())),
         })
     }
 }
@@ -133,7 +157,7 @@ impl Instrumentations {
 
     /// A list such as `["*"]`, `["http"]` or `"http,grpc"`. Names of
     /// protocols obi-rs does not capture yet (`sql`, `redis`...) are accepted.
-    pub fn parse<'a>(items: impl IntoIterator<Item = &'a str>) -> Result<Instrumentations, String> {
+    pub fn parse<'a>(items: impl IntoIterator<Item = &'a str>) -> Result<Instrumentations, MetricsValueError> {
         let mut out = Instrumentations { http: false, grpc: false };
         for item in items {
             match item.trim() {
@@ -143,12 +167,7 @@ impl Instrumentations {
                 "sql" | "redis" | "kafka" | "mqtt" | "nats" | "amqp" | "mongo" | "couchbase" | "memcached"
                 | "genai" | "dns" | "sunrpc" | "gpu" => {}
                 "" => {}
-                other => {
-                    return Err(format!(
-                        "unknown instrumentation {other:?} (expected *, http, grpc, sql, redis, kafka, mqtt, nats, \
-                         amqp, mongo, couchbase, memcached, genai, dns, sunrpc or gpu)"
-                    ));
-                }
+                other => return Err(MetricsValueError::Instrumentation(other.to_string())),
             }
         }
         Ok(out)
@@ -165,12 +184,12 @@ pub enum InternalExporter {
 }
 
 impl InternalExporter {
-    pub fn parse(s: &str) -> Result<InternalExporter, String> {
+    pub fn parse(s: &str) -> Result<InternalExporter, MetricsValueError> {
         match s.trim().to_ascii_lowercase().as_str() {
             "disabled" | "" => Ok(InternalExporter::Disabled),
             "prometheus" => Ok(InternalExporter::Prometheus),
             "otel" => Ok(InternalExporter::Otel),
-            other => Err(format!("invalid value {other:?} (expected disabled, prometheus or otel)")),
+            other => Err(MetricsValueError::InternalExporter(other.to_string())),
         }
     }
 }
@@ -241,11 +260,11 @@ pub const KNOWN_FEATURES: &[&str] = &[
 ];
 
 /// Checks a `features` list; returns the features obi-rs does not produce.
-pub fn check_features<'a>(items: impl IntoIterator<Item = &'a str>) -> Result<Vec<String>, String> {
+pub fn check_features<'a>(items: impl IntoIterator<Item = &'a str>) -> Result<Vec<String>, MetricsValueError> {
     let mut unsupported = Vec::new();
     for f in items.into_iter().map(str::trim).filter(|f| !f.is_empty()) {
         if !KNOWN_FEATURES.contains(&f) && !f.starts_with("stats") {
-            return Err(format!("unknown metric feature {f:?} (expected e.g. application, application_span, network)"));
+            return Err(MetricsValueError::Feature(f.to_string()));
         }
         if f != "application" {
             unsupported.push(f.to_string());
@@ -336,21 +355,21 @@ fn buckets(path: &str, v: &Value) -> Result<Vec<f64>, SectionError> {
 }
 
 /// Bucket boundaries must be finite and strictly increasing (at least one).
-pub fn validate_buckets(b: &[f64]) -> Result<(), String> {
+pub fn validate_buckets(b: &[f64]) -> Result<(), MetricsValueError> {
     if b.is_empty() {
-        return Err("at least one bucket boundary is needed".to_string());
+        return Err(MetricsValueError::NoBuckets);
     }
     if b.windows(2).any(|w| w[0] >= w[1]) {
-        return Err(format!("bucket boundaries must be strictly increasing: {b:?}"));
+        return Err(MetricsValueError::UnorderedBuckets(b.to_vec()));
     }
     Ok(())
 }
 
 /// A path served over HTTP: starts with `/`.
-pub fn check_http_path(p: &str) -> Result<String, String> {
+pub fn check_http_path(p: &str) -> Result<String, MetricsValueError> {
     let p = p.trim();
     if !p.starts_with('/') || p.contains(char::is_whitespace) {
-        return Err(format!("invalid HTTP path {p:?} (must start with '/' and contain no spaces)"));
+        return Err(MetricsValueError::HttpPath(p.to_string()));
     }
     Ok(p.to_string())
 }
@@ -586,13 +605,13 @@ mod tests {
         assert_eq!(m.routes.max_path_segment_cardinality, 3);
         assert_eq!(m.routes.ignore_mode, IgnoreMode::Traces);
         let e = apply_routes_section(&mut m, "routes", &json!({"unmatched": "nope"})).unwrap_err();
-        assert_eq!(e.0, "routes.unmatched");
-        assert!(e.1.contains("\"nope\""), "{e:?}");
+        assert_eq!(e.key, "routes.unmatched");
+        assert!(e.message.contains("\"nope\""), "{e:?}");
         let e = apply_routes_section(&mut m, "routes", &json!({"wildcard_char": "ab"})).unwrap_err();
-        assert!(e.1.contains("single character"), "{e:?}");
+        assert!(e.message.contains("single character"), "{e:?}");
         let e = apply_routes_section(&mut m, "routes", &json!({"pattern": []})).unwrap_err();
-        assert_eq!(e.0, "routes.pattern");
-        assert!(e.1.contains("did you mean \"patterns\""), "{e:?}");
+        assert_eq!(e.key, "routes.pattern");
+        assert!(e.message.contains("did you mean \"patterns\""), "{e:?}");
     }
 
     #[test]
@@ -620,7 +639,7 @@ mod tests {
             (json!({"instrumentations": ["htp"]}), "prometheus_export.instrumentations"),
         ] {
             let e = apply_prometheus_section(&mut MetricsConfig::default(), "prometheus_export", &bad).unwrap_err();
-            assert_eq!(e.0, key, "{bad}: {e:?}");
+            assert_eq!(e.key, key, "{bad}: {e:?}");
         }
     }
 
@@ -641,7 +660,7 @@ mod tests {
         assert_eq!(exact.exclude.len(), 1);
         assert!(m.select.iter().find(|e| e.metric.source == "*").unwrap().is_glob);
         let e = apply_attributes_section(&mut m, "attributes", &json!({"select": {"x": {"inclde": []}}})).unwrap_err();
-        assert_eq!(e.0, "attributes.select.x.inclde");
+        assert_eq!(e.key, "attributes.select.x.inclde");
     }
 
     #[test]

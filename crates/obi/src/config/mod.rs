@@ -2,22 +2,31 @@
 //! `OTEL_EBPF_*` (and `BEYLA_*`) environment variables < command-line flags,
 //! validated up front with messages that name the offending key and value.
 //!
-//! Entry point: [`load`] (or [`load_from_process_env`]). The layers live in
-//! submodules: [`yaml`](mod@yaml) (file format, `${VAR}` expansion, unknown-key
-//! errors), [`env`](mod@env) (the explicit table of environment variables and the
-//! `BEYLA_*` aliases) and [`validate`](mod@validate) (cross-field checks).
+//! Entry point: [`load`] (or [`load_from_process_env`]), which returns every
+//! setting already decoded, resolved and checked: the pipeline only reads
+//! [`Config`]. The layers live in submodules: [`yaml`](mod@yaml) (file format,
+//! `${VAR}` expansion, unknown-key errors), [`env`](mod@env) (the explicit
+//! table of environment variables and the `BEYLA_*` aliases),
+//! [`metrics`](mod@metrics) (the metrics pipeline sections), [`otlp`](mod@otlp)
+//! (the OTLP exporters, resolved from the environment and their YAML
+//! sections) and [`validate`](mod@validate) (cross-field checks).
+//!
+//! This module depends on nothing else in the crate: the command line hands
+//! its flags over as [`Overrides`], and the exporters import their settings
+//! types from here.
 
-use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::Duration;
 
 pub mod env;
 pub mod metrics;
+pub mod otlp;
 pub mod parse;
 pub mod ports;
 pub mod validate;
 pub mod yaml;
 
+pub use parse::ParseError;
 pub use ports::{PortEnum, PortEnumError};
 
 /// How spans are printed on stdout (`OTEL_EBPF_TRACE_PRINTER`).
@@ -243,50 +252,21 @@ impl Default for EbpfConfig {
     }
 }
 
-/// Exporter endpoints known so far. The exporters themselves read their
-/// sections from [`Config::sections`]; these fields merge the YAML value and
-/// the environment so that validation (and the exporters) see one value.
+/// Exporters, resolved at load.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct ExportConfig {
-    /// `OTEL_EXPORTER_OTLP_ENDPOINT` (environment only, like OBI): `/v1/traces`
-    /// and `/v1/metrics` are appended for HTTP.
-    pub otlp_endpoint: Option<String>,
-    /// `otel_traces_export.endpoint` / `OTEL_EXPORTER_OTLP_TRACES_ENDPOINT` (used as is).
-    pub otlp_traces_endpoint: Option<String>,
-    /// `otel_metrics_export.endpoint` / `OTEL_EXPORTER_OTLP_METRICS_ENDPOINT` (used as is).
-    pub otlp_metrics_endpoint: Option<String>,
     /// `prometheus_export.port` / `OTEL_EBPF_PROMETHEUS_PORT` (0 = disabled = `None`).
     pub prometheus_port: Option<u16>,
-    /// Raw values of the exporter variables (`OTEL_EXPORTER_OTLP_*`,
-    /// `OTEL_TRACES_SAMPLER`, ...) by canonical name, with the variable each
-    /// came from; the exporters resolve them (see `export::otlp::config`).
-    pub exporter_env: BTreeMap<&'static str, Setting>,
-    /// The OTLP traces exporter, resolved from the above and the
-    /// `otel_traces_export` section; `None` when no endpoint is set.
-    pub otlp_traces: Option<crate::export::otlp::TracesExportConfig>,
-}
-
-/// A raw setting and where it came from (an environment variable name or a
-/// YAML path), so that errors can name it.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Setting {
-    pub source: String,
-    pub value: String,
-}
-
-impl Setting {
-    pub fn new(source: impl Into<String>, value: impl Into<String>) -> Self {
-        Setting { source: source.into(), value: value.into() }
-    }
+    /// The OTLP traces exporter; `None` when no traces (or common) endpoint is set.
+    pub otlp_traces: Option<otlp::OtlpTracesSettings>,
+    /// The OTLP metrics exporter; `None` when no metrics (or common) endpoint is set.
+    pub otlp_metrics: Option<otlp::OtlpMetricsSettings>,
 }
 
 impl ExportConfig {
     /// Whether any exporter would send or serve data.
     pub fn any_enabled(&self) -> bool {
-        self.otlp_endpoint.is_some()
-            || self.otlp_traces_endpoint.is_some()
-            || self.otlp_metrics_endpoint.is_some()
-            || self.prometheus_port.is_some()
+        self.otlp_traces.is_some() || self.otlp_metrics.is_some() || self.prometheus_port.is_some()
     }
 }
 
@@ -326,17 +306,11 @@ pub struct Config {
     pub hostname: Option<String>,
     /// `OTEL_EBPF_AUTO_TARGET_LANGUAGE` shortcut (glob over the detected language).
     pub auto_target_language: Option<GlobPattern>,
-    /// Exporter endpoints (YAML merged with the environment).
+    /// Exporters (YAML merged with the environment).
     pub export: ExportConfig,
     /// Metrics pipeline: Prometheus path/TTL/buckets, routes, attribute
     /// selection, internal metrics.
     pub metrics: metrics::MetricsConfig,
-    /// YAML sections that are accepted but not interpreted here yet, by
-    /// top-level key (`otel_traces_export`, `otel_metrics_export`,
-    /// `prometheus_export`, `routes`, `attributes`, `filter`, `name_resolver`,
-    /// `network`, `internal_metrics`, `metrics`, ...). Values are plain JSON
-    /// trees: `serde_json::from_value` turns one into a typed struct.
-    pub sections: BTreeMap<String, serde_json::Value>,
     /// The configuration file that was read, if any.
     pub config_path: Option<PathBuf>,
     /// Non-fatal findings, see [`Config::log_diagnostics`].
@@ -362,7 +336,6 @@ impl Default for Config {
             auto_target_language: None,
             export: ExportConfig::default(),
             metrics: metrics::MetricsConfig::default(),
-            sections: BTreeMap::new(),
             config_path: None,
             diagnostics: Vec::new(),
         }
@@ -405,11 +378,6 @@ impl Config {
         out
     }
 
-    /// A YAML section kept as a tree (see [`Config::sections`]).
-    pub fn section(&self, key: &str) -> Option<&serde_json::Value> {
-        self.sections.get(key)
-    }
-
     /// Logs [`Config::diagnostics`] through `tracing` (call after
     /// `logging::init`).
     pub fn log_diagnostics(&self) {
@@ -442,6 +410,9 @@ pub enum ConfigError {
     /// environment variable name; `message` contains the value.
     #[error("{key}{}: {message}", at_suffix(.at))]
     Value { key: String, at: Option<String>, message: String },
+    /// A bad value in the environment variable `var`.
+    #[error("{var}: {source}")]
+    Env { var: String, source: env::EnvValueError },
     /// A cross-field problem found by [`validate::validate`].
     #[error("{0}")]
     Invalid(String),
@@ -462,51 +433,73 @@ impl ConfigError {
     }
 }
 
+/// What the command line sets. Flags win over the environment, except the
+/// configuration file path (see [`config_path`]).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Overrides {
+    /// `--config`.
+    pub config_path: Option<PathBuf>,
+}
+
 /// The configuration file to read: `OTEL_EBPF_CONFIG_PATH` (or
 /// `BEYLA_CONFIG_PATH`) wins over `--config`, like OBI.
-pub fn config_path(args: &crate::cli::RunArgs, env: &dyn Fn(&str) -> Option<String>) -> Option<PathBuf> {
-    env::Env::new(env).get("OTEL_EBPF_CONFIG_PATH").map(|(_, v)| PathBuf::from(v)).or_else(|| args.config.clone())
+pub fn config_path(overrides: &Overrides, env: &dyn Fn(&str) -> Option<String>) -> Option<PathBuf> {
+    env::Env::new(env)
+        .get(env::CONFIG_PATH_VAR)
+        .map(|(_, v)| PathBuf::from(v))
+        .or_else(|| overrides.config_path.clone())
 }
 
 /// Builds and validates the configuration: defaults, then the YAML file
 /// (`OTEL_EBPF_CONFIG_PATH` or `--config`), then environment variables.
 /// `env` looks up one environment variable (injectable for tests).
-pub fn load(args: &crate::cli::RunArgs, env: &dyn Fn(&str) -> Option<String>) -> Result<Config, ConfigError> {
-    let cfg = load_unvalidated(args, env)?;
+pub fn load(overrides: &Overrides, env: &dyn Fn(&str) -> Option<String>) -> Result<Config, ConfigError> {
+    let cfg = load_unvalidated(overrides, env)?;
     validate::validate(&cfg)?;
     Ok(cfg)
 }
 
 /// Like [`load`] without the cross-field checks of [`validate::validate`]
-/// (values are still parsed and range-checked). For `obi check`.
-pub fn load_unvalidated(
-    args: &crate::cli::RunArgs,
-    env: &dyn Fn(&str) -> Option<String>,
-) -> Result<Config, ConfigError> {
-    let mut cfg = Config::default();
-    if let Some(path) = config_path(args, env) {
-        let text =
-            std::fs::read_to_string(&path).map_err(|source| ConfigError::ReadFile { path: path.clone(), source })?;
-        yaml::apply_yaml(&mut cfg, &text, &path.display().to_string(), env)?;
-        cfg.config_path = Some(path);
-    }
-    env::apply_env(&mut cfg, env)?;
-    let mut notes = Vec::new();
-    cfg.export.otlp_traces = crate::export::otlp::TracesExportConfig::from_config(&cfg, &mut notes)?;
-    cfg.diagnostics.extend(notes);
+/// (values are still parsed, range-checked and resolved). For `obi check`.
+pub fn load_unvalidated(overrides: &Overrides, env: &dyn Fn(&str) -> Option<String>) -> Result<Config, ConfigError> {
+    let Some(path) = config_path(overrides, env) else {
+        return build(None, env);
+    };
+    let text = std::fs::read_to_string(&path).map_err(|source| ConfigError::ReadFile { path: path.clone(), source })?;
+    let mut cfg = build(Some((&text, &path.display().to_string())), env)?;
+    cfg.config_path = Some(path);
     Ok(cfg)
 }
 
 /// [`load`] with the process environment.
-pub fn load_from_process_env(args: &crate::cli::RunArgs) -> Result<Config, ConfigError> {
-    load(args, &|k| std::env::var(k).ok())
+pub fn load_from_process_env(overrides: &Overrides) -> Result<Config, ConfigError> {
+    load(overrides, &|k| std::env::var(k).ok())
 }
 
 /// Parses YAML text on top of the defaults, without environment overrides or
 /// validation (`${VAR}` references expand to empty strings). For tests and tools.
 pub fn from_yaml_str(text: &str) -> Result<Config, ConfigError> {
+    build(Some((text, "<string>")), &|_| None)
+}
+
+/// [`from_yaml_str`] with environment overrides (still without validation).
+#[cfg(test)]
+pub(crate) fn from_yaml_str_and_env(text: &str, env: &dyn Fn(&str) -> Option<String>) -> Result<Config, ConfigError> {
+    build(Some((text, "<string>")), env)
+}
+
+/// Applies the layers (defaults, the YAML document `(text, origin)`, the
+/// environment) and resolves the exporter settings they gathered.
+fn build(yaml_doc: Option<(&str, &str)>, env: &dyn Fn(&str) -> Option<String>) -> Result<Config, ConfigError> {
     let mut cfg = Config::default();
-    yaml::apply_yaml(&mut cfg, text, "<string>", &|_| None)?;
+    let mut otlp_sources = otlp::OtlpSources::default();
+    if let Some((text, origin)) = yaml_doc {
+        yaml::apply_yaml(&mut cfg, &mut otlp_sources, text, origin, env)?;
+    }
+    env::apply_env(&mut cfg, &mut otlp_sources, env)?;
+    let mut notes = Vec::new();
+    (cfg.export.otlp_traces, cfg.export.otlp_metrics) = otlp::resolve(&otlp_sources, &mut notes)?;
+    cfg.diagnostics.extend(notes);
     Ok(cfg)
 }
 

@@ -1,24 +1,60 @@
-//! Scalar parsers shared by the YAML and environment layers. Every function
-//! returns a message that already contains the offending value; callers add
-//! the key (YAML path or environment variable name).
+//! Scalar parsers shared by the YAML and environment layers. Every error's
+//! message already contains the offending value; callers add the key (YAML
+//! path or environment variable name).
 
 use std::str::FromStr;
 use std::time::Duration;
 
 use super::{ContextPropagation, LogFormat, LogLevel, TracePrinter};
 
+const DURATION_HINT: &str = "use a number with a unit: ns, us, ms, s, m, h; e.g. 5s, 500ms, 1m30s";
+
+/// A scalar that does not parse; holds the value as written.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ParseError {
+    #[error("invalid duration \"\": empty value ({hint})", hint = DURATION_HINT)]
+    EmptyDuration,
+    #[error("invalid duration {0:?}: negative durations are not allowed")]
+    NegativeDuration(String),
+    #[error("invalid duration {0:?} ({hint})", hint = DURATION_HINT)]
+    Duration(String),
+    #[error("invalid duration {0:?}: missing unit ({hint})", hint = DURATION_HINT)]
+    DurationWithoutUnit(String),
+    #[error("invalid duration {input:?}: unknown unit {unit:?} ({hint})", hint = DURATION_HINT)]
+    DurationUnit { input: String, unit: String },
+    #[error("invalid duration {0:?}: value is too large")]
+    DurationTooLarge(String),
+    #[error("invalid boolean {0:?} (use true or false)")]
+    Bool(String),
+    #[error("invalid number {0:?} (expected an integer between 0 and {max})", max = u32::MAX)]
+    U32(String),
+    #[error("invalid size {0:?} (expected a number of bytes, optionally with K, KiB, M, MiB, G or GiB)")]
+    ByteSize(String),
+    #[error("invalid process id list {0:?} (expected e.g. 1234,5678)")]
+    PidList(String),
+    #[error("invalid process id {0:?} (expected a positive integer)")]
+    Pid(String),
+    #[error("unknown log level specified {0:?}, choices are [DEBUG, INFO, WARN, ERROR]")]
+    LogLevel(String),
+    #[error("unknown log format specified {0:?}, choices are [text, json]")]
+    LogFormat(String),
+    #[error("invalid value for trace_printer: '{0}' (valid values: disabled, text, json, json_indent, counter)")]
+    TracePrinter(String),
+    #[error("invalid value for context_propagation: '{0}' (valid: all, disabled, headers, http, tcp)")]
+    ContextPropagation(String),
+}
+
 /// Parses a Go `time.ParseDuration` string: a sequence of decimal numbers with
 /// a unit each (`ns`, `us`/`µs`, `ms`, `s`, `m`, `h`), e.g. `5s`, `500ms`,
 /// `1m30s`, `1.5h`. A bare `0` is accepted. Negative values are rejected.
-pub fn parse_go_duration(input: &str) -> Result<Duration, String> {
-    const HINT: &str = "use a number with a unit: ns, us, ms, s, m, h; e.g. 5s, 500ms, 1m30s";
+pub fn parse_go_duration(input: &str) -> Result<Duration, ParseError> {
     let s = input.trim();
     if s.is_empty() {
-        return Err(format!("invalid duration \"\": empty value ({HINT})"));
+        return Err(ParseError::EmptyDuration);
     }
     let s = s.strip_prefix('+').unwrap_or(s);
     if s.starts_with('-') {
-        return Err(format!("invalid duration {input:?}: negative durations are not allowed"));
+        return Err(ParseError::NegativeDuration(input.to_string()));
     }
     if s == "0" {
         return Ok(Duration::ZERO);
@@ -29,7 +65,7 @@ pub fn parse_go_duration(input: &str) -> Result<Duration, String> {
         let num_len = rest.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(rest.len());
         let num = &rest[..num_len];
         if num.is_empty() || num == "." || num.matches('.').count() > 1 {
-            return Err(format!("invalid duration {input:?} ({HINT})"));
+            return Err(ParseError::Duration(input.to_string()));
         }
         rest = &rest[num_len..];
         let unit_len = rest.find(|c: char| c.is_ascii_digit() || c == '.').unwrap_or(rest.len());
@@ -42,54 +78,53 @@ pub fn parse_go_duration(input: &str) -> Result<Duration, String> {
             "s" => 1e9,
             "m" => 60e9,
             "h" => 3600e9,
-            "" => return Err(format!("invalid duration {input:?}: missing unit ({HINT})")),
-            other => return Err(format!("invalid duration {input:?}: unknown unit {other:?} ({HINT})")),
+            "" => return Err(ParseError::DurationWithoutUnit(input.to_string())),
+            other => return Err(ParseError::DurationUnit { input: input.to_string(), unit: other.to_string() }),
         };
-        let value: f64 = num.parse().map_err(|_| format!("invalid duration {input:?} ({HINT})"))?;
+        let value: f64 = num.parse().map_err(|_| ParseError::Duration(input.to_string()))?;
         total += value * nanos_per_unit;
     }
     if !total.is_finite() || total > u64::MAX as f64 {
-        return Err(format!("invalid duration {input:?}: value is too large"));
+        return Err(ParseError::DurationTooLarge(input.to_string()));
     }
     Ok(Duration::from_nanos(total.round() as u64))
 }
 
 /// Go's `strconv.ParseBool`: `1,t,T,TRUE,true,True,0,f,F,FALSE,false,False`.
-pub fn parse_go_bool(input: &str) -> Result<bool, String> {
+pub fn parse_go_bool(input: &str) -> Result<bool, ParseError> {
     match input.trim() {
         "1" | "t" | "T" | "TRUE" | "true" | "True" => Ok(true),
         "0" | "f" | "F" | "FALSE" | "false" | "False" => Ok(false),
-        _ => Err(format!("invalid boolean {input:?} (use true or false)")),
+        _ => Err(ParseError::Bool(input.to_string())),
     }
 }
 
 /// Booleans written as YAML strings: Go's set plus the YAML 1.1 spellings
 /// (`yes/no/on/off`) that `gopkg.in/yaml.v3` accepts for `bool` fields.
-pub fn parse_yaml_bool(input: &str) -> Result<bool, String> {
+pub fn parse_yaml_bool(input: &str) -> Result<bool, ParseError> {
     if let Ok(b) = parse_go_bool(input) {
         return Ok(b);
     }
     match input.trim() {
         "y" | "Y" | "yes" | "Yes" | "YES" | "on" | "On" | "ON" => Ok(true),
         "n" | "N" | "no" | "No" | "NO" | "off" | "Off" | "OFF" => Ok(false),
-        _ => Err(format!("invalid boolean {input:?} (use true or false)")),
+        _ => Err(ParseError::Bool(input.to_string())),
     }
 }
 
 /// A non-negative integer that fits in `u32`.
-pub fn parse_u32(input: &str) -> Result<u32, String> {
+pub fn parse_u32(input: &str) -> Result<u32, ParseError> {
     let t = input.trim();
-    t.parse::<u32>().map_err(|_| format!("invalid number {input:?} (expected an integer between 0 and {})", u32::MAX))
+    t.parse::<u32>().map_err(|_| ParseError::U32(input.to_string()))
 }
 
 /// A byte size: a plain integer or one with a binary suffix
 /// (`K`/`KiB`, `M`/`MiB`, `G`/`GiB`; `KB`/`MB`/`GB` are read as binary too).
-pub fn parse_byte_size(input: &str) -> Result<u64, String> {
+pub fn parse_byte_size(input: &str) -> Result<u64, ParseError> {
     let t = input.trim();
     let digits = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
     let (num, suffix) = t.split_at(digits);
-    let err =
-        || format!("invalid size {input:?} (expected a number of bytes, optionally with K, KiB, M, MiB, G or GiB)");
+    let err = || ParseError::ByteSize(input.to_string());
     if num.is_empty() {
         return Err(err());
     }
@@ -105,7 +140,7 @@ pub fn parse_byte_size(input: &str) -> Result<u64, String> {
 }
 
 /// A comma-separated list of process ids, e.g. `1234,5678`.
-pub fn parse_pid_list(input: &str) -> Result<Vec<u32>, String> {
+pub fn parse_pid_list(input: &str) -> Result<Vec<u32>, ParseError> {
     let mut out = Vec::new();
     for part in input.split(',') {
         let p = part.trim();
@@ -115,20 +150,20 @@ pub fn parse_pid_list(input: &str) -> Result<Vec<u32>, String> {
         out.push(parse_pid(p)?);
     }
     if out.is_empty() {
-        return Err(format!("invalid process id list {input:?} (expected e.g. 1234,5678)"));
+        return Err(ParseError::PidList(input.to_string()));
     }
     Ok(out)
 }
 
-pub fn parse_pid(input: &str) -> Result<u32, String> {
+pub fn parse_pid(input: &str) -> Result<u32, ParseError> {
     match input.trim().parse::<u32>() {
         Ok(p) if p > 0 => Ok(p),
-        _ => Err(format!("invalid process id {input:?} (expected a positive integer)")),
+        _ => Err(ParseError::Pid(input.to_string())),
     }
 }
 
 impl FromStr for LogLevel {
-    type Err = String;
+    type Err = ParseError;
 
     /// Case-insensitive, like Go's `slog.Level.UnmarshalText`.
     fn from_str(s: &str) -> Result<Self, Self::Err> {
@@ -137,7 +172,7 @@ impl FromStr for LogLevel {
             "INFO" => Ok(LogLevel::Info),
             "WARN" | "WARNING" => Ok(LogLevel::Warn),
             "ERROR" => Ok(LogLevel::Error),
-            _ => Err(format!("unknown log level specified {s:?}, choices are [DEBUG, INFO, WARN, ERROR]")),
+            _ => Err(ParseError::LogLevel(s.to_string())),
         }
     }
 }
@@ -154,13 +189,13 @@ impl LogLevel {
 }
 
 impl FromStr for LogFormat {
-    type Err = String;
+    type Err = ParseError;
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         match s.trim().to_ascii_lowercase().as_str() {
             "text" => Ok(LogFormat::Text),
             "json" => Ok(LogFormat::Json),
-            _ => Err(format!("unknown log format specified {s:?}, choices are [text, json]")),
+            _ => Err(ParseError::LogFormat(s.to_string())),
         }
     }
 }
@@ -175,7 +210,7 @@ impl LogFormat {
 }
 
 impl FromStr for TracePrinter {
-    type Err = String;
+    type Err = ParseError;
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         match s.trim().to_ascii_lowercase().as_str() {
@@ -184,9 +219,7 @@ impl FromStr for TracePrinter {
             "json" => Ok(TracePrinter::Json),
             "json_indent" => Ok(TracePrinter::JsonIndent),
             "counter" => Ok(TracePrinter::Counter),
-            _ => Err(format!(
-                "invalid value for trace_printer: '{s}' (valid values: disabled, text, json, json_indent, counter)"
-            )),
+            _ => Err(ParseError::TracePrinter(s.to_string())),
         }
     }
 }
@@ -208,7 +241,7 @@ impl TracePrinter {
 }
 
 impl FromStr for ContextPropagation {
-    type Err = String;
+    type Err = ParseError;
 
     /// OBI's syntax: `all`, `disabled` (or empty), or a comma list of
     /// `headers` (alias `http`) and `tcp`. The obsolete `ip` is accepted and
@@ -225,9 +258,7 @@ impl FromStr for ContextPropagation {
                         "tcp" => tcp = true,
                         "ip" => {}
                         other => {
-                            return Err(format!(
-                                "invalid value for context_propagation: '{other}' (valid: all, disabled, headers, http, tcp)"
-                            ));
+                            return Err(ParseError::ContextPropagation(other.to_string()));
                         }
                     }
                 }
@@ -314,15 +345,15 @@ mod tests {
 
     #[test]
     fn bad_go_durations() {
-        assert!(parse_go_duration("5").unwrap_err().contains("missing unit"));
-        assert!(parse_go_duration("5x").unwrap_err().contains("unknown unit \"x\""));
-        assert!(parse_go_duration("5 s").unwrap_err().contains("unknown unit"));
-        assert!(parse_go_duration("").unwrap_err().contains("empty"));
-        assert!(parse_go_duration("-5s").unwrap_err().contains("negative"));
+        assert!(parse_go_duration("5").unwrap_err().to_string().contains("missing unit"));
+        assert!(parse_go_duration("5x").unwrap_err().to_string().contains("unknown unit \"x\""));
+        assert!(parse_go_duration("5 s").unwrap_err().to_string().contains("unknown unit"));
+        assert!(parse_go_duration("").unwrap_err().to_string().contains("empty"));
+        assert!(parse_go_duration("-5s").unwrap_err().to_string().contains("negative"));
         assert!(parse_go_duration("s").is_err());
         assert!(parse_go_duration("1..5s").is_err());
         assert!(parse_go_duration("five seconds").is_err());
-        assert!(parse_go_duration("5sec").unwrap_err().contains("\"sec\""));
+        assert!(parse_go_duration("5sec").unwrap_err().to_string().contains("\"sec\""));
     }
 
     #[test]
@@ -361,21 +392,23 @@ mod tests {
         assert_eq!("debug".parse::<LogLevel>().unwrap(), LogLevel::Debug);
         assert_eq!("Warn".parse::<LogLevel>().unwrap(), LogLevel::Warn);
         assert_eq!(
-            "verbose".parse::<LogLevel>().unwrap_err(),
+            "verbose".parse::<LogLevel>().unwrap_err().to_string(),
             "unknown log level specified \"verbose\", choices are [DEBUG, INFO, WARN, ERROR]"
         );
         assert_eq!("JSON".parse::<LogFormat>().unwrap(), LogFormat::Json);
-        assert!("xml".parse::<LogFormat>().unwrap_err().contains("[text, json]"));
+        assert!("xml".parse::<LogFormat>().unwrap_err().to_string().contains("[text, json]"));
         assert_eq!("json_indent".parse::<TracePrinter>().unwrap(), TracePrinter::JsonIndent);
         assert_eq!("counter".parse::<TracePrinter>().unwrap(), TracePrinter::Counter);
-        assert!("x".parse::<TracePrinter>().unwrap_err().starts_with("invalid value for trace_printer: 'x'"));
+        assert!(
+            "x".parse::<TracePrinter>().unwrap_err().to_string().starts_with("invalid value for trace_printer: 'x'")
+        );
         assert_eq!("headers,tcp".parse::<ContextPropagation>().unwrap(), ContextPropagation::All);
         assert_eq!("tcp".parse::<ContextPropagation>().unwrap(), ContextPropagation::Tcp);
         assert_eq!("ip".parse::<ContextPropagation>().unwrap(), ContextPropagation::Disabled);
         assert_eq!("http".parse::<ContextPropagation>().unwrap(), ContextPropagation::Headers);
         assert_eq!("".parse::<ContextPropagation>().unwrap(), ContextPropagation::Disabled);
         assert_eq!(
-            "everything".parse::<ContextPropagation>().unwrap_err(),
+            "everything".parse::<ContextPropagation>().unwrap_err().to_string(),
             "invalid value for context_propagation: 'everything' (valid: all, disabled, headers, http, tcp)"
         );
     }

@@ -26,26 +26,47 @@ pub struct PortEnum {
 )]
 pub struct PortEnumError {
     pub input: String,
-    pub reason: String,
+    pub reason: PortSetProblem,
+}
+
+/// What is wrong in a port set.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PortSetProblem {
+    #[error("the value is empty")]
+    Empty,
+    #[error("empty entry between commas")]
+    EmptyEntry,
+    #[error("{0:?} has more than one '-'")]
+    TooManyDashes(String),
+    #[error("missing port number around '-'")]
+    MissingPort,
+    #[error("{0:?} is not a number")]
+    NotANumber(String),
+    #[error("port 0 is not a valid port (use 1-65535)")]
+    PortZero,
+    #[error("port {0} is out of range (use 1-65535)")]
+    OutOfRange(String),
+    #[error("range start {start} is greater than range end {end}")]
+    Reversed { start: u16, end: u16 },
 }
 
 impl PortEnum {
     /// Parses OBI's port-enumeration syntax.
     pub fn parse(input: &str) -> Result<PortEnum, PortEnumError> {
-        let err = |reason: String| PortEnumError { input: input.to_string(), reason };
+        let err = |reason: PortSetProblem| PortEnumError { input: input.to_string(), reason };
         if input.trim().is_empty() {
-            return Err(err("the value is empty".to_string()));
+            return Err(err(PortSetProblem::Empty));
         }
         let mut ranges = Vec::new();
         for entry in input.split(',') {
             if entry.trim().is_empty() {
-                return Err(err("empty entry between commas".to_string()));
+                return Err(err(PortSetProblem::EmptyEntry));
             }
             let mut parts = entry.split('-');
             let start_txt = parts.next().unwrap_or_default();
             let end_txt = parts.next();
             if parts.next().is_some() {
-                return Err(err(format!("{:?} has more than one '-'", entry.trim())));
+                return Err(err(PortSetProblem::TooManyDashes(entry.trim().to_string())));
             }
             let start = parse_port(start_txt).map_err(err)?;
             let end = match end_txt {
@@ -53,7 +74,7 @@ impl PortEnum {
                 None => start,
             };
             if start > end {
-                return Err(err(format!("range start {start} is greater than range end {end}")));
+                return Err(err(PortSetProblem::Reversed { start, end }));
             }
             ranges.push((start, end));
         }
@@ -70,18 +91,18 @@ impl PortEnum {
     }
 }
 
-fn parse_port(text: &str) -> Result<u16, String> {
+fn parse_port(text: &str) -> Result<u16, PortSetProblem> {
     let t = text.trim();
     if t.is_empty() {
-        return Err("missing port number around '-'".to_string());
+        return Err(PortSetProblem::MissingPort);
     }
     if !t.bytes().all(|b| b.is_ascii_digit()) {
-        return Err(format!("{t:?} is not a number"));
+        return Err(PortSetProblem::NotANumber(t.to_string()));
     }
     match t.parse::<u32>() {
-        Ok(0) => Err("port 0 is not a valid port (use 1-65535)".to_string()),
+        Ok(0) => Err(PortSetProblem::PortZero),
         Ok(p) if p <= u16::MAX as u32 => Ok(p as u16),
-        _ => Err(format!("port {t} is out of range (use 1-65535)")),
+        _ => Err(PortSetProblem::OutOfRange(t.to_string())),
     }
 }
 
@@ -153,7 +174,7 @@ mod tests {
     fn rejects_non_numbers() {
         let e = PortEnum::parse("abc").unwrap_err();
         assert!(e.to_string().starts_with("invalid port range \"abc\". Must be a comma-separated list"), "{e}");
-        assert!(e.reason.contains("\"abc\" is not a number"), "{e}");
+        assert!(e.reason.to_string().contains("\"abc\" is not a number"), "{e}");
         assert!(PortEnum::parse("80,http").is_err());
         assert!(PortEnum::parse("-80").is_err());
         assert!(PortEnum::parse("+80").is_err());
@@ -165,12 +186,12 @@ mod tests {
     #[test]
     fn rejects_out_of_range_and_empty() {
         let e = PortEnum::parse("70000").unwrap_err();
-        assert!(e.reason.contains("out of range"), "{e}");
-        assert!(PortEnum::parse("99999999999999999999").unwrap_err().reason.contains("out of range"));
-        assert!(PortEnum::parse("0").unwrap_err().reason.contains("port 0"));
-        assert!(PortEnum::parse("").unwrap_err().reason.contains("empty"));
-        assert!(PortEnum::parse("   ").unwrap_err().reason.contains("empty"));
-        assert!(PortEnum::parse("80,,90").unwrap_err().reason.contains("empty"));
-        assert!(PortEnum::parse("80,").unwrap_err().reason.contains("empty"));
+        assert!(e.reason.to_string().contains("out of range"), "{e}");
+        assert!(PortEnum::parse("99999999999999999999").unwrap_err().reason.to_string().contains("out of range"));
+        assert!(PortEnum::parse("0").unwrap_err().reason.to_string().contains("port 0"));
+        assert!(PortEnum::parse("").unwrap_err().reason.to_string().contains("empty"));
+        assert!(PortEnum::parse("   ").unwrap_err().reason.to_string().contains("empty"));
+        assert!(PortEnum::parse("80,,90").unwrap_err().reason.to_string().contains("empty"));
+        assert!(PortEnum::parse("80,").unwrap_err().reason.to_string().contains("empty"));
     }
 }

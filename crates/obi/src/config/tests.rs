@@ -5,7 +5,6 @@ use std::io::Write as _;
 use std::time::Duration;
 
 use super::*;
-use crate::cli::RunArgs;
 
 /// An injectable environment.
 fn env(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> + use<> {
@@ -22,7 +21,7 @@ fn yaml_err(text: &str) -> String {
 }
 
 fn load_env(pairs: &[(&str, &str)]) -> Result<Config, ConfigError> {
-    load(&RunArgs::default(), &env(pairs))
+    load(&Overrides::default(), &env(pairs))
 }
 
 fn temp_yaml(text: &str) -> tempfile::NamedTempFile {
@@ -161,11 +160,11 @@ routes:
     assert_eq!(c.ebpf.context_propagation, ContextPropagation::All);
     assert!(c.ebpf.track_request_headers);
     assert_eq!(c.hostname.as_deref(), Some("node-1"));
-    assert_eq!(c.export.otlp_traces_endpoint.as_deref(), Some("http://collector:4318/v1/traces"));
+    let traces = c.export.otlp_traces.as_ref().unwrap();
+    assert_eq!(traces.endpoint.url, "http://collector:4318/v1/traces");
     assert_eq!(c.export.prometheus_port, Some(9400));
-    assert_eq!(c.section("otel_traces_export").unwrap()["sampler"]["arg"], "0.1");
-    assert_eq!(c.section("routes").unwrap()["unmatched"], "heuristic");
-    assert!(c.section("attributes").is_some());
+    assert_eq!(traces.sampler, otlp::Sampler { root: otlp::RootSampler::TraceIdRatio(0.1), parent_based: true });
+    assert_eq!(c.metrics.routes.unmatched, metrics::Unmatched::Heuristic);
     // batch_length is accepted and noted at debug level.
     assert!(c.diagnostics.iter().any(|d| d.key == "ebpf.batch_length" && d.level == LogLevel::Debug));
     validate::validate(&c).unwrap();
@@ -206,7 +205,7 @@ fn accepted_obi_keys_are_not_errors() {
     .unwrap();
     assert!(c.diagnostics.iter().any(|d| d.key == "ebpf.high_request_volume" && d.level == LogLevel::Warn));
     assert!(c.diagnostics.iter().any(|d| d.key == "network" && d.level == LogLevel::Warn));
-    assert_eq!(c.section("filter").unwrap()["application"]["url_path"]["not_match"], "/metrics");
+    assert!(c.diagnostics.iter().any(|d| d.key == "filter" && d.level == LogLevel::Debug));
 }
 
 #[test]
@@ -324,7 +323,7 @@ fn env_overrides_yaml() {
     let f = temp_yaml("trace_printer: json\nopen_port: 80\nlog_level: ERROR\ndiscovery:\n  poll_interval: 1s\n");
     let path = f.path().to_str().unwrap();
     let c = load(
-        &RunArgs { config: Some(f.path().to_path_buf()) },
+        &Overrides { config_path: Some(f.path().to_path_buf()) },
         &env(&[("OTEL_EBPF_OPEN_PORT", "9090"), ("OTEL_EBPF_LOG_LEVEL", "warn")]),
     )
     .unwrap();
@@ -339,14 +338,14 @@ fn env_overrides_yaml() {
 fn config_path_env_wins_over_flag() {
     let from_flag = temp_yaml("trace_printer: text\nopen_port: 1\n");
     let from_env = temp_yaml("trace_printer: json\nopen_port: 2\n");
-    let args = RunArgs { config: Some(from_flag.path().to_path_buf()) };
+    let args = Overrides { config_path: Some(from_flag.path().to_path_buf()) };
     let c = load(&args, &env(&[])).unwrap();
     assert_eq!(c.trace_printer, TracePrinter::Text);
     let c = load(&args, &env(&[("OTEL_EBPF_CONFIG_PATH", from_env.path().to_str().unwrap())])).unwrap();
     assert_eq!(c.trace_printer, TracePrinter::Json);
     let c = load(&args, &env(&[("BEYLA_CONFIG_PATH", from_env.path().to_str().unwrap())])).unwrap();
     assert_eq!(c.trace_printer, TracePrinter::Json);
-    let e = load(&RunArgs { config: Some("/nonexistent/obi.yml".into()) }, &env(&[])).unwrap_err();
+    let e = load(&Overrides { config_path: Some("/nonexistent/obi.yml".into()) }, &env(&[])).unwrap_err();
     assert!(e.to_string().starts_with("cannot read configuration file /nonexistent/obi.yml: "), "{e}");
 }
 
@@ -354,7 +353,7 @@ fn config_path_env_wins_over_flag() {
 fn file_variables_are_expanded() {
     let f = temp_yaml("open_port: ${APP_PORT}\nservice_name: \"${SVC}-${UNSET_VAR}x\"\ntrace_printer: text\n");
     let c = load(
-        &RunArgs { config: Some(f.path().to_path_buf()) },
+        &Overrides { config_path: Some(f.path().to_path_buf()) },
         &env(&[("APP_PORT", "8000-8999"), ("SVC", "checkout")]),
     )
     .unwrap();
@@ -508,7 +507,7 @@ fn shortcut_selector_and_effective_selectors() {
     // The shortcut entry comes after discovery.instrument.
     let f = temp_yaml("discovery:\n  instrument:\n    - exe_path: \"*/python*\"\n");
     let c = load(
-        &RunArgs { config: Some(f.path().to_path_buf()) },
+        &Overrides { config_path: Some(f.path().to_path_buf()) },
         &env(&[("OTEL_EBPF_OPEN_PORT", "80"), ("OTEL_EBPF_TRACE_PRINTER", "text")]),
     )
     .unwrap();
@@ -571,10 +570,12 @@ fn validation_requires_an_output() {
     assert!(load_env(&[("OTEL_EBPF_OPEN_PORT", "80"), ("OTEL_EBPF_PROMETHEUS_PORT", "0")]).is_err());
     // YAML exporter sections count.
     let f = temp_yaml("otel_metrics_export:\n  endpoint: http://c:4318\n");
-    load(&RunArgs { config: Some(f.path().to_path_buf()) }, &env(&[("OTEL_EBPF_OPEN_PORT", "80")])).unwrap();
+    load(&Overrides { config_path: Some(f.path().to_path_buf()) }, &env(&[("OTEL_EBPF_OPEN_PORT", "80")])).unwrap();
     // A section without endpoint does not.
     let f = temp_yaml("otel_traces_export:\n  sampler:\n    name: always_on\n");
-    assert!(load(&RunArgs { config: Some(f.path().to_path_buf()) }, &env(&[("OTEL_EBPF_OPEN_PORT", "80")])).is_err());
+    assert!(
+        load(&Overrides { config_path: Some(f.path().to_path_buf()) }, &env(&[("OTEL_EBPF_OPEN_PORT", "80")])).is_err()
+    );
 }
 
 #[test]
@@ -637,11 +638,11 @@ fn otlp_metrics_settings_are_checked_at_load() {
         load_env(&v)
     };
     let c = load_env(&base).unwrap();
-    let s = crate::export::metrics::otlp::resolve(&c).unwrap().unwrap();
+    let s = c.export.otlp_metrics.unwrap();
     assert_eq!(s.interval, std::time::Duration::from_secs(60));
     assert_eq!(s.endpoint.url.to_string(), "http://c:4318/v1/metrics");
     let c = with(("OTEL_METRIC_EXPORT_INTERVAL", "1500")).unwrap();
-    assert_eq!(crate::export::metrics::otlp::resolve(&c).unwrap().unwrap().interval.as_millis(), 1500);
+    assert_eq!(c.export.otlp_metrics.unwrap().interval.as_millis(), 1500);
     for (var, value) in [
         ("OTEL_METRIC_EXPORT_INTERVAL", "1s"),
         ("OTEL_EBPF_METRICS_INTERVAL", "0s"),

@@ -79,9 +79,6 @@ pub fn validate(cfg: &Config) -> Result<(), ConfigError> {
             _ => {}
         }
     }
-    // OTLP metrics settings: checked here so that a bad value stops the agent
-    // at start-up with the variable named.
-    crate::export::metrics::otlp::resolve(cfg)?;
     if m.internal_exporter == super::metrics::InternalExporter::Otel {
         return Err(ConfigError::Invalid(
             "internal_metrics.exporter (OTEL_EBPF_INTERNAL_METRICS_EXPORTER): otel is not supported by obi-rs yet; \

@@ -14,9 +14,12 @@
 //! - implemented (`discovery`, `ebpf`, the global keys): strict, unknown keys
 //!   are errors; OBI keys we do not implement are accepted and reported as
 //!   diagnostics;
-//! - kept for other stages (`otel_traces_export`, `prometheus_export`,
-//!   `routes`, `attributes`, ...): stored as JSON trees in
-//!   [`Config::sections`], only their shape is checked;
+//! - decoded by their own modules: the metrics sections (`prometheus_export`,
+//!   `routes`, `attributes`, `internal_metrics`) by [`super::metrics`], the
+//!   OTLP exporter sections (`otel_traces_export`, `otel_metrics_export`)
+//!   by [`super::otlp`] once the environment is known;
+//! - accepted for OBI compatibility and not interpreted (`filter`,
+//!   `name_resolver`, `network`, ...): reported as diagnostics;
 //! - anything else at the top level is an unknown key.
 
 use std::fmt;
@@ -26,7 +29,8 @@ use std::time::Duration;
 use serde::de::{self, Deserialize, Deserializer, MapAccess, SeqAccess, Visitor};
 use serde_saphyr::Spanned;
 
-use super::parse::{self, closest, parse_byte_size, parse_go_duration, parse_yaml_bool};
+use super::otlp::OtlpSources;
+use super::parse::{self, ParseError, closest, parse_byte_size, parse_go_duration, parse_yaml_bool};
 use super::{Config, ConfigError, DEFAULT_POLL_INTERVAL, GlobPattern, LogLevel, PortEnum, RegexPattern, Selector};
 
 /// Expands `${NAME}` references (NAME = `[A-Za-z_][A-Za-z0-9_]*`) with the
@@ -161,8 +165,8 @@ const ROOT_KEYS: &[&str] = &[
     "ebpf",
 ];
 
-/// Top-level sections accepted and stored in [`Config::sections`], with the
-/// level and message of the diagnostic recorded when they are present.
+/// Top-level sections accepted besides [`ROOT_KEYS`], with the level and
+/// message of the diagnostic recorded when they are present.
 const KEPT_SECTIONS: &[(&str, LogLevel, &str)] = &[
     ("otel_traces_export", LogLevel::Debug, "kept for the OTLP traces exporter"),
     ("otel_metrics_export", LogLevel::Debug, "kept for the OTLP metrics exporter"),
@@ -281,8 +285,10 @@ const SELECTOR_IGNORED: &[&str] = &["exports", "sampler", "routes", "metrics"];
 
 /// Applies the YAML document `text` on top of `cfg`. `origin` names the file
 /// in messages; `env` is used for `${VAR}` expansion.
-pub fn apply_yaml(
+/// The OTLP exporter sections go to `otlp`, resolved later with the environment.
+pub(crate) fn apply_yaml(
     cfg: &mut Config,
+    otlp: &mut OtlpSources,
     text: &str,
     origin: &str,
     env: &dyn Fn(&str) -> Option<String>,
@@ -290,7 +296,7 @@ pub fn apply_yaml(
     let expanded = expand_env(text, env);
     let tree = parse_tree(&expanded, origin)?;
     let doc = Doc { src: &expanded, origin };
-    doc.root(cfg, &tree)
+    doc.root(cfg, otlp, &tree)
 }
 
 struct Doc<'a> {
@@ -319,9 +325,9 @@ impl<'a> Doc<'a> {
         self.at(n.referenced.line(), n.referenced.column())
     }
 
-    fn err(&self, path: &str, n: &SNode, message: impl Into<String>) -> ConfigError {
+    fn err(&self, path: &str, n: &SNode, message: impl fmt::Display) -> ConfigError {
         let key = if path.is_empty() { "configuration file".to_string() } else { path.to_string() };
-        ConfigError::Value { key, at: self.at_node(n), message: message.into() }
+        ConfigError::Value { key, at: self.at_node(n), message: message.to_string() }
     }
 
     /// The source text of a scalar (how it was written, without quotes for
@@ -496,24 +502,24 @@ impl<'a> Doc<'a> {
         }
     }
 
-    fn root(&self, cfg: &mut Config, tree: &SNode) -> Result<(), ConfigError> {
+    fn root(&self, cfg: &mut Config, otlp: &mut OtlpSources, tree: &SNode) -> Result<(), ConfigError> {
         let kept: Vec<&str> = KEPT_SECTIONS.iter().map(|(k, _, _)| *k).collect();
         let known: Vec<&str> = ROOT_KEYS.iter().chain(&kept).copied().collect();
         for (key, n, path) in self.map(cfg, "", tree, &known, &[])? {
             match key {
                 "trace_printer" => {
                     if let Some(s) = self.string(&path, n)? {
-                        cfg.trace_printer = s.parse().map_err(|m: String| self.err(&path, n, m))?;
+                        cfg.trace_printer = s.parse().map_err(|m: ParseError| self.err(&path, n, m))?;
                     }
                 }
                 "log_level" => {
                     if let Some(s) = self.string(&path, n)? {
-                        cfg.log_level = s.parse().map_err(|m: String| self.err(&path, n, m))?;
+                        cfg.log_level = s.parse().map_err(|m: ParseError| self.err(&path, n, m))?;
                     }
                 }
                 "log_format" => {
                     if let Some(s) = self.string(&path, n)? {
-                        cfg.log_format = s.parse().map_err(|m: String| self.err(&path, n, m))?;
+                        cfg.log_format = s.parse().map_err(|m: ParseError| self.err(&path, n, m))?;
                     }
                 }
                 "service_name" => cfg.service_name = self.opt_string(&path, n)?,
@@ -534,25 +540,30 @@ impl<'a> Doc<'a> {
                 "shutdown_timeout" => cfg.shutdown_timeout = self.duration(&path, n)?,
                 "discovery" => self.discovery(cfg, &path, n)?,
                 "ebpf" => self.ebpf(cfg, &path, n)?,
-                section => self.kept_section(cfg, section, &path, n)?,
+                section => self.kept_section(cfg, otlp, section, &path, n)?,
             }
         }
         Ok(())
     }
 
-    fn kept_section(&self, cfg: &mut Config, key: &str, path: &str, n: &SNode) -> Result<(), ConfigError> {
+    fn kept_section(
+        &self,
+        cfg: &mut Config,
+        otlp: &mut OtlpSources,
+        key: &str,
+        path: &str,
+        n: &SNode,
+    ) -> Result<(), ConfigError> {
         let (_, level, message) =
             KEPT_SECTIONS.iter().find(|(k, _, _)| *k == key).copied().unwrap_or((key, LogLevel::Debug, ""));
         match key {
-            "otel_traces_export" => {
+            "otel_traces_export" | "otel_metrics_export" => {
+                // The shape is checked here, where the file position is known;
+                // the values are resolved by `config::otlp`.
                 if let Some(ep) = self.section_field(path, n, "endpoint")? {
-                    cfg.export.otlp_traces_endpoint = self.opt_string(&child(path, "endpoint"), ep)?;
+                    self.opt_string(&child(path, "endpoint"), ep)?;
                 }
-            }
-            "otel_metrics_export" => {
-                if let Some(ep) = self.section_field(path, n, "endpoint")? {
-                    cfg.export.otlp_metrics_endpoint = self.opt_string(&child(path, "endpoint"), ep)?;
-                }
+                otlp.keep_section(key, to_json(&n.value));
             }
             "prometheus_export" => {
                 if let Some(port) = self.section_field(path, n, "port")? {
@@ -576,25 +587,25 @@ impl<'a> Doc<'a> {
                     cfg.export.prometheus_port = (value != 0).then_some(value);
                 }
                 let notes = super::metrics::apply_prometheus_section(&mut cfg.metrics, path, &to_json(&n.value))
-                    .map_err(|(k, m)| self.err(&k, n, m))?;
+                    .map_err(|e| self.err(&e.key, n, e.message))?;
                 for note in notes {
                     cfg.note(LogLevel::Warn, path, note);
                 }
             }
             "routes" => {
                 super::metrics::apply_routes_section(&mut cfg.metrics, path, &to_json(&n.value))
-                    .map_err(|(k, m)| self.err(&k, n, m))?;
+                    .map_err(|e| self.err(&e.key, n, e.message))?;
             }
             "internal_metrics" => {
                 let notes = super::metrics::apply_internal_section(&mut cfg.metrics, path, &to_json(&n.value))
-                    .map_err(|(k, m)| self.err(&k, n, m))?;
+                    .map_err(|e| self.err(&e.key, n, e.message))?;
                 for note in notes {
                     cfg.note(LogLevel::Warn, path, note);
                 }
             }
             "attributes" => {
                 super::metrics::apply_attributes_section(&mut cfg.metrics, path, &to_json(&n.value))
-                    .map_err(|(k, m)| self.err(&k, n, m))?;
+                    .map_err(|e| self.err(&e.key, n, e.message))?;
                 if let Some(iid) = self.section_field(path, n, "instance_id")? {
                     let iid_path = child(path, "instance_id");
                     if let Some(h) = self.section_field(&iid_path, iid, "override_hostname")? {
@@ -607,7 +618,6 @@ impl<'a> Doc<'a> {
         if !matches!(n.value, Node::Null) {
             cfg.note(level, path, message);
         }
-        cfg.sections.insert(key.to_string(), to_json(&n.value));
         Ok(())
     }
 
@@ -795,7 +805,7 @@ impl<'a> Doc<'a> {
                 "btf_path" => cfg.ebpf.btf_path = self.opt_string(&p, v)?.map(PathBuf::from),
                 "context_propagation" => {
                     if let Some(s) = self.string(&p, v)? {
-                        cfg.ebpf.context_propagation = s.parse().map_err(|m: String| self.err(&p, v, m))?;
+                        cfg.ebpf.context_propagation = s.parse().map_err(|m: ParseError| self.err(&p, v, m))?;
                     }
                 }
                 "enable_context_propagation" => {
@@ -834,7 +844,7 @@ fn scalar_text(n: &Node) -> String {
     }
 }
 
-/// Converts a tree to JSON (for [`Config::sections`]).
+/// Converts a tree to JSON, the plain form the section decoders read.
 fn to_json(n: &Node) -> serde_json::Value {
     use serde_json::Value;
     match n {

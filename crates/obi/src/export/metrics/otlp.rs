@@ -20,17 +20,13 @@ use tokio::sync::watch;
 use super::internal::InternalMetrics;
 use super::prom::{HostInfo, SDK_NAME};
 use super::{MetricsStore, OwnedVal, SERVICE_KEY_LEN, family_wanted, is_live};
-use crate::config::metrics::{DEFAULT_TTL, Instrumentations};
-use crate::config::parse::parse_go_duration;
-use crate::config::{Config, ConfigError, Setting};
-use crate::export::otlp::config::{Lookup, resolve_endpoint};
-use crate::export::otlp::{ExportRequest, OtlpEndpoint, Signal, Transport};
+use crate::config::metrics::Instrumentations;
+use crate::config::otlp::{OtlpMetricsSettings, Signal};
+use crate::export::otlp::{ExportRequest, Transport};
 use crate::service::Service;
 
 /// Instrumentation scope of every metric (OBI's library name).
 pub const SCOPE_NAME: &str = "github.com/open-telemetry/opentelemetry-ebpf-instrumentation";
-/// OTel's default `OTEL_METRIC_EXPORT_INTERVAL`.
-pub const DEFAULT_INTERVAL: Duration = Duration::from_secs(60);
 
 impl ExportRequest for ExportMetricsServiceRequest {
     type Response = ExportMetricsServiceResponse;
@@ -42,81 +38,6 @@ impl ExportRequest for ExportMetricsServiceRequest {
         (p.rejected_data_points != 0 || !p.error_message.is_empty())
             .then(|| (p.rejected_data_points, p.error_message.clone()))
     }
-}
-
-/// Resolved `otel_metrics_export` settings.
-#[derive(Debug, Clone)]
-pub struct OtlpMetricsSettings {
-    pub endpoint: OtlpEndpoint,
-    pub interval: Duration,
-    pub instrumentations: Instrumentations,
-    pub ttl: Duration,
-}
-
-fn bad(s: &Setting, message: impl Into<String>) -> ConfigError {
-    ConfigError::value(s.source.clone(), message)
-}
-
-/// The OTLP metrics exporter settings; `None` when no metrics (or common)
-/// OTLP endpoint is set. Errors name the variable or YAML key.
-pub fn resolve(cfg: &Config) -> Result<Option<OtlpMetricsSettings>, ConfigError> {
-    let lookup = Lookup::new(cfg, Signal::Metrics);
-    let Some(endpoint) = resolve_endpoint(Signal::Metrics, &lookup)? else {
-        return Ok(None);
-    };
-    let interval = if let Some(s) = lookup.get("OTEL_EBPF_METRICS_INTERVAL", "interval") {
-        parse_go_duration(&s.value).map_err(|m| bad(&s, m))?
-    } else if let Some(s) = lookup.env("OTEL_METRIC_EXPORT_INTERVAL") {
-        let ms: u64 = s
-            .value
-            .trim()
-            .parse()
-            .map_err(|_| bad(&s, format!("invalid interval {:?}: expected milliseconds, e.g. 60000", s.value)))?;
-        Duration::from_millis(ms)
-    } else {
-        DEFAULT_INTERVAL
-    };
-    if interval.is_zero() {
-        let s = lookup
-            .get("OTEL_EBPF_METRICS_INTERVAL", "interval")
-            .or_else(|| lookup.env("OTEL_METRIC_EXPORT_INTERVAL"))
-            .expect("a zero interval was read from a setting");
-        return Err(bad(&s, "the export interval must be greater than 0"));
-    }
-    let instrumentations = match lookup.get("OTEL_EBPF_METRICS_INSTRUMENTATIONS", "instrumentations") {
-        Some(s) => Instrumentations::parse(s.value.split(',')).map_err(|m| bad(&s, m))?,
-        None => Instrumentations::default(),
-    };
-    if let Some(s) = lookup.get("OTEL_EXPORTER_OTLP_METRICS_DEFAULT_HISTOGRAM_AGGREGATION", "histogram_aggregation") {
-        match s.value.trim() {
-            "explicit_bucket_histogram" => {}
-            "base2_exponential_bucket_histogram" => {
-                return Err(bad(
-                    &s,
-                    "base2_exponential_bucket_histogram is not supported by obi-rs; use explicit_bucket_histogram",
-                ));
-            }
-            other => {
-                return Err(bad(
-                    &s,
-                    format!(
-                        "invalid value {other:?} (expected explicit_bucket_histogram or base2_exponential_bucket_histogram)"
-                    ),
-                ));
-            }
-        }
-    }
-    let ttl = match lookup.yaml("ttl") {
-        Some(s) => {
-            let d = parse_go_duration(&s.value).map_err(|m| bad(&s, m))?;
-            if d.is_zero() {
-                return Err(bad(&s, "must be greater than zero, e.g. 5m"));
-            }
-            d
-        }
-        None => DEFAULT_TTL,
-    };
-    Ok(Some(OtlpMetricsSettings { endpoint, interval, instrumentations, ttl }))
 }
 
 fn kv(key: &str, value: any_value::Value) -> KeyValue {

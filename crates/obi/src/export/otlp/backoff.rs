@@ -6,23 +6,7 @@ use std::time::{Duration, Instant};
 
 use rand::Rng;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct BackoffConfig {
-    pub initial: Duration,
-    pub max: Duration,
-    /// Stop retrying a request after this long; zero means never.
-    pub max_elapsed: Duration,
-}
-
-impl Default for BackoffConfig {
-    fn default() -> Self {
-        BackoffConfig {
-            initial: Duration::from_secs(5),
-            max: Duration::from_secs(30),
-            max_elapsed: Duration::from_secs(300),
-        }
-    }
-}
+use crate::config::otlp::BackoffConfig;
 
 const MULTIPLIER: f64 = 1.5;
 const JITTER: f64 = 0.5;

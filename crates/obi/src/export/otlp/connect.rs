@@ -19,7 +19,7 @@ use rustls::{ClientConfig, DigitallySignedStruct, RootCertStore, SignatureScheme
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
 
-use super::config::TlsSettings;
+use crate::config::otlp::TlsSettings;
 
 /// The rustls configuration of a TLS endpoint: the system's roots (Mozilla's
 /// when the system has none) plus the configured CA file, or no verification

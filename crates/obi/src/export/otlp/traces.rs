@@ -22,158 +22,18 @@ use opentelemetry_proto::tonic::trace::v1::Span as OtlpSpan;
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 
-use super::backoff::{Backoff, BackoffConfig};
-use super::config::{Lookup, OtlpEndpoint, Signal, parse_count, parse_duration, resolve_backoff, resolve_endpoint};
+use super::backoff::Backoff;
 use super::convert::{self, HostInfo};
-use super::sampler::Sampler;
 use super::transport::{Encoded, ExportError, ExportOk, Transport};
-use crate::config::{Config, ConfigError, Diagnostic, Setting};
+use crate::config::otlp::{OtlpTracesSettings, TracesInstrumentations};
 use crate::export::fanout::SpanBatch;
 use crate::service::Service;
 use crate::span::Span;
 
-pub const DEFAULT_BATCH_MAX_SIZE: usize = 4096;
-pub const DEFAULT_QUEUE_SIZE: usize = 16384;
-pub const DEFAULT_BATCH_TIMEOUT: Duration = Duration::from_secs(5);
 /// Drops are logged at most this often.
 pub const DROP_LOG_INTERVAL: Duration = Duration::from_secs(10);
 
 const COMPONENT: &str = "otel.TracesExporter";
-
-/// Instrumentation names OBI accepts in `instrumentations` lists.
-const INSTRUMENTATIONS: &[&str] = &[
-    "http",
-    "grpc",
-    "sql",
-    "redis",
-    "kafka",
-    "mqtt",
-    "nats",
-    "amqp",
-    "mongo",
-    "couchbase",
-    "memcached",
-    "sunrpc",
-    "gpu",
-    "genai",
-    "dns",
-];
-
-/// Which span types are exported (`OTEL_EBPF_TRACES_INSTRUMENTATIONS`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Instrumentations(u32);
-
-impl Default for Instrumentations {
-    fn default() -> Self {
-        Instrumentations::ALL
-    }
-}
-
-impl Instrumentations {
-    pub const ALL: Instrumentations = Instrumentations(u32::MAX);
-
-    fn bit(name: &str) -> Option<u32> {
-        INSTRUMENTATIONS.iter().position(|n| *n == name).map(|i| 1 << i)
-    }
-
-    /// A comma-separated list of names, or `*` (an empty list exports nothing).
-    pub fn parse(s: &Setting) -> Result<Self, ConfigError> {
-        let mut bits = 0;
-        for name in s.value.split(',').map(|n| n.trim().to_ascii_lowercase()).filter(|n| !n.is_empty()) {
-            if name == "*" || name == "all" {
-                return Ok(Instrumentations::ALL);
-            }
-            bits |= Self::bit(&name).ok_or_else(|| {
-                ConfigError::value(
-                    s.source.clone(),
-                    format!("unknown instrumentation {name:?} (expected * or any of {})", INSTRUMENTATIONS.join(", ")),
-                )
-            })?;
-        }
-        Ok(Instrumentations(bits))
-    }
-
-    /// Whether the instrumentation named `name` (`http`, `grpc`...) is on.
-    pub fn allows(self, name: &str) -> bool {
-        Self::bit(name).is_some_and(|b| self.0 & b != 0)
-    }
-
-    pub fn names(self) -> String {
-        if self == Self::ALL {
-            return "*".into();
-        }
-        INSTRUMENTATIONS
-            .iter()
-            .filter(|n| Self::bit(n).is_some_and(|b| self.0 & b != 0))
-            .copied()
-            .collect::<Vec<_>>()
-            .join(",")
-    }
-}
-
-/// Everything the traces exporter needs, resolved at startup.
-#[derive(Debug, Clone, PartialEq)]
-pub struct TracesExportConfig {
-    pub endpoint: OtlpEndpoint,
-    pub instrumentations: Instrumentations,
-    pub sampler: Sampler,
-    pub batch_max_size: usize,
-    pub queue_size: usize,
-    pub batch_timeout: Duration,
-    pub backoff: BackoffConfig,
-}
-
-impl TracesExportConfig {
-    /// Resolves the exporter from the environment and `otel_traces_export`;
-    /// `None` when no traces endpoint is configured. Warnings go to `notes`.
-    pub fn from_config(cfg: &Config, notes: &mut Vec<Diagnostic>) -> Result<Option<Self>, ConfigError> {
-        let lookup = Lookup::new(cfg, Signal::Traces);
-        let Some(endpoint) = resolve_endpoint(Signal::Traces, &lookup)? else {
-            return Ok(None);
-        };
-        let instrumentations = match lookup.get("OTEL_EBPF_TRACES_INSTRUMENTATIONS", "instrumentations") {
-            Some(s) => Instrumentations::parse(&s)?,
-            None => Instrumentations::ALL,
-        };
-        let sampler = Sampler::from_settings(
-            lookup.get("OTEL_TRACES_SAMPLER", "sampler.name").as_ref(),
-            lookup.get("OTEL_TRACES_SAMPLER_ARG", "sampler.arg").as_ref(),
-            notes,
-        );
-        let count = |env: &str, yaml: &[&str], default: usize| -> Result<usize, ConfigError> {
-            let found = lookup.env(env).or_else(|| yaml.iter().find_map(|k| lookup.yaml(k)));
-            found.map(|s| parse_count(&s)).unwrap_or(Ok(default))
-        };
-        let batch_max_size = count(
-            "OTEL_EBPF_OTLP_TRACES_BATCH_MAX_SIZE",
-            &["batch_max_size", "max_export_batch_size"],
-            DEFAULT_BATCH_MAX_SIZE,
-        )?;
-        let queue_size =
-            count("OTEL_EBPF_OTLP_TRACES_QUEUE_SIZE", &["queue_size", "max_queue_size"], DEFAULT_QUEUE_SIZE)?
-                .max(batch_max_size);
-        let batch_timeout = match lookup.get("OTEL_EBPF_OTLP_TRACES_BATCH_TIMEOUT", "batch_timeout") {
-            Some(s) => {
-                let d = parse_duration(&s)?;
-                if d.is_zero() {
-                    return Err(ConfigError::value(s.source, "must be greater than 0, e.g. 5s"));
-                }
-                d
-            }
-            None => DEFAULT_BATCH_TIMEOUT,
-        };
-        let backoff = resolve_backoff(&lookup)?;
-        Ok(Some(TracesExportConfig {
-            endpoint,
-            instrumentations,
-            sampler,
-            batch_max_size,
-            queue_size,
-            batch_timeout,
-            backoff,
-        }))
-    }
-}
 
 /// Counters of the traces exporter.
 #[derive(Debug, Default)]
@@ -207,7 +67,7 @@ impl fmt::Display for ExportStats {
 
 /// Starts the exporter task reading `rx` until it closes. Needs a tokio runtime.
 pub fn spawn(
-    cfg: TracesExportConfig,
+    cfg: OtlpTracesSettings,
     host: HostInfo,
     rx: mpsc::Receiver<SpanBatch>,
 ) -> Result<(tokio::task::JoinHandle<()>, Arc<ExportStats>), String> {
@@ -243,7 +103,7 @@ struct Current {
 }
 
 struct Exporter {
-    cfg: TracesExportConfig,
+    cfg: OtlpTracesSettings,
     transport: Transport,
     host: HostInfo,
     stats: Arc<ExportStats>,
@@ -265,7 +125,7 @@ struct Exporter {
 }
 
 impl Exporter {
-    fn new(cfg: TracesExportConfig, transport: Transport, host: HostInfo, stats: Arc<ExportStats>) -> Self {
+    fn new(cfg: OtlpTracesSettings, transport: Transport, host: HostInfo, stats: Arc<ExportStats>) -> Self {
         Exporter {
             pending: Vec::with_capacity(cfg.batch_max_size.min(1024)),
             cfg,
@@ -333,7 +193,7 @@ impl Exporter {
     fn accept(&mut self, batch: &[Span]) {
         for span in batch {
             // Pseudo-spans have no instrumentation and are never exported.
-            if !span.semantics().instrumentation().is_some_and(|i| self.cfg.instrumentations.allows(i)) {
+            if !span.semantics().instrumentation().is_some_and(|i| self.cfg.instrumentations.includes(i)) {
                 continue;
             }
             let trace = convert::complete_ids(&span.trace);
@@ -474,75 +334,17 @@ impl Exporter {
 
 #[cfg(test)]
 mod tests {
-    use std::collections::BTreeMap;
-
     use super::*;
-    use crate::export::otlp::Protocol;
+    use crate::config::otlp::{BackoffConfig, OtlpEndpoint, Protocol, Sampler, Setting, Signal};
     use crate::span::fixtures::{self, Shape};
 
-    fn setting(v: &str) -> Setting {
-        Setting::new("OTEL_EBPF_TRACES_INSTRUMENTATIONS", v)
-    }
-
     #[test]
-    fn instrumentations_filter_span_types() {
-        let all = Instrumentations::parse(&setting("*")).unwrap();
-        assert!(all.allows("http") && all.allows("grpc"));
-        let grpc = Instrumentations::parse(&setting(" grpc , sql")).unwrap();
-        assert!(grpc.allows("grpc"));
-        assert!(!grpc.allows("http"));
-        assert_eq!(grpc.names(), "grpc,sql");
-        let none = Instrumentations::parse(&setting("")).unwrap();
-        assert!(!none.allows("http"));
-        let e = Instrumentations::parse(&setting("http,soap")).unwrap_err().to_string();
-        assert!(e.starts_with("OTEL_EBPF_TRACES_INSTRUMENTATIONS: unknown instrumentation \"soap\""), "{e}");
-    }
-
-    fn cfg_from(env: &[(&'static str, &str)], yaml: Option<&str>) -> Result<Option<TracesExportConfig>, ConfigError> {
-        let mut cfg = match yaml {
-            Some(y) => crate::config::from_yaml_str(y).unwrap(),
-            None => Config::default(),
-        };
-        cfg.export.exporter_env = env.iter().map(|(k, v)| (*k, Setting::new(*k, *v))).collect::<BTreeMap<_, _>>();
-        TracesExportConfig::from_config(&cfg, &mut Vec::new())
-    }
-
-    #[test]
-    fn resolves_from_env_and_yaml() {
-        assert!(cfg_from(&[], None).unwrap().is_none());
-        let c = cfg_from(
-            &[
-                ("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "http://localhost:4317"),
-                ("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL", "grpc"),
-            ],
-            None,
-        )
-        .unwrap()
-        .unwrap();
-        assert_eq!(c.endpoint.protocol, Protocol::Grpc);
-        assert_eq!(c.instrumentations, Instrumentations::ALL);
-        assert_eq!(c.sampler, Sampler::default());
-        assert_eq!((c.batch_max_size, c.queue_size, c.batch_timeout), (4096, 16384, Duration::from_secs(5)));
-        let c = cfg_from(
-            &[("OTEL_EBPF_OTLP_TRACES_QUEUE_SIZE", "100")],
-            Some(
-                "otel_traces_export:\n  endpoint: http://c:4318/v1/traces\n  instrumentations: [grpc]\n  \
-                 sampler:\n    name: traceidratio\n    arg: \"0.5\"\n  batch_max_size: 10\n  batch_timeout: 200ms\n",
-            ),
-        )
-        .unwrap()
-        .unwrap();
-        assert_eq!(c.endpoint.url, "http://c:4318/v1/traces");
-        assert_eq!(c.instrumentations.names(), "grpc");
-        assert_eq!(c.sampler.name(), "traceidratio(0.5)");
-        assert_eq!((c.batch_max_size, c.queue_size, c.batch_timeout), (10, 100, Duration::from_millis(200)));
-        let e = cfg_from(
-            &[("OTEL_EXPORTER_OTLP_ENDPOINT", "http://c:4318"), ("OTEL_EBPF_OTLP_TRACES_BATCH_MAX_SIZE", "0")],
-            None,
-        )
-        .unwrap_err()
-        .to_string();
-        assert!(e.starts_with("OTEL_EBPF_OTLP_TRACES_BATCH_MAX_SIZE: "), "{e}");
+    fn only_enabled_instrumentations_are_exported() {
+        let parse =
+            |v: &str| TracesInstrumentations::parse(&Setting::new("OTEL_EBPF_TRACES_INSTRUMENTATIONS", v)).unwrap();
+        assert!(parse("*").includes("http") && parse("*").includes("grpc"));
+        assert!(parse(" grpc , sql").includes("grpc") && !parse(" grpc , sql").includes("http"));
+        assert!(!parse("").includes("http"));
     }
 
     /// An HTTP receiver whose answer can be switched; counts the spans of
@@ -625,9 +427,9 @@ mod tests {
             headers: http::HeaderMap::new(),
             timeout: Duration::from_secs(2),
         };
-        let cfg = TracesExportConfig {
+        let cfg = OtlpTracesSettings {
             endpoint,
-            instrumentations: Instrumentations::ALL,
+            instrumentations: TracesInstrumentations::ALL,
             sampler: Sampler::default(),
             batch_max_size: 5,
             queue_size: 10,
@@ -668,9 +470,9 @@ mod tests {
     async fn permanent_errors_drop_the_batch_without_retrying() {
         let rx = receiver().await;
         rx.status.store(400, Ordering::SeqCst);
-        let mut cfg = cfg_from(&[("OTEL_EXPORTER_OTLP_ENDPOINT", &format!("http://127.0.0.1:{}", rx.port))], None)
-            .unwrap()
-            .unwrap();
+        let endpoint = format!("http://127.0.0.1:{}", rx.port);
+        let env = |k: &str| (k == "OTEL_EXPORTER_OTLP_ENDPOINT").then(|| endpoint.clone());
+        let mut cfg = crate::config::load_unvalidated(&Default::default(), &env).unwrap().export.otlp_traces.unwrap();
         cfg.batch_timeout = Duration::from_millis(10);
         let (tx, input) = mpsc::channel(16);
         let (task, stats) = spawn(cfg, HostInfo::default(), input).unwrap();

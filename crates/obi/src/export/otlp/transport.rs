@@ -24,8 +24,8 @@ use tonic::codec::{Codec, DecodeBuf, Decoder, EncodeBuf, Encoder};
 use tonic::transport::Channel;
 use tonic_types::StatusExt;
 
-use super::config::{OtlpEndpoint, Protocol, Signal};
 use super::connect::{Connector, tls_config};
+use crate::config::otlp::{OtlpEndpoint, Protocol, Signal};
 
 /// Largest response body read (partial-success details, error text).
 const MAX_RESPONSE_BODY: usize = 64 << 10;

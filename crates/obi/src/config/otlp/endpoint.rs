@@ -1,4 +1,4 @@
-//! OTLP exporter settings: turns the raw `OTEL_EXPORTER_OTLP_*` variables and
+//! Where and how one OTLP signal is sent: turns the raw `OTEL_EXPORTER_OTLP_*` variables and
 //! the YAML exporter section into what the transport needs, with errors that
 //! name the variable (or YAML key) at fault.
 //!
@@ -16,7 +16,6 @@
 //!   signal-specific list overrides the common one key by key;
 //! - timeouts are milliseconds (a Go duration such as `5s` is accepted too).
 
-use std::collections::BTreeMap;
 use std::fmt;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -25,9 +24,9 @@ use http::{HeaderMap, HeaderName, HeaderValue, Uri};
 use rustls::pki_types::CertificateDer;
 use rustls::pki_types::pem::PemObject;
 
-use super::backoff::BackoffConfig;
+use super::sources::{Lookup, Setting};
+use crate::config::ConfigError;
 use crate::config::parse::{parse_go_bool, parse_go_duration};
-use crate::config::{Config, ConfigError, Setting};
 
 /// Default time allowed for one export request.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
@@ -157,67 +156,13 @@ impl fmt::Debug for OtlpEndpoint {
     }
 }
 
-/// Raw exporter settings: environment variables (by canonical name) first,
-/// then the signal's YAML section.
-pub struct Lookup<'a> {
-    env: &'a BTreeMap<&'static str, Setting>,
-    section: Option<&'a serde_json::Value>,
-    section_name: &'static str,
-}
-
-impl<'a> Lookup<'a> {
-    pub fn new(cfg: &'a Config, signal: Signal) -> Self {
-        Self::from_parts(&cfg.export.exporter_env, cfg.section(signal.yaml_section()), signal.yaml_section())
-    }
-
-    pub fn from_parts(
-        env: &'a BTreeMap<&'static str, Setting>,
-        section: Option<&'a serde_json::Value>,
-        section_name: &'static str,
-    ) -> Self {
-        Lookup { env, section, section_name }
-    }
-
-    pub fn env(&self, name: &str) -> Option<Setting> {
-        self.env.get(name).cloned()
-    }
-
-    /// A YAML value by dotted path inside the section; scalars become text,
-    /// lists of scalars comma-separated text.
-    pub fn yaml(&self, path: &str) -> Option<Setting> {
-        let mut v = self.section?;
-        for part in path.split('.') {
-            v = v.get(part)?;
-        }
-        let text = match v {
-            serde_json::Value::Null => return None,
-            serde_json::Value::String(s) => s.clone(),
-            serde_json::Value::Array(items) => items
-                .iter()
-                .map(|i| match i {
-                    serde_json::Value::String(s) => s.clone(),
-                    other => other.to_string(),
-                })
-                .collect::<Vec<_>>()
-                .join(","),
-            other => other.to_string(),
-        };
-        Some(Setting::new(format!("{}.{path}", self.section_name), text))
-    }
-
-    /// The environment variable, else the YAML key (`""`: none).
-    pub fn get(&self, env: &str, yaml: &str) -> Option<Setting> {
-        self.env(env).or_else(|| if yaml.is_empty() { None } else { self.yaml(yaml) })
-    }
-}
-
-fn err(s: &Setting, message: impl Into<String>) -> ConfigError {
-    ConfigError::value(s.source.clone(), message)
+fn err(s: &Setting, message: impl fmt::Display) -> ConfigError {
+    ConfigError::value(s.source.clone(), message.to_string())
 }
 
 /// Resolves the endpoint of `signal`; `None` when neither the signal-specific
 /// nor the common endpoint is set.
-pub fn resolve_endpoint(signal: Signal, lookup: &Lookup<'_>) -> Result<Option<OtlpEndpoint>, ConfigError> {
+pub(crate) fn resolve_endpoint(signal: Signal, lookup: &Lookup<'_>) -> Result<Option<OtlpEndpoint>, ConfigError> {
     let specific = lookup.get(&signal.var("ENDPOINT"), "endpoint");
     let common = lookup.env("OTEL_EXPORTER_OTLP_ENDPOINT");
     let Some((ep, is_specific)) = specific.map(|s| (s, true)).or_else(|| common.map(|s| (s, false))) else {
@@ -323,7 +268,7 @@ impl ParsedUrl {
             }
             return Ok(ParsedUrl {
                 scheme: None,
-                port: port_of(&authority).map_err(bad)?,
+                port: port_of(&authority).map_err(|e| bad(e.to_string()))?,
                 authority: authority.to_string(),
                 path_and_query: String::new(),
             });
@@ -347,16 +292,21 @@ impl ParsedUrl {
             Some(pq) if pq.as_str() != "/" => pq.as_str().to_string(),
             _ => String::new(),
         };
-        let port = port_of(authority).map_err(bad)?;
+        let port = port_of(authority).map_err(|e| bad(e.to_string()))?;
         Ok(ParsedUrl { scheme: Some(scheme), port, authority: authority.to_string(), path_and_query })
     }
 }
 
+/// A port number that does not fit in 16 bits.
+#[derive(Debug, thiserror::Error)]
+#[error("invalid port {0:?}")]
+struct InvalidPort(String);
+
 /// The port of `host:port` (`[v6]:port`), checked to fit in 16 bits.
-fn port_of(a: &http::uri::Authority) -> Result<Option<u16>, String> {
+fn port_of(a: &http::uri::Authority) -> Result<Option<u16>, InvalidPort> {
     let after_host = a.as_str().rsplit(']').next().unwrap_or_default();
     match after_host.rsplit_once(':') {
-        Some((_, p)) => p.parse::<u16>().map(Some).map_err(|_| format!("invalid port {p:?}")),
+        Some((_, p)) => p.parse::<u16>().map(Some).map_err(|_| InvalidPort(p.to_string())),
         None => Ok(None),
     }
 }
@@ -414,40 +364,10 @@ fn read_ca_file(s: &Setting) -> Result<Vec<CertificateDer<'static>>, ConfigError
     Ok(certs)
 }
 
-/// A positive count (`batch_max_size`, `queue_size`).
-pub fn parse_count(s: &Setting) -> Result<usize, ConfigError> {
-    match s.value.trim().parse::<usize>() {
-        Ok(n) if n > 0 => Ok(n),
-        _ => Err(err(s, format!("invalid value {:?}: expected a positive integer", s.value))),
-    }
-}
-
-/// A Go duration (`5s`, `250ms`).
-pub fn parse_duration(s: &Setting) -> Result<Duration, ConfigError> {
-    parse_go_duration(s.value.trim()).map_err(|m| err(s, m))
-}
-
-/// The backoff settings (`OTEL_EBPF_BACKOFF_*`, YAML `backoff_*`).
-pub fn resolve_backoff(lookup: &Lookup<'_>) -> Result<BackoffConfig, ConfigError> {
-    let mut b = BackoffConfig::default();
-    if let Some(s) = lookup.get("OTEL_EBPF_BACKOFF_INITIAL_INTERVAL", "backoff_initial_interval") {
-        b.initial = parse_duration(&s)?;
-        if b.initial.is_zero() {
-            return Err(err(&s, "must be greater than 0"));
-        }
-    }
-    if let Some(s) = lookup.get("OTEL_EBPF_BACKOFF_MAX_INTERVAL", "backoff_max_interval") {
-        b.max = parse_duration(&s)?;
-    }
-    b.max = b.max.max(b.initial);
-    if let Some(s) = lookup.get("OTEL_EBPF_BACKOFF_MAX_ELAPSED_TIME", "backoff_max_elapsed_time") {
-        b.max_elapsed = parse_duration(&s)?;
-    }
-    Ok(b)
-}
-
 #[cfg(test)]
 mod tests {
+    use std::collections::BTreeMap;
+
     use super::*;
 
     fn lookup_of(env: &[(&'static str, &str)]) -> BTreeMap<&'static str, Setting> {
@@ -659,17 +579,5 @@ mod tests {
             let e = error(&env);
             assert!(e.starts_with(starts), "{env:?}: {e}");
         }
-    }
-
-    #[test]
-    fn backoff_settings() {
-        let env = lookup_of(&[("OTEL_EBPF_BACKOFF_INITIAL_INTERVAL", "100ms")]);
-        let yaml = serde_json::json!({"backoff_max_interval": "2s", "backoff_max_elapsed_time": "0s"});
-        let b = resolve_backoff(&Lookup::from_parts(&env, Some(&yaml), "otel_traces_export")).unwrap();
-        assert_eq!(b.initial, Duration::from_millis(100));
-        assert_eq!(b.max, Duration::from_secs(2));
-        assert_eq!(b.max_elapsed, Duration::ZERO);
-        let env = lookup_of(&[("OTEL_EBPF_BACKOFF_INITIAL_INTERVAL", "0s")]);
-        assert!(resolve_backoff(&Lookup::from_parts(&env, None, "x")).is_err());
     }
 }
