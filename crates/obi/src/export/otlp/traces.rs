@@ -24,11 +24,12 @@ use tokio::time::Instant;
 
 use super::backoff::{Backoff, BackoffConfig};
 use super::config::{Lookup, OtlpEndpoint, Signal, parse_count, parse_duration, resolve_backoff, resolve_endpoint};
-use super::convert::{self, HostInfo};
+use super::convert;
 use super::sampler::Sampler;
 use super::transport::{Encoded, ExportError, ExportOk, Transport};
 use crate::config::{Config, ConfigError, Diagnostic, Setting};
 use crate::export::fanout::SpanBatch;
+use crate::export::resource::HostInfo;
 use crate::service::Service;
 use crate::span::{Span, SpanType};
 
