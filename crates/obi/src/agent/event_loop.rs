@@ -59,12 +59,11 @@ impl Agent {
     /// Sets routes and hands the spans to the sinks; spans matching
     /// `routes.ignored_patterns` skip traces, metrics or both.
     fn route_spans(&mut self) {
-        let spans = self.tracker.take_spans();
+        let mut spans = self.tracker.take_spans();
         if spans.is_empty() {
             return;
         }
         self.stats.counters.spans_emitted += spans.len() as u64;
-        let mut spans = spans;
         let verdicts = &mut self.routes.verdicts;
         verdicts.clear();
         verdicts.extend(spans.iter_mut().map(|s| self.routes.decorator.decorate(s)));
