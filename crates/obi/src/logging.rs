@@ -271,25 +271,9 @@ fn value_text(v: &Value) -> String {
     }
 }
 
-/// Go's `strconv.FormatFloat(f, 'g', -1, 64)` for the common cases.
+/// Go's `strconv.FormatFloat(f, 'g', -1, 64)`, as slog prints floats.
 fn go_float(f: f64) -> String {
-    if f.is_nan() {
-        return "NaN".to_string();
-    }
-    if f.is_infinite() {
-        return if f > 0.0 { "+Inf" } else { "-Inf" }.to_string();
-    }
-    let exp = if f == 0.0 { 0 } else { f.abs().log10().floor() as i32 };
-    // Shortest 'g' switches to the exponent form from 1e+06 (Go's eprec = 6).
-    if !(-4..6).contains(&exp) {
-        // 1e+21, 1.5e-05
-        let s = format!("{f:e}");
-        let (mant, e) = s.split_once('e').unwrap_or((&s, "0"));
-        let e: i32 = e.parse().unwrap_or(0);
-        format!("{mant}e{}{:02}", if e < 0 { '-' } else { '+' }, e.abs())
-    } else {
-        format!("{f}")
-    }
+    crate::export::gofmt::GoFloat(f).to_string()
 }
 
 /// slog's `needsQuoting`: empty, or containing a space, `=`, `"`, a control

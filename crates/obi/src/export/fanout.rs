@@ -1,6 +1,10 @@
 //! Hands each batch of spans to every sink through its own bounded queue.
 //! A slow sink loses batches (counted and logged), never stalls the others
 //! or the event loop.
+//!
+//! Sinks take traces (printer, OTLP traces) or metrics (the metrics store).
+//! The routes decorator may keep a span out of one of the two
+//! (`routes.ignored_patterns`): [`Fanout::send_routed`] honours its verdicts.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -8,6 +12,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use tokio::sync::mpsc;
 
 use crate::span::Span;
+use crate::transform::routes::Verdict;
 
 pub type SpanBatch = Arc<Vec<Span>>;
 
@@ -21,9 +26,36 @@ pub struct SinkStats {
     pub sent_spans: AtomicU64,
 }
 
+/// The signal a sink produces from spans.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Signal {
+    Traces,
+    Metrics,
+}
+
+impl Signal {
+    fn wants(self, verdict: Verdict) -> bool {
+        match self {
+            Signal::Traces => verdict.to_traces(),
+            Signal::Metrics => verdict.to_metrics(),
+        }
+    }
+}
+
 struct Sink {
     tx: mpsc::Sender<SpanBatch>,
+    signal: Signal,
     stats: Arc<SinkStats>,
+}
+
+impl Sink {
+    fn offer(&self, batch: &SpanBatch) {
+        let n = batch.len() as u64;
+        match self.tx.try_send(batch.clone()) {
+            Ok(()) => self.stats.sent_spans.fetch_add(n, Ordering::Relaxed),
+            Err(_) => self.stats.dropped_spans.fetch_add(n, Ordering::Relaxed),
+        };
+    }
 }
 
 #[derive(Default)]
@@ -36,11 +68,11 @@ impl Fanout {
         Fanout { sinks: Vec::new() }
     }
 
-    /// Registers a sink and returns the receiving end of its queue.
-    pub fn add_sink(&mut self, name: &'static str) -> (mpsc::Receiver<SpanBatch>, Arc<SinkStats>) {
+    /// Registers a sink of `signal` and returns the receiving end of its queue.
+    pub fn add_sink(&mut self, name: &'static str, signal: Signal) -> (mpsc::Receiver<SpanBatch>, Arc<SinkStats>) {
         let (tx, rx) = mpsc::channel(SINK_QUEUE_BATCHES);
         let stats = Arc::new(SinkStats { name, dropped_spans: AtomicU64::new(0), sent_spans: AtomicU64::new(0) });
-        self.sinks.push(Sink { tx, stats: stats.clone() });
+        self.sinks.push(Sink { tx, signal, stats: stats.clone() });
         (rx, stats)
     }
 
@@ -53,13 +85,38 @@ impl Fanout {
         if spans.is_empty() || self.sinks.is_empty() {
             return;
         }
-        let n = spans.len() as u64;
         let batch: SpanBatch = Arc::new(spans);
         for sink in &self.sinks {
-            match sink.tx.try_send(batch.clone()) {
-                Ok(()) => sink.stats.sent_spans.fetch_add(n, Ordering::Relaxed),
-                Err(_) => sink.stats.dropped_spans.fetch_add(n, Ordering::Relaxed),
+            sink.offer(&batch);
+        }
+    }
+
+    /// Offers each span to the sinks of the signals its verdict allows
+    /// (`verdicts[i]` is the verdict of `spans[i]`).
+    pub fn send_routed(&self, mut spans: Vec<Span>, verdicts: &[Verdict]) {
+        debug_assert_eq!(spans.len(), verdicts.len());
+        if verdicts.iter().all(|v| *v == Verdict::Keep) {
+            return self.send(spans);
+        }
+        // Rare (ignored routes matched): the metrics side gets copies, the
+        // traces side the spans themselves, both in their original order.
+        let has = |signal: Signal| self.sinks.iter().any(|s| s.signal == signal);
+        let metrics: SpanBatch = Arc::new(if has(Signal::Metrics) {
+            spans.iter().zip(verdicts).filter(|(_, v)| Signal::Metrics.wants(**v)).map(|(s, _)| s.clone()).collect()
+        } else {
+            Vec::new()
+        });
+        let mut verdict = verdicts.iter();
+        spans.retain(|_| verdict.next().is_some_and(|v| Signal::Traces.wants(*v)));
+        let traces: SpanBatch = Arc::new(spans);
+        for sink in &self.sinks {
+            let batch = match sink.signal {
+                Signal::Traces => &traces,
+                Signal::Metrics => &metrics,
             };
+            if !batch.is_empty() {
+                sink.offer(batch);
+            }
         }
     }
 
@@ -85,8 +142,8 @@ mod tests {
     #[test]
     fn a_full_sink_drops_and_counts_without_blocking_others() {
         let mut f = Fanout::new();
-        let (_slow_rx, slow) = f.add_sink("slow");
-        let (mut fast_rx, fast) = f.add_sink("fast");
+        let (_slow_rx, slow) = f.add_sink("slow", Signal::Traces);
+        let (mut fast_rx, fast) = f.add_sink("fast", Signal::Metrics);
         for _ in 0..SINK_QUEUE_BATCHES + 10 {
             f.send(spans(2));
             while fast_rx.try_recv().is_ok() {}
@@ -94,5 +151,25 @@ mod tests {
         assert_eq!(slow.dropped_spans.load(Ordering::Relaxed), 20);
         assert_eq!(slow.sent_spans.load(Ordering::Relaxed), SINK_QUEUE_BATCHES as u64 * 2);
         assert_eq!(fast.dropped_spans.load(Ordering::Relaxed), 0);
+    }
+
+    #[test]
+    fn routed_spans_reach_only_the_signals_their_verdict_allows() {
+        let mut f = Fanout::new();
+        let (mut traces, _) = f.add_sink("traces", Signal::Traces);
+        let (mut metrics, _) = f.add_sink("metrics", Signal::Metrics);
+        let mut batch = spans(4);
+        for (i, s) in batch.iter_mut().enumerate() {
+            s.tid = i as u32;
+        }
+        use Verdict::*;
+        f.send_routed(batch, &[Keep, MetricsOnly, TracesOnly, Drop]);
+        let tids = |b: SpanBatch| b.iter().map(|s| s.tid).collect::<Vec<_>>();
+        assert_eq!(tids(traces.try_recv().unwrap()), [0, 2]);
+        assert_eq!(tids(metrics.try_recv().unwrap()), [0, 1]);
+        // Nothing for a signal: no empty batch.
+        f.send_routed(spans(1), &[MetricsOnly]);
+        assert!(traces.try_recv().is_err());
+        assert_eq!(metrics.try_recv().unwrap().len(), 1);
     }
 }

@@ -1,6 +1,6 @@
 //! Go formatting helpers, so printed output matches OBI byte for byte.
 
-use std::fmt;
+use std::fmt::{self, Write as _};
 
 /// Formats a duration in nanoseconds exactly like Go's `time.Duration.String()`
 /// (non-negative durations only): `0s`, `850ns`, `1.5µs`, `17.069032ms`,
@@ -114,6 +114,63 @@ fn fmt_int(buf: &mut [u8], mut v: u64) -> usize {
     w
 }
 
+/// Formats a float like Go's `strconv.FormatFloat(v, 'g', -1, 64)`: the
+/// shortest exact digits, in exponent form below 1e-4 and from 1e+06 on
+/// (`0.005`, `10`, `1e+06`, `1.5e-05`), `+Inf`, `-Inf`, `NaN`. Prometheus
+/// clients and slog print floats this way.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct GoFloat(pub f64);
+
+impl fmt::Display for GoFloat {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let v = self.0;
+        if v.is_nan() {
+            return f.write_str("NaN");
+        }
+        if v.is_infinite() {
+            return f.write_str(if v > 0.0 { "+Inf" } else { "-Inf" });
+        }
+        if v == 0.0 {
+            return f.write_str(if v.is_sign_negative() { "-0" } else { "0" });
+        }
+        // Rust's `{:e}` gives the same shortest digits; only the exponent
+        // decides the form, and Go pads it to two digits with a sign.
+        let mut e = ExpBuf::default();
+        let _ = write!(e, "{v:e}");
+        let (mantissa, exp) = e.as_str().split_once('e').ok_or(fmt::Error)?;
+        let exp: i32 = exp.parse().map_err(|_| fmt::Error)?;
+        if (-4..6).contains(&exp) {
+            write!(f, "{v}")
+        } else {
+            write!(f, "{mantissa}e{}{:02}", if exp < 0 { '-' } else { '+' }, exp.abs())
+        }
+    }
+}
+
+/// Room for `{:e}` of any f64 (at most 24 bytes: `-2.2250738585072014e-308`),
+/// so formatting a float does not allocate.
+#[derive(Default)]
+struct ExpBuf {
+    buf: [u8; 32],
+    len: usize,
+}
+
+impl ExpBuf {
+    fn as_str(&self) -> &str {
+        // Only ASCII was written.
+        std::str::from_utf8(&self.buf[..self.len]).unwrap_or_default()
+    }
+}
+
+impl fmt::Write for ExpBuf {
+    fn write_str(&mut self, s: &str) -> fmt::Result {
+        let end = self.len + s.len();
+        self.buf.get_mut(self.len..end).ok_or(fmt::Error)?.copy_from_slice(s.as_bytes());
+        self.len = end;
+        Ok(())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -168,6 +225,32 @@ mod tests {
         for &(ns, want) in table {
             assert_eq!(go_duration(ns), want, "go_duration({ns})");
             assert_eq!(format!("{}", GoDuration(ns)), want);
+        }
+    }
+
+    #[test]
+    fn matches_go_format_float_g() {
+        // Expected values follow Go's strconv.FormatFloat(v, 'g', -1, 64).
+        let table: &[(f64, &str)] = &[
+            (0.0, "0"),
+            (-0.0, "-0"),
+            (0.005, "0.005"),
+            (0.25, "0.25"),
+            (1.0, "1"),
+            (-5.5, "-5.5"),
+            (123456.0, "123456"),
+            (1e6, "1e+06"),
+            (1234567.0, "1.234567e+06"),
+            (1e21, "1e+21"),
+            (0.0001, "0.0001"),
+            (1.5e-5, "1.5e-05"),
+            (-2.2250738585072014e-308, "-2.2250738585072014e-308"),
+            (f64::INFINITY, "+Inf"),
+            (f64::NEG_INFINITY, "-Inf"),
+            (f64::NAN, "NaN"),
+        ];
+        for &(v, want) in table {
+            assert_eq!(GoFloat(v).to_string(), want, "GoFloat({v:?})");
         }
     }
 

@@ -5,3 +5,4 @@ pub mod gofmt;
 pub mod metrics;
 pub mod otlp;
 pub mod printer;
+pub mod resource;

@@ -1,7 +1,8 @@
 //! Metrics about obi-rs itself (`internal_metrics.exporter: prometheus`).
 //!
-//! The agent loop copies its counters here once a second (and the scrape
-//! endpoint counts its own requests); a scrape renders them. Names follow
+//! The agent publishes its counters here once a second (which ones, and
+//! under which names, its stats table decides: [`InternalMetrics::new`]);
+//! exporters and the scrape endpoint count their own; a scrape renders them. Names follow
 //! OBI's `obi_*` internal metrics where OBI has one
 //! (`obi_prometheus_http_requests_total`, `obi_instrumented_processes`,
 //! `obi_internal_build_info`); the others are obi-rs's own.
@@ -11,7 +12,7 @@ use std::fmt::Write as _;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use super::prom::{write_build_labels, write_escaped};
+use super::exposition::{write_build_labels, write_labels};
 
 /// Per-sink span counters, as the agent last saw them.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -38,36 +39,35 @@ impl Cell {
     }
 }
 
+/// How a published value is exposed on the internal metrics page.
+#[derive(Debug)]
+pub struct Exposed {
+    /// Metric name; rows with the same name form one family (one `# HELP`).
+    pub name: &'static str,
+    pub help: &'static str,
+    pub labels: &'static [(&'static str, &'static str)],
+    pub kind: Kind,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    Counter,
+    Gauge,
+}
+
+impl Kind {
+    fn as_str(self) -> &'static str {
+        match self {
+            Kind::Counter => "counter",
+            Kind::Gauge => "gauge",
+        }
+    }
+}
+
 #[derive(Debug, Default)]
 pub struct InternalMetrics {
-    /// Events the kernel side wrote to the ring buffer.
-    pub kernel_events: Cell,
-    /// Events lost because the event ring buffer was full.
-    pub ringbuf_full: Cell,
-    /// Process events lost because their ring buffer was full.
-    pub proc_ringbuf_full: Cell,
-    /// Kernel connection table full.
-    pub conn_table_full: Cell,
-    /// Kernel pending-request table full.
-    pub pending_full: Cell,
-    /// Events read and processed by user space.
-    pub events_read: Cell,
-    pub malformed_events: Cell,
-    /// Message starts that were not valid HTTP/1.
-    pub parse_failures: Cell,
-    /// Spans produced by the tracker.
-    pub spans: Cell,
-    pub ignored_conns: Cell,
-    pub orphan_responses: Cell,
-    pub unanswered_requests: Cell,
-    pub unnamed_spans_dropped: Cell,
-    pub active_conns: Cell,
-    /// Discovery triggers dropped (queue full).
-    pub process_events_dropped: Cell,
-    /// Spans dropped by the routes decorator (`ignored_patterns`).
-    pub spans_ignored: Cell,
-    /// Metric series removed by the TTL.
-    pub series_expired: Cell,
+    /// The agent's counters, in the order the agent publishes them.
+    published: Box<[(&'static Exposed, Cell)]>,
     /// Successful OTLP metrics exports.
     pub otel_metric_exports: Cell,
     /// Failed OTLP metrics exports by error kind.
@@ -81,6 +81,19 @@ pub struct InternalMetrics {
 }
 
 impl InternalMetrics {
+    /// A page showing `exposed` (values set by [`InternalMetrics::publish`])
+    /// besides the metrics every agent has (exporters, scrapes, processes).
+    pub fn new(exposed: impl IntoIterator<Item = &'static Exposed>) -> Self {
+        InternalMetrics { published: exposed.into_iter().map(|e| (e, Cell::default())).collect(), ..Default::default() }
+    }
+
+    /// Sets the values of the exposed metrics, in the order given to [`InternalMetrics::new`].
+    pub fn publish(&self, values: impl IntoIterator<Item = u64>) {
+        for ((_, cell), v) in self.published.iter().zip(values) {
+            cell.set(v);
+        }
+    }
+
     pub fn prometheus_request(&self, port: u16, path: &str) {
         let mut m = self.prom_requests.lock().unwrap_or_else(|e| e.into_inner());
         *m.entry((port, path.to_string())).or_default() += 1;
@@ -106,72 +119,16 @@ impl InternalMetrics {
     }
 
     pub fn write_prometheus(&self, out: &mut String) {
-        let counters: [Counter<'_>; 16] = [
-            ("obi_ebpf_events_total", "events written by the kernel side", &[], &self.kernel_events),
-            ("obi_ebpf_events_read_total", "kernel events read and processed by user space", &[], &self.events_read),
-            (
-                "obi_ebpf_ringbuf_dropped_events_total",
-                "events lost because a ring buffer was full",
-                &[("ringbuf", "events")],
-                &self.ringbuf_full,
-            ),
-            ("obi_ebpf_ringbuf_dropped_events_total", "", &[("ringbuf", "process_events")], &self.proc_ringbuf_full),
-            (
-                "obi_ebpf_table_full_total",
-                "kernel events not tracked because a kernel table was full",
-                &[("table", "connections")],
-                &self.conn_table_full,
-            ),
-            ("obi_ebpf_table_full_total", "", &[("table", "pending_requests")], &self.pending_full),
-            ("obi_malformed_events_total", "kernel events user space could not decode", &[], &self.malformed_events),
-            (
-                "obi_parse_failures_total",
-                "messages that could not be parsed",
-                &[("protocol", "http1")],
-                &self.parse_failures,
-            ),
-            ("obi_spans_total", "spans produced", &[], &self.spans),
-            (
-                "obi_ignored_connections_total",
-                "connections ignored because their protocol is not supported",
-                &[],
-                &self.ignored_conns,
-            ),
-            ("obi_orphan_responses_total", "responses whose request was not seen", &[], &self.orphan_responses),
-            ("obi_unanswered_requests_total", "requests dropped without a response", &[], &self.unanswered_requests),
-            (
-                "obi_unnamed_spans_dropped_total",
-                "spans dropped because their process was never named by discovery",
-                &[],
-                &self.unnamed_spans_dropped,
-            ),
-            (
-                "obi_process_events_dropped_total",
-                "process events dropped because the discovery queue was full",
-                &[],
-                &self.process_events_dropped,
-            ),
-            (
-                "obi_ignored_spans_total",
-                "spans dropped because they match routes.ignored_patterns",
-                &[],
-                &self.spans_ignored,
-            ),
-            ("obi_metric_series_expired_total", "metric series removed after the TTL", &[], &self.series_expired),
-        ];
-        for (name, help, labels, cell) in counters {
-            if !help.is_empty() {
-                let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} counter");
+        let mut family = "";
+        for (e, cell) in self.published.iter() {
+            if e.name != family {
+                family = e.name;
+                let _ = writeln!(out, "# HELP {} {}\n# TYPE {} {}", e.name, e.help, e.name, e.kind.as_str());
             }
-            out.push_str(name);
-            write_labels(out, labels.iter().map(|(k, v)| (*k, *v)));
+            out.push_str(e.name);
+            write_labels(out, e.labels.iter().copied());
             let _ = writeln!(out, " {}", cell.get());
         }
-        let _ = writeln!(
-            out,
-            "# HELP obi_active_connections connections tracked by user space\n# TYPE obi_active_connections gauge\nobi_active_connections {}",
-            self.active_conns.get()
-        );
 
         let sinks = self.sinks.lock().unwrap_or_else(|e| e.into_inner()).clone();
         out.push_str(
@@ -226,23 +183,5 @@ impl InternalMetrics {
         out.push_str("# HELP obi_internal_build_info build information of obi-rs\n# TYPE obi_internal_build_info gauge\nobi_internal_build_info");
         write_build_labels(out, None);
         out.push_str(" 1\n");
-    }
-}
-
-/// Name, help (empty: same family as the previous one), labels, value.
-type Counter<'a> = (&'a str, &'a str, &'a [(&'a str, &'a str)], &'a Cell);
-
-fn write_labels<'a>(out: &mut String, labels: impl IntoIterator<Item = (&'a str, &'a str)>) {
-    let mut any = false;
-    for (k, v) in labels {
-        out.push(if any { ',' } else { '{' });
-        any = true;
-        out.push_str(k);
-        out.push_str("=\"");
-        write_escaped(out, v);
-        out.push('"');
-    }
-    if any {
-        out.push('}');
     }
 }

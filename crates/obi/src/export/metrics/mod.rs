@@ -2,8 +2,8 @@
 //! metric names, units, default buckets and default attributes, served to
 //! Prometheus ([`prom`]) and read by the OTLP metrics exporter.
 //!
-//! The store is fed from the agent loop, one batch at a time, under a mutex
-//! that the scrape handler takes briefly. Recording a span into an existing
+//! The store is fed by its sink ([`sink`]), one batch at a time, under a
+//! mutex that the scrape handler takes briefly. Recording a span into an existing
 //! series does not allocate: the label values are borrowed from the span,
 //! hashed in place, and compared with the stored ones (hashbrown's
 //! `HashTable` with a precomputed hash). Only a new label set allocates.
@@ -11,9 +11,11 @@
 //! Series not updated for `ttl` are removed ([`MetricsStore::expire`]), so a
 //! process that is gone stops being reported.
 
+pub mod exposition;
 pub mod internal;
 pub mod otlp;
 pub mod prom;
+pub mod sink;
 
 use std::hash::{BuildHasher, Hasher};
 use std::net::IpAddr;

@@ -10,23 +10,18 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use opentelemetry_proto::tonic::collector::metrics::v1::{ExportMetricsServiceRequest, ExportMetricsServiceResponse};
-use opentelemetry_proto::tonic::common::v1::{AnyValue, InstrumentationScope, KeyValue, any_value};
+use opentelemetry_proto::tonic::common::v1::any_value;
 use opentelemetry_proto::tonic::metrics::v1::{
     AggregationTemporality, Histogram, HistogramDataPoint, Metric, ResourceMetrics, ScopeMetrics, metric,
 };
-use opentelemetry_proto::tonic::resource::v1::Resource;
 use tokio::sync::watch;
 
 use super::internal::InternalMetrics;
-use super::prom::{HostInfo, SDK_NAME};
 use super::{MetricsStore, OwnedVal, SERVICE_KEY_LEN, family_wanted, is_live};
 use crate::config::metrics::Instrumentations;
 use crate::config::otlp::{OtlpMetricsSettings, Signal};
 use crate::export::otlp::{ExportRequest, Transport};
-use crate::service::Service;
-
-/// Instrumentation scope of every metric (OBI's library name).
-pub const SCOPE_NAME: &str = "github.com/open-telemetry/opentelemetry-ebpf-instrumentation";
+use crate::export::resource::{HostInfo, kv, resource, scope};
 
 impl ExportRequest for ExportMetricsServiceRequest {
     type Response = ExportMetricsServiceResponse;
@@ -38,37 +33,6 @@ impl ExportRequest for ExportMetricsServiceRequest {
         (p.rejected_data_points != 0 || !p.error_message.is_empty())
             .then(|| (p.rejected_data_points, p.error_message.clone()))
     }
-}
-
-fn kv(key: &str, value: any_value::Value) -> KeyValue {
-    KeyValue { key: key.to_string(), value: Some(AnyValue { value: Some(value) }), ..Default::default() }
-}
-
-fn kv_str(key: &str, value: &str) -> KeyValue {
-    kv(key, any_value::Value::StringValue(value.to_string()))
-}
-
-fn resource(svc: &Service, host: &HostInfo) -> Resource {
-    let mut attrs = vec![kv_str("service.name", &svc.name)];
-    if !svc.namespace.is_empty() {
-        attrs.push(kv_str("service.namespace", &svc.namespace));
-    }
-    attrs.push(kv_str("service.instance.id", &svc.instance_id));
-    attrs.push(kv_str("telemetry.sdk.language", svc.language.as_str()));
-    attrs.push(kv_str("telemetry.sdk.name", SDK_NAME));
-    attrs.push(kv_str("telemetry.sdk.version", env!("CARGO_PKG_VERSION")));
-    if !host.host_name.is_empty() {
-        attrs.push(kv_str("host.name", &host.host_name));
-    }
-    if !host.host_id.is_empty() {
-        attrs.push(kv_str("host.id", &host.host_id));
-    }
-    for (k, v) in &svc.resource_attributes {
-        if !attrs.iter().any(|a| &a.key == k) {
-            attrs.push(kv_str(k, v));
-        }
-    }
-    Resource { attributes: attrs, ..Default::default() }
 }
 
 /// The request for the live series of `store` (`None` when there are none):
@@ -94,14 +58,7 @@ pub fn build_request(
             let r = *by_instance.entry(s.service.instance_id.as_str()).or_insert_with(|| {
                 resources.push(ResourceMetrics {
                     resource: Some(resource(&s.service, host)),
-                    scope_metrics: vec![ScopeMetrics {
-                        scope: Some(InstrumentationScope {
-                            name: SCOPE_NAME.to_string(),
-                            version: env!("CARGO_PKG_VERSION").to_string(),
-                            ..Default::default()
-                        }),
-                        ..Default::default()
-                    }],
+                    scope_metrics: vec![ScopeMetrics { scope: Some(scope()), ..Default::default() }],
                     ..Default::default()
                 });
                 resources.len() - 1

@@ -11,112 +11,12 @@ use hyper::body::Bytes;
 use hyper::{Request, Response, StatusCode};
 use tokio::sync::watch;
 
+use super::exposition::{CONTENT_TYPE, Labels, label_name, write_build_labels, write_float};
 use super::internal::InternalMetrics;
 use super::{MetricsStore, OwnedVal, SERVICE_KEY_LEN, family_wanted, is_live};
 use crate::config::metrics::{Instrumentations, MetricsConfig};
+use crate::export::resource::{HostInfo, SDK_NAME, SDK_VERSION};
 use crate::service::Service;
-
-pub const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
-
-/// Value of `telemetry.sdk.name` (OBI's own, so dashboards filtering on it keep working).
-pub const SDK_NAME: &str = "opentelemetry-ebpf-instrumentation";
-
-/// Facts about the host that go into `target_info`.
-#[derive(Debug, Clone, Default)]
-pub struct HostInfo {
-    pub host_name: String,
-    pub host_id: String,
-}
-
-impl HostInfo {
-    /// Host name as configured; host id from `/etc/machine-id` when readable.
-    pub fn detect(host_name: &str) -> HostInfo {
-        let host_id = ["/etc/machine-id", "/var/lib/dbus/machine-id"]
-            .iter()
-            .find_map(|p| std::fs::read_to_string(p).ok())
-            .map(|s| s.trim().to_string())
-            .unwrap_or_default();
-        HostInfo { host_name: host_name.to_string(), host_id }
-    }
-}
-
-/// Writes a float like Go's `strconv.FormatFloat(v, 'g', -1, 64)`, which is
-/// what Prometheus clients print (`le="0.005"`, `le="10"`, `1e+06`).
-pub fn write_float(out: &mut String, v: f64) {
-    if v.is_nan() {
-        out.push_str("NaN");
-        return;
-    }
-    if v.is_infinite() {
-        out.push_str(if v > 0.0 { "+Inf" } else { "-Inf" });
-        return;
-    }
-    if v == 0.0 {
-        out.push('0');
-        return;
-    }
-    let e = format!("{v:e}");
-    let (mantissa, exp) = e.split_once('e').expect("{:e} has an exponent");
-    let exp: i32 = exp.parse().expect("exponent is a number");
-    if !(-4..6).contains(&exp) {
-        // Go switches to the exponent form below 1e-4 and from 1e6 on.
-        let _ = write!(out, "{mantissa}e{}{:02}", if exp < 0 { '-' } else { '+' }, exp.abs());
-    } else {
-        let _ = write!(out, "{v}");
-    }
-}
-
-/// Escapes a label value: backslash, double quote and newline.
-pub fn write_escaped(out: &mut String, v: &str) {
-    for c in v.chars() {
-        match c {
-            '\\' => out.push_str("\\\\"),
-            '"' => out.push_str("\\\""),
-            '\n' => out.push_str("\\n"),
-            c => out.push(c),
-        }
-    }
-}
-
-/// A valid Prometheus label name from an attribute name (`a.b-c` -> `a_b_c`).
-pub fn label_name(name: &str) -> String {
-    let mut s: String = name.chars().map(|c| if c.is_ascii_alphanumeric() || c == '_' { c } else { '_' }).collect();
-    if s.is_empty() || s.starts_with(|c: char| c.is_ascii_digit()) {
-        s.insert(0, '_');
-    }
-    s
-}
-
-/// Writes `{a="x",b="y"` (no closing brace), skipping empty values like
-/// Prometheus does. Returns whether anything was written.
-struct Labels<'a> {
-    out: &'a mut String,
-    any: bool,
-}
-
-impl<'a> Labels<'a> {
-    fn new(out: &'a mut String) -> Self {
-        Labels { out, any: false }
-    }
-
-    fn add(&mut self, name: &str, value: &str) {
-        if value.is_empty() {
-            return;
-        }
-        self.out.push(if self.any { ',' } else { '{' });
-        self.any = true;
-        self.out.push_str(name);
-        self.out.push_str("=\"");
-        write_escaped(self.out, value);
-        self.out.push('"');
-    }
-
-    fn close(self) {
-        if self.any {
-            self.out.push('}');
-        }
-    }
-}
 
 fn service_labels(l: &mut Labels<'_>, svc: &Service) {
     l.add("instance", &svc.instance_id);
@@ -204,10 +104,10 @@ pub fn write_application(out: &mut String, store: &MetricsStore, host: &HostInfo
             let mut l = Labels::new(out);
             service_labels(&mut l, svc);
             l.add("host_name", &host.host_name);
-            l.add("host_id", &host.host_id);
+            l.add("host_id", host.host_id.as_deref().unwrap_or_default());
             l.add("telemetry_sdk_language", svc.language.as_str());
             l.add("telemetry_sdk_name", SDK_NAME);
-            l.add("telemetry_sdk_version", env!("CARGO_PKG_VERSION"));
+            l.add("telemetry_sdk_version", SDK_VERSION);
             let taken = [
                 "instance",
                 "job",
@@ -250,27 +150,6 @@ pub fn write_application(out: &mut String, store: &MetricsStore, host: &HostInfo
             out.push_str(" 1\n");
         }
     }
-}
-
-/// The `goarch`, `goos`, `goversion`, `revision`, `version` labels of OBI's
-/// build info metrics, with Rust values (`goversion` holds the minimum Rust
-/// version obi-rs is built with).
-pub fn write_build_labels(out: &mut String, target_lang: Option<&str>) {
-    let arch = match std::env::consts::ARCH {
-        "x86_64" => "amd64",
-        "aarch64" => "arm64",
-        other => other,
-    };
-    let mut l = Labels::new(out);
-    l.add("goarch", arch);
-    l.add("goos", std::env::consts::OS);
-    l.add("goversion", concat!("rust", env!("CARGO_PKG_RUST_VERSION")));
-    l.add("revision", option_env!("OBI_GIT_REVISION").unwrap_or(""));
-    if let Some(t) = target_lang {
-        l.add("target_lang", t);
-    }
-    l.add("version", env!("CARGO_PKG_VERSION"));
-    l.close();
 }
 
 // ---------------------------------------------------------------------------

@@ -2,11 +2,13 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::sync::Arc;
 use std::time::Duration;
 
+use super::exposition::write_float;
 use super::internal::InternalMetrics;
-use super::prom::{HostInfo, PromOptions, write_application, write_float};
+use super::prom::{PromOptions, write_application};
 use super::*;
 use crate::config::GlobPattern;
 use crate::config::metrics::{MetricsConfig, SelectEntry};
+use crate::export::resource::{HostInfo, SCOPE_NAME};
 use crate::service::{Language, Service};
 use crate::span::Span;
 use crate::span::fixtures::{self, Shape};
@@ -33,7 +35,7 @@ fn render(store: &MetricsStore) -> String {
 
 fn render_with(store: &MetricsStore, opts: &PromOptions, now_ns: u64) -> String {
     let mut out = String::new();
-    write_application(&mut out, store, &HostInfo { host_name: "h".into(), host_id: "id".into() }, opts, now_ns);
+    write_application(&mut out, store, &HostInfo { host_name: "h".into(), host_id: Some("id".into()) }, opts, now_ns);
     out
 }
 
@@ -108,7 +110,7 @@ fn client_and_rpc_families() {
     let mut c = span(&svc, Shape::HttpClient, "/x", 404, 5);
     fixtures::http(&mut c).host_header = Some("api.example.com:8443".into());
     store.record(&c, 1, 1);
-    let mut g = span(&svc, Shape::GrpcServer, "/pkg.Svc/Get", 0, 5);
+    let g = span(&svc, Shape::GrpcServer, "/pkg.Svc/Get", 0, 5);
     store.record(&g, 1, 1);
     store.record(&span(&svc, Shape::GrpcClient, "/pkg.Svc/Put", 14, 5), 1, 1);
     // ProcessAlive is not a request.
@@ -313,8 +315,14 @@ fn exposition_passes_promtool() {
         store.record(&span(&svc, t, path, status, 12), 1, 1);
     }
     promtool_check(&render(&store));
-    let internal = InternalMetrics::default();
-    internal.kernel_events.set(5);
+    static EVENTS: internal::Exposed = internal::Exposed {
+        name: "obi_ebpf_events_total",
+        help: "events written by the kernel side",
+        labels: &[],
+        kind: internal::Kind::Counter,
+    };
+    let internal = InternalMetrics::new([&EVENTS]);
+    internal.publish([5]);
     internal.prometheus_request(9090, "/metrics");
     internal.process_instrumented(1, "python3");
     internal.set_sink("trace_printer", internal::SinkCounters { sent: 3, dropped: 1 });
@@ -339,7 +347,7 @@ fn otlp_request_groups_by_process_with_cumulative_histograms() {
         store.record(&span(&a, Shape::HttpServer, "/x", status, 30), 1, 7);
     }
     store.record(&span(&b, Shape::GrpcClient, "/p.S/M", 0, 5), 1, 7);
-    let host = HostInfo { host_name: "h".into(), host_id: "id".into() };
+    let host = HostInfo { host_name: "h".into(), host_id: Some("id".into()) };
     let all = crate::config::metrics::Instrumentations::default();
     let req = super::otlp::build_request(&store, &host, &all, Duration::from_secs(60), 2, 99).unwrap();
     assert_eq!(req.resource_metrics.len(), 2);
@@ -358,7 +366,7 @@ fn otlp_request_groups_by_process_with_cumulative_histograms() {
     assert_eq!(res_attr(ra, "host.name").as_deref(), Some("h"));
     assert_eq!(res_attr(ra, "deployment.environment").as_deref(), Some("test \"quoted\""));
     let sm = &req.resource_metrics[ra].scope_metrics[0];
-    assert_eq!(sm.scope.as_ref().unwrap().name, super::otlp::SCOPE_NAME);
+    assert_eq!(sm.scope.as_ref().unwrap().name, SCOPE_NAME);
     let names: Vec<(&str, &str)> = sm.metrics.iter().map(|m| (m.name.as_str(), m.unit.as_str())).collect();
     assert_eq!(
         names,

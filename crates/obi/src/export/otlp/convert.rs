@@ -11,32 +11,15 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
+use opentelemetry_proto::tonic::common::v1::KeyValue;
 use opentelemetry_proto::tonic::common::v1::any_value::Value;
-use opentelemetry_proto::tonic::common::v1::{AnyValue, InstrumentationScope, KeyValue};
-use opentelemetry_proto::tonic::resource::v1::Resource;
 use opentelemetry_proto::tonic::trace::v1::span::SpanKind;
 use opentelemetry_proto::tonic::trace::v1::status::StatusCode;
 use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans, Span as OtlpSpan, Status};
 
+use crate::export::resource::{HostInfo, kv, resource, scope};
 use crate::service::Service;
 use crate::span::{Span, TraceContext, Value as SpanValue};
-
-/// `telemetry.sdk.name` of OBI (`VendorSDKName`).
-pub const SDK_NAME: &str = "opentelemetry-ebpf-instrumentation";
-/// The instrumentation scope OBI reports.
-pub const SCOPE_NAME: &str = "github.com/open-telemetry/opentelemetry-ebpf-instrumentation";
-
-fn kv(key: &str, value: Value) -> KeyValue {
-    KeyValue { key: key.to_string(), value: Some(AnyValue { value: Some(value) }), key_strindex: 0 }
-}
-
-fn kv_str(key: &str, value: impl Into<String>) -> KeyValue {
-    kv(key, Value::StringValue(value.into()))
-}
-
-fn kv_int(key: &str, value: i64) -> KeyValue {
-    kv(key, Value::IntValue(value))
-}
 
 /// The OTel span name (OBI's `TraceName()`), as the span's protocol gives it.
 pub fn span_name(span: &Span) -> String {
@@ -111,59 +94,6 @@ pub fn to_otlp(span: &Span, trace: &TraceContext) -> OtlpSpan {
     }
 }
 
-/// Facts about this host that go into every resource.
-#[derive(Debug, Clone, Default)]
-pub struct HostInfo {
-    pub host_name: String,
-    /// `/etc/machine-id`, when readable.
-    pub host_id: Option<String>,
-}
-
-impl HostInfo {
-    pub fn detect(host_name: &str) -> Self {
-        let host_id = ["/etc/machine-id", "/var/lib/dbus/machine-id"]
-            .iter()
-            .find_map(|p| std::fs::read_to_string(p).ok())
-            .map(|s| s.trim().to_string())
-            .filter(|s| !s.is_empty());
-        HostInfo { host_name: host_name.to_string(), host_id }
-    }
-}
-
-/// The resource of an instrumented process.
-pub fn resource(service: &Service, host: &HostInfo) -> Resource {
-    let mut a = Vec::with_capacity(10 + service.resource_attributes.len());
-    a.push(kv_str("service.name", &service.name));
-    if !service.namespace.is_empty() {
-        a.push(kv_str("service.namespace", &service.namespace));
-    }
-    a.push(kv_str("service.instance.id", &service.instance_id));
-    a.push(kv_str("telemetry.sdk.language", service.language.as_str()));
-    a.push(kv_str("telemetry.sdk.name", SDK_NAME));
-    a.push(kv_str("telemetry.sdk.version", env!("CARGO_PKG_VERSION")));
-    a.push(kv_str("host.name", &host.host_name));
-    if let Some(id) = &host.host_id {
-        a.push(kv_str("host.id", id));
-    }
-    a.push(kv_int("process.pid", service.pid as i64));
-    // The process's own OTEL_RESOURCE_ATTRIBUTES, without overriding ours.
-    for (k, v) in &service.resource_attributes {
-        if !a.iter().any(|kv| &kv.key == k) {
-            a.push(kv_str(k, v));
-        }
-    }
-    Resource { attributes: a, dropped_attributes_count: 0, entity_refs: Vec::new() }
-}
-
-pub fn scope() -> InstrumentationScope {
-    InstrumentationScope {
-        name: SCOPE_NAME.to_string(),
-        version: env!("CARGO_PKG_VERSION").to_string(),
-        attributes: Vec::new(),
-        dropped_attributes_count: 0,
-    }
-}
-
 /// Groups converted spans by process into one export request.
 pub fn build_request(spans: Vec<(Arc<Service>, OtlpSpan)>, host: &HostInfo) -> ExportTraceServiceRequest {
     let mut index: HashMap<*const Service, usize> = HashMap::new();
@@ -189,7 +119,10 @@ pub fn build_request(spans: Vec<(Arc<Service>, OtlpSpan)>, host: &HostInfo) -> E
 mod tests {
     use std::net::IpAddr;
 
+    use opentelemetry_proto::tonic::common::v1::any_value::Value;
+
     use super::*;
+    use crate::export::resource::SCOPE_NAME;
     use crate::service::Language;
     use crate::span::Endpoint;
     use crate::span::fixtures;

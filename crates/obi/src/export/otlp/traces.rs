@@ -23,10 +23,11 @@ use tokio::sync::mpsc;
 use tokio::time::Instant;
 
 use super::backoff::Backoff;
-use super::convert::{self, HostInfo};
+use super::convert;
 use super::transport::{Encoded, ExportError, ExportOk, Transport};
-use crate::config::otlp::{OtlpTracesSettings, TracesInstrumentations};
+use crate::config::otlp::OtlpTracesSettings;
 use crate::export::fanout::SpanBatch;
+use crate::export::resource::HostInfo;
 use crate::service::Service;
 use crate::span::Span;
 
@@ -335,7 +336,9 @@ impl Exporter {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::otlp::{BackoffConfig, OtlpEndpoint, Protocol, Sampler, Setting, Signal};
+    use crate::config::otlp::{
+        BackoffConfig, OtlpEndpoint, Protocol, Sampler, Setting, Signal, TracesInstrumentations,
+    };
     use crate::span::fixtures::{self, Shape};
 
     #[test]

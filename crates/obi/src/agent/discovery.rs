@@ -1,0 +1,130 @@
+//! Processes coming and going: kernel process events go to discovery, and
+//! discovery's decisions (instrument, forget) are applied to the kernel side,
+//! the tracker and the internal metrics.
+
+use std::ffi::OsStr;
+use std::os::unix::ffi::OsStrExt;
+use std::path::PathBuf;
+
+use super::Agent;
+use crate::discover::{self, DiscoveryEvent, ExecInfo, Trigger};
+use crate::ebpf::abi;
+use crate::span::Span;
+use crate::transform::routes::Verdict;
+
+/// Processes with work the loop must finish at the right moment.
+#[derive(Debug, Default)]
+pub(super) struct Processes {
+    /// Gone or rejected: removed once their last events are processed.
+    forgotten: Vec<u32>,
+    /// Traced, with libssl mapped or just instrumented: TLS probes to attach.
+    tls_pending: Vec<u32>,
+}
+
+impl Agent {
+    pub(super) fn on_discovery(&mut self, ev: DiscoveryEvent) {
+        match ev {
+            DiscoveryEvent::Instrument(svc) => {
+                let tracer = &mut self.kernel.tracer;
+                // Forget-then-instrument (an exec): the old identity goes, but the
+                // pid stays in the kernel filter so nothing it does meanwhile
+                // (like mapping libssl) is missed.
+                let forgotten = &mut self.processes.forgotten;
+                if let Some(i) = forgotten.iter().position(|&p| p == svc.pid) {
+                    forgotten.swap_remove(i);
+                    tracer.reset_tls(svc.pid);
+                    self.tracker.remove_service(svc.pid);
+                }
+                if let Err(err) = tracer.trace_pid(svc.pid) {
+                    tracing::warn!(component = "ebpf.Tracer", pid = svc.pid, error = %format!("{:#}", anyhow::Error::new(err)), "cannot trace process");
+                    return;
+                }
+                discover::log_instrumenting(&svc);
+                let exe = svc.exe_path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+                self.exporters.internal.process_instrumented(svc.pid, &exe);
+                self.tracker.add_service(svc.clone());
+                // Slow (ELF symbols, uprobe attach): after every pending process
+                // is in the kernel filter, so none misses its first requests.
+                self.processes.tls_pending.push(svc.pid);
+                // A trace-side event: the metrics store has nothing to record.
+                let alive = Span::process_alive(svc, self.clock.now_wall());
+                self.exporters.fanout.send_routed(vec![alive], &[Verdict::TracesOnly]);
+            }
+            DiscoveryEvent::Forget { pid } | DiscoveryEvent::Reject { pid } => {
+                self.exporters.internal.process_forgotten(pid);
+                self.processes.forgotten.push(pid);
+            }
+        }
+    }
+
+    /// Kernel process events: libssl mappings are ours to act on, the rest
+    /// goes to discovery (dropped, and counted, when its queue is full).
+    pub(super) fn drain_process_events(&mut self) {
+        let Agent { kernel, processes, discovery, stats, .. } = self;
+        kernel.proc_events.drain(|rec| {
+            if let Some(ev) = abi::ProcEvent::read(rec)
+                && ev.kind == abi::PEV_TLS_LIB
+            {
+                processes.tls_pending.push(ev.pid);
+                return;
+            }
+            let Some(t) = to_trigger(rec) else { return };
+            if matches!(t, Trigger::ProcessListen(_)) && !discovery.needs_ports {
+                return;
+            }
+            if discovery.triggers.try_send(t).is_err() {
+                stats.counters.process_events_dropped += 1;
+            }
+        });
+    }
+
+    pub(super) fn attach_pending_tls(&mut self) {
+        for pid in self.processes.tls_pending.drain(..) {
+            attach_tls(&mut self.kernel.tracer, pid);
+        }
+    }
+
+    pub(super) fn forget_exited(&mut self) {
+        for pid in self.processes.forgotten.drain(..) {
+            self.kernel.tracer.untrace_pid(pid);
+            self.tracker.remove_service(pid);
+        }
+    }
+}
+
+fn attach_tls(tracer: &mut crate::ebpf::Tracer, pid: u32) {
+    match tracer.trace_tls(pid) {
+        Ok(files) if !files.is_empty() => tracing::info!(
+            component = "ebpf.TLS",
+            pid,
+            files = %files.iter().map(|f| f.display().to_string()).collect::<Vec<_>>().join(","),
+            "tracing TLS plaintext through OpenSSL uprobes"
+        ),
+        Ok(_) => {}
+        Err(err) => tracing::warn!(
+            component = "ebpf.TLS",
+            pid,
+            error = %format!("{:#}", anyhow::Error::new(err)),
+            "cannot trace TLS of this process; its HTTPS traffic will not be seen"
+        ),
+    }
+}
+
+fn to_trigger(rec: &[u8]) -> Option<Trigger> {
+    let ev = abi::ProcEvent::read(rec)?;
+    Some(match ev.kind {
+        abi::PEV_EXEC => {
+            let exec = abi::ExecEvent::read(rec);
+            Trigger::ProcessExec(ExecInfo {
+                pid: ev.pid,
+                ppid: ev.ppid,
+                path: exec.map(|e| PathBuf::from(OsStr::from_bytes(e.path()))).unwrap_or_default(),
+                args: exec.map(|e| e.args()).unwrap_or_default(),
+            })
+        }
+        abi::PEV_LISTEN => Trigger::ProcessListen(ev.pid),
+        abi::PEV_FORK => Trigger::ProcessFork { pid: ev.pid, parent: ev.ppid },
+        abi::PEV_EXIT => Trigger::ProcessExit(ev.pid),
+        _ => return None,
+    })
+}

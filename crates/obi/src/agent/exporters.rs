@@ -1,0 +1,150 @@
+//! The sinks behind the fan-out (trace printer, OTLP traces, the metrics
+//! store) and what reads the metrics store (Prometheus scrape endpoints, the
+//! OTLP metrics exporter), started from the configuration and stopped in
+//! order.
+
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use anyhow::Result;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+use crate::config::metrics::InternalExporter;
+use crate::config::{Config, TracePrinter};
+use crate::export::fanout::{Fanout, Signal};
+use crate::export::metrics::internal::{Exposed, InternalMetrics};
+use crate::export::metrics::sink::RecorderStats;
+use crate::export::metrics::{self, MetricsStore, prom};
+use crate::export::otlp::traces::ExportStats;
+use crate::export::resource::HostInfo;
+use crate::export::{otlp, printer};
+
+pub(super) struct Exporters {
+    pub fanout: Fanout,
+    pub internal: Arc<InternalMetrics>,
+    /// Totals of the OTLP traces exporter, when it runs.
+    pub otlp_traces: Option<Arc<ExportStats>>,
+    /// Counts of the metrics store's sink, when it runs.
+    pub recorder: Option<Arc<RecorderStats>>,
+    /// The printer runs on its own thread (it writes to stdout).
+    sink_threads: Vec<std::thread::JoinHandle<()>>,
+    sink_tasks: Vec<JoinHandle<()>>,
+    /// Scrape endpoints and the OTLP metrics exporter: they read the store.
+    readers: Vec<JoinHandle<()>>,
+    stop_readers: watch::Sender<bool>,
+}
+
+impl Exporters {
+    /// Starts every configured exporter; `exposed` are the agent's counters
+    /// on the internal metrics page.
+    pub async fn start(
+        cfg: &Config,
+        host: HostInfo,
+        exposed: impl IntoIterator<Item = &'static Exposed>,
+    ) -> Result<Exporters> {
+        let mut fanout = Fanout::new();
+        let mut sink_threads = Vec::new();
+        let mut sink_tasks = Vec::new();
+        if let Some(format) = printer_format(cfg.trace_printer) {
+            let (rx, _) = fanout.add_sink("trace_printer", Signal::Traces);
+            sink_threads.push(printer::spawn_printer(format, rx));
+        }
+        let mut otlp_traces = None;
+        if let Some(traces) = &cfg.export.otlp_traces {
+            let (rx, _) = fanout.add_sink("otlp_traces", Signal::Traces);
+            let (task, stats) = otlp::traces::spawn(traces.clone(), host.clone(), rx)
+                .map_err(|e| anyhow::anyhow!("cannot start the OTLP traces exporter: {e}"))?;
+            sink_tasks.push(task);
+            otlp_traces = Some(stats);
+        }
+
+        let internal = Arc::new(InternalMetrics::new(exposed));
+        let (stop_readers, stop_rx) = watch::channel(false);
+        let otlp_metrics = cfg.export.otlp_metrics.clone();
+        // One store for both metrics exporters, kept for the longer TTL; each
+        // exporter skips series older than its own.
+        let store_ttl = [cfg.export.prometheus_port.map(|_| cfg.metrics.ttl), otlp_metrics.as_ref().map(|o| o.ttl)]
+            .into_iter()
+            .flatten()
+            .max();
+        let store = store_ttl.map(|ttl| Arc::new(Mutex::new(MetricsStore::with_ttl(&cfg.metrics, ttl))));
+        let mut recorder = None;
+        if let Some(store) = &store {
+            let (rx, _) = fanout.add_sink("metrics", Signal::Metrics);
+            let (task, stats) = metrics::sink::spawn(store.clone(), rx);
+            sink_tasks.push(task);
+            recorder = Some(stats);
+        }
+        let host = Arc::new(host);
+        let mut readers = start_metrics_endpoints(cfg, &host, store.clone(), &internal, &stop_rx).await?;
+        if let (Some(settings), Some(store)) = (otlp_metrics, store) {
+            readers.push(metrics::otlp::spawn_exporter(settings, store, host, internal.clone(), stop_rx)?);
+        }
+        Ok(Exporters { fanout, internal, otlp_traces, recorder, sink_threads, sink_tasks, readers, stop_readers })
+    }
+
+    /// Closes the sinks' queues and waits (up to `timeout`) for them to
+    /// drain; then stops what reads the metrics store, so that the last OTLP
+    /// metrics export holds every span.
+    pub async fn shutdown(mut self, timeout: Duration) {
+        self.fanout.close();
+        let deadline = Instant::now() + timeout;
+        for t in self.sink_threads {
+            while !t.is_finished() && Instant::now() < deadline {
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+        }
+        for t in self.sink_tasks {
+            let _ = tokio::time::timeout_at(deadline.into(), t).await;
+        }
+        let _ = self.stop_readers.send(true);
+        for r in self.readers {
+            let _ = tokio::time::timeout(timeout, r).await;
+        }
+    }
+}
+
+fn printer_format(p: TracePrinter) -> Option<printer::PrinterFormat> {
+    match p {
+        TracePrinter::Text => Some(printer::PrinterFormat::Text),
+        TracePrinter::Json => Some(printer::PrinterFormat::Json),
+        TracePrinter::JsonIndent => Some(printer::PrinterFormat::JsonIndent),
+        TracePrinter::Disabled | TracePrinter::Counter => None,
+    }
+}
+
+/// Opens the Prometheus endpoints: application metrics on
+/// `prometheus_export.port`, internal metrics on their port (the same
+/// server when the ports are equal).
+async fn start_metrics_endpoints(
+    cfg: &Config,
+    host: &Arc<HostInfo>,
+    store: Option<Arc<Mutex<MetricsStore>>>,
+    internal: &Arc<InternalMetrics>,
+    stop: &watch::Receiver<bool>,
+) -> Result<Vec<JoinHandle<()>>> {
+    let mut by_port: Vec<(u16, Vec<(String, prom::Page)>)> = Vec::new();
+    let mut add = |port: u16, path: &str, page: prom::Page| match by_port.iter_mut().find(|(p, _)| *p == port) {
+        Some((_, pages)) => pages.push((path.to_string(), page)),
+        None => by_port.push((port, vec![(path.to_string(), page)])),
+    };
+    if let (Some(port), Some(store)) = (cfg.export.prometheus_port, store) {
+        let opts = prom::PromOptions::from_config(&cfg.metrics);
+        add(port, &cfg.metrics.prometheus_path, prom::Page::Application { store, host: host.clone(), opts });
+    }
+    if cfg.metrics.internal_exporter == InternalExporter::Prometheus
+        && let Some(port) = cfg.metrics.internal_port.or(cfg.export.prometheus_port)
+    {
+        add(port, &cfg.metrics.internal_path, prom::Page::Internal(internal.clone()));
+    }
+    let mut handles = Vec::new();
+    for (port, pages) in by_port {
+        let listener = prom::bind(port).await?;
+        for (path, _) in &pages {
+            tracing::info!(component = "prom.Exporter", port, path = %path, "opening prometheus scrape endpoint");
+        }
+        handles.push(prom::spawn_server(listener, port, pages, internal.clone(), stop.clone()));
+    }
+    Ok(handles)
+}

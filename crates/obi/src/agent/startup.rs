@@ -1,0 +1,105 @@
+//! Wiring: checks that the machine can run the agent, loads the kernel side,
+//! starts the exporters and discovery, and hands the event loop its state.
+
+use std::sync::Arc;
+
+use anyhow::{Context, Result, bail};
+use tokio::sync::{mpsc, watch};
+
+use super::exporters::Exporters;
+use super::{Agent, Discovery, Kernel, Routes, discovery, event_loop, stats};
+use crate::clock::Clock;
+use crate::config::Config;
+use crate::discover::{self, DiscoveryEvent, Trigger};
+use crate::ebpf::ring::Ring;
+use crate::ebpf::{LoadOptions, Tracer};
+use crate::export::resource::HostInfo;
+use crate::preflight;
+use crate::tracker::Tracker;
+use crate::transform::routes::RouteDecorator;
+
+/// Room in each queue between the loop and discovery.
+const DISCOVERY_QUEUE: usize = 4096;
+
+pub(super) async fn start(cfg: Config) -> Result<Agent> {
+    let cfg = Arc::new(cfg);
+    check_machine(&cfg)?;
+    let hostname = hostname(&cfg);
+    let self_pid = std::process::id();
+    let matcher = discover::criteria::Matcher::new(&cfg, self_pid);
+    let kernel = load_kernel(&cfg, matcher.needs_exec_events())?;
+
+    let exporters = Exporters::start(&cfg, HostInfo::detect(&hostname), stats::exposed()).await?;
+
+    let (triggers, trigger_rx) = mpsc::channel::<Trigger>(DISCOVERY_QUEUE);
+    let (decision_tx, decisions) = mpsc::channel::<DiscoveryEvent>(DISCOVERY_QUEUE);
+    let (stop, stop_rx) = watch::channel(false);
+    let task = tokio::spawn(discover::run(cfg.clone(), self_pid, hostname, trigger_rx, decision_tx, stop_rx));
+    let discovery = Discovery { task, triggers, decisions, needs_ports: matcher.needs_ports(), stop };
+
+    let clock = Clock::new();
+    let tracker = Tracker::new(clock, cfg.ebpf.http_request_timeout.as_nanos() as u64);
+    let routes = Routes { decorator: RouteDecorator::new(&cfg.metrics.routes), verdicts: Vec::new() };
+    let agent = Agent {
+        cfg,
+        clock,
+        kernel,
+        tracker,
+        discovery,
+        processes: discovery::Processes::default(),
+        routes,
+        exporters,
+        stats: stats::Stats::default(),
+        signals: event_loop::Signals::new()?,
+    };
+    tracing::info!(component = "obi.Instrumenter", version = env!("CARGO_PKG_VERSION"), "obi-rs started");
+    Ok(agent)
+}
+
+/// Fails with every unmet requirement at once.
+fn check_machine(cfg: &Config) -> Result<()> {
+    let checks = preflight::run(&preflight::Needs::from_config(cfg));
+    let failures = preflight::failures(&checks);
+    if !failures.is_empty() {
+        for f in &failures {
+            tracing::error!(component = "obi.Preflight", "{f}");
+        }
+        bail!("this machine cannot run obi-rs: {}", failures.join("; "));
+    }
+    preflight::ensure_tracefs().context("tracefs is needed to attach tracepoints")?;
+    if cfg.ebpf.context_propagation.wants_tcp_options() {
+        tracing::warn!(
+            component = "obi.Instrumenter",
+            context_propagation = cfg.ebpf.context_propagation.as_str(),
+            "context propagation through TCP options is not implemented in obi-rs; only HTTP headers are injected"
+        );
+    }
+    Ok(())
+}
+
+fn load_kernel(cfg: &Config, exec_events: bool) -> Result<Kernel> {
+    let mut tracer =
+        Tracer::load(&LoadOptions::from_config(cfg, exec_events)).context("Unable to load eBPF programs")?;
+    let events = Ring::new(tracer.take_events()?)?;
+    let proc_events = Ring::new(tracer.take_proc_events()?)?;
+    release_freed_heap();
+    Ok(Kernel { tracer, events, proc_events })
+}
+
+fn hostname(cfg: &Config) -> String {
+    if let Some(h) = &cfg.hostname {
+        return h.clone();
+    }
+    std::fs::read_to_string("/proc/sys/kernel/hostname").map(|h| h.trim().to_string()).unwrap_or_default()
+}
+
+/// Loading parsed the kernel's BTF and relocated every program: megabytes
+/// that are freed by now but that glibc keeps mapped. Hand them back so the
+/// agent's resident size is what it actually uses.
+fn release_freed_heap() {
+    #[cfg(target_env = "gnu")]
+    // SAFETY: malloc_trim only releases free heap pages; no pointer is involved.
+    unsafe {
+        libc::malloc_trim(0);
+    }
+}
