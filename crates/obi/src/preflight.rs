@@ -6,11 +6,6 @@ use std::path::{Path, PathBuf};
 
 use crate::ebpf::programs::{Hook, all_hooks};
 
-pub const NO_BTF_HELP: &str = "the kernel has no BTF type information (/sys/kernel/btf/vmlinux is missing), which \
-obi-rs needs to read kernel structures portably. Use a kernel built with CONFIG_DEBUG_INFO_BTF=y (most distributions \
-ship one; on Raspberry Pi OS, Ubuntu's or Debian's arm64 kernels have it), or point OTEL_EBPF_BTF_PATH at a BTF file \
-for this exact kernel (for example one from BTFHub)";
-
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Status {
     Ok,
@@ -359,7 +354,7 @@ fn btf_check(btf_path: Option<&Path>) -> Check {
     if Path::new("/sys/kernel/btf/vmlinux").is_file() {
         Check::ok("btf", "/sys/kernel/btf/vmlinux")
     } else {
-        Check::fail("btf", "no /sys/kernel/btf/vmlinux", NO_BTF_HELP)
+        Check::fail("btf", "no /sys/kernel/btf/vmlinux", crate::ebpf::NO_BTF_HELP)
     }
 }
 

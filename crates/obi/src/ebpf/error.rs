@@ -17,7 +17,7 @@ pub enum TracerError {
         #[source]
         source: aya::BtfError,
     },
-    #[error("{}", crate::preflight::NO_BTF_HELP)]
+    #[error("{}", super::NO_BTF_HELP)]
     NoKernelBtf(#[source] aya::BtfError),
     #[error(
         "loading eBPF programs was refused. Run obi as root, or grant it CAP_BPF, CAP_PERFMON, CAP_SYS_PTRACE and \

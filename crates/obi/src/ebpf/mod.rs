@@ -1,11 +1,18 @@
 //! Loads the kernel side, attaches it, and gives typed access to its maps.
 
 pub mod abi;
+
 mod error;
 pub mod programs;
 pub mod propagation;
 pub mod ring;
 pub mod tls;
+
+/// What to do when the kernel has no BTF (shared with `obi check`).
+pub(crate) const NO_BTF_HELP: &str = "the kernel has no BTF type information (/sys/kernel/btf/vmlinux is missing), which \
+obi-rs needs to read kernel structures portably. Use a kernel built with CONFIG_DEBUG_INFO_BTF=y (most distributions \
+ship one; on Raspberry Pi OS, Ubuntu's or Debian's arm64 kernels have it), or point OTEL_EBPF_BTF_PATH at a BTF file \
+for this exact kernel (for example one from BTFHub)";
 
 use std::collections::BTreeMap;
 use std::path::Path;

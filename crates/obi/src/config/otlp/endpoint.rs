@@ -24,6 +24,7 @@ use http::{HeaderMap, HeaderName, HeaderValue, Uri};
 use rustls::pki_types::CertificateDer;
 use rustls::pki_types::pem::PemObject;
 
+use super::signal::Signal;
 use super::sources::{Lookup, Setting};
 use crate::config::ConfigError;
 use crate::config::parse::{parse_go_bool, parse_go_duration};
@@ -68,43 +69,6 @@ impl Protocol {
             Some(p) if p.to_string().ends_with("4317") => Protocol::Grpc,
             _ => Protocol::HttpProtobuf,
         }
-    }
-}
-
-/// The kind of telemetry an endpoint receives.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Signal {
-    Traces,
-    Metrics,
-}
-
-impl Signal {
-    /// Path appended to the common endpoint for HTTP.
-    pub fn http_path(self) -> &'static str {
-        match self {
-            Signal::Traces => "/v1/traces",
-            Signal::Metrics => "/v1/metrics",
-        }
-    }
-
-    /// `TRACES` / `METRICS`, as in `OTEL_EXPORTER_OTLP_TRACES_ENDPOINT`.
-    pub fn env_infix(self) -> &'static str {
-        match self {
-            Signal::Traces => "TRACES",
-            Signal::Metrics => "METRICS",
-        }
-    }
-
-    /// The YAML section of this signal's exporter.
-    pub fn yaml_section(self) -> &'static str {
-        match self {
-            Signal::Traces => "otel_traces_export",
-            Signal::Metrics => "otel_metrics_export",
-        }
-    }
-
-    fn var(self, suffix: &str) -> String {
-        format!("OTEL_EXPORTER_OTLP_{}_{suffix}", self.env_infix())
     }
 }
 

@@ -3,7 +3,8 @@
 
 use std::time::Duration;
 
-use super::endpoint::{OtlpEndpoint, Signal, resolve_endpoint};
+use super::endpoint::{OtlpEndpoint, resolve_endpoint};
+use super::signal::Signal;
 use super::sources::{Lookup, Setting};
 use crate::config::ConfigError;
 use crate::config::metrics::{DEFAULT_TTL, Instrumentations};

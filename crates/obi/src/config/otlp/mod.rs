@@ -11,12 +11,14 @@
 pub mod endpoint;
 pub mod metrics;
 pub mod sampler;
+mod signal;
 mod sources;
 pub mod traces;
 
-pub use endpoint::{OtlpEndpoint, Protocol, Signal, TlsSettings};
+pub use endpoint::{OtlpEndpoint, Protocol, TlsSettings};
 pub use metrics::OtlpMetricsSettings;
 pub use sampler::{RootSampler, Sampler};
+pub use signal::Signal;
 pub(crate) use sources::OtlpSources;
 pub use sources::Setting;
 pub use traces::{BackoffConfig, OtlpTracesSettings, TracesInstrumentations};

@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 
 use serde_json::Value;
 
-use super::endpoint::Signal;
+use super::signal::Signal;
 
 /// A raw setting and where it came from (an environment variable name or a
 /// YAML path), so that errors can name it.

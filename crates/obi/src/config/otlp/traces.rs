@@ -3,8 +3,9 @@
 
 use std::time::Duration;
 
-use super::endpoint::{OtlpEndpoint, Signal, resolve_endpoint};
+use super::endpoint::{OtlpEndpoint, resolve_endpoint};
 use super::sampler::Sampler;
+use super::signal::Signal;
 use super::sources::{Lookup, Setting};
 use crate::config::parse::parse_go_duration;
 use crate::config::{ConfigError, Diagnostic};
