@@ -35,15 +35,15 @@ Full list: docs/configuration.md.";
 
 /// Parsed command line.
 #[derive(Debug, Clone, PartialEq)]
-pub struct Cli {
+pub(crate) struct Cli {
     /// `--config` as given on the command line (before the
     /// `OTEL_EBPF_CONFIG_PATH` override, see [`crate::config::config_path`]).
-    pub config: Option<PathBuf>,
-    pub command: Command,
+    pub(crate) config: Option<PathBuf>,
+    pub(crate) command: Command,
 }
 
 #[derive(Debug, Clone, PartialEq)]
-pub enum Command {
+pub(crate) enum Command {
     /// Run the agent (default when no subcommand is given).
     Run(RunArgs),
     /// Preflight checks.
@@ -52,30 +52,30 @@ pub enum Command {
 
 /// Arguments of the agent.
 #[derive(Debug, Clone, Default, PartialEq)]
-pub struct RunArgs {
+pub(crate) struct RunArgs {
     /// `--config` (the environment variable `OTEL_EBPF_CONFIG_PATH` wins).
-    pub config: Option<PathBuf>,
+    pub(crate) config: Option<PathBuf>,
 }
 
 /// Arguments of `obi check`.
 #[derive(Debug, Clone, Default, PartialEq)]
-pub struct CheckArgs {
+pub(crate) struct CheckArgs {
     /// `--json`: machine-readable report.
-    pub json: bool,
+    pub(crate) json: bool,
     /// `--config`, so that the checks can use the agent's configuration.
-    pub config: Option<PathBuf>,
+    pub(crate) config: Option<PathBuf>,
 }
 
 impl RunArgs {
     /// What the flags override, for [`crate::config::load`].
-    pub fn overrides(&self) -> Overrides {
+    pub(crate) fn overrides(&self) -> Overrides {
         Overrides { config_path: self.config.clone() }
     }
 }
 
 impl CheckArgs {
     /// The agent's arguments, to load the same configuration.
-    pub fn run_args(&self) -> RunArgs {
+    pub(crate) fn run_args(&self) -> RunArgs {
         RunArgs { config: self.config.clone() }
     }
 }
@@ -124,7 +124,7 @@ impl From<RawCli> for Cli {
 
 /// Rewrites Go-style `-config PATH` / `-config=PATH` into `--config`.
 /// Arguments after `--` are left alone.
-pub fn normalize_args<I, T>(args: I) -> Vec<OsString>
+pub(crate) fn normalize_args<I, T>(args: I) -> Vec<OsString>
 where
     I: IntoIterator<Item = T>,
     T: Into<OsString>,
@@ -156,7 +156,8 @@ where
 
 impl Cli {
     /// Parses `args` (including the program name) after [`normalize_args`].
-    pub fn try_parse_from<I, T>(args: I) -> Result<Cli, clap::Error>
+    #[cfg(test)]
+    pub(crate) fn try_parse_from<I, T>(args: I) -> Result<Cli, clap::Error>
     where
         I: IntoIterator<Item = T>,
         T: Into<OsString>,
@@ -165,7 +166,7 @@ impl Cli {
     }
 
     /// Parses `args`, printing help/version/errors and exiting like clap.
-    pub fn parse_from<I, T>(args: I) -> Cli
+    pub(crate) fn parse_from<I, T>(args: I) -> Cli
     where
         I: IntoIterator<Item = T>,
         T: Into<OsString>,
@@ -176,7 +177,7 @@ impl Cli {
 
 /// Parses the process's command line (with the Go-style flag normalisation).
 /// `--help`, `--version` and usage errors print and exit (status 2 for errors).
-pub fn parse_from_env() -> Cli {
+pub(crate) fn parse_from_env() -> Cli {
     Cli::parse_from(std::env::args_os())
 }
 

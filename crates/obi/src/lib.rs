@@ -3,16 +3,23 @@
 //! Pipeline: `discover` (which processes) -> `ebpf` (kernel events) ->
 //! `tracker` (connections, protocol parsing) -> `span` -> `export` sinks.
 
-pub mod agent;
-pub mod cli;
-pub mod clock;
-pub mod config;
-pub mod discover;
-pub mod ebpf;
-pub mod export;
-pub mod logging;
-pub mod preflight;
-pub mod service;
-pub mod span;
-pub mod tracker;
-pub mod transform;
+//!
+//! Everything is private to the crate but [`main`]: the binary is the
+//! product, so the compiler can tell which code nothing uses.
+
+mod agent;
+mod cli;
+mod clock;
+mod commands;
+mod config;
+mod discover;
+mod ebpf;
+mod export;
+mod logging;
+mod preflight;
+mod service;
+mod span;
+mod tracker;
+mod transform;
+
+pub use commands::main;

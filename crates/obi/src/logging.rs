@@ -29,12 +29,12 @@ use crate::config::{LogFormat, LogLevel};
 
 /// Installs the global subscriber: slog-style lines on stdout, events below
 /// `level` dropped. Does nothing if a global subscriber is already set.
-pub fn init(level: LogLevel, format: LogFormat) {
+pub(crate) fn init(level: LogLevel, format: LogFormat) {
     let _ = tracing::subscriber::set_global_default(subscriber(level, format, StdoutWriter));
 }
 
 /// A subscriber writing to `writer` (see [`init`]); for tests and embedding.
-pub fn subscriber<W>(level: LogLevel, format: LogFormat, writer: W) -> impl Subscriber + Send + Sync
+pub(crate) fn subscriber<W>(level: LogLevel, format: LogFormat, writer: W) -> impl Subscriber + Send + Sync
 where
     W: for<'a> MakeWriter<'a> + Send + Sync + 'static,
 {
@@ -42,7 +42,7 @@ where
 }
 
 /// The `tracing` filter for a configured level.
-pub fn level_filter(level: LogLevel) -> LevelFilter {
+pub(crate) fn level_filter(level: LogLevel) -> LevelFilter {
     match level {
         LogLevel::Debug => LevelFilter::DEBUG,
         LogLevel::Info => LevelFilter::INFO,
@@ -54,10 +54,10 @@ pub fn level_filter(level: LogLevel) -> LevelFilter {
 /// Writes each line to stdout with one `write_all` under the stdout lock,
 /// then flushes.
 #[derive(Debug, Clone, Copy, Default)]
-pub struct StdoutWriter;
+pub(crate) struct StdoutWriter;
 
 /// A locked stdout handle; see [`StdoutWriter`].
-pub struct LockedStdout(io::StdoutLock<'static>);
+pub(crate) struct LockedStdout(io::StdoutLock<'static>);
 
 impl Write for LockedStdout {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
@@ -145,7 +145,7 @@ impl Visit for Fields {
 struct SpanFields(Vec<(&'static str, Value)>);
 
 /// The layer that formats events as slog lines.
-pub struct SlogLayer<W> {
+pub(crate) struct SlogLayer<W> {
     format: LogFormat,
     writer: W,
     clock: fn() -> DateTime<FixedOffset>,
@@ -156,12 +156,13 @@ fn local_now() -> DateTime<FixedOffset> {
 }
 
 impl<W> SlogLayer<W> {
-    pub fn new(format: LogFormat, writer: W) -> Self {
+    pub(crate) fn new(format: LogFormat, writer: W) -> Self {
         SlogLayer { format, writer, clock: local_now }
     }
 
     /// Replaces the clock (tests).
-    pub fn with_clock(mut self, clock: fn() -> DateTime<FixedOffset>) -> Self {
+    #[cfg(test)]
+    pub(crate) fn with_clock(mut self, clock: fn() -> DateTime<FixedOffset>) -> Self {
         self.clock = clock;
         self
     }
@@ -382,7 +383,7 @@ fn format_json(time: DateTime<FixedOffset>, level: &str, msg: &str, pairs: &[(&s
 
 /// Formats one text line outside `tracing`, for messages printed before
 /// logging is initialised (e.g. `wrong configuration`).
-pub fn text_line(level: LogLevel, msg: &str, fields: &[(&str, &str)]) -> String {
+pub(crate) fn text_line(level: LogLevel, msg: &str, fields: &[(&str, &str)]) -> String {
     let pairs: Vec<(&str, Value)> = fields.iter().map(|(k, v)| (*k, Value::Str(v.to_string()))).collect();
     format_text(local_now(), level.as_str(), msg, &pairs)
 }

@@ -7,14 +7,14 @@ use std::path::{Path, PathBuf};
 use crate::ebpf::programs::{Hook, all_hooks};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-pub enum Status {
+pub(crate) enum Status {
     Ok,
     Warn,
     Fail,
 }
 
 impl Status {
-    pub fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             Status::Ok => "ok",
             Status::Warn => "warn",
@@ -24,13 +24,13 @@ impl Status {
 }
 
 #[derive(Debug, Clone)]
-pub struct Check {
-    pub name: String,
-    pub status: Status,
+pub(crate) struct Check {
+    pub(crate) name: String,
+    pub(crate) status: Status,
     /// What was found.
-    pub detail: String,
+    pub(crate) detail: String,
     /// What to do about it (empty when nothing needs doing).
-    pub fix: String,
+    pub(crate) fix: String,
 }
 
 impl Check {
@@ -46,16 +46,16 @@ impl Check {
 }
 
 /// Linux capability numbers (linux/capability.h).
-pub mod caps {
-    pub const DAC_READ_SEARCH: u32 = 2;
-    pub const NET_ADMIN: u32 = 12;
-    pub const SYS_PTRACE: u32 = 19;
-    pub const SYS_ADMIN: u32 = 21;
-    pub const SYS_RESOURCE: u32 = 24;
-    pub const PERFMON: u32 = 38;
-    pub const BPF: u32 = 39;
+pub(crate) mod caps {
+    pub(crate) const DAC_READ_SEARCH: u32 = 2;
+    pub(crate) const NET_ADMIN: u32 = 12;
+    pub(crate) const SYS_PTRACE: u32 = 19;
+    pub(crate) const SYS_ADMIN: u32 = 21;
+    pub(crate) const SYS_RESOURCE: u32 = 24;
+    pub(crate) const PERFMON: u32 = 38;
+    pub(crate) const BPF: u32 = 39;
 
-    pub fn name(cap: u32) -> &'static str {
+    pub(crate) fn name(cap: u32) -> &'static str {
         match cap {
             DAC_READ_SEARCH => "CAP_DAC_READ_SEARCH",
             NET_ADMIN => "CAP_NET_ADMIN",
@@ -70,7 +70,7 @@ pub mod caps {
 }
 
 /// Effective capability bits of this process.
-pub fn effective_caps() -> u64 {
+pub(crate) fn effective_caps() -> u64 {
     let status = fs::read_to_string("/proc/self/status").unwrap_or_default();
     status
         .lines()
@@ -84,7 +84,7 @@ fn has_cap(caps: u64, cap: u32) -> bool {
 }
 
 /// (major, minor) of the running kernel.
-pub fn kernel_version() -> Option<(u32, u32, String)> {
+pub(crate) fn kernel_version() -> Option<(u32, u32, String)> {
     let release = fs::read_to_string("/proc/sys/kernel/osrelease").ok()?.trim().to_string();
     let mut parts = release.split(|c: char| !c.is_ascii_digit());
     let major = parts.next()?.parse().ok()?;
@@ -93,7 +93,7 @@ pub fn kernel_version() -> Option<(u32, u32, String)> {
 }
 
 /// Where tracefs is mounted, if anywhere.
-pub fn tracefs_path() -> Option<PathBuf> {
+pub(crate) fn tracefs_path() -> Option<PathBuf> {
     ["/sys/kernel/tracing", "/sys/kernel/debug/tracing"]
         .into_iter()
         .map(PathBuf::from)
@@ -102,7 +102,7 @@ pub fn tracefs_path() -> Option<PathBuf> {
 
 /// Errors of the fixes preflight applies itself (mounting pseudo file systems).
 #[derive(Debug, thiserror::Error)]
-pub enum PreflightError {
+pub(crate) enum PreflightError {
     #[error("mount -t {fstype} {device} {}", target.display())]
     Mount {
         fstype: &'static str,
@@ -117,7 +117,7 @@ pub enum PreflightError {
 
 /// Mounts tracefs at /sys/kernel/tracing if it is not mounted anywhere.
 /// Containers started with --privileged often lack it.
-pub fn ensure_tracefs() -> Result<PathBuf, PreflightError> {
+pub(crate) fn ensure_tracefs() -> Result<PathBuf, PreflightError> {
     if let Some(p) = tracefs_path() {
         return Ok(p);
     }
@@ -139,7 +139,7 @@ fn mount(device: &'static str, target: &Path, fstype: &'static str) -> Result<()
 /// The kernel's lockdown mode, when securityfs exposes it.
 /// Mounts securityfs when nothing is mounted there (minimal images, VMs);
 /// harmless, and what `mount -t securityfs` would do.
-pub fn lockdown_mode() -> Option<String> {
+pub(crate) fn lockdown_mode() -> Option<String> {
     let file = Path::new("/sys/kernel/security/lockdown");
     if !file.exists() && Path::new("/sys/kernel/security").is_dir() {
         let _ = mount("securityfs", Path::new("/sys/kernel/security"), "securityfs");
@@ -152,21 +152,21 @@ pub fn lockdown_mode() -> Option<String> {
 
 /// What the configuration asks of the machine beyond the basics.
 #[derive(Debug, Clone, Default)]
-pub struct Needs {
+pub(crate) struct Needs {
     /// The user's OTEL_EBPF_BTF_PATH, if any.
-    pub btf_path: Option<PathBuf>,
+    pub(crate) btf_path: Option<PathBuf>,
     /// Context propagation into HTTP headers (sockops + sk_msg on cgroup v2).
-    pub propagation: bool,
+    pub(crate) propagation: bool,
 }
 
 impl Needs {
-    pub fn from_config(cfg: &crate::config::Config) -> Self {
+    pub(crate) fn from_config(cfg: &crate::config::Config) -> Self {
         Needs { btf_path: cfg.ebpf.btf_path.clone(), propagation: cfg.ebpf.context_propagation.injects_headers() }
     }
 }
 
 /// Runs every check.
-pub fn run(needs: &Needs) -> Vec<Check> {
+pub(crate) fn run(needs: &Needs) -> Vec<Check> {
     let btf_path = needs.btf_path.as_deref();
     let mut out = Vec::new();
     let kernel = kernel_version();
@@ -386,7 +386,7 @@ fn tracepoint_checks() -> Vec<Check> {
 }
 
 /// The failures among `checks`, as one message per failure.
-pub fn failures(checks: &[Check]) -> Vec<String> {
+pub(crate) fn failures(checks: &[Check]) -> Vec<String> {
     checks
         .iter()
         .filter(|c| c.status == Status::Fail)

@@ -7,7 +7,7 @@ use std::path::PathBuf;
 /// The runtime an executable was built with, as OBI reports it in
 /// `telemetry.sdk.language` and the printer's `svc=[name lang]`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
-pub enum Language {
+pub(crate) enum Language {
     Go,
     Java,
     NodeJs,
@@ -21,7 +21,7 @@ pub enum Language {
 }
 
 impl Language {
-    pub fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             Language::Go => "go",
             Language::Java => "java",
@@ -44,33 +44,33 @@ impl fmt::Display for Language {
 
 /// One instrumented process. Shared (behind `Arc`) by all its spans.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
-pub struct Service {
+pub(crate) struct Service {
     /// `service.name`.
-    pub name: String,
+    pub(crate) name: String,
     /// `service.namespace`, empty when unset.
-    pub namespace: String,
-    pub language: Language,
+    pub(crate) namespace: String,
+    pub(crate) language: Language,
     /// Host PID of the process.
-    pub pid: u32,
+    pub(crate) pid: u32,
     /// Full path of the executable (`/proc/<pid>/exe`).
-    pub exe_path: PathBuf,
+    pub(crate) exe_path: PathBuf,
     /// Inode of the executable.
-    pub exe_ino: u64,
+    pub(crate) exe_ino: u64,
     /// The name was given (selector, process env), not derived from the
     /// executable; OBI logs `service=""` for derived names.
-    pub name_explicit: bool,
+    pub(crate) name_explicit: bool,
     /// `service.instance.id`: `<hostname>:<pid>` like OBI.
-    pub instance_id: String,
+    pub(crate) instance_id: String,
     /// Extra resource attributes from the process's own
     /// `OTEL_RESOURCE_ATTRIBUTES`, in the order given.
-    pub resource_attributes: Vec<(String, String)>,
+    pub(crate) resource_attributes: Vec<(String, String)>,
     /// Container id from the process's cgroup, when it runs in one.
-    pub container_id: Option<String>,
+    pub(crate) container_id: Option<String>,
 }
 
 impl Service {
     /// OBI's `Service.Job()`: `namespace/name`, or just `name`.
-    pub fn job(&self) -> String {
+    pub(crate) fn job(&self) -> String {
         if self.namespace.is_empty() { self.name.clone() } else { format!("{}/{}", self.namespace, self.name) }
     }
 }

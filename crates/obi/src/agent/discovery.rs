@@ -69,7 +69,7 @@ impl Agent {
                 return;
             }
             let Some(t) = to_trigger(rec) else { return };
-            if matches!(t, Trigger::ProcessListen(_)) && !discovery.needs_ports {
+            if matches!(t, Trigger::Listen(_)) && !discovery.needs_ports {
                 return;
             }
             if discovery.triggers.try_send(t).is_err() {
@@ -115,16 +115,16 @@ fn to_trigger(rec: &[u8]) -> Option<Trigger> {
     Some(match ev.kind {
         abi::PEV_EXEC => {
             let exec = abi::ExecEvent::read(rec);
-            Trigger::ProcessExec(ExecInfo {
+            Trigger::Exec(ExecInfo {
                 pid: ev.pid,
                 ppid: ev.ppid,
                 path: exec.map(|e| PathBuf::from(OsStr::from_bytes(e.path()))).unwrap_or_default(),
                 args: exec.map(|e| e.args()).unwrap_or_default(),
             })
         }
-        abi::PEV_LISTEN => Trigger::ProcessListen(ev.pid),
-        abi::PEV_FORK => Trigger::ProcessFork { pid: ev.pid, parent: ev.ppid },
-        abi::PEV_EXIT => Trigger::ProcessExit(ev.pid),
+        abi::PEV_LISTEN => Trigger::Listen(ev.pid),
+        abi::PEV_FORK => Trigger::Fork { pid: ev.pid, parent: ev.ppid },
+        abi::PEV_EXIT => Trigger::Exit(ev.pid),
         _ => return None,
     })
 }

@@ -85,7 +85,7 @@ pub(super) struct Signals {
 }
 
 impl Signals {
-    pub fn new() -> Result<Signals> {
+    pub(crate) fn new() -> Result<Signals> {
         use tokio::signal::unix::{SignalKind, signal};
         Ok(Signals { int: signal(SignalKind::interrupt())?, term: signal(SignalKind::terminate())? })
     }

@@ -21,12 +21,12 @@ use crate::export::resource::HostInfo;
 use crate::export::{otlp, printer};
 
 pub(super) struct Exporters {
-    pub fanout: Fanout,
-    pub internal: Arc<InternalMetrics>,
+    pub(crate) fanout: Fanout,
+    pub(crate) internal: Arc<InternalMetrics>,
     /// Totals of the OTLP traces exporter, when it runs.
-    pub otlp_traces: Option<Arc<ExportStats>>,
+    pub(crate) otlp_traces: Option<Arc<ExportStats>>,
     /// Counts of the metrics store's sink, when it runs.
-    pub recorder: Option<Arc<RecorderStats>>,
+    pub(crate) recorder: Option<Arc<RecorderStats>>,
     /// The printer runs on its own thread (it writes to stdout).
     sink_threads: Vec<std::thread::JoinHandle<()>>,
     sink_tasks: Vec<JoinHandle<()>>,
@@ -38,7 +38,7 @@ pub(super) struct Exporters {
 impl Exporters {
     /// Starts every configured exporter; `exposed` are the agent's counters
     /// on the internal metrics page.
-    pub async fn start(
+    pub(crate) async fn start(
         cfg: &Config,
         host: HostInfo,
         exposed: impl IntoIterator<Item = &'static Exposed>,
@@ -87,7 +87,7 @@ impl Exporters {
     /// Closes the sinks' queues and waits (up to `timeout`) for them to
     /// drain; then stops what reads the metrics store, so that the last OTLP
     /// metrics export holds every span.
-    pub async fn shutdown(mut self, timeout: Duration) {
+    pub(crate) async fn shutdown(mut self, timeout: Duration) {
         self.fanout.close();
         let deadline = Instant::now() + timeout;
         for t in self.sink_threads {

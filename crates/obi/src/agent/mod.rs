@@ -34,7 +34,7 @@ use crate::ebpf::ring::Ring;
 use crate::tracker::Tracker;
 use crate::transform::routes::{RouteDecorator, Verdict};
 
-pub async fn run(cfg: Config) -> Result<()> {
+pub(crate) async fn run(cfg: Config) -> Result<()> {
     let mut agent = startup::start(cfg).await?;
     agent.run_until_signal().await;
     agent.shutdown().await;

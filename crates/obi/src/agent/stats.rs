@@ -19,19 +19,19 @@ use crate::tracker::{Tracker, TrackerStats};
 #[derive(Debug, Default)]
 pub(super) struct LoopCounters {
     /// Spans taken from the tracker (the `counter` trace printer reports them).
-    pub spans_emitted: u64,
+    pub(crate) spans_emitted: u64,
     /// Spans the routes kept out of traces, metrics or both.
-    pub spans_ignored: u64,
+    pub(crate) spans_ignored: u64,
     /// Process events dropped because the discovery queue was full.
-    pub process_events_dropped: u64,
+    pub(crate) process_events_dropped: u64,
 }
 
 /// Everything a counter can be read from.
 pub(super) struct Sources<'a> {
-    pub kernel: KernelStats,
-    pub tracker: &'a TrackerStats,
-    pub counters: &'a LoopCounters,
-    pub recorder: Option<&'a RecorderStats>,
+    pub(crate) kernel: KernelStats,
+    pub(crate) tracker: &'a TrackerStats,
+    pub(crate) counters: &'a LoopCounters,
+    pub(crate) recorder: Option<&'a RecorderStats>,
 }
 
 /// What growth of a counter means, and how it is logged.
@@ -257,7 +257,7 @@ pub(super) fn exposed() -> impl Iterator<Item = &'static Exposed> {
 
 #[derive(Debug, Default)]
 pub(super) struct Stats {
-    pub counters: LoopCounters,
+    pub(crate) counters: LoopCounters,
     /// Values at the last report (all zero before the first).
     reported: Values,
     /// Spans dropped per sink at the last report.
@@ -267,7 +267,7 @@ pub(super) struct Stats {
 impl Stats {
     /// Logs every loss since the last call (nothing is lost silently) and
     /// publishes the counters to the internal metrics page.
-    pub fn report_and_publish(&mut self, tracer: &Tracer, tracker: &Tracker, exporters: &Exporters) {
+    pub(crate) fn report_and_publish(&mut self, tracer: &Tracer, tracker: &Tracker, exporters: &Exporters) {
         let now = read(&Sources {
             kernel: tracer.stats(),
             tracker: &tracker.stats,

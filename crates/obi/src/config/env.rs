@@ -28,7 +28,7 @@ macro_rules! exporter_var {
 
 /// A bad value in an environment variable (the caller adds the variable name).
 #[derive(Debug, thiserror::Error)]
-pub enum EnvValueError {
+pub(crate) enum EnvValueError {
     #[error(transparent)]
     Parse(#[from] ParseError),
     #[error(transparent)]
@@ -57,23 +57,23 @@ fn last_line(e: &regex::Error) -> String {
 }
 
 /// Environment lookup with OBI's conventions (empty = unset, `BEYLA_*` aliases).
-pub struct Env<'a> {
+pub(crate) struct Env<'a> {
     lookup: &'a dyn Fn(&str) -> Option<String>,
 }
 
 impl<'a> Env<'a> {
-    pub fn new(lookup: &'a dyn Fn(&str) -> Option<String>) -> Self {
+    pub(crate) fn new(lookup: &'a dyn Fn(&str) -> Option<String>) -> Self {
         Env { lookup }
     }
 
     /// The raw value of exactly `name`, `None` when unset or empty.
-    pub fn raw(&self, name: &str) -> Option<String> {
+    pub(crate) fn raw(&self, name: &str) -> Option<String> {
         (self.lookup)(name).filter(|v| !v.is_empty())
     }
 
     /// The value of `name` and the variable it came from: `name` itself, or
     /// for `OTEL_EBPF_X`, `BEYLA_X` then `BEYLA_OTEL_X`.
-    pub fn get(&self, name: &str) -> Option<(String, String)> {
+    pub(crate) fn get(&self, name: &str) -> Option<(String, String)> {
         if let Some(v) = self.raw(name) {
             return Some((name.to_string(), v));
         }
@@ -86,10 +86,10 @@ impl<'a> Env<'a> {
 
 /// Sets one configuration value from an environment variable's text.
 /// Arguments: the config, the value, the variable name the value came from.
-pub type EnvSetter = fn(&mut Config, &str, &str) -> Result<(), EnvValueError>;
+pub(crate) type EnvSetter = fn(&mut Config, &str, &str) -> Result<(), EnvValueError>;
 
 /// Where a variable's value goes.
-pub enum Target {
+pub(crate) enum Target {
     /// Decoded into [`Config`] at once.
     Config(EnvSetter),
     /// Kept as written for the OTLP exporters' resolution
@@ -98,14 +98,18 @@ pub enum Target {
 }
 
 /// One supported environment variable.
-pub struct EnvVar {
-    pub name: &'static str,
+pub(crate) struct EnvVar {
+    pub(crate) name: &'static str,
     /// Other names read, in order, when `name` (and its `BEYLA_*` aliases) is unset.
-    pub fallbacks: &'static [&'static str],
-    /// The equivalent YAML key, empty when there is none.
-    pub yaml: &'static str,
-    pub help: &'static str,
-    pub target: Target,
+    pub(crate) fallbacks: &'static [&'static str],
+    /// The equivalent YAML key, empty when there is none. Read by the tests
+    /// that keep docs/configuration.md and the YAML keys in step.
+    #[cfg_attr(not(test), expect(dead_code))]
+    pub(crate) yaml: &'static str,
+    /// What it does, for the same tests.
+    #[cfg_attr(not(test), expect(dead_code))]
+    pub(crate) help: &'static str,
+    pub(crate) target: Target,
 }
 
 fn glob(v: &str) -> Result<GlobPattern, EnvValueError> {
@@ -121,7 +125,7 @@ fn port(v: &str) -> Result<u16, EnvValueError> {
 }
 
 /// Every environment variable the loader reads, in application order.
-pub static ENV_VARS: &[EnvVar] = &[
+pub(crate) static ENV_VARS: &[EnvVar] = &[
     EnvVar {
         name: "OTEL_EBPF_LOG_LEVEL",
         fallbacks: &[],
@@ -625,7 +629,7 @@ pub(crate) fn capture_size(cfg: &mut Config, requested: u32, key: &str) -> u32 {
 
 /// Other names that matter but are not settings: `OTEL_EBPF_CONFIG_PATH`
 /// (read by [`super::config_path`]).
-pub const CONFIG_PATH_VAR: &str = "OTEL_EBPF_CONFIG_PATH";
+pub(crate) const CONFIG_PATH_VAR: &str = "OTEL_EBPF_CONFIG_PATH";
 
 /// Applies every variable of [`ENV_VARS`] that is set, on top of `cfg`; the
 /// OTLP exporter variables go to `otlp` as written.
@@ -644,9 +648,4 @@ pub(crate) fn apply_env(
         }
     }
     Ok(())
-}
-
-/// The table entry for an environment variable name (not the aliases).
-pub fn lookup_table(name: &str) -> Option<&'static EnvVar> {
-    ENV_VARS.iter().find(|v| v.name == name)
 }

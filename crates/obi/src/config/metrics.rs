@@ -16,21 +16,21 @@ use super::GlobPattern;
 use super::parse::{closest, parse_go_bool, parse_go_duration};
 
 /// OBI's default duration buckets, in seconds.
-pub const DEFAULT_DURATION_BUCKETS: &[f64] =
+pub(crate) const DEFAULT_DURATION_BUCKETS: &[f64] =
     &[0.0, 0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1.0, 2.5, 5.0, 7.5, 10.0];
 /// OBI's default request/response body size buckets, in bytes.
-pub const DEFAULT_SIZE_BUCKETS: &[f64] = &[0.0, 32.0, 64.0, 128.0, 256.0, 512.0, 1024.0, 2048.0, 4096.0, 8192.0];
+pub(crate) const DEFAULT_SIZE_BUCKETS: &[f64] = &[0.0, 32.0, 64.0, 128.0, 256.0, 512.0, 1024.0, 2048.0, 4096.0, 8192.0];
 /// Default `prometheus_export.ttl` (OBI's documented default).
-pub const DEFAULT_TTL: Duration = Duration::from_secs(5 * 60);
+pub(crate) const DEFAULT_TTL: Duration = Duration::from_secs(5 * 60);
 /// Default `routes.max_path_segment_cardinality`.
-pub const DEFAULT_MAX_SEGMENT_CARDINALITY: usize = 10;
+pub(crate) const DEFAULT_MAX_SEGMENT_CARDINALITY: usize = 10;
 
 /// Error of a section decoder: the full key path and the message.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 #[error("{key}: {message}")]
-pub struct SectionError {
-    pub key: String,
-    pub message: String,
+pub(crate) struct SectionError {
+    pub(crate) key: String,
+    pub(crate) message: String,
 }
 
 fn err(key: impl Into<String>, msg: impl fmt::Display) -> SectionError {
@@ -39,7 +39,7 @@ fn err(key: impl Into<String>, msg: impl fmt::Display) -> SectionError {
 
 /// A bad value in a metrics setting (YAML or environment).
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
-pub enum MetricsValueError {
+pub(crate) enum MetricsValueError {
     #[error("invalid value {0:?} (expected heuristic, wildcard, path, unset or low-cardinality)")]
     Unmatched(String),
     #[error(
@@ -61,7 +61,7 @@ pub enum MetricsValueError {
 
 /// What to do with paths that match no `routes.patterns` entry.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Unmatched {
+pub(crate) enum Unmatched {
     /// Identifier-like segments become the wildcard character.
     Heuristic,
     /// The route is `/**`.
@@ -75,7 +75,7 @@ pub enum Unmatched {
 }
 
 impl Unmatched {
-    pub fn parse(s: &str) -> Result<Unmatched, MetricsValueError> {
+    pub(crate) fn parse(s: &str) -> Result<Unmatched, MetricsValueError> {
         Ok(match s.trim() {
             "heuristic" => Unmatched::Heuristic,
             // OBI: the empty value is the wildcard mode.
@@ -90,7 +90,7 @@ impl Unmatched {
 
 /// Which signals drop spans that match `routes.ignored_patterns`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum IgnoreMode {
+pub(crate) enum IgnoreMode {
     All,
     Traces,
     Metrics,
@@ -98,13 +98,13 @@ pub enum IgnoreMode {
 
 /// The `routes` section.
 #[derive(Debug, Clone, PartialEq)]
-pub struct RoutesConfig {
-    pub patterns: Vec<String>,
-    pub ignored_patterns: Vec<String>,
-    pub ignore_mode: IgnoreMode,
-    pub unmatched: Unmatched,
-    pub wildcard_char: char,
-    pub max_path_segment_cardinality: usize,
+pub(crate) struct RoutesConfig {
+    pub(crate) patterns: Vec<String>,
+    pub(crate) ignored_patterns: Vec<String>,
+    pub(crate) ignore_mode: IgnoreMode,
+    pub(crate) unmatched: Unmatched,
+    pub(crate) wildcard_char: char,
+    pub(crate) max_path_segment_cardinality: usize,
 }
 
 impl Default for RoutesConfig {
@@ -123,20 +123,20 @@ impl Default for RoutesConfig {
 
 /// One `attributes.select.<metric>` entry.
 #[derive(Debug, Clone, PartialEq)]
-pub struct SelectEntry {
+pub(crate) struct SelectEntry {
     /// The metric name or glob as written.
-    pub metric: GlobPattern,
+    pub(crate) metric: GlobPattern,
     /// Whether `metric` has glob syntax (an exact name beats every glob).
-    pub is_glob: bool,
-    pub include: Vec<GlobPattern>,
-    pub exclude: Vec<GlobPattern>,
+    pub(crate) is_glob: bool,
+    pub(crate) include: Vec<GlobPattern>,
+    pub(crate) exclude: Vec<GlobPattern>,
 }
 
 /// Which families `prometheus_export.instrumentations` keeps.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Instrumentations {
-    pub http: bool,
-    pub grpc: bool,
+pub(crate) struct Instrumentations {
+    pub(crate) http: bool,
+    pub(crate) grpc: bool,
 }
 
 impl Default for Instrumentations {
@@ -147,7 +147,7 @@ impl Default for Instrumentations {
 
 impl Instrumentations {
     /// Whether the instrumentation named `name` (`http`, `grpc`...) is on.
-    pub fn allows(&self, name: &str) -> bool {
+    pub(crate) fn allows(&self, name: &str) -> bool {
         match name {
             "http" => self.http,
             "grpc" => self.grpc,
@@ -157,7 +157,7 @@ impl Instrumentations {
 
     /// A list such as `["*"]`, `["http"]` or `"http,grpc"`. Names of
     /// protocols obi-rs does not capture yet (`sql`, `redis`...) are accepted.
-    pub fn parse<'a>(items: impl IntoIterator<Item = &'a str>) -> Result<Instrumentations, MetricsValueError> {
+    pub(crate) fn parse<'a>(items: impl IntoIterator<Item = &'a str>) -> Result<Instrumentations, MetricsValueError> {
         let mut out = Instrumentations { http: false, grpc: false };
         for item in items {
             match item.trim() {
@@ -176,7 +176,7 @@ impl Instrumentations {
 
 /// `internal_metrics.exporter`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum InternalExporter {
+pub(crate) enum InternalExporter {
     #[default]
     Disabled,
     Prometheus,
@@ -184,7 +184,7 @@ pub enum InternalExporter {
 }
 
 impl InternalExporter {
-    pub fn parse(s: &str) -> Result<InternalExporter, MetricsValueError> {
+    pub(crate) fn parse(s: &str) -> Result<InternalExporter, MetricsValueError> {
         match s.trim().to_ascii_lowercase().as_str() {
             "disabled" | "" => Ok(InternalExporter::Disabled),
             "prometheus" => Ok(InternalExporter::Prometheus),
@@ -197,28 +197,28 @@ impl InternalExporter {
 /// Settings of the metrics pipeline (the Prometheus port lives in
 /// [`super::ExportConfig::prometheus_port`]).
 #[derive(Debug, Clone, PartialEq)]
-pub struct MetricsConfig {
+pub(crate) struct MetricsConfig {
     /// `prometheus_export.path`.
-    pub prometheus_path: String,
+    pub(crate) prometheus_path: String,
     /// `prometheus_export.ttl`: series not updated for this long are removed.
-    pub ttl: Duration,
+    pub(crate) ttl: Duration,
     /// `prometheus_export.buckets.duration_histogram`, seconds.
-    pub duration_buckets: Vec<f64>,
+    pub(crate) duration_buckets: Vec<f64>,
     /// `prometheus_export.buckets.request_size_histogram`, bytes.
-    pub size_buckets: Vec<f64>,
+    pub(crate) size_buckets: Vec<f64>,
     /// `prometheus_export.disable_build_info`.
-    pub disable_build_info: bool,
+    pub(crate) disable_build_info: bool,
     /// `prometheus_export.instrumentations`.
-    pub instrumentations: Instrumentations,
-    pub routes: RoutesConfig,
+    pub(crate) instrumentations: Instrumentations,
+    pub(crate) routes: RoutesConfig,
     /// `attributes.select` (order does not matter: an exact metric name beats
     /// every glob, and matching globs are merged).
-    pub select: Vec<SelectEntry>,
-    pub internal_exporter: InternalExporter,
+    pub(crate) select: Vec<SelectEntry>,
+    pub(crate) internal_exporter: InternalExporter,
     /// `internal_metrics.prometheus.port`.
-    pub internal_port: Option<u16>,
+    pub(crate) internal_port: Option<u16>,
     /// `internal_metrics.prometheus.path`.
-    pub internal_path: String,
+    pub(crate) internal_path: String,
 }
 
 impl Default for MetricsConfig {
@@ -240,7 +240,7 @@ impl Default for MetricsConfig {
 }
 
 /// Metric features OBI knows; only `application` is produced by obi-rs.
-pub const KNOWN_FEATURES: &[&str] = &[
+pub(crate) const KNOWN_FEATURES: &[&str] = &[
     "application",
     "application_span",
     "application_span_otel",
@@ -260,7 +260,7 @@ pub const KNOWN_FEATURES: &[&str] = &[
 ];
 
 /// Checks a `features` list; returns the features obi-rs does not produce.
-pub fn check_features<'a>(items: impl IntoIterator<Item = &'a str>) -> Result<Vec<String>, MetricsValueError> {
+pub(crate) fn check_features<'a>(items: impl IntoIterator<Item = &'a str>) -> Result<Vec<String>, MetricsValueError> {
     let mut unsupported = Vec::new();
     for f in items.into_iter().map(str::trim).filter(|f| !f.is_empty()) {
         if !KNOWN_FEATURES.contains(&f) && !f.starts_with("stats") {
@@ -355,7 +355,7 @@ fn buckets(path: &str, v: &Value) -> Result<Vec<f64>, SectionError> {
 }
 
 /// Bucket boundaries must be finite and strictly increasing (at least one).
-pub fn validate_buckets(b: &[f64]) -> Result<(), MetricsValueError> {
+pub(crate) fn validate_buckets(b: &[f64]) -> Result<(), MetricsValueError> {
     if b.is_empty() {
         return Err(MetricsValueError::NoBuckets);
     }
@@ -366,7 +366,7 @@ pub fn validate_buckets(b: &[f64]) -> Result<(), MetricsValueError> {
 }
 
 /// A path served over HTTP: starts with `/`.
-pub fn check_http_path(p: &str) -> Result<String, MetricsValueError> {
+pub(crate) fn check_http_path(p: &str) -> Result<String, MetricsValueError> {
     let p = p.trim();
     if !p.starts_with('/') || p.contains(char::is_whitespace) {
         return Err(MetricsValueError::HttpPath(p.to_string()));
@@ -382,7 +382,11 @@ fn glob(path: &str, s: &str) -> Result<GlobPattern, SectionError> {
 // Sections
 
 /// `prometheus_export` (the `port` key is handled by the YAML layer).
-pub fn apply_prometheus_section(m: &mut MetricsConfig, path: &str, v: &Value) -> Result<Vec<String>, SectionError> {
+pub(crate) fn apply_prometheus_section(
+    m: &mut MetricsConfig,
+    path: &str,
+    v: &Value,
+) -> Result<Vec<String>, SectionError> {
     let mut notes = Vec::new();
     let Some(o) = obj(path, v)? else { return Ok(notes) };
     check_keys(
@@ -456,7 +460,7 @@ pub fn apply_prometheus_section(m: &mut MetricsConfig, path: &str, v: &Value) ->
 }
 
 /// `routes`.
-pub fn apply_routes_section(m: &mut MetricsConfig, path: &str, v: &Value) -> Result<(), SectionError> {
+pub(crate) fn apply_routes_section(m: &mut MetricsConfig, path: &str, v: &Value) -> Result<(), SectionError> {
     let Some(o) = obj(path, v)? else { return Ok(()) };
     check_keys(
         path,
@@ -511,7 +515,7 @@ pub fn apply_routes_section(m: &mut MetricsConfig, path: &str, v: &Value) -> Res
 }
 
 /// `attributes.select`.
-pub fn apply_attributes_section(m: &mut MetricsConfig, path: &str, v: &Value) -> Result<(), SectionError> {
+pub(crate) fn apply_attributes_section(m: &mut MetricsConfig, path: &str, v: &Value) -> Result<(), SectionError> {
     let Some(o) = obj(path, v)? else { return Ok(()) };
     let Some(sel) = o.get("select") else { return Ok(()) };
     let sp = child(path, "select");
@@ -548,7 +552,11 @@ pub fn apply_attributes_section(m: &mut MetricsConfig, path: &str, v: &Value) ->
 }
 
 /// `internal_metrics`.
-pub fn apply_internal_section(m: &mut MetricsConfig, path: &str, v: &Value) -> Result<Vec<String>, SectionError> {
+pub(crate) fn apply_internal_section(
+    m: &mut MetricsConfig,
+    path: &str,
+    v: &Value,
+) -> Result<Vec<String>, SectionError> {
     let mut notes = Vec::new();
     let Some(o) = obj(path, v)? else { return Ok(notes) };
     check_keys(path, o, &["exporter", "prometheus", "bpf_metric_scrape_interval"])?;

@@ -18,20 +18,19 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-pub mod env;
-pub mod metrics;
-pub mod otlp;
-pub mod parse;
-pub mod ports;
-pub mod validate;
-pub mod yaml;
+pub(crate) mod env;
+pub(crate) mod metrics;
+pub(crate) mod otlp;
+pub(crate) mod parse;
+pub(crate) mod ports;
+pub(crate) mod validate;
+pub(crate) mod yaml;
 
-pub use parse::ParseError;
-pub use ports::{PortEnum, PortEnumError};
+pub(crate) use ports::{PortEnum, PortEnumError};
 
 /// How spans are printed on stdout (`OTEL_EBPF_TRACE_PRINTER`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum TracePrinter {
+pub(crate) enum TracePrinter {
     #[default]
     Disabled,
     Text,
@@ -42,7 +41,7 @@ pub enum TracePrinter {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Default)]
-pub enum LogLevel {
+pub(crate) enum LogLevel {
     Debug,
     #[default]
     Info,
@@ -51,7 +50,7 @@ pub enum LogLevel {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum LogFormat {
+pub(crate) enum LogFormat {
     #[default]
     Text,
     Json,
@@ -59,7 +58,7 @@ pub enum LogFormat {
 
 /// `ebpf.context_propagation` (`OTEL_EBPF_BPF_CONTEXT_PROPAGATION`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum ContextPropagation {
+pub(crate) enum ContextPropagation {
     #[default]
     Disabled,
     /// `headers`: inject `traceparent` into outgoing HTTP requests.
@@ -72,12 +71,12 @@ pub enum ContextPropagation {
 
 impl ContextPropagation {
     /// HTTP header injection is on (`headers` or `all`).
-    pub fn injects_headers(self) -> bool {
+    pub(crate) fn injects_headers(self) -> bool {
         matches!(self, ContextPropagation::Headers | ContextPropagation::All)
     }
 
     /// The TCP-option carrier was asked for; obi-rs does not implement it.
-    pub fn wants_tcp_options(self) -> bool {
+    pub(crate) fn wants_tcp_options(self) -> bool {
         matches!(self, ContextPropagation::Tcp | ContextPropagation::All)
     }
 }
@@ -85,29 +84,29 @@ impl ContextPropagation {
 /// One entry of `discovery.instrument` (and friends). Every selector that is
 /// set must match for the entry to match a process.
 #[derive(Debug, Clone, Default, PartialEq)]
-pub struct Selector {
+pub(crate) struct Selector {
     /// Overrides `service.name` for matched processes.
-    pub name: Option<String>,
+    pub(crate) name: Option<String>,
     /// Overrides `service.namespace` for matched processes.
-    pub namespace: Option<String>,
+    pub(crate) namespace: Option<String>,
     /// Any local port of the process's inet sockets is in this set.
-    pub open_ports: Option<PortEnum>,
+    pub(crate) open_ports: Option<PortEnum>,
     /// Glob over the full executable path.
-    pub exe_path: Option<GlobPattern>,
+    pub(crate) exe_path: Option<GlobPattern>,
     /// Regular expression over the full executable path (legacy `services` form).
-    pub exe_path_regexp: Option<RegexPattern>,
+    pub(crate) exe_path_regexp: Option<RegexPattern>,
     /// Glob over the command line (arguments joined by spaces).
-    pub cmd_args: Option<GlobPattern>,
+    pub(crate) cmd_args: Option<GlobPattern>,
     /// Glob over the detected language (`go`, `java`, `nodejs`, `python`...).
-    pub languages: Option<GlobPattern>,
+    pub(crate) languages: Option<GlobPattern>,
     /// Exact process ids.
-    pub target_pids: Vec<u32>,
+    pub(crate) target_pids: Vec<u32>,
 }
 
 impl Selector {
     /// Whether at least one matching criterion is set (`name`/`namespace`
     /// only rename, they do not select anything).
-    pub fn has_criteria(&self) -> bool {
+    pub(crate) fn has_criteria(&self) -> bool {
         self.open_ports.is_some()
             || self.exe_path.is_some()
             || self.exe_path_regexp.is_some()
@@ -123,9 +122,9 @@ impl Selector {
 /// `?` one character, `[abc]`, `[!abc]`, `[a-z]` classes and `{a,b}`
 /// alternatives.
 #[derive(Debug, Clone)]
-pub struct GlobPattern {
-    pub source: String,
-    pub matcher: globset::GlobMatcher,
+pub(crate) struct GlobPattern {
+    pub(crate) source: String,
+    pub(crate) matcher: globset::GlobMatcher,
 }
 
 impl PartialEq for GlobPattern {
@@ -135,12 +134,12 @@ impl PartialEq for GlobPattern {
 }
 
 impl GlobPattern {
-    pub fn new(source: &str) -> Result<Self, globset::Error> {
+    pub(crate) fn new(source: &str) -> Result<Self, globset::Error> {
         let glob = globset::GlobBuilder::new(source).literal_separator(false).build()?;
         Ok(GlobPattern { source: source.to_string(), matcher: glob.compile_matcher() })
     }
 
-    pub fn is_match(&self, text: &str) -> bool {
+    pub(crate) fn is_match(&self, text: &str) -> bool {
         self.matcher.is_match(text)
     }
 }
@@ -148,9 +147,9 @@ impl GlobPattern {
 /// A regular expression with its source text. Matching is unanchored (Go's
 /// `MatchString`): `node` matches `/usr/bin/node18`.
 #[derive(Debug, Clone)]
-pub struct RegexPattern {
-    pub source: String,
-    pub regex: regex::Regex,
+pub(crate) struct RegexPattern {
+    pub(crate) source: String,
+    pub(crate) regex: regex::Regex,
 }
 
 impl PartialEq for RegexPattern {
@@ -160,36 +159,37 @@ impl PartialEq for RegexPattern {
 }
 
 impl RegexPattern {
-    pub fn new(source: &str) -> Result<Self, regex::Error> {
+    pub(crate) fn new(source: &str) -> Result<Self, regex::Error> {
         Ok(RegexPattern { source: source.to_string(), regex: regex::Regex::new(source)? })
     }
 
-    pub fn is_match(&self, text: &str) -> bool {
+    #[cfg(test)]
+    pub(crate) fn is_match(&self, text: &str) -> bool {
         self.regex.is_match(text)
     }
 }
 
 #[derive(Debug, Clone, PartialEq)]
-pub struct DiscoveryConfig {
-    pub instrument: Vec<Selector>,
-    pub exclude_instrument: Vec<Selector>,
-    pub default_exclude_instrument: Vec<Selector>,
+pub(crate) struct DiscoveryConfig {
+    pub(crate) instrument: Vec<Selector>,
+    pub(crate) exclude_instrument: Vec<Selector>,
+    pub(crate) default_exclude_instrument: Vec<Selector>,
     /// How often /proc is rescanned (`OTEL_EBPF_DISCOVERY_POLL_INTERVAL`).
-    pub poll_interval: Duration,
+    pub(crate) poll_interval: Duration,
     /// Skip processes that already export OTLP themselves.
-    pub exclude_otel_instrumented_services: bool,
+    pub(crate) exclude_otel_instrumented_services: bool,
     /// Instrument every process (`OTEL_EBPF_SYSTEM_WIDE`).
-    pub system_wide: bool,
+    pub(crate) system_wide: bool,
 }
 
 /// OBI's default exclusion: the agent itself and its siblings (OBI, Beyla,
 /// Alloy, OpenTelemetry Collector), as one glob over the executable path.
 /// OBI's list plus `*/obi` and `*/obi-rs` (ours).
-pub const DEFAULT_EXCLUDE_EXE_GLOB: &str =
+pub(crate) const DEFAULT_EXCLUDE_EXE_GLOB: &str =
     "{*/obi,*/obi-rs,*beyla,*alloy,*ebpf-instrument,*otelcol,*otelcol-contrib,*otelcol-contrib[!/]*}";
 
 /// Default `discovery.poll_interval` (also used when it is set to 0, like OBI).
-pub const DEFAULT_POLL_INTERVAL: Duration = Duration::from_secs(5);
+pub(crate) const DEFAULT_POLL_INTERVAL: Duration = Duration::from_secs(5);
 
 impl Default for DiscoveryConfig {
     fn default() -> Self {
@@ -208,31 +208,31 @@ impl Default for DiscoveryConfig {
 }
 
 /// Largest accepted `ebpf.buffer_sizes.http` (bytes captured per syscall).
-pub const MAX_CAPTURE_SIZE: u32 = 4096;
+pub(crate) const MAX_CAPTURE_SIZE: u32 = 4096;
 /// Default `ebpf.buffer_sizes.http` (OBI's `0` also means this).
-pub const DEFAULT_CAPTURE_SIZE: u32 = 1024;
+pub(crate) const DEFAULT_CAPTURE_SIZE: u32 = 1024;
 /// Default ring buffer size: 8 MiB.
-pub const DEFAULT_RING_BUFFER_SIZE: u32 = 8 << 20;
+pub(crate) const DEFAULT_RING_BUFFER_SIZE: u32 = 8 << 20;
 
 #[derive(Debug, Clone, PartialEq)]
-pub struct EbpfConfig {
+pub(crate) struct EbpfConfig {
     /// Payload bytes captured per syscall (`ebpf.buffer_sizes.http`).
-    pub capture_size: u32,
+    pub(crate) capture_size: u32,
     /// Size of the event ring buffer in bytes (power of two).
-    pub ring_buffer_size: u32,
+    pub(crate) ring_buffer_size: u32,
     /// Wake user space once this many events are waiting (`wakeup_len`).
-    pub wakeup_len: u32,
+    pub(crate) wakeup_len: u32,
     /// Read the ring buffer at least this often (`batch_timeout`).
-    pub batch_timeout: Duration,
+    pub(crate) batch_timeout: Duration,
     /// Requests without a response for this long are reported with status
     /// 408 (`http_request_timeout`; zero disables).
-    pub http_request_timeout: Duration,
+    pub(crate) http_request_timeout: Duration,
     /// Explicit BTF file for kernels without /sys/kernel/btf/vmlinux.
-    pub btf_path: Option<std::path::PathBuf>,
+    pub(crate) btf_path: Option<std::path::PathBuf>,
     /// `ebpf.context_propagation` (`OTEL_EBPF_BPF_CONTEXT_PROPAGATION`).
-    pub context_propagation: ContextPropagation,
+    pub(crate) context_propagation: ContextPropagation,
     /// `ebpf.track_request_headers`: read incoming `traceparent` headers.
-    pub track_request_headers: bool,
+    pub(crate) track_request_headers: bool,
 }
 
 impl Default for EbpfConfig {
@@ -254,18 +254,18 @@ impl Default for EbpfConfig {
 
 /// Exporters, resolved at load.
 #[derive(Debug, Clone, PartialEq, Default)]
-pub struct ExportConfig {
+pub(crate) struct ExportConfig {
     /// `prometheus_export.port` / `OTEL_EBPF_PROMETHEUS_PORT` (0 = disabled = `None`).
-    pub prometheus_port: Option<u16>,
+    pub(crate) prometheus_port: Option<u16>,
     /// The OTLP traces exporter; `None` when no traces (or common) endpoint is set.
-    pub otlp_traces: Option<otlp::OtlpTracesSettings>,
+    pub(crate) otlp_traces: Option<otlp::OtlpTracesSettings>,
     /// The OTLP metrics exporter; `None` when no metrics (or common) endpoint is set.
-    pub otlp_metrics: Option<otlp::OtlpMetricsSettings>,
+    pub(crate) otlp_metrics: Option<otlp::OtlpMetricsSettings>,
 }
 
 impl ExportConfig {
     /// Whether any exporter would send or serve data.
-    pub fn any_enabled(&self) -> bool {
+    pub(crate) fn any_enabled(&self) -> bool {
         self.otlp_traces.is_some() || self.otlp_metrics.is_some() || self.prometheus_port.is_some()
     }
 }
@@ -274,47 +274,47 @@ impl ExportConfig {
 /// accepted-but-ignored OBI setting...). Logged by [`Config::log_diagnostics`]
 /// once logging is up.
 #[derive(Debug, Clone, PartialEq)]
-pub struct Diagnostic {
-    pub level: LogLevel,
+pub(crate) struct Diagnostic {
+    pub(crate) level: LogLevel,
     /// YAML path or environment variable name.
-    pub key: String,
-    pub message: String,
+    pub(crate) key: String,
+    pub(crate) message: String,
 }
 
 #[derive(Debug, Clone, PartialEq)]
-pub struct Config {
-    pub log_level: LogLevel,
-    pub log_format: LogFormat,
-    pub trace_printer: TracePrinter,
+pub(crate) struct Config {
+    pub(crate) log_level: LogLevel,
+    pub(crate) log_format: LogFormat,
+    pub(crate) trace_printer: TracePrinter,
     /// `OTEL_SERVICE_NAME`: names processes selected by the shortcuts below.
-    pub service_name: Option<String>,
+    pub(crate) service_name: Option<String>,
     /// `OTEL_EBPF_SERVICE_NAMESPACE`.
-    pub service_namespace: Option<String>,
+    pub(crate) service_namespace: Option<String>,
     /// `OTEL_EBPF_OPEN_PORT` shortcut.
-    pub open_port: Option<PortEnum>,
+    pub(crate) open_port: Option<PortEnum>,
     /// `OTEL_EBPF_AUTO_TARGET_EXE` shortcut (glob over the executable path).
-    pub auto_target_exe: Option<GlobPattern>,
+    pub(crate) auto_target_exe: Option<GlobPattern>,
     /// `OTEL_EBPF_EXECUTABLE_PATH` shortcut (regex, deprecated).
-    pub executable_path: Option<RegexPattern>,
+    pub(crate) executable_path: Option<RegexPattern>,
     /// `OTEL_EBPF_TARGET_PID` shortcut.
-    pub target_pids: Vec<u32>,
-    pub discovery: DiscoveryConfig,
-    pub ebpf: EbpfConfig,
+    pub(crate) target_pids: Vec<u32>,
+    pub(crate) discovery: DiscoveryConfig,
+    pub(crate) ebpf: EbpfConfig,
     /// `OTEL_EBPF_SHUTDOWN_TIMEOUT`.
-    pub shutdown_timeout: Duration,
+    pub(crate) shutdown_timeout: Duration,
     /// Overrides the host name used in `service.instance.id` (`OTEL_EBPF_HOSTNAME`).
-    pub hostname: Option<String>,
+    pub(crate) hostname: Option<String>,
     /// `OTEL_EBPF_AUTO_TARGET_LANGUAGE` shortcut (glob over the detected language).
-    pub auto_target_language: Option<GlobPattern>,
+    pub(crate) auto_target_language: Option<GlobPattern>,
     /// Exporters (YAML merged with the environment).
-    pub export: ExportConfig,
+    pub(crate) export: ExportConfig,
     /// Metrics pipeline: Prometheus path/TTL/buckets, routes, attribute
     /// selection, internal metrics.
-    pub metrics: metrics::MetricsConfig,
+    pub(crate) metrics: metrics::MetricsConfig,
     /// The configuration file that was read, if any.
-    pub config_path: Option<PathBuf>,
+    pub(crate) config_path: Option<PathBuf>,
     /// Non-fatal findings, see [`Config::log_diagnostics`].
-    pub diagnostics: Vec<Diagnostic>,
+    pub(crate) diagnostics: Vec<Diagnostic>,
 }
 
 impl Default for Config {
@@ -348,7 +348,7 @@ impl Config {
     /// every criterion that is set must match (AND), and matched processes
     /// are named by `service_name` / `service_namespace`. `None` when no
     /// shortcut is set.
-    pub fn shortcut_selector(&self) -> Option<Selector> {
+    pub(crate) fn shortcut_selector(&self) -> Option<Selector> {
         let s = Selector {
             name: self.service_name.clone(),
             namespace: self.service_namespace.clone(),
@@ -365,14 +365,14 @@ impl Config {
     /// `discovery.instrument` (in order; the first match wins) followed by
     /// the shortcut selector, if any. `system_wide` is not represented here:
     /// it is a catch-all the matcher applies after these.
-    pub fn effective_instrument_selectors(&self) -> Vec<Selector> {
+    pub(crate) fn effective_instrument_selectors(&self) -> Vec<Selector> {
         let mut out = self.discovery.instrument.clone();
         out.extend(self.shortcut_selector());
         out
     }
 
     /// `exclude_instrument` followed by `default_exclude_instrument`.
-    pub fn effective_exclude_selectors(&self) -> Vec<Selector> {
+    pub(crate) fn effective_exclude_selectors(&self) -> Vec<Selector> {
         let mut out = self.discovery.exclude_instrument.clone();
         out.extend(self.discovery.default_exclude_instrument.iter().cloned());
         out
@@ -380,7 +380,7 @@ impl Config {
 
     /// Logs [`Config::diagnostics`] through `tracing` (call after
     /// `logging::init`).
-    pub fn log_diagnostics(&self) {
+    pub(crate) fn log_diagnostics(&self) {
         for d in &self.diagnostics {
             match d.level {
                 LogLevel::Debug => tracing::debug!(component = "config", key = %d.key, "{}", d.message),
@@ -399,7 +399,7 @@ impl Config {
 /// A configuration problem. `Display` is one line that names the key (YAML
 /// path or environment variable), the bad value and what is allowed.
 #[derive(Debug, thiserror::Error)]
-pub enum ConfigError {
+pub(crate) enum ConfigError {
     #[error("cannot read configuration file {}: {source}", path.display())]
     ReadFile { path: PathBuf, source: std::io::Error },
     #[error("parsing YAML configuration {origin}: {message}")]
@@ -428,7 +428,7 @@ fn at_suffix(at: &Option<String>) -> String {
 
 impl ConfigError {
     /// A bad value from the environment (or any source without a location).
-    pub fn value(key: impl Into<String>, message: impl Into<String>) -> Self {
+    pub(crate) fn value(key: impl Into<String>, message: impl Into<String>) -> Self {
         ConfigError::Value { key: key.into(), at: None, message: message.into() }
     }
 }
@@ -436,14 +436,14 @@ impl ConfigError {
 /// What the command line sets. Flags win over the environment, except the
 /// configuration file path (see [`config_path`]).
 #[derive(Debug, Clone, Default, PartialEq)]
-pub struct Overrides {
+pub(crate) struct Overrides {
     /// `--config`.
-    pub config_path: Option<PathBuf>,
+    pub(crate) config_path: Option<PathBuf>,
 }
 
 /// The configuration file to read: `OTEL_EBPF_CONFIG_PATH` (or
 /// `BEYLA_CONFIG_PATH`) wins over `--config`, like OBI.
-pub fn config_path(overrides: &Overrides, env: &dyn Fn(&str) -> Option<String>) -> Option<PathBuf> {
+pub(crate) fn config_path(overrides: &Overrides, env: &dyn Fn(&str) -> Option<String>) -> Option<PathBuf> {
     env::Env::new(env)
         .get(env::CONFIG_PATH_VAR)
         .map(|(_, v)| PathBuf::from(v))
@@ -453,7 +453,7 @@ pub fn config_path(overrides: &Overrides, env: &dyn Fn(&str) -> Option<String>) 
 /// Builds and validates the configuration: defaults, then the YAML file
 /// (`OTEL_EBPF_CONFIG_PATH` or `--config`), then environment variables.
 /// `env` looks up one environment variable (injectable for tests).
-pub fn load(overrides: &Overrides, env: &dyn Fn(&str) -> Option<String>) -> Result<Config, ConfigError> {
+pub(crate) fn load(overrides: &Overrides, env: &dyn Fn(&str) -> Option<String>) -> Result<Config, ConfigError> {
     let cfg = load_unvalidated(overrides, env)?;
     validate::validate(&cfg)?;
     Ok(cfg)
@@ -461,7 +461,10 @@ pub fn load(overrides: &Overrides, env: &dyn Fn(&str) -> Option<String>) -> Resu
 
 /// Like [`load`] without the cross-field checks of [`validate::validate`]
 /// (values are still parsed, range-checked and resolved). For `obi check`.
-pub fn load_unvalidated(overrides: &Overrides, env: &dyn Fn(&str) -> Option<String>) -> Result<Config, ConfigError> {
+pub(crate) fn load_unvalidated(
+    overrides: &Overrides,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<Config, ConfigError> {
     let Some(path) = config_path(overrides, env) else {
         return build(None, env);
     };
@@ -472,13 +475,14 @@ pub fn load_unvalidated(overrides: &Overrides, env: &dyn Fn(&str) -> Option<Stri
 }
 
 /// [`load`] with the process environment.
-pub fn load_from_process_env(overrides: &Overrides) -> Result<Config, ConfigError> {
+pub(crate) fn load_from_process_env(overrides: &Overrides) -> Result<Config, ConfigError> {
     load(overrides, &|k| std::env::var(k).ok())
 }
 
 /// Parses YAML text on top of the defaults, without environment overrides or
 /// validation (`${VAR}` references expand to empty strings). For tests and tools.
-pub fn from_yaml_str(text: &str) -> Result<Config, ConfigError> {
+#[cfg(test)]
+pub(crate) fn from_yaml_str(text: &str) -> Result<Config, ConfigError> {
     build(Some((text, "<string>")), &|_| None)
 }
 

@@ -11,7 +11,7 @@ const DURATION_HINT: &str = "use a number with a unit: ns, us, ms, s, m, h; e.g.
 
 /// A scalar that does not parse; holds the value as written.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum ParseError {
+pub(crate) enum ParseError {
     #[error("invalid duration \"\": empty value ({hint})", hint = DURATION_HINT)]
     EmptyDuration,
     #[error("invalid duration {0:?}: negative durations are not allowed")]
@@ -47,7 +47,7 @@ pub enum ParseError {
 /// Parses a Go `time.ParseDuration` string: a sequence of decimal numbers with
 /// a unit each (`ns`, `us`/`µs`, `ms`, `s`, `m`, `h`), e.g. `5s`, `500ms`,
 /// `1m30s`, `1.5h`. A bare `0` is accepted. Negative values are rejected.
-pub fn parse_go_duration(input: &str) -> Result<Duration, ParseError> {
+pub(crate) fn parse_go_duration(input: &str) -> Result<Duration, ParseError> {
     let s = input.trim();
     if s.is_empty() {
         return Err(ParseError::EmptyDuration);
@@ -91,7 +91,7 @@ pub fn parse_go_duration(input: &str) -> Result<Duration, ParseError> {
 }
 
 /// Go's `strconv.ParseBool`: `1,t,T,TRUE,true,True,0,f,F,FALSE,false,False`.
-pub fn parse_go_bool(input: &str) -> Result<bool, ParseError> {
+pub(crate) fn parse_go_bool(input: &str) -> Result<bool, ParseError> {
     match input.trim() {
         "1" | "t" | "T" | "TRUE" | "true" | "True" => Ok(true),
         "0" | "f" | "F" | "FALSE" | "false" | "False" => Ok(false),
@@ -101,7 +101,7 @@ pub fn parse_go_bool(input: &str) -> Result<bool, ParseError> {
 
 /// Booleans written as YAML strings: Go's set plus the YAML 1.1 spellings
 /// (`yes/no/on/off`) that `gopkg.in/yaml.v3` accepts for `bool` fields.
-pub fn parse_yaml_bool(input: &str) -> Result<bool, ParseError> {
+pub(crate) fn parse_yaml_bool(input: &str) -> Result<bool, ParseError> {
     if let Ok(b) = parse_go_bool(input) {
         return Ok(b);
     }
@@ -113,14 +113,14 @@ pub fn parse_yaml_bool(input: &str) -> Result<bool, ParseError> {
 }
 
 /// A non-negative integer that fits in `u32`.
-pub fn parse_u32(input: &str) -> Result<u32, ParseError> {
+pub(crate) fn parse_u32(input: &str) -> Result<u32, ParseError> {
     let t = input.trim();
     t.parse::<u32>().map_err(|_| ParseError::U32(input.to_string()))
 }
 
 /// A byte size: a plain integer or one with a binary suffix
 /// (`K`/`KiB`, `M`/`MiB`, `G`/`GiB`; `KB`/`MB`/`GB` are read as binary too).
-pub fn parse_byte_size(input: &str) -> Result<u64, ParseError> {
+pub(crate) fn parse_byte_size(input: &str) -> Result<u64, ParseError> {
     let t = input.trim();
     let digits = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
     let (num, suffix) = t.split_at(digits);
@@ -140,7 +140,7 @@ pub fn parse_byte_size(input: &str) -> Result<u64, ParseError> {
 }
 
 /// A comma-separated list of process ids, e.g. `1234,5678`.
-pub fn parse_pid_list(input: &str) -> Result<Vec<u32>, ParseError> {
+pub(crate) fn parse_pid_list(input: &str) -> Result<Vec<u32>, ParseError> {
     let mut out = Vec::new();
     for part in input.split(',') {
         let p = part.trim();
@@ -155,7 +155,7 @@ pub fn parse_pid_list(input: &str) -> Result<Vec<u32>, ParseError> {
     Ok(out)
 }
 
-pub fn parse_pid(input: &str) -> Result<u32, ParseError> {
+pub(crate) fn parse_pid(input: &str) -> Result<u32, ParseError> {
     match input.trim().parse::<u32>() {
         Ok(p) if p > 0 => Ok(p),
         _ => Err(ParseError::Pid(input.to_string())),
@@ -178,7 +178,7 @@ impl FromStr for LogLevel {
 }
 
 impl LogLevel {
-    pub fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             LogLevel::Debug => "DEBUG",
             LogLevel::Info => "INFO",
@@ -200,15 +200,6 @@ impl FromStr for LogFormat {
     }
 }
 
-impl LogFormat {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            LogFormat::Text => "text",
-            LogFormat::Json => "json",
-        }
-    }
-}
-
 impl FromStr for TracePrinter {
     type Err = ParseError;
 
@@ -225,17 +216,7 @@ impl FromStr for TracePrinter {
 }
 
 impl TracePrinter {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            TracePrinter::Disabled => "disabled",
-            TracePrinter::Text => "text",
-            TracePrinter::Json => "json",
-            TracePrinter::JsonIndent => "json_indent",
-            TracePrinter::Counter => "counter",
-        }
-    }
-
-    pub fn is_enabled(self) -> bool {
+    pub(crate) fn is_enabled(self) -> bool {
         self != TracePrinter::Disabled
     }
 }
@@ -274,7 +255,7 @@ impl FromStr for ContextPropagation {
 }
 
 impl ContextPropagation {
-    pub fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             ContextPropagation::Disabled => "disabled",
             ContextPropagation::Headers => "headers",
@@ -302,7 +283,7 @@ fn edit_distance(a: &str, b: &str) -> usize {
 }
 
 /// The candidate closest to `key`, if it is close enough to be a plausible typo.
-pub fn closest<'a>(key: &str, candidates: impl IntoIterator<Item = &'a str>) -> Option<&'a str> {
+pub(crate) fn closest<'a>(key: &str, candidates: impl IntoIterator<Item = &'a str>) -> Option<&'a str> {
     let key_l = key.to_ascii_lowercase();
     let mut best: Option<(usize, &'a str)> = None;
     for c in candidates {

@@ -13,9 +13,9 @@ use std::str::FromStr;
 
 /// A set of TCP/UDP ports: single ports are stored as `(p, p)`.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
-pub struct PortEnum {
+pub(crate) struct PortEnum {
     /// Inclusive ranges, in the order they were written.
-    pub ranges: Vec<(u16, u16)>,
+    pub(crate) ranges: Vec<(u16, u16)>,
 }
 
 /// Why a port set could not be parsed. `Display` reproduces OBI's message and
@@ -24,14 +24,14 @@ pub struct PortEnum {
 #[error(
     "invalid port range {input:?}. Must be a comma-separated list of numeric ports or port ranges (e.g. 8000-8999): {reason}"
 )]
-pub struct PortEnumError {
-    pub input: String,
-    pub reason: PortSetProblem,
+pub(crate) struct PortEnumError {
+    pub(crate) input: String,
+    pub(crate) reason: PortSetProblem,
 }
 
 /// What is wrong in a port set.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum PortSetProblem {
+pub(crate) enum PortSetProblem {
     #[error("the value is empty")]
     Empty,
     #[error("empty entry between commas")]
@@ -52,7 +52,7 @@ pub enum PortSetProblem {
 
 impl PortEnum {
     /// Parses OBI's port-enumeration syntax.
-    pub fn parse(input: &str) -> Result<PortEnum, PortEnumError> {
+    pub(crate) fn parse(input: &str) -> Result<PortEnum, PortEnumError> {
         let err = |reason: PortSetProblem| PortEnumError { input: input.to_string(), reason };
         if input.trim().is_empty() {
             return Err(err(PortSetProblem::Empty));
@@ -82,12 +82,8 @@ impl PortEnum {
     }
 
     /// Whether `port` is in any of the ranges.
-    pub fn contains(&self, port: u16) -> bool {
+    pub(crate) fn contains(&self, port: u16) -> bool {
         self.ranges.iter().any(|&(start, end)| start <= port && port <= end)
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.ranges.is_empty()
     }
 }
 

@@ -3,7 +3,7 @@
 use super::{Config, ConfigError, MAX_CAPTURE_SIZE};
 
 /// Smallest ring buffer the kernel accepts (one page on x86-64/arm64 with 4K pages).
-pub const MIN_RING_BUFFER_SIZE: u32 = 4096;
+pub(crate) const MIN_RING_BUFFER_SIZE: u32 = 4096;
 
 /// Checks a fully built configuration.
 ///
@@ -12,7 +12,7 @@ pub const MIN_RING_BUFFER_SIZE: u32 = 4096;
 /// environment variables that enable exporters are named in the message.
 /// Value ranges that OBI does not check (capture size, ring buffer size,
 /// batch timeout) are checked here because the eBPF side depends on them.
-pub fn validate(cfg: &Config) -> Result<(), ConfigError> {
+pub(crate) fn validate(cfg: &Config) -> Result<(), ConfigError> {
     let app_selected = cfg.shortcut_selector().is_some() || !cfg.discovery.instrument.is_empty();
     if !app_selected && !cfg.discovery.system_wide {
         return Err(ConfigError::Invalid(

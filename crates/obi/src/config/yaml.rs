@@ -38,7 +38,7 @@ use super::{Config, ConfigError, DEFAULT_POLL_INTERVAL, GlobPattern, LogLevel, P
 /// unset, like OBI. Other `$` forms (`$NAME`, `${NAME:-default}`) are left
 /// as they are. Expansion happens on the raw text, comments included, so a
 /// value containing a newline or `: ` can change the YAML structure.
-pub fn expand_env(text: &str, env: &dyn Fn(&str) -> Option<String>) -> String {
+pub(crate) fn expand_env(text: &str, env: &dyn Fn(&str) -> Option<String>) -> String {
     let mut out = String::with_capacity(text.len());
     let mut rest = text;
     while let Some(pos) = rest.find("${") {
@@ -871,7 +871,8 @@ fn to_json(n: &Node) -> serde_json::Value {
 }
 
 /// Every YAML key path we interpret, for documentation and tests.
-pub fn supported_keys() -> Vec<String> {
+#[cfg(test)]
+pub(crate) fn supported_keys() -> Vec<String> {
     let mut out: Vec<String> = ROOT_KEYS.iter().map(|k| k.to_string()).collect();
     out.extend(DISCOVERY_KEYS.iter().map(|k| format!("discovery.{k}")));
     out.extend(EBPF_KEYS.iter().map(|k| format!("ebpf.{k}")));

@@ -10,7 +10,7 @@ use super::procscan::ProcessInfo;
 
 /// Decides whether a process is instrumented, and by which selector.
 #[derive(Debug, Clone)]
-pub struct Matcher {
+pub(crate) struct Matcher {
     /// In priority order: the first match names the service.
     instrument: Vec<Selector>,
     /// Checked after a match: a process matching any of these is not instrumented.
@@ -22,7 +22,7 @@ pub struct Matcher {
 
 impl Matcher {
     /// Builds the matcher; `self_pid` (the agent) never matches.
-    pub fn new(cfg: &Config, self_pid: u32) -> Self {
+    pub(crate) fn new(cfg: &Config, self_pid: u32) -> Self {
         let system_wide = cfg.discovery.system_wide.then(|| Selector {
             name: None,
             namespace: cfg.service_namespace.clone(),
@@ -37,20 +37,21 @@ impl Matcher {
     }
 
     /// The instrument selectors, in priority order.
-    pub fn selectors(&self) -> &[Selector] {
+    #[cfg(test)]
+    pub(crate) fn selectors(&self) -> &[Selector] {
         &self.instrument
     }
 
     /// Whether any selector (instrument or exclude) looks at open ports: only
     /// then do socket tables need to be read.
-    pub fn needs_ports(&self) -> bool {
+    pub(crate) fn needs_ports(&self) -> bool {
         self.instrument.iter().chain(&self.exclude).any(|s| s.open_ports.is_some())
     }
 
     /// Whether a freshly exec'd process can match without opening a port
     /// (some selector uses exe path, command line, language or pid, or
     /// `system_wide` is on): only then are exec events worth reacting to.
-    pub fn needs_exec_events(&self) -> bool {
+    pub(crate) fn needs_exec_events(&self) -> bool {
         self.system_wide.is_some()
             || self.instrument.iter().any(|s| {
                 s.exe_path.is_some()
@@ -63,19 +64,20 @@ impl Matcher {
 
     /// Port predicate for [`super::procscan::ScanContext::with_port_filter`]:
     /// true when some selector's `open_ports` contains the port.
-    pub fn port_is_relevant(&self, port: u16) -> bool {
+    pub(crate) fn port_is_relevant(&self, port: u16) -> bool {
         self.instrument.iter().chain(&self.exclude).any(|s| s.open_ports.as_ref().is_some_and(|e| e.contains(port)))
     }
 
     /// The first instrument selector `p` matches, unless `p` is excluded or is
     /// the agent itself.
-    pub fn matches(&self, p: &ProcessInfo, lang: Language) -> Option<&Selector> {
+    #[cfg(test)]
+    pub(crate) fn matches(&self, p: &ProcessInfo, lang: Language) -> Option<&Selector> {
         self.matches_lazy(p, &mut || lang)
     }
 
     /// Like [`Matcher::matches`], detecting the language only if a selector
     /// needs it (at most once).
-    pub fn matches_lazy(&self, p: &ProcessInfo, lang: &mut dyn FnMut() -> Language) -> Option<&Selector> {
+    pub(crate) fn matches_lazy(&self, p: &ProcessInfo, lang: &mut dyn FnMut() -> Language) -> Option<&Selector> {
         if p.pid == self.self_pid {
             return None;
         }
@@ -97,7 +99,7 @@ impl Matcher {
     }
 
     /// Whether an exclusion selector (or the self rule) rejects `p`.
-    pub fn is_excluded(&self, p: &ProcessInfo, lang: Language) -> bool {
+    pub(crate) fn is_excluded(&self, p: &ProcessInfo, lang: Language) -> bool {
         p.pid == self.self_pid || self.is_excluded_lazy(p, &mut || lang)
     }
 

@@ -32,7 +32,7 @@ const ELF_CACHE_MAX: usize = 4096;
 static ELF_CACHE: LazyLock<Mutex<HashMap<(u64, u64), Language>>> = LazyLock::new(|| Mutex::new(HashMap::new()));
 
 /// Detects the language a process runs, reading `/proc/<pid>/{maps,exe,environ}`.
-pub fn detect_language(p: &ProcessInfo) -> Language {
+pub(crate) fn detect_language(p: &ProcessInfo) -> Language {
     // 1. Mapped modules. When maps can't be read, the executable path stands in.
     match read_proc_file(&format!("/proc/{}/maps", p.pid), 64 * 1024) {
         Ok(maps) => {
@@ -162,7 +162,7 @@ fn elf_language_cached(p: &ProcessInfo) -> Language {
 }
 
 /// Language from an ELF file's sections and symbols (step 2 only).
-pub fn elf_language(file: File) -> Language {
+pub(crate) fn elf_language(file: File) -> Language {
     let cache = ReadCache::new(file);
     let data = &cache;
     match object::FileKind::parse(data) {

@@ -6,10 +6,10 @@
 //! triggers into [`DiscoveryEvent`]s. [`run`] drives it: an initial scan, then
 //! one every `discovery.poll_interval` and a cheap re-check per trigger.
 
-pub mod criteria;
-pub mod lang;
-pub mod naming;
-pub mod procscan;
+pub(crate) mod criteria;
+pub(crate) mod lang;
+pub(crate) mod naming;
+pub(crate) mod procscan;
 
 use std::collections::{HashMap, HashSet};
 use std::path::PathBuf;
@@ -20,14 +20,13 @@ use tokio::sync::{mpsc, watch};
 use crate::config::{Config, DEFAULT_POLL_INTERVAL, Selector};
 use crate::service::{Language, Service};
 
-pub use criteria::Matcher;
-pub use lang::detect_language;
-pub use naming::{NameOrigin, build_service, exports_otel_itself, read_environ};
-pub use procscan::{ProcessInfo, ScanContext, list_pids, read_process, read_start_time};
+pub(crate) use criteria::Matcher;
+pub(crate) use lang::detect_language;
+pub(crate) use procscan::{ProcessInfo, ScanContext, list_pids, read_process, read_start_time};
 
 /// What discovery tells the rest of the agent.
 #[derive(Debug, Clone, PartialEq)]
-pub enum DiscoveryEvent {
+pub(crate) enum DiscoveryEvent {
     /// Start tracing this process (sent once per process lifetime; after an
     /// `exec` the pid is forgotten and may be instrumented again).
     Instrument(Arc<Service>),
@@ -43,26 +42,27 @@ pub enum DiscoveryEvent {
 /// Kernel events that make discovery look at one process at once instead of
 /// waiting for the next scan. Pids are host pids of thread-group leaders.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Trigger {
-    ProcessExec(ExecInfo),
-    ProcessListen(u32),
-    ProcessFork { pid: u32, parent: u32 },
-    ProcessExit(u32),
+pub(crate) enum Trigger {
+    Exec(ExecInfo),
+    Listen(u32),
+    Fork { pid: u32, parent: u32 },
+    Exit(u32),
 }
 
 /// What the kernel reported about an exec, for processes that are gone
 /// before /proc can be read (a short curl).
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
-pub struct ExecInfo {
-    pub pid: u32,
-    pub ppid: u32,
+pub(crate) struct ExecInfo {
+    pub(crate) pid: u32,
+    pub(crate) ppid: u32,
     /// The file passed to exec.
-    pub path: PathBuf,
-    pub args: Vec<String>,
+    pub(crate) path: PathBuf,
+    pub(crate) args: Vec<String>,
 }
 
 impl ExecInfo {
-    pub fn pid_only(pid: u32) -> Self {
+    #[cfg(test)]
+    pub(crate) fn pid_only(pid: u32) -> Self {
         ExecInfo { pid, ..Default::default() }
     }
 
@@ -91,7 +91,6 @@ struct Tracked {
     /// The selector that matched (inherited by forked children).
     selector: Selector,
     service: Arc<Service>,
-    explicit_name: bool,
 }
 
 impl Tracked {
@@ -110,7 +109,7 @@ struct LangEntry {
 }
 
 /// Discovery state. Not async: [`run`] calls it from blocking tasks.
-pub struct Discovery {
+pub(crate) struct Discovery {
     cfg: Config,
     matcher: Arc<Matcher>,
     hostname: String,
@@ -122,7 +121,7 @@ pub struct Discovery {
 }
 
 impl Discovery {
-    pub fn new(cfg: &Config, self_pid: u32, hostname: String) -> Self {
+    pub(crate) fn new(cfg: &Config, self_pid: u32, hostname: String) -> Self {
         let matcher = Arc::new(Matcher::new(cfg, self_pid));
         // SAFETY: sysconf has no preconditions.
         let clk_tck = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
@@ -138,34 +137,28 @@ impl Discovery {
         }
     }
 
-    pub fn matcher(&self) -> &Matcher {
-        &self.matcher
-    }
-
     /// Whether ports are read at all (some selector uses `open_ports`); when
     /// not, `ProcessListen` triggers are not worth sending.
-    pub fn needs_ports(&self) -> bool {
+    #[cfg(test)]
+    pub(crate) fn needs_ports(&self) -> bool {
         self.needs_ports
     }
 
     /// Whether `ProcessExec` triggers can lead to a match.
-    pub fn needs_exec_events(&self) -> bool {
+    #[cfg(test)]
+    pub(crate) fn needs_exec_events(&self) -> bool {
         self.matcher.needs_exec_events()
     }
 
     /// The service of an instrumented pid.
-    pub fn service(&self, pid: u32) -> Option<Arc<Service>> {
+    #[cfg(test)]
+    pub(crate) fn service(&self, pid: u32) -> Option<Arc<Service>> {
         self.tracked.get(&pid).map(|t| t.service.clone())
     }
 
-    /// Whether the service name of an instrumented pid was set explicitly
-    /// (selector or process env) rather than derived from the executable.
-    pub fn name_is_explicit(&self, pid: u32) -> Option<bool> {
-        self.tracked.get(&pid).map(|t| t.explicit_name)
-    }
-
     /// Instrumented pids, ascending.
-    pub fn instrumented_pids(&self) -> Vec<u32> {
+    #[cfg(test)]
+    pub(crate) fn instrumented_pids(&self) -> Vec<u32> {
         let mut v: Vec<u32> = self.tracked.keys().copied().collect();
         v.sort_unstable();
         v
@@ -173,7 +166,7 @@ impl Discovery {
 
     /// One full /proc scan: returns the events needed to go from the current
     /// state to the new one (`Forget`s first).
-    pub fn scan(&mut self) -> Vec<DiscoveryEvent> {
+    pub(crate) fn scan(&mut self) -> Vec<DiscoveryEvent> {
         let now = self.uptime_ticks();
         let mut ctx = if self.needs_ports {
             let m = self.matcher.clone();
@@ -238,13 +231,13 @@ impl Discovery {
 
     /// Reacts to a kernel event: a listen/exec/fork re-checks that pid only
     /// (cheap); exit forgets it.
-    pub fn on_trigger(&mut self, t: Trigger) -> Vec<DiscoveryEvent> {
+    pub(crate) fn on_trigger(&mut self, t: Trigger) -> Vec<DiscoveryEvent> {
         match t {
-            Trigger::ProcessExit(pid) => {
+            Trigger::Exit(pid) => {
                 self.lang_cache.remove(&pid);
                 if self.tracked.contains_key(&pid) { vec![self.forget(pid, "exited")] } else { Vec::new() }
             }
-            Trigger::ProcessFork { pid, parent } => {
+            Trigger::Fork { pid, parent } => {
                 if pid == self.self_pid || self.tracked.contains_key(&pid) || !self.tracked.contains_key(&parent) {
                     // A child of an untracked parent is a copy of a process
                     // that did not match: the next exec/listen/scan decides.
@@ -259,7 +252,7 @@ impl Discovery {
                 }
                 vec![self.instrument(&p, sel, lang)]
             }
-            Trigger::ProcessExec(exec) => {
+            Trigger::Exec(exec) => {
                 let pid = exec.pid;
                 let mut events = self.recheck(pid, false);
                 if events.is_empty() && !self.tracked.contains_key(&pid) && read_start_time(pid).is_none() {
@@ -273,7 +266,7 @@ impl Discovery {
                 }
                 events
             }
-            Trigger::ProcessListen(pid) => self.recheck(pid, true),
+            Trigger::Listen(pid) => self.recheck(pid, true),
         }
     }
 
@@ -348,9 +341,8 @@ impl Discovery {
     }
 
     fn instrument(&mut self, p: &ProcessInfo, sel: Selector, lang: Language) -> DiscoveryEvent {
-        let (service, origin) = naming::build_service_with_origin(p, lang, &sel, &self.cfg, &self.hostname);
+        let (service, _) = naming::build_service_with_origin(p, lang, &sel, &self.cfg, &self.hostname);
         let service = Arc::new(service);
-        let explicit_name = origin.is_explicit();
         tracing::debug!(component = "discover", pid = p.pid, cmd = %p.exe_path.display(), "process selected");
         self.tracked.insert(
             p.pid,
@@ -361,7 +353,6 @@ impl Discovery {
                 exe_path: p.exe_path.clone(),
                 selector: sel,
                 service: service.clone(),
-                explicit_name,
             },
         );
         DiscoveryEvent::Instrument(service)
@@ -413,7 +404,7 @@ fn language_of(cache: &mut HashMap<u32, LangEntry>, clk_tck: u64, p: &ProcessInf
 /// `events` is closed): an initial scan, then a scan every
 /// `discovery.poll_interval` and a re-check per trigger. /proc work runs on
 /// the blocking thread pool.
-pub async fn run(
+pub(crate) async fn run(
     cfg: Arc<Config>,
     self_pid: u32,
     hostname: String,
@@ -462,7 +453,7 @@ pub async fn run(
 
 /// OBI's line for a process whose instrumentation is now active (logged by
 /// whoever activates it, so it can be relied on as a readiness signal).
-pub fn log_instrumenting(svc: &Service) {
+pub(crate) fn log_instrumenting(svc: &Service) {
     let shown_name = if svc.name_explicit { svc.name.as_str() } else { "" };
     tracing::info!(
         component = "discover.traceAttacher",
@@ -533,7 +524,7 @@ pub(crate) mod testutil {
     use crate::config::Config;
 
     /// The default config: nothing selected, OBI's default exclusions.
-    pub fn test_config() -> Config {
+    pub(crate) fn test_config() -> Config {
         Config::default()
     }
 }

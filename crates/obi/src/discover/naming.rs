@@ -10,7 +10,7 @@ use super::procscan::{ProcessInfo, read_proc_file};
 
 /// Where the service name came from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum NameOrigin {
+pub(crate) enum NameOrigin {
     /// The matched selector's `name` (or `OTEL_SERVICE_NAME` of the agent for
     /// the env-shortcut entry).
     Selector,
@@ -24,16 +24,16 @@ pub enum NameOrigin {
 impl NameOrigin {
     /// OBI prints `service=""` in the `instrumenting process` line for
     /// auto-named services.
-    pub fn is_explicit(self) -> bool {
+    pub(crate) fn is_explicit(self) -> bool {
         self != NameOrigin::Executable
     }
 }
 
 /// A process's environment, as `(key, value)` pairs in order.
-pub type Environ = Vec<(String, String)>;
+pub(crate) type Environ = Vec<(String, String)>;
 
 /// Reads `/proc/<pid>/environ` (empty when unreadable).
-pub fn read_environ(pid: u32) -> Environ {
+pub(crate) fn read_environ(pid: u32) -> Environ {
     read_proc_file(&format!("/proc/{pid}/environ"), 16 * 1024).map(|b| parse_environ(&b)).unwrap_or_default()
 }
 
@@ -53,7 +53,8 @@ fn env_get<'a>(env: &'a [(String, String)], key: &str) -> Option<&'a str> {
 }
 
 /// Builds the service for a matched process (see [`build_service_with_origin`]).
-pub fn build_service(p: &ProcessInfo, lang: Language, sel: &Selector, cfg: &Config, hostname: &str) -> Service {
+#[cfg(test)]
+pub(crate) fn build_service(p: &ProcessInfo, lang: Language, sel: &Selector, cfg: &Config, hostname: &str) -> Service {
     build_service_with_origin(p, lang, sel, cfg, hostname).0
 }
 
@@ -65,7 +66,7 @@ pub fn build_service(p: &ProcessInfo, lang: Language, sel: &Selector, cfg: &Conf
 /// in its `OTEL_RESOURCE_ATTRIBUTES`) overrides it; with neither, the
 /// executable's basename. The namespace follows the same rule with
 /// `OTEL_SERVICE_NAMESPACE` / `service.namespace`.
-pub fn build_service_with_origin(
+pub(crate) fn build_service_with_origin(
     p: &ProcessInfo,
     lang: Language,
     sel: &Selector,
@@ -130,7 +131,7 @@ fn exe_basename(p: &ProcessInfo) -> String {
 /// Parses `OTEL_RESOURCE_ATTRIBUTES` (`k=v,k2=v2`, percent-encoded values),
 /// in order. Entries without `=` or with an empty key are skipped; keys and
 /// values are trimmed.
-pub fn parse_resource_attributes(s: &str) -> Vec<(String, String)> {
+pub(crate) fn parse_resource_attributes(s: &str) -> Vec<(String, String)> {
     s.split(',')
         .filter_map(|kv| {
             let (k, v) = kv.split_once('=')?;
@@ -176,7 +177,7 @@ fn hex_val(c: u8) -> Option<u8> {
 /// `docker-<id>.scope`), containerd (`cri-containerd-<id>.scope`), cri-o
 /// (`crio-<id>.scope`) and podman (`libpod-<id>.scope`) write it. The first
 /// line that has one wins (cgroup v1 lists one line per hierarchy).
-pub fn container_id_from_cgroup(cgroup: &str) -> Option<String> {
+pub(crate) fn container_id_from_cgroup(cgroup: &str) -> Option<String> {
     cgroup.lines().find_map(|line| {
         // `hierarchy-ID:controller-list:cgroup-path`; the path may contain ':'.
         let path = line.splitn(3, ':').nth(2)?;
@@ -208,7 +209,8 @@ fn last_hex64(path: &str) -> Option<String> {
 /// configures an OpenTelemetry SDK exporter (`OTEL_EXPORTER_OTLP_*` set, or
 /// `OTEL_TRACES_EXPORTER` set to something other than `none`). OBI itself
 /// decides from observed OTLP traffic; this is only a cheap early signal.
-pub fn exports_otel_itself(env: &[(String, String)]) -> bool {
+#[cfg(test)]
+pub(crate) fn exports_otel_itself(env: &[(String, String)]) -> bool {
     env.iter().any(|(k, v)| {
         (k.starts_with("OTEL_EXPORTER_OTLP_") && !v.trim().is_empty())
             || (k == "OTEL_TRACES_EXPORTER" && !v.trim().is_empty() && !v.trim().eq_ignore_ascii_case("none"))

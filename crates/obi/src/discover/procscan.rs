@@ -12,33 +12,33 @@ use std::sync::Arc;
 
 /// What discovery knows about one process.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct ProcessInfo {
-    pub pid: u32,
-    pub ppid: u32,
+pub(crate) struct ProcessInfo {
+    pub(crate) pid: u32,
+    pub(crate) ppid: u32,
     /// Target of `/proc/<pid>/exe` (as seen in the process's mount
     /// namespace), without the ` (deleted)` suffix.
-    pub exe_path: PathBuf,
+    pub(crate) exe_path: PathBuf,
     /// Inode of the executable file.
-    pub exe_ino: u64,
+    pub(crate) exe_ino: u64,
     /// Device of the executable file (with `exe_ino`, identifies the binary).
-    pub exe_dev: u64,
+    pub(crate) exe_dev: u64,
     /// `argv`, from `/proc/<pid>/cmdline`.
-    pub cmdline: Vec<String>,
+    pub(crate) cmdline: Vec<String>,
     /// `comm` from `/proc/<pid>/stat` (at most 15 bytes, set by the process).
-    pub comm: String,
+    pub(crate) comm: String,
     /// Sorted, deduplicated local ports of the process's TCP/TCP6 sockets
     /// (listening and connected). Empty unless read with ports.
-    pub local_ports: Vec<u16>,
+    pub(crate) local_ports: Vec<u16>,
     /// Start time since boot in clock ticks (field 22 of `stat`). With the
     /// pid it identifies a process across pid reuse.
-    pub start_time_ticks: u64,
+    pub(crate) start_time_ticks: u64,
     /// Inode of the process's network namespace (0 when unknown).
-    pub net_ns_ino: u64,
+    pub(crate) net_ns_ino: u64,
 }
 
 impl ProcessInfo {
     /// The command line joined by spaces (what `cmd_args` globs match).
-    pub fn cmdline_joined(&self) -> String {
+    pub(crate) fn cmdline_joined(&self) -> String {
         self.cmdline.join(" ")
     }
 }
@@ -52,18 +52,18 @@ struct NetTable {
 }
 
 /// A predicate over ports, shared by the whole scan.
-pub type PortFilter = Arc<dyn Fn(u16) -> bool + Send + Sync>;
+pub(crate) type PortFilter = Arc<dyn Fn(u16) -> bool + Send + Sync>;
 
 /// State shared by all the reads of one scan: parsed `net/tcp{,6}` tables per
 /// network namespace (most processes share one).
 #[derive(Default)]
-pub struct ScanContext {
+pub(crate) struct ScanContext {
     net_tables: HashMap<u64, Arc<NetTable>>,
     port_filter: Option<PortFilter>,
 }
 
 impl ScanContext {
-    pub fn new() -> Self {
+    pub(crate) fn new() -> Self {
         Self::default()
     }
 
@@ -71,7 +71,7 @@ impl ScanContext {
     /// network namespace has no socket with such a port may get no
     /// `local_ports` at all (their file descriptors are not even listed).
     /// When a namespace does have one, `local_ports` is complete.
-    pub fn with_port_filter(filter: PortFilter) -> Self {
+    pub(crate) fn with_port_filter(filter: PortFilter) -> Self {
         ScanContext { net_tables: HashMap::new(), port_filter: Some(filter) }
     }
 
@@ -102,7 +102,7 @@ impl ScanContext {
 }
 
 /// All numeric entries of `/proc`, in ascending order.
-pub fn list_pids() -> Vec<u32> {
+pub(crate) fn list_pids() -> Vec<u32> {
     let Ok(dir) = fs::read_dir("/proc") else { return Vec::new() };
     let mut pids: Vec<u32> =
         dir.filter_map(|e| e.ok()).filter_map(|e| e.file_name().to_str().and_then(|s| s.parse::<u32>().ok())).collect();
@@ -112,12 +112,12 @@ pub fn list_pids() -> Vec<u32> {
 
 /// Reads one process. `None` for kernel threads (no executable), zombies and
 /// processes that vanished or can't be read.
-pub fn read_process(pid: u32, with_ports: bool) -> Option<ProcessInfo> {
+pub(crate) fn read_process(pid: u32, with_ports: bool) -> Option<ProcessInfo> {
     read_process_with(&mut ScanContext::new(), pid, with_ports)
 }
 
 /// Like [`read_process`], sharing parsed socket tables through `ctx`.
-pub fn read_process_with(ctx: &mut ScanContext, pid: u32, with_ports: bool) -> Option<ProcessInfo> {
+pub(crate) fn read_process_with(ctx: &mut ScanContext, pid: u32, with_ports: bool) -> Option<ProcessInfo> {
     let exe = fs::read_link(format!("/proc/{pid}/exe")).ok()?;
     let exe_path = strip_deleted(exe);
     let meta = fs::metadata(format!("/proc/{pid}/exe")).ok()?;
@@ -145,7 +145,7 @@ pub fn read_process_with(ctx: &mut ScanContext, pid: u32, with_ports: bool) -> O
 }
 
 /// Reads only the start time of a process (identity check).
-pub fn read_start_time(pid: u32) -> Option<u64> {
+pub(crate) fn read_start_time(pid: u32) -> Option<u64> {
     let stat = read_proc_file(&format!("/proc/{pid}/stat"), 1024).ok()?;
     parse_stat(&stat).map(|(_, _, start)| start)
 }

@@ -5,6 +5,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
+use super::naming::{NameOrigin, build_service};
 use super::testutil::test_config;
 use super::*;
 use crate::config::{GlobPattern, PortEnum};
@@ -161,13 +162,13 @@ fn scan_instruments_then_forgets() {
     assert_eq!(svc.pid, pid);
     assert_eq!(svc.name, "scanned");
     assert_eq!(svc.language, Language::Python);
-    assert_eq!(d.name_is_explicit(pid), Some(true));
+    assert_eq!(d.service(pid).map(|s| s.name_explicit), Some(true));
     assert_eq!(d.instrumented_pids(), vec![pid]);
 
     // Instrumented once.
     assert!(d.scan().is_empty());
-    assert!(d.on_trigger(Trigger::ProcessListen(pid)).is_empty());
-    assert!(d.on_trigger(Trigger::ProcessExec(ExecInfo::pid_only(pid))).is_empty());
+    assert!(d.on_trigger(Trigger::Listen(pid)).is_empty());
+    assert!(d.on_trigger(Trigger::Exec(ExecInfo::pid_only(pid))).is_empty());
 
     server.kill();
     assert_eq!(d.scan(), vec![DiscoveryEvent::Forget { pid }]);
@@ -190,23 +191,23 @@ fn triggers_check_one_process() {
     // A non-matching process is not instrumented by exec; the kernel's
     // provisional tracing of it is rejected.
     assert_eq!(
-        d.on_trigger(Trigger::ProcessExec(ExecInfo::pid_only(sleeper.pid()))),
+        d.on_trigger(Trigger::Exec(ExecInfo::pid_only(sleeper.pid()))),
         vec![DiscoveryEvent::Reject { pid: sleeper.pid() }]
     );
     // A fork from an untracked parent is ignored.
-    assert!(d.on_trigger(Trigger::ProcessFork { pid: sleeper.pid(), parent: 1 }).is_empty());
+    assert!(d.on_trigger(Trigger::Fork { pid: sleeper.pid(), parent: 1 }).is_empty());
 
-    let evs = d.on_trigger(Trigger::ProcessExec(ExecInfo::pid_only(server.pid())));
+    let evs = d.on_trigger(Trigger::Exec(ExecInfo::pid_only(server.pid())));
     let svc = match evs.as_slice() {
         [DiscoveryEvent::Instrument(s)] => s.clone(),
         other => panic!("unexpected events {other:?}"),
     };
     // Auto-named: OBI prints service="" for it.
     assert!(svc.name.starts_with("python3"));
-    assert_eq!(d.name_is_explicit(server.pid()), Some(false));
+    assert_eq!(d.service(server.pid()).map(|s| s.name_explicit), Some(false));
 
     // A child of an instrumented process inherits its selector, with its own identity.
-    let evs = d.on_trigger(Trigger::ProcessFork { pid: sleeper.pid(), parent: server.pid() });
+    let evs = d.on_trigger(Trigger::Fork { pid: sleeper.pid(), parent: server.pid() });
     let child = match evs.as_slice() {
         [DiscoveryEvent::Instrument(s)] => s.clone(),
         other => panic!("unexpected events {other:?}"),
@@ -215,15 +216,15 @@ fn triggers_check_one_process() {
     assert_eq!(child.name, "sleep");
     assert_eq!(child.instance_id, format!("h:{}", sleeper.pid()));
     // Only once.
-    assert!(d.on_trigger(Trigger::ProcessFork { pid: sleeper.pid(), parent: server.pid() }).is_empty());
+    assert!(d.on_trigger(Trigger::Fork { pid: sleeper.pid(), parent: server.pid() }).is_empty());
 
-    assert_eq!(d.on_trigger(Trigger::ProcessExit(sleeper.pid())), vec![DiscoveryEvent::Forget { pid: sleeper.pid() }]);
-    assert!(d.on_trigger(Trigger::ProcessExit(sleeper.pid())).is_empty());
+    assert_eq!(d.on_trigger(Trigger::Exit(sleeper.pid())), vec![DiscoveryEvent::Forget { pid: sleeper.pid() }]);
+    assert!(d.on_trigger(Trigger::Exit(sleeper.pid())).is_empty());
     sleeper.kill();
 
     // Never the agent itself.
     assert_eq!(
-        d.on_trigger(Trigger::ProcessExec(ExecInfo::pid_only(std::process::id()))),
+        d.on_trigger(Trigger::Exec(ExecInfo::pid_only(std::process::id()))),
         vec![DiscoveryEvent::Reject { pid: std::process::id() }]
     );
     assert_eq!(d.instrumented_pids(), vec![server.pid()]);
@@ -299,7 +300,7 @@ async fn run_loop_emits_and_stops() {
 
     let pid = server.pid();
     server.kill();
-    trig_tx.send(Trigger::ProcessExit(pid)).await.unwrap();
+    trig_tx.send(Trigger::Exit(pid)).await.unwrap();
     let ev = tokio::time::timeout(Duration::from_secs(5), ev_rx.recv()).await.unwrap().unwrap();
     assert_eq!(ev, DiscoveryEvent::Forget { pid });
 
@@ -393,7 +394,7 @@ fn instrumenting_process_log_line() {
                 log_instrumenting(svc);
             }
         }
-        d.on_trigger(Trigger::ProcessExit(server.pid()));
+        d.on_trigger(Trigger::Exit(server.pid()));
     });
     let lines = rec.0.lock().unwrap().clone();
     let p = read_process(server.pid(), false).unwrap();

@@ -4,120 +4,120 @@
 
 #![allow(dead_code)]
 
-pub const MAX_CAPTURE: usize = 4096;
-pub const TAIL_LEN: usize = 16;
+pub(crate) const MAX_CAPTURE: usize = 4096;
+pub(crate) const TAIL_LEN: usize = 16;
 
-pub const EV_DATA: u8 = 1;
-pub const EV_CONN_OPEN: u8 = 2;
-pub const EV_CONN_CLOSE: u8 = 3;
+pub(crate) const EV_DATA: u8 = 1;
+pub(crate) const EV_CONN_OPEN: u8 = 2;
+pub(crate) const EV_CONN_CLOSE: u8 = 3;
 
-pub const DIR_RECV: u8 = 0;
-pub const DIR_SEND: u8 = 1;
+pub(crate) const DIR_RECV: u8 = 0;
+pub(crate) const DIR_SEND: u8 = 1;
 
-pub const ROLE_UNKNOWN: u8 = 0;
-pub const ROLE_SERVER: u8 = 1;
-pub const ROLE_CLIENT: u8 = 2;
+pub(crate) const ROLE_UNKNOWN: u8 = 0;
+pub(crate) const ROLE_SERVER: u8 = 1;
+pub(crate) const ROLE_CLIENT: u8 = 2;
 
-pub const F_MSG_START: u8 = 0x01;
-pub const F_TRUNCATED: u8 = 0x02;
-pub const F_REQUEST: u8 = 0x04;
-pub const F_ROLE_GUESSED: u8 = 0x08;
-pub const F_TLS: u8 = 0x10;
+pub(crate) const F_MSG_START: u8 = 0x01;
+pub(crate) const F_TRUNCATED: u8 = 0x02;
+pub(crate) const F_REQUEST: u8 = 0x04;
+pub(crate) const F_ROLE_GUESSED: u8 = 0x08;
+pub(crate) const F_TLS: u8 = 0x10;
 /// The data is HTTP/2 frame records, not the start of a buffer (see obi_protocols::http2::records).
-pub const F_H2: u8 = 0x20;
+pub(crate) const F_H2: u8 = 0x20;
 
-pub const PID_PROVISIONAL: u32 = 0x1;
-pub const PID_TLS: u32 = 0x2;
+pub(crate) const PID_PROVISIONAL: u32 = 0x1;
+pub(crate) const PID_TLS: u32 = 0x2;
 
-pub const PEV_EXEC: u8 = 1;
-pub const PEV_EXIT: u8 = 2;
-pub const PEV_FORK: u8 = 3;
-pub const PEV_LISTEN: u8 = 4;
-pub const PEV_TLS_LIB: u8 = 5;
+pub(crate) const PEV_EXEC: u8 = 1;
+pub(crate) const PEV_EXIT: u8 = 2;
+pub(crate) const PEV_FORK: u8 = 3;
+pub(crate) const PEV_LISTEN: u8 = 4;
+pub(crate) const PEV_TLS_LIB: u8 = 5;
 
-pub const STAT_EVENTS: u32 = 0;
-pub const STAT_RINGBUF_FULL: u32 = 1;
-pub const STAT_PROC_RINGBUF_FULL: u32 = 2;
-pub const STAT_CONN_TABLE_FULL: u32 = 3;
-pub const STAT_PENDING_FULL: u32 = 4;
-pub const STAT_IGNORED: u32 = 5;
-pub const STAT_WAKEUPS: u32 = 6;
-pub const STAT_INJECTED: u32 = 7;
-pub const STAT_INJECT_SKIPPED: u32 = 8;
-pub const STAT_INJECT_FAILED: u32 = 9;
-pub const STAT_MAX: u32 = 12;
+pub(crate) const STAT_EVENTS: u32 = 0;
+pub(crate) const STAT_RINGBUF_FULL: u32 = 1;
+pub(crate) const STAT_PROC_RINGBUF_FULL: u32 = 2;
+pub(crate) const STAT_CONN_TABLE_FULL: u32 = 3;
+pub(crate) const STAT_PENDING_FULL: u32 = 4;
+pub(crate) const STAT_IGNORED: u32 = 5;
+pub(crate) const STAT_WAKEUPS: u32 = 6;
+pub(crate) const STAT_INJECTED: u32 = 7;
+pub(crate) const STAT_INJECT_SKIPPED: u32 = 8;
+pub(crate) const STAT_INJECT_FAILED: u32 = 9;
+pub(crate) const STAT_MAX: u32 = 12;
 
 #[repr(C)]
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct ConnTuple {
-    pub laddr: [u8; 16],
-    pub raddr: [u8; 16],
-    pub lport: u16,
-    pub rport: u16,
-    pub family: u16,
-    pub _pad: u16,
+pub(crate) struct ConnTuple {
+    pub(crate) laddr: [u8; 16],
+    pub(crate) raddr: [u8; 16],
+    pub(crate) lport: u16,
+    pub(crate) rport: u16,
+    pub(crate) family: u16,
+    pub(crate) _pad: u16,
 }
 
 #[repr(C)]
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct Tp {
-    pub trace_id: [u8; 16],
-    pub span_id: [u8; 8],
-    pub parent_id: [u8; 8],
-    pub flags: u8,
-    pub valid: u8,
-    pub _pad: [u8; 6],
+pub(crate) struct Tp {
+    pub(crate) trace_id: [u8; 16],
+    pub(crate) span_id: [u8; 8],
+    pub(crate) parent_id: [u8; 8],
+    pub(crate) flags: u8,
+    pub(crate) valid: u8,
+    pub(crate) _pad: [u8; 6],
 }
 
 #[repr(C)]
 #[derive(Debug, Clone, Copy, Default)]
-pub struct EventHdr {
-    pub kind: u8,
-    pub dir: u8,
-    pub role: u8,
-    pub flags: u8,
-    pub tgid: u32,
-    pub tid: u32,
-    pub syscall: u8,
-    pub tail_len: u8,
-    pub captured: u16,
-    pub conn_id: u64,
-    pub ts_enter: u64,
-    pub ts_exit: u64,
-    pub bytes: u64,
-    pub tuple: ConnTuple,
-    pub tp: Tp,
-    pub tail: [u8; TAIL_LEN],
+pub(crate) struct EventHdr {
+    pub(crate) kind: u8,
+    pub(crate) dir: u8,
+    pub(crate) role: u8,
+    pub(crate) flags: u8,
+    pub(crate) tgid: u32,
+    pub(crate) tid: u32,
+    pub(crate) syscall: u8,
+    pub(crate) tail_len: u8,
+    pub(crate) captured: u16,
+    pub(crate) conn_id: u64,
+    pub(crate) ts_enter: u64,
+    pub(crate) ts_exit: u64,
+    pub(crate) bytes: u64,
+    pub(crate) tuple: ConnTuple,
+    pub(crate) tp: Tp,
+    pub(crate) tail: [u8; TAIL_LEN],
 }
 
 #[repr(C)]
 #[derive(Debug, Clone, Copy, Default)]
-pub struct ProcEvent {
-    pub kind: u8,
-    pub _pad: [u8; 3],
-    pub pid: u32,
-    pub ppid: u32,
-    pub _pad2: u32,
-    pub ts: u64,
+pub(crate) struct ProcEvent {
+    pub(crate) kind: u8,
+    pub(crate) _pad: [u8; 3],
+    pub(crate) pid: u32,
+    pub(crate) ppid: u32,
+    pub(crate) _pad2: u32,
+    pub(crate) ts: u64,
 }
 
-pub const EXEC_PATH_LEN: usize = 256;
-pub const EXEC_ARGS_LEN: usize = 256;
+pub(crate) const EXEC_PATH_LEN: usize = 256;
+pub(crate) const EXEC_ARGS_LEN: usize = 256;
 
 /// `struct obi_exec_event`: an exec record with the path and argv.
 #[repr(C)]
 #[derive(Debug, Clone, Copy)]
-pub struct ExecEvent {
-    pub base: ProcEvent,
-    pub path_len: u16,
-    pub args_len: u16,
-    pub _pad: u32,
-    pub path: [u8; EXEC_PATH_LEN],
-    pub args: [u8; EXEC_ARGS_LEN],
+pub(crate) struct ExecEvent {
+    pub(crate) base: ProcEvent,
+    pub(crate) path_len: u16,
+    pub(crate) args_len: u16,
+    pub(crate) _pad: u32,
+    pub(crate) path: [u8; EXEC_PATH_LEN],
+    pub(crate) args: [u8; EXEC_ARGS_LEN],
 }
 
 impl ExecEvent {
-    pub fn read(record: &[u8]) -> Option<ExecEvent> {
+    pub(crate) fn read(record: &[u8]) -> Option<ExecEvent> {
         if record.len() < std::mem::size_of::<ExecEvent>() {
             return None;
         }
@@ -125,12 +125,12 @@ impl ExecEvent {
         Some(unsafe { std::ptr::read_unaligned(record.as_ptr() as *const ExecEvent) })
     }
 
-    pub fn path(&self) -> &[u8] {
+    pub(crate) fn path(&self) -> &[u8] {
         &self.path[..(self.path_len as usize).min(EXEC_PATH_LEN)]
     }
 
     /// argv (NUL-separated in the record).
-    pub fn args(&self) -> Vec<String> {
+    pub(crate) fn args(&self) -> Vec<String> {
         let raw = &self.args[..(self.args_len as usize).min(EXEC_ARGS_LEN)];
         raw.split(|&b| b == 0).filter(|a| !a.is_empty()).map(|a| String::from_utf8_lossy(a).into_owned()).collect()
     }
@@ -138,22 +138,22 @@ impl ExecEvent {
 
 #[repr(C)]
 #[derive(Debug, Clone, Copy, Default)]
-pub struct PidInfo {
-    pub flags: u32,
-    pub _pad: u32,
+pub(crate) struct PidInfo {
+    pub(crate) flags: u32,
+    pub(crate) _pad: u32,
 }
 
 #[repr(C)]
 #[derive(Debug, Clone, Copy, Default)]
-pub struct ConnState {
-    pub tuple: ConnTuple,
-    pub tp: Tp,
-    pub msg_start_ts: u64,
-    pub tgid: u32,
-    pub role: u8,
-    pub last_dir: u8,
-    pub flags: u8,
-    pub _pad: u8,
+pub(crate) struct ConnState {
+    pub(crate) tuple: ConnTuple,
+    pub(crate) tp: Tp,
+    pub(crate) msg_start_ts: u64,
+    pub(crate) tgid: u32,
+    pub(crate) role: u8,
+    pub(crate) last_dir: u8,
+    pub(crate) flags: u8,
+    pub(crate) _pad: u8,
 }
 
 /// `struct obi_ssl_key`, the key of the `tls_state` map: a TLS session
@@ -161,10 +161,10 @@ pub struct ConnState {
 /// processes that are gone.
 #[repr(C)]
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct SslKey {
-    pub ssl: u64,
-    pub tgid: u32,
-    pub _pad: u32,
+pub(crate) struct SslKey {
+    pub(crate) ssl: u64,
+    pub(crate) tgid: u32,
+    pub(crate) _pad: u32,
 }
 
 // SAFETY: plain-old-data structs with no padding holes the kernel could leave
@@ -174,10 +174,10 @@ unsafe impl aya::Pod for ConnState {}
 unsafe impl aya::Pod for SslKey {}
 
 impl EventHdr {
-    pub const SIZE: usize = std::mem::size_of::<EventHdr>();
+    pub(crate) const SIZE: usize = std::mem::size_of::<EventHdr>();
 
     /// Reads a header from the start of a ring-buffer record.
-    pub fn read(record: &[u8]) -> Option<EventHdr> {
+    pub(crate) fn read(record: &[u8]) -> Option<EventHdr> {
         if record.len() < Self::SIZE {
             return None;
         }
@@ -187,7 +187,7 @@ impl EventHdr {
 }
 
 impl ProcEvent {
-    pub fn read(record: &[u8]) -> Option<ProcEvent> {
+    pub(crate) fn read(record: &[u8]) -> Option<ProcEvent> {
         if record.len() < std::mem::size_of::<ProcEvent>() {
             return None;
         }

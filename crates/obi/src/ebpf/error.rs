@@ -10,7 +10,7 @@ use super::{propagation::PropagationError, tls::TlsError};
 
 /// Errors of [`super::Tracer`].
 #[derive(Debug, thiserror::Error)]
-pub enum TracerError {
+pub(crate) enum TracerError {
     #[error("reading the BTF file {} (OTEL_EBPF_BTF_PATH)", path.display())]
     BtfFile {
         path: PathBuf,

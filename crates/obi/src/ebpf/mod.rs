@@ -1,12 +1,12 @@
 //! Loads the kernel side, attaches it, and gives typed access to its maps.
 
-pub mod abi;
+pub(crate) mod abi;
 
 mod error;
-pub mod programs;
-pub mod propagation;
-pub mod ring;
-pub mod tls;
+pub(crate) mod programs;
+pub(crate) mod propagation;
+pub(crate) mod ring;
+pub(crate) mod tls;
 
 /// What to do when the kernel has no BTF (shared with `obi check`).
 pub(crate) const NO_BTF_HELP: &str = "the kernel has no BTF type information (/sys/kernel/btf/vmlinux is missing), which \
@@ -22,7 +22,7 @@ use aya::programs::{RawTracePoint, TracePoint};
 use aya::{Btf, Ebpf, EbpfLoader, Endianness};
 
 use crate::config::Config;
-pub use error::TracerError;
+pub(crate) use error::TracerError;
 use error::{load_error, program_load_error};
 use programs::{ATTACHMENTS, Hook};
 
@@ -35,20 +35,20 @@ static OBJECT: &[u8] = aya::include_bytes_aligned!("../../../../bpf/obj/obi.arm6
 
 /// Settings baked into the programs at load time.
 #[derive(Debug, Clone)]
-pub struct LoadOptions {
-    pub agent_tgid: u32,
-    pub capture_size: u32,
-    pub ring_buffer_size: u32,
-    pub wakeup_bytes: u64,
-    pub watch_exec: bool,
-    pub trace_all: bool,
+pub(crate) struct LoadOptions {
+    pub(crate) agent_tgid: u32,
+    pub(crate) capture_size: u32,
+    pub(crate) ring_buffer_size: u32,
+    pub(crate) wakeup_bytes: u64,
+    pub(crate) watch_exec: bool,
+    pub(crate) trace_all: bool,
     /// Inject `traceparent` into outgoing HTTP/1 requests.
-    pub ctx_propagation: bool,
-    pub btf_path: Option<std::path::PathBuf>,
+    pub(crate) ctx_propagation: bool,
+    pub(crate) btf_path: Option<std::path::PathBuf>,
 }
 
 impl LoadOptions {
-    pub fn from_config(cfg: &Config, watch_exec: bool) -> Self {
+    pub(crate) fn from_config(cfg: &Config, watch_exec: bool) -> Self {
         LoadOptions {
             agent_tgid: std::process::id(),
             capture_size: cfg.ebpf.capture_size,
@@ -65,27 +65,25 @@ impl LoadOptions {
 
 /// Per-CPU counters kept by the programs, summed.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct KernelStats {
-    pub events: u64,
-    pub ringbuf_full: u64,
-    pub proc_ringbuf_full: u64,
-    pub conn_table_full: u64,
-    pub pending_full: u64,
-    pub ignored: u64,
-    pub wakeups: u64,
-    pub injected: u64,
-    pub inject_skipped: u64,
-    pub inject_failed: u64,
+pub(crate) struct KernelStats {
+    pub(crate) events: u64,
+    pub(crate) ringbuf_full: u64,
+    pub(crate) proc_ringbuf_full: u64,
+    pub(crate) conn_table_full: u64,
+    pub(crate) pending_full: u64,
+    pub(crate) ignored: u64,
+    pub(crate) wakeups: u64,
+    pub(crate) injected: u64,
+    pub(crate) inject_skipped: u64,
+    pub(crate) inject_failed: u64,
 }
 
 /// The loaded and attached kernel side. Dropping it detaches everything.
-pub struct Tracer {
+pub(crate) struct Tracer {
     ebpf: Ebpf,
     traced_pids: BpfHashMap<MapData, u32, abi::PidInfo>,
     ignored_conns: BpfHashMap<MapData, u64, u8>,
     stats: PerCpuArray<MapData, u64>,
-    /// Hooks that could not be attached, with what that costs.
-    pub missing: Vec<(String, &'static str)>,
     _propagation: Option<propagation::Propagation>,
     tls: tls::TlsProbes,
 }
@@ -94,7 +92,7 @@ impl Tracer {
     /// Loads the programs with CO-RE against the running kernel's BTF and
     /// attaches every hook. Required hooks that fail abort with a message
     /// naming the hook; optional ones are reported in `missing`.
-    pub fn load(opts: &LoadOptions) -> Result<Tracer> {
+    pub(crate) fn load(opts: &LoadOptions) -> Result<Tracer> {
         let btf = load_btf(opts.btf_path.as_deref())?;
         let watch_exec = opts.watch_exec as u8;
         let trace_all = opts.trace_all as u8;
@@ -111,7 +109,6 @@ impl Tracer {
             .map_max_entries("events", opts.ring_buffer_size);
         let mut ebpf = loader.load(OBJECT).map_err(load_error)?;
 
-        let mut missing = Vec::new();
         let mut loaded = BTreeMap::new();
         for att in ATTACHMENTS {
             for hook in att.hooks {
@@ -131,7 +128,6 @@ impl Tracer {
                         error = %format!("{:#}", anyhow::Error::new(err)),
                         "optional kernel hook unavailable"
                     );
-                    missing.push((hook.describe(), att.lost));
                 }
             }
         }
@@ -144,24 +140,24 @@ impl Tracer {
         if let Err(err) = tls.load(&mut ebpf) {
             tracing::warn!(component = "ebpf.TLS", error = %format!("{:#}", anyhow::Error::new(err)), "TLS uprobes unavailable: HTTPS traffic will not be traced");
         }
-        Ok(Tracer { ebpf, traced_pids, ignored_conns, stats, missing, _propagation: propagation, tls })
+        Ok(Tracer { ebpf, traced_pids, ignored_conns, stats, _propagation: propagation, tls })
     }
 
     /// Takes the data event ring buffer (once).
-    pub fn take_events(&mut self) -> Result<RingBuf<MapData>> {
+    pub(crate) fn take_events(&mut self) -> Result<RingBuf<MapData>> {
         typed_map(&mut self.ebpf, "events", RingBuf::try_from)
     }
 
     /// Takes the process event ring buffer (once).
-    pub fn take_proc_events(&mut self) -> Result<RingBuf<MapData>> {
+    pub(crate) fn take_proc_events(&mut self) -> Result<RingBuf<MapData>> {
         typed_map(&mut self.ebpf, "proc_events", RingBuf::try_from)
     }
 
-    pub fn trace_pid(&mut self, pid: u32) -> Result<()> {
+    pub(crate) fn trace_pid(&mut self, pid: u32) -> Result<()> {
         self.traced_pids.insert(pid, abi::PidInfo::default(), 0).map_err(|source| TracerError::TracePid { pid, source })
     }
 
-    pub fn untrace_pid(&mut self, pid: u32) {
+    pub(crate) fn untrace_pid(&mut self, pid: u32) {
         self.tls.detach(pid);
         // Missing keys are fine: the process may never have been added.
         let _ = self.traced_pids.remove(&pid);
@@ -195,14 +191,14 @@ impl Tracer {
 
     /// Drops the TLS probes of a process that exec'd (they belonged to the
     /// old program); the process stays traced.
-    pub fn reset_tls(&mut self, pid: u32) {
+    pub(crate) fn reset_tls(&mut self, pid: u32) {
         self.tls.detach(pid);
         let _ = self.traced_pids.insert(pid, abi::PidInfo::default(), 0);
     }
 
     /// Attaches the OpenSSL uprobes to a traced process, if it uses OpenSSL.
     /// Returns the files probed.
-    pub fn trace_tls(&mut self, pid: u32) -> Result<Vec<std::path::PathBuf>> {
+    pub(crate) fn trace_tls(&mut self, pid: u32) -> Result<Vec<std::path::PathBuf>> {
         // Only processes still traced (a late report may concern one that was
         // rejected or forgotten meanwhile).
         if self.traced_pids.get(&pid, 0).is_err() {
@@ -216,18 +212,18 @@ impl Tracer {
         Ok(files)
     }
 
-    pub fn traced_pid_count(&self) -> usize {
+    pub(crate) fn traced_pid_count(&self) -> usize {
         self.traced_pids.keys().filter(|k| k.is_ok()).count()
     }
 
     /// Stops capturing a connection user space cannot use.
-    pub fn ignore_conn(&mut self, conn_id: u64) {
+    pub(crate) fn ignore_conn(&mut self, conn_id: u64) {
         if let Err(err) = self.ignored_conns.insert(conn_id, 1, 0) {
             tracing::debug!(component = "ebpf.Tracer", conn_id, error = %err, "cannot ignore connection");
         }
     }
 
-    pub fn stats(&self) -> KernelStats {
+    pub(crate) fn stats(&self) -> KernelStats {
         let sum = |idx: u32| -> u64 { self.stats.get(&idx, 0).map(|v| v.iter().sum()).unwrap_or(0) };
         KernelStats {
             events: sum(abi::STAT_EVENTS),
@@ -245,7 +241,7 @@ impl Tracer {
 
     /// Entries of every per-process, per-thread and per-connection map, for
     /// leak checks ("name=count ...").
-    pub fn map_sizes(&self) -> String {
+    pub(crate) fn map_sizes(&self) -> String {
         let mut out = format!("traced_pids={}", self.traced_pid_count());
         for name in [
             "conn_state",
@@ -267,7 +263,7 @@ impl Tracer {
 
     /// Number of entries in one of the per-connection / per-thread kernel
     /// maps, for leak checks and diagnostics.
-    pub fn map_len(&self, name: &str) -> Option<usize> {
+    pub(crate) fn map_len(&self, name: &str) -> Option<usize> {
         if name == "ignored_conns" {
             return Some(self.ignored_conns.keys().filter(|k| k.is_ok()).count());
         }

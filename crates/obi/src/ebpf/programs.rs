@@ -2,7 +2,7 @@
 
 /// Kernel hook of one program.
 #[derive(Debug, Clone, Copy)]
-pub enum Hook {
+pub(crate) enum Hook {
     /// `tracepoint/<category>/<name>`
     TracePoint(&'static str, &'static str),
     /// `raw_tracepoint/<name>`
@@ -10,7 +10,7 @@ pub enum Hook {
 }
 
 impl Hook {
-    pub fn describe(&self) -> String {
+    pub(crate) fn describe(&self) -> String {
         match self {
             Hook::TracePoint(cat, name) => format!("tracepoint {cat}:{name}"),
             Hook::RawTracePoint(name) => format!("raw tracepoint {name}"),
@@ -20,11 +20,11 @@ impl Hook {
 
 /// One program and every hook it serves. `lost` says what stops working
 /// when an optional hook is missing; required hooks abort startup.
-pub struct Attachment {
-    pub program: &'static str,
-    pub hooks: &'static [Hook],
-    pub required: bool,
-    pub lost: &'static str,
+pub(crate) struct Attachment {
+    pub(crate) program: &'static str,
+    pub(crate) hooks: &'static [Hook],
+    pub(crate) required: bool,
+    pub(crate) lost: &'static str,
 }
 
 use Hook::{RawTracePoint, TracePoint};
@@ -35,7 +35,7 @@ const fn sc(name: &'static str) -> Hook {
 
 /// Every attachment of the socket tracer, in attach order: exits first, so
 /// an entry never saves arguments nobody consumes.
-pub const ATTACHMENTS: &[Attachment] = &[
+pub(crate) const ATTACHMENTS: &[Attachment] = &[
     Attachment {
         program: "obi_sys_exit",
         hooks: &[sc("sys_exit_read"), sc("sys_exit_write"), sc("sys_exit_accept4"), sc("sys_exit_connect")],
@@ -154,6 +154,6 @@ pub const ATTACHMENTS: &[Attachment] = &[
 ];
 
 /// Every tracepoint the agent may use, for the preflight check.
-pub fn all_hooks() -> impl Iterator<Item = (&'static Attachment, Hook)> {
+pub(crate) fn all_hooks() -> impl Iterator<Item = (&'static Attachment, Hook)> {
     ATTACHMENTS.iter().flat_map(|a| a.hooks.iter().map(move |h| (a, *h)))
 }

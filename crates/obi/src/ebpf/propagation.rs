@@ -10,7 +10,7 @@ use aya::programs::{CgroupAttachMode, ProgramError, SkMsg, SockOps};
 
 /// Errors of [`attach`].
 #[derive(Debug, thiserror::Error)]
-pub enum PropagationError {
+pub(crate) enum PropagationError {
     #[error("context propagation needs the cgroup v2 hierarchy mounted (mount -t cgroup2 none /sys/fs/cgroup)")]
     NoCgroup2,
     #[error("opening cgroup {}", path.display())]
@@ -45,7 +45,7 @@ pub enum PropagationError {
 
 /// Where the cgroup v2 hierarchy is mounted (`/sys/fs/cgroup` on pure v2
 /// hosts, `/sys/fs/cgroup/unified` on hybrid ones).
-pub fn cgroup2_root() -> Option<PathBuf> {
+pub(crate) fn cgroup2_root() -> Option<PathBuf> {
     let mounts = std::fs::read_to_string("/proc/self/mounts").ok()?;
     mounts.lines().find_map(|line| {
         let mut fields = line.split_whitespace();
@@ -55,11 +55,11 @@ pub fn cgroup2_root() -> Option<PathBuf> {
 }
 
 /// Keeps the socket map alive as long as the programs use it.
-pub struct Propagation {
+pub(crate) struct Propagation {
     _sock_dir: SockHash<MapData, u64>,
 }
 
-pub fn attach(ebpf: &mut Ebpf) -> Result<Propagation, PropagationError> {
+pub(crate) fn attach(ebpf: &mut Ebpf) -> Result<Propagation, PropagationError> {
     let root = cgroup2_root().ok_or(PropagationError::NoCgroup2)?;
     let cgroup =
         std::fs::File::open(&root).map_err(|source| PropagationError::OpenCgroup { path: root.clone(), source })?;

@@ -10,12 +10,12 @@ use aya::maps::{MapData, RingBuf};
 use tokio::io::Interest;
 use tokio::io::unix::AsyncFd;
 
-pub struct Ring {
+pub(crate) struct Ring {
     fd: AsyncFd<RingBuf<MapData>>,
 }
 
 impl Ring {
-    pub fn new(ring: RingBuf<MapData>) -> std::io::Result<Ring> {
+    pub(crate) fn new(ring: RingBuf<MapData>) -> std::io::Result<Ring> {
         // SAFETY: RingBuf owns its file descriptor for as long as the AsyncFd
         // holds it, which is the I/O-safety contract register_with_interest asks for.
         let fd = unsafe { AsyncFd::register_with_interest(ring, Interest::READABLE) }.map_err(std::io::Error::from)?;
@@ -23,14 +23,14 @@ impl Ring {
     }
 
     /// Waits until the kernel signals data or `tick` passes.
-    pub async fn wait(&mut self, tick: Duration) {
+    pub(crate) async fn wait(&mut self, tick: Duration) {
         if let Ok(Ok(mut guard)) = tokio::time::timeout(tick, self.fd.readable_mut()).await {
             guard.clear_ready();
         }
     }
 
     /// Hands every available record to `f`; returns how many there were.
-    pub fn drain(&mut self, mut f: impl FnMut(&[u8])) -> usize {
+    pub(crate) fn drain(&mut self, mut f: impl FnMut(&[u8])) -> usize {
         let ring = self.fd.get_mut();
         let mut n = 0;
         while let Some(item) = ring.next() {

@@ -21,7 +21,7 @@ use object::{Object, ObjectSegment, ObjectSymbol};
 
 /// Errors of [`TlsProbes`].
 #[derive(Debug, thiserror::Error)]
-pub enum TlsError {
+pub(crate) enum TlsError {
     #[error("program {0} missing")]
     MissingProgram(&'static str),
     #[error("loading {program}")]
@@ -136,7 +136,7 @@ const SHARE_AFTER: usize = 4;
 /// (device, inode) of a probed file.
 type FileKey = (u64, u64);
 
-pub struct TlsProbes {
+pub(crate) struct TlsProbes {
     loaded: bool,
     /// Keyed by (device, inode) of the library file.
     offsets: HashMap<(u64, u64), Option<Offsets>>,
@@ -159,7 +159,7 @@ impl Default for TlsProbes {
 }
 
 impl TlsProbes {
-    pub fn new() -> Self {
+    pub(crate) fn new() -> Self {
         TlsProbes {
             loaded: false,
             offsets: HashMap::new(),
@@ -173,7 +173,7 @@ impl TlsProbes {
 
     /// Loads (verifies) the uprobe programs. Done at startup: verification
     /// takes a while and must not stall the event loop later.
-    pub fn load(&mut self, ebpf: &mut Ebpf) -> Result<()> {
+    pub(crate) fn load(&mut self, ebpf: &mut Ebpf) -> Result<()> {
         if self.loaded {
             return Ok(());
         }
@@ -189,7 +189,7 @@ impl TlsProbes {
 
     /// Attaches to every OpenSSL copy `pid` uses. Returns the files probed
     /// (empty when the process does not use OpenSSL).
-    pub fn attach(&mut self, ebpf: &mut Ebpf, pid: u32) -> Result<Vec<PathBuf>> {
+    pub(crate) fn attach(&mut self, ebpf: &mut Ebpf, pid: u32) -> Result<Vec<PathBuf>> {
         let done = self.files.get(&pid).cloned().unwrap_or_default();
         let targets: Vec<PathBuf> = self.ssl_targets(pid).into_iter().filter(|t| !done.contains(t)).collect();
         if targets.is_empty() {
@@ -247,7 +247,7 @@ impl TlsProbes {
     /// Links are closed by a background thread: closing waits for the
     /// kernel, and the event loop must not. File-wide probes stay while a
     /// traced process uses the file.
-    pub fn detach(&mut self, pid: u32) {
+    pub(crate) fn detach(&mut self, pid: u32) {
         self.files.remove(&pid);
         self.release(pid, None);
         self.users.retain(|_, pids| {
@@ -266,10 +266,6 @@ impl TlsProbes {
             let reaper = self.reaper.get_or_insert_with(Reaper::start);
             let _ = reaper.tx.send(unused);
         }
-    }
-
-    pub fn attached_pids(&self) -> usize {
-        self.links.len() + self.shared.values().map(|(_, pids)| pids.len()).sum::<usize>()
     }
 
     /// Files of `pid` that contain OpenSSL: mapped libssl libraries, and the

@@ -14,21 +14,21 @@ use tokio::sync::mpsc;
 use crate::span::Span;
 use crate::transform::routes::Verdict;
 
-pub type SpanBatch = Arc<Vec<Span>>;
+pub(crate) type SpanBatch = Arc<Vec<Span>>;
 
 /// Batches a sink may have queued before new ones are dropped.
-pub const SINK_QUEUE_BATCHES: usize = 256;
+pub(crate) const SINK_QUEUE_BATCHES: usize = 256;
 
-pub struct SinkStats {
-    pub name: &'static str,
+pub(crate) struct SinkStats {
+    pub(crate) name: &'static str,
     /// Spans dropped because this sink's queue was full.
-    pub dropped_spans: AtomicU64,
-    pub sent_spans: AtomicU64,
+    pub(crate) dropped_spans: AtomicU64,
+    pub(crate) sent_spans: AtomicU64,
 }
 
 /// The signal a sink produces from spans.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Signal {
+pub(crate) enum Signal {
     Traces,
     Metrics,
 }
@@ -59,29 +59,29 @@ impl Sink {
 }
 
 #[derive(Default)]
-pub struct Fanout {
+pub(crate) struct Fanout {
     sinks: Vec<Sink>,
 }
 
 impl Fanout {
-    pub fn new() -> Self {
+    pub(crate) fn new() -> Self {
         Fanout { sinks: Vec::new() }
     }
 
     /// Registers a sink of `signal` and returns the receiving end of its queue.
-    pub fn add_sink(&mut self, name: &'static str, signal: Signal) -> (mpsc::Receiver<SpanBatch>, Arc<SinkStats>) {
+    pub(crate) fn add_sink(
+        &mut self,
+        name: &'static str,
+        signal: Signal,
+    ) -> (mpsc::Receiver<SpanBatch>, Arc<SinkStats>) {
         let (tx, rx) = mpsc::channel(SINK_QUEUE_BATCHES);
         let stats = Arc::new(SinkStats { name, dropped_spans: AtomicU64::new(0), sent_spans: AtomicU64::new(0) });
         self.sinks.push(Sink { tx, signal, stats: stats.clone() });
         (rx, stats)
     }
 
-    pub fn is_empty(&self) -> bool {
-        self.sinks.is_empty()
-    }
-
     /// Offers a batch to every sink without waiting.
-    pub fn send(&self, spans: Vec<Span>) {
+    pub(crate) fn send(&self, spans: Vec<Span>) {
         if spans.is_empty() || self.sinks.is_empty() {
             return;
         }
@@ -93,7 +93,7 @@ impl Fanout {
 
     /// Offers each span to the sinks of the signals its verdict allows
     /// (`verdicts[i]` is the verdict of `spans[i]`).
-    pub fn send_routed(&self, mut spans: Vec<Span>, verdicts: &[Verdict]) {
+    pub(crate) fn send_routed(&self, mut spans: Vec<Span>, verdicts: &[Verdict]) {
         debug_assert_eq!(spans.len(), verdicts.len());
         if verdicts.iter().all(|v| *v == Verdict::Keep) {
             return self.send(spans);
@@ -120,12 +120,12 @@ impl Fanout {
         }
     }
 
-    pub fn stats(&self) -> Vec<Arc<SinkStats>> {
+    pub(crate) fn stats(&self) -> Vec<Arc<SinkStats>> {
         self.sinks.iter().map(|s| s.stats.clone()).collect()
     }
 
     /// Closes every queue so sinks drain what they have and stop.
-    pub fn close(&mut self) {
+    pub(crate) fn close(&mut self) {
         self.sinks.clear();
     }
 }
@@ -160,11 +160,11 @@ mod tests {
         let (mut metrics, _) = f.add_sink("metrics", Signal::Metrics);
         let mut batch = spans(4);
         for (i, s) in batch.iter_mut().enumerate() {
-            s.tid = i as u32;
+            s.request_start_ns = i as u64;
         }
         use Verdict::*;
         f.send_routed(batch, &[Keep, MetricsOnly, TracesOnly, Drop]);
-        let tids = |b: SpanBatch| b.iter().map(|s| s.tid).collect::<Vec<_>>();
+        let tids = |b: SpanBatch| b.iter().map(|s| s.request_start_ns).collect::<Vec<_>>();
         assert_eq!(tids(traces.try_recv().unwrap()), [0, 2]);
         assert_eq!(tids(metrics.try_recv().unwrap()), [0, 1]);
         // Nothing for a signal: no empty batch.

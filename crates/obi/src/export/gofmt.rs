@@ -5,13 +5,14 @@ use std::fmt::{self, Write as _};
 /// Formats a duration in nanoseconds exactly like Go's `time.Duration.String()`
 /// (non-negative durations only): `0s`, `850ns`, `1.5µs`, `17.069032ms`,
 /// `2m3.4s`, `1h0m0s`.
-pub fn go_duration(ns: u64) -> String {
+#[cfg(test)]
+pub(crate) fn go_duration(ns: u64) -> String {
     GoDuration(ns).to_string()
 }
 
 /// [`go_duration`] as a `Display` value, to format without allocating.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct GoDuration(pub u64);
+pub(crate) struct GoDuration(pub u64);
 
 impl fmt::Display for GoDuration {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -119,7 +120,7 @@ fn fmt_int(buf: &mut [u8], mut v: u64) -> usize {
 /// (`0.005`, `10`, `1e+06`, `1.5e-05`), `+Inf`, `-Inf`, `NaN`. Prometheus
 /// clients and slog print floats this way.
 #[derive(Debug, Clone, Copy, PartialEq)]
-pub struct GoFloat(pub f64);
+pub(crate) struct GoFloat(pub f64);
 
 impl fmt::Display for GoFloat {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {

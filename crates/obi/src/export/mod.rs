@@ -1,8 +1,8 @@
 //! Span and metric exporters, fed through bounded queues.
 
-pub mod fanout;
-pub mod gofmt;
-pub mod metrics;
-pub mod otlp;
-pub mod printer;
-pub mod resource;
+pub(crate) mod fanout;
+pub(crate) mod gofmt;
+pub(crate) mod metrics;
+pub(crate) mod otlp;
+pub(crate) mod printer;
+pub(crate) mod resource;

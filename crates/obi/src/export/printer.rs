@@ -22,7 +22,7 @@ use crate::span::{Endpoint, Span, Value, peer_name, printer_host_name, server_na
 
 /// Output format of the trace printer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum PrinterFormat {
+pub(crate) enum PrinterFormat {
     /// One line per span.
     Text,
     /// One JSON array per batch, on one line.
@@ -34,7 +34,8 @@ pub enum PrinterFormat {
 impl PrinterFormat {
     /// Parses OBI's `trace_printer` values that print spans: `text`, `json`,
     /// `json_indent`. Returns `None` for anything else (`disabled`, `counter`...).
-    pub fn from_name(name: &str) -> Option<Self> {
+    #[cfg(test)]
+    pub(crate) fn from_name(name: &str) -> Option<Self> {
         match name {
             "text" => Some(PrinterFormat::Text),
             "json" => Some(PrinterFormat::Json),
@@ -43,7 +44,8 @@ impl PrinterFormat {
         }
     }
 
-    pub fn as_str(self) -> &'static str {
+    #[cfg(test)]
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             PrinterFormat::Text => "text",
             PrinterFormat::Json => "json",
@@ -55,7 +57,7 @@ impl PrinterFormat {
 /// Runs a printer on its own thread, printing each batch from `rx` to
 /// stdout, until the queue closes. Writes to a slow terminal never block
 /// the event loop: the queue in front of it is bounded and drops.
-pub fn spawn_printer(
+pub(crate) fn spawn_printer(
     format: PrinterFormat,
     mut rx: tokio::sync::mpsc::Receiver<super::fanout::SpanBatch>,
 ) -> std::thread::JoinHandle<()> {
@@ -78,7 +80,7 @@ const MAX_RETAINED_BUFFER: usize = 4 << 20;
 const INITIAL_BUFFER: usize = 16 << 10;
 
 /// Formats batches of spans and writes each batch with a single `write_all`.
-pub struct TracePrinter {
+pub(crate) struct TracePrinter {
     format: PrinterFormat,
     out: Box<dyn Write + Send>,
     /// Reused for every batch.
@@ -88,24 +90,21 @@ pub struct TracePrinter {
 }
 
 impl TracePrinter {
-    pub fn new(format: PrinterFormat, out: Box<dyn Write + Send>) -> Self {
+    pub(crate) fn new(format: PrinterFormat, out: Box<dyn Write + Send>) -> Self {
         TracePrinter { format, out, buf: Vec::with_capacity(INITIAL_BUFFER), offset: None }
     }
 
     /// Prints text timestamps at a fixed UTC offset instead of local time
     /// (JSON output has Unix timestamps only and is not affected).
-    pub fn with_fixed_offset(mut self, offset: FixedOffset) -> Self {
+    #[cfg(test)]
+    pub(crate) fn with_fixed_offset(mut self, offset: FixedOffset) -> Self {
         self.offset = Some(offset);
         self
     }
 
-    pub fn format(&self) -> PrinterFormat {
-        self.format
-    }
-
     /// Prints one batch: a line per span (text), or one JSON array followed by
     /// a newline (json, json_indent; `[]` for an empty batch).
-    pub fn print_batch(&mut self, spans: &[Span]) -> io::Result<()> {
+    pub(crate) fn print_batch(&mut self, spans: &[Span]) -> io::Result<()> {
         self.buf.clear();
         match self.format {
             PrinterFormat::Text => {
@@ -539,7 +538,6 @@ mod tests {
                 flags: 1,
             },
             service: service("node", "", Language::NodeJs),
-            tid: 7,
         }
     }
 
@@ -573,7 +571,6 @@ mod tests {
                 flags: 1,
             },
             service: service("bar", "foo", Language::Go),
-            tid: 1,
         }
     }
 
@@ -602,7 +599,6 @@ mod tests {
                 flags: 0,
             },
             service: service("frontend", "shop", Language::Python),
-            tid: 3,
         }
     }
 
@@ -625,7 +621,6 @@ mod tests {
             end_ns: start + 1_501_000,
             trace: TraceContext::default(),
             service: service("greeter", "", Language::Go),
-            tid: 4,
         }
     }
 

@@ -13,23 +13,23 @@ use opentelemetry_proto::tonic::resource::v1::Resource;
 use crate::service::Service;
 
 /// `telemetry.sdk.name` of OBI (`VendorSDKName`), so dashboards filtering on it keep working.
-pub const SDK_NAME: &str = "opentelemetry-ebpf-instrumentation";
+pub(crate) const SDK_NAME: &str = "opentelemetry-ebpf-instrumentation";
 /// The instrumentation scope OBI reports (its library name).
-pub const SCOPE_NAME: &str = "github.com/open-telemetry/opentelemetry-ebpf-instrumentation";
+pub(crate) const SCOPE_NAME: &str = "github.com/open-telemetry/opentelemetry-ebpf-instrumentation";
 /// `telemetry.sdk.version`: this build.
-pub const SDK_VERSION: &str = env!("CARGO_PKG_VERSION");
+pub(crate) const SDK_VERSION: &str = env!("CARGO_PKG_VERSION");
 
 /// Facts about this host that go into every resource and `target_info`.
 #[derive(Debug, Clone, Default)]
-pub struct HostInfo {
-    pub host_name: String,
+pub(crate) struct HostInfo {
+    pub(crate) host_name: String,
     /// `/etc/machine-id`, when readable.
-    pub host_id: Option<String>,
+    pub(crate) host_id: Option<String>,
 }
 
 impl HostInfo {
     /// Host name as configured; host id from `/etc/machine-id` when readable.
-    pub fn detect(host_name: &str) -> Self {
+    pub(crate) fn detect(host_name: &str) -> Self {
         let host_id = ["/etc/machine-id", "/var/lib/dbus/machine-id"]
             .iter()
             .find_map(|p| std::fs::read_to_string(p).ok())
@@ -39,20 +39,20 @@ impl HostInfo {
     }
 }
 
-pub fn kv(key: &str, value: Value) -> KeyValue {
+pub(crate) fn kv(key: &str, value: Value) -> KeyValue {
     KeyValue { key: key.to_string(), value: Some(AnyValue { value: Some(value) }), key_strindex: 0 }
 }
 
-pub fn kv_str(key: &str, value: impl Into<String>) -> KeyValue {
+pub(crate) fn kv_str(key: &str, value: impl Into<String>) -> KeyValue {
     kv(key, Value::StringValue(value.into()))
 }
 
-pub fn kv_int(key: &str, value: i64) -> KeyValue {
+pub(crate) fn kv_int(key: &str, value: i64) -> KeyValue {
     kv(key, Value::IntValue(value))
 }
 
 /// The resource of an instrumented process.
-pub fn resource(service: &Service, host: &HostInfo) -> Resource {
+pub(crate) fn resource(service: &Service, host: &HostInfo) -> Resource {
     let mut a = Vec::with_capacity(10 + service.resource_attributes.len());
     a.push(kv_str("service.name", &service.name));
     if !service.namespace.is_empty() {
@@ -76,7 +76,7 @@ pub fn resource(service: &Service, host: &HostInfo) -> Resource {
     Resource { attributes: a, dropped_attributes_count: 0, entity_refs: Vec::new() }
 }
 
-pub fn scope() -> InstrumentationScope {
+pub(crate) fn scope() -> InstrumentationScope {
     InstrumentationScope {
         name: SCOPE_NAME.to_string(),
         version: SDK_VERSION.to_string(),

@@ -11,15 +11,15 @@ use super::{AttrSink, Semantics, Span, SpanDetail, SpanKind, Summary, Value};
 #[derive(Debug, Clone, Default, PartialEq)]
 pub(crate) struct GrpcSpan {
     /// The HTTP/2 method that carried the call (`POST`).
-    pub http_method: String,
+    pub(crate) http_method: String,
     /// `/package.Service/Method`.
-    pub method: String,
+    pub(crate) method: String,
     /// The gRPC status code.
-    pub status: i32,
-    pub request_body_size: i64,
-    pub response_body_size: i64,
+    pub(crate) status: i32,
+    pub(crate) request_body_size: i64,
+    pub(crate) response_body_size: i64,
     /// The request's `:authority`, when sent.
-    pub authority: Option<String>,
+    pub(crate) authority: Option<String>,
 }
 
 static NOT_GRPC: GrpcSpan = GrpcSpan {

@@ -10,17 +10,17 @@ use super::{AttrSink, Semantics, Span, SpanDetail, SpanKind, Summary, Value};
 /// What an HTTP exchange adds to a span.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub(crate) struct HttpSpan {
-    pub method: String,
+    pub(crate) method: String,
     /// URL path without the query string.
-    pub path: String,
+    pub(crate) path: String,
     /// Low-cardinality route (set by the routes decorator); empty when unknown.
-    pub route: String,
+    pub(crate) route: String,
     /// 0 when no response was seen.
-    pub status: u16,
-    pub request_body_size: i64,
-    pub response_body_size: i64,
+    pub(crate) status: u16,
+    pub(crate) request_body_size: i64,
+    pub(crate) response_body_size: i64,
     /// The request's `Host` header (`:authority` for HTTP/2), when captured.
-    pub host_header: Option<String>,
+    pub(crate) host_header: Option<String>,
 }
 
 static NOT_HTTP: HttpSpan = HttpSpan {

@@ -67,22 +67,22 @@ pub(crate) const CLIENT_ADDRESS: Attr = Attr::new("client.address", "client_addr
 #[derive(Debug)]
 pub(crate) struct FamilyDef {
     /// OTel name, e.g. `http.server.request.duration`.
-    pub otel: &'static str,
+    pub(crate) otel: &'static str,
     /// Prometheus name with the unit suffix, e.g. `http_server_request_duration_seconds`.
-    pub prom: &'static str,
+    pub(crate) prom: &'static str,
     /// OTel unit (`s`, `By`).
-    pub unit: &'static str,
-    pub help: &'static str,
-    pub measure: Measure,
+    pub(crate) unit: &'static str,
+    pub(crate) help: &'static str,
+    pub(crate) measure: Measure,
     /// The instrumentation (`http`, `grpc`...) that enables this family.
-    pub instrumentation: &'static str,
+    pub(crate) instrumentation: &'static str,
     /// The spans this family records: their kind and protocol.
-    pub kind: SpanKind,
-    pub records: fn(&Span) -> bool,
+    pub(crate) kind: SpanKind,
+    pub(crate) records: fn(&Span) -> bool,
     /// Attributes that can be selected, in label order.
-    pub available: &'static [Attr],
+    pub(crate) available: &'static [Attr],
     /// Attributes reported when `attributes.select` says nothing.
-    pub defaults: &'static [Attr],
+    pub(crate) defaults: &'static [Attr],
 }
 
 impl FamilyDef {

@@ -86,16 +86,16 @@ pub(crate) type AttrSink<'s> = dyn FnMut(&'static str, Value<'_>) + 's;
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Summary<'a> {
     /// OBI's sub type (0 for HTTP).
-    pub sub_type: i32,
-    pub status: i64,
+    pub(crate) sub_type: i32,
+    pub(crate) status: i64,
     /// HTTP method, RPC transport method, DB operation...
-    pub method: &'a str,
+    pub(crate) method: &'a str,
     /// URL path, RPC method path, statement...
-    pub target: &'a str,
+    pub(crate) target: &'a str,
     /// Low-cardinality route; empty when unknown.
-    pub route: &'a str,
-    pub request_size: i64,
-    pub response_size: i64,
+    pub(crate) route: &'a str,
+    pub(crate) request_size: i64,
+    pub(crate) response_size: i64,
 }
 
 /// Everything an exporter needs to know about one protocol's spans.
@@ -144,14 +144,15 @@ impl SpanKind {
 /// W3C trace context of a span.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub(crate) struct TraceContext {
-    pub trace_id: [u8; 16],
-    pub span_id: [u8; 8],
+    pub(crate) trace_id: [u8; 16],
+    pub(crate) span_id: [u8; 8],
     /// All zero for a root span.
-    pub parent_span_id: [u8; 8],
-    pub flags: u8,
+    pub(crate) parent_span_id: [u8; 8],
+    pub(crate) flags: u8,
 }
 
 impl TraceContext {
+    #[cfg(test)]
     pub(crate) fn is_valid(&self) -> bool {
         self.trace_id != [0; 16] && self.span_id != [0; 8]
     }
@@ -168,10 +169,10 @@ impl TraceContext {
 /// One side of a connection: raw IP and port, plus a resolved name if any.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Endpoint {
-    pub addr: Option<IpAddr>,
-    pub port: u16,
+    pub(crate) addr: Option<IpAddr>,
+    pub(crate) port: u16,
     /// Resolved name (service name, DNS...); empty when unresolved.
-    pub name: String,
+    pub(crate) name: String,
 }
 
 impl Endpoint {
@@ -186,20 +187,18 @@ impl Endpoint {
 /// the side that answered it, for server and client spans alike, as in OBI.
 #[derive(Debug, Clone)]
 pub(crate) struct Span {
-    pub kind: SpanKind,
-    pub detail: SpanDetail,
-    pub peer: Endpoint,
-    pub host: Endpoint,
+    pub(crate) kind: SpanKind,
+    pub(crate) detail: SpanDetail,
+    pub(crate) peer: Endpoint,
+    pub(crate) host: Endpoint,
     /// Wall clock, ns since the Unix epoch: when the first request byte was seen.
-    pub request_start_ns: u64,
+    pub(crate) request_start_ns: u64,
     /// Wall clock: when the handler started (same as `request_start_ns` when unknown).
-    pub start_ns: u64,
+    pub(crate) start_ns: u64,
     /// Wall clock: when the last response byte was seen.
-    pub end_ns: u64,
-    pub trace: TraceContext,
-    pub service: Arc<Service>,
-    /// Thread that handled the request.
-    pub tid: u32,
+    pub(crate) end_ns: u64,
+    pub(crate) trace: TraceContext,
+    pub(crate) service: Arc<Service>,
 }
 
 impl Span {
@@ -232,7 +231,6 @@ impl Span {
             start_ns: now_ns,
             end_ns: now_ns,
             trace: TraceContext::default(),
-            tid: 0,
             service,
         }
     }
@@ -295,7 +293,6 @@ pub(crate) mod fixtures {
             end_ns: 1_000_000_000 + dur_ms * 1_000_000,
             trace: TraceContext::default(),
             service,
-            tid: 1,
         }
     }
 

@@ -4,17 +4,17 @@ use std::net::{IpAddr, Ipv6Addr};
 
 use crate::ebpf::abi::{self, ConnTuple, EventHdr};
 
-pub struct Event<'a> {
-    pub hdr: EventHdr,
+pub(crate) struct Event<'a> {
+    pub(crate) hdr: EventHdr,
     /// First `hdr.captured` bytes of what the syscall moved.
-    pub data: &'a [u8],
+    pub(crate) data: &'a [u8],
     /// Last bytes of the buffer when the middle was not captured.
-    pub tail: &'a [u8],
+    pub(crate) tail: &'a [u8],
 }
 
 impl<'a> Event<'a> {
     /// Decodes a ring-buffer record; `None` if it is malformed.
-    pub fn decode(record: &'a [u8]) -> Option<Event<'a>> {
+    pub(crate) fn decode(record: &'a [u8]) -> Option<Event<'a>> {
         let hdr = EventHdr::read(record)?;
         let end = EventHdr::SIZE.checked_add(hdr.captured as usize)?;
         let data = record.get(EventHdr::SIZE..end)?;
@@ -25,22 +25,22 @@ impl<'a> Event<'a> {
         Some(Event { hdr, data, tail })
     }
 
-    pub fn is_send(&self) -> bool {
+    pub(crate) fn is_send(&self) -> bool {
         self.hdr.dir == abi::DIR_SEND
     }
 
-    pub fn has(&self, flag: u8) -> bool {
+    pub(crate) fn has(&self, flag: u8) -> bool {
         self.hdr.flags & flag != 0
     }
 
     /// Bytes the syscall moved that are not in `data`.
-    pub fn missing(&self) -> u64 {
+    pub(crate) fn missing(&self) -> u64 {
         self.hdr.bytes.saturating_sub(self.data.len() as u64)
     }
 }
 
 /// Local and remote address of a connection tuple.
-pub fn endpoints(t: &ConnTuple) -> ((IpAddr, u16), (IpAddr, u16)) {
+pub(crate) fn endpoints(t: &ConnTuple) -> ((IpAddr, u16), (IpAddr, u16)) {
     ((to_ip(t.laddr), t.lport), (to_ip(t.raddr), t.rport))
 }
 

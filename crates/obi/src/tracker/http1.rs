@@ -58,35 +58,34 @@ const MAX_HEAD: usize = 16 * 1024;
 /// A request seen on the wire, waiting for its response.
 #[derive(Debug)]
 struct PendingRequest {
-    pub req: Request,
+    pub(crate) req: Request,
     /// Monotonic ns: first byte of the request.
-    pub start_mono: u64,
-    pub tid: u32,
-    pub ctx: TraceContext,
-    pub body_bytes: u64,
+    pub(crate) start_mono: u64,
+    pub(crate) ctx: TraceContext,
+    pub(crate) body_bytes: u64,
 }
 
 /// A request with its response: everything a span needs from HTTP.
 #[derive(Debug)]
 struct Exchange {
-    pub request: PendingRequest,
-    pub status: u16,
-    pub response_body_bytes: u64,
+    pub(crate) request: PendingRequest,
+    pub(crate) status: u16,
+    pub(crate) response_body_bytes: u64,
     /// Monotonic ns: last byte of the response.
-    pub end_mono: u64,
+    pub(crate) end_mono: u64,
 }
 
 /// What one event did to the session, beyond completed exchanges.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 struct Outcome {
     /// Bytes at a message boundary were not HTTP/1.
-    pub invalid: bool,
+    pub(crate) invalid: bool,
     /// Responses we could not pair with a request (we joined mid-connection).
-    pub orphan_responses: u32,
+    pub(crate) orphan_responses: u32,
     /// Requests dropped because too many were waiting.
-    pub dropped_requests: u32,
+    pub(crate) dropped_requests: u32,
     /// The connection switched protocols (101): stop parsing it.
-    pub upgraded: bool,
+    pub(crate) upgraded: bool,
 }
 
 struct Http1Session {
@@ -217,8 +216,7 @@ impl Http1Session {
                     if let Some(prev) = self.open_request.take() {
                         push_pending(&mut self.pending, prev, out);
                     }
-                    self.open_request =
-                        Some(PendingRequest { req, start_mono: start, tid: ev.tid, ctx, body_bytes: 0 });
+                    self.open_request = Some(PendingRequest { req, start_mono: start, ctx, body_bytes: 0 });
                 }
                 MessageEvent::End { body_bytes, .. } => {
                     if let Some(mut open) = self.open_request.take() {
@@ -330,7 +328,6 @@ impl Http1Session {
                 start_mono: ex.request.start_mono,
                 end_mono: ex.end_mono,
                 trace,
-                tid: ex.request.tid,
             });
         }
     }

@@ -113,7 +113,7 @@ fn finished(ex: H2Exchange) -> Finished {
             host_header: authority,
         })
     };
-    Finished { detail, start_mono: ex.start_ts, end_mono: ex.end_ts, trace, tid: ex.tag as u32 }
+    Finished { detail, start_mono: ex.start_ts, end_mono: ex.end_ts, trace }
 }
 
 /// The gRPC status of a finished call: `grpc-status` when the server sent

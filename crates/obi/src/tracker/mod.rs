@@ -78,9 +78,9 @@ impl Proto {
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct TrackerSettings {
     /// Requests unanswered this long are reported as timed out (0: never).
-    pub http_request_timeout_ns: u64,
+    pub(crate) http_request_timeout_ns: u64,
     /// Connections (and HTTP/2 streams) idle this long are forgotten.
-    pub idle_conn_ns: u64,
+    pub(crate) idle_conn_ns: u64,
 }
 
 /// (pid, local, remote) of a socket.
@@ -104,23 +104,23 @@ struct Conn {
 
 /// Counters of what the tracker saw and what it could not use.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
-pub struct TrackerStats {
-    pub events: u64,
-    pub malformed_events: u64,
-    pub spans: u64,
+pub(crate) struct TrackerStats {
+    pub(crate) events: u64,
+    pub(crate) malformed_events: u64,
+    pub(crate) spans: u64,
     /// Message starts that were not valid HTTP/1.
-    pub parse_failures: u64,
+    pub(crate) parse_failures: u64,
     /// Connections ignored because their protocol is not supported.
-    pub ignored_conns: u64,
+    pub(crate) ignored_conns: u64,
     /// Responses whose request we never saw (joined mid-connection).
-    pub orphan_responses: u64,
+    pub(crate) orphan_responses: u64,
     /// Requests dropped: no response before close, or too many pending.
-    pub unanswered_requests: u64,
-    pub active_conns: u64,
+    pub(crate) unanswered_requests: u64,
+    pub(crate) active_conns: u64,
     /// Spans dropped because their process was never named (or was rejected).
-    pub unnamed_spans_dropped: u64,
+    pub(crate) unnamed_spans_dropped: u64,
     /// HTTP/2 connections whose header decoding lost sync (no spans after that).
-    pub h2_desynced_conns: u64,
+    pub(crate) h2_desynced_conns: u64,
 }
 
 /// Spans of a process that is traced but not (yet) named by discovery.
@@ -129,7 +129,7 @@ struct Held {
     spans: Vec<Span>,
 }
 
-pub struct Tracker {
+pub(crate) struct Tracker {
     conns: HashMap<u64, Conn>,
     services: HashMap<u32, Arc<Service>>,
     held: HashMap<u32, Held>,
@@ -144,7 +144,7 @@ pub struct Tracker {
     finished: Vec<Finished>,
     /// OBI_DEBUG_EVENTS=1: print every data event on stderr (troubleshooting).
     debug_events: bool,
-    pub stats: TrackerStats,
+    pub(crate) stats: TrackerStats,
 }
 
 fn debug_event(key: u64, ev: &Event<'_>) {
@@ -188,7 +188,7 @@ fn detect(ev: &Event<'_>) -> Detection {
 }
 
 impl Tracker {
-    pub fn new(clock: Clock, http_request_timeout_ns: u64) -> Self {
+    pub(crate) fn new(clock: Clock, http_request_timeout_ns: u64) -> Self {
         Tracker {
             conns: HashMap::new(),
             services: HashMap::new(),
@@ -206,7 +206,7 @@ impl Tracker {
     }
 
     /// Names a process; spans it produced while unnamed are released.
-    pub fn add_service(&mut self, svc: Arc<Service>) {
+    pub(crate) fn add_service(&mut self, svc: Arc<Service>) {
         if let Some(held) = self.held.remove(&svc.pid) {
             for mut span in held.spans {
                 span.service = svc.clone();
@@ -217,7 +217,7 @@ impl Tracker {
     }
 
     /// Forgets a process and everything pending for it.
-    pub fn remove_service(&mut self, pid: u32) {
+    pub(crate) fn remove_service(&mut self, pid: u32) {
         self.services.remove(&pid);
         if let Some(held) = self.held.remove(&pid) {
             self.stats.unnamed_spans_dropped += held.spans.len() as u64;
@@ -226,22 +226,18 @@ impl Tracker {
         self.tls_by_socket.retain(|k, _| k.0 != pid);
     }
 
-    pub fn service(&self, pid: u32) -> Option<&Arc<Service>> {
-        self.services.get(&pid)
-    }
-
     /// Spans completed since the last call.
-    pub fn take_spans(&mut self) -> Vec<Span> {
+    pub(crate) fn take_spans(&mut self) -> Vec<Span> {
         std::mem::take(&mut self.spans)
     }
 
     /// Connections the kernel should stop capturing.
-    pub fn take_ignored(&mut self) -> Vec<u64> {
+    pub(crate) fn take_ignored(&mut self) -> Vec<u64> {
         std::mem::take(&mut self.to_ignore)
     }
 
     /// Handles one ring-buffer record.
-    pub fn handle_record(&mut self, record: &[u8]) {
+    pub(crate) fn handle_record(&mut self, record: &[u8]) {
         self.stats.events += 1;
         let Some(ev) = Event::decode(record) else {
             self.stats.malformed_events += 1;
@@ -459,12 +455,11 @@ impl Tracker {
             end_ns: self.clock.to_wall(f.end_mono).max(start),
             trace: f.trace,
             service,
-            tid: f.tid,
         }
     }
 
     /// Periodic housekeeping: idle connections, sessions' timeouts, id remaps.
-    pub fn tick(&mut self, now_mono: u64) {
+    pub(crate) fn tick(&mut self, now_mono: u64) {
         self.remap.expire(now_mono, 300 * 1_000_000_000);
         let mut dropped = 0;
         self.held.retain(|_, h| {

@@ -53,45 +53,43 @@ pub(crate) trait Protocol: Sync {
 
 /// One event's bytes, as a session sees them.
 pub(crate) struct Io<'a> {
-    pub side: Side,
+    pub(crate) side: Side,
     /// When these bytes count as sent or arrived: the start of a client's
     /// send, else the end of the syscall.
-    pub ts: u64,
-    pub tid: u32,
+    pub(crate) ts: u64,
+    pub(crate) tid: u32,
     /// The kernel saw a change of direction: these bytes start a message.
-    pub msg_start: bool,
+    pub(crate) msg_start: bool,
     /// Context the kernel assigned to the request in flight, if any.
-    pub kernel_ctx: Option<TraceContext>,
+    pub(crate) kernel_ctx: Option<TraceContext>,
     /// First bytes the syscall moved.
-    pub data: &'a [u8],
+    pub(crate) data: &'a [u8],
     /// Bytes the syscall moved that were not captured...
-    pub missing: u64,
+    pub(crate) missing: u64,
     /// ...of which these are the last ones.
-    pub tail: &'a [u8],
+    pub(crate) tail: &'a [u8],
 }
 
 /// A finished exchange: the protocol's part of a span plus its timing and
 /// context. The tracker adds who talked (addresses, service) and wall times.
 #[derive(Debug)]
 pub(crate) struct Finished {
-    pub detail: SpanDetail,
+    pub(crate) detail: SpanDetail,
     /// Monotonic ns: the first byte of the request.
-    pub start_mono: u64,
+    pub(crate) start_mono: u64,
     /// Monotonic ns: the last byte of the response.
-    pub end_mono: u64,
-    pub trace: TraceContext,
-    /// The thread that handled (or sent) the request.
-    pub tid: u32,
+    pub(crate) end_mono: u64,
+    pub(crate) trace: TraceContext,
 }
 
 /// What a session may use and where it reports.
 pub(crate) struct SessionCx<'a> {
     /// We are the server of this connection.
-    pub server: bool,
-    pub settings: &'a TrackerSettings,
-    pub remap: &'a mut TraceRemap,
-    pub stats: &'a mut TrackerStats,
-    pub finished: &'a mut Vec<Finished>,
+    pub(crate) server: bool,
+    pub(crate) settings: &'a TrackerSettings,
+    pub(crate) remap: &'a mut TraceRemap,
+    pub(crate) stats: &'a mut TrackerStats,
+    pub(crate) finished: &'a mut Vec<Finished>,
 }
 
 /// What an event did to the session.

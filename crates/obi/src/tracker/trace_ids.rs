@@ -9,7 +9,7 @@ use rand::RngCore;
 use crate::ebpf::abi::Tp;
 use crate::span::TraceContext;
 
-pub fn random_trace_id() -> [u8; 16] {
+pub(crate) fn random_trace_id() -> [u8; 16] {
     let mut id = [0u8; 16];
     while id == [0; 16] {
         rand::rng().fill_bytes(&mut id);
@@ -17,7 +17,7 @@ pub fn random_trace_id() -> [u8; 16] {
     id
 }
 
-pub fn random_span_id() -> [u8; 8] {
+pub(crate) fn random_span_id() -> [u8; 8] {
     let mut id = [0u8; 8];
     while id == [0; 8] {
         rand::rng().fill_bytes(&mut id);
@@ -26,12 +26,12 @@ pub fn random_span_id() -> [u8; 8] {
 }
 
 /// A fresh root context.
-pub fn new_root() -> TraceContext {
+pub(crate) fn new_root() -> TraceContext {
     TraceContext { trace_id: random_trace_id(), span_id: random_span_id(), parent_span_id: [0; 8], flags: 1 }
 }
 
 /// The kernel's context, if it assigned one.
-pub fn from_kernel(tp: &Tp) -> Option<TraceContext> {
+pub(crate) fn from_kernel(tp: &Tp) -> Option<TraceContext> {
     if tp.valid == 0 || tp.trace_id == [0; 16] || tp.span_id == [0; 8] {
         return None;
     }
@@ -41,7 +41,7 @@ pub fn from_kernel(tp: &Tp) -> Option<TraceContext> {
 /// Parses a W3C `traceparent` value: `00-<32 hex>-<16 hex>-<2 hex>`.
 /// Returns (trace id, parent span id, flags). Invalid ids (all zero) and
 /// version `ff` are rejected as the spec requires.
-pub fn parse_traceparent(value: &str) -> Option<([u8; 16], [u8; 8], u8)> {
+pub(crate) fn parse_traceparent(value: &str) -> Option<([u8; 16], [u8; 8], u8)> {
     let v = value.trim().as_bytes();
     if v.len() < 55 || v[2] != b'-' || v[35] != b'-' || v[52] != b'-' {
         return None;
@@ -80,36 +80,33 @@ fn hex_byte(two: &[u8]) -> Option<u8> {
 /// already parented under the kernel's provisional trace id must follow.
 /// Entries live for `ttl_ns` (a request's lifetime, generously).
 #[derive(Default)]
-pub struct TraceRemap {
+pub(crate) struct TraceRemap {
     map: HashMap<[u8; 16], ([u8; 16], u64)>,
 }
 
 impl TraceRemap {
     const MAX: usize = 65536;
 
-    pub fn insert(&mut self, kernel_trace: [u8; 16], adopted: [u8; 16], now_ns: u64) {
+    pub(crate) fn insert(&mut self, kernel_trace: [u8; 16], adopted: [u8; 16], now_ns: u64) {
         if self.map.len() >= Self::MAX {
             self.expire(now_ns, 0);
         }
         self.map.insert(kernel_trace, (adopted, now_ns));
     }
 
-    pub fn apply(&self, ctx: &mut TraceContext) {
+    pub(crate) fn apply(&self, ctx: &mut TraceContext) {
         if let Some((adopted, _)) = self.map.get(&ctx.trace_id) {
             ctx.trace_id = *adopted;
         }
     }
 
     /// Drops entries older than `ttl_ns`.
-    pub fn expire(&mut self, now_ns: u64, ttl_ns: u64) {
+    pub(crate) fn expire(&mut self, now_ns: u64, ttl_ns: u64) {
         self.map.retain(|_, (_, at)| now_ns.saturating_sub(*at) < ttl_ns);
     }
 
-    pub fn len(&self) -> usize {
-        self.map.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
+    #[cfg(test)]
+    pub(crate) fn is_empty(&self) -> bool {
         self.map.is_empty()
     }
 }

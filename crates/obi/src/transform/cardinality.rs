@@ -17,9 +17,9 @@
 use std::collections::HashMap;
 
 /// Nodes one service's tree may hold.
-pub const MAX_NODES: usize = 10_000;
+pub(crate) const MAX_NODES: usize = 10_000;
 /// Services tracked at once.
-pub const MAX_SERVICES: usize = 1024;
+pub(crate) const MAX_SERVICES: usize = 1024;
 
 #[derive(Debug, Default)]
 struct Node {
@@ -71,7 +71,7 @@ struct Tree {
 }
 
 #[derive(Debug)]
-pub struct CardinalityLimiter {
+pub(crate) struct CardinalityLimiter {
     max: usize,
     wildcard: String,
     /// namespace -> name -> tree.
@@ -81,12 +81,12 @@ pub struct CardinalityLimiter {
 
 impl CardinalityLimiter {
     /// `max` is `routes.max_path_segment_cardinality` (at least 1).
-    pub fn new(max: usize, wildcard: char) -> Self {
+    pub(crate) fn new(max: usize, wildcard: char) -> Self {
         CardinalityLimiter { max: max.max(1), wildcard: wildcard.to_string(), services: HashMap::new(), tracked: 0 }
     }
 
     /// Replaces `route` by its capped form for the service `(namespace, name)`.
-    pub fn limit(&mut self, namespace: &str, name: &str, route: &mut String) {
+    pub(crate) fn limit(&mut self, namespace: &str, name: &str, route: &mut String) {
         let trimmed = route.trim_matches('/');
         if trimmed.is_empty() {
             return;

@@ -13,10 +13,10 @@
 
 /// `/`-separated pieces of a path kept by the heuristic (the piece before
 /// the first `/`, usually empty, counts): longer paths are cut, like OBI.
-pub const MAX_PIECES: usize = 10;
+pub(crate) const MAX_PIECES: usize = 10;
 
 /// Writes the heuristic route of `path` into `out` (cleared first).
-pub fn cluster_path_into(path: &str, wildcard: char, out: &mut String) {
+pub(crate) fn cluster_path_into(path: &str, wildcard: char, out: &mut String) {
     out.clear();
     for (i, seg) in path.split('/').take(MAX_PIECES).enumerate() {
         if i > 0 {
@@ -34,7 +34,8 @@ pub fn cluster_path_into(path: &str, wildcard: char, out: &mut String) {
 }
 
 /// The heuristic route of `path`.
-pub fn cluster_path(path: &str, wildcard: char) -> String {
+#[cfg(test)]
+pub(crate) fn cluster_path(path: &str, wildcard: char) -> String {
     let mut out = String::with_capacity(path.len());
     cluster_path_into(path, wildcard, &mut out);
     out
@@ -81,7 +82,7 @@ const MAX_CONSONANT_RUN: usize = 5;
 /// already. Common English and API words (`users`, `graphql`, `healthz`,
 /// `downstream`, `XMLHttpRequest`) are kept. Anything it misses is still
 /// bounded by `unmatched: low-cardinality`.
-pub fn looks_random(seg: &str) -> bool {
+pub(crate) fn looks_random(seg: &str) -> bool {
     let b = seg.as_bytes();
     if b.len() >= MIN_HEX_LETTERS_ID && b.iter().all(u8::is_ascii_hexdigit) {
         return true;

@@ -14,7 +14,7 @@
 use std::collections::HashMap;
 
 #[derive(Debug, Default, Clone)]
-pub struct RouteMatcher {
+pub(crate) struct RouteMatcher {
     root: Node,
     empty: bool,
 }
@@ -31,7 +31,7 @@ struct Node {
 }
 
 impl RouteMatcher {
-    pub fn new<S: AsRef<str>>(patterns: &[S]) -> Self {
+    pub(crate) fn new<S: AsRef<str>>(patterns: &[S]) -> Self {
         let mut m = RouteMatcher { root: Node::default(), empty: patterns.is_empty() };
         for p in patterns {
             m.insert(p.as_ref());
@@ -39,7 +39,7 @@ impl RouteMatcher {
         m
     }
 
-    pub fn is_empty(&self) -> bool {
+    pub(crate) fn is_empty(&self) -> bool {
         self.empty
     }
 
@@ -63,7 +63,7 @@ impl RouteMatcher {
     }
 
     /// The pattern matching `path`, if any.
-    pub fn find(&self, path: &str) -> Option<&str> {
+    pub(crate) fn find(&self, path: &str) -> Option<&str> {
         if self.empty {
             return None;
         }

@@ -11,7 +11,7 @@ use super::matcher::RouteMatcher;
 
 /// Where a decorated span goes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Verdict {
+pub(crate) enum Verdict {
     /// Traces and metrics.
     Keep,
     /// Metrics only (ignored in traces).
@@ -23,19 +23,19 @@ pub enum Verdict {
 }
 
 impl Verdict {
-    pub fn to_metrics(self) -> bool {
+    pub(crate) fn to_metrics(self) -> bool {
         matches!(self, Verdict::Keep | Verdict::MetricsOnly)
     }
 
-    pub fn to_traces(self) -> bool {
+    pub(crate) fn to_traces(self) -> bool {
         matches!(self, Verdict::Keep | Verdict::TracesOnly)
     }
 }
 
 /// The route of the path `/**` in `wildcard` mode (OBI's value).
-pub const WILDCARD_ROUTE: &str = "/**";
+pub(crate) const WILDCARD_ROUTE: &str = "/**";
 
-pub struct RouteDecorator {
+pub(crate) struct RouteDecorator {
     patterns: RouteMatcher,
     ignored: RouteMatcher,
     ignore_mode: IgnoreMode,
@@ -45,7 +45,7 @@ pub struct RouteDecorator {
 }
 
 impl RouteDecorator {
-    pub fn new(cfg: &RoutesConfig) -> Self {
+    pub(crate) fn new(cfg: &RoutesConfig) -> Self {
         RouteDecorator {
             patterns: RouteMatcher::new(&cfg.patterns),
             ignored: RouteMatcher::new(&cfg.ignored_patterns),
@@ -59,7 +59,7 @@ impl RouteDecorator {
 
     /// Sets the route of an HTTP span (other spans are left alone) and says
     /// where the span goes.
-    pub fn decorate(&mut self, span: &mut Span) -> Verdict {
+    pub(crate) fn decorate(&mut self, span: &mut Span) -> Verdict {
         let SpanDetail::Http(http) = &mut span.detail else {
             return Verdict::Keep;
         };

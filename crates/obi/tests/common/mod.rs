@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 
 /// Fails fast with a clear message when the tests cannot run here.
-pub fn require_root() {
+pub(crate) fn require_root() {
     if std::env::var_os("OBI_SKIP_EBPF_TESTS").is_some() {
         eprintln!("OBI_SKIP_EBPF_TESTS is set: skipping");
         std::process::exit(0);
@@ -23,7 +23,7 @@ pub fn require_root() {
 
 /// The real Python interpreter (not a pyenv shim, whose bash wrappers add
 /// start-up time and extra processes).
-pub fn python() -> PathBuf {
+pub(crate) fn python() -> PathBuf {
     static PY: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
     PY.get_or_init(|| {
         let out = Command::new("python3").args(["-c", "import sys; print(sys.executable)"]).output().expect("python3");
@@ -34,40 +34,40 @@ pub fn python() -> PathBuf {
 
 /// The test virtualenv's Python (grpcio, opentelemetry-proto), made by
 /// scripts/install-deps.sh at $OBI_TEST_VENV (default /opt/obi-test-venv).
-pub fn venv_python() -> PathBuf {
+pub(crate) fn venv_python() -> PathBuf {
     let venv = std::env::var_os("OBI_TEST_VENV").map(PathBuf::from).unwrap_or_else(|| "/opt/obi-test-venv".into());
     let py = venv.join("bin/python3");
     assert!(py.exists(), "{} is missing: run scripts/install-deps.sh (or set OBI_TEST_VENV)", py.display());
     py
 }
 
-pub fn apps_dir() -> PathBuf {
+pub(crate) fn apps_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/apps")
 }
 
 /// A port nobody listens on right now.
-pub fn free_port() -> u16 {
+pub(crate) fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
 
 /// A child process killed (and reaped) on drop.
-pub struct Proc {
-    pub child: Child,
-    pub name: String,
+pub(crate) struct Proc {
+    pub(crate) child: Child,
+    pub(crate) name: String,
     output: Arc<Mutex<Vec<String>>>,
 }
 
 impl Proc {
-    pub fn pid(&self) -> u32 {
+    pub(crate) fn pid(&self) -> u32 {
         self.child.id()
     }
 
     /// Lines the process printed on stdout so far.
-    pub fn lines(&self) -> Vec<String> {
+    pub(crate) fn lines(&self) -> Vec<String> {
         self.output.lock().unwrap().clone()
     }
 
-    pub fn wait_line(&self, pred: impl Fn(&str) -> bool, timeout: Duration) -> Option<String> {
+    pub(crate) fn wait_line(&self, pred: impl Fn(&str) -> bool, timeout: Duration) -> Option<String> {
         let deadline = Instant::now() + timeout;
         while Instant::now() < deadline {
             if let Some(l) = self.output.lock().unwrap().iter().find(|l| pred(l)) {
@@ -78,7 +78,7 @@ impl Proc {
         None
     }
 
-    pub fn wait_exit(&mut self, timeout: Duration) -> Option<std::process::ExitStatus> {
+    pub(crate) fn wait_exit(&mut self, timeout: Duration) -> Option<std::process::ExitStatus> {
         let deadline = Instant::now() + timeout;
         while Instant::now() < deadline {
             if let Ok(Some(status)) = self.child.try_wait() {
@@ -89,11 +89,11 @@ impl Proc {
         None
     }
 
-    pub fn is_running(&mut self) -> bool {
+    pub(crate) fn is_running(&mut self) -> bool {
         matches!(self.child.try_wait(), Ok(None))
     }
 
-    pub fn signal(&self, sig: i32) {
+    pub(crate) fn signal(&self, sig: i32) {
         // SAFETY: plain kill(2) on our own child's pid.
         unsafe { libc::kill(self.child.id() as i32, sig) };
     }
@@ -107,7 +107,7 @@ impl Drop for Proc {
 }
 
 /// Starts a command, collecting stdout lines (stderr goes to ours).
-pub fn spawn(name: &str, cmd: &mut Command) -> Proc {
+pub(crate) fn spawn(name: &str, cmd: &mut Command) -> Proc {
     let mut child =
         cmd.stdout(Stdio::piped()).stdin(Stdio::null()).spawn().unwrap_or_else(|e| panic!("cannot start {name}: {e}"));
     let output = Arc::new(Mutex::new(Vec::new()));
@@ -126,19 +126,19 @@ pub fn spawn(name: &str, cmd: &mut Command) -> Proc {
 }
 
 /// Starts a server script and waits for its "ready" line.
-pub fn start_server(name: &str, cmd: &mut Command) -> Proc {
+pub(crate) fn start_server(name: &str, cmd: &mut Command) -> Proc {
     let p = spawn(name, cmd);
     p.wait_line(|l| l.starts_with("ready"), Duration::from_secs(15))
         .unwrap_or_else(|| panic!("{name} did not become ready"));
     p
 }
 
-pub fn python_server(port: u16) -> Proc {
+pub(crate) fn python_server(port: u16) -> Proc {
     start_server("py-server", Command::new(python()).arg(apps_dir().join("http_server.py")).arg(port.to_string()))
 }
 
 /// The grpcio test server (tests/apps/grpc_server.py) on the test venv's Python.
-pub fn grpc_server(port: u16) -> Proc {
+pub(crate) fn grpc_server(port: u16) -> Proc {
     start_server(
         "grpc-server",
         Command::new(venv_python()).arg(apps_dir().join("grpc_server.py")).arg(port.to_string()),
@@ -148,7 +148,7 @@ pub fn grpc_server(port: u16) -> Proc {
 /// Runs the grpcio test client against 127.0.0.1:`port` and waits for it to
 /// succeed. It sleeps 500 ms first so the agent instruments it before its
 /// first connection (a connection whose preface it missed is not decoded).
-pub fn grpc_client(port: u16, args: &[&str]) -> Proc {
+pub(crate) fn grpc_client(port: u16, args: &[&str]) -> Proc {
     let mut p = spawn(
         "grpc-client",
         Command::new(venv_python())
@@ -161,12 +161,12 @@ pub fn grpc_client(port: u16, args: &[&str]) -> Proc {
     p
 }
 
-pub fn node_server(port: u16) -> Proc {
+pub(crate) fn node_server(port: u16) -> Proc {
     start_server("node-server", Command::new("node").arg(apps_dir().join("http_server.js")).arg(port.to_string()))
 }
 
 /// `python3 -m http.server` (the stdlib server, HTTP/1.0) serving `dir`.
-pub fn stdlib_http_server(port: u16, dir: &std::path::Path) -> Proc {
+pub(crate) fn stdlib_http_server(port: u16, dir: &std::path::Path) -> Proc {
     let p = spawn(
         "python-http.server",
         Command::new(python())
@@ -177,7 +177,7 @@ pub fn stdlib_http_server(port: u16, dir: &std::path::Path) -> Proc {
     p
 }
 
-pub fn wait_port(port: u16, timeout: Duration) {
+pub(crate) fn wait_port(port: u16, timeout: Duration) {
     let deadline = Instant::now() + timeout;
     while Instant::now() < deadline {
         if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
@@ -189,13 +189,13 @@ pub fn wait_port(port: u16, timeout: Duration) {
 }
 
 /// Runs curl and returns (stdout, pid it had).
-pub fn curl(args: &[&str]) -> String {
+pub(crate) fn curl(args: &[&str]) -> String {
     let out = Command::new("curl").args(["-s", "-S", "--max-time", "20"]).args(args).output().expect("curl");
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
 /// The python keep-alive client; returns its printed lines once it exits.
-pub fn python_client(port: u16, requests: &[&str], extra: &[&str]) -> Proc {
+pub(crate) fn python_client(port: u16, requests: &[&str], extra: &[&str]) -> Proc {
     spawn(
         "py-client",
         Command::new(python())
@@ -207,11 +207,11 @@ pub fn python_client(port: u16, requests: &[&str], extra: &[&str]) -> Proc {
 }
 
 /// The agent under test, printing spans as JSON.
-pub struct Agent {
-    pub proc: Proc,
+pub(crate) struct Agent {
+    pub(crate) proc: Proc,
 }
 
-pub struct AgentBuilder {
+pub(crate) struct AgentBuilder {
     /// A command the agent runs under (e.g. `setpriv ...`), if any.
     wrapper: Vec<String>,
     env: Vec<(String, String)>,
@@ -220,29 +220,29 @@ pub struct AgentBuilder {
 }
 
 impl AgentBuilder {
-    pub fn env(mut self, k: &str, v: &str) -> Self {
+    pub(crate) fn env(mut self, k: &str, v: &str) -> Self {
         self.env.push((k.to_string(), v.to_string()));
         self
     }
 
     /// YAML config file contents.
-    pub fn config(mut self, yaml: &str) -> Self {
+    pub(crate) fn config(mut self, yaml: &str) -> Self {
         self.config = Some(yaml.to_string());
         self
     }
 
     /// Runs the agent as `wrapper... obi`.
-    pub fn wrapped(mut self, wrapper: &[&str]) -> Self {
+    pub(crate) fn wrapped(mut self, wrapper: &[&str]) -> Self {
         self.wrapper = wrapper.iter().map(|s| s.to_string()).collect();
         self
     }
 
-    pub fn printer(mut self, p: &str) -> Self {
+    pub(crate) fn printer(mut self, p: &str) -> Self {
         self.printer = p.to_string();
         self
     }
 
-    pub fn start(self) -> Agent {
+    pub(crate) fn start(self) -> Agent {
         let mut cmd = match self.wrapper.split_first() {
             Some((prog, args)) => {
                 let mut c = Command::new(prog);
@@ -279,25 +279,25 @@ impl AgentBuilder {
 }
 
 impl Agent {
-    pub fn builder() -> AgentBuilder {
+    pub(crate) fn builder() -> AgentBuilder {
         AgentBuilder { wrapper: Vec::new(), env: Vec::new(), config: None, printer: "json".into() }
     }
 
     /// Waits until the agent logged that it instruments `pid`.
-    pub fn wait_instrumented(&self, pid: u32, timeout: Duration) {
+    pub(crate) fn wait_instrumented(&self, pid: u32, timeout: Duration) {
         let needle = format!(" pid={pid} ");
         self.proc
             .wait_line(|l| l.contains("msg=\"instrumenting process\"") && l.contains(&needle), timeout)
             .unwrap_or_else(|| panic!("pid {pid} was not instrumented; agent said: {:#?}", self.proc.lines()));
     }
 
-    pub fn instrumented(&self, pid: u32) -> bool {
+    pub(crate) fn instrumented(&self, pid: u32) -> bool {
         let needle = format!(" pid={pid} ");
         self.proc.lines().iter().any(|l| l.contains("msg=\"instrumenting process\"") && l.contains(&needle))
     }
 
     /// Every span printed so far (JSON printer: one array per line).
-    pub fn spans(&self) -> Vec<Value> {
+    pub(crate) fn spans(&self) -> Vec<Value> {
         let mut out = Vec::new();
         for line in self.proc.lines() {
             if line.starts_with('[')
@@ -311,7 +311,7 @@ impl Agent {
 
     /// Waits until at least `n` spans match, then a little longer to catch
     /// extras; returns all matching spans.
-    pub fn wait_spans(&self, n: usize, timeout: Duration, pred: impl Fn(&Value) -> bool) -> Vec<Value> {
+    pub(crate) fn wait_spans(&self, n: usize, timeout: Duration, pred: impl Fn(&Value) -> bool) -> Vec<Value> {
         let deadline = Instant::now() + timeout;
         loop {
             let found: Vec<Value> = self.spans().into_iter().filter(|s| pred(s)).collect();
@@ -327,31 +327,31 @@ impl Agent {
     }
 
     /// Stops the agent with SIGTERM and returns its exit status.
-    pub fn stop(&mut self) -> Option<std::process::ExitStatus> {
+    pub(crate) fn stop(&mut self) -> Option<std::process::ExitStatus> {
         self.proc.signal(libc::SIGTERM);
         self.proc.wait_exit(Duration::from_secs(20))
     }
 }
 
 /// Helpers to read span JSON.
-pub fn attr<'a>(span: &'a Value, key: &str) -> &'a str {
+pub(crate) fn attr<'a>(span: &'a Value, key: &str) -> &'a str {
     span["attributes"][key].as_str().unwrap_or("")
 }
 
-pub fn field<'a>(span: &'a Value, key: &str) -> &'a str {
+pub(crate) fn field<'a>(span: &'a Value, key: &str) -> &'a str {
     span[key].as_str().unwrap_or("")
 }
 
-pub fn is_type(span: &Value, t: &str) -> bool {
+pub(crate) fn is_type(span: &Value, t: &str) -> bool {
     field(span, "type") == t
 }
 
-pub fn host_port(span: &Value) -> u16 {
+pub(crate) fn host_port(span: &Value) -> u16 {
     field(span, "hostPort").parse().unwrap_or(0)
 }
 
 /// Sends raw bytes on a new connection and reads until close or timeout.
-pub fn raw_exchange(port: u16, bytes: &[u8], read_timeout: Duration) -> Vec<u8> {
+pub(crate) fn raw_exchange(port: u16, bytes: &[u8], read_timeout: Duration) -> Vec<u8> {
     let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
     s.set_read_timeout(Some(read_timeout)).unwrap();
     s.write_all(bytes).unwrap();
@@ -362,7 +362,7 @@ pub fn raw_exchange(port: u16, bytes: &[u8], read_timeout: Duration) -> Vec<u8> 
 
 /// A certificate for `localhost` and 127.0.0.1 (not a CA: rustls refuses CA
 /// certificates as server certificates) and its key, in `dir`.
-pub fn self_signed_cert(dir: &Path) -> (PathBuf, PathBuf) {
+pub(crate) fn self_signed_cert(dir: &Path) -> (PathBuf, PathBuf) {
     let (cert, key) = (dir.join("cert.pem"), dir.join("key.pem"));
     let ok = Command::new("openssl")
         .args(["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj", "/CN=localhost"])

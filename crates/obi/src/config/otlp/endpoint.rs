@@ -30,18 +30,18 @@ use crate::config::ConfigError;
 use crate::config::parse::{parse_go_bool, parse_go_duration};
 
 /// Default time allowed for one export request.
-pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
+pub(crate) const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// The OTLP wire protocol.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Protocol {
+pub(crate) enum Protocol {
     Grpc,
     HttpProtobuf,
     HttpJson,
 }
 
 impl Protocol {
-    pub fn parse(s: &str) -> Option<Self> {
+    pub(crate) fn parse(s: &str) -> Option<Self> {
         match s.trim() {
             "grpc" => Some(Protocol::Grpc),
             "http/protobuf" => Some(Protocol::HttpProtobuf),
@@ -50,7 +50,7 @@ impl Protocol {
         }
     }
 
-    pub fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             Protocol::Grpc => "grpc",
             Protocol::HttpProtobuf => "http/protobuf",
@@ -58,13 +58,13 @@ impl Protocol {
         }
     }
 
-    pub fn is_http(self) -> bool {
+    pub(crate) fn is_http(self) -> bool {
         !matches!(self, Protocol::Grpc)
     }
 
     /// OBI's guess from the endpoint port: one ending in `4317` is gRPC,
     /// anything else (`4318`, none...) is `http/protobuf`.
-    pub fn guess(port: Option<u16>) -> Self {
+    pub(crate) fn guess(port: Option<u16>) -> Self {
         match port {
             Some(p) if p.to_string().ends_with("4317") => Protocol::Grpc,
             _ => Protocol::HttpProtobuf,
@@ -74,12 +74,12 @@ impl Protocol {
 
 /// How to verify the server of a TLS endpoint.
 #[derive(Clone, PartialEq, Default)]
-pub struct TlsSettings {
+pub(crate) struct TlsSettings {
     /// Extra trusted CAs (`..._CERTIFICATE`); the system roots are used too.
-    pub ca_certificates: Vec<CertificateDer<'static>>,
-    pub ca_file: Option<PathBuf>,
+    pub(crate) ca_certificates: Vec<CertificateDer<'static>>,
+    pub(crate) ca_file: Option<PathBuf>,
     /// `OTEL_EBPF_INSECURE_SKIP_VERIFY`: accept any server certificate.
-    pub skip_verify: bool,
+    pub(crate) skip_verify: bool,
 }
 
 impl fmt::Debug for TlsSettings {
@@ -94,16 +94,16 @@ impl fmt::Debug for TlsSettings {
 
 /// Where and how one signal is sent: everything the transport needs.
 #[derive(Clone, PartialEq)]
-pub struct OtlpEndpoint {
-    pub signal: Signal,
-    pub protocol: Protocol,
+pub(crate) struct OtlpEndpoint {
+    pub(crate) signal: Signal,
+    pub(crate) protocol: Protocol,
     /// HTTP: the full URL to POST to. gRPC: `scheme://host:port`.
-    pub url: Uri,
+    pub(crate) url: Uri,
     /// `None` for plaintext.
-    pub tls: Option<TlsSettings>,
-    pub headers: HeaderMap,
+    pub(crate) tls: Option<TlsSettings>,
+    pub(crate) headers: HeaderMap,
     /// Time allowed for one export request.
-    pub timeout: Duration,
+    pub(crate) timeout: Duration,
 }
 
 impl fmt::Debug for OtlpEndpoint {
@@ -277,7 +277,7 @@ fn port_of(a: &http::uri::Authority) -> Result<Option<u16>, InvalidPort> {
 
 /// Parses `key=value,key2=value2`: split on commas, then on the first `=`;
 /// keys and values are trimmed and URL-decoded; empty items are skipped.
-pub fn parse_headers(s: &Setting) -> Result<Vec<(HeaderName, HeaderValue)>, ConfigError> {
+pub(crate) fn parse_headers(s: &Setting) -> Result<Vec<(HeaderName, HeaderValue)>, ConfigError> {
     let mut out = Vec::new();
     for item in s.value.split(',') {
         if item.trim().is_empty() {

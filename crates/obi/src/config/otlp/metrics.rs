@@ -11,15 +11,15 @@ use crate::config::metrics::{DEFAULT_TTL, Instrumentations};
 use crate::config::parse::parse_go_duration;
 
 /// OTel's default `OTEL_METRIC_EXPORT_INTERVAL`.
-pub const DEFAULT_INTERVAL: Duration = Duration::from_secs(60);
+pub(crate) const DEFAULT_INTERVAL: Duration = Duration::from_secs(60);
 
 /// Resolved `otel_metrics_export` settings.
 #[derive(Debug, Clone, PartialEq)]
-pub struct OtlpMetricsSettings {
-    pub endpoint: OtlpEndpoint,
-    pub interval: Duration,
-    pub instrumentations: Instrumentations,
-    pub ttl: Duration,
+pub(crate) struct OtlpMetricsSettings {
+    pub(crate) endpoint: OtlpEndpoint,
+    pub(crate) interval: Duration,
+    pub(crate) instrumentations: Instrumentations,
+    pub(crate) ttl: Duration,
 }
 
 fn bad(s: &Setting, message: impl Into<String>) -> ConfigError {

@@ -8,20 +8,23 @@
 //! - [`traces`] and [`metrics`]: the per-signal settings;
 //! - [`sampler`]: the trace sampler settings.
 
-pub mod endpoint;
-pub mod metrics;
-pub mod sampler;
+pub(crate) mod endpoint;
+pub(crate) mod metrics;
+pub(crate) mod sampler;
 mod signal;
 mod sources;
-pub mod traces;
+pub(crate) mod traces;
 
-pub use endpoint::{OtlpEndpoint, Protocol, TlsSettings};
-pub use metrics::OtlpMetricsSettings;
-pub use sampler::{RootSampler, Sampler};
-pub use signal::Signal;
+pub(crate) use endpoint::{OtlpEndpoint, Protocol, TlsSettings};
+pub(crate) use metrics::OtlpMetricsSettings;
+pub(crate) use sampler::{RootSampler, Sampler};
+pub(crate) use signal::Signal;
 pub(crate) use sources::OtlpSources;
-pub use sources::Setting;
-pub use traces::{BackoffConfig, OtlpTracesSettings, TracesInstrumentations};
+#[cfg(test)]
+pub(crate) use sources::Setting;
+#[cfg(test)]
+pub(crate) use traces::TracesInstrumentations;
+pub(crate) use traces::{BackoffConfig, OtlpTracesSettings};
 
 use super::{ConfigError, Diagnostic};
 

@@ -8,7 +8,7 @@ use super::sources::Setting;
 use crate::config::{Diagnostic, LogLevel};
 
 #[derive(Debug, Clone, PartialEq)]
-pub enum RootSampler {
+pub(crate) enum RootSampler {
     AlwaysOn,
     AlwaysOff,
     /// Ratio in [0, 1].
@@ -16,10 +16,10 @@ pub enum RootSampler {
 }
 
 #[derive(Debug, Clone, PartialEq)]
-pub struct Sampler {
-    pub root: RootSampler,
+pub(crate) struct Sampler {
+    pub(crate) root: RootSampler,
     /// Spans with a parent follow its sampled flag.
-    pub parent_based: bool,
+    pub(crate) parent_based: bool,
 }
 
 impl Default for Sampler {
@@ -31,7 +31,7 @@ impl Default for Sampler {
 impl Sampler {
     /// Builds a sampler from its name and argument; problems are reported in
     /// `notes` and give the default sampler.
-    pub fn from_settings(name: Option<&Setting>, arg: Option<&Setting>, notes: &mut Vec<Diagnostic>) -> Self {
+    pub(crate) fn from_settings(name: Option<&Setting>, arg: Option<&Setting>, notes: &mut Vec<Diagnostic>) -> Self {
         let Some(name) = name else { return Sampler::default() };
         let mut warn = |key: &str, message: String| {
             notes.push(Diagnostic {
@@ -75,7 +75,7 @@ impl Sampler {
         Sampler { root, parent_based }
     }
 
-    pub fn name(&self) -> String {
+    pub(crate) fn name(&self) -> String {
         let root = match self.root {
             RootSampler::AlwaysOn => "always_on".to_string(),
             RootSampler::AlwaysOff => "always_off".to_string(),

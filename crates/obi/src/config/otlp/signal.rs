@@ -3,14 +3,14 @@
 
 /// The kind of telemetry an endpoint receives.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Signal {
+pub(crate) enum Signal {
     Traces,
     Metrics,
 }
 
 impl Signal {
     /// Path appended to the common endpoint for HTTP.
-    pub fn http_path(self) -> &'static str {
+    pub(crate) fn http_path(self) -> &'static str {
         match self {
             Signal::Traces => "/v1/traces",
             Signal::Metrics => "/v1/metrics",
@@ -18,7 +18,7 @@ impl Signal {
     }
 
     /// `TRACES` / `METRICS`, as in `OTEL_EXPORTER_OTLP_TRACES_ENDPOINT`.
-    pub fn env_infix(self) -> &'static str {
+    pub(crate) fn env_infix(self) -> &'static str {
         match self {
             Signal::Traces => "TRACES",
             Signal::Metrics => "METRICS",
@@ -26,7 +26,7 @@ impl Signal {
     }
 
     /// The YAML section of this signal's exporter.
-    pub fn yaml_section(self) -> &'static str {
+    pub(crate) fn yaml_section(self) -> &'static str {
         match self {
             Signal::Traces => "otel_traces_export",
             Signal::Metrics => "otel_metrics_export",

@@ -13,13 +13,13 @@ use super::signal::Signal;
 /// A raw setting and where it came from (an environment variable name or a
 /// YAML path), so that errors can name it.
 #[derive(Debug, Clone, PartialEq)]
-pub struct Setting {
-    pub source: String,
-    pub value: String,
+pub(crate) struct Setting {
+    pub(crate) source: String,
+    pub(crate) value: String,
 }
 
 impl Setting {
-    pub fn new(source: impl Into<String>, value: impl Into<String>) -> Self {
+    pub(crate) fn new(source: impl Into<String>, value: impl Into<String>) -> Self {
         Setting { source: source.into(), value: value.into() }
     }
 }

@@ -10,9 +10,9 @@ use super::sources::{Lookup, Setting};
 use crate::config::parse::parse_go_duration;
 use crate::config::{ConfigError, Diagnostic};
 
-pub const DEFAULT_BATCH_MAX_SIZE: usize = 4096;
-pub const DEFAULT_QUEUE_SIZE: usize = 16384;
-pub const DEFAULT_BATCH_TIMEOUT: Duration = Duration::from_secs(5);
+pub(crate) const DEFAULT_BATCH_MAX_SIZE: usize = 4096;
+pub(crate) const DEFAULT_QUEUE_SIZE: usize = 16384;
+pub(crate) const DEFAULT_BATCH_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Instrumentation names OBI accepts in `instrumentations` lists.
 const INSTRUMENTATIONS: &[&str] = &[
@@ -35,7 +35,7 @@ const INSTRUMENTATIONS: &[&str] = &[
 
 /// Which instrumentations export spans (`OTEL_EBPF_TRACES_INSTRUMENTATIONS`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct TracesInstrumentations(u32);
+pub(crate) struct TracesInstrumentations(u32);
 
 impl Default for TracesInstrumentations {
     fn default() -> Self {
@@ -44,14 +44,14 @@ impl Default for TracesInstrumentations {
 }
 
 impl TracesInstrumentations {
-    pub const ALL: TracesInstrumentations = TracesInstrumentations(u32::MAX);
+    pub(crate) const ALL: TracesInstrumentations = TracesInstrumentations(u32::MAX);
 
     fn bit(name: &str) -> Option<u32> {
         INSTRUMENTATIONS.iter().position(|n| *n == name).map(|i| 1 << i)
     }
 
     /// A comma-separated list of names, or `*` (an empty list exports nothing).
-    pub fn parse(s: &Setting) -> Result<Self, ConfigError> {
+    pub(crate) fn parse(s: &Setting) -> Result<Self, ConfigError> {
         let mut bits = 0;
         for name in s.value.split(',').map(|n| n.trim().to_ascii_lowercase()).filter(|n| !n.is_empty()) {
             if name == "*" || name == "all" {
@@ -68,11 +68,11 @@ impl TracesInstrumentations {
     }
 
     /// Whether the instrumentation `name` (`http`, `grpc`, ...) is exported.
-    pub fn includes(self, name: &str) -> bool {
+    pub(crate) fn includes(self, name: &str) -> bool {
         Self::bit(name).is_some_and(|b| self.0 & b != 0)
     }
 
-    pub fn names(self) -> String {
+    pub(crate) fn names(self) -> String {
         if self == Self::ALL {
             return "*".into();
         }
@@ -82,11 +82,11 @@ impl TracesInstrumentations {
 
 /// Retry schedule of a failed export (`OTEL_EBPF_BACKOFF_*`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct BackoffConfig {
-    pub initial: Duration,
-    pub max: Duration,
+pub(crate) struct BackoffConfig {
+    pub(crate) initial: Duration,
+    pub(crate) max: Duration,
     /// Stop retrying a request after this long; zero means never.
-    pub max_elapsed: Duration,
+    pub(crate) max_elapsed: Duration,
 }
 
 impl Default for BackoffConfig {
@@ -102,14 +102,14 @@ impl Default for BackoffConfig {
 
 /// Everything the traces exporter needs, resolved at load.
 #[derive(Debug, Clone, PartialEq)]
-pub struct OtlpTracesSettings {
-    pub endpoint: OtlpEndpoint,
-    pub instrumentations: TracesInstrumentations,
-    pub sampler: Sampler,
-    pub batch_max_size: usize,
-    pub queue_size: usize,
-    pub batch_timeout: Duration,
-    pub backoff: BackoffConfig,
+pub(crate) struct OtlpTracesSettings {
+    pub(crate) endpoint: OtlpEndpoint,
+    pub(crate) instrumentations: TracesInstrumentations,
+    pub(crate) sampler: Sampler,
+    pub(crate) batch_max_size: usize,
+    pub(crate) queue_size: usize,
+    pub(crate) batch_timeout: Duration,
+    pub(crate) backoff: BackoffConfig,
 }
 
 /// Resolves the traces exporter from the environment and `otel_traces_export`;

@@ -65,7 +65,6 @@ fn steady_state_aggregation_does_not_allocate() {
             end_ns: 1_000_000 * i as u64,
             trace: TraceContext::default(),
             service: svc.clone(),
-            tid: 1,
         })
         .collect();
     let mut store = MetricsStore::new(&MetricsConfig::default());

@@ -7,7 +7,7 @@ use super::Val;
 use crate::span::Span;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Attr {
+pub(crate) enum Attr {
     HttpRequestMethod,
     HttpResponseStatusCode,
     HttpRoute,
@@ -40,7 +40,7 @@ fn header_host(h: &str) -> &str {
 }
 
 impl Attr {
-    pub fn otel(self) -> &'static str {
+    pub(crate) fn otel(self) -> &'static str {
         match self {
             Attr::HttpRequestMethod => "http.request.method",
             Attr::HttpResponseStatusCode => "http.response.status_code",
@@ -56,7 +56,7 @@ impl Attr {
     }
 
     /// Prometheus label name: dots become underscores.
-    pub fn prom(self) -> &'static str {
+    pub(crate) fn prom(self) -> &'static str {
         match self {
             Attr::HttpRequestMethod => "http_request_method",
             Attr::HttpResponseStatusCode => "http_response_status_code",
@@ -75,7 +75,7 @@ impl Attr {
     /// printer does: the server of a server span is the service itself, the
     /// server of a client span is the `Host` header host if captured, else
     /// the resolved name, else the address.
-    pub fn value(self, span: &Span) -> Val<'_> {
+    pub(crate) fn value(self, span: &Span) -> Val<'_> {
         match self {
             Attr::HttpRequestMethod => Val::Str(&span.method),
             Attr::HttpResponseStatusCode | Attr::RpcGrpcStatusCode => Val::Int(span.status.into()),

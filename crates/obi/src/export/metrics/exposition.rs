@@ -6,16 +6,16 @@ use std::fmt::Write as _;
 
 use crate::export::gofmt::GoFloat;
 
-pub const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
+pub(crate) const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
 
 /// Writes a float like Go's `strconv.FormatFloat(v, 'g', -1, 64)`, which is
 /// what Prometheus clients print (`le="0.005"`, `le="10"`, `1e+06`).
-pub fn write_float(out: &mut String, v: f64) {
+pub(crate) fn write_float(out: &mut String, v: f64) {
     let _ = write!(out, "{}", GoFloat(v));
 }
 
 /// Escapes a label value: backslash, double quote and newline.
-pub fn write_escaped(out: &mut String, v: &str) {
+pub(crate) fn write_escaped(out: &mut String, v: &str) {
     for c in v.chars() {
         match c {
             '\\' => out.push_str("\\\\"),
@@ -27,7 +27,7 @@ pub fn write_escaped(out: &mut String, v: &str) {
 }
 
 /// A valid Prometheus label name from an attribute name (`a.b-c` -> `a_b_c`).
-pub fn label_name(name: &str) -> String {
+pub(crate) fn label_name(name: &str) -> String {
     let mut s: String = name.chars().map(|c| if c.is_ascii_alphanumeric() || c == '_' { c } else { '_' }).collect();
     if s.is_empty() || s.starts_with(|c: char| c.is_ascii_digit()) {
         s.insert(0, '_');
@@ -37,17 +37,17 @@ pub fn label_name(name: &str) -> String {
 
 /// Writes `{a="x",b="y"}` one label at a time, skipping empty values like
 /// Prometheus clients do; nothing at all when every value was empty.
-pub struct Labels<'a> {
+pub(crate) struct Labels<'a> {
     out: &'a mut String,
     any: bool,
 }
 
 impl<'a> Labels<'a> {
-    pub fn new(out: &'a mut String) -> Self {
+    pub(crate) fn new(out: &'a mut String) -> Self {
         Labels { out, any: false }
     }
 
-    pub fn add(&mut self, name: &str, value: &str) {
+    pub(crate) fn add(&mut self, name: &str, value: &str) {
         if value.is_empty() {
             return;
         }
@@ -59,7 +59,7 @@ impl<'a> Labels<'a> {
         self.out.push('"');
     }
 
-    pub fn close(self) {
+    pub(crate) fn close(self) {
         if self.any {
             self.out.push('}');
         }
@@ -68,7 +68,7 @@ impl<'a> Labels<'a> {
 
 /// Writes `{a="x",b="y"}` keeping empty values: internal metrics label by
 /// names that may be empty (a process without a name) and must stay apart.
-pub fn write_labels<'a>(out: &mut String, labels: impl IntoIterator<Item = (&'a str, &'a str)>) {
+pub(crate) fn write_labels<'a>(out: &mut String, labels: impl IntoIterator<Item = (&'a str, &'a str)>) {
     let mut any = false;
     for (k, v) in labels {
         out.push(if any { ',' } else { '{' });
@@ -86,7 +86,7 @@ pub fn write_labels<'a>(out: &mut String, labels: impl IntoIterator<Item = (&'a 
 /// The `goarch`, `goos`, `goversion`, `revision`, `version` labels of OBI's
 /// build info metrics, with Rust values (`goversion` holds the minimum Rust
 /// version obi-rs is built with).
-pub fn write_build_labels(out: &mut String, target_lang: Option<&str>) {
+pub(crate) fn write_build_labels(out: &mut String, target_lang: Option<&str>) {
     let arch = match std::env::consts::ARCH {
         "x86_64" => "amd64",
         "aarch64" => "arm64",

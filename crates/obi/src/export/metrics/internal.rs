@@ -16,41 +16,41 @@ use super::exposition::{write_build_labels, write_labels};
 
 /// Per-sink span counters, as the agent last saw them.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct SinkCounters {
-    pub sent: u64,
-    pub dropped: u64,
+pub(crate) struct SinkCounters {
+    pub(crate) sent: u64,
+    pub(crate) dropped: u64,
 }
 
 /// A counter or gauge set by the agent loop.
 #[derive(Debug, Default)]
-pub struct Cell(AtomicU64);
+pub(crate) struct Cell(AtomicU64);
 
 impl Cell {
-    pub fn set(&self, v: u64) {
+    pub(crate) fn set(&self, v: u64) {
         self.0.store(v, Ordering::Relaxed);
     }
 
-    pub fn add(&self, v: u64) {
+    pub(crate) fn add(&self, v: u64) {
         self.0.fetch_add(v, Ordering::Relaxed);
     }
 
-    pub fn get(&self) -> u64 {
+    pub(crate) fn get(&self) -> u64 {
         self.0.load(Ordering::Relaxed)
     }
 }
 
 /// How a published value is exposed on the internal metrics page.
 #[derive(Debug)]
-pub struct Exposed {
+pub(crate) struct Exposed {
     /// Metric name; rows with the same name form one family (one `# HELP`).
-    pub name: &'static str,
-    pub help: &'static str,
-    pub labels: &'static [(&'static str, &'static str)],
-    pub kind: Kind,
+    pub(crate) name: &'static str,
+    pub(crate) help: &'static str,
+    pub(crate) labels: &'static [(&'static str, &'static str)],
+    pub(crate) kind: Kind,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Kind {
+pub(crate) enum Kind {
     Counter,
     Gauge,
 }
@@ -65,15 +65,15 @@ impl Kind {
 }
 
 #[derive(Debug, Default)]
-pub struct InternalMetrics {
+pub(crate) struct InternalMetrics {
     /// The agent's counters, in the order the agent publishes them.
     published: Box<[(&'static Exposed, Cell)]>,
     /// Successful OTLP metrics exports.
-    pub otel_metric_exports: Cell,
+    pub(crate) otel_metric_exports: Cell,
     /// Failed OTLP metrics exports by error kind.
     otel_metric_export_errors: Mutex<BTreeMap<String, u64>>,
     /// Per exporter sink.
-    pub sinks: Mutex<BTreeMap<&'static str, SinkCounters>>,
+    pub(crate) sinks: Mutex<BTreeMap<&'static str, SinkCounters>>,
     /// Scrapes per (port, path).
     prom_requests: Mutex<BTreeMap<(u16, String), u64>>,
     /// Instrumented processes: pid -> process name.
@@ -83,42 +83,42 @@ pub struct InternalMetrics {
 impl InternalMetrics {
     /// A page showing `exposed` (values set by [`InternalMetrics::publish`])
     /// besides the metrics every agent has (exporters, scrapes, processes).
-    pub fn new(exposed: impl IntoIterator<Item = &'static Exposed>) -> Self {
+    pub(crate) fn new(exposed: impl IntoIterator<Item = &'static Exposed>) -> Self {
         InternalMetrics { published: exposed.into_iter().map(|e| (e, Cell::default())).collect(), ..Default::default() }
     }
 
     /// Sets the values of the exposed metrics, in the order given to [`InternalMetrics::new`].
-    pub fn publish(&self, values: impl IntoIterator<Item = u64>) {
+    pub(crate) fn publish(&self, values: impl IntoIterator<Item = u64>) {
         for ((_, cell), v) in self.published.iter().zip(values) {
             cell.set(v);
         }
     }
 
-    pub fn prometheus_request(&self, port: u16, path: &str) {
+    pub(crate) fn prometheus_request(&self, port: u16, path: &str) {
         let mut m = self.prom_requests.lock().unwrap_or_else(|e| e.into_inner());
         *m.entry((port, path.to_string())).or_default() += 1;
     }
 
-    pub fn process_instrumented(&self, pid: u32, name: &str) {
+    pub(crate) fn process_instrumented(&self, pid: u32, name: &str) {
         self.processes.lock().unwrap_or_else(|e| e.into_inner()).insert(pid, name.to_string());
     }
 
-    pub fn process_forgotten(&self, pid: u32) {
+    pub(crate) fn process_forgotten(&self, pid: u32) {
         self.processes.lock().unwrap_or_else(|e| e.into_inner()).remove(&pid);
     }
 
     /// Counts a failed OTLP metrics export; the error label is the message
     /// up to its first `:` (e.g. `HTTP status 503 Service Unavailable`).
-    pub fn otel_metric_export_error(&self, message: &str) {
+    pub(crate) fn otel_metric_export_error(&self, message: &str) {
         let kind: String = message.split(':').next().unwrap_or_default().trim().chars().take(64).collect();
         *self.otel_metric_export_errors.lock().unwrap_or_else(|e| e.into_inner()).entry(kind).or_default() += 1;
     }
 
-    pub fn set_sink(&self, name: &'static str, c: SinkCounters) {
+    pub(crate) fn set_sink(&self, name: &'static str, c: SinkCounters) {
         self.sinks.lock().unwrap_or_else(|e| e.into_inner()).insert(name, c);
     }
 
-    pub fn write_prometheus(&self, out: &mut String) {
+    pub(crate) fn write_prometheus(&self, out: &mut String) {
         let mut family = "";
         for (e, cell) in self.published.iter() {
             if e.name != family {

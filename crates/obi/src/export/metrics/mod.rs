@@ -11,11 +11,11 @@
 //! Series not updated for `ttl` are removed ([`MetricsStore::expire`]), so a
 //! process that is gone stops being reported.
 
-pub mod exposition;
-pub mod internal;
-pub mod otlp;
-pub mod prom;
-pub mod sink;
+pub(crate) mod exposition;
+pub(crate) mod internal;
+pub(crate) mod otlp;
+pub(crate) mod prom;
+pub(crate) mod sink;
 
 use std::hash::{BuildHasher, Hasher};
 use std::net::IpAddr;
@@ -40,7 +40,7 @@ fn entry_matches(e: &SelectEntry, def: &FamilyDef) -> bool {
 /// The attributes of a family after `attributes.select`: an entry naming the
 /// metric exactly beats every glob entry; matching glob entries are merged.
 /// Without `include`, the defaults are used; `exclude` removes from that.
-pub fn select_attrs(def: &FamilyDef, select: &[SelectEntry]) -> Vec<Attr> {
+pub(crate) fn select_attrs(def: &FamilyDef, select: &[SelectEntry]) -> Vec<Attr> {
     let exact: Vec<&SelectEntry> = select.iter().filter(|e| !e.is_glob && entry_matches(e, def)).collect();
     let chosen: Vec<&SelectEntry> =
         if exact.is_empty() { select.iter().filter(|e| e.is_glob && entry_matches(e, def)).collect() } else { exact };
@@ -62,7 +62,7 @@ pub fn select_attrs(def: &FamilyDef, select: &[SelectEntry]) -> Vec<Attr> {
 
 /// A stored label value.
 #[derive(Debug, Clone, PartialEq)]
-pub enum OwnedVal {
+pub(crate) enum OwnedVal {
     Str(Box<str>),
     Int(i64),
     Ip(Option<IpAddr>),
@@ -122,7 +122,7 @@ impl std::fmt::Display for OwnedVal {
 }
 
 /// Attributes of the service, first in every key: name, namespace, instance id.
-pub const SERVICE_KEY_LEN: usize = 3;
+pub(crate) const SERVICE_KEY_LEN: usize = 3;
 /// Upper bound of key length (service + every attribute of a family).
 const MAX_KEY: usize = SERVICE_KEY_LEN + 8;
 
@@ -131,79 +131,77 @@ const MAX_KEY: usize = SERVICE_KEY_LEN + 8;
 
 /// One label set of one family.
 #[derive(Debug)]
-pub struct Series {
+pub(crate) struct Series {
     hash: u64,
     /// Service name, namespace, instance id, then the family's attributes.
-    pub key: Box<[OwnedVal]>,
+    pub(crate) key: Box<[OwnedVal]>,
     /// Counts per bucket (not cumulative); the last one is `+Inf`.
-    pub counts: Box<[u64]>,
-    pub sum: f64,
-    pub count: u64,
+    pub(crate) counts: Box<[u64]>,
+    pub(crate) sum: f64,
+    pub(crate) count: u64,
     /// Monotonic time of the last update (for the TTL).
-    pub last_ns: u64,
+    pub(crate) last_ns: u64,
     /// Wall-clock time the series started (OTLP start time), ns since the epoch.
-    pub start_wall_ns: u64,
+    pub(crate) start_wall_ns: u64,
     /// The service the series belongs to (resource attributes for OTLP).
-    pub service: Arc<Service>,
+    pub(crate) service: Arc<Service>,
 }
 
 /// Whether an exporter limited to `instr` reports this family.
-pub fn family_wanted(def: &FamilyDef, instr: &Instrumentations) -> bool {
+pub(crate) fn family_wanted(def: &FamilyDef, instr: &Instrumentations) -> bool {
     instr.allows(def.instrumentation)
 }
 
 /// Whether something last updated at `last_ns` is younger than `ttl_ns` at `now_ns`.
-pub fn is_live(last_ns: u64, now_ns: u64, ttl_ns: u64) -> bool {
+pub(crate) fn is_live(last_ns: u64, now_ns: u64, ttl_ns: u64) -> bool {
     now_ns.saturating_sub(last_ns) < ttl_ns
 }
 
-pub struct Family {
-    pub def: &'static FamilyDef,
-    pub attrs: Box<[Attr]>,
-    pub bounds: Box<[f64]>,
+pub(crate) struct Family {
+    pub(crate) def: &'static FamilyDef,
+    pub(crate) attrs: Box<[Attr]>,
+    pub(crate) bounds: Box<[f64]>,
     table: HashTable<Series>,
 }
 
 impl Family {
-    pub fn series(&self) -> impl Iterator<Item = &Series> {
+    pub(crate) fn series(&self) -> impl Iterator<Item = &Series> {
         self.table.iter()
     }
 
-    pub fn len(&self) -> usize {
+    #[cfg(test)]
+    pub(crate) fn len(&self) -> usize {
         self.table.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.table.is_empty()
     }
 }
 
 /// One instrumented process seen recently (`target_info`).
 #[derive(Debug)]
-pub struct Target {
-    pub service: Arc<Service>,
-    pub last_ns: u64,
+pub(crate) struct Target {
+    pub(crate) service: Arc<Service>,
+    pub(crate) last_ns: u64,
 }
 
-pub struct MetricsStore {
+pub(crate) struct MetricsStore {
     families: Vec<Family>,
     /// By `service.instance.id`.
     targets: hashbrown::HashMap<Box<str>, Target>,
     hasher: DefaultHashBuilder,
     ttl_ns: u64,
     /// Spans recorded (at least one family updated).
-    pub recorded: u64,
+    pub(crate) recorded: u64,
 }
 
 impl MetricsStore {
     /// A store whose series live for `cfg.ttl`.
-    pub fn new(cfg: &MetricsConfig) -> Self {
+    #[cfg(test)]
+    pub(crate) fn new(cfg: &MetricsConfig) -> Self {
         Self::with_ttl(cfg, cfg.ttl)
     }
 
     /// A store whose series live for `ttl` (the longest TTL of the
     /// exporters reading it; each exporter skips series older than its own).
-    pub fn with_ttl(cfg: &MetricsConfig, ttl: Duration) -> Self {
+    pub(crate) fn with_ttl(cfg: &MetricsConfig, ttl: Duration) -> Self {
         let families = crate::span::metric_families()
             .map(|def| {
                 let attrs = select_attrs(def, &cfg.select);
@@ -224,26 +222,23 @@ impl MetricsStore {
         }
     }
 
-    pub fn ttl(&self) -> Duration {
-        Duration::from_nanos(self.ttl_ns)
-    }
-
-    pub fn families(&self) -> &[Family] {
+    pub(crate) fn families(&self) -> &[Family] {
         &self.families
     }
 
-    pub fn targets(&self) -> impl Iterator<Item = &Target> {
+    pub(crate) fn targets(&self) -> impl Iterator<Item = &Target> {
         self.targets.values()
     }
 
     /// Number of series over all families.
-    pub fn series_count(&self) -> usize {
+    #[cfg(test)]
+    pub(crate) fn series_count(&self) -> usize {
         self.families.iter().map(Family::len).sum()
     }
 
     /// Adds one span to every family that wants it. `now_ns` is monotonic,
     /// `now_wall_ns` wall clock (only used when a series is created).
-    pub fn record(&mut self, span: &Span, now_ns: u64, now_wall_ns: u64) {
+    pub(crate) fn record(&mut self, span: &Span, now_ns: u64, now_wall_ns: u64) {
         let mut any = false;
         for fam in self.families.iter_mut() {
             if !fam.def.wants(span) {
@@ -308,7 +303,7 @@ impl MetricsStore {
 
     /// Removes series (and targets) not updated for the TTL. Returns how
     /// many series went.
-    pub fn expire(&mut self, now_ns: u64) -> usize {
+    pub(crate) fn expire(&mut self, now_ns: u64) -> usize {
         let ttl = self.ttl_ns;
         let mut removed = 0;
         for fam in &mut self.families {

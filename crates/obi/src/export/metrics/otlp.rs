@@ -19,13 +19,12 @@ use tokio::sync::watch;
 use super::internal::InternalMetrics;
 use super::{MetricsStore, OwnedVal, SERVICE_KEY_LEN, family_wanted, is_live};
 use crate::config::metrics::Instrumentations;
-use crate::config::otlp::{OtlpMetricsSettings, Signal};
+use crate::config::otlp::OtlpMetricsSettings;
 use crate::export::otlp::{ExportRequest, Transport};
 use crate::export::resource::{HostInfo, kv, resource, scope};
 
 impl ExportRequest for ExportMetricsServiceRequest {
     type Response = ExportMetricsServiceResponse;
-    const SIGNAL: Signal = Signal::Metrics;
     const GRPC_PATH: &'static str = "/opentelemetry.proto.collector.metrics.v1.MetricsService/Export";
 
     fn rejected(response: &Self::Response) -> Option<(i64, String)> {
@@ -37,7 +36,7 @@ impl ExportRequest for ExportMetricsServiceRequest {
 
 /// The request for the live series of `store` (`None` when there are none):
 /// one resource per instrumented process, cumulative histograms.
-pub fn build_request(
+pub(crate) fn build_request(
     store: &MetricsStore,
     host: &HostInfo,
     instr: &Instrumentations,
@@ -109,7 +108,7 @@ pub fn build_request(
 }
 
 /// Exports every `interval` until `shutdown`, then once more.
-pub fn spawn_exporter(
+pub(crate) fn spawn_exporter(
     settings: OtlpMetricsSettings,
     store: Arc<Mutex<MetricsStore>>,
     host: Arc<HostInfo>,

@@ -41,24 +41,30 @@ fn series_labels(key: &[OwnedVal], attrs: &[super::Attr], svc: &Service, buf: &m
 
 /// What the Prometheus page shows.
 #[derive(Debug, Clone)]
-pub struct PromOptions {
+pub(crate) struct PromOptions {
     /// Report `obi_build_info`.
-    pub build_info: bool,
+    pub(crate) build_info: bool,
     /// `prometheus_export.instrumentations`.
-    pub instrumentations: Instrumentations,
+    pub(crate) instrumentations: Instrumentations,
     /// `prometheus_export.ttl`: older series are not shown.
-    pub ttl: Duration,
+    pub(crate) ttl: Duration,
 }
 
 impl PromOptions {
-    pub fn from_config(cfg: &MetricsConfig) -> Self {
+    pub(crate) fn from_config(cfg: &MetricsConfig) -> Self {
         PromOptions { build_info: !cfg.disable_build_info, instrumentations: cfg.instrumentations, ttl: cfg.ttl }
     }
 }
 
 /// The application metrics: RED histograms, `target_info`, `obi_build_info`,
 /// as of `now_ns` (monotonic).
-pub fn write_application(out: &mut String, store: &MetricsStore, host: &HostInfo, opts: &PromOptions, now_ns: u64) {
+pub(crate) fn write_application(
+    out: &mut String,
+    store: &MetricsStore,
+    host: &HostInfo,
+    opts: &PromOptions,
+    now_ns: u64,
+) {
     let mut labels = String::new();
     let ttl = opts.ttl.as_nanos().min(u64::MAX as u128) as u64;
     for fam in store.families() {
@@ -157,7 +163,7 @@ pub fn write_application(out: &mut String, store: &MetricsStore, host: &HostInfo
 
 /// What one path of an endpoint serves.
 #[derive(Clone)]
-pub enum Page {
+pub(crate) enum Page {
     /// RED metrics, `target_info`, build info.
     Application { store: Arc<Mutex<MetricsStore>>, host: Arc<HostInfo>, opts: PromOptions },
     /// Metrics about obi-rs itself.
@@ -181,14 +187,14 @@ impl Page {
 }
 
 /// Binds a scrape endpoint on all interfaces (like OBI).
-pub async fn bind(port: u16) -> Result<tokio::net::TcpListener> {
+pub(crate) async fn bind(port: u16) -> Result<tokio::net::TcpListener> {
     tokio::net::TcpListener::bind(("0.0.0.0", port))
         .await
         .with_context(|| format!("cannot open the Prometheus scrape endpoint on port {port}"))
 }
 
 /// Serves `pages` (path -> page) on `listener` until `shutdown` turns true.
-pub fn spawn_server(
+pub(crate) fn spawn_server(
     listener: tokio::net::TcpListener,
     port: u16,
     pages: Vec<(String, Page)>,

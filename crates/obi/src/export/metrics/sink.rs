@@ -20,13 +20,13 @@ const EXPIRY_PERIOD: Duration = Duration::from_secs(1);
 
 /// What the sink counts besides what the fan-out counts for it.
 #[derive(Debug, Default)]
-pub struct RecorderStats {
+pub(crate) struct RecorderStats {
     /// Metric series removed after the TTL.
-    pub series_expired: AtomicU64,
+    pub(crate) series_expired: AtomicU64,
 }
 
 /// Records batches from `input` into `store` until the fan-out closes it.
-pub fn spawn(
+pub(crate) fn spawn(
     store: Arc<Mutex<MetricsStore>>,
     mut input: mpsc::Receiver<SpanBatch>,
 ) -> (tokio::task::JoinHandle<()>, Arc<RecorderStats>) {

@@ -13,7 +13,7 @@ const JITTER: f64 = 0.5;
 
 /// Retry schedule of one request.
 #[derive(Debug)]
-pub struct Backoff {
+pub(crate) struct Backoff {
     cfg: BackoffConfig,
     /// The next delay before jitter.
     interval: Duration,
@@ -21,14 +21,14 @@ pub struct Backoff {
 }
 
 impl Backoff {
-    pub fn new(cfg: BackoffConfig) -> Self {
+    pub(crate) fn new(cfg: BackoffConfig) -> Self {
         Backoff { cfg, interval: cfg.initial, started: Instant::now() }
     }
 
     /// The delay before the next attempt, or `None` when the request should
     /// be given up. A server's `Retry-After`/`RetryInfo` replaces the computed
     /// delay (capped by `max`).
-    pub fn next_delay(&mut self, retry_after: Option<Duration>) -> Option<Duration> {
+    pub(crate) fn next_delay(&mut self, retry_after: Option<Duration>) -> Option<Duration> {
         let base = self.interval;
         self.interval = self.interval.mul_f64(MULTIPLIER).min(self.cfg.max);
         let delay = match retry_after {

@@ -24,7 +24,7 @@ use crate::config::otlp::TlsSettings;
 /// The rustls configuration of a TLS endpoint: the system's roots (Mozilla's
 /// when the system has none) plus the configured CA file, or no verification
 /// at all with `skip_verify`. `alpn`: `h2` for gRPC, `http/1.1` for HTTP.
-pub fn tls_config(tls: &TlsSettings, alpn: &[u8]) -> Result<Arc<ClientConfig>, String> {
+pub(crate) fn tls_config(tls: &TlsSettings, alpn: &[u8]) -> Result<Arc<ClientConfig>, String> {
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let builder = ClientConfig::builder_with_provider(provider.clone())
         .with_safe_default_protocol_versions()
@@ -89,13 +89,13 @@ impl ServerCertVerifier for AcceptAnyCert {
 
 /// Opens a connection to the URI's host and port, with TLS when configured.
 #[derive(Clone)]
-pub struct Connector {
+pub(crate) struct Connector {
     tls: Option<Arc<ClientConfig>>,
     connect_timeout: Duration,
 }
 
 impl Connector {
-    pub fn new(tls: Option<Arc<ClientConfig>>, connect_timeout: Duration) -> Self {
+    pub(crate) fn new(tls: Option<Arc<ClientConfig>>, connect_timeout: Duration) -> Self {
         Connector { tls, connect_timeout }
     }
 }
@@ -178,7 +178,7 @@ impl AsyncWrite for Conn {
 }
 
 /// A connection as hyper and tonic want it.
-pub struct Stream(TokioIo<Conn>);
+pub(crate) struct Stream(TokioIo<Conn>);
 
 impl hyper::rt::Read for Stream {
     fn poll_read(

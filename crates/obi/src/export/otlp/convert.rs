@@ -22,11 +22,11 @@ use crate::service::Service;
 use crate::span::{Span, TraceContext, Value as SpanValue};
 
 /// The OTel span name (OBI's `TraceName()`), as the span's protocol gives it.
-pub fn span_name(span: &Span) -> String {
+pub(crate) fn span_name(span: &Span) -> String {
     span.semantics().name().into_owned()
 }
 
-pub fn span_kind(kind: crate::span::SpanKind) -> SpanKind {
+pub(crate) fn span_kind(kind: crate::span::SpanKind) -> SpanKind {
     match kind {
         crate::span::SpanKind::Server => SpanKind::Server,
         crate::span::SpanKind::Client => SpanKind::Client,
@@ -36,7 +36,7 @@ pub fn span_kind(kind: crate::span::SpanKind) -> SpanKind {
 
 /// Error when the span's protocol says so; everything else is unset (OBI's
 /// newer, semconv behaviour).
-pub fn span_status(span: &Span) -> Status {
+pub(crate) fn span_status(span: &Span) -> Status {
     let code = if span.semantics().is_error(span.kind) { StatusCode::Error } else { StatusCode::Unset };
     Status { message: String::new(), code: code as i32 }
 }
@@ -51,7 +51,7 @@ fn any_value(v: SpanValue<'_>) -> Value {
 }
 
 /// The attributes of a span (OBI's `traceAttributes`).
-pub fn span_attributes(span: &Span) -> Vec<KeyValue> {
+pub(crate) fn span_attributes(span: &Span) -> Vec<KeyValue> {
     let mut a = Vec::with_capacity(10);
     span.semantics().otel_attributes(span, &mut |key, value| a.push(kv(key, any_value(value))));
     a
@@ -59,7 +59,7 @@ pub fn span_attributes(span: &Span) -> Vec<KeyValue> {
 
 /// Gives a span without ids random ones (OBI generates a trace id when the
 /// kernel had none), so that every exported span is valid.
-pub fn complete_ids(trace: &TraceContext) -> TraceContext {
+pub(crate) fn complete_ids(trace: &TraceContext) -> TraceContext {
     let mut t = *trace;
     if t.trace_id == [0; 16] {
         t.trace_id = rand::random();
@@ -73,7 +73,7 @@ pub fn complete_ids(trace: &TraceContext) -> TraceContext {
 
 /// One span in OTLP form; `trace` is the span's context after
 /// [`complete_ids`].
-pub fn to_otlp(span: &Span, trace: &TraceContext) -> OtlpSpan {
+pub(crate) fn to_otlp(span: &Span, trace: &TraceContext) -> OtlpSpan {
     OtlpSpan {
         trace_id: trace.trace_id.to_vec(),
         span_id: trace.span_id.to_vec(),
@@ -95,7 +95,7 @@ pub fn to_otlp(span: &Span, trace: &TraceContext) -> OtlpSpan {
 }
 
 /// Groups converted spans by process into one export request.
-pub fn build_request(spans: Vec<(Arc<Service>, OtlpSpan)>, host: &HostInfo) -> ExportTraceServiceRequest {
+pub(crate) fn build_request(spans: Vec<(Arc<Service>, OtlpSpan)>, host: &HostInfo) -> ExportTraceServiceRequest {
     let mut index: HashMap<*const Service, usize> = HashMap::new();
     let mut out: Vec<ResourceSpans> = Vec::new();
     // Keeps each `Arc` alive while its pointer is a key.
@@ -166,7 +166,6 @@ mod tests {
             end_ns: 5_000,
             trace: TraceContext { trace_id: [0xab; 16], span_id: [0xcd; 8], parent_span_id: [0; 8], flags: 1 },
             service: service(),
-            tid: 1,
         }
     }
 

@@ -5,11 +5,11 @@
 //! span conversion ([`convert`]), sampling ([`sampler`]) and the sink task
 //! ([`traces`]).
 
-pub mod backoff;
-pub mod connect;
-pub mod convert;
-pub mod sampler;
-pub mod traces;
-pub mod transport;
+pub(crate) mod backoff;
+pub(crate) mod connect;
+pub(crate) mod convert;
+pub(crate) mod sampler;
+pub(crate) mod traces;
+pub(crate) mod transport;
 
-pub use transport::{ExportError, ExportOk, ExportRequest, Transport};
+pub(crate) use transport::{ExportRequest, Transport};

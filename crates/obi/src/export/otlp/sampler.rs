@@ -9,7 +9,7 @@ use crate::span::TraceContext;
 
 // The settings type lives in config; the decision, which reads spans, lives here.
 impl Sampler {
-    pub fn should_sample(&self, trace: &TraceContext) -> bool {
+    pub(crate) fn should_sample(&self, trace: &TraceContext) -> bool {
         if self.parent_based && trace.has_parent() {
             return trace.sampled();
         }

@@ -32,23 +32,23 @@ use crate::service::Service;
 use crate::span::Span;
 
 /// Drops are logged at most this often.
-pub const DROP_LOG_INTERVAL: Duration = Duration::from_secs(10);
+pub(crate) const DROP_LOG_INTERVAL: Duration = Duration::from_secs(10);
 
 const COMPONENT: &str = "otel.TracesExporter";
 
 /// Counters of the traces exporter.
 #[derive(Debug, Default)]
-pub struct ExportStats {
+pub(crate) struct ExportStats {
     /// Spans the receiver accepted.
-    pub exported: AtomicU64,
+    pub(crate) exported: AtomicU64,
     /// Spans lost: queue full, retries given up, rejected by the receiver.
-    pub dropped: AtomicU64,
+    pub(crate) dropped: AtomicU64,
     /// Export requests that failed for good.
-    pub failed_requests: AtomicU64,
+    pub(crate) failed_requests: AtomicU64,
     /// Attempts repeated after a retryable failure.
-    pub retries: AtomicU64,
+    pub(crate) retries: AtomicU64,
     /// Spans not exported by the sampler.
-    pub sampled_out: AtomicU64,
+    pub(crate) sampled_out: AtomicU64,
 }
 
 impl fmt::Display for ExportStats {
@@ -67,7 +67,7 @@ impl fmt::Display for ExportStats {
 }
 
 /// Starts the exporter task reading `rx` until it closes. Needs a tokio runtime.
-pub fn spawn(
+pub(crate) fn spawn(
     cfg: OtlpTracesSettings,
     host: HostInfo,
     rx: mpsc::Receiver<SpanBatch>,

@@ -25,15 +25,14 @@ use tonic::transport::Channel;
 use tonic_types::StatusExt;
 
 use super::connect::{Connector, tls_config};
-use crate::config::otlp::{OtlpEndpoint, Protocol, Signal};
+use crate::config::otlp::{OtlpEndpoint, Protocol};
 
 /// Largest response body read (partial-success details, error text).
 const MAX_RESPONSE_BODY: usize = 64 << 10;
 
 /// An OTLP export request of one signal.
-pub trait ExportRequest: prost::Message + serde::Serialize + Send + Sync + 'static {
+pub(crate) trait ExportRequest: prost::Message + serde::Serialize + Send + Sync + 'static {
     type Response: prost::Message + Default + serde::de::DeserializeOwned + Send + 'static;
-    const SIGNAL: Signal;
     /// The gRPC method of this signal's `Export` call.
     const GRPC_PATH: &'static str;
 
@@ -43,7 +42,6 @@ pub trait ExportRequest: prost::Message + serde::Serialize + Send + Sync + 'stat
 
 impl ExportRequest for ExportTraceServiceRequest {
     type Response = ExportTraceServiceResponse;
-    const SIGNAL: Signal = Signal::Traces;
     const GRPC_PATH: &'static str = "/opentelemetry.proto.collector.trace.v1.TraceService/Export";
 
     fn rejected(response: &Self::Response) -> Option<(i64, String)> {
@@ -53,7 +51,7 @@ impl ExportRequest for ExportTraceServiceRequest {
 }
 
 /// A request encoded for its endpoint: cheap to clone and to resend.
-pub struct Encoded<R> {
+pub(crate) struct Encoded<R> {
     body: Bytes,
     _signal: PhantomData<fn() -> R>,
 }
@@ -64,16 +62,7 @@ impl<R> Clone for Encoded<R> {
     }
 }
 
-impl<R> Encoded<R> {
-    /// Encoded size in bytes.
-    pub fn len(&self) -> usize {
-        self.body.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.body.is_empty()
-    }
-}
+impl<R> Encoded<R> {}
 
 /// gRPC codec that sends already-encoded protobuf bytes and decodes the
 /// response message.
@@ -125,12 +114,12 @@ impl<Resp: prost::Message + Default> Decoder for RawDecoder<Resp> {
 
 /// A failed export.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ExportError {
+pub(crate) struct ExportError {
     /// Worth sending the same data again later.
-    pub retryable: bool,
+    pub(crate) retryable: bool,
     /// The receiver's requested delay (`Retry-After`, gRPC `RetryInfo`).
-    pub retry_after: Option<Duration>,
-    pub message: String,
+    pub(crate) retry_after: Option<Duration>,
+    pub(crate) message: String,
 }
 
 impl std::fmt::Display for ExportError {
@@ -147,7 +136,7 @@ impl ExportError {
 
 /// gRPC codes worth retrying (OTLP specification), plus `RESOURCE_EXHAUSTED`
 /// (the receiver is overloaded); `RetryInfo` gives the delay when present.
-pub fn classify_grpc(status: &tonic::Status) -> ExportError {
+pub(crate) fn classify_grpc(status: &tonic::Status) -> ExportError {
     use tonic::Code;
     let retryable = matches!(
         status.code(),
@@ -170,7 +159,7 @@ pub fn classify_grpc(status: &tonic::Status) -> ExportError {
 
 /// HTTP statuses worth retrying (OTLP specification): 429, 502, 503, 504;
 /// `Retry-After` in seconds gives the delay.
-pub fn classify_http(status: StatusCode, retry_after: Option<&HeaderValue>, body: &[u8]) -> ExportError {
+pub(crate) fn classify_http(status: StatusCode, retry_after: Option<&HeaderValue>, body: &[u8]) -> ExportError {
     let retryable = matches!(status.as_u16(), 429 | 502 | 503 | 504);
     let retry_after =
         retry_after.and_then(|v| v.to_str().ok()).and_then(|v| v.trim().parse::<u64>().ok()).map(Duration::from_secs);
@@ -186,10 +175,10 @@ pub fn classify_http(status: StatusCode, retry_after: Option<&HeaderValue>, body
 
 /// What a successful export returned.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct ExportOk {
+pub(crate) struct ExportOk {
     /// Items the receiver rejected (partial success), and why.
-    pub rejected: i64,
-    pub message: String,
+    pub(crate) rejected: i64,
+    pub(crate) message: String,
 }
 
 #[derive(Clone)]
@@ -201,14 +190,14 @@ enum Inner {
 /// A client for one endpoint. Cheap to clone; connects lazily, reconnects
 /// after failures by itself.
 #[derive(Clone)]
-pub struct Transport {
+pub(crate) struct Transport {
     endpoint: OtlpEndpoint,
     inner: Inner,
 }
 
 impl Transport {
     /// Builds the client (no connection yet). Needs a tokio runtime.
-    pub fn new(endpoint: OtlpEndpoint) -> Result<Self, String> {
+    pub(crate) fn new(endpoint: OtlpEndpoint) -> Result<Self, String> {
         let alpn: &[u8] = if endpoint.protocol == Protocol::Grpc { b"h2" } else { b"http/1.1" };
         let tls = endpoint.tls.as_ref().map(|t| tls_config(t, alpn)).transpose()?;
         let connector = Connector::new(tls, endpoint.timeout);
@@ -228,13 +217,9 @@ impl Transport {
         Ok(Transport { endpoint, inner })
     }
 
-    pub fn endpoint(&self) -> &OtlpEndpoint {
-        &self.endpoint
-    }
-
     /// Encodes a request the way this endpoint sends it (JSON for
     /// `http/json`, protobuf otherwise).
-    pub fn encode<R: ExportRequest>(&self, request: &R) -> Result<Encoded<R>, ExportError> {
+    pub(crate) fn encode<R: ExportRequest>(&self, request: &R) -> Result<Encoded<R>, ExportError> {
         let body = if self.endpoint.protocol == Protocol::HttpJson {
             serde_json::to_vec(request).map_err(|e| ExportError {
                 retryable: false,
@@ -248,14 +233,14 @@ impl Transport {
     }
 
     /// Encodes and sends one request.
-    pub async fn export<R: ExportRequest>(&self, request: R) -> Result<ExportOk, ExportError> {
+    pub(crate) async fn export<R: ExportRequest>(&self, request: R) -> Result<ExportOk, ExportError> {
         let encoded = self.encode(&request)?;
         drop(request);
         self.export_encoded(&encoded).await
     }
 
     /// Sends one encoded request, within the endpoint's timeout.
-    pub async fn export_encoded<R: ExportRequest>(&self, request: &Encoded<R>) -> Result<ExportOk, ExportError> {
+    pub(crate) async fn export_encoded<R: ExportRequest>(&self, request: &Encoded<R>) -> Result<ExportOk, ExportError> {
         let timeout = self.endpoint.timeout;
         let call = async {
             match &self.inner {
@@ -341,6 +326,7 @@ fn error_chain(e: &dyn std::error::Error) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config::otlp::Signal;
 
     #[test]
     fn grpc_retryable_codes() {
