@@ -6,7 +6,7 @@
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use anyhow::Result;
+use anyhow::{Context, Result};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
@@ -54,7 +54,7 @@ impl Exporters {
         if let Some(traces) = &cfg.export.otlp_traces {
             let (rx, _) = fanout.add_sink("otlp_traces", Signal::Traces);
             let (task, stats) = otlp::traces::spawn(traces.clone(), host.clone(), rx)
-                .map_err(|e| anyhow::anyhow!("cannot start the OTLP traces exporter: {e}"))?;
+                .context("cannot start the OTLP traces exporter")?;
             sink_tasks.push(task);
             otlp_traces = Some(stats);
         }

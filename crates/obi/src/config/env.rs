@@ -444,7 +444,8 @@ pub(crate) static ENV_VARS: &[EnvVar] = &[
         yaml: "prometheus_export.instrumentations",
         help: "protocols that produce metrics: * or a list such as http,grpc (default *)",
         target: Target::Config(|c, v, _| {
-            c.metrics.instrumentations = super::metrics::Instrumentations::parse(v.split(','))?;
+            c.metrics.instrumentations = super::instrumentations::Instrumentations::parse(v.split(','))
+                .map_err(|e| super::metrics::MetricsValueError::Instrumentation(e.0))?;
             Ok(())
         }),
     },

@@ -7,6 +7,7 @@
 //! located [`super::ConfigError`]. Environment variables override the result
 //! (see [`super::env`]).
 
+use super::instrumentations::Instrumentations;
 use std::fmt;
 use std::time::Duration;
 
@@ -130,48 +131,6 @@ pub(crate) struct SelectEntry {
     pub(crate) is_glob: bool,
     pub(crate) include: Vec<GlobPattern>,
     pub(crate) exclude: Vec<GlobPattern>,
-}
-
-/// Which families `prometheus_export.instrumentations` keeps.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) struct Instrumentations {
-    pub(crate) http: bool,
-    pub(crate) grpc: bool,
-}
-
-impl Default for Instrumentations {
-    fn default() -> Self {
-        Instrumentations { http: true, grpc: true }
-    }
-}
-
-impl Instrumentations {
-    /// Whether the instrumentation named `name` (`http`, `grpc`...) is on.
-    pub(crate) fn allows(&self, name: &str) -> bool {
-        match name {
-            "http" => self.http,
-            "grpc" => self.grpc,
-            _ => false,
-        }
-    }
-
-    /// A list such as `["*"]`, `["http"]` or `"http,grpc"`. Names of
-    /// protocols obi-rs does not capture yet (`sql`, `redis`...) are accepted.
-    pub(crate) fn parse<'a>(items: impl IntoIterator<Item = &'a str>) -> Result<Instrumentations, MetricsValueError> {
-        let mut out = Instrumentations { http: false, grpc: false };
-        for item in items {
-            match item.trim() {
-                "*" => out = Instrumentations::default(),
-                "http" => out.http = true,
-                "grpc" => out.grpc = true,
-                "sql" | "redis" | "kafka" | "mqtt" | "nats" | "amqp" | "mongo" | "couchbase" | "memcached"
-                | "genai" | "dns" | "sunrpc" | "gpu" => {}
-                "" => {}
-                other => return Err(MetricsValueError::Instrumentation(other.to_string())),
-            }
-        }
-        Ok(out)
-    }
 }
 
 /// `internal_metrics.exporter`.
@@ -444,8 +403,8 @@ pub(crate) fn apply_prometheus_section(
             }
             "instrumentations" => {
                 let list = string_list(&p, val)?;
-                m.instrumentations =
-                    Instrumentations::parse(list.iter().map(String::as_str)).map_err(|e| err(&p, e))?;
+                m.instrumentations = Instrumentations::parse(list.iter().map(String::as_str))
+                    .map_err(|e| err(&p, MetricsValueError::Instrumentation(e.0)))?;
             }
             "disable_build_info" => m.disable_build_info = bool_value(&p, val)?,
             "port" => {}
@@ -636,7 +595,7 @@ mod tests {
         assert_eq!(m.ttl, Duration::from_secs(3));
         assert_eq!(m.duration_buckets, [0.0, 1.0, 2.0]);
         assert_eq!(m.size_buckets, DEFAULT_SIZE_BUCKETS);
-        assert_eq!(m.instrumentations, Instrumentations { http: true, grpc: false });
+        assert_eq!(m.instrumentations, Instrumentations::parse(["http"]).unwrap());
         assert_eq!(notes.len(), 1, "{notes:?}");
         for (bad, key) in [
             (json!({"ttl": "0s"}), "prometheus_export.ttl"),

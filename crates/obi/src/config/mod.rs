@@ -19,6 +19,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 pub(crate) mod env;
+pub(crate) mod instrumentations;
 pub(crate) mod metrics;
 pub(crate) mod otlp;
 pub(crate) mod parse;

@@ -7,7 +7,8 @@ use super::endpoint::{OtlpEndpoint, resolve_endpoint};
 use super::signal::Signal;
 use super::sources::{Lookup, Setting};
 use crate::config::ConfigError;
-use crate::config::metrics::{DEFAULT_TTL, Instrumentations};
+use crate::config::instrumentations::Instrumentations;
+use crate::config::metrics::{DEFAULT_TTL, MetricsValueError};
 use crate::config::parse::parse_go_duration;
 
 /// OTel's default `OTEL_METRIC_EXPORT_INTERVAL`.
@@ -52,7 +53,8 @@ pub(crate) fn resolve(lookup: &Lookup<'_>) -> Result<Option<OtlpMetricsSettings>
         return Err(bad(&s, "the export interval must be greater than 0"));
     }
     let instrumentations = match lookup.get("OTEL_EBPF_METRICS_INSTRUMENTATIONS", "instrumentations") {
-        Some(s) => Instrumentations::parse(s.value.split(',')).map_err(|e| bad(&s, e.to_string()))?,
+        Some(s) => Instrumentations::parse(s.value.split(','))
+            .map_err(|e| bad(&s, MetricsValueError::Instrumentation(e.0).to_string()))?,
         None => Instrumentations::default(),
     };
     if let Some(s) = lookup.get("OTEL_EXPORTER_OTLP_METRICS_DEFAULT_HISTOGRAM_AGGREGATION", "histogram_aggregation") {

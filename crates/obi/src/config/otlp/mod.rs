@@ -22,8 +22,6 @@ pub(crate) use signal::Signal;
 pub(crate) use sources::OtlpSources;
 #[cfg(test)]
 pub(crate) use sources::Setting;
-#[cfg(test)]
-pub(crate) use traces::TracesInstrumentations;
 pub(crate) use traces::{BackoffConfig, OtlpTracesSettings};
 
 use super::{ConfigError, Diagnostic};

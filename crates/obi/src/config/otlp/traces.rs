@@ -7,6 +7,7 @@ use super::endpoint::{OtlpEndpoint, resolve_endpoint};
 use super::sampler::Sampler;
 use super::signal::Signal;
 use super::sources::{Lookup, Setting};
+use crate::config::instrumentations::Instrumentations;
 use crate::config::parse::parse_go_duration;
 use crate::config::{ConfigError, Diagnostic};
 
@@ -14,70 +15,14 @@ pub(crate) const DEFAULT_BATCH_MAX_SIZE: usize = 4096;
 pub(crate) const DEFAULT_QUEUE_SIZE: usize = 16384;
 pub(crate) const DEFAULT_BATCH_TIMEOUT: Duration = Duration::from_secs(5);
 
-/// Instrumentation names OBI accepts in `instrumentations` lists.
-const INSTRUMENTATIONS: &[&str] = &[
-    "http",
-    "grpc",
-    "sql",
-    "redis",
-    "kafka",
-    "mqtt",
-    "nats",
-    "amqp",
-    "mongo",
-    "couchbase",
-    "memcached",
-    "sunrpc",
-    "gpu",
-    "genai",
-    "dns",
-];
-
-/// Which instrumentations export spans (`OTEL_EBPF_TRACES_INSTRUMENTATIONS`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) struct TracesInstrumentations(u32);
-
-impl Default for TracesInstrumentations {
-    fn default() -> Self {
-        TracesInstrumentations::ALL
-    }
-}
-
-impl TracesInstrumentations {
-    pub(crate) const ALL: TracesInstrumentations = TracesInstrumentations(u32::MAX);
-
-    fn bit(name: &str) -> Option<u32> {
-        INSTRUMENTATIONS.iter().position(|n| *n == name).map(|i| 1 << i)
-    }
-
-    /// A comma-separated list of names, or `*` (an empty list exports nothing).
-    pub(crate) fn parse(s: &Setting) -> Result<Self, ConfigError> {
-        let mut bits = 0;
-        for name in s.value.split(',').map(|n| n.trim().to_ascii_lowercase()).filter(|n| !n.is_empty()) {
-            if name == "*" || name == "all" {
-                return Ok(TracesInstrumentations::ALL);
-            }
-            bits |= Self::bit(&name).ok_or_else(|| {
-                ConfigError::value(
-                    s.source.clone(),
-                    format!("unknown instrumentation {name:?} (expected * or any of {})", INSTRUMENTATIONS.join(", ")),
-                )
-            })?;
-        }
-        Ok(TracesInstrumentations(bits))
-    }
-
-    /// Whether the instrumentation `name` (`http`, `grpc`, ...) is exported.
-    pub(crate) fn includes(self, name: &str) -> bool {
-        Self::bit(name).is_some_and(|b| self.0 & b != 0)
-    }
-
-    pub(crate) fn names(self) -> String {
-        if self == Self::ALL {
-            return "*".into();
-        }
-        INSTRUMENTATIONS.iter().filter(|n| self.includes(n)).copied().collect::<Vec<_>>().join(",")
-    }
+/// `OTEL_EBPF_TRACES_INSTRUMENTATIONS`: a comma-separated list, or `*`.
+fn parse_instrumentations(s: &Setting) -> Result<Instrumentations, ConfigError> {
+    Instrumentations::parse(s.value.split(',')).map_err(|e| {
+        ConfigError::value(
+            s.source.clone(),
+            format!("{e} (expected * or any of {})", crate::config::instrumentations::NAMES.join(", ")),
+        )
+    })
 }
 
 /// Retry schedule of a failed export (`OTEL_EBPF_BACKOFF_*`).
@@ -104,7 +49,7 @@ impl Default for BackoffConfig {
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) struct OtlpTracesSettings {
     pub(crate) endpoint: OtlpEndpoint,
-    pub(crate) instrumentations: TracesInstrumentations,
+    pub(crate) instrumentations: Instrumentations,
     pub(crate) sampler: Sampler,
     pub(crate) batch_max_size: usize,
     pub(crate) queue_size: usize,
@@ -122,8 +67,8 @@ pub(crate) fn resolve(
         return Ok(None);
     };
     let instrumentations = match lookup.get("OTEL_EBPF_TRACES_INSTRUMENTATIONS", "instrumentations") {
-        Some(s) => TracesInstrumentations::parse(&s)?,
-        None => TracesInstrumentations::ALL,
+        Some(s) => parse_instrumentations(&s)?,
+        None => Instrumentations::ALL,
     };
     let sampler = Sampler::from_settings(
         lookup.get("OTEL_TRACES_SAMPLER", "sampler.name").as_ref(),
@@ -216,15 +161,15 @@ mod tests {
 
     #[test]
     fn instrumentation_lists() {
-        let all = TracesInstrumentations::parse(&setting("*")).unwrap();
+        let all = parse_instrumentations(&setting("*")).unwrap();
         assert!(all.includes("http") && all.includes("grpc"));
         assert!(!all.includes("process"));
-        let grpc = TracesInstrumentations::parse(&setting(" grpc , sql")).unwrap();
+        let grpc = parse_instrumentations(&setting(" grpc , sql")).unwrap();
         assert!(grpc.includes("grpc") && !grpc.includes("http"));
         assert_eq!(grpc.names(), "grpc,sql");
-        let none = TracesInstrumentations::parse(&setting("")).unwrap();
+        let none = parse_instrumentations(&setting("")).unwrap();
         assert!(!none.includes("http"));
-        let e = TracesInstrumentations::parse(&setting("http,soap")).unwrap_err().to_string();
+        let e = parse_instrumentations(&setting("http,soap")).unwrap_err().to_string();
         assert!(e.starts_with("OTEL_EBPF_TRACES_INSTRUMENTATIONS: unknown instrumentation \"soap\""), "{e}");
     }
 
@@ -248,7 +193,7 @@ mod tests {
         .unwrap()
         .unwrap();
         assert_eq!(c.endpoint.protocol, Protocol::Grpc);
-        assert_eq!(c.instrumentations, TracesInstrumentations::ALL);
+        assert_eq!(c.instrumentations, Instrumentations::ALL);
         assert_eq!(c.sampler, Sampler::default());
         assert_eq!((c.batch_max_size, c.queue_size, c.batch_timeout), (4096, 16384, Duration::from_secs(5)));
         let c = cfg_from(

@@ -24,7 +24,8 @@ use std::time::Duration;
 
 use hashbrown::{DefaultHashBuilder, HashTable};
 
-use crate::config::metrics::{Instrumentations, MetricsConfig, SelectEntry};
+use crate::config::instrumentations::Instrumentations;
+use crate::config::metrics::{MetricsConfig, SelectEntry};
 use crate::service::Service;
 use crate::span::Span;
 use crate::span::Value as Val;
@@ -149,7 +150,7 @@ pub(crate) struct Series {
 
 /// Whether an exporter limited to `instr` reports this family.
 pub(crate) fn family_wanted(def: &FamilyDef, instr: &Instrumentations) -> bool {
-    instr.allows(def.instrumentation)
+    instr.includes(def.instrumentation)
 }
 
 /// Whether something last updated at `last_ns` is younger than `ttl_ns` at `now_ns`.

@@ -9,6 +9,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use anyhow::Context;
 use opentelemetry_proto::tonic::collector::metrics::v1::{ExportMetricsServiceRequest, ExportMetricsServiceResponse};
 use opentelemetry_proto::tonic::common::v1::any_value;
 use opentelemetry_proto::tonic::metrics::v1::{
@@ -18,7 +19,7 @@ use tokio::sync::watch;
 
 use super::internal::InternalMetrics;
 use super::{MetricsStore, OwnedVal, SERVICE_KEY_LEN, family_wanted, is_live};
-use crate::config::metrics::Instrumentations;
+use crate::config::instrumentations::Instrumentations;
 use crate::config::otlp::OtlpMetricsSettings;
 use crate::export::otlp::{ExportRequest, Transport};
 use crate::export::resource::{HostInfo, kv, resource, scope};
@@ -115,8 +116,7 @@ pub(crate) fn spawn_exporter(
     internal: Arc<InternalMetrics>,
     mut shutdown: watch::Receiver<bool>,
 ) -> anyhow::Result<tokio::task::JoinHandle<()>> {
-    let transport =
-        Transport::new(settings.endpoint.clone()).map_err(|e| anyhow::anyhow!("OTLP metrics exporter: {e}"))?;
+    let transport = Transport::new(settings.endpoint.clone()).context("OTLP metrics exporter")?;
     tracing::info!(
         component = "otel.MetricsExporter",
         endpoint = %settings.endpoint.url,

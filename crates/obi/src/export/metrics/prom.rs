@@ -14,7 +14,8 @@ use tokio::sync::watch;
 use super::exposition::{CONTENT_TYPE, Labels, label_name, write_build_labels, write_float};
 use super::internal::InternalMetrics;
 use super::{MetricsStore, OwnedVal, SERVICE_KEY_LEN, family_wanted, is_live};
-use crate::config::metrics::{Instrumentations, MetricsConfig};
+use crate::config::instrumentations::Instrumentations;
+use crate::config::metrics::MetricsConfig;
 use crate::export::resource::{HostInfo, SDK_NAME, SDK_VERSION};
 use crate::service::Service;
 

@@ -209,7 +209,7 @@ fn recording_an_existing_series_does_not_grow_the_store() {
 #[test]
 fn instrumentations_filter_and_own_ttl_at_render() {
     let cfg = MetricsConfig {
-        instrumentations: crate::config::metrics::Instrumentations { http: false, grpc: true },
+        instrumentations: crate::config::instrumentations::Instrumentations::parse(["grpc"]).unwrap(),
         ..MetricsConfig::default()
     };
     let mut store = MetricsStore::with_ttl(&cfg, Duration::from_secs(100));
@@ -348,7 +348,7 @@ fn otlp_request_groups_by_process_with_cumulative_histograms() {
     }
     store.record(&span(&b, Shape::GrpcClient, "/p.S/M", 0, 5), 1, 7);
     let host = HostInfo { host_name: "h".into(), host_id: Some("id".into()) };
-    let all = crate::config::metrics::Instrumentations::default();
+    let all = crate::config::instrumentations::Instrumentations::default();
     let req = super::otlp::build_request(&store, &host, &all, Duration::from_secs(60), 2, 99).unwrap();
     assert_eq!(req.resource_metrics.len(), 2);
     let res_attr =
@@ -406,7 +406,7 @@ fn otlp_request_groups_by_process_with_cumulative_histograms() {
     assert_eq!(m.len(), 1);
     assert_eq!(m[0].name, "rpc.client.duration");
     // Instrumentations and TTL filter what is sent.
-    let http_only = crate::config::metrics::Instrumentations { http: true, grpc: false };
+    let http_only = crate::config::instrumentations::Instrumentations::parse(["http"]).unwrap();
     let req = super::otlp::build_request(&store, &host, &http_only, Duration::from_secs(60), 2, 99).unwrap();
     assert_eq!(req.resource_metrics.len(), 1);
     assert!(super::otlp::build_request(&store, &host, &all, Duration::from_secs(1), 2_000_000_000, 99).is_none());

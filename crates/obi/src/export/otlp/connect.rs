@@ -21,14 +21,27 @@ use tokio::net::TcpStream;
 
 use crate::config::otlp::TlsSettings;
 
+/// Why a TLS client configuration could not be built.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum TlsSetupError {
+    #[error("TLS setup")]
+    Protocols(#[source] rustls::Error),
+    #[error("CA certificate from {file:?}")]
+    CaCertificate {
+        file: Option<std::path::PathBuf>,
+        #[source]
+        source: rustls::Error,
+    },
+}
+
 /// The rustls configuration of a TLS endpoint: the system's roots (Mozilla's
 /// when the system has none) plus the configured CA file, or no verification
 /// at all with `skip_verify`. `alpn`: `h2` for gRPC, `http/1.1` for HTTP.
-pub(crate) fn tls_config(tls: &TlsSettings, alpn: &[u8]) -> Result<Arc<ClientConfig>, String> {
+pub(crate) fn tls_config(tls: &TlsSettings, alpn: &[u8]) -> Result<Arc<ClientConfig>, TlsSetupError> {
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let builder = ClientConfig::builder_with_provider(provider.clone())
         .with_safe_default_protocol_versions()
-        .map_err(|e| format!("TLS setup: {e}"))?;
+        .map_err(TlsSetupError::Protocols)?;
     let mut cfg = if tls.skip_verify {
         builder.dangerous().with_custom_certificate_verifier(Arc::new(AcceptAnyCert(provider))).with_no_client_auth()
     } else {
@@ -39,7 +52,9 @@ pub(crate) fn tls_config(tls: &TlsSettings, alpn: &[u8]) -> Result<Arc<ClientCon
             roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
         }
         for cert in &tls.ca_certificates {
-            roots.add(cert.clone()).map_err(|e| format!("CA certificate from {:?}: {e}", tls.ca_file))?;
+            roots
+                .add(cert.clone())
+                .map_err(|source| TlsSetupError::CaCertificate { file: tls.ca_file.clone(), source })?;
         }
         builder.with_root_certificates(roots).with_no_client_auth()
     };

@@ -23,6 +23,7 @@ use tokio::sync::mpsc;
 use tokio::time::Instant;
 
 use super::backoff::Backoff;
+use super::connect::TlsSetupError;
 use super::convert;
 use super::transport::{Encoded, ExportError, ExportOk, Transport};
 use crate::config::otlp::OtlpTracesSettings;
@@ -71,7 +72,7 @@ pub(crate) fn spawn(
     cfg: OtlpTracesSettings,
     host: HostInfo,
     rx: mpsc::Receiver<SpanBatch>,
-) -> Result<(tokio::task::JoinHandle<()>, Arc<ExportStats>), String> {
+) -> Result<(tokio::task::JoinHandle<()>, Arc<ExportStats>), TlsSetupError> {
     let transport = Transport::new(cfg.endpoint.clone())?;
     let stats = Arc::new(ExportStats::default());
     tracing::info!(
@@ -336,15 +337,13 @@ impl Exporter {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::otlp::{
-        BackoffConfig, OtlpEndpoint, Protocol, Sampler, Setting, Signal, TracesInstrumentations,
-    };
+    use crate::config::instrumentations::Instrumentations;
+    use crate::config::otlp::{BackoffConfig, OtlpEndpoint, Protocol, Sampler, Signal};
     use crate::span::fixtures::{self, Shape};
 
     #[test]
     fn only_enabled_instrumentations_are_exported() {
-        let parse =
-            |v: &str| TracesInstrumentations::parse(&Setting::new("OTEL_EBPF_TRACES_INSTRUMENTATIONS", v)).unwrap();
+        let parse = |v: &str| Instrumentations::parse(v.split(',')).unwrap();
         assert!(parse("*").includes("http") && parse("*").includes("grpc"));
         assert!(parse(" grpc , sql").includes("grpc") && !parse(" grpc , sql").includes("http"));
         assert!(!parse("").includes("http"));
@@ -432,7 +431,7 @@ mod tests {
         };
         let cfg = OtlpTracesSettings {
             endpoint,
-            instrumentations: TracesInstrumentations::ALL,
+            instrumentations: Instrumentations::ALL,
             sampler: Sampler::default(),
             batch_max_size: 5,
             queue_size: 10,

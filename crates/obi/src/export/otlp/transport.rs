@@ -24,7 +24,7 @@ use tonic::codec::{Codec, DecodeBuf, Decoder, EncodeBuf, Encoder};
 use tonic::transport::Channel;
 use tonic_types::StatusExt;
 
-use super::connect::{Connector, tls_config};
+use super::connect::{Connector, TlsSetupError, tls_config};
 use crate::config::otlp::{OtlpEndpoint, Protocol};
 
 /// Largest response body read (partial-success details, error text).
@@ -128,6 +128,8 @@ impl std::fmt::Display for ExportError {
     }
 }
 
+impl std::error::Error for ExportError {}
+
 impl ExportError {
     fn retryable(message: String) -> Self {
         ExportError { retryable: true, retry_after: None, message }
@@ -197,7 +199,7 @@ pub(crate) struct Transport {
 
 impl Transport {
     /// Builds the client (no connection yet). Needs a tokio runtime.
-    pub(crate) fn new(endpoint: OtlpEndpoint) -> Result<Self, String> {
+    pub(crate) fn new(endpoint: OtlpEndpoint) -> Result<Self, TlsSetupError> {
         let alpn: &[u8] = if endpoint.protocol == Protocol::Grpc { b"h2" } else { b"http/1.1" };
         let tls = endpoint.tls.as_ref().map(|t| tls_config(t, alpn)).transpose()?;
         let connector = Connector::new(tls, endpoint.timeout);
