@@ -21,7 +21,7 @@ impl Agent {
         exporters.shutdown(cfg.shutdown_timeout).await;
         let sources = Sources {
             kernel: kernel_stats,
-            tracker: &tracker.stats,
+            tracker: tracker.stats(),
             counters: &stats.counters,
             recorder: recorder.as_deref(),
         };

@@ -270,7 +270,7 @@ impl Stats {
     pub(crate) fn report_and_publish(&mut self, tracer: &Tracer, tracker: &Tracker, exporters: &Exporters) {
         let now = read(&Sources {
             kernel: tracer.stats(),
-            tracker: &tracker.stats,
+            tracker: tracker.stats(),
             counters: &self.counters,
             recorder: exporters.recorder.as_deref(),
         });

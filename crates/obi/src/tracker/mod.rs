@@ -136,15 +136,32 @@ pub(crate) struct Tracker {
     /// TLS session key by the socket under it.
     tls_by_socket: HashMap<SocketKey, u64>,
     clock: Clock,
-    remap: TraceRemap,
-    settings: TrackerSettings,
+    env: SessionEnv,
     spans: Vec<Span>,
     to_ignore: Vec<u64>,
-    /// Exchanges finished by the current event (reused).
-    finished: Vec<Finished>,
     /// OBI_DEBUG_EVENTS=1: print every data event on stderr (troubleshooting).
     debug_events: bool,
-    pub(crate) stats: TrackerStats,
+}
+
+/// What every session works with: settings, id remaps, counters, and the
+/// buffer of exchanges finished by the current event (reused).
+struct SessionEnv {
+    settings: TrackerSettings,
+    remap: TraceRemap,
+    stats: TrackerStats,
+    finished: Vec<Finished>,
+}
+
+impl SessionEnv {
+    fn cx(&mut self, server: bool) -> SessionCx<'_> {
+        SessionCx {
+            server,
+            settings: &self.settings,
+            remap: &mut self.remap,
+            stats: &mut self.stats,
+            finished: &mut self.finished,
+        }
+    }
 }
 
 fn debug_event(key: u64, ev: &Event<'_>) {
@@ -195,13 +212,15 @@ impl Tracker {
             held: HashMap::new(),
             tls_by_socket: HashMap::new(),
             clock,
-            remap: TraceRemap::default(),
-            settings: TrackerSettings { http_request_timeout_ns, idle_conn_ns: IDLE_CONN_NS },
+            env: SessionEnv {
+                settings: TrackerSettings { http_request_timeout_ns, idle_conn_ns: IDLE_CONN_NS },
+                remap: TraceRemap::default(),
+                stats: TrackerStats::default(),
+                finished: Vec::new(),
+            },
             spans: Vec::new(),
             to_ignore: Vec::new(),
-            finished: Vec::new(),
             debug_events: std::env::var_os("OBI_DEBUG_EVENTS").is_some(),
-            stats: TrackerStats::default(),
         }
     }
 
@@ -220,10 +239,15 @@ impl Tracker {
     pub(crate) fn remove_service(&mut self, pid: u32) {
         self.services.remove(&pid);
         if let Some(held) = self.held.remove(&pid) {
-            self.stats.unnamed_spans_dropped += held.spans.len() as u64;
+            self.env.stats.unnamed_spans_dropped += held.spans.len() as u64;
         }
         self.conns.retain(|_, c| c.meta.pid != pid);
         self.tls_by_socket.retain(|k, _| k.0 != pid);
+    }
+
+    /// What the tracker saw and could not use.
+    pub(crate) fn stats(&self) -> &TrackerStats {
+        &self.env.stats
     }
 
     /// Spans completed since the last call.
@@ -238,16 +262,16 @@ impl Tracker {
 
     /// Handles one ring-buffer record.
     pub(crate) fn handle_record(&mut self, record: &[u8]) {
-        self.stats.events += 1;
+        self.env.stats.events += 1;
         let Some(ev) = Event::decode(record) else {
-            self.stats.malformed_events += 1;
+            self.env.stats.malformed_events += 1;
             return;
         };
         match ev.hdr.kind {
             abi::EV_CONN_OPEN => self.on_open(&ev),
             abi::EV_DATA => self.on_data(&ev),
             abi::EV_CONN_CLOSE => self.on_close(&ev),
-            _ => self.stats.malformed_events += 1,
+            _ => self.env.stats.malformed_events += 1,
         }
     }
 
@@ -279,14 +303,7 @@ impl Tracker {
     fn close_conn(&mut self, key: u64, ts: u64) {
         let Some(mut conn) = self.conns.remove(&key) else { return };
         if let Proto::Parsed(_, session) = &mut conn.proto {
-            let mut cx = SessionCx {
-                server: conn.meta.role == Role::Server,
-                settings: &self.settings,
-                remap: &mut self.remap,
-                stats: &mut self.stats,
-                finished: &mut self.finished,
-            };
-            session.on_close(ts, &mut cx);
+            session.on_close(ts, &mut self.env.cx(conn.meta.role == Role::Server));
             self.emit_finished(conn.meta);
         }
     }
@@ -323,7 +340,7 @@ impl Tracker {
                 }
                 Detection::Nobody => {
                     conn.proto = Proto::Ignored;
-                    self.stats.ignored_conns += 1;
+                    self.env.stats.ignored_conns += 1;
                     self.to_ignore.push(id);
                     return;
                 }
@@ -357,21 +374,15 @@ impl Tracker {
             missing: ev.missing(),
             tail: ev.tail,
         };
-        let mut cx = SessionCx {
-            server: conn.meta.role == Role::Server,
-            settings: &self.settings,
-            remap: &mut self.remap,
-            stats: &mut self.stats,
-            finished: &mut self.finished,
-        };
+        let mut cx = self.env.cx(conn.meta.role == Role::Server);
         match session.on_data(&io, &mut cx) {
             Feed::Ok => {}
             Feed::Invalid => {
-                self.stats.parse_failures += 1;
+                self.env.stats.parse_failures += 1;
                 conn.failures += 1;
                 if conn.failures >= MAX_FAILURES {
                     conn.proto = Proto::Ignored;
-                    self.stats.ignored_conns += 1;
+                    self.env.stats.ignored_conns += 1;
                     self.to_ignore.push(id);
                 }
             }
@@ -382,7 +393,7 @@ impl Tracker {
             }
         }
         let meta = conn.meta;
-        if !self.finished.is_empty() {
+        if !self.env.finished.is_empty() {
             self.emit_finished(meta);
         }
     }
@@ -409,17 +420,17 @@ impl Tracker {
 
     /// Turns the exchanges sessions finished into spans of `conn`.
     fn emit_finished(&mut self, conn: ConnMeta) {
-        let mut finished = std::mem::take(&mut self.finished);
+        let mut finished = std::mem::take(&mut self.env.finished);
         for f in finished.drain(..) {
             let span = self.build_span(&conn, f);
             self.emit(span);
         }
-        self.finished = finished;
+        self.env.finished = finished;
     }
 
     /// Queues a finished span, or holds it until its process is named.
     fn emit(&mut self, span: Span) {
-        self.stats.spans += 1;
+        self.env.stats.spans += 1;
         let pid = span.service.pid;
         if self.services.contains_key(&pid) {
             self.spans.push(span);
@@ -430,7 +441,7 @@ impl Tracker {
         if held.spans.len() < MAX_HELD {
             held.spans.push(span);
         } else {
-            self.stats.unnamed_spans_dropped += 1;
+            self.env.stats.unnamed_spans_dropped += 1;
         }
     }
 
@@ -460,7 +471,7 @@ impl Tracker {
 
     /// Periodic housekeeping: idle connections, sessions' timeouts, id remaps.
     pub(crate) fn tick(&mut self, now_mono: u64) {
-        self.remap.expire(now_mono, 300 * 1_000_000_000);
+        self.env.remap.expire(now_mono, 300 * 1_000_000_000);
         let mut dropped = 0;
         self.held.retain(|_, h| {
             let keep = now_mono.saturating_sub(h.since_mono) < HOLD_NS;
@@ -469,20 +480,14 @@ impl Tracker {
             }
             keep
         });
-        self.stats.unnamed_spans_dropped += dropped;
+        self.env.stats.unnamed_spans_dropped += dropped;
         let mut finished = Vec::new();
         for conn in self.conns.values_mut() {
             let Proto::Parsed(_, session) = &mut conn.proto else { continue };
-            let mut cx = SessionCx {
-                server: conn.meta.role == Role::Server,
-                settings: &self.settings,
-                remap: &mut self.remap,
-                stats: &mut self.stats,
-                finished: &mut self.finished,
-            };
+            let mut cx = self.env.cx(conn.meta.role == Role::Server);
             session.tick(now_mono, &mut cx);
-            if !self.finished.is_empty() {
-                finished.push((conn.meta, std::mem::take(&mut self.finished)));
+            if !self.env.finished.is_empty() {
+                finished.push((conn.meta, std::mem::take(&mut self.env.finished)));
             }
         }
         for (meta, list) in finished {
@@ -495,7 +500,7 @@ impl Tracker {
         self.conns.retain(|_, c| now_mono.saturating_sub(c.last_mono) < IDLE_CONN_NS);
         let conns = &self.conns;
         self.tls_by_socket.retain(|_, key| conns.contains_key(key));
-        self.stats.active_conns = self.conns.len() as u64;
+        self.env.stats.active_conns = self.conns.len() as u64;
         if before != self.conns.len() {
             tracing::debug!(component = "tracker", expired = before - self.conns.len(), "forgot idle connections");
         }

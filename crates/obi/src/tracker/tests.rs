@@ -259,7 +259,7 @@ fn garbage_connection_is_ignored_without_spans() {
     );
     assert!(t.take_spans().is_empty());
     assert_eq!(t.take_ignored(), vec![1]);
-    assert_eq!(t.stats.ignored_conns, 1);
+    assert_eq!(t.stats().ignored_conns, 1);
     // Later bytes on the ignored connection are skipped.
     feed(&mut t, &[Ev::data(1, abi::ROLE_SERVER, abi::DIR_RECV, 2, REQ)]);
     assert!(t.take_spans().is_empty());
@@ -280,7 +280,7 @@ fn responses_without_requests_are_orphans() {
     let mut t = tracker_with_service();
     feed(&mut t, &[Ev::data(1, abi::ROLE_UNKNOWN, abi::DIR_SEND, 1, RESP).flags(abi::F_MSG_START, Tp::default())]);
     assert!(t.take_spans().is_empty());
-    assert_eq!(t.stats.orphan_responses, 1);
+    assert_eq!(t.stats().orphan_responses, 1);
 }
 
 #[test]
@@ -312,7 +312,7 @@ fn rejected_processes_lose_their_held_spans() {
     );
     t.remove_service(PID);
     assert!(t.take_spans().is_empty());
-    assert_eq!(t.stats.unnamed_spans_dropped, 1);
+    assert_eq!(t.stats().unnamed_spans_dropped, 1);
 }
 
 #[test]
@@ -335,7 +335,7 @@ fn malformed_records_are_counted_not_fatal() {
     let mut e = Ev::data(1, abi::ROLE_SERVER, abi::DIR_RECV, 1, REQ);
     e.hdr.captured = 4000; // claims more than the record holds
     t.handle_record(&e.record());
-    assert_eq!(t.stats.malformed_events, 2);
+    assert_eq!(t.stats().malformed_events, 2);
 }
 
 /// Kernel-style HTTP/2 records for one header block (no HPACK indexing
@@ -393,7 +393,7 @@ fn grpc_over_http2_records_becomes_a_grpc_span() {
     assert_eq!((g.http_method.as_str(), g.method.as_str(), g.status), ("POST", "/pkg.Svc/Get", 7));
     assert_eq!(s.trace.trace_id[..2], [0x0a, 0xf7]);
     assert_eq!(s.trace.parent_span_id, [0xb7, 0xad, 0x6b, 0x71, 0x69, 0x20, 0x33, 0x31]);
-    assert_eq!(t.stats.h2_desynced_conns, 0);
+    assert_eq!(t.stats().h2_desynced_conns, 0);
 }
 
 #[test]
