@@ -167,15 +167,23 @@ const ROOT_KEYS: &[&str] = &[
 
 /// Top-level sections accepted besides [`ROOT_KEYS`], with the level and
 /// message of the diagnostic recorded when they are present.
-const KEPT_SECTIONS: &[(&str, LogLevel, &str)] = &[
-    ("otel_traces_export", LogLevel::Debug, "kept for the OTLP traces exporter"),
-    ("otel_metrics_export", LogLevel::Debug, "kept for the OTLP metrics exporter"),
+const KNOWN_SECTIONS: &[(&str, LogLevel, &str)] = &[
+    ("otel_traces_export", LogLevel::Debug, "applied by the OTLP traces exporter"),
+    ("otel_metrics_export", LogLevel::Debug, "applied by the OTLP metrics exporter"),
     ("prometheus_export", LogLevel::Debug, "applied by the Prometheus exporter"),
     ("routes", LogLevel::Debug, "applied by the routes decorator"),
-    ("attributes", LogLevel::Debug, "kept for the attribute decorators (instance_id.override_hostname is applied)"),
-    ("filter", LogLevel::Debug, "kept for the span filters"),
-    ("name_resolver", LogLevel::Debug, "kept for the name resolver"),
-    ("metrics", LogLevel::Debug, "kept for the metrics exporters"),
+    (
+        "attributes",
+        LogLevel::Debug,
+        "only instance_id.override_hostname and select are applied; the rest is accepted and ignored",
+    ),
+    ("filter", LogLevel::Debug, "span filters are not implemented in obi-rs yet; accepted and ignored"),
+    ("name_resolver", LogLevel::Debug, "the name resolver is not implemented in obi-rs yet; accepted and ignored"),
+    (
+        "metrics",
+        LogLevel::Debug,
+        "accepted and ignored (metrics settings live in prometheus_export and otel_metrics_export)",
+    ),
     ("network", LogLevel::Warn, "network metrics are not supported by obi-rs; section ignored"),
     ("internal_metrics", LogLevel::Debug, "applied by the internal metrics exporter"),
     ("enforce_sys_caps", LogLevel::Debug, "accepted for OBI compatibility; capabilities are checked by `obi check`"),
@@ -184,7 +192,11 @@ const KEPT_SECTIONS: &[(&str, LogLevel, &str)] = &[
     ("channel_send_timeout_panic", LogLevel::Debug, "accepted for OBI compatibility and ignored"),
     ("profile_port", LogLevel::Warn, "pprof profiling is not supported by obi-rs; ignored"),
     ("log_config", LogLevel::Debug, "accepted for OBI compatibility and ignored"),
-    ("health_check", LogLevel::Debug, "kept for the health check endpoint"),
+    (
+        "health_check",
+        LogLevel::Debug,
+        "the health check endpoint is not implemented in obi-rs yet; accepted and ignored",
+    ),
     ("nodejs", LogLevel::Debug, "accepted for OBI compatibility and ignored"),
     ("javaagent", LogLevel::Debug, "accepted for OBI compatibility and ignored"),
 ];
@@ -503,7 +515,7 @@ impl<'a> Doc<'a> {
     }
 
     fn root(&self, cfg: &mut Config, otlp: &mut OtlpSources, tree: &SNode) -> Result<(), ConfigError> {
-        let kept: Vec<&str> = KEPT_SECTIONS.iter().map(|(k, _, _)| *k).collect();
+        let kept: Vec<&str> = KNOWN_SECTIONS.iter().map(|(k, _, _)| *k).collect();
         let known: Vec<&str> = ROOT_KEYS.iter().chain(&kept).copied().collect();
         for (key, n, path) in self.map(cfg, "", tree, &known, &[])? {
             match key {
@@ -555,7 +567,7 @@ impl<'a> Doc<'a> {
         n: &SNode,
     ) -> Result<(), ConfigError> {
         let (_, level, message) =
-            KEPT_SECTIONS.iter().find(|(k, _, _)| *k == key).copied().unwrap_or((key, LogLevel::Debug, ""));
+            KNOWN_SECTIONS.iter().find(|(k, _, _)| *k == key).copied().unwrap_or((key, LogLevel::Debug, ""));
         match key {
             "otel_traces_export" | "otel_metrics_export" => {
                 // The shape is checked here, where the file position is known;
@@ -878,7 +890,7 @@ pub(crate) fn supported_keys() -> Vec<String> {
     out.extend(EBPF_KEYS.iter().map(|k| format!("ebpf.{k}")));
     out.extend(GLOB_SELECTOR_KEYS.iter().map(|k| format!("discovery.instrument[].{k}")));
     out.push("attributes.instance_id.override_hostname".to_string());
-    out.extend(KEPT_SECTIONS.iter().map(|(k, _, _)| k.to_string()));
+    out.extend(KNOWN_SECTIONS.iter().map(|(k, _, _)| k.to_string()));
     out
 }
 
