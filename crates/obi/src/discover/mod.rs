@@ -22,7 +22,7 @@ use crate::service::{Language, Service};
 
 pub(crate) use criteria::Matcher;
 pub(crate) use lang::detect_language;
-pub(crate) use procscan::{ProcessInfo, ScanContext, list_pids, read_process, read_start_time};
+pub(crate) use procscan::{ProcessInfo, ScanContext, has_image, list_pids, read_process};
 
 /// What discovery tells the rest of the agent.
 #[derive(Debug, Clone, PartialEq)]
@@ -255,8 +255,10 @@ impl Discovery {
             Trigger::Exec(exec) => {
                 let pid = exec.pid;
                 let mut events = self.recheck(pid, false);
-                if events.is_empty() && !self.tracked.contains_key(&pid) && read_start_time(pid).is_none() {
-                    // Gone already: decide from what the kernel saw at exec.
+                if events.is_empty() && !self.tracked.contains_key(&pid) && !has_image(pid) {
+                    // Gone already, or exited and not yet reaped (a zombie
+                    // keeps its /proc/PID/stat but not its executable):
+                    // decide from what the kernel saw at exec.
                     events.extend(self.match_exited(&exec));
                 }
                 if !self.tracked.contains_key(&pid)

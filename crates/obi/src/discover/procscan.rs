@@ -144,10 +144,10 @@ pub(crate) fn read_process_with(ctx: &mut ScanContext, pid: u32, with_ports: boo
     Some(info)
 }
 
-/// Reads only the start time of a process (identity check).
-pub(crate) fn read_start_time(pid: u32) -> Option<u64> {
-    let stat = read_proc_file(&format!("/proc/{pid}/stat"), 1024).ok()?;
-    parse_stat(&stat).map(|(_, _, start)| start)
+/// Whether `pid` still runs a program we could read: false once it has
+/// exited, including while it waits to be reaped.
+pub(crate) fn has_image(pid: u32) -> bool {
+    fs::read_link(format!("/proc/{pid}/exe")).is_ok()
 }
 
 /// Reads a /proc file without querying its size (proc files report 0),

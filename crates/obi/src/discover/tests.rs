@@ -416,3 +416,30 @@ fn instrumenting_process_log_line() {
         "{lines:#?}"
     );
 }
+
+/// A short-lived client that has exited but is not reaped yet (a zombie keeps
+/// /proc/PID/stat, not its executable) is named from its exec record, so its
+/// spans are kept, not rejected.
+#[test]
+fn exec_of_a_zombie_is_decided_from_the_exec_record() {
+    let mut child = Command::new("true").spawn().unwrap();
+    let pid = child.id();
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while std::fs::read_to_string(format!("/proc/{pid}/stat")).map(|s| !s.contains(") Z ")).unwrap_or(true) {
+        assert!(Instant::now() < deadline, "the child did not become a zombie");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let mut cfg = test_config();
+    cfg.discovery.instrument = vec![Selector { exe_path: glob("*/true"), ..Default::default() }];
+    let mut d = Discovery::new(&cfg, std::process::id(), "h".into());
+    let exec = ExecInfo { pid, ppid: std::process::id(), path: "/usr/bin/true".into(), args: vec!["true".into()] };
+    let evs = d.on_trigger(Trigger::Exec(exec));
+    child.wait().unwrap();
+    match evs.as_slice() {
+        [DiscoveryEvent::Instrument(svc), DiscoveryEvent::Forget { pid: gone }] => {
+            assert_eq!((svc.pid, *gone), (pid, pid));
+            assert_eq!(svc.name, "true");
+        }
+        other => panic!("unexpected events {other:?}"),
+    }
+}
