@@ -388,39 +388,42 @@ pub(crate) fn text_line(level: LogLevel, msg: &str, fields: &[(&str, &str)]) -> 
     format_text(local_now(), level.as_str(), msg, &pairs)
 }
 
+/// An in-memory log destination for tests that assert on log lines.
+#[cfg(test)]
+#[derive(Clone, Default)]
+pub(crate) struct Captured(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+
+#[cfg(test)]
+impl Captured {
+    pub(crate) fn text(&self) -> String {
+        String::from_utf8(self.0.lock().unwrap().clone()).unwrap()
+    }
+}
+
+#[cfg(test)]
+impl Write for Captured {
+    fn write(&mut self, b: &[u8]) -> io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(b);
+        Ok(b.len())
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+impl<'a> MakeWriter<'a> for Captured {
+    type Writer = Captured;
+    fn make_writer(&'a self) -> Captured {
+        self.clone()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use chrono::TimeZone;
     use std::sync::{Arc, Mutex};
-
-    #[derive(Clone, Default)]
-    struct Buf(Arc<Mutex<Vec<u8>>>);
-
-    struct BufWriter(Arc<Mutex<Vec<u8>>>);
-
-    impl Write for BufWriter {
-        fn write(&mut self, b: &[u8]) -> io::Result<usize> {
-            self.0.lock().unwrap().extend_from_slice(b);
-            Ok(b.len())
-        }
-        fn flush(&mut self) -> io::Result<()> {
-            Ok(())
-        }
-    }
-
-    impl<'a> MakeWriter<'a> for Buf {
-        type Writer = BufWriter;
-        fn make_writer(&'a self) -> BufWriter {
-            BufWriter(self.0.clone())
-        }
-    }
-
-    impl Buf {
-        fn text(&self) -> String {
-            String::from_utf8(self.0.lock().unwrap().clone()).unwrap()
-        }
-    }
 
     fn fixed_utc() -> DateTime<FixedOffset> {
         FixedOffset::east_opt(0).unwrap().with_ymd_and_hms(2026, 11, 25, 5, 43, 26).unwrap()
@@ -433,7 +436,7 @@ mod tests {
     }
 
     fn capture(level: LogLevel, format: LogFormat, clock: fn() -> DateTime<FixedOffset>, f: impl FnOnce()) -> String {
-        let buf = Buf::default();
+        let buf = Captured::default();
         let sub = Registry::default()
             .with(SlogLayer::new(format, buf.clone()).with_clock(clock).with_filter(level_filter(level)));
         tracing::subscriber::with_default(sub, f);

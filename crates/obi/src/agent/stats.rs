@@ -337,37 +337,15 @@ pub(super) fn log_totals(sources: &Sources, maps: &str, otlp_traces: Option<&Exp
 
 #[cfg(test)]
 mod tests {
-    use std::io;
-    use std::sync::{Arc, Mutex};
-
     use super::*;
     use crate::config::{LogFormat, LogLevel};
-
-    #[derive(Clone, Default)]
-    struct Captured(Arc<Mutex<Vec<u8>>>);
-
-    impl io::Write for Captured {
-        fn write(&mut self, b: &[u8]) -> io::Result<usize> {
-            self.0.lock().unwrap().extend_from_slice(b);
-            Ok(b.len())
-        }
-        fn flush(&mut self) -> io::Result<()> {
-            Ok(())
-        }
-    }
-
-    impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for Captured {
-        type Writer = Captured;
-        fn make_writer(&'a self) -> Captured {
-            self.clone()
-        }
-    }
+    use crate::logging::Captured;
 
     fn totals_line(sources: &Sources) -> String {
         let out = Captured::default();
         let subscriber = crate::logging::subscriber(LogLevel::Info, LogFormat::Text, out.clone());
         tracing::subscriber::with_default(subscriber, || log_totals(sources, "m", None));
-        String::from_utf8(out.0.lock().unwrap().clone()).unwrap()
+        out.text()
     }
 
     #[test]

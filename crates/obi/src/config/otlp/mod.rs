@@ -20,8 +20,6 @@ pub(crate) use metrics::OtlpMetricsSettings;
 pub(crate) use sampler::{RootSampler, Sampler};
 pub(crate) use signal::Signal;
 pub(crate) use sources::OtlpSources;
-#[cfg(test)]
-pub(crate) use sources::Setting;
 pub(crate) use traces::{BackoffConfig, OtlpTracesSettings};
 
 use super::{ConfigError, Diagnostic};

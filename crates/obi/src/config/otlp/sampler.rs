@@ -85,15 +85,22 @@ impl Sampler {
     }
 }
 
+/// A sampler as `OTEL_TRACES_SAMPLER=name` (and `..._ARG=arg`) give it,
+/// with the notes resolving it wrote (tests).
+#[cfg(test)]
+pub(crate) fn sampler_from_env(name: &str, arg: Option<&str>) -> (Sampler, Vec<Diagnostic>) {
+    let mut notes = Vec::new();
+    let name = Setting::new("OTEL_TRACES_SAMPLER", name);
+    let arg = arg.map(|a| Setting::new("OTEL_TRACES_SAMPLER_ARG", a));
+    (Sampler::from_settings(Some(&name), arg.as_ref(), &mut notes), notes)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     fn s(name: &str, arg: Option<&str>) -> (Sampler, Vec<Diagnostic>) {
-        let mut notes = Vec::new();
-        let name = Setting::new("OTEL_TRACES_SAMPLER", name);
-        let arg = arg.map(|a| Setting::new("OTEL_TRACES_SAMPLER_ARG", a));
-        (Sampler::from_settings(Some(&name), arg.as_ref(), &mut notes), notes)
+        sampler_from_env(name, arg)
     }
 
     #[test]

@@ -31,13 +31,10 @@ impl Sampler {
 mod tests {
     use super::*;
     use crate::config::Diagnostic;
-    use crate::config::otlp::Setting;
+    use crate::config::otlp::sampler::sampler_from_env;
 
     fn s(name: &str, arg: Option<&str>) -> (Sampler, Vec<Diagnostic>) {
-        let mut notes = Vec::new();
-        let name = Setting::new("OTEL_TRACES_SAMPLER", name);
-        let arg = arg.map(|a| Setting::new("OTEL_TRACES_SAMPLER_ARG", a));
-        (Sampler::from_settings(Some(&name), arg.as_ref(), &mut notes), notes)
+        sampler_from_env(name, arg)
     }
 
     fn ctx(low: u64, parent: bool, sampled: bool) -> TraceContext {
