@@ -76,6 +76,7 @@ pub(crate) struct KernelStats {
     pub(crate) injected: u64,
     pub(crate) inject_skipped: u64,
     pub(crate) inject_failed: u64,
+    pub(crate) root_multiplexed: u64,
 }
 
 /// The loaded and attached kernel side. Dropping it detaches everything.
@@ -236,6 +237,7 @@ impl Tracer {
             injected: sum(abi::STAT_INJECTED),
             inject_skipped: sum(abi::STAT_INJECT_SKIPPED),
             inject_failed: sum(abi::STAT_INJECT_FAILED),
+            root_multiplexed: sum(abi::STAT_ROOT_MULTIPLEXED),
         }
     }
 
@@ -247,7 +249,7 @@ impl Tracer {
             "conn_state",
             "ignored_conns",
             "server_traces",
-            "thread_parent",
+            "mux_threads",
             "pending_io",
             "tls_state",
             "ssl_args",
@@ -279,8 +281,8 @@ impl Tracer {
             "outgoing_tp" => count::<u64, 88>(map),
             "last_recv_conn" => count::<u64, 8>(map),
             "server_traces" => count::<u64, 48>(map),
-            "pending_io" => count::<u64, 40>(map),
-            "thread_parent" => count::<u32, 4>(map),
+            "pending_io" => count::<u64, 48>(map),
+            "mux_threads" => count::<u64, 1>(map),
             _ => None,
         }
     }

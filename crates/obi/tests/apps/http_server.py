@@ -10,6 +10,11 @@
   /headers           200, JSON of the request headers as received
   /call?url=U        makes a GET to U (http.client) and returns its status
   /call-in-thread?url=U  the same, from a new thread the handler waits for
+  /fanout/<id>/<n>?base=B[&via=inline|thread|pool]
+                     GETs B/leaf/<id>/<k> for k < n (in the handler's thread,
+                     a new thread per call, or a shared lazily grown pool);
+                     the paths say which request caused which call (parent audit)
+  /leaf/...          200, small body
 
 Usage: http_server.py PORT [--tls CERT KEY]   (prints "ready PORT" when listening)
 """
@@ -19,6 +24,7 @@ import sys
 import threading
 import time
 import urllib.parse
+from concurrent.futures import ThreadPoolExecutor
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 
@@ -30,6 +36,24 @@ def call(target):
     data = resp.read()
     conn.close()
     return resp.status, len(data)
+
+
+POOL = ThreadPoolExecutor(max_workers=8)
+
+
+def fanout(base, ident, n, via):
+    targets = [urllib.parse.urlsplit("%s/leaf/%s/%d" % (base, ident, k)) for k in range(n)]
+    if via == "pool":
+        return [f.result() for f in [POOL.submit(call, t) for t in targets]]
+    if via == "thread":
+        results = [None] * n
+        threads = [threading.Thread(target=lambda k=k: results.__setitem__(k, call(targets[k]))) for k in range(n)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        return results
+    return [call(t) for t in targets]
 
 
 class Handler(BaseHTTPRequestHandler):
@@ -73,6 +97,13 @@ class Handler(BaseHTTPRequestHandler):
         elif parts[0] == "headers":
             body = json.dumps([[k, v] for k, v in self.headers.items()]).encode()
             self.reply(200, body, "application/json")
+        elif parts[0] == "leaf":
+            self.reply(200, b"leaf\n")
+        elif parts[0] == "fanout":
+            q = urllib.parse.parse_qs(url.query)
+            results = fanout(q["base"][0], parts[1], int(parts[2]), q.get("via", ["inline"])[0])
+            ok = sum(1 for status, _ in results if status == 200)
+            self.reply(200, b"fanout %d/%d\n" % (ok, len(results)))
         elif parts[0] in ("call", "call-in-thread"):
             target = urllib.parse.urlsplit(urllib.parse.parse_qs(url.query)["url"][0])
             result = []
