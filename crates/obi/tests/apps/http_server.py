@@ -6,7 +6,8 @@
   /chunked/<n>       200, chunked body of n chunks
   /big/<bytes>       200, body of that many bytes (Content-Length)
   /echo (POST)       200, body = number of request body bytes read
-  /slow/<ms>         200 after sleeping
+  /slow/<ms>         200 after sleeping; X-Handler-Start: when the handler
+                     started (wall clock ns), for the in-queue tests
   /headers           200, JSON of the request headers as received
   /call?url=U        makes a GET to U (http.client) and returns its status
   /call-in-thread?url=U  the same, from a new thread the handler waits for
@@ -16,7 +17,9 @@
                      the paths say which request caused which call (parent audit)
   /leaf/...          200, small body
 
-Usage: http_server.py PORT [--tls CERT KEY]   (prints "ready PORT" when listening)
+Usage: http_server.py PORT [--tls CERT KEY] [--single]
+  --single: one request at a time (no threads), so requests queue up
+  (prints "ready PORT" when listening)
 """
 import http.client
 import json
@@ -25,7 +28,7 @@ import threading
 import time
 import urllib.parse
 from concurrent.futures import ThreadPoolExecutor
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler, HTTPServer, ThreadingHTTPServer
 
 
 def call(target):
@@ -62,8 +65,10 @@ class Handler(BaseHTTPRequestHandler):
     def log_message(self, *args):
         pass
 
-    def reply(self, code, body=b"", ctype="text/plain"):
+    def reply(self, code, body=b"", ctype="text/plain", extra=()):
         self.send_response(code)
+        for k, v in extra:
+            self.send_header(k, v)
         self.send_header("Content-Type", ctype)
         self.send_header("Content-Length", str(len(body)))
         self.end_headers()
@@ -92,8 +97,9 @@ class Handler(BaseHTTPRequestHandler):
         elif parts[0] == "big":
             self.reply(200, b"x" * int(parts[1]))
         elif parts[0] == "slow":
+            started = time.time_ns()
             time.sleep(int(parts[1]) / 1000)
-            self.reply(200, b"slow\n")
+            self.reply(200, b"slow\n", extra=[("X-Handler-Start", str(started))])
         elif parts[0] == "headers":
             body = json.dumps([[k, v] for k, v in self.headers.items()]).encode()
             self.reply(200, body, "application/json")
@@ -135,9 +141,13 @@ class Server(ThreadingHTTPServer):
     request_queue_size = 1024
 
 
+class SingleServer(HTTPServer):
+    request_queue_size = 1024
+
+
 def main():
     port = int(sys.argv[1])
-    server = Server(("127.0.0.1", port), Handler)
+    server = (SingleServer if "--single" in sys.argv else Server)(("127.0.0.1", port), Handler)
     server.daemon_threads = True
     if len(sys.argv) >= 5 and sys.argv[2] == "--tls":
         import ssl

@@ -45,6 +45,22 @@ fn id_in(path: &str, kind: &str) -> Option<String> {
 /// objects) against the `/fanout/...` server spans, records the result under
 /// `test`, and returns it.
 pub(crate) fn parent_audit(test: &str, spans: &[Value]) -> Audit {
+    let (audit, wrong_examples) = classify(spans);
+    let line = format!("parent-audit test={test} right={} root={} wrong={}", audit.right, audit.root, audit.wrong);
+    eprintln!("{line}");
+    for example in &wrong_examples {
+        eprintln!("  wrong parent: {example}");
+    }
+    if let Ok(path) = std::env::var("OBI_PARENT_AUDIT")
+        && let Ok(mut f) = std::fs::OpenOptions::new().create(true).append(true).open(path)
+    {
+        let _ = writeln!(f, "{line}");
+    }
+    audit
+}
+
+/// The audit of `spans`, and a few of the wrong parents as examples.
+fn classify(spans: &[Value]) -> (Audit, Vec<String>) {
     let servers: HashMap<String, (&str, &str)> = spans
         .iter()
         .filter(|s| is_type(s, "HTTP"))
@@ -66,17 +82,7 @@ pub(crate) fn parent_audit(test: &str, spans: &[Value]) -> Audit {
             }
         }
     }
-    let line = format!("parent-audit test={test} right={} root={} wrong={}", audit.right, audit.root, audit.wrong);
-    eprintln!("{line}");
-    for example in &wrong_examples {
-        eprintln!("  wrong parent: {example}");
-    }
-    if let Ok(path) = std::env::var("OBI_PARENT_AUDIT")
-        && let Ok(mut f) = std::fs::OpenOptions::new().create(true).append(true).open(path)
-    {
-        let _ = writeln!(f, "{line}");
-    }
-    audit
+    (audit, wrong_examples)
 }
 
 #[cfg(test)]
@@ -99,7 +105,8 @@ mod tests {
             span("HTTPClient", "/leaf/2/1", "c4", "a2", "t1"),
             span("HTTPClient", "/other", "c5", "a2", "t2"),
         ];
-        let a = parent_audit("unit", &spans);
+        let (a, examples) = classify(&spans);
+        assert_eq!(examples.len(), 2);
         assert_eq!(a, Audit { right: 1, root: 1, wrong: 2 });
         assert_eq!(a.total(), 4);
     }
