@@ -254,29 +254,6 @@ fn injection_never_corrupts_requests() {
     eprintln!("{stats:#?}");
 }
 
-/// Runs `n` concurrent `/fanout/<via>-<i>/<calls>` requests (one connection
-/// each, `c` at a time) against the Python service on `pa`, whose calls go to
-/// `pc`; returns the spans of this run once all are in.
-fn fanout_load(agent: &Agent, pa: u16, pc: u16, n: usize, c: usize, calls: usize, via: &str) -> Vec<Value> {
-    let base = enc(&format!("http://127.0.0.1:{pc}"));
-    let url = format!("http://127.0.0.1:{pa}/fanout/{via}-{{i}}/{calls}?via={via}&base={base}");
-    let mut load = spawn(
-        "concurrent",
-        Command::new(python()).arg(apps_dir().join("concurrent_get.py")).args([&url, &n.to_string(), &c.to_string()]),
-    );
-    assert!(load.wait_exit(Duration::from_secs(120)).is_some_and(|s| s.success()));
-    assert_eq!(load.lines().last().map(String::as_str), Some(format!("ok {n}").as_str()));
-    let ours = |s: &Value| {
-        let url = attr(s, "url");
-        url.starts_with(&format!("/fanout/{via}-")) || url.starts_with(&format!("/leaf/{via}-"))
-    };
-    let servers_a = agent.wait_spans(n, WAIT, |s| ours(s) && is_type(s, "HTTP") && host_port(s) == pa);
-    let clients = agent.wait_spans(n * calls, WAIT, |s| ours(s) && is_type(s, "HTTPClient") && host_port(s) == pc);
-    let servers_c = agent.wait_spans(n * calls, WAIT, |s| ours(s) && is_type(s, "HTTP") && host_port(s) == pc);
-    assert_eq!((servers_a.len(), clients.len(), servers_c.len()), (n, n * calls, n * calls));
-    agent.spans().into_iter().filter(ours).collect()
-}
-
 /// Every downstream server span continues the trace of the client span that
 /// called it (injection carries each call's own context, roots included).
 fn assert_downstream_follows_clients(spans: &[Value], pc: u16) {
@@ -295,7 +272,12 @@ fn assert_downstream_follows_clients(spans: &[Value], pc: u16) {
 fn concurrent_requests_keep_their_parents() {
     require_root();
     let (pa, pc, _servers, agent) = two_python_services();
-    let spans = fanout_load(&agent, pa, pc, 200, 100, 2, "inline");
+    let spans = audit::fanout_spans(
+        &agent,
+        pa,
+        pc,
+        &audit::Fanout { requests: 200, concurrency: 100, calls: 2, via: "inline" },
+    );
     let audit = audit::parent_audit("python threaded server, calls inline", &spans);
     assert_eq!(audit, audit::Audit { right: 400, root: 0, wrong: 0 });
     let parents: HashSet<&str> =
@@ -313,7 +295,8 @@ fn calls_from_other_threads_are_roots_never_wrong() {
     require_root();
     let (pa, pc, _servers, agent) = two_python_services();
     for via in ["thread", "pool"] {
-        let spans = fanout_load(&agent, pa, pc, 60, 30, 2, via);
+        let spans =
+            audit::fanout_spans(&agent, pa, pc, &audit::Fanout { requests: 60, concurrency: 30, calls: 2, via });
         let audit = audit::parent_audit(&format!("python threaded server, calls via {via}"), &spans);
         assert_eq!(audit.wrong, 0, "{via}: {audit:?}");
         assert_downstream_follows_clients(&spans, pc);

@@ -14,10 +14,61 @@
 
 use std::collections::HashMap;
 use std::io::Write;
+use std::process::Command;
+use std::time::Duration;
 
 use serde_json::Value;
 
-use super::{attr, field, is_type};
+use super::{Agent, apps_dir, attr, field, host_port, is_type, python, spawn};
+
+/// A burst of `/fanout/<via>-<i>/<calls>?via=<via>` requests.
+pub(crate) struct Fanout<'a> {
+    pub(crate) requests: usize,
+    /// Requests in flight at once (one connection each).
+    pub(crate) concurrency: usize,
+    /// Outgoing calls each request makes.
+    pub(crate) calls: usize,
+    /// How the app makes its calls (and the prefix of this burst's ids).
+    pub(crate) via: &'a str,
+}
+
+fn url_encode(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => (b as char).to_string(),
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+/// Sends `load` to the app on `front`, whose calls go to the app on `back`,
+/// waits for every span (front server spans, client spans, back server
+/// spans, exact counts) and returns this burst's spans.
+pub(crate) fn fanout_spans(agent: &Agent, front: u16, back: u16, load: &Fanout) -> Vec<Value> {
+    let Fanout { requests: n, concurrency, calls, via } = *load;
+    let base = url_encode(&format!("http://127.0.0.1:{back}"));
+    let url = format!("http://127.0.0.1:{front}/fanout/{via}-{{i}}/{calls}?via={via}&base={base}");
+    let mut client = spawn(
+        "fanout-load",
+        Command::new(python()).arg(apps_dir().join("concurrent_get.py")).args([
+            &url,
+            &n.to_string(),
+            &concurrency.to_string(),
+        ]),
+    );
+    assert!(client.wait_exit(Duration::from_secs(120)).is_some_and(|s| s.success()), "fanout load failed");
+    assert_eq!(client.lines().last().map(String::as_str), Some(format!("ok {n}").as_str()));
+    let ours = |s: &Value| {
+        let url = attr(s, "url");
+        url.starts_with(&format!("/fanout/{via}-")) || url.starts_with(&format!("/leaf/{via}-"))
+    };
+    let wait = Duration::from_secs(30);
+    let fronts = agent.wait_spans(n, wait, |s| ours(s) && is_type(s, "HTTP") && host_port(s) == front);
+    let clients = agent.wait_spans(n * calls, wait, |s| ours(s) && is_type(s, "HTTPClient") && host_port(s) == back);
+    let backs = agent.wait_spans(n * calls, wait, |s| ours(s) && is_type(s, "HTTP") && host_port(s) == back);
+    assert_eq!((fronts.len(), clients.len(), backs.len()), (n, n * calls, n * calls), "spans of {via}");
+    agent.spans().into_iter().filter(ours).collect()
+}
 
 const NO_PARENT: &str = "0000000000000000";
 
