@@ -25,6 +25,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections import defaultdict
 from pathlib import Path
@@ -78,13 +79,28 @@ def node(_workdir, port):
 SERVERS = {"nginx": nginx, "node": node}
 
 
-def bpf_stats():
-    """{program name: (run_time_ns, run_cnt)} of every loaded program."""
+def prog_ids(pid):
+    """Ids of the eBPF programs process `pid` holds (from its fds' fdinfo)."""
+    ids = set()
+    fdinfo = Path(f"/proc/{pid}/fdinfo")
+    for f in fdinfo.iterdir():
+        try:
+            for line in f.read_text().splitlines():
+                if line.startswith("prog_id:"):
+                    ids.add(int(line.split()[1]))
+        except OSError:
+            pass
+    return ids
+
+
+def bpf_stats(ids):
+    """{program name: (run_time_ns, run_cnt)} of the programs with these ids
+    (other agents running on the machine have programs of the same names)."""
     out = subprocess.run(["bpftool", "-j", "prog", "show"], capture_output=True, text=True, check=True).stdout
     stats = defaultdict(lambda: [0, 0])
     for p in json.loads(out):
         name = p.get("name", "")
-        if name.startswith("obi_"):
+        if p.get("id") in ids:
             stats[name][0] += p.get("run_time_ns", 0)
             stats[name][1] += p.get("run_cnt", 0)
     return stats
@@ -107,19 +123,25 @@ def run_once(agent, server, situation, duration, workdir):
         wait_port(port)
         target = port if situation == "traced" else free_port()
         env = dict(os.environ, OTEL_EBPF_OPEN_PORT=str(target), OTEL_EBPF_TRACE_PRINTER="counter")
-        ag = subprocess.Popen([agent], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-        try:
-            deadline = time.time() + 60
-            for line in ag.stderr:
+        # Logs and the counter printer share the agent's output here.
+        ag = subprocess.Popen([agent], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        started = threading.Event()
+
+        def drain():
+            for line in ag.stdout:
                 if "obi-rs started" in line:
-                    break
-                if time.time() > deadline:
-                    raise RuntimeError("agent did not start")
+                    started.set()
+
+        threading.Thread(target=drain, daemon=True).start()
+        try:
+            if not started.wait(90):
+                raise RuntimeError(f"{agent} did not start")
             time.sleep(3 if situation == "traced" else 1)  # discovery
             wrk(port, 1)  # warm-up
-            before = bpf_stats()
+            ids = prog_ids(ag.pid)
+            before = bpf_stats(ids)
             requests = wrk(port, duration)
-            after = bpf_stats()
+            after = bpf_stats(ids)
         finally:
             ag.terminate()
             ag.wait(timeout=30)
