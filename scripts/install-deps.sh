@@ -11,6 +11,7 @@ apt_packages=(
 	python3-venv      # the OTLP receiver's virtualenv (below)
 	nginx openssl     # TLS termination tests (self-signed certificates)
 	prometheus        # scrapes the agent in the metrics tests; promtool lints the exposition
+	mosquitto mosquitto-clients # MQTT broker and clients of the MQTT tests (each test runs its own broker)
 )
 missing=()
 for p in "${apt_packages[@]}"; do
@@ -34,6 +35,10 @@ venv="${OBI_TEST_VENV:-/opt/obi-test-venv}"
 if ! "$venv/bin/python3" -c 'import grpc, opentelemetry.proto.collector.trace.v1.trace_service_pb2_grpc' 2>/dev/null; then
 	python3 -m venv "$venv"
 	"$venv/bin/pip" install -q --disable-pip-version-check 'opentelemetry-proto==1.45.2' 'grpcio==1.85.3'
+fi
+# The MQTT test clients (crates/obi/tests/apps/mqtt_client.py).
+if ! "$venv/bin/python3" -c 'import paho.mqtt' 2>/dev/null; then
+	"$venv/bin/pip" install -q --disable-pip-version-check 'paho-mqtt==2.1.0'
 fi
 # The package's postinst may start a system-wide Prometheus where services are
 # allowed to start; the tests run their own on a free port and need neither it
