@@ -203,6 +203,20 @@ pub fn looks_like_connect(data: &[u8]) -> Option<bool> {
     Some(protocol_version(&body[..want - 1]).is_some() && body[want - 1] & 1 == 0)
 }
 
+/// Whether `data` is the body of a CONNECT without its fixed header (a
+/// reader that reads the fixed header separately, as Mosquitto does).
+pub fn looks_like_connect_body(data: &[u8]) -> bool {
+    let want = if data.get(1) == Some(&6) { 10 } else { 8 };
+    data.len() >= want + 2 && protocol_version(&data[..want - 1]).is_some() && data[want - 1] & 1 == 0
+}
+
+/// Whether `data` is exactly a fixed header's first byte of a CONNECT, or
+/// exactly one remaining-length integer: what a reader that reads the
+/// fixed header piecewise gets before the CONNECT body.
+pub fn is_connect_header_piece(data: &[u8]) -> bool {
+    data == [0x10] || matches!(varint(data), Ok(Some((_, n))) if n == data.len())
+}
+
 /// The version a CONNECT's protocol name and level announce.
 fn protocol_version(name_and_level: &[u8]) -> Option<Version> {
     match name_and_level {
@@ -660,6 +674,21 @@ impl Framer {
             max_keep,
             failed: false,
         }
+    }
+
+    /// Part of a packet has been seen and the rest is awaited.
+    pub fn in_packet(&self) -> bool {
+        self.head_len > 0 || self.current.is_some()
+    }
+
+    /// The next bytes are the body of a packet with this header (whose
+    /// header bytes went by before framing started).
+    pub fn resume_in_body(&mut self, header: FixedHeader) {
+        self.head_len = 0;
+        self.current = Some(header);
+        self.left = header.remaining;
+        self.kept.clear();
+        self.kept_closed = false;
     }
 
     /// The framer met an error and ignores everything from then on.

@@ -298,3 +298,22 @@ fn decode_never_panics_on_prefixes() {
         }
     }
 }
+
+#[test]
+fn recognises_a_connect_read_piecewise() {
+    let bytes = connect(4, "c1");
+    assert!(is_connect_header_piece(&bytes[..1]));
+    assert!(is_connect_header_piece(&bytes[1..2]));
+    assert!(is_connect_header_piece(&[0x80, 0x01]));
+    assert!(!is_connect_header_piece(&[0, 0, 0, 8]));
+    assert!(!is_connect_header_piece(&[0x80]));
+    assert!(!is_connect_header_piece(b"GET"));
+    assert!(looks_like_connect_body(&bytes[2..]));
+    assert!(!looks_like_connect_body(b"\x00\x04HTTP\x04\x02\x00\x3c\x00\x00"));
+    let mut f = Framer::new(64);
+    f.resume_in_body(FixedHeader { kind: PacketType::Connect, flags: 0, remaining: (bytes.len() - 2) as u32, len: 2 });
+    assert!(f.in_packet());
+    let out = frames(&mut f, &[Segment::Bytes(&bytes[2..])], Version::V3_1_1);
+    assert!(out[0].as_ref().unwrap().contains("client_id: \"c1\""), "{out:?}");
+    assert!(!f.in_packet());
+}

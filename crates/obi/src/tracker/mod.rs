@@ -6,6 +6,7 @@
 pub(crate) mod event;
 mod http1;
 mod http2;
+mod mqtt;
 mod session;
 pub(crate) mod trace_ids;
 
@@ -26,7 +27,7 @@ use trace_ids::TraceRemap;
 
 /// Every protocol the tracker parses, in the order detection asks them.
 /// Adding a protocol adds one line here.
-static PROTOCOLS: &[&dyn Protocol] = &[&http2::Http2, &http1::Http1];
+static PROTOCOLS: &[&dyn Protocol] = &[&http2::Http2, &http1::Http1, &mqtt::Mqtt];
 
 /// Connections idle this long are forgotten (the kernel side ages its own out too).
 const IDLE_CONN_NS: u64 = 300 * 1_000_000_000;
@@ -121,6 +122,10 @@ pub(crate) struct TrackerStats {
     pub(crate) unnamed_spans_dropped: u64,
     /// HTTP/2 connections whose header decoding lost sync (no spans after that).
     pub(crate) h2_desynced_conns: u64,
+    /// MQTT connections no longer parsed: a malformed packet, or lost framing.
+    pub(crate) mqtt_malformed_conns: u64,
+    /// MQTT packets whose fields lay beyond the capture (no span for them).
+    pub(crate) mqtt_unreadable_packets: u64,
 }
 
 /// Spans of a process that is traced but not (yet) named by discovery.
