@@ -183,9 +183,8 @@ impl Semantics for MqttSpan {
 const SYSTEM: Attr = Attr::new("messaging.system", "messaging_system", |_| Value::Str("mqtt"));
 const DESTINATION: Attr =
     Attr::new("messaging.destination.name", "messaging_destination_name", |s| Value::Str(&MqttSpan::of(s).topic));
-const OPERATION: Attr = Attr::new("messaging.operation.name", "messaging_operation_name", |s| {
-    Value::Str(MqttSpan::of(s).operation_name())
-});
+const OPERATION: Attr =
+    Attr::new("messaging.operation.name", "messaging_operation_name", |s| Value::Str(MqttSpan::of(s).operation_name()));
 
 const ATTRS: &[Attr] = &[SYSTEM, DESTINATION, OPERATION, SERVER_ADDRESS, SERVER_PORT];
 const DEFAULTS: &[Attr] = &[SYSTEM, DESTINATION];

@@ -184,7 +184,10 @@ impl Conversation {
                 self.client_id = c.client_id.to_string();
                 let span = self.span(MqttOperation::Connect, String::new(), cx.server);
                 let trace = self.trace(io, side, None, cx);
-                if self.connect.replace(Open { packet_id: 0, awaits: Awaits::Connack, span, start_mono: start, trace }).is_some()
+                if self
+                    .connect
+                    .replace(Open { packet_id: 0, awaits: Awaits::Connack, span, start_mono: start, trace })
+                    .is_some()
                 {
                     cx.stats.unanswered_requests += 1;
                 }
@@ -257,14 +260,7 @@ impl Conversation {
         }
     }
 
-    fn on_publish(
-        &mut self,
-        p: Publish<'_>,
-        side: Side,
-        start: u64,
-        io: &Io<'_>,
-        cx: &mut SessionCx<'_>,
-    ) {
+    fn on_publish(&mut self, p: Publish<'_>, side: Side, start: u64, io: &Io<'_>, cx: &mut SessionCx<'_>) {
         let Some(topic) = self.resolve_topic(&p, side) else {
             // An alias set before we started watching: the topic is unknown.
             cx.stats.mqtt_unreadable_packets += 1;
@@ -336,8 +332,7 @@ impl Conversation {
     /// way as for HTTP), a new root otherwise; an MQTT 5 `traceparent`
     /// user property makes it a child of the sender's span.
     fn trace(&mut self, io: &Io<'_>, side: Side, traceparent: Option<&str>, cx: &mut SessionCx<'_>) -> TraceContext {
-        let kernel =
-            io.kernel_ctx.filter(|k| side == Side::Request && k.span_id != self.last_kernel_span);
+        let kernel = io.kernel_ctx.filter(|k| side == Side::Request && k.span_id != self.last_kernel_span);
         let mut ctx = match kernel {
             Some(k) => {
                 self.last_kernel_span = k.span_id;
