@@ -1,0 +1,424 @@
+//! MQTT end to end: the real Mosquitto broker from Debian, its
+//! `mosquitto_pub`/`mosquitto_sub` clients and paho-mqtt from PyPI, the real
+//! agent and eBPF. Spans are counted exactly on both the clients' and the
+//! broker's side. Runs as root (see tests/common::require_root).
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use common::*;
+use serde_json::Value;
+
+const WAIT: Duration = Duration::from_secs(30);
+
+/// A Mosquitto broker of our own on a free port (never the system service).
+struct Broker {
+    proc: Proc,
+    port: u16,
+    log: std::path::PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+impl Broker {
+    /// `verbose` logs every packet (the keep-alive test reads PINGREQs from it).
+    fn start(verbose: bool) -> Broker {
+        let port = free_port();
+        let dir = tempfile::tempdir().unwrap();
+        // Mosquitto started as root drops to its own user, which writes the log.
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o777)).unwrap();
+        let conf = dir.path().join("mosquitto.conf");
+        let log = dir.path().join("mosquitto.log");
+        let log_types = if verbose { "log_type all\n" } else { "log_type error\nlog_type warning\n" };
+        std::fs::write(
+            &conf,
+            format!(
+                "listener {port} 127.0.0.1\nallow_anonymous true\npersistence false\nlog_dest file {}\n{log_types}\
+                 max_queued_messages 0\nmax_inflight_messages 0\n",
+                log.display()
+            ),
+        )
+        .unwrap();
+        let proc = spawn("mosquitto", Command::new("mosquitto").arg("-c").arg(&conf));
+        wait_port(port, Duration::from_secs(15));
+        Broker { proc, port, log, _dir: dir }
+    }
+
+    /// Lines of the broker's log (Mosquitto flushes its log file, not its stdout).
+    fn log_count(&self, needle: &str) -> usize {
+        std::fs::read_to_string(&self.log).unwrap_or_default().lines().filter(|l| l.contains(needle)).count()
+    }
+
+    fn wait_log(&self, needle: &str) {
+        let deadline = Instant::now() + WAIT;
+        while self.log_count(needle) == 0 {
+            assert!(Instant::now() < deadline, "broker never logged {needle:?}");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+/// The agent tracing the broker (by port) and the clients (by executable
+/// and command line).
+fn agent_for(broker: &Broker, printer: &str, extra: &[(&str, &str)]) -> Agent {
+    let port = broker.port;
+    let mut b = Agent::builder().printer(printer).config(&format!(
+        "discovery:\n  instrument:\n    - open_ports: {port}\n    - exe_path: '*/mosquitto_[ps]ub'\n    \
+         - cmd_args: '*mqtt_client.py * {port}*'\n"
+    ));
+    for (k, v) in extra {
+        b = b.env(k, v);
+    }
+    let agent = b.start();
+    agent.wait_instrumented(broker.proc.pid(), WAIT);
+    agent
+}
+
+/// A paho-mqtt client (tests/apps/mqtt_client.py) against `port`.
+fn paho(port: u16, mode: &str, args: &[&str]) -> Proc {
+    spawn(
+        "paho",
+        Command::new(venv_python()).arg(apps_dir().join("mqtt_client.py")).arg(mode).arg(port.to_string()).args(args),
+    )
+}
+
+fn run_ok(p: &mut Proc, what: &str) {
+    let status = p.wait_exit(Duration::from_secs(90));
+    assert!(status.is_some_and(|s| s.success()), "{what} failed: {status:?} {:?}", p.lines());
+}
+
+fn mosquitto_pub(port: u16, args: &[&str]) {
+    let out = Command::new("mosquitto_pub").args(["-h", "127.0.0.1", "-p", &port.to_string()]).args(args).output();
+    assert!(out.as_ref().is_ok_and(|o| o.status.success()), "mosquitto_pub {args:?}: {out:?}");
+}
+
+fn is_mqtt(s: &Value) -> bool {
+    field(s, "type").starts_with("MQTT")
+}
+
+fn on_port(port: u16) -> impl Fn(&Value) -> bool {
+    move |s| is_mqtt(s) && host_port(s) == port
+}
+
+/// (type, clientId, operation, topic, qos, payloadSize, reasonCode, retain) of a span.
+type Row = (String, String, String, String, String, String, String, String);
+
+fn row(s: &Value) -> Row {
+    (
+        field(s, "type").to_string(),
+        attr(s, "clientId").to_string(),
+        attr(s, "operation").to_string(),
+        attr(s, "topic").to_string(),
+        attr(s, "qos").to_string(),
+        attr(s, "payloadSize").to_string(),
+        attr(s, "reasonCode").to_string(),
+        attr(s, "retain").to_string(),
+    )
+}
+
+fn r(t: &str, id: &str, op: &str, topic: &str, qos: u8, size: u32, reason: &str, retain: u8) -> Row {
+    (t.into(), id.into(), op.into(), topic.into(), qos.to_string(), size.to_string(), reason.into(), retain.to_string())
+}
+
+/// Spans of client `id`, sorted (the order across processes is not fixed).
+fn rows_of(spans: &[Value], id: &str) -> Vec<Row> {
+    let mut rows: Vec<Row> = spans.iter().filter(|s| attr(s, "clientId") == id).map(row).collect();
+    rows.sort();
+    rows
+}
+
+fn sorted(mut rows: Vec<Row>) -> Vec<Row> {
+    rows.sort();
+    rows
+}
+
+/// Mosquitto's own clients, each QoS, a retained message and wildcard
+/// filters: every operation makes exactly one span on the client's side and
+/// one on the broker's, acked ones last until their ack.
+#[test]
+fn mosquitto_clients_each_qos_retained_and_wildcards() {
+    require_root();
+    let broker = Broker::start(true);
+    let port = broker.port;
+    let agent = agent_for(&broker, "json", &[]);
+
+    mosquitto_pub(port, &["-i", "ret-pub", "-q", "1", "-r", "-t", "retained/r1", "-m", "keep"]);
+    let mut sub = spawn(
+        "mosquitto_sub",
+        Command::new("mosquitto_sub")
+            .args(["-h", "127.0.0.1", "-p", &port.to_string(), "-i", "sub-w", "-q", "2"])
+            .args(["-t", "sensors/#", "-t", "retained/+", "-C", "4", "-v"]),
+    );
+    broker.wait_log("Sending SUBACK to sub-w");
+    mosquitto_pub(port, &["-i", "pub-q0", "-q", "0", "-t", "sensors/a", "-m", "zero"]);
+    mosquitto_pub(port, &["-i", "pub-q1", "-q", "1", "-t", "sensors/b/c", "-m", "one!!"]);
+    mosquitto_pub(port, &["-i", "pub-q2", "-q", "2", "-t", "sensors/d", "-m", "two!!!"]);
+    run_ok(&mut sub, "mosquitto_sub");
+    assert_eq!(sub.lines().len(), 4, "{:?}", sub.lines());
+
+    let spans = agent.wait_spans(28, WAIT, on_port(port));
+    assert_eq!(spans.len(), 28, "{:#?}", spans.iter().map(row).collect::<Vec<_>>());
+    let (c, s) = ("MQTTClient", "MQTTServer");
+    for (id, topic, qos, size, retain) in
+        [("ret-pub", "retained/r1", 1, 4, 1), ("pub-q0", "sensors/a", 0, 4, 0), ("pub-q1", "sensors/b/c", 1, 5, 0)]
+            .into_iter()
+            .chain([("pub-q2", "sensors/d", 2, 6, 0)])
+    {
+        let reason = if qos == 0 { "" } else { "0" };
+        assert_eq!(
+            rows_of(&spans, id),
+            sorted(vec![
+                r(c, id, "connect", "", 0, 0, "0", 0),
+                r(c, id, "publish", topic, qos, size, reason, retain),
+                r(s, id, "connect", "", 0, 0, "0", 0),
+                r(s, id, "receive", topic, qos, size, reason, retain),
+            ]),
+            "{id}"
+        );
+    }
+    // The subscriber: the retained message first (retain flag set), then one
+    // delivery per publish at min(publish QoS, subscription QoS).
+    let mut want = vec![r(c, "sub-w", "connect", "", 0, 0, "0", 0), r(s, "sub-w", "connect", "", 0, 0, "0", 0)];
+    want.push(r(c, "sub-w", "subscribe", "sensors/#", 2, 0, "0", 0));
+    want.push(r(s, "sub-w", "subscribe", "sensors/#", 2, 0, "0", 0));
+    for (topic, qos, size, retain) in [("retained/r1", 1, 4, 1), ("sensors/a", 0, 4, 0), ("sensors/b/c", 1, 5, 0)]
+        .into_iter()
+        .chain([("sensors/d", 2, 6, 0)])
+    {
+        let reason = if qos == 0 { "" } else { "0" };
+        want.push(r(c, "sub-w", "process", topic, qos, size, reason, retain));
+        want.push(r(s, "sub-w", "publish", topic, qos, size, reason, retain));
+    }
+    assert_eq!(rows_of(&spans, "sub-w"), sorted(want));
+
+    for sp in &spans {
+        let client = field(sp, "type") == "MQTTClient";
+        assert_eq!(field(sp, "kind"), if client { "SPAN_KIND_CLIENT" } else { "SPAN_KIND_SERVER" });
+        assert_eq!(attr(sp, "serverPort"), port.to_string());
+        if client {
+            let exe = if attr(sp, "clientId") == "sub-w" { "mosquitto_sub" } else { "mosquitto_pub" };
+            assert_eq!(field(sp, "peerName"), exe, "{sp}");
+        }
+        // Without an ack a span has no duration of its own: a QoS 0
+        // publish seen by its sender is one write.
+        if client && attr(sp, "operation") == "publish" && attr(sp, "qos") == "0" {
+            assert_eq!(field(sp, "durationUSec"), "0", "{sp}");
+        }
+    }
+}
+
+/// paho-mqtt, MQTT 5: a `traceparent` user property is continued by every
+/// span of the message (publisher, broker in and out, subscriber); MQTT
+/// 3.1.1 keep-alive pings make no span; a client that dies without
+/// DISCONNECT leaves its will delivered and nothing else.
+#[test]
+fn paho_traceparent_keepalive_and_unclean_disconnect() {
+    require_root();
+    let broker = Broker::start(true);
+    let port = broker.port;
+    let agent = agent_for(&broker, "json", &[]);
+
+    let mut sub = paho(port, "sub", &["--v5", "--id", "sub5", "--topic", "home/#", "--qos", "1", "--count", "2"]);
+    sub.wait_line(|l| l == "ready", WAIT).expect("subscriber ready");
+    let tp_trace = "4bf92f3577b34da6a3ce929d0e0e4736";
+    let tp_span = "00f067aa0ba902b7";
+    let traceparent = format!("00-{tp_trace}-{tp_span}-01");
+    let mut publisher = paho(
+        port,
+        "pub",
+        &["--v5", "--id", "pub5", "--topic", "home/kitchen", "--qos", "1", "--traceparent", &traceparent],
+    );
+    run_ok(&mut publisher, "paho publisher");
+
+    // Keep-alive: a 1 s keep-alive, silent for 3.5 s.
+    let mut idle = paho(port, "idle", &["--id", "idle1", "--keepalive", "1", "--seconds", "3.5"]);
+    run_ok(&mut idle, "idle client");
+    let pings = broker.log_count("Received PINGREQ from idle1");
+    assert!(pings >= 2, "expected keep-alive pings, the broker logged {pings}");
+
+    // Unclean disconnect: the will goes to the subscriber.
+    let mut die = paho(port, "die", &["--id", "dier", "--topic", "x/#", "--will", "home/will"]);
+    assert_eq!(die.wait_exit(WAIT).and_then(|s| s.code()), Some(3), "{:?}", die.lines());
+    run_ok(&mut sub, "paho subscriber");
+    assert!(sub.lines().contains(&"received 2".to_string()), "{:?}", sub.lines());
+
+    let spans = agent.wait_spans(18, WAIT, on_port(port));
+    let (c, s) = ("MQTTClient", "MQTTServer");
+    assert_eq!(
+        rows_of(&spans, "pub5"),
+        sorted(vec![
+            r(c, "pub5", "connect", "", 0, 0, "0", 0),
+            r(c, "pub5", "publish", "home/kitchen", 1, 2, "0", 0),
+            r(s, "pub5", "connect", "", 0, 0, "0", 0),
+            r(s, "pub5", "receive", "home/kitchen", 1, 2, "0", 0),
+        ])
+    );
+    assert_eq!(
+        rows_of(&spans, "sub5"),
+        sorted(vec![
+            r(c, "sub5", "connect", "", 0, 0, "0", 0),
+            r(c, "sub5", "subscribe", "home/#", 1, 0, "0", 0),
+            r(c, "sub5", "process", "home/kitchen", 1, 2, "0", 0),
+            r(c, "sub5", "process", "home/will", 1, 4, "0", 0),
+            r(s, "sub5", "connect", "", 0, 0, "0", 0),
+            r(s, "sub5", "subscribe", "home/#", 1, 0, "0", 0),
+            r(s, "sub5", "publish", "home/kitchen", 1, 2, "0", 0),
+            r(s, "sub5", "publish", "home/will", 1, 4, "0", 0),
+        ])
+    );
+    // Pings: no span, only the CONNECT on each side.
+    assert_eq!(
+        rows_of(&spans, "idle1"),
+        sorted(vec![r(c, "idle1", "connect", "", 0, 0, "0", 0), r(s, "idle1", "connect", "", 0, 0, "0", 0)])
+    );
+    assert_eq!(
+        rows_of(&spans, "dier"),
+        sorted(vec![
+            r(c, "dier", "connect", "", 0, 0, "0", 0),
+            r(c, "dier", "subscribe", "x/#", 1, 0, "0", 0),
+            r(s, "dier", "connect", "", 0, 0, "0", 0),
+            r(s, "dier", "subscribe", "x/#", 1, 0, "0", 0),
+        ])
+    );
+    assert_eq!(spans.len(), 18, "{:#?}", spans.iter().map(row).collect::<Vec<_>>());
+
+    // The message's spans all continue the publisher's traceparent.
+    let kitchen: Vec<&Value> = spans.iter().filter(|s| attr(s, "topic") == "home/kitchen").collect();
+    assert_eq!(kitchen.len(), 4);
+    for sp in kitchen {
+        assert_eq!(field(sp, "traceID"), tp_trace, "{sp}");
+        assert_eq!(field(sp, "parentSpanID"), tp_span, "{sp}");
+    }
+    // MQTT 3.1.1 has nowhere to carry one: the will's spans are roots.
+    for sp in spans.iter().filter(|s| attr(s, "topic") == "home/will") {
+        assert_ne!(field(sp, "traceID"), tp_trace);
+    }
+}
+
+/// The counters of the `totals` line the agent logs when it stops.
+fn totals(agent: &mut Agent) -> BTreeMap<String, u64> {
+    assert!(agent.stop().is_some(), "agent did not stop");
+    let line = agent
+        .proc
+        .lines()
+        .into_iter()
+        .find(|l| l.contains("msg=totals") || l.contains("msg=\"totals\""))
+        .expect("totals line");
+    line.split(' ')
+        .filter_map(|kv| kv.split_once('='))
+        .filter_map(|(k, v)| Some((k.to_string(), v.parse().ok()?)))
+        .collect()
+}
+
+/// Bytes that are not MQTT after a valid CONNECT: the broker's connection is
+/// no longer parsed and counted; the agent goes on with other connections.
+#[test]
+fn malformed_packet_is_counted_and_stops_parsing() {
+    require_root();
+    let broker = Broker::start(false);
+    let port = broker.port;
+    let mut agent = agent_for(&broker, "json", &[]);
+
+    let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    stream.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    use std::io::{Read, Write};
+    let mut connect = vec![0x10, 14, 0, 4, b'M', b'Q', b'T', b'T', 4, 2, 0, 60, 0, 2];
+    connect.extend_from_slice(b"rw");
+    stream.write_all(&connect).unwrap();
+    let mut connack = [0u8; 4];
+    stream.read_exact(&mut connack).unwrap();
+    assert_eq!(connack, [0x20, 2, 0, 0]);
+    stream.write_all(&[0x30, 5, 0, 1, b't', b'h', b'i']).unwrap();
+    // Packet type 0 is reserved: malformed. Mosquitto drops the connection.
+    stream.write_all(&[0x00, 0x00, 0x30, 5, 0, 1, b't', b'h', b'i']).unwrap();
+    let mut rest = Vec::new();
+    let _ = stream.read_to_end(&mut rest);
+
+    // Parsing the other connections goes on.
+    mosquitto_pub(port, &["-i", "after", "-q", "1", "-t", "t", "-m", "ok"]);
+    let spans = agent.wait_spans(6, WAIT, on_port(port));
+    let (c, s) = ("MQTTClient", "MQTTServer");
+    assert_eq!(
+        rows_of(&spans, "rw"),
+        sorted(vec![r(s, "rw", "connect", "", 0, 0, "0", 0), r(s, "rw", "receive", "t", 0, 2, "", 0)])
+    );
+    assert_eq!(rows_of(&spans, "after").len(), 4, "{:#?}", spans.iter().map(row).collect::<Vec<_>>());
+    assert_eq!(rows_of(&spans, "after")[0], r(c, "after", "connect", "", 0, 0, "0", 0));
+    assert_eq!(spans.len(), 6);
+    assert!(agent.proc.is_running());
+    let t = totals(&mut agent);
+    assert_eq!(t.get("mqtt_malformed_conns"), Some(&1), "{t:?}");
+}
+
+/// Sums the samples of `name` whose label set contains all of `labels`.
+fn metric(page: &str, name: &str, labels: &[&str]) -> f64 {
+    page.lines()
+        .filter(|l| !l.starts_with('#'))
+        .filter(|l| l.split(['{', ' ']).next() == Some(name))
+        .filter(|l| labels.iter().all(|lab| l.contains(lab)))
+        .filter_map(|l| l.rsplit_once(' ')?.1.parse::<f64>().ok())
+        .sum()
+}
+
+/// 1,000 QoS 1 messages a second for 10 s through the broker: every one
+/// makes its four spans, and no counter of the kernel or the agent says
+/// anything was lost.
+#[test]
+fn thousand_messages_a_second_for_ten_seconds() {
+    require_root();
+    let broker = Broker::start(false);
+    let port = broker.port;
+    let prom = free_port();
+    let _agent = agent_for(
+        &broker,
+        "disabled",
+        &[("OTEL_EBPF_PROMETHEUS_PORT", &prom.to_string()), ("OTEL_EBPF_INTERNAL_METRICS_EXPORTER", "prometheus")],
+    );
+    let n = 10_000;
+    let count = n.to_string();
+    let mut sub = paho(port, "sub", &["--id", "rate-sub", "--topic", "rate/#", "--qos", "1", "--count", &count]);
+    sub.wait_line(|l| l == "ready", WAIT).expect("subscriber ready");
+    let started = Instant::now();
+    let mut publisher = paho(
+        port,
+        "pub",
+        &["--id", "rate-pub", "--topic", "rate/x", "--qos", "1", "--count", &count, "--rate", "1000"],
+    );
+    run_ok(&mut publisher, "publisher");
+    run_ok(&mut sub, "subscriber");
+    eprintln!("{:?} in {:?}", publisher.lines(), started.elapsed());
+    assert!(sub.lines().contains(&format!("received {n}")), "{:?}", sub.lines().last());
+
+    // Connect x2 and subscribe on each side, plus four spans per message.
+    let want_spans = 4 * n + 6;
+    let deadline = Instant::now() + WAIT;
+    let (page, internal) = loop {
+        let page = curl(&[&format!("http://127.0.0.1:{prom}/metrics")]);
+        let internal = curl(&[&format!("http://127.0.0.1:{prom}/internal/metrics")]);
+        if metric(&internal, "obi_spans_total", &[]) >= want_spans as f64 || Instant::now() >= deadline {
+            break (page, internal);
+        }
+        std::thread::sleep(Duration::from_millis(300));
+    };
+    assert_eq!(metric(&internal, "obi_spans_total", &[]), want_spans as f64);
+    assert_eq!(metric(&page, "messaging_publish_duration_seconds_count", &["messaging_system=\"mqtt\""]), n as f64);
+    assert_eq!(
+        metric(&page, "messaging_process_duration_seconds_count", &["messaging_destination_name=\"rate/x\""]),
+        n as f64
+    );
+    for lost in [
+        "obi_ebpf_ringbuf_dropped_events_total",
+        "obi_ebpf_table_full_total",
+        "obi_exporter_dropped_spans_total",
+        "obi_unanswered_requests_total",
+        "obi_orphan_responses_total",
+        "obi_mqtt_malformed_connections_total",
+        "obi_mqtt_unreadable_packets_total",
+        "obi_unnamed_spans_dropped_total",
+    ] {
+        assert_eq!(metric(&internal, lost, &[]), 0.0, "{lost}");
+    }
+}
