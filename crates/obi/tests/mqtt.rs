@@ -353,6 +353,19 @@ fn malformed_packet_is_counted_and_stops_parsing() {
     assert_eq!(t.get("mqtt_malformed_conns"), Some(&1), "{t:?}");
 }
 
+/// GET over a plain socket: the scrape must not come from a process the
+/// kernel might capture (a curl child of this test had its /metrics
+/// exchange captured and counted as a span of an unnamed process).
+fn http_get(port: u16, path: &str) -> String {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    write!(s, "GET {path} HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n").unwrap();
+    let mut out = String::new();
+    let _ = s.read_to_string(&mut out);
+    out.split_once("\r\n\r\n").map(|(_, body)| body.to_string()).unwrap_or_default()
+}
+
 /// Sums the samples of `name` whose label set contains all of `labels`.
 fn metric(page: &str, name: &str, labels: &[&str]) -> f64 {
     page.lines()
@@ -372,9 +385,9 @@ fn thousand_messages_a_second_for_ten_seconds() {
     let broker = Broker::start(false);
     let port = broker.port;
     let prom = free_port();
-    let _agent = agent_for(
+    let agent = agent_for(
         &broker,
-        "disabled",
+        "json",
         &[("OTEL_EBPF_PROMETHEUS_PORT", &prom.to_string()), ("OTEL_EBPF_INTERNAL_METRICS_EXPORTER", "prometheus")],
     );
     let n = 10_000;
@@ -395,15 +408,44 @@ fn thousand_messages_a_second_for_ten_seconds() {
     // Connect x2 and subscribe on each side, plus four spans per message.
     let want_spans = 4 * n + 6;
     let deadline = Instant::now() + WAIT;
+    let exported = |page: &str| metric(page, "obi_exporter_spans_total", &["sink=\"metrics\""]);
     let (page, internal) = loop {
-        let page = curl(&[&format!("http://127.0.0.1:{prom}/metrics")]);
-        let internal = curl(&[&format!("http://127.0.0.1:{prom}/internal/metrics")]);
-        if metric(&internal, "obi_spans_total", &[]) >= want_spans as f64 || Instant::now() >= deadline {
+        let (page, internal) = (http_get(prom, "/metrics"), http_get(prom, "/internal/metrics"));
+        if exported(&internal) >= want_spans as f64 || Instant::now() >= deadline {
             break (page, internal);
         }
         std::thread::sleep(Duration::from_millis(300));
     };
-    assert_eq!(metric(&internal, "obi_spans_total", &[]), want_spans as f64);
+    // Per client, side and operation.
+    let mut by_op: BTreeMap<(String, String, String), usize> = BTreeMap::new();
+    for sp in agent.wait_spans(want_spans, WAIT, on_port(port)) {
+        *by_op
+            .entry((field(&sp, "type").into(), attr(&sp, "clientId").into(), attr(&sp, "operation").into()))
+            .or_default() += 1;
+    }
+    let want: BTreeMap<(String, String, String), usize> = [
+        ("MQTTClient", "rate-pub", "connect", 1),
+        ("MQTTClient", "rate-pub", "publish", n),
+        ("MQTTClient", "rate-sub", "connect", 1),
+        ("MQTTClient", "rate-sub", "subscribe", 1),
+        ("MQTTClient", "rate-sub", "process", n),
+        ("MQTTServer", "rate-pub", "connect", 1),
+        ("MQTTServer", "rate-pub", "receive", n),
+        ("MQTTServer", "rate-sub", "connect", 1),
+        ("MQTTServer", "rate-sub", "subscribe", 1),
+        ("MQTTServer", "rate-sub", "publish", n),
+    ]
+    .into_iter()
+    .map(|(t, id, op, k)| ((t.to_string(), id.to_string(), op.to_string()), k))
+    .collect();
+    assert_eq!(by_op, want);
+    let others: Vec<Value> =
+        agent.spans().into_iter().filter(|s| !on_port(port)(s) && !is_type(s, "ProcessAlive")).collect();
+    assert!(others.is_empty(), "{others:#?}");
+    assert_eq!(metric(&internal, "obi_spans_total", &[]), want_spans as f64, "{internal}");
+    assert_eq!(exported(&internal), want_spans as f64, "{internal}");
+    let printed = metric(&internal, "obi_exporter_spans_total", &["sink=\"trace_printer\""]);
+    assert_eq!(printed, (want_spans + 3) as f64, "three ProcessAlive and the MQTT spans: {internal}");
     assert_eq!(metric(&page, "messaging_publish_duration_seconds_count", &["messaging_system=\"mqtt\""]), n as f64);
     assert_eq!(
         metric(&page, "messaging_process_duration_seconds_count", &["messaging_destination_name=\"rate/x\""]),
