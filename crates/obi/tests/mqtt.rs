@@ -119,7 +119,10 @@ fn row(s: &Value) -> Row {
     )
 }
 
-fn r(t: &str, id: &str, op: &str, topic: &str, qos: u8, size: u32, reason: &str, retain: u8) -> Row {
+/// What a span says of its message: (topic, qos, payload size, reason code, retain).
+type Msg<'a> = (&'a str, u8, u32, &'a str, u8);
+
+fn r(t: &str, id: &str, op: &str, (topic, qos, size, reason, retain): Msg<'_>) -> Row {
     (t.into(), id.into(), op.into(), topic.into(), qos.to_string(), size.to_string(), reason.into(), retain.to_string())
 }
 
@@ -171,26 +174,26 @@ fn mosquitto_clients_each_qos_retained_and_wildcards() {
         assert_eq!(
             rows_of(&spans, id),
             sorted(vec![
-                r(c, id, "connect", "", 0, 0, "0", 0),
-                r(c, id, "publish", topic, qos, size, reason, retain),
-                r(s, id, "connect", "", 0, 0, "0", 0),
-                r(s, id, "receive", topic, qos, size, reason, retain),
+                r(c, id, "connect", ("", 0, 0, "0", 0)),
+                r(c, id, "publish", (topic, qos, size, reason, retain)),
+                r(s, id, "connect", ("", 0, 0, "0", 0)),
+                r(s, id, "receive", (topic, qos, size, reason, retain)),
             ]),
             "{id}"
         );
     }
     // The subscriber: the retained message first (retain flag set), then one
     // delivery per publish at min(publish QoS, subscription QoS).
-    let mut want = vec![r(c, "sub-w", "connect", "", 0, 0, "0", 0), r(s, "sub-w", "connect", "", 0, 0, "0", 0)];
-    want.push(r(c, "sub-w", "subscribe", "sensors/#", 2, 0, "0", 0));
-    want.push(r(s, "sub-w", "subscribe", "sensors/#", 2, 0, "0", 0));
+    let mut want = vec![r(c, "sub-w", "connect", ("", 0, 0, "0", 0)), r(s, "sub-w", "connect", ("", 0, 0, "0", 0))];
+    want.push(r(c, "sub-w", "subscribe", ("sensors/#", 2, 0, "0", 0)));
+    want.push(r(s, "sub-w", "subscribe", ("sensors/#", 2, 0, "0", 0)));
     for (topic, qos, size, retain) in [("retained/r1", 1, 4, 1), ("sensors/a", 0, 4, 0), ("sensors/b/c", 1, 5, 0)]
         .into_iter()
         .chain([("sensors/d", 2, 6, 0)])
     {
         let reason = if qos == 0 { "" } else { "0" };
-        want.push(r(c, "sub-w", "process", topic, qos, size, reason, retain));
-        want.push(r(s, "sub-w", "publish", topic, qos, size, reason, retain));
+        want.push(r(c, "sub-w", "process", (topic, qos, size, reason, retain)));
+        want.push(r(s, "sub-w", "publish", (topic, qos, size, reason, retain)));
     }
     assert_eq!(rows_of(&spans, "sub-w"), sorted(want));
 
@@ -250,37 +253,37 @@ fn paho_traceparent_keepalive_and_unclean_disconnect() {
     assert_eq!(
         rows_of(&spans, "pub5"),
         sorted(vec![
-            r(c, "pub5", "connect", "", 0, 0, "0", 0),
-            r(c, "pub5", "publish", "home/kitchen", 1, 2, "0", 0),
-            r(s, "pub5", "connect", "", 0, 0, "0", 0),
-            r(s, "pub5", "receive", "home/kitchen", 1, 2, "0", 0),
+            r(c, "pub5", "connect", ("", 0, 0, "0", 0)),
+            r(c, "pub5", "publish", ("home/kitchen", 1, 2, "0", 0)),
+            r(s, "pub5", "connect", ("", 0, 0, "0", 0)),
+            r(s, "pub5", "receive", ("home/kitchen", 1, 2, "0", 0)),
         ])
     );
     assert_eq!(
         rows_of(&spans, "sub5"),
         sorted(vec![
-            r(c, "sub5", "connect", "", 0, 0, "0", 0),
-            r(c, "sub5", "subscribe", "home/#", 1, 0, "0", 0),
-            r(c, "sub5", "process", "home/kitchen", 1, 2, "0", 0),
-            r(c, "sub5", "process", "home/will", 1, 4, "0", 0),
-            r(s, "sub5", "connect", "", 0, 0, "0", 0),
-            r(s, "sub5", "subscribe", "home/#", 1, 0, "0", 0),
-            r(s, "sub5", "publish", "home/kitchen", 1, 2, "0", 0),
-            r(s, "sub5", "publish", "home/will", 1, 4, "0", 0),
+            r(c, "sub5", "connect", ("", 0, 0, "0", 0)),
+            r(c, "sub5", "subscribe", ("home/#", 1, 0, "0", 0)),
+            r(c, "sub5", "process", ("home/kitchen", 1, 2, "0", 0)),
+            r(c, "sub5", "process", ("home/will", 1, 4, "0", 0)),
+            r(s, "sub5", "connect", ("", 0, 0, "0", 0)),
+            r(s, "sub5", "subscribe", ("home/#", 1, 0, "0", 0)),
+            r(s, "sub5", "publish", ("home/kitchen", 1, 2, "0", 0)),
+            r(s, "sub5", "publish", ("home/will", 1, 4, "0", 0)),
         ])
     );
     // Pings: no span, only the CONNECT on each side.
     assert_eq!(
         rows_of(&spans, "idle1"),
-        sorted(vec![r(c, "idle1", "connect", "", 0, 0, "0", 0), r(s, "idle1", "connect", "", 0, 0, "0", 0)])
+        sorted(vec![r(c, "idle1", "connect", ("", 0, 0, "0", 0)), r(s, "idle1", "connect", ("", 0, 0, "0", 0))])
     );
     assert_eq!(
         rows_of(&spans, "dier"),
         sorted(vec![
-            r(c, "dier", "connect", "", 0, 0, "0", 0),
-            r(c, "dier", "subscribe", "x/#", 1, 0, "0", 0),
-            r(s, "dier", "connect", "", 0, 0, "0", 0),
-            r(s, "dier", "subscribe", "x/#", 1, 0, "0", 0),
+            r(c, "dier", "connect", ("", 0, 0, "0", 0)),
+            r(c, "dier", "subscribe", ("x/#", 1, 0, "0", 0)),
+            r(s, "dier", "connect", ("", 0, 0, "0", 0)),
+            r(s, "dier", "subscribe", ("x/#", 1, 0, "0", 0)),
         ])
     );
     assert_eq!(spans.len(), 18, "{:#?}", spans.iter().map(row).collect::<Vec<_>>());
@@ -343,10 +346,10 @@ fn malformed_packet_is_counted_and_stops_parsing() {
     let (c, s) = ("MQTTClient", "MQTTServer");
     assert_eq!(
         rows_of(&spans, "rw"),
-        sorted(vec![r(s, "rw", "connect", "", 0, 0, "0", 0), r(s, "rw", "receive", "t", 0, 2, "", 0)])
+        sorted(vec![r(s, "rw", "connect", ("", 0, 0, "0", 0)), r(s, "rw", "receive", ("t", 0, 2, "", 0))])
     );
     assert_eq!(rows_of(&spans, "after").len(), 4, "{:#?}", spans.iter().map(row).collect::<Vec<_>>());
-    assert_eq!(rows_of(&spans, "after")[0], r(c, "after", "connect", "", 0, 0, "0", 0));
+    assert_eq!(rows_of(&spans, "after")[0], r(c, "after", "connect", ("", 0, 0, "0", 0)));
     assert_eq!(spans.len(), 6);
     assert!(agent.proc.is_running());
     let t = totals(&mut agent);
