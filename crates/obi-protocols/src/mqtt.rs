@@ -281,6 +281,8 @@ pub struct Publish<'a> {
     pub traceparent: Option<&'a str>,
     /// Bytes of application payload.
     pub payload_len: u32,
+    /// The part of the payload that was captured and kept.
+    pub payload: &'a [u8],
 }
 
 /// PUBACK, PUBREC, PUBREL or PUBCOMP.
@@ -613,6 +615,7 @@ fn decode_publish<'a>(header: &FixedHeader, r: &mut Reader<'a>, v5: bool) -> Res
         topic_alias,
         traceparent,
         payload_len: (r.body_len - r.pos) as u32,
+        payload: r.data.get(r.pos..).unwrap_or_default(),
     })
 }
 

@@ -197,6 +197,24 @@ fn mosquitto_clients_each_qos_retained_and_wildcards() {
     }
     assert_eq!(rows_of(&spans, "sub-w"), sorted(want));
 
+    // Fan-out: what the broker delivers for a PUBLISH it received is a
+    // child of that receive (QoS 2 once released by PUBREL); the retained
+    // copy sent on SUBSCRIBE is caused by no PUBLISH: a root.
+    let broker_span = |op: &str, topic: &str| -> &Value {
+        let found: Vec<&Value> = spans
+            .iter()
+            .filter(|x| field(x, "type") == "MQTTServer" && attr(x, "operation") == op && attr(x, "topic") == topic)
+            .collect();
+        assert_eq!(found.len(), 1, "{op} {topic}");
+        found[0]
+    };
+    for topic in ["sensors/a", "sensors/b/c", "sensors/d"] {
+        let (received, delivered) = (broker_span("receive", topic), broker_span("publish", topic));
+        assert_eq!(field(delivered, "traceID"), field(received, "traceID"), "{topic}");
+        assert_eq!(field(delivered, "parentSpanID"), field(received, "spanID"), "{topic}");
+    }
+    assert_eq!(field(broker_span("publish", "retained/r1"), "parentSpanID"), "0000000000000000");
+
     for sp in &spans {
         let client = field(sp, "type") == "MQTTClient";
         assert_eq!(field(sp, "kind"), if client { "SPAN_KIND_CLIENT" } else { "SPAN_KIND_SERVER" });
@@ -288,12 +306,20 @@ fn paho_traceparent_keepalive_and_unclean_disconnect() {
     );
     assert_eq!(spans.len(), 18, "{:#?}", spans.iter().map(row).collect::<Vec<_>>());
 
-    // The message's spans all continue the publisher's traceparent.
+    // The message's spans all continue the publisher's traceparent: its
+    // own, the broker's receive and the subscriber's process are children
+    // of the span it names; the broker's delivery is a child of its receive.
     let kitchen: Vec<&Value> = spans.iter().filter(|s| attr(s, "topic") == "home/kitchen").collect();
     assert_eq!(kitchen.len(), 4);
-    for sp in kitchen {
+    let receive = kitchen.iter().find(|s| attr(s, "operation") == "receive").expect("broker receive");
+    for sp in &kitchen {
         assert_eq!(field(sp, "traceID"), tp_trace, "{sp}");
-        assert_eq!(field(sp, "parentSpanID"), tp_span, "{sp}");
+        let parent = if field(sp, "type") == "MQTTServer" && attr(sp, "operation") == "publish" {
+            field(receive, "spanID")
+        } else {
+            tp_span
+        };
+        assert_eq!(field(sp, "parentSpanID"), parent, "{sp}");
     }
     // MQTT 3.1.1 has nowhere to carry one: the will's spans are roots.
     for sp in spans.iter().filter(|s| attr(s, "topic") == "home/will") {

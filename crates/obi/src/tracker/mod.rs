@@ -155,16 +155,19 @@ struct SessionEnv {
     remap: TraceRemap,
     stats: TrackerStats,
     finished: Vec<Finished>,
+    relay: mqtt::BrokerRelay,
 }
 
 impl SessionEnv {
-    fn cx(&mut self, server: bool) -> SessionCx<'_> {
+    fn cx(&mut self, meta: &ConnMeta) -> SessionCx<'_> {
         SessionCx {
-            server,
+            server: meta.role == Role::Server,
+            pid: meta.pid,
             settings: &self.settings,
             remap: &mut self.remap,
             stats: &mut self.stats,
             finished: &mut self.finished,
+            relay: &mut self.relay,
         }
     }
 }
@@ -222,6 +225,7 @@ impl Tracker {
                 remap: TraceRemap::default(),
                 stats: TrackerStats::default(),
                 finished: Vec::new(),
+                relay: mqtt::BrokerRelay::default(),
             },
             spans: Vec::new(),
             to_ignore: Vec::new(),
@@ -248,6 +252,7 @@ impl Tracker {
         }
         self.conns.retain(|_, c| c.meta.pid != pid);
         self.tls_by_socket.retain(|k, _| k.0 != pid);
+        self.env.relay.forget(pid);
     }
 
     /// What the tracker saw and could not use.
@@ -308,7 +313,7 @@ impl Tracker {
     fn close_conn(&mut self, key: u64, ts: u64) {
         let Some(mut conn) = self.conns.remove(&key) else { return };
         if let Proto::Parsed(_, session) = &mut conn.proto {
-            session.on_close(ts, &mut self.env.cx(conn.meta.role == Role::Server));
+            session.on_close(ts, &mut self.env.cx(&conn.meta));
             self.emit_finished(conn.meta);
         }
     }
@@ -379,7 +384,7 @@ impl Tracker {
             missing: ev.missing(),
             tail: ev.tail,
         };
-        let mut cx = self.env.cx(conn.meta.role == Role::Server);
+        let mut cx = self.env.cx(&conn.meta);
         match session.on_data(&io, &mut cx) {
             Feed::Ok => {}
             Feed::Invalid => {
@@ -489,7 +494,7 @@ impl Tracker {
         let mut finished = Vec::new();
         for conn in self.conns.values_mut() {
             let Proto::Parsed(_, session) = &mut conn.proto else { continue };
-            let mut cx = self.env.cx(conn.meta.role == Role::Server);
+            let mut cx = self.env.cx(&conn.meta);
             session.tick(now_mono, &mut cx);
             if !self.env.finished.is_empty() {
                 finished.push((conn.meta, std::mem::take(&mut self.env.finished)));

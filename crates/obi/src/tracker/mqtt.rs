@@ -16,6 +16,8 @@
 //! - Bytes that are not MQTT, or uncaptured bytes that hide where the next
 //!   packet starts, end parsing of the connection (`mqtt_malformed_conns`).
 
+use std::collections::HashMap;
+
 use obi_protocols::mqtt::{
     self, DecodeError, FixedHeader, Frame, FrameError, Framer, Packet, PacketType, Publish, Segment, Version,
 };
@@ -64,6 +66,71 @@ const MAX_INFLIGHT: usize = 256;
 /// MQTT 5 topic aliases remembered per direction.
 const MAX_ALIASES: usize = 64;
 
+/// Payload bytes compared to tell a delivered message from another.
+const FINGERPRINT: usize = 64;
+
+/// A PUBLISH a broker process just read: its deliveries written before the
+/// broker reads anything else are copies of it.
+#[derive(Debug, Clone)]
+struct Received {
+    tid: u32,
+    topic: String,
+    payload_len: u32,
+    head: [u8; FINGERPRINT],
+    trace: TraceContext,
+}
+
+#[derive(Debug)]
+enum Slot {
+    One(Received),
+    /// Several PUBLISHes in one read: which one a delivery copies is unknown.
+    Many,
+}
+
+/// Links a broker's deliveries to the PUBLISH they copy (fan-out), per
+/// broker process. Only what is certain links: the delivery is written by
+/// the thread that read the PUBLISH, before that process reads anything
+/// else, with the same topic, size and first payload bytes, and without the
+/// retain flag (retained copies go out on SUBSCRIBE, not on receipt).
+/// A QoS 2 PUBLISH counts as read again when its PUBREL is (brokers release
+/// it to subscribers then). Deliveries the broker queued and sent later,
+/// after other reads, stay roots.
+#[derive(Debug, Default)]
+pub(crate) struct BrokerRelay {
+    last: HashMap<u32, Slot>,
+}
+
+impl BrokerRelay {
+    pub(crate) fn forget(&mut self, pid: u32) {
+        self.last.remove(&pid);
+    }
+
+    /// The broker process reads: whatever it read before is no longer what it relays.
+    fn read_started(&mut self, pid: u32) {
+        self.last.remove(&pid);
+    }
+
+    fn received(&mut self, pid: u32, r: Received) {
+        self.last.entry(pid).and_modify(|s| *s = Slot::Many).or_insert(Slot::One(r));
+    }
+
+    /// The context of the PUBLISH a delivery copies, if certain.
+    fn source(&self, pid: u32, tid: u32, topic: &str, p: &Publish<'_>) -> Option<TraceContext> {
+        let Some(Slot::One(r)) = self.last.get(&pid) else { return None };
+        let head = fingerprint(p)?;
+        (r.tid == tid && r.topic == topic && r.payload_len == p.payload_len && r.head == head).then_some(r.trace)
+    }
+}
+
+/// The first payload bytes, zero-padded; `None` when fewer were captured.
+fn fingerprint(p: &Publish<'_>) -> Option<[u8; FINGERPRINT]> {
+    let n = (p.payload_len as usize).min(FINGERPRINT);
+    let captured = p.payload.get(..n)?;
+    let mut head = [0u8; FINGERPRINT];
+    head[..n].copy_from_slice(captured);
+    Some(head)
+}
+
 /// The ack an open operation waits for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Awaits {
@@ -95,6 +162,8 @@ struct Conversation {
     inflight: [Vec<Open>; 2],
     /// MQTT 5 topic aliases each side set.
     aliases: [Vec<(u16, String)>; 2],
+    /// QoS 2 PUBLISHes a broker read, released to subscribers on PUBREL.
+    awaiting_release: Vec<(u16, Received)>,
     /// When the packet in progress on each side began.
     packet_start: [u64; 2],
     last_kernel_span: [u8; 8],
@@ -118,6 +187,7 @@ impl MqttSession {
                 connect: None,
                 inflight: [Vec::new(), Vec::new()],
                 aliases: [Vec::new(), Vec::new()],
+                awaiting_release: Vec::new(),
                 packet_start: [0; 2],
                 last_kernel_span: [0; 8],
                 failure: None,
@@ -209,6 +279,13 @@ impl Conversation {
             Packet::Ack(kind, ack) => {
                 // PUBREL goes the other way in the middle of a QoS 2 flow: no span of its own.
                 if kind == PacketType::Pubrel {
+                    if cx.server
+                        && side == Side::Request
+                        && let Some(i) = self.awaiting_release.iter().position(|(id, _)| *id == ack.packet_id)
+                    {
+                        let (_, received) = self.awaiting_release.swap_remove(i);
+                        cx.relay.received(cx.pid, received);
+                    }
                     return;
                 }
                 let opener = other(side);
@@ -273,7 +350,7 @@ impl Conversation {
         span.retain = p.retain;
         span.dup = p.dup;
         span.payload_size = p.payload_len;
-        let trace = self.trace(io, side, p.traceparent, cx);
+        let trace = self.publish_trace(&span.topic, &p, side, io, cx);
         let Some(packet_id) = p.packet_id else {
             return finish(Open { packet_id: 0, awaits: Awaits::Puback, span, start_mono: start, trace }, io.ts, cx);
         };
@@ -283,6 +360,45 @@ impl Conversation {
             return;
         }
         self.open(side, Open { packet_id, awaits, span, start_mono: start, trace }, cx);
+    }
+
+    /// A PUBLISH's context: on a broker, a delivery is a child of the
+    /// PUBLISH it copies when that is certain (see [`BrokerRelay`]), and a
+    /// received PUBLISH is remembered for its deliveries.
+    fn publish_trace(
+        &mut self,
+        topic: &str,
+        p: &Publish<'_>,
+        side: Side,
+        io: &Io<'_>,
+        cx: &mut SessionCx<'_>,
+    ) -> TraceContext {
+        if cx.server && side == Side::Response && !p.retain {
+            if let Some(src) = cx.relay.source(cx.pid, io.tid, topic, p) {
+                return TraceContext {
+                    trace_id: src.trace_id,
+                    span_id: trace_ids::random_span_id(),
+                    parent_span_id: src.span_id,
+                    flags: src.flags,
+                };
+            }
+        }
+        let trace = self.trace(io, side, p.traceparent, cx);
+        if cx.server
+            && side == Side::Request
+            && let Some(head) = fingerprint(p)
+        {
+            let received = Received { tid: io.tid, topic: topic.to_string(), payload_len: p.payload_len, head, trace };
+            if let (2, Some(id)) = (p.qos, p.packet_id) {
+                if self.awaiting_release.len() >= MAX_INFLIGHT {
+                    self.awaiting_release.remove(0);
+                }
+                self.awaiting_release.retain(|(i, _)| *i != id);
+                self.awaiting_release.push((id, received.clone()));
+            }
+            cx.relay.received(cx.pid, received);
+        }
+        trace
     }
 
     /// The topic of a PUBLISH, through MQTT 5 topic aliases.
@@ -382,6 +498,9 @@ impl Session for MqttSession {
             self.conv.packet_start[s] = io.ts;
         }
         self.seen_data = true;
+        if cx.server && io.side == Side::Request {
+            cx.relay.read_started(cx.pid);
+        }
         if !framer.in_packet() {
             self.conv.packet_start[s] = io.ts;
         }

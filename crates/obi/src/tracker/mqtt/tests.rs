@@ -61,6 +61,7 @@ struct Harness {
     remap: TraceRemap,
     stats: TrackerStats,
     finished: Vec<Finished>,
+    relay: BrokerRelay,
     lost: bool,
 }
 
@@ -73,6 +74,7 @@ impl Harness {
             remap: TraceRemap::default(),
             stats: TrackerStats::default(),
             finished: Vec::new(),
+            relay: BrokerRelay::default(),
             lost: false,
         }
     }
@@ -81,10 +83,12 @@ impl Harness {
         let io = Io { side, ts, tid: 1, msg_start: false, kernel_ctx: None, data, missing, tail: &[] };
         let mut cx = SessionCx {
             server: self.server,
+            pid: 7,
             settings: &self.settings,
             remap: &mut self.remap,
             stats: &mut self.stats,
             finished: &mut self.finished,
+            relay: &mut self.relay,
         };
         if self.session.on_data(&io, &mut cx) == Feed::Lost {
             self.lost = true;
@@ -94,10 +98,12 @@ impl Harness {
     fn close(&mut self) {
         let mut cx = SessionCx {
             server: self.server,
+            pid: 7,
             settings: &self.settings,
             remap: &mut self.remap,
             stats: &mut self.stats,
             finished: &mut self.finished,
+            relay: &mut self.relay,
         };
         self.session.on_close(0, &mut cx);
     }
@@ -314,4 +320,105 @@ fn unacked_operations_at_close_are_counted_not_reported() {
     h.close();
     assert_eq!(h.spans().len(), 1);
     assert_eq!((h.stats.unanswered_requests, h.stats.orphan_responses), (1, 1));
+}
+
+/// Two broker-side connections of one process sharing its relay.
+struct Broker {
+    conns: [MqttSession; 2],
+    settings: TrackerSettings,
+    remap: TraceRemap,
+    stats: TrackerStats,
+    finished: Vec<Finished>,
+    relay: BrokerRelay,
+}
+
+impl Broker {
+    fn new() -> Self {
+        let mut b = Broker {
+            conns: [MqttSession::new(), MqttSession::new()],
+            settings: TrackerSettings { http_request_timeout_ns: 0, idle_conn_ns: 0 },
+            remap: TraceRemap::default(),
+            stats: TrackerStats::default(),
+            finished: Vec::new(),
+            relay: BrokerRelay::default(),
+        };
+        b.feed(0, Side::Request, 1, &connect(4, "publisher"), 1);
+        b.feed(1, Side::Request, 2, &connect(4, "subscriber"), 1);
+        b.finished.clear();
+        b
+    }
+
+    fn feed(&mut self, conn: usize, side: Side, ts: u64, data: &[u8], tid: u32) {
+        let io = Io { side, ts, tid, msg_start: false, kernel_ctx: None, data, missing: 0, tail: &[] };
+        let mut cx = SessionCx {
+            server: true,
+            pid: 7,
+            settings: &self.settings,
+            remap: &mut self.remap,
+            stats: &mut self.stats,
+            finished: &mut self.finished,
+            relay: &mut self.relay,
+        };
+        assert_eq!(self.conns[conn].on_data(&io, &mut cx), Feed::Ok);
+    }
+
+    /// (trace id, span id, parent span id) of the span finished at `i`.
+    fn ids(&self, i: usize) -> ([u8; 16], [u8; 8], [u8; 8]) {
+        let t = self.finished[i].trace;
+        (t.trace_id, t.span_id, t.parent_span_id)
+    }
+}
+
+#[test]
+fn a_brokers_deliveries_are_children_of_the_publish_they_copy() {
+    let mut b = Broker::new();
+    b.feed(0, Side::Request, 100, &publish(0, "t", 0, b"hello"), 1);
+    b.feed(1, Side::Response, 110, &publish(0, "t", 0, b"hello"), 1);
+    let (received, delivered) = (b.ids(0), b.ids(1));
+    assert_eq!(delivered.0, received.0, "same trace");
+    assert_eq!(delivered.2, received.1, "child of the received PUBLISH");
+}
+
+#[test]
+fn a_qos2_publish_is_relayed_when_released() {
+    let mut b = Broker::new();
+    b.feed(0, Side::Request, 100, &publish(2, "t", 5, b"hello"), 1);
+    b.feed(0, Side::Response, 101, &ack(0x50, 5), 1);
+    b.feed(0, Side::Request, 102, &ack(0x62, 5), 1);
+    b.feed(1, Side::Response, 103, &publish(1, "t", 1, b"hello"), 1);
+    b.feed(0, Side::Response, 104, &ack(0x70, 5), 1);
+    b.feed(1, Side::Request, 105, &ack(0x40, 1), 1);
+    // Finished: the delivery (acked at 105) after the receive (completed at 104).
+    let (received, delivered) = (b.ids(0), b.ids(1));
+    assert_eq!(delivered.0, received.0);
+    assert_eq!(delivered.2, received.1);
+}
+
+#[test]
+fn a_delivery_after_another_read_or_of_other_content_stays_a_root() {
+    let mut b = Broker::new();
+    // Another read of the broker between the PUBLISH and the delivery.
+    b.feed(0, Side::Request, 100, &publish(0, "t", 0, b"hello"), 1);
+    b.feed(1, Side::Request, 105, &[0xc0, 0], 1);
+    b.feed(1, Side::Response, 110, &publish(0, "t", 0, b"hello"), 1);
+    // Other payload, other topic, other thread, a retained copy.
+    b.feed(0, Side::Request, 200, &publish(0, "t", 0, b"hello"), 1);
+    b.feed(1, Side::Response, 210, &publish(0, "t", 0, b"HELLO"), 1);
+    b.feed(1, Side::Response, 211, &publish(0, "u", 0, b"hello"), 1);
+    b.feed(1, Side::Response, 212, &publish(0, "t", 0, b"hello"), 2);
+    let mut retained = publish(0, "t", 0, b"hello");
+    retained[0] |= 1;
+    b.feed(1, Side::Response, 213, &retained, 1);
+    // Two PUBLISHes in one read: which one a delivery copies is unknown.
+    let mut two = publish(0, "t", 0, b"hello");
+    two.extend(publish(0, "t", 0, b"hello"));
+    b.feed(0, Side::Request, 300, &two, 1);
+    b.feed(1, Side::Response, 310, &publish(0, "t", 0, b"hello"), 1);
+    let deliveries: Vec<usize> = (0..b.finished.len())
+        .filter(|&i| matches!(&b.finished[i].detail, SpanDetail::Mqtt(m) if m.operation == MqttOperation::PublishFromBroker))
+        .collect();
+    assert_eq!(deliveries.len(), 6);
+    for i in deliveries {
+        assert_eq!(b.ids(i).2, [0; 8], "delivery {i} must be a root");
+    }
 }
