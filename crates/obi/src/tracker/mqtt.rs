@@ -61,8 +61,10 @@ impl Protocol for Mqtt {
 
 /// Bytes of a packet body kept for decoding (topic, ids, properties).
 const MAX_KEEP: usize = 4096;
-/// Operations waiting for an ack, per direction, beyond which the oldest is dropped (and counted).
-const MAX_INFLIGHT: usize = 256;
+/// Operations waiting for an ack, per direction, beyond which the oldest is
+/// dropped (and counted). Brokers bound in-flight messages per client far
+/// lower by default (Mosquitto: 20); a linear scan stays cheap at this size.
+const MAX_INFLIGHT: usize = 1024;
 /// MQTT 5 topic aliases remembered per direction.
 const MAX_ALIASES: usize = 64;
 
