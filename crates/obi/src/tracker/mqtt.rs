@@ -375,15 +375,17 @@ impl Conversation {
         io: &Io<'_>,
         cx: &mut SessionCx<'_>,
     ) -> TraceContext {
-        if cx.server && side == Side::Response && !p.retain {
-            if let Some(src) = cx.relay.source(cx.pid, io.tid, topic, p) {
-                return TraceContext {
-                    trace_id: src.trace_id,
-                    span_id: trace_ids::random_span_id(),
-                    parent_span_id: src.span_id,
-                    flags: src.flags,
-                };
-            }
+        if cx.server
+            && side == Side::Response
+            && !p.retain
+            && let Some(src) = cx.relay.source(cx.pid, io.tid, topic, p)
+        {
+            return TraceContext {
+                trace_id: src.trace_id,
+                span_id: trace_ids::random_span_id(),
+                parent_span_id: src.span_id,
+                flags: src.flags,
+            };
         }
         let trace = self.trace(io, side, p.traceparent, cx);
         if cx.server
