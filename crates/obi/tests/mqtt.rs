@@ -464,7 +464,7 @@ fn thousand_messages_a_second_for_ten_seconds() {
     eprintln!("{} of {n} deliveries linked to their receive", parents.len());
     for sp in &spans {
         *by_op
-            .entry((field(&sp, "type").into(), attr(&sp, "clientId").into(), attr(&sp, "operation").into()))
+            .entry((field(sp, "type").into(), attr(sp, "clientId").into(), attr(sp, "operation").into()))
             .or_default() += 1;
     }
     let want: BTreeMap<(String, String, String), usize> = [
