@@ -40,6 +40,16 @@ fi
 if ! "$venv/bin/python3" -c 'import paho.mqtt' 2>/dev/null; then
 	"$venv/bin/pip" install -q --disable-pip-version-check 'paho-mqtt==2.1.0'
 fi
+# mqtt.js, the Node.js MQTT client of the MQTT tests (crates/obi/tests/apps/mqtt_client.js).
+node_dir="${OBI_TEST_NODE:-/opt/obi-test-node}"
+if ! node -e "require('$node_dir/node_modules/mqtt')" 2>/dev/null; then
+	if ! command -v npm >/dev/null; then
+		apt-get update -qq
+		apt-get install -y -qq --no-install-recommends npm
+	fi
+	mkdir -p "$node_dir"
+	(cd "$node_dir" && npm install --silent --no-audit --no-fund 'mqtt@5.16.0')
+fi
 # The package's postinst may start a system-wide Prometheus where services are
 # allowed to start; the tests run their own on a free port and need neither it
 # nor its port 9090.

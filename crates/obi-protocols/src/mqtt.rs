@@ -252,6 +252,7 @@ pub enum Packet<'a> {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Connect<'a> {
     pub version: Version,
+    /// Empty when the client sent none or it was not captured.
     pub client_id: &'a str,
     pub clean_start: bool,
     pub keep_alive: u16,
@@ -589,7 +590,12 @@ fn decode_connect<'a>(r: &mut Reader<'a>) -> Result<Connect<'a>, DecodeError> {
     if version.has_properties() {
         r.properties(|_| {})?;
     }
-    let client_id = r.string()?;
+    // The version matters to every later packet: a client id beyond the
+    // capture leaves only the id unknown.
+    let client_id = match r.string() {
+        Err(DecodeError::Truncated) => "",
+        other => other?,
+    };
     Ok(Connect { version, client_id, clean_start: flags & 2 != 0, keep_alive })
 }
 

@@ -99,6 +99,10 @@ fn decodes_connect_and_connack() {
         decode_all(&[0x20, 2, 1, 5], Version::V3_1_1),
         Packet::Connack(Connack { session_present: true, reason: 5, assigned_client_id: None })
     );
+    // The client id beyond the capture: the version is still known.
+    let Header::Complete(h) = fixed_header(&bytes) else { panic!() };
+    let Packet::Connect(c) = decode(&h, &bytes[h.len..bytes.len() - 3], Version::V3_1_1).unwrap() else { panic!() };
+    assert_eq!((c.version, c.client_id), (Version::V5, ""));
     let mut props = vec![0x12];
     props.extend(s("auto-1"));
     let mut body = vec![0, 0, props.len() as u8];

@@ -510,8 +510,16 @@ impl Session for MqttSession {
         }
         let conv = &mut self.conv;
         framer.feed(Segment::Bytes(io.data), &mut |f| conv.on_frame(f, io.side, io, cx));
-        if io.missing > 0 {
-            framer.feed(Segment::Gap(io.missing), &mut |f| conv.on_frame(f, io.side, io, cx));
+        // The tail is the buffer's last bytes: those of it past the capture
+        // sit at known offsets after the hole (a writev whose last iovec was
+        // not captured is often whole again with them).
+        let tail = &io.tail[io.tail.len().saturating_sub(io.missing.min(usize::MAX as u64) as usize)..];
+        let hole = io.missing - tail.len() as u64;
+        if hole > 0 {
+            framer.feed(Segment::Gap(hole), &mut |f| conv.on_frame(f, io.side, io, cx));
+        }
+        if !tail.is_empty() {
+            framer.feed(Segment::Bytes(tail), &mut |f| conv.on_frame(f, io.side, io, cx));
         }
         match &self.conv.failure {
             None => Feed::Ok,

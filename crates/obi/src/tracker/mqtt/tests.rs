@@ -80,7 +80,11 @@ impl Harness {
     }
 
     fn feed(&mut self, side: Side, ts: u64, data: &[u8], missing: u64) {
-        let io = Io { side, ts, tid: 1, msg_start: false, kernel_ctx: None, data, missing, tail: &[] };
+        self.feed_tail(side, ts, data, missing, &[]);
+    }
+
+    fn feed_tail(&mut self, side: Side, ts: u64, data: &[u8], missing: u64, tail: &[u8]) {
+        let io = Io { side, ts, tid: 1, msg_start: false, kernel_ctx: None, data, missing, tail };
         let mut cx = SessionCx {
             server: self.server,
             pid: 7,
@@ -296,6 +300,29 @@ fn big_payloads_with_uncaptured_middles_keep_framing() {
     h.feed(Side::Response, 300, &ack(0x40, 5), 0);
     assert!(!h.lost);
     assert_eq!(h.spans()[0], ("publish big".into(), 1, 100_000, Some(0), 200, 300));
+}
+
+#[test]
+fn the_tail_fills_what_the_capture_missed() {
+    let mut h = Harness::new(false);
+    // mqtt.js writes its CONNECT with writev; the kernel captured the first
+    // iovec and the tail holds the client id.
+    let c = connect(4, "js-pub1");
+    let (head, rest) = c.split_at(c.len() - 7);
+    h.feed_tail(Side::Request, 100, head, 7, rest);
+    h.feed(Side::Response, 110, &[0x20, 2, 0, 0], 0);
+    // A big write whose tail holds the start of the next packet.
+    let mut big = publish(0, "big", 0, &vec![b'x'; 5000]);
+    let ping = [0xc0, 0];
+    big.extend_from_slice(&ping);
+    big.extend(publish(0, "after", 0, b"v"));
+    let tail = &big[big.len() - 16..];
+    h.feed_tail(Side::Request, 200, &big[..4096], (big.len() - 4096) as u64, tail);
+    assert!(!h.lost);
+    let names: Vec<String> = h.spans().into_iter().map(|s| s.0).collect();
+    assert_eq!(names, ["connect", "publish big", "publish after"]);
+    let SpanDetail::Mqtt(m) = &h.finished[0].detail else { panic!() };
+    assert_eq!(m.client_id, "js-pub1");
 }
 
 #[test]
