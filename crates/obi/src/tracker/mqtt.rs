@@ -16,8 +16,6 @@
 //! - Bytes that are not MQTT, or uncaptured bytes that hide where the next
 //!   packet starts, end parsing of the connection (`mqtt_malformed_conns`).
 
-use std::collections::HashMap;
-
 use obi_protocols::mqtt::{
     self, DecodeError, FixedHeader, Frame, FrameError, Framer, Packet, PacketType, Publish, Segment, Version,
 };
@@ -26,6 +24,8 @@ use super::event::Event;
 use super::session::{Detect, Feed, Finished, Io, Protocol, Session, SessionCx, Side};
 use super::trace_ids;
 use crate::span::{MqttOperation, MqttSpan, SpanDetail, TraceContext};
+pub(crate) use relay::BrokerRelay;
+use relay::{Received, fingerprint};
 
 /// MQTT, recognised by the client's CONNECT, whole or (as Mosquitto reads
 /// it) fixed header and body apart.
@@ -67,71 +67,6 @@ const MAX_KEEP: usize = 4096;
 const MAX_INFLIGHT: usize = 1024;
 /// MQTT 5 topic aliases remembered per direction.
 const MAX_ALIASES: usize = 64;
-
-/// Payload bytes compared to tell a delivered message from another.
-const FINGERPRINT: usize = 64;
-
-/// A PUBLISH a broker process just read: its deliveries written before the
-/// broker reads anything else are copies of it.
-#[derive(Debug, Clone)]
-struct Received {
-    tid: u32,
-    topic: String,
-    payload_len: u32,
-    head: [u8; FINGERPRINT],
-    trace: TraceContext,
-}
-
-#[derive(Debug)]
-enum Slot {
-    One(Received),
-    /// Several PUBLISHes in one read: which one a delivery copies is unknown.
-    Many,
-}
-
-/// Links a broker's deliveries to the PUBLISH they copy (fan-out), per
-/// broker process. Only what is certain links: the delivery is written by
-/// the thread that read the PUBLISH, before that process reads anything
-/// else, with the same topic, size and first payload bytes, and without the
-/// retain flag (retained copies go out on SUBSCRIBE, not on receipt).
-/// A QoS 2 PUBLISH counts as read again when its PUBREL is (brokers release
-/// it to subscribers then). Deliveries the broker queued and sent later,
-/// after other reads, stay roots.
-#[derive(Debug, Default)]
-pub(crate) struct BrokerRelay {
-    last: HashMap<u32, Slot>,
-}
-
-impl BrokerRelay {
-    pub(crate) fn forget(&mut self, pid: u32) {
-        self.last.remove(&pid);
-    }
-
-    /// The broker process reads: whatever it read before is no longer what it relays.
-    fn read_started(&mut self, pid: u32) {
-        self.last.remove(&pid);
-    }
-
-    fn received(&mut self, pid: u32, r: Received) {
-        self.last.entry(pid).and_modify(|s| *s = Slot::Many).or_insert(Slot::One(r));
-    }
-
-    /// The context of the PUBLISH a delivery copies, if certain.
-    fn source(&self, pid: u32, tid: u32, topic: &str, p: &Publish<'_>) -> Option<TraceContext> {
-        let Some(Slot::One(r)) = self.last.get(&pid) else { return None };
-        let head = fingerprint(p)?;
-        (r.tid == tid && r.topic == topic && r.payload_len == p.payload_len && r.head == head).then_some(r.trace)
-    }
-}
-
-/// The first payload bytes, zero-padded; `None` when fewer were captured.
-fn fingerprint(p: &Publish<'_>) -> Option<[u8; FINGERPRINT]> {
-    let n = (p.payload_len as usize).min(FINGERPRINT);
-    let captured = p.payload.get(..n)?;
-    let mut head = [0u8; FINGERPRINT];
-    head[..n].copy_from_slice(captured);
-    Some(head)
-}
 
 /// The ack an open operation waits for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -537,5 +472,6 @@ impl Session for MqttSession {
     }
 }
 
+mod relay;
 #[cfg(test)]
 mod tests;
