@@ -550,7 +550,6 @@ fn thousand_messages_a_second_for_ten_seconds() {
         "obi_orphan_responses_total",
         "obi_mqtt_malformed_connections_total",
         "obi_mqtt_unreadable_packets_total",
-        "obi_unnamed_spans_dropped_total",
     ] {
         assert_eq!(metric(&internal, lost, &[]), 0.0, "{lost}");
     }
@@ -558,7 +557,11 @@ fn thousand_messages_a_second_for_ten_seconds() {
     let others: Vec<Value> =
         agent.spans().into_iter().filter(|s| !on_port(port)(s) && !is_type(s, "ProcessAlive")).collect();
     assert!(others.is_empty(), "{others:#?}");
-    assert_eq!(metric(&internal, "obi_spans_total", &[]), want_spans as f64, "{internal}");
+    // Every span of this test reached the exporters. (`obi_spans_total` and
+    // `obi_unnamed_spans_dropped_total` are not compared: on a host shared
+    // with other test runs, spans of a process this test never started were
+    // seen captured, held and dropped as unnamed; pids wrap at 32768 there.
+    // The exact counts above cover every span of ours.)
     assert_eq!(exported(&internal), want_spans as f64, "{internal}");
     let printed = metric(&internal, "obi_exporter_spans_total", &["sink=\"trace_printer\""]);
     assert_eq!(printed, (want_spans + 3) as f64, "three ProcessAlive and the MQTT spans: {internal}");
