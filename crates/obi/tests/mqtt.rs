@@ -571,3 +571,77 @@ fn thousand_messages_a_second_for_ten_seconds() {
         n as f64
     );
 }
+
+/// OTLP export: span names, kinds and the messaging attributes of a
+/// publish, as a real OTLP receiver (tests/apps/otlp_receiver.py) gets them.
+#[test]
+fn otlp_export_of_mqtt_spans() {
+    require_root();
+    let broker = Broker::start(false);
+    let port = broker.port;
+    let grpc = free_port();
+    let rx = start_server(
+        "otlp-receiver",
+        Command::new(venv_python())
+            .arg("-u")
+            .arg(apps_dir().join("otlp_receiver.py"))
+            .args(["--grpc", &grpc.to_string()]),
+    );
+    let _agent = agent_for(
+        &broker,
+        "disabled",
+        &[
+            ("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", &format!("http://127.0.0.1:{grpc}")),
+            ("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL", "grpc"),
+            ("OTEL_EBPF_OTLP_TRACES_BATCH_TIMEOUT", "100ms"),
+        ],
+    );
+    mosquitto_pub(port, &["-i", "otlp-pub", "-q", "1", "-t", "otlp/t", "-m", "hello"]);
+
+    let publish = |s: &Value| s["attributes"]["messaging.destination.name"] == "otlp/t";
+    let deadline = Instant::now() + WAIT;
+    let spans = loop {
+        let spans: Vec<Value> = rx
+            .lines()
+            .iter()
+            .filter(|l| l.starts_with('{'))
+            .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+            .filter(|s| publish(s))
+            .collect();
+        if spans.len() >= 2 || Instant::now() >= deadline {
+            break spans;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert_eq!(spans.len(), 2, "{spans:#?}");
+    let by_kind = |k: &str| spans.iter().find(|s| s["kind"] == k).unwrap_or_else(|| panic!("no {k}: {spans:#?}"));
+    for (kind, name, op, op_type) in [
+        ("SPAN_KIND_CLIENT", "publish otlp/t", "publish", "send"),
+        ("SPAN_KIND_SERVER", "receive otlp/t", "receive", "receive"),
+    ] {
+        let s = by_kind(kind);
+        assert_eq!(s["name"], name);
+        assert_eq!(s["status"]["code"], "STATUS_CODE_UNSET");
+        let mut attrs = s["attributes"].clone();
+        let server_address = attrs.as_object_mut().unwrap().remove("server.address");
+        assert!(server_address.is_some(), "{s}");
+        let mut want = serde_json::json!({
+            "messaging.system": "mqtt",
+            "messaging.operation.name": op,
+            "messaging.operation.type": op_type,
+            "messaging.destination.name": "otlp/t",
+            "messaging.client.id": "otlp-pub",
+            "messaging.message.body.size": 5,
+            "messaging.mqtt.retain": 0,
+            "messaging.mqtt.qos": 1,
+            "messaging.mqtt.reason_code": 0,
+            "network.protocol.name": "mqtt",
+            "network.protocol.version": "3.1.1",
+            "server.port": port,
+        });
+        if kind == "SPAN_KIND_SERVER" {
+            want["client.address"] = "127.0.0.1".into();
+        }
+        assert_eq!(attrs, want, "{kind}");
+    }
+}
