@@ -25,19 +25,34 @@ struct Broker {
 impl Broker {
     /// `verbose` logs every packet (the keep-alive test reads PINGREQs from it).
     fn start(verbose: bool) -> Broker {
+        Self::start_with(verbose, false)
+    }
+
+    /// `tls`: the listener takes TLS with a self-signed certificate
+    /// (`cert.pem` in [`Broker::dir`]).
+    fn start_with(verbose: bool, tls: bool) -> Broker {
         let port = free_port();
         let dir = tempfile::tempdir().unwrap();
-        // Mosquitto started as root drops to its own user, which writes the log.
+        // Mosquitto started as root drops to its own user, which writes the
+        // log and reads the certificate.
         use std::os::unix::fs::PermissionsExt;
         std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o777)).unwrap();
         let conf = dir.path().join("mosquitto.conf");
         let log = dir.path().join("mosquitto.log");
         let log_types = if verbose { "log_type all\n" } else { "log_type error\nlog_type warning\n" };
+        let mut tls_conf = String::new();
+        if tls {
+            let (cert, key) = self_signed_cert(dir.path());
+            for f in [&cert, &key] {
+                std::fs::set_permissions(f, std::fs::Permissions::from_mode(0o644)).unwrap();
+            }
+            tls_conf = format!("certfile {}\nkeyfile {}\n", cert.display(), key.display());
+        }
         std::fs::write(
             &conf,
             format!(
-                "listener {port} 127.0.0.1\nallow_anonymous true\npersistence false\nlog_dest file {}\n{log_types}\
-                 max_queued_messages 0\n",
+                "listener {port} 127.0.0.1\n{tls_conf}allow_anonymous true\npersistence false\nlog_dest file {}\n\
+                 {log_types}max_queued_messages 0\n",
                 log.display()
             ),
         )
@@ -45,6 +60,10 @@ impl Broker {
         let proc = spawn("mosquitto", Command::new("mosquitto").arg("-c").arg(&conf));
         wait_port(port, Duration::from_secs(15));
         Broker { proc, port, log, _dir: dir }
+    }
+
+    fn dir(&self) -> &std::path::Path {
+        self._dir.path()
     }
 
     /// Lines of the broker's log (Mosquitto flushes its log file, not its stdout).
@@ -643,5 +662,40 @@ fn otlp_export_of_mqtt_spans() {
             want["client.address"] = "127.0.0.1".into();
         }
         assert_eq!(attrs, want, "{kind}");
+    }
+}
+
+/// MQTT over TLS: Mosquitto uses OpenSSL, whose plaintext the uprobes hand
+/// to the same MQTT parsing: the broker's spans are exact. (The clients'
+/// side, paho-mqtt over Python's ssl, is not asserted: its TLS sessions were
+/// seen not tied to their sockets, spans without addresses, and in some runs
+/// one client's spans missing; see docs/mqtt.md.)
+#[test]
+fn mqtt_over_tls_broker_side() {
+    require_root();
+    let broker = Broker::start_with(false, true);
+    let port = broker.port;
+    let agent = agent_for(&broker, "json", &[]);
+    let cafile = broker.dir().join("cert.pem");
+    let cafile = cafile.to_str().unwrap();
+    let mut one = paho(port, "pub", &["--cafile", cafile, "--id", "tls-pub", "--qos", "1", "--topic", "tls/t"]);
+    run_ok(&mut one, "paho over TLS");
+    let mut two =
+        paho(port, "pub", &["--cafile", cafile, "--id", "tls-pub2", "--qos", "2", "--topic", "tls/u", "--v5"]);
+    run_ok(&mut two, "paho over TLS");
+
+    let spans = agent.wait_spans(4, WAIT, |sp| field(sp, "type") == "MQTTServer");
+    let s = "MQTTServer";
+    for (id, topic, qos) in [("tls-pub", "tls/t", 1), ("tls-pub2", "tls/u", 2)] {
+        assert_eq!(
+            rows_of(&spans, id),
+            sorted(vec![r(s, id, "connect", ("", 0, 0, "0", 0)), r(s, id, "receive", (topic, qos, 2, "0", 0))]),
+            "{id}"
+        );
+    }
+    assert_eq!(spans.len(), 4);
+    for sp in &spans {
+        assert_eq!(host_port(sp), port, "{sp}");
+        assert_eq!(field(sp, "peer"), "127.0.0.1", "{sp}");
     }
 }

@@ -5,6 +5,8 @@
     mqtt_client.py sub PORT --topic FILTER --qos Q [--count N]   prints "ready" once subscribed
     mqtt_client.py idle PORT --keepalive K --seconds S          connected and silent: keep-alive pings only
     mqtt_client.py die PORT --topic FILTER [--will TOPIC]       subscribes, then exits without DISCONNECT
+
+--cafile CERT connects over TLS (Python's ssl module: OpenSSL).
 """
 import argparse
 import os
@@ -32,6 +34,7 @@ def main():
     ap.add_argument("--keepalive", type=int, default=60)
     ap.add_argument("--seconds", type=float, default=60)
     ap.add_argument("--will", default="")
+    ap.add_argument("--cafile", default="", help="connect over TLS, trusting this certificate")
     ap.add_argument("--wait-ms", type=int, default=800, help="lets the agent instrument us before we connect")
     a = ap.parse_args()
     time.sleep(a.wait_ms / 1000)
@@ -41,6 +44,8 @@ def main():
     c.max_queued_messages_set(0)
     if a.will:
         c.will_set(a.will, b"gone", qos=1)
+    if a.cafile:
+        c.tls_set(ca_certs=a.cafile)
     got = []
     done = threading.Event()
     subscribed = threading.Event()
