@@ -80,13 +80,13 @@ impl Broker {
     }
 }
 
-/// The agent tracing the broker (by port) and the clients (by executable
-/// and command line).
+/// The agent tracing the broker (by port) and the clients of this broker
+/// only (by command line: tests run in parallel, each with its own broker).
 fn agent_for(broker: &Broker, printer: &str, extra: &[(&str, &str)]) -> Agent {
     let port = broker.port;
     let mut b = Agent::builder().printer(printer).config(&format!(
-        "discovery:\n  instrument:\n    - open_ports: {port}\n    - exe_path: '*/mosquitto_[ps]ub'\n    \
-         - cmd_args: '*mqtt_client.* {port}*'\n"
+        "discovery:\n  instrument:\n    - open_ports: {port}\n    \
+         - cmd_args: 'mosquitto_*ub -h 127.0.0.1 -p {port} *'\n    - cmd_args: '*mqtt_client.* {port} *'\n"
     ));
     for (k, v) in extra {
         b = b.env(k, v);
@@ -584,7 +584,10 @@ fn thousand_messages_a_second_for_ten_seconds() {
     assert_eq!(exported(&internal), want_spans as f64, "{internal}");
     let printed = metric(&internal, "obi_exporter_spans_total", &["sink=\"trace_printer\""]);
     assert_eq!(printed, (want_spans + 3) as f64, "three ProcessAlive and the MQTT spans: {internal}");
-    assert_eq!(metric(&page, "messaging_publish_duration_seconds_count", &["messaging_system=\"mqtt\""]), n as f64);
+    assert_eq!(
+        metric(&page, "messaging_publish_duration_seconds_count", &["messaging_destination_name=\"rate/x\""]),
+        n as f64
+    );
     assert_eq!(
         metric(&page, "messaging_process_duration_seconds_count", &["messaging_destination_name=\"rate/x\""]),
         n as f64
