@@ -77,7 +77,7 @@ const fn counter(
     Some(Exposed { name, help, labels, kind: Kind::Counter })
 }
 
-const STAT_COUNT: usize = 20;
+const STAT_COUNT: usize = 22;
 
 /// Rows of one page family (same name) must be next to each other.
 static STATS: [Stat; STAT_COUNT] = [
@@ -202,6 +202,28 @@ static STATS: [Stat; STAT_COUNT] = [
         exposed: None,
         loss: None,
         in_totals: true,
+    },
+    Stat {
+        key: "mqtt_malformed_conns",
+        read: |s| s.tracker.mqtt_malformed_conns,
+        exposed: counter(
+            "obi_mqtt_malformed_connections_total",
+            "MQTT connections no longer parsed after a malformed packet or lost framing",
+            &[],
+        ),
+        loss: None,
+        in_totals: true,
+    },
+    Stat {
+        key: "mqtt_unreadable_packets",
+        read: |s| s.tracker.mqtt_unreadable_packets,
+        exposed: counter(
+            "obi_mqtt_unreadable_packets_total",
+            "MQTT packets whose fields were not captured (no span)",
+            &[],
+        ),
+        loss: None,
+        in_totals: false,
     },
     Stat { key: "injected", read: |s| s.kernel.injected, exposed: None, loss: None, in_totals: true },
     Stat {
@@ -339,6 +361,7 @@ pub(super) fn log_totals(sources: &Sources, maps: &str, otlp_traces: Option<&Exp
         ignored_conns = v("ignored_conns"),
         unnamed_spans_dropped = v("unnamed_spans_dropped"),
         h2_desynced_conns = v("h2_desynced_conns"),
+        mqtt_malformed_conns = v("mqtt_malformed_conns"),
         injected = v("injected"),
         maps = %maps,
         otlp_traces = %otlp_traces.map(|s| s.to_string()).unwrap_or_else(|| "disabled".into()),

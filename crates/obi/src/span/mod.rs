@@ -10,6 +10,7 @@
 mod grpc;
 mod http;
 pub(crate) mod metric;
+mod mqtt;
 mod naming;
 mod process;
 
@@ -20,6 +21,7 @@ use std::sync::Arc;
 use crate::service::Service;
 pub(crate) use grpc::GrpcSpan;
 pub(crate) use http::HttpSpan;
+pub(crate) use mqtt::{MqttOperation, MqttSpan};
 pub(crate) use naming::{peer_name, printer_host_name, server_name};
 pub(crate) use process::ProcessAlive;
 
@@ -53,6 +55,7 @@ register_protocols! {
     ProcessAlive(ProcessAlive) => process::FAMILIES,
     Http(HttpSpan) => http::FAMILIES,
     Grpc(GrpcSpan) => grpc::FAMILIES,
+    Mqtt(MqttSpan) => mqtt::FAMILIES,
 }
 
 /// A span attribute value, borrowed from the span.

@@ -6,6 +6,7 @@
 pub(crate) mod event;
 mod http1;
 mod http2;
+mod mqtt;
 mod session;
 pub(crate) mod trace_ids;
 
@@ -26,7 +27,7 @@ use trace_ids::TraceRemap;
 
 /// Every protocol the tracker parses, in the order detection asks them.
 /// Adding a protocol adds one line here.
-static PROTOCOLS: &[&dyn Protocol] = &[&http2::Http2, &http1::Http1];
+static PROTOCOLS: &[&dyn Protocol] = &[&http2::Http2, &http1::Http1, &mqtt::Mqtt];
 
 /// Connections idle this long are forgotten (the kernel side ages its own out too).
 const IDLE_CONN_NS: u64 = 300 * 1_000_000_000;
@@ -121,6 +122,10 @@ pub(crate) struct TrackerStats {
     pub(crate) unnamed_spans_dropped: u64,
     /// HTTP/2 connections whose header decoding lost sync (no spans after that).
     pub(crate) h2_desynced_conns: u64,
+    /// MQTT connections no longer parsed: a malformed packet, or lost framing.
+    pub(crate) mqtt_malformed_conns: u64,
+    /// MQTT packets whose fields lay beyond the capture (no span for them).
+    pub(crate) mqtt_unreadable_packets: u64,
 }
 
 /// Spans of a process that is traced but not (yet) named by discovery.
@@ -150,16 +155,19 @@ struct SessionEnv {
     remap: TraceRemap,
     stats: TrackerStats,
     finished: Vec<Finished>,
+    relay: mqtt::BrokerRelay,
 }
 
 impl SessionEnv {
-    fn cx(&mut self, server: bool) -> SessionCx<'_> {
+    fn cx(&mut self, meta: &ConnMeta) -> SessionCx<'_> {
         SessionCx {
-            server,
+            server: meta.role == Role::Server,
+            pid: meta.pid,
             settings: &self.settings,
             remap: &mut self.remap,
             stats: &mut self.stats,
             finished: &mut self.finished,
+            relay: &mut self.relay,
         }
     }
 }
@@ -217,6 +225,7 @@ impl Tracker {
                 remap: TraceRemap::default(),
                 stats: TrackerStats::default(),
                 finished: Vec::new(),
+                relay: mqtt::BrokerRelay::default(),
             },
             spans: Vec::new(),
             to_ignore: Vec::new(),
@@ -243,6 +252,7 @@ impl Tracker {
         }
         self.conns.retain(|_, c| c.meta.pid != pid);
         self.tls_by_socket.retain(|k, _| k.0 != pid);
+        self.env.relay.forget(pid);
     }
 
     /// What the tracker saw and could not use.
@@ -303,7 +313,7 @@ impl Tracker {
     fn close_conn(&mut self, key: u64, ts: u64) {
         let Some(mut conn) = self.conns.remove(&key) else { return };
         if let Proto::Parsed(_, session) = &mut conn.proto {
-            session.on_close(ts, &mut self.env.cx(conn.meta.role == Role::Server));
+            session.on_close(ts, &mut self.env.cx(&conn.meta));
             self.emit_finished(conn.meta);
         }
     }
@@ -376,7 +386,7 @@ impl Tracker {
             missing: ev.missing(),
             tail: ev.tail,
         };
-        let mut cx = self.env.cx(conn.meta.role == Role::Server);
+        let mut cx = self.env.cx(&conn.meta);
         match session.on_data(&io, &mut cx) {
             Feed::Ok => {}
             Feed::Invalid => {
@@ -491,7 +501,7 @@ impl Tracker {
         let mut finished = Vec::new();
         for conn in self.conns.values_mut() {
             let Proto::Parsed(_, session) = &mut conn.proto else { continue };
-            let mut cx = self.env.cx(conn.meta.role == Role::Server);
+            let mut cx = self.env.cx(&conn.meta);
             session.tick(now_mono, &mut cx);
             if !self.env.finished.is_empty() {
                 finished.push((conn.meta, std::mem::take(&mut self.env.finished)));

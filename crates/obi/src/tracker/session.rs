@@ -7,6 +7,7 @@
 //! only sees bytes in and [`Finished`] exchanges out.
 
 use super::event::Event;
+use super::mqtt::BrokerRelay;
 use super::trace_ids::TraceRemap;
 use super::{TrackerSettings, TrackerStats};
 use crate::span::{SpanDetail, TraceContext};
@@ -93,10 +94,14 @@ pub(crate) struct Finished {
 pub(crate) struct SessionCx<'a> {
     /// We are the server of this connection.
     pub(crate) server: bool,
+    /// The process on our end.
+    pub(crate) pid: u32,
     pub(crate) settings: &'a TrackerSettings,
     pub(crate) remap: &'a mut TraceRemap,
     pub(crate) stats: &'a mut TrackerStats,
     pub(crate) finished: &'a mut Vec<Finished>,
+    /// What a message broker received last, per process (MQTT fan-out links).
+    pub(crate) relay: &'a mut BrokerRelay,
 }
 
 /// What an event did to the session.
