@@ -11,6 +11,8 @@ apt_packages=(
 	python3-venv      # the OTLP receiver's virtualenv (below)
 	nginx openssl     # TLS termination tests (self-signed certificates)
 	prometheus        # scrapes the agent in the metrics tests; promtool lints the exposition
+	redis-server      # database client tests (redis-server, redis-benchmark; own instance on a free port)
+	postgresql        # database client tests (initdb, pg_ctl, pgbench; own cluster in a temp dir)
 )
 missing=()
 for p in "${apt_packages[@]}"; do
@@ -34,6 +36,10 @@ venv="${OBI_TEST_VENV:-/opt/obi-test-venv}"
 if ! "$venv/bin/python3" -c 'import grpc, opentelemetry.proto.collector.trace.v1.trace_service_pb2_grpc' 2>/dev/null; then
 	python3 -m venv "$venv"
 	"$venv/bin/pip" install -q --disable-pip-version-check 'opentelemetry-proto==1.45.2' 'grpcio==1.85.3'
+fi
+# Database clients of the database tests (crates/obi/tests/db_*.rs).
+if ! "$venv/bin/python3" -c 'import redis, psycopg' 2>/dev/null; then
+	"$venv/bin/pip" install -q --disable-pip-version-check 'redis==5.2.1' 'psycopg[binary]==3.2.3'
 fi
 # The package's postinst may start a system-wide Prometheus where services are
 # allowed to start; the tests run their own on a free port and need neither it

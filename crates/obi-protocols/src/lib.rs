@@ -5,3 +5,4 @@
 
 pub mod http1;
 pub mod http2;
+pub mod resp;

@@ -7,11 +7,13 @@
 //! printer attributes, and its RED metric families. Exporters only call that
 //! trait; they never match on protocols.
 
+pub(crate) mod db;
 mod grpc;
 mod http;
 pub(crate) mod metric;
 mod naming;
 mod process;
+mod redis;
 
 use std::borrow::Cow;
 use std::net::IpAddr;
@@ -22,6 +24,7 @@ pub(crate) use grpc::GrpcSpan;
 pub(crate) use http::HttpSpan;
 pub(crate) use naming::{peer_name, printer_host_name, server_name};
 pub(crate) use process::ProcessAlive;
+pub(crate) use redis::RedisSpan;
 
 /// Registers the protocols: one line each. Generates the [`SpanDetail`]
 /// enum, its dispatch to [`Semantics`], and the list of metric families.
@@ -53,6 +56,7 @@ register_protocols! {
     ProcessAlive(ProcessAlive) => process::FAMILIES,
     Http(HttpSpan) => http::FAMILIES,
     Grpc(GrpcSpan) => grpc::FAMILIES,
+    Redis(RedisSpan) => redis::FAMILIES,
 }
 
 /// A span attribute value, borrowed from the span.

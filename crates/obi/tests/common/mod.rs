@@ -2,6 +2,8 @@
 //! real servers/clients, and reads what the agent prints.
 #![allow(dead_code)]
 
+pub(crate) mod prom;
+
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};

@@ -1,0 +1,79 @@
+//! What every database and cache client call shares, whatever its wire
+//! protocol: the OpenTelemetry `db.*` attributes and the readers of the
+//! `db.client.operation.duration` histogram's attributes. Each protocol's
+//! span side (`redis.rs`...) holds a [`DbCall`] and declares its own family
+//! (so `instrumentations` can pick `redis` or `sql`) under the one OBI name.
+
+use super::metric::Attr;
+use super::naming::server_address;
+use super::{AttrSink, Span, SpanDetail, Value};
+
+/// A database call: what the OTel database conventions describe.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub(crate) struct DbCall {
+    /// `db.operation.name`: the command or SQL verb (`GET`, `SELECT`).
+    pub(crate) operation: String,
+    /// `db.collection.name`: the table, when the statement names one; empty otherwise.
+    pub(crate) collection: String,
+    /// `db.query.text`: literals replaced by `?` unless configured otherwise; never a password.
+    pub(crate) query: String,
+    /// The server's error, if it answered with one.
+    pub(crate) error: Option<DbError>,
+}
+
+/// An error the database answered with.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub(crate) struct DbError {
+    /// `db.response.status_code`: Redis error prefix (`ERR`, `WRONGTYPE`),
+    /// SQLSTATE, MySQL error number.
+    pub(crate) code: String,
+    pub(crate) message: String,
+}
+
+static NO_CALL: DbCall =
+    DbCall { operation: String::new(), collection: String::new(), query: String::new(), error: None };
+
+impl DbCall {
+    /// The call of a database span (empty for other spans, which database
+    /// families never record).
+    pub(crate) fn of(span: &Span) -> &DbCall {
+        match &span.detail {
+            SpanDetail::Redis(r) => &r.call,
+            _ => &NO_CALL,
+        }
+    }
+
+    pub(crate) fn error_code(&self) -> &str {
+        self.error.as_ref().map_or("", |e| e.code.as_str())
+    }
+
+    /// OTLP attributes of the call, as the OTel database conventions name them.
+    pub(crate) fn otel_attributes(&self, system: &'static str, span: &Span, out: &mut AttrSink<'_>) {
+        out("db.system.name", Value::Str(system));
+        out("db.operation.name", Value::Str(&self.operation));
+        if !self.collection.is_empty() {
+            out("db.collection.name", Value::Str(&self.collection));
+        }
+        if !self.query.is_empty() {
+            out("db.query.text", Value::Str(&self.query));
+        }
+        if let Some(e) = &self.error {
+            out("db.response.status_code", Value::Str(&e.code));
+            out("error.type", Value::Str(&e.code));
+        }
+        out("server.address", server_address(span));
+        out("server.port", Value::Int(span.host.port.into()));
+    }
+}
+
+/// `db.operation.name`.
+pub(crate) const OPERATION: Attr =
+    Attr::new("db.operation.name", "db_operation_name", |s| Value::Str(&DbCall::of(s).operation));
+/// `db.collection.name` (empty when unknown).
+pub(crate) const COLLECTION: Attr =
+    Attr::new("db.collection.name", "db_collection_name", |s| Value::Str(&DbCall::of(s).collection));
+/// `error.type`: the status code of a failed call, empty otherwise.
+pub(crate) const ERROR_TYPE: Attr = Attr::new("error.type", "error_type", |s| Value::Str(DbCall::of(s).error_code()));
+/// `db.response.status_code`, empty on success.
+pub(crate) const STATUS_CODE: Attr =
+    Attr::new("db.response.status_code", "db_response_status_code", |s| Value::Str(DbCall::of(s).error_code()));

@@ -1,0 +1,84 @@
+//! Redis client (and server) spans: the command as the name, `-ERR`
+//! replies as errors, and Redis's `db.client.operation.duration` family.
+
+use std::borrow::Cow;
+
+use super::db::{self, DbCall};
+use super::metric::{Attr, FamilyDef, Measure, SERVER_ADDRESS, SERVER_PORT};
+use super::naming::server_name;
+use super::{AttrSink, Semantics, Span, SpanDetail, SpanKind, Summary, Value};
+
+/// What a Redis command and its reply add to a span.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub(crate) struct RedisSpan {
+    pub(crate) call: DbCall,
+}
+
+impl Semantics for RedisSpan {
+    fn type_name(&self, kind: SpanKind) -> &'static str {
+        if kind == SpanKind::Server { "RedisServer" } else { "RedisClient" }
+    }
+
+    fn instrumentation(&self) -> Option<&'static str> {
+        Some("redis")
+    }
+
+    /// The command, as OBI names Redis spans.
+    fn name(&self) -> Cow<'_, str> {
+        Cow::Borrowed(&self.call.operation)
+    }
+
+    fn is_error(&self, _kind: SpanKind) -> bool {
+        self.call.error.is_some()
+    }
+
+    fn summary(&self) -> Summary<'_> {
+        Summary {
+            sub_type: 0,
+            status: self.call.error.is_some().into(),
+            method: &self.call.operation,
+            target: &self.call.query,
+            route: "",
+            request_size: 0,
+            response_size: 0,
+        }
+    }
+
+    fn otel_attributes(&self, span: &Span, out: &mut AttrSink<'_>) {
+        self.call.otel_attributes("redis", span, out);
+    }
+
+    fn printer_attributes(&self, span: &Span, out: &mut AttrSink<'_>) {
+        if let Some(e) = &self.call.error {
+            out("errorCode", Value::Str(&e.code));
+            out("errorMessage", Value::Str(&e.message));
+        }
+        out("operation", Value::Str(&self.call.operation));
+        out("serverAddr", server_name(span));
+        out("serverPort", Value::Int(span.host.port.into()));
+        out("statement", Value::Str(&self.call.query));
+    }
+}
+
+const SYSTEM: Attr = Attr::new("db.system.name", "db_system_name", |_| Value::Str("redis"));
+const AVAILABLE: &[Attr] =
+    &[db::OPERATION, SYSTEM, db::ERROR_TYPE, db::COLLECTION, db::STATUS_CODE, SERVER_ADDRESS, SERVER_PORT];
+const DEFAULTS: &[Attr] = &[db::OPERATION, SYSTEM, db::ERROR_TYPE];
+
+fn is_redis(span: &Span) -> bool {
+    matches!(span.detail, SpanDetail::Redis(_))
+}
+
+/// OBI's database client histogram, for Redis calls.
+pub(super) static FAMILIES: &[FamilyDef] = &[FamilyDef {
+    otel: "db.client.operation.duration",
+    prom: "db_client_operation_duration_seconds",
+    unit: "s",
+    help: "duration of db client operations, in seconds",
+    measure: Measure::Duration,
+    instrumentation: "redis",
+    kind: SpanKind::Client,
+    records: is_redis,
+    available: AVAILABLE,
+    defaults: DEFAULTS,
+}];

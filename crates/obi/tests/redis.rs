@@ -1,0 +1,129 @@
+//! Redis end to end: a real `redis-server` (Debian) on a free port, redis-py
+//! (PyPI) and `redis-benchmark` as clients, the real agent and real eBPF.
+//! Runs as root.
+
+mod common;
+
+use std::collections::HashSet;
+use std::process::Command;
+use std::time::Duration;
+
+use common::prom::*;
+use common::*;
+use serde_json::Value;
+
+const WAIT: Duration = Duration::from_secs(30);
+
+/// `redis-server` on `port` with a config of its own in a temporary
+/// directory (no persistence, loopback only); killed on drop.
+struct RedisServer {
+    proc: Proc,
+    _dir: tempfile::TempDir,
+}
+
+fn redis_server(port: u16) -> RedisServer {
+    let dir = tempfile::tempdir().unwrap();
+    let conf = dir.path().join("redis.conf");
+    let text = format!(
+        "port {port}\nbind 127.0.0.1\nsave \"\"\nappendonly no\ndir {}\nlogfile \"\"\ndaemonize no\n",
+        dir.path().display()
+    );
+    std::fs::write(&conf, text).unwrap();
+    let proc = spawn("redis-server", Command::new("redis-server").arg(&conf));
+    wait_port(port, Duration::from_secs(15));
+    RedisServer { proc, _dir: dir }
+}
+
+fn of(t: &'static str, port: u16) -> impl Fn(&Value) -> bool {
+    move |s| is_type(s, t) && host_port(s) == port
+}
+
+/// (operation, statement, errorCode) of each span, in start order.
+fn calls(spans: &[Value]) -> Vec<(String, String, String)> {
+    let mut spans = spans.to_vec();
+    spans.sort_by_key(|s| field(s, "start").parse::<u64>().unwrap_or(0));
+    spans
+        .iter()
+        .map(|s| (attr(s, "operation").to_string(), attr(s, "statement").to_string(), attr(s, "errorCode").to_string()))
+        .collect()
+}
+
+fn count_ops(spans: &[Value], op: &str) -> usize {
+    spans.iter().filter(|s| attr(s, "operation") == op).count()
+}
+
+/// redis-py on RESP2 and RESP3: plain commands, an error, a pipeline, a
+/// transaction and pub/sub give exactly one client span per command, with
+/// the server's spans matching them one for one.
+#[test]
+fn redis_py_commands_pipeline_transaction_pubsub() {
+    require_root();
+    let (port, prom) = (free_port(), free_port());
+    let server = redis_server(port);
+    let agent = Agent::builder()
+        .config(&format!(
+            "discovery:\n  instrument:\n    - open_ports: {port}\n    - cmd_args: '*redis_client.py {port}'\n"
+        ))
+        .env("OTEL_EBPF_PROMETHEUS_PORT", &prom.to_string())
+        .start();
+    agent.wait_instrumented(server.proc.pid(), WAIT);
+
+    let mut client =
+        spawn("redis-py", Command::new(venv_python()).arg(apps_dir().join("redis_client.py")).arg(port.to_string()));
+    assert!(client.wait_exit(WAIT).is_some_and(|s| s.success()), "client failed: {:?}", client.lines());
+    assert_eq!(client.lines().last().map(String::as_str), Some("ok"), "{:?}", client.lines());
+
+    // What redis-py sends, in order (MONITOR confirms all but `CLIENT SETINFO`,
+    // which Redis 7.0 rejects before monitors see it). Each connection starts
+    // with the two `CLIENT SETINFO`; RESP3's with `HELLO 3` first.
+    let setinfo = [("CLIENT", "CLIENT SETINFO LIB-NAME ?", "ERR"), ("CLIENT", "CLIENT SETINFO LIB-VER ?", "ERR")];
+    let mut want: Vec<(&str, &str, &str)> = Vec::new();
+    want.extend(setinfo);
+    want.extend([("SET", "SET user:1 ?", ""), ("GET", "GET user:1", ""), ("INCRBY", "INCRBY user:1 ?", "ERR")]);
+    want.extend(setinfo);
+    want.extend([("RPUSH", "RPUSH list ?", ""); 5]);
+    want.extend([("MULTI", "MULTI", ""), ("INCRBY", "INCRBY counter ?", ""), ("INCRBY", "INCRBY counter ?", "")]);
+    want.push(("EXEC", "EXEC", ""));
+    want.extend(setinfo);
+    want.push(("SUBSCRIBE", "SUBSCRIBE news", ""));
+    want.extend([("PUBLISH", "PUBLISH news ?", ""); 3]);
+    want.push(("HELLO", "HELLO 3", ""));
+    want.extend(setinfo);
+    want.extend([("SET", "SET k3 ?", ""), ("GET", "GET k3", "")]);
+    let want: Vec<(String, String, String)> =
+        want.into_iter().map(|(a, b, c)| (a.to_string(), b.to_string(), c.to_string())).collect();
+
+    let clients = agent.wait_spans(want.len(), WAIT, of("RedisClient", port));
+    assert_eq!(calls(&clients), want, "{clients:#?}");
+    assert!(clients.iter().all(|s| field(s, "kind") == "SPAN_KIND_CLIENT" && attr(s, "serverAddr") == "127.0.0.1"));
+
+    // The pipeline: one write, five spans with their own ids and one parentage.
+    let rpush: Vec<&Value> = clients.iter().filter(|s| attr(s, "operation") == "RPUSH").collect();
+    let ids: HashSet<&str> = rpush.iter().map(|s| field(s, "spanID")).collect();
+    assert_eq!(ids.len(), 5, "{rpush:#?}");
+    let parentage: HashSet<(&str, &str)> =
+        rpush.iter().map(|s| (field(s, "traceID"), field(s, "parentSpanID"))).collect();
+    assert_eq!(parentage.len(), 1, "{rpush:#?}");
+    let err = clients.iter().find(|s| attr(s, "operation") == "INCRBY").unwrap();
+    assert_eq!(attr(err, "errorMessage"), "value is not an integer or out of range");
+
+    // The traced server answered the same commands.
+    let servers = agent.wait_spans(want.len(), WAIT, of("RedisServer", port));
+    let mut got: Vec<String> = servers.iter().map(|s| attr(s, "operation").to_string()).collect();
+    let mut sent: Vec<String> = want.iter().map(|w| w.0.clone()).collect();
+    got.sort();
+    sent.sort();
+    assert_eq!(got, sent);
+    assert!(servers.iter().all(|s| field(s, "kind") == "SPAN_KIND_SERVER"));
+
+    // One histogram count per client call.
+    let name = "db_client_operation_duration_seconds_count";
+    let redis = [("db_system_name", "redis")];
+    let samples = scrape_until(prom, WAIT, |s| total(s, name, &redis) >= want.len() as f64);
+    assert_eq!(total(&samples, name, &redis), want.len() as f64);
+    assert_eq!(total(&samples, name, &[("db_operation_name", "CLIENT"), ("error_type", "ERR")]), 8.0);
+    assert_eq!(total(&samples, name, &[("db_operation_name", "INCRBY"), ("error_type", "ERR")]), 1.0);
+    // Successes carry no error_type (an empty label is no label).
+    assert_eq!(total(&samples, name, &[("db_operation_name", "INCRBY")]), 3.0);
+    assert_eq!(count_ops(&clients, "RPUSH"), 5);
+}
