@@ -127,3 +127,109 @@ fn redis_py_commands_pipeline_transaction_pubsub() {
     assert_eq!(total(&samples, name, &[("db_operation_name", "INCRBY")]), 3.0);
     assert_eq!(count_ops(&clients, "RPUSH"), 5);
 }
+
+/// `redis-benchmark -P 16`: sixteen commands per write. The spans of each
+/// command equal the requests the tool reports completed, the histogram
+/// counts them all, and nothing was lost on the way.
+#[test]
+fn redis_benchmark_pipelined_counts_match() {
+    require_root();
+    let (port, prom) = (free_port(), free_port());
+    let _server = redis_server(port);
+    let agent = Agent::builder()
+        .config(&format!("discovery:\n  instrument:\n    - cmd_args: '*redis-benchmark -h 127.0.0.1 -p {port} *'\n"))
+        .env("OTEL_EBPF_PROMETHEUS_PORT", &prom.to_string())
+        .env("OTEL_EBPF_INTERNAL_METRICS_EXPORTER", "prometheus")
+        .start();
+    // The shell sleeps so that the agent instruments it before `exec` (same pid).
+    let n = 10_000;
+    let cmd = format!("sleep 1.5; exec redis-benchmark -h 127.0.0.1 -p {port} -n {n} -P 16 -c 10 -t set,get");
+    let mut bench = spawn("redis-benchmark", Command::new("sh").args(["-c", &cmd]));
+    assert!(bench.wait_exit(Duration::from_secs(120)).is_some_and(|s| s.success()), "{:?}", bench.lines());
+    let completed: Vec<u64> = bench
+        .lines()
+        .iter()
+        .filter_map(|l| l.trim().strip_suffix(" seconds").and_then(|l| l.split(" requests completed in ").next()))
+        .filter_map(|c| c.trim().parse().ok())
+        .collect();
+    assert_eq!(completed, vec![n, n], "SET and GET: {:?}", bench.lines());
+
+    let spans = agent.wait_spans(2 * n as usize, Duration::from_secs(60), of("RedisClient", port));
+    assert_eq!(count_ops(&spans, "SET"), n as usize);
+    assert_eq!(count_ops(&spans, "GET"), n as usize);
+    // Besides them, only the tool's own `CONFIG GET` calls.
+    assert!(spans.iter().all(|s| ["SET", "GET", "CONFIG"].contains(&attr(s, "operation"))));
+    let ids: HashSet<&str> = spans.iter().map(|s| field(s, "spanID")).collect();
+    assert_eq!(ids.len(), spans.len(), "every span has its own id");
+    let name = "db_client_operation_duration_seconds_count";
+    let set = [("db_system_name", "redis"), ("db_operation_name", "SET")];
+    let samples = scrape_until(prom, WAIT, |s| total(s, name, &set) >= n as f64);
+    assert_eq!(total(&samples, name, &set), n as f64);
+    assert_eq!(total(&samples, name, &[("db_operation_name", "GET")]), n as f64);
+
+    // Internal metrics are published once a second: wait for these spans.
+    let deadline = std::time::Instant::now() + WAIT;
+    let internal = loop {
+        let page = parse(&scrape(prom, "/internal/metrics"));
+        if total(&page, "obi_spans_total", &[]) >= spans.len() as f64 || std::time::Instant::now() >= deadline {
+            break page;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    assert_eq!(total(&internal, "obi_spans_total", &[]), spans.len() as f64);
+    eprintln!(
+        "redis-benchmark: {} spans ({n} SET, {n} GET), {:?}",
+        spans.len(),
+        bench.lines().iter().filter(|l| l.contains("requests completed")).collect::<Vec<_>>()
+    );
+    for lost in [
+        "obi_ebpf_ringbuf_dropped_events_total",
+        "obi_parse_failures_total",
+        "obi_orphan_responses_total",
+        "obi_unanswered_requests_total",
+    ] {
+        assert_eq!(total(&internal, lost, &[]), 0.0, "{lost}");
+    }
+}
+
+/// Malformed and unknown bytes on a Redis port: no span for them, the
+/// connections are dropped from parsing and counted, and the good commands
+/// around them are traced (client and traced server alike).
+#[test]
+fn malformed_traffic_is_dropped_and_counted() {
+    require_root();
+    let (port, prom) = (free_port(), free_port());
+    let server = redis_server(port);
+    let agent = Agent::builder()
+        .config(&format!(
+            "discovery:\n  instrument:\n    - open_ports: {port}\n    - cmd_args: '*redis_garbage.py {port}'\n"
+        ))
+        .env("OTEL_EBPF_PROMETHEUS_PORT", &prom.to_string())
+        .env("OTEL_EBPF_INTERNAL_METRICS_EXPORTER", "prometheus")
+        .start();
+    agent.wait_instrumented(server.proc.pid(), WAIT);
+    let mut client =
+        spawn("redis-garbage", Command::new(python()).arg(apps_dir().join("redis_garbage.py")).arg(port.to_string()));
+    assert!(client.wait_exit(WAIT).is_some_and(|s| s.success()));
+    assert_eq!(client.lines(), vec!["ok"]);
+
+    let clients = agent.wait_spans(2, WAIT, of("RedisClient", port));
+    let servers = agent.wait_spans(2, WAIT, of("RedisServer", port));
+    std::thread::sleep(Duration::from_secs(1));
+    for spans in [&clients, &servers] {
+        assert_eq!(calls(spans), vec![("PING".into(), "PING".into(), "".into()); 2], "{spans:#?}");
+    }
+    let deadline = std::time::Instant::now() + WAIT;
+    let internal = loop {
+        let page = parse(&scrape(prom, "/internal/metrics"));
+        if total(&page, "obi_parse_failures_total", &[]) >= 2.0 || std::time::Instant::now() >= deadline {
+            break page;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    // The array that is not a command, on each side; the two non-RESP
+    // connections, on each side.
+    assert_eq!(total(&internal, "obi_parse_failures_total", &[]), 2.0);
+    assert_eq!(total(&internal, "obi_ignored_connections_total", &[]), 4.0);
+    assert_eq!(total(&internal, "obi_spans_total", &[]), 4.0);
+}
