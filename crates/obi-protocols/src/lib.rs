@@ -5,4 +5,6 @@
 
 pub mod http1;
 pub mod http2;
+pub mod postgres;
 pub mod resp;
+pub mod sql;

@@ -39,6 +39,7 @@ impl DbCall {
     pub(crate) fn of(span: &Span) -> &DbCall {
         match &span.detail {
             SpanDetail::Redis(r) => &r.call,
+            SpanDetail::Sql(q) => &q.call,
             _ => &NO_CALL,
         }
     }

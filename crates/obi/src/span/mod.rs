@@ -14,6 +14,7 @@ pub(crate) mod metric;
 mod naming;
 mod process;
 mod redis;
+mod sql;
 
 use std::borrow::Cow;
 use std::net::IpAddr;
@@ -25,6 +26,7 @@ pub(crate) use http::HttpSpan;
 pub(crate) use naming::{peer_name, printer_host_name, server_name};
 pub(crate) use process::ProcessAlive;
 pub(crate) use redis::RedisSpan;
+pub(crate) use sql::SqlSpan;
 
 /// Registers the protocols: one line each. Generates the [`SpanDetail`]
 /// enum, its dispatch to [`Semantics`], and the list of metric families.
@@ -57,6 +59,7 @@ register_protocols! {
     Http(HttpSpan) => http::FAMILIES,
     Grpc(GrpcSpan) => grpc::FAMILIES,
     Redis(RedisSpan) => redis::FAMILIES,
+    Sql(SqlSpan) => sql::FAMILIES,
 }
 
 /// A span attribute value, borrowed from the span.

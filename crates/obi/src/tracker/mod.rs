@@ -6,6 +6,7 @@
 pub(crate) mod event;
 mod http1;
 mod http2;
+mod postgres;
 mod redis;
 mod session;
 pub(crate) mod trace_ids;
@@ -27,7 +28,7 @@ use trace_ids::TraceRemap;
 
 /// Every protocol the tracker parses, in the order detection asks them.
 /// Adding a protocol adds one line here.
-static PROTOCOLS: &[&dyn Protocol] = &[&http2::Http2, &http1::Http1, &redis::Redis];
+static PROTOCOLS: &[&dyn Protocol] = &[&http2::Http2, &http1::Http1, &redis::Redis, &postgres::Postgres];
 
 /// Connections idle this long are forgotten (the kernel side ages its own out too).
 const IDLE_CONN_NS: u64 = 300 * 1_000_000_000;

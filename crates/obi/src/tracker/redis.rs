@@ -120,7 +120,7 @@ impl RedisSession {
                     }
                     let mut query = String::new();
                     resp::command_text(&f, keep, &mut query);
-                    let ctx = context_for(last_kernel_span, io, server);
+                    let ctx = trace_ids::request_context(last_kernel_span, io.kernel_ctx, server);
                     pending.push_back(Pending {
                         call: DbCall { operation: name, query, ..Default::default() },
                         after,
@@ -171,7 +171,7 @@ impl RedisSession {
                 detail: SpanDetail::Redis(RedisSpan { call: p.call }),
                 start_mono: p.start_mono,
                 end_mono: io.ts,
-                trace: remapped(p.ctx, cx),
+                trace: cx.joined(p.ctx),
             });
         };
         feed_event(replies, io, &mut on);
@@ -189,14 +189,6 @@ fn feed_event(stream: &mut RespStream, io: &Io<'_>, on: &mut dyn FnMut(RespEvent
     }
 }
 
-/// A client's span joins the trace its server request was remapped to.
-fn remapped(mut ctx: TraceContext, cx: &SessionCx<'_>) -> TraceContext {
-    if !cx.server {
-        cx.remap.apply(&mut ctx);
-    }
-    ctx
-}
-
 /// A push that answers a (un)subscribe command: `subscribe`, `psubscribe`...
 fn confirms_subscription(f: &Frame<'_>) -> bool {
     f.part(0).is_some_and(|w| {
@@ -210,20 +202,6 @@ fn reply_error(f: &Frame<'_>) -> DbError {
     let text = String::from_utf8_lossy(f.part(0).unwrap_or_default());
     let (code, message) = text.split_once(' ').unwrap_or((&text, ""));
     DbError { code: code.to_string(), message: message.to_string() }
-}
-
-/// The trace context of a command: the kernel's for the first command of a
-/// send, the same parentage with its own span id for the next ones (client),
-/// a new trace for those of a server.
-fn context_for(last_kernel_span: &mut [u8; 8], io: &Io<'_>, server: bool) -> TraceContext {
-    match (io.kernel_ctx.filter(|k| k.span_id != *last_kernel_span), io.kernel_ctx) {
-        (Some(k), _) => {
-            *last_kernel_span = k.span_id;
-            k
-        }
-        (None, Some(k)) if !server => TraceContext { span_id: trace_ids::random_span_id(), ..k },
-        _ => trace_ids::new_root(),
-    }
 }
 
 impl Session for RedisSession {

@@ -92,6 +92,18 @@ pub(crate) struct SessionCx<'a> {
     pub(crate) finished: &'a mut Vec<Finished>,
 }
 
+impl SessionCx<'_> {
+    /// The context a finished span carries: a client span joins the trace
+    /// its server request was remapped to (when that request adopted an
+    /// incoming `traceparent`).
+    pub(crate) fn joined(&self, mut ctx: TraceContext) -> TraceContext {
+        if !self.server {
+            self.remap.apply(&mut ctx);
+        }
+        ctx
+    }
+}
+
 /// What an event did to the session.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Feed {

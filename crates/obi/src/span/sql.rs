@@ -1,0 +1,96 @@
+//! SQL client spans (PostgreSQL; later MySQL): `OPERATION table` as the
+//! name, the server's error code (SQLSTATE) as the status, and SQL's
+//! `db.client.operation.duration` family.
+
+use std::borrow::Cow;
+
+use super::db::{self, DbCall};
+use super::metric::{Attr, FamilyDef, Measure, SERVER_ADDRESS, SERVER_PORT};
+use super::naming::server_name;
+use super::{AttrSink, Semantics, Span, SpanDetail, SpanKind, Summary, Value};
+
+/// What an SQL statement and its result add to a span.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub(crate) struct SqlSpan {
+    /// `db.system.name`: `postgresql`, `mysql`.
+    pub(crate) system: &'static str,
+    pub(crate) call: DbCall,
+}
+
+impl Semantics for SqlSpan {
+    fn type_name(&self, _kind: SpanKind) -> &'static str {
+        "SQLClient"
+    }
+
+    fn instrumentation(&self) -> Option<&'static str> {
+        Some("sql")
+    }
+
+    /// OBI's `OPERATION table`, `OPERATION`, or `SQL` when neither is known.
+    fn name(&self) -> Cow<'_, str> {
+        let c = &self.call;
+        match (c.operation.is_empty(), c.collection.is_empty()) {
+            (true, _) => Cow::Borrowed("SQL"),
+            (false, true) => Cow::Borrowed(&c.operation),
+            (false, false) => Cow::Owned(format!("{} {}", c.operation, c.collection)),
+        }
+    }
+
+    fn is_error(&self, _kind: SpanKind) -> bool {
+        self.call.error.is_some()
+    }
+
+    fn summary(&self) -> Summary<'_> {
+        Summary {
+            sub_type: 0,
+            status: self.call.error.is_some().into(),
+            method: &self.call.operation,
+            target: &self.call.collection,
+            route: "",
+            request_size: 0,
+            response_size: 0,
+        }
+    }
+
+    fn otel_attributes(&self, span: &Span, out: &mut AttrSink<'_>) {
+        self.call.otel_attributes(self.system, span, out);
+    }
+
+    fn printer_attributes(&self, span: &Span, out: &mut AttrSink<'_>) {
+        if let Some(e) = &self.call.error {
+            out("errorCode", Value::Str(&e.code));
+            out("errorMessage", Value::Str(&e.message));
+        }
+        out("operation", Value::Str(&self.call.operation));
+        out("serverAddr", server_name(span));
+        out("serverPort", Value::Int(span.host.port.into()));
+        out("statement", Value::Str(&self.call.query));
+        out("table", Value::Str(&self.call.collection));
+    }
+}
+
+const SYSTEM: Attr = Attr::new("db.system.name", "db_system_name", |s| match &s.detail {
+    SpanDetail::Sql(q) => Value::Str(q.system),
+    _ => Value::Str(""),
+});
+const AVAILABLE: &[Attr] =
+    &[db::OPERATION, SYSTEM, db::ERROR_TYPE, db::COLLECTION, db::STATUS_CODE, SERVER_ADDRESS, SERVER_PORT];
+const DEFAULTS: &[Attr] = &[db::OPERATION, SYSTEM, db::ERROR_TYPE];
+
+fn is_sql(span: &Span) -> bool {
+    matches!(span.detail, SpanDetail::Sql(_))
+}
+
+/// OBI's database client histogram, for SQL statements.
+pub(super) static FAMILIES: &[FamilyDef] = &[FamilyDef {
+    otel: "db.client.operation.duration",
+    prom: "db_client_operation_duration_seconds",
+    unit: "s",
+    help: "duration of db client operations, in seconds",
+    measure: Measure::Duration,
+    instrumentation: "sql",
+    kind: SpanKind::Client,
+    records: is_sql,
+    available: AVAILABLE,
+    defaults: DEFAULTS,
+}];
