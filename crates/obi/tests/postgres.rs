@@ -188,3 +188,125 @@ fn psycopg_simple_extended_prepared_pipeline_copy() {
     assert_eq!(total(&samples, name, &[("db_operation_name", "INSERT")]), 4.0);
     assert_eq!(total(&samples, name, &[("db_operation_name", "SELECT"), ("error_type", "42P01")]), 1.0);
 }
+
+/// Spans of `operation` on `table` among `spans`.
+fn count(spans: &[Value], operation: &str, table: &str) -> usize {
+    spans.iter().filter(|s| attr(s, "operation") == operation && attr(s, "table") == table).count()
+}
+
+/// `pgbench` in the simple, prepared and extended protocols (the last with
+/// a script that pipelines three statements per transaction): the spans
+/// of each statement equal the transactions the tool reports, and nothing
+/// was lost on the way.
+#[test]
+fn pgbench_counts_match_in_every_protocol() {
+    require_root();
+    let (port, prom) = (free_port(), free_port());
+    let cluster = Cluster::start(port);
+    // Tables for 100,000 accounts, made over the Unix socket (not traced).
+    run({
+        let mut c = as_postgres("pgbench");
+        c.args(["-i", "-q", "-s", "1", "-h"]).arg(cluster.path()).args(["-p", &port.to_string(), "postgres"]);
+        c
+    });
+    let agent = Agent::builder()
+        .printer("json")
+        .config(&format!("discovery:\n  instrument:\n    - cmd_args: '*pgbench -h 127.0.0.1 -p {port} *'\n"))
+        .env("OTEL_EBPF_PROMETHEUS_PORT", &prom.to_string())
+        .env("OTEL_EBPF_INTERNAL_METRICS_EXPORTER", "prometheus")
+        .start();
+    let (clients, per_client) = (4, 250);
+    let txs = clients * per_client;
+    let pipeline = std::fs::read_to_string(apps_dir().join("pgbench_pipeline.sql")).unwrap();
+    let mut seen = 0;
+    for mode in ["simple", "prepared", "pipeline"] {
+        // pgbench reads its scripts before it connects: one of them is a FIFO
+        // that is written only once the agent instruments pgbench, so that
+        // every connection is seen from its first byte. For the builtin
+        // tpcb-like runs, the FIFO's script has weight 0 (never chosen).
+        let fifo = cluster.path().join(format!("{mode}.fifo"));
+        run({
+            let mut c = Command::new("mkfifo");
+            c.arg(&fifo);
+            c
+        });
+        let (protocol, scripts, script) = match mode {
+            "pipeline" => ("extended", format!("-f {}", fifo.display()), pipeline.clone()),
+            _ => (mode, format!("-b tpcb-like -f {}@0", fifo.display()), "\\set x 1\n".to_string()),
+        };
+        let args = format!(
+            "-h 127.0.0.1 -p {port} -U obi -n -c {clients} -j 2 -t {per_client} -M {protocol} {scripts} postgres"
+        );
+        let mut bench =
+            spawn("pgbench", Command::new(pg_bin("pgbench")).args(args.split(' ')).env("PGPASSWORD", PASSWORD));
+        agent.wait_instrumented(bench.pid(), WAIT);
+        std::fs::write(&fifo, script).unwrap();
+        assert!(bench.wait_exit(Duration::from_secs(180)).is_some_and(|s| s.success()), "{:?}", bench.lines());
+        let processed = format!("number of transactions actually processed: {txs}/{txs}");
+        assert!(bench.lines().iter().any(|l| l.contains(&processed)), "{mode}: {:?}", bench.lines());
+        assert!(bench.lines().iter().any(|l| l.contains("number of failed transactions: 0 ")), "{:?}", bench.lines());
+
+        let per_tx = if mode == "pipeline" { 3 } else { 7 };
+        let spans = agent.wait_spans(seen + per_tx * txs, Duration::from_secs(90), |s| {
+            of(port)(s)
+                && (attr(s, "table").starts_with("pgbench_") || ["BEGIN", "END"].contains(&attr(s, "operation")))
+        });
+        eprintln!("pgbench -M {protocol} ({mode}): {} spans so far", spans.len());
+        seen = spans.len();
+    }
+    let spans: Vec<Value> = agent.spans().into_iter().filter(of(port)).collect();
+    let total_spans = spans.len();
+    let deadline = std::time::Instant::now() + WAIT;
+    let internal = loop {
+        let page = parse(&scrape(prom, "/internal/metrics"));
+        if total(&page, "obi_spans_total", &[]) >= total_spans as f64 || std::time::Instant::now() >= deadline {
+            break page;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    let bench_statement = |s: &Value| {
+        let op_table = (attr(s, "operation"), attr(s, "table"));
+        ["BEGIN", "END"].contains(&op_table.0)
+            || [
+                ("UPDATE", "pgbench_accounts"),
+                ("SELECT", "pgbench_accounts"),
+                ("UPDATE", "pgbench_tellers"),
+                ("UPDATE", "pgbench_branches"),
+                ("INSERT", "pgbench_history"),
+            ]
+            .contains(&op_table)
+    };
+    // Besides, the two queries of pgbench's setup, once per builtin run.
+    let mut setup: Vec<&str> = spans.iter().filter(|s| !bench_statement(s)).map(|s| attr(s, "statement")).collect();
+    setup.sort_unstable();
+    assert_eq!(setup.len(), 4, "{setup:#?}");
+    assert_eq!(setup[0], "select count(*) from pgbench_branches");
+    assert_eq!(setup[1], setup[0]);
+    assert!(setup[2].starts_with("select o.n, p.partstrat,") && setup[3] == setup[2], "{setup:#?}");
+    // tpcb-like, twice (simple and prepared): one of each per transaction.
+    for (op, table) in [("UPDATE", "pgbench_tellers"), ("UPDATE", "pgbench_branches"), ("INSERT", "pgbench_history")] {
+        assert_eq!(count(&spans, op, table), 2 * txs, "{op} {table}");
+    }
+    assert_eq!(count(&spans, "BEGIN", ""), 2 * txs);
+    assert_eq!(count(&spans, "END", ""), 2 * txs);
+    // ... plus, from the pipelines, one UPDATE and two SELECTs per transaction.
+    assert_eq!(count(&spans, "UPDATE", "pgbench_accounts"), 3 * txs);
+    assert_eq!(count(&spans, "SELECT", "pgbench_accounts"), 4 * txs);
+    assert!(spans.iter().all(|s| attr(s, "errorCode").is_empty()));
+    assert_eq!(total_spans, 17 * txs + 4);
+    eprintln!("pgbench: {total_spans} SQL spans for {} benchmark statements and 4 setup queries", 17 * txs);
+
+    assert_eq!(total(&internal, "obi_spans_total", &[]), total_spans as f64);
+    assert_eq!(total(&internal, "obi_ignored_connections_total", &[]), 0.0);
+    for lost in [
+        "obi_ebpf_ringbuf_dropped_events_total",
+        "obi_parse_failures_total",
+        "obi_orphan_responses_total",
+        "obi_unanswered_requests_total",
+    ] {
+        assert_eq!(total(&internal, lost, &[]), 0.0, "{lost}");
+    }
+    let name = "db_client_operation_duration_seconds_count";
+    let samples = scrape_until(prom, WAIT, |s| total(s, name, &[]) >= total_spans as f64);
+    assert_eq!(total(&samples, name, &[("db_system_name", "postgresql")]), total_spans as f64);
+}
