@@ -110,8 +110,17 @@ impl Drop for Proc {
 
 /// Starts a command, collecting stdout lines (stderr goes to ours).
 pub(crate) fn spawn(name: &str, cmd: &mut Command) -> Proc {
-    let mut child =
-        cmd.stdout(Stdio::piped()).stdin(Stdio::null()).spawn().unwrap_or_else(|e| panic!("cannot start {name}: {e}"));
+    spawn_reading(name, cmd.stdin(Stdio::null()))
+}
+
+/// Like [`spawn`], with a pipe to the command's stdin (`proc.child.stdin`):
+/// a client that reads its input before connecting waits for the test.
+pub(crate) fn spawn_with_stdin(name: &str, cmd: &mut Command) -> Proc {
+    spawn_reading(name, cmd.stdin(Stdio::piped()))
+}
+
+fn spawn_reading(name: &str, cmd: &mut Command) -> Proc {
+    let mut child = cmd.stdout(Stdio::piped()).spawn().unwrap_or_else(|e| panic!("cannot start {name}: {e}"));
     let output = Arc::new(Mutex::new(Vec::new()));
     let stdout = child.stdout.take().unwrap();
     let sink = output.clone();
