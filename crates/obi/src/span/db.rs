@@ -5,8 +5,8 @@
 //! (so `instrumentations` can pick `redis` or `sql`) under the one OBI name.
 
 use super::metric::Attr;
-use super::naming::server_address;
-use super::{AttrSink, Span, SpanDetail, Value};
+use super::naming::{server_address, server_name};
+use super::{AttrSink, Span, SpanDetail, Summary, Value};
 
 /// A database call: what the OTel database conventions describe.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -46,6 +46,33 @@ impl DbCall {
 
     pub(crate) fn error_code(&self) -> &str {
         self.error.as_ref().map_or("", |e| e.code.as_str())
+    }
+
+    /// The text printer's fields: the operation, and `target` (the query
+    /// text, or the table) as the path; status 1 for an error, as OBI.
+    pub(crate) fn summary<'a>(&'a self, target: &'a str) -> Summary<'a> {
+        Summary {
+            sub_type: 0,
+            status: self.error.is_some().into(),
+            method: &self.operation,
+            target,
+            route: "",
+            request_size: 0,
+            response_size: 0,
+        }
+    }
+
+    /// The JSON printer's attributes every database span has (keys sorted;
+    /// a protocol may add keys that sort after `statement`).
+    pub(crate) fn printer_attributes(&self, span: &Span, out: &mut AttrSink<'_>) {
+        if let Some(e) = &self.error {
+            out("errorCode", Value::Str(&e.code));
+            out("errorMessage", Value::Str(&e.message));
+        }
+        out("operation", Value::Str(&self.operation));
+        out("serverAddr", server_name(span));
+        out("serverPort", Value::Int(span.host.port.into()));
+        out("statement", Value::Str(&self.query));
     }
 
     /// OTLP attributes of the call, as the OTel database conventions name them.

@@ -5,7 +5,6 @@ use std::borrow::Cow;
 
 use super::db::{self, DbCall};
 use super::metric::{Attr, FamilyDef, Measure, SERVER_ADDRESS, SERVER_PORT};
-use super::naming::server_name;
 use super::{AttrSink, Semantics, Span, SpanDetail, SpanKind, Summary, Value};
 
 /// What a Redis command and its reply add to a span.
@@ -33,15 +32,7 @@ impl Semantics for RedisSpan {
     }
 
     fn summary(&self) -> Summary<'_> {
-        Summary {
-            sub_type: 0,
-            status: self.call.error.is_some().into(),
-            method: &self.call.operation,
-            target: &self.call.query,
-            route: "",
-            request_size: 0,
-            response_size: 0,
-        }
+        self.call.summary(&self.call.query)
     }
 
     fn otel_attributes(&self, span: &Span, out: &mut AttrSink<'_>) {
@@ -49,14 +40,7 @@ impl Semantics for RedisSpan {
     }
 
     fn printer_attributes(&self, span: &Span, out: &mut AttrSink<'_>) {
-        if let Some(e) = &self.call.error {
-            out("errorCode", Value::Str(&e.code));
-            out("errorMessage", Value::Str(&e.message));
-        }
-        out("operation", Value::Str(&self.call.operation));
-        out("serverAddr", server_name(span));
-        out("serverPort", Value::Int(span.host.port.into()));
-        out("statement", Value::Str(&self.call.query));
+        self.call.printer_attributes(span, out);
     }
 }
 

@@ -6,7 +6,6 @@ use std::borrow::Cow;
 
 use super::db::{self, DbCall};
 use super::metric::{Attr, FamilyDef, Measure, SERVER_ADDRESS, SERVER_PORT};
-use super::naming::server_name;
 use super::{AttrSink, Semantics, Span, SpanDetail, SpanKind, Summary, Value};
 
 /// What an SQL statement and its result add to a span.
@@ -41,15 +40,7 @@ impl Semantics for SqlSpan {
     }
 
     fn summary(&self) -> Summary<'_> {
-        Summary {
-            sub_type: 0,
-            status: self.call.error.is_some().into(),
-            method: &self.call.operation,
-            target: &self.call.collection,
-            route: "",
-            request_size: 0,
-            response_size: 0,
-        }
+        self.call.summary(&self.call.collection)
     }
 
     fn otel_attributes(&self, span: &Span, out: &mut AttrSink<'_>) {
@@ -57,14 +48,7 @@ impl Semantics for SqlSpan {
     }
 
     fn printer_attributes(&self, span: &Span, out: &mut AttrSink<'_>) {
-        if let Some(e) = &self.call.error {
-            out("errorCode", Value::Str(&e.code));
-            out("errorMessage", Value::Str(&e.message));
-        }
-        out("operation", Value::Str(&self.call.operation));
-        out("serverAddr", server_name(span));
-        out("serverPort", Value::Int(span.host.port.into()));
-        out("statement", Value::Str(&self.call.query));
+        self.call.printer_attributes(span, out);
         out("table", Value::Str(&self.call.collection));
     }
 }

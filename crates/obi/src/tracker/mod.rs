@@ -12,6 +12,8 @@ mod session;
 pub(crate) mod trace_ids;
 
 #[cfg(test)]
+mod harness;
+#[cfg(test)]
 mod tests;
 
 use std::collections::HashMap;

@@ -76,3 +76,32 @@ pub(crate) fn scrape_until(port: u16, timeout: Duration, done: impl Fn(&[Sample]
         std::thread::sleep(Duration::from_millis(200));
     }
 }
+
+/// The agent's internal metrics (`/internal/metrics`, published once a
+/// second) once `name` reaches `at_least`, or after `timeout`.
+pub(crate) fn internal_when(port: u16, name: &str, at_least: f64, timeout: Duration) -> Vec<Sample> {
+    let deadline = Instant::now() + timeout;
+    loop {
+        let page = parse(&scrape(port, "/internal/metrics"));
+        if total(&page, name, &[]) >= at_least || Instant::now() >= deadline {
+            return page;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+/// Nothing was lost between the kernel and the spans: no ring-buffer drop,
+/// no parse failure, no orphan response, no unanswered request, no ignored
+/// connection.
+pub(crate) fn assert_nothing_lost(internal: &[Sample]) {
+    assert_eq!(total(internal, "obi_exporter_dropped_spans_total", &[]), 0.0);
+    for lost in [
+        "obi_ebpf_ringbuf_dropped_events_total",
+        "obi_parse_failures_total",
+        "obi_orphan_responses_total",
+        "obi_unanswered_requests_total",
+        "obi_ignored_connections_total",
+    ] {
+        assert_eq!(total(internal, lost, &[]), 0.0, "{lost}");
+    }
+}

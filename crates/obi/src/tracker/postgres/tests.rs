@@ -1,19 +1,7 @@
 use super::*;
-use crate::tracker::trace_ids::TraceRemap;
-use crate::tracker::{TrackerSettings, TrackerStats};
+use crate::tracker::harness::{Harness, ctx};
 
-struct Harness {
-    session: PgSession,
-    settings: TrackerSettings,
-    remap: TraceRemap,
-    stats: TrackerStats,
-    finished: Vec<Finished>,
-    server: bool,
-}
-
-fn ctx(span: u8) -> TraceContext {
-    TraceContext { trace_id: [7; 16], span_id: [span; 8], parent_span_id: [9; 8], flags: 1 }
-}
+type H = Harness<PgSession>;
 
 fn msg(tag: u8, body: &[u8]) -> Vec<u8> {
     let mut m = vec![tag];
@@ -68,57 +56,29 @@ fn cat(parts: &[Vec<u8>]) -> Vec<u8> {
     parts.concat()
 }
 
-impl Harness {
-    fn new() -> Self {
-        let mut h = Harness {
-            session: PgSession::default(),
-            settings: TrackerSettings { http_request_timeout_ns: 0, idle_conn_ns: 0, db_query_literals: false },
-            remap: TraceRemap::default(),
-            stats: TrackerStats::default(),
-            finished: Vec::new(),
-            server: false,
-        };
-        assert_eq!(h.send(0, 0, &startup()), Feed::Ok);
-        assert_eq!(h.recv(0, &cat(&[msg(b'R', &[0, 0, 0, 0]), msg(b'K', &[0; 8]), ready()])), Feed::Ok);
-        h
-    }
+/// A client session past its startup.
+fn started() -> H {
+    let mut h = H::client();
+    assert_eq!(h.send(0, 0, &startup()), Feed::Ok);
+    assert_eq!(h.recv(0, &cat(&[msg(b'R', &[0, 0, 0, 0]), msg(b'K', &[0; 8]), ready()])), Feed::Ok);
+    h
+}
 
-    fn feed(&mut self, side: Side, ts: u64, kernel: Option<TraceContext>, data: &[u8], missing: u64) -> Feed {
-        let io = Io { side, ts, tid: 1, msg_start: true, kernel_ctx: kernel, data, missing, tail: &[] };
-        let mut cx = SessionCx {
-            server: self.server,
-            settings: &self.settings,
-            remap: &mut self.remap,
-            stats: &mut self.stats,
-            finished: &mut self.finished,
-        };
-        self.session.on_data(&io, &mut cx)
-    }
-
-    fn send(&mut self, ts: u64, kernel: u8, data: &[u8]) -> Feed {
-        self.feed(Side::Request, ts, Some(ctx(kernel)), data, 0)
-    }
-
-    fn recv(&mut self, ts: u64, data: &[u8]) -> Feed {
-        self.feed(Side::Response, ts, None, data, 0)
-    }
-
-    /// (name, query, error code, start, end) of each finished span.
-    fn spans(&self) -> Vec<(String, String, String, u64, u64)> {
-        self.finished
-            .iter()
-            .map(|f| {
-                let SpanDetail::Sql(s) = &f.detail else { panic!("not sql") };
-                use crate::span::Semantics;
-                (s.name().into_owned(), s.call.query.clone(), s.call.error_code().to_string(), f.start_mono, f.end_mono)
-            })
-            .collect()
-    }
+/// (name, query, error code, start, end) of each finished span.
+fn spans(h: &H) -> Vec<(String, String, String, u64, u64)> {
+    use crate::span::Semantics;
+    h.finished
+        .iter()
+        .map(|f| {
+            let SpanDetail::Sql(s) = &f.detail else { panic!("not sql") };
+            (s.name().into_owned(), s.call.query.clone(), s.call.error_code().to_string(), f.start_mono, f.end_mono)
+        })
+        .collect()
 }
 
 #[test]
 fn simple_query_with_rows_and_an_error() {
-    let mut h = Harness::new();
+    let mut h = started();
     h.send(10, 1, &query("SELECT name FROM users WHERE id = 42"));
     h.recv(20, &cat(&[msg(b'T', b"\0\x01"), msg(b'D', b"row"), complete("SELECT 1")]));
     assert!(h.finished.is_empty(), "a simple query ends with ReadyForQuery");
@@ -126,7 +86,7 @@ fn simple_query_with_rows_and_an_error() {
     h.send(30, 2, &query("SELECT * FROM nope"));
     h.recv(40, &cat(&[error("42P01", "relation \"nope\" does not exist"), ready()]));
     assert_eq!(
-        h.spans(),
+        spans(&h),
         vec![
             ("SELECT users".into(), "SELECT name FROM users WHERE id = ?".into(), "".into(), 10, 21),
             ("SELECT nope".into(), "SELECT * FROM nope".into(), "42P01".into(), 30, 40),
@@ -137,7 +97,7 @@ fn simple_query_with_rows_and_an_error() {
 
 #[test]
 fn extended_protocol_remembers_statements_and_portals() {
-    let mut h = Harness::new();
+    let mut h = started();
     // A named statement, prepared once, then executed twice through portals.
     h.send(1, 1, &cat(&[parse("s1", "UPDATE t SET v = $1 WHERE id = $2"), msg(b'S', b"")]));
     h.recv(2, &cat(&[msg(b'1', b""), ready()]));
@@ -147,18 +107,18 @@ fn extended_protocol_remembers_statements_and_portals() {
         h.recv(ts + 5, &cat(&[msg(b'2', b""), complete("UPDATE 1"), ready()]));
     }
     let update = ("UPDATE t".to_string(), "UPDATE t SET v = $1 WHERE id = $2".to_string(), String::new());
-    let got: Vec<_> = h.spans().into_iter().map(|s| (s.0, s.1, s.2)).collect();
+    let got: Vec<_> = spans(&h).into_iter().map(|s| (s.0, s.1, s.2)).collect();
     assert_eq!(got, vec![update.clone(), update]);
     // Closed: a later Bind of it executes without known text.
     h.send(30, 4, &cat(&[msg(b'C', b"Ss1\0"), bind("", "s1"), execute(""), msg(b'S', b"")]));
     h.recv(35, &cat(&[msg(b'3', b""), error("26000", "prepared statement \"s1\" does not exist"), ready()]));
-    assert_eq!(h.spans()[2].0, "SQL");
-    assert_eq!(h.spans()[2].2, "26000");
+    assert_eq!(spans(&h)[2].0, "SQL");
+    assert_eq!(spans(&h)[2].2, "26000");
 }
 
 #[test]
 fn pipelined_executes_are_spans_with_one_parentage() {
-    let mut h = Harness::new();
+    let mut h = started();
     let mut w = Vec::new();
     for sql in ["INSERT INTO t VALUES ($1)", "INSERT INTO t VALUES ($1)", "DELETE FROM t WHERE id = $1"] {
         w.extend(cat(&[parse("", sql), bind("", ""), msg(b'D', b"P\0"), execute("")]));
@@ -168,7 +128,7 @@ fn pipelined_executes_are_spans_with_one_parentage() {
     let one = cat(&[msg(b'1', b""), msg(b'2', b""), msg(b'n', b"")]);
     h.recv(2, &cat(&[one.clone(), complete("INSERT 0 1"), one.clone()]));
     h.recv(3, &cat(&[complete("INSERT 0 1"), one, complete("DELETE 1"), ready()]));
-    let got: Vec<(String, u64)> = h.spans().into_iter().map(|s| (s.0, s.4)).collect();
+    let got: Vec<(String, u64)> = spans(&h).into_iter().map(|s| (s.0, s.4)).collect();
     assert_eq!(got, vec![("INSERT t".into(), 2), ("INSERT t".into(), 3), ("DELETE t".into(), 3)]);
     let ids: Vec<[u8; 8]> = h.finished.iter().map(|f| f.trace.span_id).collect();
     assert_eq!(ids[0], [5; 8]);
@@ -178,7 +138,7 @@ fn pipelined_executes_are_spans_with_one_parentage() {
 
 #[test]
 fn a_failed_parse_fails_its_execute_and_the_rest_is_skipped() {
-    let mut h = Harness::new();
+    let mut h = started();
     let w = cat(&[
         parse("", "SELEC 1"),
         bind("", ""),
@@ -190,37 +150,37 @@ fn a_failed_parse_fails_its_execute_and_the_rest_is_skipped() {
     ]);
     h.send(1, 1, &w);
     h.recv(2, &cat(&[error("42601", "syntax error at or near \"SELEC\""), ready()]));
-    let got: Vec<(String, String)> = h.spans().into_iter().map(|s| (s.1, s.2)).collect();
+    let got: Vec<(String, String)> = spans(&h).into_iter().map(|s| (s.1, s.2)).collect();
     assert_eq!(got, vec![("SELEC ?".to_string(), "42601".to_string())]);
     assert_eq!(h.stats.unanswered_requests, 1, "the second Execute never ran");
     // The connection goes on.
     h.send(3, 2, &query("SELECT 3"));
     h.recv(4, &cat(&[complete("SELECT 1"), ready()]));
-    assert_eq!(h.spans().len(), 2);
+    assert_eq!(spans(&h).len(), 2);
 }
 
 #[test]
 fn copy_is_one_span() {
-    let mut h = Harness::new();
+    let mut h = started();
     h.send(1, 1, &query("COPY t FROM STDIN"));
     h.recv(2, &msg(b'G', b"\0\0\0"));
     h.send(3, 1, &cat(&[msg(b'd', b"1\tx\n"), msg(b'c', b"")]));
     h.recv(4, &cat(&[complete("COPY 1"), ready()]));
-    assert_eq!(h.spans(), vec![("COPY t".into(), "COPY t FROM STDIN".into(), "".into(), 1, 4)]);
+    assert_eq!(spans(&h), vec![("COPY t".into(), "COPY t FROM STDIN".into(), "".into(), 1, 4)]);
 }
 
 #[test]
 fn ssl_refused_goes_on_in_plaintext_and_accepted_stops() {
-    let mut h = Harness { session: PgSession::default(), ..Harness::new() };
+    let mut h = H::client();
     assert_eq!(h.send(0, 0, &ssl_request()), Feed::Ok);
     assert_eq!(h.recv(1, b"N"), Feed::Ok);
     assert_eq!(h.send(2, 0, &startup()), Feed::Ok);
     h.recv(3, &ready());
     h.send(4, 1, &query("SELECT 1"));
     h.recv(5, &cat(&[complete("SELECT 1"), ready()]));
-    assert_eq!(h.spans().len(), 1);
+    assert_eq!(spans(&h).len(), 1);
 
-    let mut h = Harness { session: PgSession::default(), ..Harness::new() };
+    let mut h = H::client();
     h.send(0, 0, &ssl_request());
     assert_eq!(h.recv(1, b"S"), Feed::Lost);
     assert_eq!(h.stats.parse_failures, 0, "TLS is not a failure");
@@ -228,37 +188,37 @@ fn ssl_refused_goes_on_in_plaintext_and_accepted_stops() {
 
 #[test]
 fn passwords_and_authentication_make_no_span() {
-    let mut h = Harness::new();
+    let mut h = started();
     h.send(1, 1, &msg(b'p', b"hunter2\0"));
     h.recv(2, &cat(&[msg(b'R', &[0, 0, 0, 0]), ready()]));
     h.settings.db_query_literals = true;
     h.send(3, 2, &query("ALTER ROLE bob PASSWORD 'hunter2'"));
     h.recv(4, &cat(&[complete("ALTER ROLE"), ready()]));
-    assert_eq!(h.spans().len(), 1);
-    assert_eq!(h.spans()[0].1, "ALTER ROLE bob PASSWORD ?");
+    assert_eq!(spans(&h).len(), 1);
+    assert_eq!(spans(&h)[0].1, "ALTER ROLE bob PASSWORD ?");
 }
 
 #[test]
 fn garbage_drops_the_connection_and_is_counted() {
-    let mut h = Harness::new();
+    let mut h = started();
     h.send(1, 1, &query("SELECT 1"));
     assert_eq!(h.recv(2, b"HTTP/1.1 200 OK\r\n\r\n"), Feed::Lost);
     assert!(h.finished.is_empty());
     assert_eq!((h.stats.parse_failures, h.stats.unanswered_requests), (1, 1));
     // A reply nobody asked for.
-    let mut h = Harness::new();
+    let mut h = started();
     assert_eq!(h.recv(1, &complete("SELECT 1")), Feed::Lost);
     assert_eq!(h.stats.parse_failures, 1);
 }
 
 #[test]
 fn a_gap_in_a_long_query_keeps_the_pairing() {
-    let mut h = Harness::new();
+    let mut h = started();
     let sql = format!("SELECT '{}' FROM t", "x".repeat(3000));
     let q = query(&sql);
     assert_eq!(h.feed(Side::Request, 1, Some(ctx(1)), &q[..1000], q.len() as u64 - 1000), Feed::Ok);
     h.recv(2, &cat(&[complete("SELECT 1"), ready()]));
-    let spans = h.spans();
+    let spans = spans(&h);
     assert_eq!(spans.len(), 1);
     assert_eq!(spans[0].0, "SELECT");
     assert!(spans[0].1.starts_with("SELECT ?") && spans[0].1.ends_with("..."), "{}", spans[0].1);
@@ -266,7 +226,7 @@ fn a_gap_in_a_long_query_keeps_the_pairing() {
 
 #[test]
 fn the_server_side_is_not_parsed() {
-    let mut h = Harness { server: true, ..Harness::new() };
+    let mut h = H { server: true, ..started() };
     assert_eq!(h.send(1, 1, &query("SELECT 1")), Feed::Lost);
 }
 
