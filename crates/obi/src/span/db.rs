@@ -4,13 +4,15 @@
 //! span side (`redis.rs`...) holds a [`DbCall`] and declares its own family
 //! (so `instrumentations` can pick `redis` or `sql`) under the one OBI name.
 
-use super::metric::Attr;
+use super::metric::{Attr, FamilyDef, Measure, SERVER_ADDRESS, SERVER_PORT};
 use super::naming::{server_address, server_name};
-use super::{AttrSink, Span, SpanDetail, Summary, Value};
+use super::{AttrSink, Span, SpanDetail, SpanKind, Summary, Value};
 
 /// A database call: what the OTel database conventions describe.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub(crate) struct DbCall {
+    /// `db.system.name`: `redis`, `postgresql`...
+    pub(crate) system: &'static str,
     /// `db.operation.name`: the command or SQL verb (`GET`, `SELECT`).
     pub(crate) operation: String,
     /// `db.collection.name`: the table, when the statement names one; empty otherwise.
@@ -31,7 +33,7 @@ pub(crate) struct DbError {
 }
 
 static NO_CALL: DbCall =
-    DbCall { operation: String::new(), collection: String::new(), query: String::new(), error: None };
+    DbCall { system: "", operation: String::new(), collection: String::new(), query: String::new(), error: None };
 
 impl DbCall {
     /// The call of a database span (empty for other spans, which database
@@ -76,8 +78,8 @@ impl DbCall {
     }
 
     /// OTLP attributes of the call, as the OTel database conventions name them.
-    pub(crate) fn otel_attributes(&self, system: &'static str, span: &Span, out: &mut AttrSink<'_>) {
-        out("db.system.name", Value::Str(system));
+    pub(crate) fn otel_attributes(&self, span: &Span, out: &mut AttrSink<'_>) {
+        out("db.system.name", Value::Str(self.system));
         out("db.operation.name", Value::Str(&self.operation));
         if !self.collection.is_empty() {
             out("db.collection.name", Value::Str(&self.collection));
@@ -105,3 +107,27 @@ pub(crate) const ERROR_TYPE: Attr = Attr::new("error.type", "error_type", |s| Va
 /// `db.response.status_code`, empty on success.
 pub(crate) const STATUS_CODE: Attr =
     Attr::new("db.response.status_code", "db_response_status_code", |s| Value::Str(DbCall::of(s).error_code()));
+
+/// `db.system.name`.
+const SYSTEM: Attr = Attr::new("db.system.name", "db_system_name", |s| Value::Str(DbCall::of(s).system));
+const AVAILABLE: &[Attr] = &[OPERATION, SYSTEM, ERROR_TYPE, COLLECTION, STATUS_CODE, SERVER_ADDRESS, SERVER_PORT];
+/// OBI's defaults for database metrics.
+const DEFAULTS: &[Attr] = &[OPERATION, SYSTEM, ERROR_TYPE];
+
+/// OBI's database client histogram, for the client spans `records` picks
+/// (one protocol's), enabled by `instrumentation`. Every protocol's family
+/// has the same name: the exposition writes them as one metric.
+pub(crate) const fn client_family(instrumentation: &'static str, records: fn(&Span) -> bool) -> FamilyDef {
+    FamilyDef {
+        otel: "db.client.operation.duration",
+        prom: "db_client_operation_duration_seconds",
+        unit: "s",
+        help: "duration of db client operations, in seconds",
+        measure: Measure::Duration,
+        instrumentation,
+        kind: SpanKind::Client,
+        records,
+        available: AVAILABLE,
+        defaults: DEFAULTS,
+    }
+}

@@ -4,8 +4,8 @@
 use std::borrow::Cow;
 
 use super::db::{self, DbCall};
-use super::metric::{Attr, FamilyDef, Measure, SERVER_ADDRESS, SERVER_PORT};
-use super::{AttrSink, Semantics, Span, SpanDetail, SpanKind, Summary, Value};
+use super::metric::FamilyDef;
+use super::{AttrSink, Semantics, Span, SpanDetail, SpanKind, Summary};
 
 /// What a Redis command and its reply add to a span.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -36,7 +36,7 @@ impl Semantics for RedisSpan {
     }
 
     fn otel_attributes(&self, span: &Span, out: &mut AttrSink<'_>) {
-        self.call.otel_attributes("redis", span, out);
+        self.call.otel_attributes(span, out);
     }
 
     fn printer_attributes(&self, span: &Span, out: &mut AttrSink<'_>) {
@@ -44,28 +44,12 @@ impl Semantics for RedisSpan {
     }
 }
 
-const SYSTEM: Attr = Attr::new("db.system.name", "db_system_name", |_| Value::Str("redis"));
-const AVAILABLE: &[Attr] =
-    &[db::OPERATION, SYSTEM, db::ERROR_TYPE, db::COLLECTION, db::STATUS_CODE, SERVER_ADDRESS, SERVER_PORT];
-const DEFAULTS: &[Attr] = &[db::OPERATION, SYSTEM, db::ERROR_TYPE];
-
 fn is_redis(span: &Span) -> bool {
     matches!(span.detail, SpanDetail::Redis(_))
 }
 
 /// OBI's database client histogram, for Redis calls.
-pub(super) static FAMILIES: &[FamilyDef] = &[FamilyDef {
-    otel: "db.client.operation.duration",
-    prom: "db_client_operation_duration_seconds",
-    unit: "s",
-    help: "duration of db client operations, in seconds",
-    measure: Measure::Duration,
-    instrumentation: "redis",
-    kind: SpanKind::Client,
-    records: is_redis,
-    available: AVAILABLE,
-    defaults: DEFAULTS,
-}];
+pub(super) static FAMILIES: &[FamilyDef] = &[db::client_family("redis", is_redis)];
 
 #[cfg(test)]
 mod tests {
@@ -78,7 +62,13 @@ mod tests {
     fn redis_span(error: Option<DbError>) -> Span {
         let mut s = span(Shape::HttpClient, Arc::default(), "/", 0, 3);
         s.detail = SpanDetail::Redis(RedisSpan {
-            call: DbCall { operation: "INCR".into(), query: "INCR k".into(), error, ..Default::default() },
+            call: DbCall {
+                system: "redis",
+                operation: "INCR".into(),
+                query: "INCR k".into(),
+                error,
+                ..Default::default()
+            },
         });
         s
     }
@@ -119,6 +109,6 @@ mod tests {
         let s = redis_span(None);
         assert!(!s.semantics().is_error(SpanKind::Client));
         assert!(otel(&s).iter().all(|(k, _)| *k != "db.response.status_code" && *k != "error.type"));
-        assert_eq!(db::ERROR_TYPE.value(&s), Value::Str(""));
+        assert_eq!(db::ERROR_TYPE.value(&s), crate::span::Value::Str(""));
     }
 }

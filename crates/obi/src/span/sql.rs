@@ -5,14 +5,12 @@
 use std::borrow::Cow;
 
 use super::db::{self, DbCall};
-use super::metric::{Attr, FamilyDef, Measure, SERVER_ADDRESS, SERVER_PORT};
+use super::metric::FamilyDef;
 use super::{AttrSink, Semantics, Span, SpanDetail, SpanKind, Summary, Value};
 
 /// What an SQL statement and its result add to a span.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub(crate) struct SqlSpan {
-    /// `db.system.name`: `postgresql`, `mysql`.
-    pub(crate) system: &'static str,
     pub(crate) call: DbCall,
 }
 
@@ -44,7 +42,7 @@ impl Semantics for SqlSpan {
     }
 
     fn otel_attributes(&self, span: &Span, out: &mut AttrSink<'_>) {
-        self.call.otel_attributes(self.system, span, out);
+        self.call.otel_attributes(span, out);
     }
 
     fn printer_attributes(&self, span: &Span, out: &mut AttrSink<'_>) {
@@ -53,28 +51,9 @@ impl Semantics for SqlSpan {
     }
 }
 
-const SYSTEM: Attr = Attr::new("db.system.name", "db_system_name", |s| match &s.detail {
-    SpanDetail::Sql(q) => Value::Str(q.system),
-    _ => Value::Str(""),
-});
-const AVAILABLE: &[Attr] =
-    &[db::OPERATION, SYSTEM, db::ERROR_TYPE, db::COLLECTION, db::STATUS_CODE, SERVER_ADDRESS, SERVER_PORT];
-const DEFAULTS: &[Attr] = &[db::OPERATION, SYSTEM, db::ERROR_TYPE];
-
 fn is_sql(span: &Span) -> bool {
     matches!(span.detail, SpanDetail::Sql(_))
 }
 
 /// OBI's database client histogram, for SQL statements.
-pub(super) static FAMILIES: &[FamilyDef] = &[FamilyDef {
-    otel: "db.client.operation.duration",
-    prom: "db_client_operation_duration_seconds",
-    unit: "s",
-    help: "duration of db client operations, in seconds",
-    measure: Measure::Duration,
-    instrumentation: "sql",
-    kind: SpanKind::Client,
-    records: is_sql,
-    available: AVAILABLE,
-    defaults: DEFAULTS,
-}];
+pub(super) static FAMILIES: &[FamilyDef] = &[db::client_family("sql", is_sql)];

@@ -73,6 +73,7 @@ impl Statement {
 
     fn call(&self) -> DbCall {
         DbCall {
+            system: "postgresql",
             operation: self.operation.clone(),
             collection: self.collection.clone(),
             query: self.query.clone(),
@@ -372,7 +373,7 @@ fn remember(map: &mut HashMap<Vec<u8>, Arc<Statement>>, name: &[u8], stmt: Arc<S
 
 fn finish(op: Op, end_mono: u64, cx: &mut SessionCx<'_>) {
     cx.finished.push(Finished {
-        detail: SpanDetail::Sql(SqlSpan { system: "postgresql", call: op.call }),
+        detail: SpanDetail::Sql(SqlSpan { call: op.call }),
         start_mono: op.start_mono,
         end_mono,
         trace: cx.joined(op.ctx),

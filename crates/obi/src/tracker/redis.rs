@@ -122,7 +122,7 @@ impl RedisSession {
                     resp::command_text(&f, keep, &mut query);
                     let ctx = trace_ids::request_context(last_kernel_span, io.kernel_ctx, server);
                     pending.push_back(Pending {
-                        call: DbCall { operation: name, query, ..Default::default() },
+                        call: DbCall { system: "redis", operation: name, query, ..Default::default() },
                         after,
                         start_mono: began,
                         ctx,
