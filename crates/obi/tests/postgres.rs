@@ -132,6 +132,7 @@ fn psycopg_simple_extended_prepared_pipeline_copy() {
         Command::new(venv_python()).arg(apps_dir().join("pg_client.py")).args([&port.to_string(), PASSWORD]),
     );
     assert!(client.wait_exit(WAIT).is_some_and(|s| s.success()), "client failed: {:?}", client.lines());
+    let _ = client.wait_line(|l| l == "ok", WAIT);
     assert_eq!(client.lines().last().map(String::as_str), Some("ok"), "{:?}", client.lines());
     assert_eq!(client.lines(), ["select apple", "error 42P01", "count 6", "ok"]);
 
@@ -242,9 +243,12 @@ fn pgbench_counts_match_in_every_protocol() {
         agent.wait_instrumented(bench.pid(), WAIT);
         std::fs::write(&fifo, script).unwrap();
         assert!(bench.wait_exit(Duration::from_secs(180)).is_some_and(|s| s.success()), "{:?}", bench.lines());
+        // Its output may still be on the way through the pipe.
         let processed = format!("number of transactions actually processed: {txs}/{txs}");
-        assert!(bench.lines().iter().any(|l| l.contains(&processed)), "{mode}: {:?}", bench.lines());
-        assert!(bench.lines().iter().any(|l| l.contains("number of failed transactions: 0 ")), "{:?}", bench.lines());
+        let printed = |l: &str| l.contains(&processed);
+        assert!(bench.wait_line(printed, WAIT).is_some(), "{mode}: {:?}", bench.lines());
+        let failed = |l: &str| l.contains("number of failed transactions: 0 ");
+        assert!(bench.wait_line(failed, WAIT).is_some(), "{:?}", bench.lines());
 
         let per_tx = if mode == "pipeline" { 3 } else { 7 };
         let spans = agent.wait_spans(seen + per_tx * txs, Duration::from_secs(90), |s| {

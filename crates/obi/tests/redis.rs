@@ -71,6 +71,7 @@ fn redis_py_commands_pipeline_transaction_pubsub() {
     let mut client =
         spawn("redis-py", Command::new(venv_python()).arg(apps_dir().join("redis_client.py")).arg(port.to_string()));
     assert!(client.wait_exit(WAIT).is_some_and(|s| s.success()), "client failed: {:?}", client.lines());
+    let _ = client.wait_line(|l| l == "ok", WAIT);
     assert_eq!(client.lines().last().map(String::as_str), Some("ok"), "{:?}", client.lines());
 
     // What redis-py sends, in order (MONITOR confirms all but `CLIENT SETINFO`,
@@ -156,6 +157,8 @@ fn redis_benchmark_pipelined_counts_match() {
             input.write_all(stdin.as_bytes()).unwrap();
         }
         assert!(bench.wait_exit(Duration::from_secs(120)).is_some_and(|s| s.success()), "{:?}", bench.lines());
+        // Its output may still be on the way through the pipe.
+        let _ = bench.wait_line(|l| l.contains("requests completed in"), WAIT);
         let completed: Vec<u64> = bench
             .lines()
             .iter()
@@ -207,6 +210,7 @@ fn malformed_traffic_is_dropped_and_counted() {
     let mut client =
         spawn("redis-garbage", Command::new(python()).arg(apps_dir().join("redis_garbage.py")).arg(port.to_string()));
     assert!(client.wait_exit(WAIT).is_some_and(|s| s.success()));
+    let _ = client.wait_line(|l| l == "ok", WAIT);
     assert_eq!(client.lines(), vec!["ok"]);
 
     let clients = agent.wait_spans(2, WAIT, of("RedisClient", port));
