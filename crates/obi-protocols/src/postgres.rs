@@ -246,8 +246,14 @@ pub fn error_fields(body: &[u8]) -> ServerError<'_> {
 /// version 3 startup message (whose first parameter is a name), or an SSL
 /// or GSS encryption request. `None`: too few bytes to tell.
 pub fn looks_like_startup(data: &[u8]) -> Option<bool> {
+    // The length comes first: a startup message is 9 to 10,000 bytes, a
+    // request 8; anything else is not worth waiting for.
+    let plausible = |len: u32| (8..=10_000).contains(&len);
     let (Some(len), Some(code)) = (be32(data), data.get(4..8).and_then(be32)) else {
-        return if data.len() < 8 { None } else { Some(false) };
+        return match be32(data) {
+            Some(len) if !plausible(len) => Some(false),
+            _ => None,
+        };
     };
     match code {
         SSL_REQUEST | GSS_REQUEST => Some(len == 8),

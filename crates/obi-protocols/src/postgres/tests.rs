@@ -121,6 +121,8 @@ fn detects_startup_strictly() {
     ssl.extend_from_slice(&SSL_REQUEST.to_be_bytes());
     assert_eq!(looks_like_startup(&ssl), Some(true));
     assert_eq!(looks_like_startup(&startup()[..6]), None);
+    assert_eq!(looks_like_startup(&startup()[..3]), None);
+    assert_eq!(looks_like_startup(b"PING\r\n"), Some(false), "a short message that cannot be a startup");
     assert_eq!(looks_like_startup(&startup()[..10]), None);
     let mut cancel = 16u32.to_be_bytes().to_vec();
     cancel.extend_from_slice(&CANCEL_REQUEST.to_be_bytes());
