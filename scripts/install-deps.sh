@@ -13,6 +13,7 @@ apt_packages=(
 	prometheus        # scrapes the agent in the metrics tests; promtool lints the exposition
 	redis-server      # database client tests (redis-server, redis-benchmark; own instance on a free port)
 	postgresql        # database client tests (initdb, pg_ctl, pgbench; own cluster in a temp dir)
+	memcached         # cache client tests (own instance on a free port)
 )
 missing=()
 for p in "${apt_packages[@]}"; do
@@ -38,8 +39,8 @@ if ! "$venv/bin/python3" -c 'import grpc, opentelemetry.proto.collector.trace.v1
 	"$venv/bin/pip" install -q --disable-pip-version-check 'opentelemetry-proto==1.45.2' 'grpcio==1.85.3'
 fi
 # Database clients of the database tests (crates/obi/tests/db_*.rs).
-if ! "$venv/bin/python3" -c 'import redis, psycopg' 2>/dev/null; then
-	"$venv/bin/pip" install -q --disable-pip-version-check 'redis==5.2.1' 'psycopg[binary]==3.2.3'
+if ! "$venv/bin/python3" -c 'import redis, psycopg, pymemcache' 2>/dev/null; then
+	"$venv/bin/pip" install -q --disable-pip-version-check 'redis==5.2.1' 'psycopg[binary]==3.2.3' 'pymemcache==4.0.0'
 fi
 # The package's postinst may start a system-wide Prometheus where services are
 # allowed to start; the tests run their own on a free port and need neither it

@@ -5,6 +5,7 @@
 
 pub mod http1;
 pub mod http2;
+pub mod memcached;
 pub mod postgres;
 pub mod resp;
 pub mod sql;

@@ -42,6 +42,7 @@ impl DbCall {
         match &span.detail {
             SpanDetail::Redis(r) => &r.call,
             SpanDetail::Sql(q) => &q.call,
+            SpanDetail::Memcached(m) => &m.call,
             _ => &NO_CALL,
         }
     }

@@ -10,6 +10,7 @@
 pub(crate) mod db;
 mod grpc;
 mod http;
+mod memcached;
 pub(crate) mod metric;
 mod naming;
 mod process;
@@ -23,6 +24,7 @@ use std::sync::Arc;
 use crate::service::Service;
 pub(crate) use grpc::GrpcSpan;
 pub(crate) use http::HttpSpan;
+pub(crate) use memcached::MemcachedSpan;
 pub(crate) use naming::{peer_name, printer_host_name, server_name};
 pub(crate) use process::ProcessAlive;
 pub(crate) use redis::RedisSpan;
@@ -60,6 +62,7 @@ register_protocols! {
     Grpc(GrpcSpan) => grpc::FAMILIES,
     Redis(RedisSpan) => redis::FAMILIES,
     Sql(SqlSpan) => sql::FAMILIES,
+    Memcached(MemcachedSpan) => memcached::FAMILIES,
 }
 
 /// A span attribute value, borrowed from the span.

@@ -6,6 +6,7 @@
 pub(crate) mod event;
 mod http1;
 mod http2;
+mod memcached;
 mod postgres;
 mod redis;
 mod session;
@@ -30,7 +31,8 @@ use trace_ids::TraceRemap;
 
 /// Every protocol the tracker parses, in the order detection asks them.
 /// Adding a protocol adds one line here.
-static PROTOCOLS: &[&dyn Protocol] = &[&http2::Http2, &http1::Http1, &redis::Redis, &postgres::Postgres];
+static PROTOCOLS: &[&dyn Protocol] =
+    &[&http2::Http2, &http1::Http1, &redis::Redis, &postgres::Postgres, &memcached::Memcached];
 
 /// Connections idle this long are forgotten (the kernel side ages its own out too).
 const IDLE_CONN_NS: u64 = 300 * 1_000_000_000;
