@@ -6,7 +6,67 @@
 
 use super::metric::{Attr, FamilyDef, Measure, SERVER_ADDRESS, SERVER_PORT};
 use super::naming::{server_address, server_name};
-use super::{AttrSink, Span, SpanDetail, SpanKind, Summary, Value};
+use std::borrow::Cow;
+
+use super::{AttrSink, Semantics, Span, SpanDetail, SpanKind, Summary, Value};
+
+/// The span side of one database protocol: its call, and what OBI calls
+/// its spans. Every such type is a [`Semantics`] through the impl below.
+pub(crate) trait DbProtocol {
+    /// OBI's printer type of client spans (`RedisClient`, `SQLClient`).
+    const CLIENT_TYPE: &'static str;
+    /// ... and of server spans.
+    const SERVER_TYPE: &'static str;
+    /// The name `instrumentations` lists enable it by.
+    const INSTRUMENTATION: &'static str;
+
+    fn call(&self) -> &DbCall;
+
+    /// The span name: the operation (a Redis or memcached command).
+    fn span_name(&self) -> Cow<'_, str> {
+        Cow::Borrowed(&self.call().operation)
+    }
+
+    /// What the text printer shows as the path: the query text.
+    fn target(&self) -> &str {
+        &self.call().query
+    }
+
+    /// JSON printer attributes beyond the shared ones (keys sorting after `statement`).
+    fn more_printer_attributes(&self, _out: &mut AttrSink<'_>) {}
+}
+
+impl<T: DbProtocol> Semantics for T {
+    fn type_name(&self, kind: SpanKind) -> &'static str {
+        if kind == SpanKind::Server { T::SERVER_TYPE } else { T::CLIENT_TYPE }
+    }
+
+    fn instrumentation(&self) -> Option<&'static str> {
+        Some(T::INSTRUMENTATION)
+    }
+
+    fn name(&self) -> Cow<'_, str> {
+        self.span_name()
+    }
+
+    /// The server answered with an error (status 1, OBI's "DB error flag").
+    fn is_error(&self, _kind: SpanKind) -> bool {
+        self.call().error.is_some()
+    }
+
+    fn summary(&self) -> Summary<'_> {
+        self.call().summary(self.target())
+    }
+
+    fn otel_attributes(&self, span: &Span, out: &mut AttrSink<'_>) {
+        self.call().otel_attributes(span, out);
+    }
+
+    fn printer_attributes(&self, span: &Span, out: &mut AttrSink<'_>) {
+        self.call().printer_attributes(span, out);
+        self.more_printer_attributes(out);
+    }
+}
 
 /// A database call: what the OTel database conventions describe.
 #[derive(Debug, Clone, Default, PartialEq)]

@@ -2,11 +2,9 @@
 //! `CLIENT_ERROR` and `SERVER_ERROR` as errors, and memcached's
 //! `db.client.operation.duration` family.
 
-use std::borrow::Cow;
-
-use super::db::{self, DbCall};
+use super::db::{self, DbCall, DbProtocol};
 use super::metric::FamilyDef;
-use super::{AttrSink, Semantics, Span, SpanDetail, SpanKind, Summary};
+use super::{Span, SpanDetail};
 
 /// What a memcached command and its response add to a span.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -14,34 +12,13 @@ pub(crate) struct MemcachedSpan {
     pub(crate) call: DbCall,
 }
 
-impl Semantics for MemcachedSpan {
-    /// OBI prints no memcached spans; named like its other database clients.
-    fn type_name(&self, kind: SpanKind) -> &'static str {
-        if kind == SpanKind::Server { "MemcachedServer" } else { "MemcachedClient" }
-    }
+impl DbProtocol for MemcachedSpan {
+    const CLIENT_TYPE: &'static str = "MemcachedClient";
+    const SERVER_TYPE: &'static str = "MemcachedServer";
+    const INSTRUMENTATION: &'static str = "memcached";
 
-    fn instrumentation(&self) -> Option<&'static str> {
-        Some("memcached")
-    }
-
-    fn name(&self) -> Cow<'_, str> {
-        Cow::Borrowed(&self.call.operation)
-    }
-
-    fn is_error(&self, _kind: SpanKind) -> bool {
-        self.call.error.is_some()
-    }
-
-    fn summary(&self) -> Summary<'_> {
-        self.call.summary(&self.call.query)
-    }
-
-    fn otel_attributes(&self, span: &Span, out: &mut AttrSink<'_>) {
-        self.call.otel_attributes(span, out);
-    }
-
-    fn printer_attributes(&self, span: &Span, out: &mut AttrSink<'_>) {
-        self.call.printer_attributes(span, out);
+    fn call(&self) -> &DbCall {
+        &self.call
     }
 }
 

@@ -1,11 +1,9 @@
 //! Redis client (and server) spans: the command as the name, `-ERR`
 //! replies as errors, and Redis's `db.client.operation.duration` family.
 
-use std::borrow::Cow;
-
-use super::db::{self, DbCall};
+use super::db::{self, DbCall, DbProtocol};
 use super::metric::FamilyDef;
-use super::{AttrSink, Semantics, Span, SpanDetail, SpanKind, Summary};
+use super::{Span, SpanDetail};
 
 /// What a Redis command and its reply add to a span.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -13,34 +11,13 @@ pub(crate) struct RedisSpan {
     pub(crate) call: DbCall,
 }
 
-impl Semantics for RedisSpan {
-    fn type_name(&self, kind: SpanKind) -> &'static str {
-        if kind == SpanKind::Server { "RedisServer" } else { "RedisClient" }
-    }
+impl DbProtocol for RedisSpan {
+    const CLIENT_TYPE: &'static str = "RedisClient";
+    const SERVER_TYPE: &'static str = "RedisServer";
+    const INSTRUMENTATION: &'static str = "redis";
 
-    fn instrumentation(&self) -> Option<&'static str> {
-        Some("redis")
-    }
-
-    /// The command, as OBI names Redis spans.
-    fn name(&self) -> Cow<'_, str> {
-        Cow::Borrowed(&self.call.operation)
-    }
-
-    fn is_error(&self, _kind: SpanKind) -> bool {
-        self.call.error.is_some()
-    }
-
-    fn summary(&self) -> Summary<'_> {
-        self.call.summary(&self.call.query)
-    }
-
-    fn otel_attributes(&self, span: &Span, out: &mut AttrSink<'_>) {
-        self.call.otel_attributes(span, out);
-    }
-
-    fn printer_attributes(&self, span: &Span, out: &mut AttrSink<'_>) {
-        self.call.printer_attributes(span, out);
+    fn call(&self) -> &DbCall {
+        &self.call
     }
 }
 
@@ -56,6 +33,7 @@ mod tests {
     use std::sync::Arc;
 
     use super::*;
+    use crate::span::SpanKind;
     use crate::span::db::DbError;
     use crate::span::fixtures::{Shape, span};
 

@@ -4,9 +4,9 @@
 
 use std::borrow::Cow;
 
-use super::db::{self, DbCall};
+use super::db::{self, DbCall, DbProtocol};
 use super::metric::FamilyDef;
-use super::{AttrSink, Semantics, Span, SpanDetail, SpanKind, Summary, Value};
+use super::{AttrSink, Span, SpanDetail, Value};
 
 /// What an SQL statement and its result add to a span.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -14,17 +14,17 @@ pub(crate) struct SqlSpan {
     pub(crate) call: DbCall,
 }
 
-impl Semantics for SqlSpan {
-    fn type_name(&self, _kind: SpanKind) -> &'static str {
-        "SQLClient"
-    }
+impl DbProtocol for SqlSpan {
+    const CLIENT_TYPE: &'static str = "SQLClient";
+    const SERVER_TYPE: &'static str = "SQLClient";
+    const INSTRUMENTATION: &'static str = "sql";
 
-    fn instrumentation(&self) -> Option<&'static str> {
-        Some("sql")
+    fn call(&self) -> &DbCall {
+        &self.call
     }
 
     /// OBI's `OPERATION table`, `OPERATION`, or `SQL` when neither is known.
-    fn name(&self) -> Cow<'_, str> {
+    fn span_name(&self) -> Cow<'_, str> {
         let c = &self.call;
         match (c.operation.is_empty(), c.collection.is_empty()) {
             (true, _) => Cow::Borrowed("SQL"),
@@ -33,20 +33,12 @@ impl Semantics for SqlSpan {
         }
     }
 
-    fn is_error(&self, _kind: SpanKind) -> bool {
-        self.call.error.is_some()
+    /// The table, as OBI's SQL spans show it.
+    fn target(&self) -> &str {
+        &self.call.collection
     }
 
-    fn summary(&self) -> Summary<'_> {
-        self.call.summary(&self.call.collection)
-    }
-
-    fn otel_attributes(&self, span: &Span, out: &mut AttrSink<'_>) {
-        self.call.otel_attributes(span, out);
-    }
-
-    fn printer_attributes(&self, span: &Span, out: &mut AttrSink<'_>) {
-        self.call.printer_attributes(span, out);
+    fn more_printer_attributes(&self, out: &mut AttrSink<'_>) {
         out("table", Value::Str(&self.call.collection));
     }
 }
