@@ -119,6 +119,8 @@ struct PgSession {
     /// The connection became encrypted: nothing more to read here.
     encrypted: bool,
     invalid: bool,
+    /// Messages of the current event (buffers reused).
+    copied: Copied,
 }
 
 impl PgSession {
@@ -126,26 +128,23 @@ impl PgSession {
         let keep = cx.settings.db_query_literals;
         let stream = self.client.get_or_insert_with(|| MessageStream::new(true));
         let mut start = if stream.at_boundary() { io.ts } else { self.msg_start.unwrap_or(io.ts) };
-        let mut messages: Vec<(u8, Option<u32>, Vec<u8>, bool)> = Vec::new();
+        let mut copied = std::mem::take(&mut self.copied);
+        copied.clear();
         {
             let invalid = &mut self.invalid;
             let mut on = |e: PgEvent<'_>| match e {
-                PgEvent::Message(m) => {
-                    // Only what spans need is copied out: the bodies of
-                    // the messages that carry statement text or names.
-                    let body =
-                        if matches!(m.tag, b'Q' | b'P' | b'B' | b'E' | b'C') { m.body.to_vec() } else { Vec::new() };
-                    messages.push((m.tag, m.startup_code(), body, m.cut));
-                }
+                // Only the bodies that carry statement text or names.
+                PgEvent::Message(m) => copied.push(&m, matches!(m.tag, b'Q' | b'P' | b'B' | b'E' | b'C')),
                 PgEvent::Invalid => *invalid = true,
             };
             feed_event(stream, io, &mut on);
         }
         let at_boundary = stream.at_boundary();
-        for (tag, code, body, cut) in messages {
+        for h in &copied.heads {
             let began = std::mem::replace(&mut start, io.ts);
-            self.client_message(tag, code, &body, cut, began, io, keep, cx.server);
+            self.client_message(h.tag, h.code, &copied.bytes[h.body.clone()], h.cut, began, io, keep, cx.server);
         }
+        self.copied = copied;
         self.msg_start = (!at_boundary).then_some(start);
     }
 
@@ -249,22 +248,25 @@ impl PgSession {
             data = rest;
         }
         let stream = self.server.get_or_insert_with(|| MessageStream::new(false));
-        let mut messages: Vec<(u8, Vec<u8>)> = Vec::new();
+        let mut copied = std::mem::take(&mut self.copied);
+        copied.clear();
         {
             let invalid = &mut self.invalid;
             let mut on = |e: PgEvent<'_>| match e {
-                PgEvent::Message(m) => messages.push(server_message(&m)),
+                // Only errors' bodies: their SQLSTATE and message.
+                PgEvent::Message(m) => copied.push(&m, m.tag == b'E'),
                 PgEvent::Invalid => *invalid = true,
             };
             let io = Io { data, ..*io };
             feed_event(stream, &io, &mut on);
         }
-        for (tag, body) in messages {
-            if !self.answer(tag, &body, io.ts, cx) {
+        for h in &copied.heads {
+            if !self.answer(h.tag, &copied.bytes[h.body.clone()], io.ts, cx) {
                 self.invalid = true;
-                return;
+                break;
             }
         }
+        self.copied = copied;
     }
 
     /// A server message answers the oldest pending client message; false if
@@ -358,9 +360,35 @@ impl PgSession {
     }
 }
 
-/// What is kept of a server message: its tag, and the body of an error.
-fn server_message(m: &Message<'_>) -> (u8, Vec<u8>) {
-    (m.tag, if m.tag == b'E' { m.body.to_vec() } else { Vec::new() })
+/// The messages of one event, copied out of the stream's buffer into
+/// buffers reused from event to event.
+#[derive(Default)]
+struct Copied {
+    heads: Vec<Head>,
+    bytes: Vec<u8>,
+}
+
+struct Head {
+    tag: u8,
+    /// For an untyped message, its code.
+    code: Option<u32>,
+    body: std::ops::Range<usize>,
+    cut: bool,
+}
+
+impl Copied {
+    fn clear(&mut self) {
+        self.heads.clear();
+        self.bytes.clear();
+    }
+
+    fn push(&mut self, m: &Message<'_>, with_body: bool) {
+        let start = self.bytes.len();
+        if with_body {
+            self.bytes.extend_from_slice(m.body);
+        }
+        self.heads.push(Head { tag: m.tag, code: m.startup_code(), body: start..self.bytes.len(), cut: m.cut });
+    }
 }
 
 fn remember(map: &mut HashMap<Vec<u8>, Arc<Statement>>, name: &[u8], stmt: Arc<Statement>) {
