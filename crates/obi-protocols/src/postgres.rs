@@ -242,6 +242,23 @@ pub fn error_fields(body: &[u8]) -> ServerError<'_> {
     out
 }
 
+/// The database a startup message's body names: its `database`
+/// parameter, else its `user` (the server's default); empty if neither.
+pub fn startup_database(body: &[u8]) -> &str {
+    let mut params = body.get(4..).unwrap_or_default();
+    let (mut database, mut user) = (None, None);
+    while let Some((name, rest)) = cstr(params) {
+        let Some((value, rest)) = cstr(rest) else { break };
+        match name {
+            b"database" => database = Some(value),
+            b"user" => user = Some(value),
+            _ => {}
+        }
+        params = rest;
+    }
+    database.or(user).and_then(|v| std::str::from_utf8(v).ok()).unwrap_or_default()
+}
+
 /// Whether `data` starts like a client's first message on a connection: a
 /// version 3 startup message (whose first parameter is a name), or an SSL
 /// or GSS encryption request. `None`: too few bytes to tell.

@@ -115,6 +115,15 @@ fn message_bodies() {
 }
 
 #[test]
+fn startup_database_or_user() {
+    let body = |params: &[u8]| [&PROTOCOL_3.to_be_bytes()[..], params].concat();
+    assert_eq!(startup_database(&body(b"user\0bob\0database\0app\0\0")), "app");
+    assert_eq!(startup_database(&body(b"user\0bob\0\0")), "bob");
+    assert_eq!(startup_database(&body(b"user\0bob")), "");
+    assert_eq!(startup_database(b""), "");
+}
+
+#[test]
 fn detects_startup_strictly() {
     assert_eq!(looks_like_startup(&startup()), Some(true));
     let mut ssl = 8u32.to_be_bytes().to_vec();

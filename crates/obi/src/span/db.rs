@@ -75,6 +75,8 @@ pub(crate) struct DbCall {
     pub(crate) system: &'static str,
     /// `db.operation.name`: the command or SQL verb (`GET`, `SELECT`).
     pub(crate) operation: String,
+    /// `db.namespace`: the database, when the connection's start was seen; empty otherwise.
+    pub(crate) namespace: String,
     /// `db.collection.name`: the table, when the statement names one; empty otherwise.
     pub(crate) collection: String,
     /// `db.query.text`: literals replaced by `?` unless configured otherwise; never a password.
@@ -92,8 +94,14 @@ pub(crate) struct DbError {
     pub(crate) message: String,
 }
 
-static NO_CALL: DbCall =
-    DbCall { system: "", operation: String::new(), collection: String::new(), query: String::new(), error: None };
+static NO_CALL: DbCall = DbCall {
+    system: "",
+    operation: String::new(),
+    namespace: String::new(),
+    collection: String::new(),
+    query: String::new(),
+    error: None,
+};
 
 impl DbCall {
     /// The call of a database span (empty for other spans, which database
@@ -142,6 +150,9 @@ impl DbCall {
     pub(crate) fn otel_attributes(&self, span: &Span, out: &mut AttrSink<'_>) {
         out("db.system.name", Value::Str(self.system));
         out("db.operation.name", Value::Str(&self.operation));
+        if !self.namespace.is_empty() {
+            out("db.namespace", Value::Str(&self.namespace));
+        }
         if !self.collection.is_empty() {
             out("db.collection.name", Value::Str(&self.collection));
         }

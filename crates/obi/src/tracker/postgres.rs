@@ -71,10 +71,11 @@ impl Statement {
         }
     }
 
-    fn call(&self) -> DbCall {
+    fn call(&self, namespace: &str) -> DbCall {
         DbCall {
             system: "postgresql",
             operation: self.operation.clone(),
+            namespace: namespace.to_string(),
             collection: self.collection.clone(),
             query: self.query.clone(),
             error: None,
@@ -119,6 +120,8 @@ struct PgSession {
     /// The connection became encrypted: nothing more to read here.
     encrypted: bool,
     invalid: bool,
+    /// The database the client connected to (its startup message).
+    database: String,
     /// Messages of the current event (buffers reused).
     copied: Copied,
 }
@@ -134,7 +137,7 @@ impl PgSession {
             let invalid = &mut self.invalid;
             let mut on = |e: PgEvent<'_>| match e {
                 // Only the bodies that carry statement text or names.
-                PgEvent::Message(m) => copied.push(&m, matches!(m.tag, b'Q' | b'P' | b'B' | b'E' | b'C')),
+                PgEvent::Message(m) => copied.push(&m, matches!(m.tag, 0 | b'Q' | b'P' | b'B' | b'E' | b'C')),
                 PgEvent::Invalid => *invalid = true,
             };
             feed_event(stream, io, &mut on);
@@ -169,14 +172,14 @@ impl PgSession {
             0 => {
                 match code {
                     Some(postgres::SSL_REQUEST | postgres::GSS_REQUEST) => self.encryption_requested = true,
-                    Some(postgres::PROTOCOL_3) => {}
+                    Some(postgres::PROTOCOL_3) => self.database = postgres::startup_database(body).to_string(),
                     _ => self.invalid = true,
                 }
                 return;
             }
             b'Q' => {
                 let text = postgres::cstr(body).map_or(body, |(q, _)| q);
-                let mut call = Statement::new(text, keep).call();
+                let mut call = Statement::new(text, keep).call(&self.database);
                 if cut {
                     call.query.push_str("...");
                 }
@@ -207,7 +210,8 @@ impl PgSession {
             }
             b'E' => {
                 let portal = postgres::cstr(body).map_or(&b""[..], |(p, _)| p);
-                let call = self.portals.get(portal).map(|s| s.call()).unwrap_or_default();
+                let call = self.portals.get(portal).map(|s| s.call(&self.database));
+                let call = call.unwrap_or_else(|| DbCall { system: "postgresql", ..Default::default() });
                 Pending::Execute(op(call, &mut self.last_kernel_span))
             }
             b'C' => {

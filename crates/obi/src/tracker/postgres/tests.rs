@@ -93,6 +93,12 @@ fn simple_query_with_rows_and_an_error() {
         ]
     );
     assert_eq!(h.finished[0].trace.span_id, [1; 8]);
+    let SpanDetail::Sql(q) = &h.finished[0].detail else { panic!() };
+    assert_eq!(
+        (q.call.system, q.call.namespace.as_str()),
+        ("postgresql", "bob"),
+        "the startup's user names the database"
+    );
 }
 
 #[test]
@@ -113,6 +119,8 @@ fn extended_protocol_remembers_statements_and_portals() {
     h.send(30, 4, &cat(&[msg(b'C', b"Ss1\0"), bind("", "s1"), execute(""), msg(b'S', b"")]));
     h.recv(35, &cat(&[msg(b'3', b""), error("26000", "prepared statement \"s1\" does not exist"), ready()]));
     assert_eq!(spans(&h)[2].0, "SQL");
+    let SpanDetail::Sql(q) = &h.finished[2].detail else { panic!() };
+    assert_eq!(q.call.system, "postgresql");
     assert_eq!(spans(&h)[2].2, "26000");
 }
 
