@@ -8,7 +8,7 @@ use std::collections::VecDeque;
 use obi_protocols::memcached::{self, Command, CommandStream, Event as McEvent, Response, ResponseStream};
 
 use super::event::Event;
-use super::session::{Detect, Feed, Finished, Io, Protocol, Session, SessionCx, Side};
+use super::session::{Detect, Feed, Finished, Io, Piece, Protocol, Session, SessionCx, Side};
 use super::trace_ids;
 use crate::span::db::{DbCall, DbError};
 use crate::span::{MemcachedSpan, SpanDetail, TraceContext};
@@ -22,11 +22,7 @@ impl Protocol for Memcached {
     }
 
     fn detect(&self, ev: &Event<'_>) -> Detect {
-        match memcached::looks_like_command(ev.data) {
-            Some(true) => Detect::Yes { sender_is_client: Some(true) },
-            Some(false) => Detect::No,
-            None => Detect::NeedMore,
-        }
+        Detect::client_message(memcached::looks_like_command(ev.data))
     }
 
     fn new_session(&self) -> Box<dyn Session> {
@@ -70,11 +66,11 @@ impl McSession {
             }),
             McEvent::Invalid => *invalid = true,
         };
-        commands.feed(io.data, &mut on);
-        if io.missing > 0 {
-            let tail = &io.tail[..io.tail.len().min(io.missing as usize)];
-            commands.gap(io.missing - tail.len() as u64, &mut on);
-            commands.feed(tail, &mut on);
+        for piece in io.pieces() {
+            match piece {
+                Piece::Bytes(b) => commands.feed(b, &mut on),
+                Piece::Gap(n) => commands.gap(n, &mut on),
+            }
         }
     }
 
@@ -102,11 +98,11 @@ impl McSession {
                 trace: cx.joined(p.ctx),
             });
         };
-        responses.feed(io.data, &mut on);
-        if io.missing > 0 {
-            let tail = &io.tail[..io.tail.len().min(io.missing as usize)];
-            responses.gap(io.missing - tail.len() as u64, &mut on);
-            responses.feed(tail, &mut on);
+        for piece in io.pieces() {
+            match piece {
+                Piece::Bytes(b) => responses.feed(b, &mut on),
+                Piece::Gap(n) => responses.gap(n, &mut on),
+            }
         }
     }
 }

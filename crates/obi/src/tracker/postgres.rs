@@ -19,7 +19,7 @@ use obi_protocols::postgres::{self, Event as PgEvent, Message, MessageStream};
 use obi_protocols::sql::{self, Dialect};
 
 use super::event::Event;
-use super::session::{Detect, Feed, Finished, Io, Protocol, Session, SessionCx, Side};
+use super::session::{Detect, Feed, Finished, Io, Piece, Protocol, Session, SessionCx, Side};
 use super::trace_ids;
 use crate::span::db::{DbCall, DbError};
 use crate::span::{SpanDetail, SqlSpan, TraceContext};
@@ -33,11 +33,7 @@ impl Protocol for Postgres {
     }
 
     fn detect(&self, ev: &Event<'_>) -> Detect {
-        match postgres::looks_like_startup(ev.data) {
-            Some(true) => Detect::Yes { sender_is_client: Some(true) },
-            Some(false) => Detect::No,
-            None => Detect::NeedMore,
-        }
+        Detect::client_message(postgres::looks_like_startup(ev.data))
     }
 
     fn new_session(&self) -> Box<dyn Session> {
@@ -412,14 +408,13 @@ fn finish(op: Op, end_mono: u64, cx: &mut SessionCx<'_>) {
     });
 }
 
-/// An event's bytes: the captured start, then what was not captured (whose
-/// last bytes, the tail, are known).
+/// Feeds an event's bytes, captured or not, to a decoder.
 fn feed_event(stream: &mut MessageStream, io: &Io<'_>, on: &mut dyn FnMut(PgEvent<'_>)) {
-    stream.feed(io.data, on);
-    if io.missing > 0 {
-        let tail = &io.tail[..io.tail.len().min(io.missing as usize)];
-        stream.gap(io.missing - tail.len() as u64, on);
-        stream.feed(tail, on);
+    for piece in io.pieces() {
+        match piece {
+            Piece::Bytes(b) => stream.feed(b, on),
+            Piece::Gap(n) => stream.gap(n, on),
+        }
     }
 }
 

@@ -14,7 +14,7 @@ use std::collections::VecDeque;
 use obi_protocols::resp::{self, Event as RespEvent, Frame, Kind, RespStream};
 
 use super::event::Event;
-use super::session::{Detect, Feed, Finished, Io, Protocol, Session, SessionCx, Side};
+use super::session::{Detect, Feed, Finished, Io, Piece, Protocol, Session, SessionCx, Side};
 use super::trace_ids;
 use crate::span::db::{DbCall, DbError};
 use crate::span::{RedisSpan, SpanDetail, TraceContext};
@@ -28,11 +28,7 @@ impl Protocol for Redis {
     }
 
     fn detect(&self, ev: &Event<'_>) -> Detect {
-        match resp::looks_like_command(ev.data) {
-            Some(true) => Detect::Yes { sender_is_client: Some(true) },
-            Some(false) => Detect::No,
-            None => Detect::NeedMore,
-        }
+        Detect::client_message(resp::looks_like_command(ev.data))
     }
 
     fn new_session(&self) -> Box<dyn Session> {
@@ -178,14 +174,13 @@ impl RedisSession {
     }
 }
 
-/// An event's bytes: the captured start, then what was not captured (its
-/// last bytes, the tail, are known).
+/// Feeds an event's bytes, captured or not, to a decoder.
 fn feed_event(stream: &mut RespStream, io: &Io<'_>, on: &mut dyn FnMut(RespEvent<'_>)) {
-    stream.feed(io.data, on);
-    if io.missing > 0 {
-        let tail = &io.tail[..io.tail.len().min(io.missing as usize)];
-        stream.gap(io.missing - tail.len() as u64, on);
-        stream.feed(tail, on);
+    for piece in io.pieces() {
+        match piece {
+            Piece::Bytes(b) => stream.feed(b, on),
+            Piece::Gap(n) => stream.gap(n, on),
+        }
     }
 }
 
