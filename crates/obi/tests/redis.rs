@@ -81,6 +81,8 @@ fn redis_py_commands_pipeline_transaction_pubsub() {
     let mut want: Vec<(&str, &str, &str)> = Vec::new();
     want.extend(setinfo);
     want.extend([("SET", "SET user:1 ?", ""), ("GET", "GET user:1", ""), ("INCRBY", "INCRBY user:1 ?", "ERR")]);
+    // A 100 kB value: the uncaptured middle of its bulk string is skipped.
+    want.extend([("SET", "SET big ?", ""), ("GET", "GET big", "")]);
     want.extend(setinfo);
     want.extend([("RPUSH", "RPUSH list ?", ""); 5]);
     want.extend([("MULTI", "MULTI", ""), ("INCRBY", "INCRBY counter ?", ""), ("INCRBY", "INCRBY counter ?", "")]);
@@ -123,6 +125,7 @@ fn redis_py_commands_pipeline_transaction_pubsub() {
     let samples = scrape_until(prom, WAIT, |s| total(s, name, &redis) >= want.len() as f64);
     assert_eq!(total(&samples, name, &redis), want.len() as f64);
     assert_eq!(total(&samples, name, &[("db_operation_name", "CLIENT"), ("error_type", "ERR")]), 8.0);
+    assert!(client.lines().contains(&"big 100000".to_string()), "{:?}", client.lines());
     assert_eq!(total(&samples, name, &[("db_operation_name", "INCRBY"), ("error_type", "ERR")]), 1.0);
     // Successes carry no error_type (an empty label is no label).
     assert_eq!(total(&samples, name, &[("db_operation_name", "INCRBY")]), 3.0);

@@ -20,6 +20,9 @@ try:
     r.incr("user:1")
 except redis.ResponseError as e:
     print("error", e)
+# 100 kB each way: far more than the agent captures per syscall.
+r.set("big", "x" * 100_000)
+print("big", len(r.get("big")))
 
 pipe = r.pipeline(transaction=False)
 for i in range(5):
