@@ -13,16 +13,6 @@ use serde_json::Value;
 
 const WAIT: Duration = Duration::from_secs(30);
 
-/// (operation, statement, errorCode) of each span, in start order.
-fn calls(spans: &[Value]) -> Vec<(String, String, String)> {
-    let mut spans = spans.to_vec();
-    spans.sort_by_key(|s| field(s, "start").parse::<u64>().unwrap_or(0));
-    spans
-        .iter()
-        .map(|s| (attr(s, "operation").to_string(), attr(s, "statement").to_string(), attr(s, "errorCode").to_string()))
-        .collect()
-}
-
 /// set, get, multi-get, a miss, delete, an error and a `noreply` set: one
 /// client span per answered command, none for the unanswered one.
 #[test]
@@ -61,7 +51,7 @@ fn pymemcache_get_set_multi_get_errors() {
         want.iter().map(|(a, b, c)| (a.to_string(), b.to_string(), c.to_string())).collect();
     let of = |s: &Value| is_type(s, "MemcachedClient") && host_port(s) == port;
     let spans = agent.wait_spans(want.len(), WAIT, of);
-    assert_eq!(calls(&spans), want, "{spans:#?}");
+    assert_eq!(db_calls(&spans), want, "{spans:#?}");
     let err = spans.iter().find(|s| attr(s, "operation") == "incr").unwrap();
     assert_eq!(attr(err, "errorMessage"), "cannot increment or decrement non-numeric value");
 

@@ -38,16 +38,6 @@ fn of(t: &'static str, port: u16) -> impl Fn(&Value) -> bool {
     move |s| is_type(s, t) && host_port(s) == port
 }
 
-/// (operation, statement, errorCode) of each span, in start order.
-fn calls(spans: &[Value]) -> Vec<(String, String, String)> {
-    let mut spans = spans.to_vec();
-    spans.sort_by_key(|s| field(s, "start").parse::<u64>().unwrap_or(0));
-    spans
-        .iter()
-        .map(|s| (attr(s, "operation").to_string(), attr(s, "statement").to_string(), attr(s, "errorCode").to_string()))
-        .collect()
-}
-
 fn count_ops(spans: &[Value], op: &str) -> usize {
     spans.iter().filter(|s| attr(s, "operation") == op).count()
 }
@@ -97,7 +87,7 @@ fn redis_py_commands_pipeline_transaction_pubsub() {
         want.into_iter().map(|(a, b, c)| (a.to_string(), b.to_string(), c.to_string())).collect();
 
     let clients = agent.wait_spans(want.len(), WAIT, of("RedisClient", port));
-    assert_eq!(calls(&clients), want, "{clients:#?}");
+    assert_eq!(db_calls(&clients), want, "{clients:#?}");
     assert!(clients.iter().all(|s| field(s, "kind") == "SPAN_KIND_CLIENT" && attr(s, "serverAddr") == "127.0.0.1"));
 
     // The pipeline: one write, five spans with their own ids and one parentage.
@@ -220,7 +210,7 @@ fn malformed_traffic_is_dropped_and_counted() {
     let servers = agent.wait_spans(2, WAIT, of("RedisServer", port));
     std::thread::sleep(Duration::from_secs(1));
     for spans in [&clients, &servers] {
-        assert_eq!(calls(spans), vec![("PING".into(), "PING".into(), "".into()); 2], "{spans:#?}");
+        assert_eq!(db_calls(spans), vec![("PING".into(), "PING".into(), "".into()); 2], "{spans:#?}");
     }
     let internal = internal_when(prom, "obi_parse_failures_total", 2.0, WAIT);
 

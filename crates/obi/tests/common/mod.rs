@@ -389,3 +389,13 @@ pub(crate) fn self_signed_cert(dir: &Path) -> (PathBuf, PathBuf) {
     assert!(ok, "openssl req failed");
     (cert, key)
 }
+
+/// Database spans as (operation, statement, errorCode), in start order.
+pub(crate) fn db_calls(spans: &[Value]) -> Vec<(String, String, String)> {
+    let mut spans = spans.to_vec();
+    spans.sort_by_key(|s| field(s, "start").parse::<u64>().unwrap_or(0));
+    spans
+        .iter()
+        .map(|s| (attr(s, "operation").to_string(), attr(s, "statement").to_string(), attr(s, "errorCode").to_string()))
+        .collect()
+}
