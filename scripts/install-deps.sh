@@ -13,6 +13,9 @@ apt_packages=(
 	prometheus        # scrapes the agent in the metrics tests; promtool lints the exposition
 	openjdk-17-jdk-headless # a JDK HttpServer with a thread pool (parent audit)
 	mosquitto mosquitto-clients # MQTT broker and clients of the MQTT tests (each test runs its own broker)
+	redis-server      # database client tests (redis-server, redis-benchmark; own instance on a free port)
+	postgresql        # database client tests (initdb, pg_ctl, pgbench; own cluster in a temp dir)
+	memcached         # cache client tests (own instance on a free port)
 )
 missing=()
 for p in "${apt_packages[@]}"; do
@@ -51,6 +54,10 @@ if ! node -e "require('$node_dir/node_modules/mqtt')" 2>/dev/null; then
 	fi
 	mkdir -p "$node_dir"
 	(cd "$node_dir" && npm install --silent --no-audit --no-fund 'mqtt@5.16.0')
+fi
+# Database clients of the database tests (crates/obi/tests/db_*.rs).
+if ! "$venv/bin/python3" -c 'import redis, psycopg, pymemcache' 2>/dev/null; then
+	"$venv/bin/pip" install -q --disable-pip-version-check 'redis==5.2.1' 'psycopg[binary]==3.2.3' 'pymemcache==4.0.0'
 fi
 # The package's postinst may start a system-wide Prometheus where services are
 # allowed to start; the tests run their own on a free port and need neither it

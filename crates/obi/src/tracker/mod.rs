@@ -6,10 +6,15 @@
 pub(crate) mod event;
 mod http1;
 mod http2;
+mod memcached;
 mod mqtt;
+mod postgres;
+mod redis;
 mod session;
 pub(crate) mod trace_ids;
 
+#[cfg(test)]
+mod harness;
 #[cfg(test)]
 mod tests;
 
@@ -27,7 +32,8 @@ use trace_ids::TraceRemap;
 
 /// Every protocol the tracker parses, in the order detection asks them.
 /// Adding a protocol adds one line here.
-static PROTOCOLS: &[&dyn Protocol] = &[&http2::Http2, &http1::Http1, &mqtt::Mqtt];
+static PROTOCOLS: &[&dyn Protocol] =
+    &[&http2::Http2, &http1::Http1, &redis::Redis, &postgres::Postgres, &memcached::Memcached, &mqtt::Mqtt];
 
 /// Connections idle this long are forgotten (the kernel side ages its own out too).
 const IDLE_CONN_NS: u64 = 300 * 1_000_000_000;
@@ -82,6 +88,8 @@ pub(crate) struct TrackerSettings {
     pub(crate) http_request_timeout_ns: u64,
     /// Connections (and HTTP/2 streams) idle this long are forgotten.
     pub(crate) idle_conn_ns: u64,
+    /// Database query texts keep their literals (else they read `?`).
+    pub(crate) db_query_literals: bool,
 }
 
 /// (pid, local, remote) of a socket.
@@ -221,7 +229,11 @@ impl Tracker {
             tls_by_socket: HashMap::new(),
             clock,
             env: SessionEnv {
-                settings: TrackerSettings { http_request_timeout_ns, idle_conn_ns: IDLE_CONN_NS },
+                settings: TrackerSettings {
+                    http_request_timeout_ns,
+                    idle_conn_ns: IDLE_CONN_NS,
+                    db_query_literals: false,
+                },
                 remap: TraceRemap::default(),
                 stats: TrackerStats::default(),
                 finished: Vec::new(),
@@ -231,6 +243,11 @@ impl Tracker {
             to_ignore: Vec::new(),
             debug_events: std::env::var_os("OBI_DEBUG_EVENTS").is_some(),
         }
+    }
+
+    /// Database query texts keep their literals instead of `?`.
+    pub(crate) fn keep_db_query_literals(&mut self, keep: bool) {
+        self.env.settings.db_query_literals = keep;
     }
 
     /// Names a process; spans it produced while unnamed are released.

@@ -70,7 +70,7 @@ impl Harness {
         Harness {
             session: MqttSession::new(),
             server,
-            settings: TrackerSettings { http_request_timeout_ns: 0, idle_conn_ns: 0 },
+            settings: TrackerSettings { http_request_timeout_ns: 0, idle_conn_ns: 0, db_query_literals: false },
             remap: TraceRemap::default(),
             stats: TrackerStats::default(),
             finished: Vec::new(),
@@ -363,7 +363,7 @@ impl Broker {
     fn new() -> Self {
         let mut b = Broker {
             conns: [MqttSession::new(), MqttSession::new()],
-            settings: TrackerSettings { http_request_timeout_ns: 0, idle_conn_ns: 0 },
+            settings: TrackerSettings { http_request_timeout_ns: 0, idle_conn_ns: 0, db_query_literals: false },
             remap: TraceRemap::default(),
             stats: TrackerStats::default(),
             finished: Vec::new(),
