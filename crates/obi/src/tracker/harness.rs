@@ -1,7 +1,7 @@
 //! Drives one protocol session in unit tests: events in, finished
 //! exchanges and counters out, without the tracker around it.
 
-use super::mqtt::BrokerRelay;
+use super::broker_relay::BrokerRelay;
 use super::session::{Feed, Finished, Io, Session, SessionCx, Side};
 use super::trace_ids::TraceRemap;
 use super::{TrackerSettings, TrackerStats};

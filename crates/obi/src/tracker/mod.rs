@@ -3,6 +3,7 @@
 //! wall-clock times. What is specific to a protocol lives in its session
 //! file (`http1.rs`, `http2.rs`), behind [`session::Protocol`].
 
+mod broker_relay;
 pub(crate) mod event;
 mod http1;
 mod http2;
@@ -163,7 +164,7 @@ struct SessionEnv {
     remap: TraceRemap,
     stats: TrackerStats,
     finished: Vec<Finished>,
-    relay: mqtt::BrokerRelay,
+    relay: broker_relay::BrokerRelay,
 }
 
 impl SessionEnv {
@@ -237,7 +238,7 @@ impl Tracker {
                 remap: TraceRemap::default(),
                 stats: TrackerStats::default(),
                 finished: Vec::new(),
-                relay: mqtt::BrokerRelay::default(),
+                relay: broker_relay::BrokerRelay::default(),
             },
             spans: Vec::new(),
             to_ignore: Vec::new(),

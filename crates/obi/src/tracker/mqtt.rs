@@ -20,12 +20,11 @@ use obi_protocols::mqtt::{
     self, DecodeError, FixedHeader, Frame, FrameError, Framer, Packet, PacketType, Publish, Segment, Version,
 };
 
+use super::broker_relay::{Received, fingerprint};
 use super::event::Event;
 use super::session::{Detect, Feed, Finished, Io, Protocol, Session, SessionCx, Side};
 use super::trace_ids;
 use crate::span::{MqttOperation, MqttSpan, SpanDetail, TraceContext};
-pub(crate) use relay::BrokerRelay;
-use relay::{Received, fingerprint};
 
 /// MQTT, recognised by the client's CONNECT, whole or (as Mosquitto reads
 /// it) fixed header and body apart.
@@ -300,7 +299,7 @@ impl Conversation {
     }
 
     /// A PUBLISH's context: on a broker, a delivery is a child of the
-    /// PUBLISH it copies when that is certain (see [`BrokerRelay`]), and a
+    /// PUBLISH it copies when that is certain (see [`super::broker_relay::BrokerRelay`]), and a
     /// received PUBLISH is remembered for its deliveries.
     fn publish_trace(
         &mut self,
@@ -474,6 +473,5 @@ impl Session for MqttSession {
     }
 }
 
-mod relay;
 #[cfg(test)]
 mod tests;

@@ -6,8 +6,8 @@
 //! timestamps, services, holding spans of unnamed processes); a protocol
 //! only sees bytes in and [`Finished`] exchanges out.
 
+use super::broker_relay::BrokerRelay;
 use super::event::Event;
-use super::mqtt::BrokerRelay;
 use super::trace_ids::TraceRemap;
 use super::{TrackerSettings, TrackerStats};
 use crate::span::{SpanDetail, TraceContext};

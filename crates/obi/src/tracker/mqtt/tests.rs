@@ -3,6 +3,7 @@
 
 use super::*;
 use crate::ebpf::abi::EventHdr;
+use crate::tracker::broker_relay::BrokerRelay;
 use crate::tracker::trace_ids::TraceRemap;
 use crate::tracker::{TrackerSettings, TrackerStats};
 

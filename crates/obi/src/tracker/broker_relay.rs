@@ -12,12 +12,12 @@ const FINGERPRINT: usize = 64;
 /// A PUBLISH a broker process just read: its deliveries written before the
 /// broker reads anything else are copies of it.
 #[derive(Debug, Clone)]
-pub(super) struct Received {
-    pub(super) tid: u32,
-    pub(super) topic: String,
-    pub(super) payload_len: u32,
-    pub(super) head: [u8; FINGERPRINT],
-    pub(super) trace: TraceContext,
+pub(crate) struct Received {
+    pub(crate) tid: u32,
+    pub(crate) topic: String,
+    pub(crate) payload_len: u32,
+    pub(crate) head: [u8; FINGERPRINT],
+    pub(crate) trace: TraceContext,
 }
 
 #[derive(Debug)]
@@ -46,16 +46,16 @@ impl BrokerRelay {
     }
 
     /// The broker process reads: whatever it read before is no longer what it relays.
-    pub(super) fn read_started(&mut self, pid: u32) {
+    pub(crate) fn read_started(&mut self, pid: u32) {
         self.last.remove(&pid);
     }
 
-    pub(super) fn received(&mut self, pid: u32, r: Received) {
+    pub(crate) fn received(&mut self, pid: u32, r: Received) {
         self.last.entry(pid).and_modify(|s| *s = Slot::Many).or_insert(Slot::One(r));
     }
 
     /// The context of the PUBLISH a delivery copies, if certain.
-    pub(super) fn source(&self, pid: u32, tid: u32, topic: &str, p: &Publish<'_>) -> Option<TraceContext> {
+    pub(crate) fn source(&self, pid: u32, tid: u32, topic: &str, p: &Publish<'_>) -> Option<TraceContext> {
         let Some(Slot::One(r)) = self.last.get(&pid) else { return None };
         let head = fingerprint(p)?;
         (r.tid == tid && r.topic == topic && r.payload_len == p.payload_len && r.head == head).then_some(r.trace)
@@ -63,7 +63,7 @@ impl BrokerRelay {
 }
 
 /// The first payload bytes, zero-padded; `None` when fewer were captured.
-pub(super) fn fingerprint(p: &Publish<'_>) -> Option<[u8; FINGERPRINT]> {
+pub(crate) fn fingerprint(p: &Publish<'_>) -> Option<[u8; FINGERPRINT]> {
     let n = (p.payload_len as usize).min(FINGERPRINT);
     let captured = p.payload.get(..n)?;
     let mut head = [0u8; FINGERPRINT];
