@@ -77,7 +77,7 @@ const fn counter(
     Some(Exposed { name, help, labels, kind: Kind::Counter })
 }
 
-const STAT_COUNT: usize = 19;
+const STAT_COUNT: usize = 21;
 
 /// Rows of one page family (same name) must be next to each other.
 static STATS: [Stat; STAT_COUNT] = [
@@ -205,6 +205,28 @@ static STATS: [Stat; STAT_COUNT] = [
     },
     Stat { key: "injected", read: |s| s.kernel.injected, exposed: None, loss: None, in_totals: true },
     Stat {
+        key: "parent_hints_used",
+        read: |s| s.kernel.hints_used,
+        exposed: counter(
+            "obi_parent_hints_total",
+            "parent hints from runtimes (Node.js) by outcome",
+            &[("outcome", "used")],
+        ),
+        loss: None,
+        in_totals: true,
+    },
+    Stat {
+        key: "parent_hints_ignored",
+        read: |s| s.kernel.hints_ignored,
+        exposed: counter(
+            "obi_parent_hints_total",
+            "parent hints from runtimes (Node.js) by outcome",
+            &[("outcome", "ignored")],
+        ),
+        loss: None,
+        in_totals: true,
+    },
+    Stat {
         key: "process_events_dropped",
         read: |s| s.counters.process_events_dropped,
         exposed: counter(
@@ -329,6 +351,8 @@ pub(super) fn log_totals(sources: &Sources, maps: &str, otlp_traces: Option<&Exp
         unnamed_spans_dropped = v("unnamed_spans_dropped"),
         h2_desynced_conns = v("h2_desynced_conns"),
         injected = v("injected"),
+        parent_hints_used = v("parent_hints_used"),
+        parent_hints_ignored = v("parent_hints_ignored"),
         maps = %maps,
         otlp_traces = %otlp_traces.map(|s| s.to_string()).unwrap_or_else(|| "disabled".into()),
         "totals"

@@ -76,6 +76,8 @@ pub(crate) struct KernelStats {
     pub(crate) injected: u64,
     pub(crate) inject_skipped: u64,
     pub(crate) inject_failed: u64,
+    pub(crate) hints_used: u64,
+    pub(crate) hints_ignored: u64,
 }
 
 /// The loaded and attached kernel side. Dropping it detaches everything.
@@ -236,6 +238,8 @@ impl Tracer {
             injected: sum(abi::STAT_INJECTED),
             inject_skipped: sum(abi::STAT_INJECT_SKIPPED),
             inject_failed: sum(abi::STAT_INJECT_FAILED),
+            hints_used: sum(abi::STAT_HINTS_USED),
+            hints_ignored: sum(abi::STAT_HINTS_IGNORED),
         }
     }
 
@@ -253,6 +257,7 @@ impl Tracer {
             "ssl_args",
             "outgoing_tp",
             "last_recv_conn",
+            "hints",
         ] {
             if let Some(n) = self.map_len(name) {
                 out.push_str(&format!(" {name}={n}"));
@@ -281,6 +286,7 @@ impl Tracer {
             "server_traces" => count::<u64, 48>(map),
             "pending_io" => count::<u64, 40>(map),
             "thread_parent" => count::<u32, 4>(map),
+            "hints" => count::<u64, { std::mem::size_of::<abi::Tp>() }>(map),
             _ => None,
         }
     }
