@@ -40,6 +40,7 @@ pub(super) async fn start(cfg: Config) -> Result<Agent> {
     let clock = Clock::new();
     let tracker = Tracker::new(clock, cfg.ebpf.http_request_timeout.as_nanos() as u64);
     let routes = Routes { decorator: RouteDecorator::new(&cfg.metrics.routes), verdicts: Vec::new() };
+    let nodejs = crate::nodejs::Injector::start(cfg.nodejs_enabled);
     let agent = Agent {
         cfg,
         clock,
@@ -47,6 +48,7 @@ pub(super) async fn start(cfg: Config) -> Result<Agent> {
         tracker,
         discovery,
         processes: discovery::Processes::default(),
+        nodejs,
         routes,
         exporters,
         stats: stats::Stats::default(),
