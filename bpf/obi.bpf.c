@@ -137,14 +137,24 @@ struct {
 	__type(value, struct obi_server_trace);
 } server_traces SEC(".maps");
 
-/* Thread id -> id of the thread that created it, for threads of traced
- * processes: a request handed to a fresh thread keeps its parent. */
+/* Threads that serve several things at once (event loops, seen waiting on
+ * many sockets or reading a request while another is open): their client
+ * calls never take a thread-based parent. Keyed by pid_tgid; sticky. */
 struct {
 	__uint(type, BPF_MAP_TYPE_LRU_HASH);
 	__uint(max_entries, OBI_MAX_THREADS);
-	__type(key, __u32);
-	__type(value, __u32);
-} thread_parent SEC(".maps");
+	__type(key, __u64);
+	__type(value, __u8);
+} mux_threads SEC(".maps");
+
+/* Arrival of each server socket's next request (see obi/arrival.bpf.h),
+ * keyed by struct sock *. */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, OBI_MAX_ARRIVALS);
+	__type(key, __u64);
+	__type(value, struct obi_arrival);
+} arrivals SEC(".maps");
 
 /* Parent hints from runtimes (see obi/hints.bpf.h), keyed by the inode of
  * the client socket whose next request they parent; valid == 0: a root. */
@@ -232,6 +242,7 @@ struct {
 #include "obi/common.bpf.h"
 #include "obi/sockets.bpf.h"
 #include "obi/conn.bpf.h"
+#include "obi/arrival.bpf.h"
 #include "obi/capture.bpf.h"
 #include "obi/tls.bpf.h"
 #include "obi/h2.bpf.h"
@@ -291,6 +302,7 @@ static __always_inline int io_enter(__u32 fd, __u64 buf, __u32 iovcnt, __u64 cou
 	a.op = OP_IO;
 	a.dir = dir;
 	a.syscall = sc;
+	a.sk = (__u64)ref.sk;
 	if (dir == OBI_DIR_SEND) {
 		/* Outgoing requests get their trace context before any byte leaves,
 		 * so a sk_msg program can inject it. */
@@ -303,6 +315,8 @@ static __always_inline int io_enter(__u32 fd, __u64 buf, __u32 iovcnt, __u64 cou
 					n = peek_send(s, buf, iovcnt, count);
 			}
 			a.flags = conn_msg_start(cs, ref.ino, dir, pid_tgid, s ? s->data : NULL, n);
+			if (cs->role == OBI_ROLE_SERVER)
+				arrival_rearm(a.sk);
 			if (obi_ctx_propagation && s && (a.flags & OBI_F_REQUEST) && cs->role == OBI_ROLE_CLIENT)
 				arm_injection(s->data, n, &cs->tp, pid_tgid);
 		}
@@ -426,6 +440,7 @@ static __always_inline void fill_hdr(struct obi_event_hdr *h, __u8 kind, __u64 p
 	h->bytes = 0;
 	h->tuple = cs->tuple;
 	h->tp = cs->tp;
+	h->queued_at = 0;
 }
 
 static __always_inline void emit(struct obi_scratch *s)
@@ -487,8 +502,9 @@ static __always_inline int exit_io(__u64 pid_tgid, struct obi_io_args *a, long r
 	__u8 flags = a->flags;
 	/* HTTP/2 headers are HPACK-coded: no traceparent to find in raw bytes
 	 * (captured is 0 for them). */
-	if (a->dir == OBI_DIR_RECV && msg_start)
+	if (a->dir == OBI_DIR_RECV && msg_start) {
 		flags = conn_msg_start(cs, a->conn_id, OBI_DIR_RECV, pid_tgid, s->data, s->hdr.captured);
+	}
 	if (!h2 && s->hdr.captured < ret)
 		flags |= OBI_F_TRUNCATED;
 	/* Context and role may have been decided just now. */
@@ -502,6 +518,10 @@ static __always_inline int exit_io(__u64 pid_tgid, struct obi_io_args *a, long r
 			h2_capture(st, a->buf, a->iovcnt, ret, h2_start);
 		return 0;
 	}
+	/* After the HTTP/2 branch: splitting states before its frame walk would
+	 * multiply the verifier's work on it. */
+	if (a->dir == OBI_DIR_RECV && (flags & OBI_F_REQUEST) && cs->role == OBI_ROLE_SERVER)
+		s->hdr.queued_at = arrival_take(a->sk);
 	emit(s);
 	return 0;
 }
@@ -694,6 +714,75 @@ undo:
 	return SK_PASS;
 }
 
+/* ---- event-loop detection (see obi/conn.bpf.h) ----------------------------- */
+
+/* Waiting on many sockets at once is what an event loop does: whatever the
+ * thread does next was caused by whichever of them woke it. */
+static __always_inline int waits_on_many(void)
+{
+	__u64 pid_tgid = bpf_get_current_pid_tgid();
+	if (pid_traced(pid_tgid >> 32))
+		mark_multiplexing(pid_tgid);
+	return 0;
+}
+
+SEC("tracepoint/syscalls/sys_enter_epoll_wait")
+int obi_enter_epoll_wait(struct trace_event_raw_sys_enter *ctx)
+{
+	return waits_on_many();
+}
+
+/* poll() on one descriptor is a blocking read with a timeout (CPython,
+ * Java sockets with timeouts): only two or more mean multiplexing. */
+SEC("tracepoint/syscalls/sys_enter_poll")
+int obi_enter_poll(struct trace_event_raw_sys_enter *ctx)
+{
+	if (ctx->args[1] < 2)
+		return 0;
+	return waits_on_many();
+}
+
+/* ---- request arrival (see obi/arrival.bpf.h) ------------------------------- */
+
+/* The fields of sock:inet_sock_set_state and sock:sk_data_ready this uses
+ * (stable tracepoint formats, see /sys/kernel/tracing/events/sock). */
+struct obi_tp_sock_state {
+	__u64 _common;
+	__u64 skaddr;
+	__s32 oldstate;
+	__s32 newstate;
+	__u16 sport;
+	__u16 dport;
+	__u16 family;
+	__u16 protocol;
+};
+
+struct obi_tp_data_ready {
+	__u64 _common;
+	__u64 skaddr;
+	__u16 family;
+	__u16 protocol;
+};
+
+#define OBI_TCP_ESTABLISHED 1
+#define OBI_TCP_SYN_RECV 3
+
+SEC("tracepoint/sock/inet_sock_set_state")
+int obi_sock_state(struct obi_tp_sock_state *ctx)
+{
+	if (ctx->protocol == IPPROTO_TCP && ctx->oldstate == OBI_TCP_SYN_RECV && ctx->newstate == OBI_TCP_ESTABLISHED)
+		arrival_established(ctx->skaddr);
+	return 0;
+}
+
+SEC("tracepoint/sock/sk_data_ready")
+int obi_sk_data_ready(struct obi_tp_data_ready *ctx)
+{
+	if (ctx->protocol == IPPROTO_TCP)
+		arrival_data(ctx->skaddr);
+	return 0;
+}
+
 /* ---- process lifecycle ------------------------------------------------ */
 
 static __always_inline void proc_event(__u8 kind, __u32 pid, __u32 ppid)
@@ -808,8 +897,9 @@ int obi_sched_exec(struct trace_event_raw_sched_process_exec *ctx)
 	return 0;
 }
 
-/* Children of traced processes are traced at once (pre-fork servers);
- * threads remember their creator for request nesting. */
+/* Children of traced processes are traced at once (pre-fork servers).
+ * New threads inherit nothing: a thread cannot be told apart from a pooled
+ * one, so its calls would risk a wrong parent (see obi/conn.bpf.h). */
 SEC("raw_tracepoint/sched_process_fork")
 int obi_sched_fork(void *ctx)
 {
@@ -822,13 +912,7 @@ int obi_sched_fork(void *ctx)
 	if (!pid_traced(ptgid))
 		return 0;
 	__u32 ctgid = BPF_CORE_READ(child, tgid);
-	__u32 cpid = BPF_CORE_READ(child, pid);
-	if (ctgid == ptgid) {
-		__u32 ppid = BPF_CORE_READ(parent, pid);
-		bpf_map_update_elem(&thread_parent, &cpid, &ppid, BPF_ANY);
-		return 0;
-	}
-	if (obi_trace_all)
+	if (ctgid == ptgid || obi_trace_all)
 		return 0;
 	struct obi_pid_info info = {};
 	bpf_map_update_elem(&traced_pids, &ctgid, &info, BPF_NOEXIST);
@@ -845,7 +929,7 @@ int obi_sched_exit(void *ctx)
 	if (!pid_traced(tgid))
 		return 0;
 	bpf_map_delete_elem(&server_traces, &pid_tgid);
-	bpf_map_delete_elem(&thread_parent, &tid);
+	bpf_map_delete_elem(&mux_threads, &pid_tgid);
 	bpf_map_delete_elem(&pending_io, &pid_tgid);
 	bpf_map_delete_elem(&ssl_args, &pid_tgid);
 	bpf_map_delete_elem(&ssl_pending_bind, &pid_tgid);

@@ -11,6 +11,7 @@ apt_packages=(
 	python3-venv      # the OTLP receiver's virtualenv (below)
 	nginx openssl     # TLS termination tests (self-signed certificates)
 	prometheus        # scrapes the agent in the metrics tests; promtool lints the exposition
+	openjdk-17-jdk-headless # a JDK HttpServer with a thread pool (parent audit)
 )
 missing=()
 for p in "${apt_packages[@]}"; do
@@ -46,9 +47,10 @@ fi
 # the official PyPI packages, in a virtualenv so that the system
 # Python stays untouched. Tests find it at $OBI_TEST_VENV (default below).
 venv="${OBI_TEST_VENV:-/opt/obi-test-venv}"
-if ! "$venv/bin/python3" -c 'import grpc, opentelemetry.proto.collector.trace.v1.trace_service_pb2_grpc' 2>/dev/null; then
+# aiohttp is the asyncio server of the parent audit.
+if ! "$venv/bin/python3" -c 'import grpc, aiohttp, opentelemetry.proto.collector.trace.v1.trace_service_pb2_grpc' 2>/dev/null; then
 	python3 -m venv "$venv"
-	"$venv/bin/pip" install -q --disable-pip-version-check 'opentelemetry-proto==1.45.2' 'grpcio==1.85.3'
+	"$venv/bin/pip" install -q --disable-pip-version-check 'opentelemetry-proto==1.45.2' 'grpcio==1.85.3' 'aiohttp==3.12.15'
 fi
 # The package's postinst may start a system-wide Prometheus where services are
 # allowed to start; the tests run their own on a free port and need neither it

@@ -5,6 +5,7 @@
 #   1. the committed eBPF objects match their sources (needs clang/llvm)
 #   2. formatting and lints
 #   3. unit, property and integration tests (real servers, real clients, real kernel)
+#      and the wrong-parent audit summed over every concurrency test: 0 wrong
 #   4. every protocol fuzz target for a bounded time (OBI_FUZZ_SECONDS, default 20)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -23,7 +24,12 @@ echo "== cargo clippy"
 cargo clippy --workspace --all-targets --locked -- -D warnings
 
 echo "== cargo test"
+export OBI_PARENT_AUDIT="$PWD/target/parent-audit.log"
+rm -f "$OBI_PARENT_AUDIT"
 cargo test --workspace --locked -- --test-threads="${OBI_TEST_THREADS:-2}"
+
+echo "== parent audit (client spans against the request that caused them)"
+scripts/parent-audit-summary.sh "$OBI_PARENT_AUDIT"
 
 echo "== fuzz (bounded)"
 scripts/fuzz.sh "${OBI_FUZZ_SECONDS:-20}"

@@ -74,9 +74,10 @@
 #define OBI_STAT_INJECTED 7        /* traceparent headers inserted into requests */
 #define OBI_STAT_INJECT_SKIPPED 8  /* requests left alone (own traceparent, split request line) */
 #define OBI_STAT_INJECT_FAILED 9   /* sk_msg could not insert the header */
-#define OBI_STAT_HINTS_USED 10     /* client requests parented by a runtime hint (hints.bpf.h) */
-#define OBI_STAT_HINTS_IGNORED 11  /* hints that named no TCP socket or no known server request */
-#define OBI_STAT_MAX 12
+#define OBI_STAT_ROOT_MULTIPLEXED 10 /* client requests of event-loop threads: no thread-based parent */
+#define OBI_STAT_HINTS_USED 11     /* client requests parented by a runtime hint (hints.bpf.h) */
+#define OBI_STAT_HINTS_IGNORED 12  /* hints that named no TCP socket or no known server request */
+#define OBI_STAT_MAX 16
 
 /* Parent hints from a runtime (the Node.js script): the traced process
  * calls access() on OBI_HINT_PREFIX followed by two fixed-width lowercase hex
@@ -124,6 +125,11 @@ struct obi_event_hdr {
 	__u64 bytes;    /* bytes the syscall moved */
 	struct obi_conn_tuple tuple;
 	struct obi_tp tp;
+	/* Server request starts (OBI_F_REQUEST on a receive): CLOCK_MONOTONIC ns
+	 * when its first bytes reached the socket, or when the connection was
+	 * established for a connection's first request; 0 when unknown. The
+	 * wait from then to ts_exit is the request's time "in queue". */
+	__u64 queued_at;
 	__u8 tail[OBI_TAIL_LEN]; /* last bytes of the buffer when truncated */
 	/* __u8 data[captured] follows */
 };
@@ -199,7 +205,7 @@ struct obi_ssl_key {
 /* Pinned layouts: the Rust mirrors assert the same numbers. */
 _Static_assert(sizeof(struct obi_conn_tuple) == 40, "obi_conn_tuple layout");
 _Static_assert(sizeof(struct obi_tp) == 40, "obi_tp layout");
-_Static_assert(sizeof(struct obi_event_hdr) == 144, "obi_event_hdr layout");
+_Static_assert(sizeof(struct obi_event_hdr) == 152, "obi_event_hdr layout");
 _Static_assert(sizeof(struct obi_proc_event) == 24, "obi_proc_event layout");
 _Static_assert(sizeof(struct obi_conn_state) == 96, "obi_conn_state layout");
 _Static_assert(sizeof(struct obi_exec_event) == 544, "obi_exec_event layout");

@@ -16,7 +16,7 @@
 
 /* Threads of traced processes tracked at once, per kind of per-thread
  * state: a syscall or SSL call in flight (pending_io, ssl_args), the
- * request a thread serves and its creator (server_traces, thread_parent),
+ * request a thread serves and whether it multiplexes (server_traces, mux_threads),
  * TLS binding hints (ssl_pending_bind, last_recv_conn) and a header to
  * inject into the thread's current send (outgoing_tp). */
 #define OBI_MAX_THREADS 16384
@@ -28,6 +28,12 @@
 /* TCP connections of traced processes (conn_state), and client sockets
  * that may get a traceparent header injected (sock_dir). */
 #define OBI_MAX_CONNS 65536
+
+/* Server sockets whose next request's arrival is tracked (arrivals). Every
+ * passively opened TCP connection of the host gets an entry at its
+ * handshake (before anyone knows whether a traced process will accept it),
+ * so this is sized like conn_state; LRU evicts connections never read. */
+#define OBI_MAX_ARRIVALS 65536
 
 /* Connections user space told the kernel to stop capturing (ignored_conns).
  * A plain hash emptied at close(); when it is full, further connections

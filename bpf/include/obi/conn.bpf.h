@@ -1,6 +1,14 @@
 /* SPDX-License-Identifier: GPL-2.0-only OR Apache-2.0 */
 /* Per-connection state and the trace context of the request in flight.
- * Maps: conn_state, ignored_conns, tls_state, server_traces, thread_parent. */
+ * Maps: conn_state, ignored_conns, tls_state, server_traces, mux_threads.
+ *
+ * A client request is the child of "the request this thread serves" only
+ * when that can be known: the thread read that request itself, the request
+ * still waits for its response, and the thread does not multiplex (an event
+ * loop, which serves many requests and timers at once, is never trusted).
+ * Calls made from other threads (pools, helper threads) cannot be tied to a
+ * request from the kernel: they start their own trace. Runtime knowledge
+ * (the Node.js hints) can name the parent where the kernel cannot. */
 #ifndef OBI_CONN_BPF_H
 #define OBI_CONN_BPF_H
 
@@ -10,7 +18,6 @@
 #include "obi/hints.bpf.h"
 
 #define OBI_DIR_NONE 0xff
-#define OBI_PARENT_LEVELS 4
 
 static __always_inline struct obi_conn_state *conn_get(__u64 ino)
 {
@@ -66,22 +73,43 @@ static __always_inline bool server_trace_live(const struct obi_server_trace *st)
 	return cs && cs->last_dir == OBI_DIR_RECV && span_id_u64(&cs->tp) == span_id_u64(&st->tp);
 }
 
-static __always_inline const struct obi_server_trace *find_server_trace(__u64 pid_tgid)
+static __always_inline bool thread_multiplexes(__u64 pid_tgid)
 {
-	__u64 tgid_hi = pid_tgid & 0xffffffff00000000ULL;
-	__u32 tid = (__u32)pid_tgid;
-#pragma unroll
-	for (int level = 0; level < OBI_PARENT_LEVELS; level++) {
-		__u64 key = tgid_hi | tid;
-		struct obi_server_trace *st = bpf_map_lookup_elem(&server_traces, &key);
-		if (st && server_trace_live(st))
-			return st;
-		__u32 *parent = bpf_map_lookup_elem(&thread_parent, &tid);
-		if (!parent)
-			return NULL;
-		tid = *parent;
+	return bpf_map_lookup_elem(&mux_threads, &pid_tgid) != NULL;
+}
+
+/* Sticky: once a thread has shown it serves several things at once, its
+ * "current request" never names a parent again. */
+static __always_inline void mark_multiplexing(__u64 pid_tgid)
+{
+	if (thread_multiplexes(pid_tgid))
+		return;
+	__u8 one = 1;
+	bpf_map_update_elem(&mux_threads, &pid_tgid, &one, BPF_ANY);
+}
+
+/* The request this thread serves, when it can parent the thread's client
+ * calls (see the top of this file). */
+static __noinline const struct obi_server_trace *serving_request(__u64 pid_tgid)
+{
+	if (thread_multiplexes(pid_tgid)) {
+		stat_inc(OBI_STAT_ROOT_MULTIPLEXED);
+		return NULL;
 	}
+	struct obi_server_trace *st = bpf_map_lookup_elem(&server_traces, &pid_tgid);
+	if (st && server_trace_live(st))
+		return st;
 	return NULL;
+}
+
+/* A thread reading a new request while another one it read still waits for
+ * its response serves several requests at once. */
+static __noinline void note_server_request(__u64 pid_tgid, const struct obi_server_trace *next)
+{
+	struct obi_server_trace *prev = bpf_map_lookup_elem(&server_traces, &pid_tgid);
+	if (prev && prev->conn_id != next->conn_id && server_trace_live(prev))
+		mark_multiplexing(pid_tgid);
+	bpf_map_update_elem(&server_traces, &pid_tgid, next, BPF_ANY);
 }
 
 /* Recognises the first bytes of an HTTP/1 request or response. Used only to
@@ -141,15 +169,15 @@ static __always_inline __u8 conn_msg_start(struct obi_conn_state *cs, __u64 conn
 		st.conn_id = conn_id;
 		st.tgid = pid_tgid >> 32;
 		st.tls = (cs->flags & OBI_CONN_TLS) != 0;
-		bpf_map_update_elem(&server_traces, &pid_tgid, &st, BPF_ANY);
+		note_server_request(pid_tgid, &st);
 		flags |= OBI_F_REQUEST;
 	} else if (cs->role == OBI_ROLE_CLIENT && dir == OBI_DIR_SEND && hint_apply(cs, conn_id)) {
 		/* A new client request whose runtime said whose child it is. */
 		flags |= OBI_F_REQUEST;
 	} else if (cs->role == OBI_ROLE_CLIENT && dir == OBI_DIR_SEND) {
 		/* A new client request: child of the server request this thread
-		 * (or the thread that created it) is serving, if any. */
-		const struct obi_server_trace *st = find_server_trace(pid_tgid);
+		 * is serving, when that can be known; else the root of a new trace. */
+		const struct obi_server_trace *st = serving_request(pid_tgid);
 		if (st) {
 			__builtin_memcpy(cs->tp.trace_id, st->tp.trace_id, 16);
 			__builtin_memcpy(cs->tp.parent_id, st->tp.span_id, 8);

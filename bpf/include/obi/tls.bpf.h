@@ -179,6 +179,7 @@ static __always_inline int ssl_exit(long ret)
 	h->bytes = bytes;
 	h->tuple = ts->tuple;
 	h->tp = ts->tp;
+	h->queued_at = 0; /* arrival times are tracked per socket, not per SSL object */
 	if (h2) {
 		/* Keyed apart from socket inodes: SSL objects are user addresses. */
 		struct obi_h2_dir *st = h2_dir(a.ssl | OBI_H2_TLS_KEY, a.dir);

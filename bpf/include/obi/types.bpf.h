@@ -31,9 +31,19 @@ struct obi_io_args {
 	__u8 syscall; /* OBI_SC_* */
 	__u8 flags;   /* OBI_F_* decided at entry (sends) */
 	__u32 _pad;
+	__u64 sk;     /* struct sock * of the socket (request arrival times) */
 };
 
-/* ---- connections (server_traces) ---------------------------------------- */
+/* ---- connections (server_traces, arrivals) ------------------------------- */
+
+/* When the next request of a server socket arrived (arrivals, keyed by
+ * struct sock *), CLOCK_MONOTONIC ns. */
+struct obi_arrival {
+	__u64 established; /* the connection's handshake completed (first request only) */
+	__u64 data;        /* the next request's first bytes reached the socket; 0 = not yet */
+	__u8 waiting;      /* between requests: the next data_ready is a request's start */
+	__u8 _pad[7];
+};
 
 /* The server request a thread is serving, so client calls it makes become
  * children. Keyed by pid_tgid. */

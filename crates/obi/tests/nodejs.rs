@@ -3,9 +3,9 @@
 //! the script the agent injects over the inspector (crates/obi/src/nodejs),
 //! on Node 18, 20 and 22 from npm, with Express and Node-RED from npm.
 //! Installed by scripts/install-deps.sh under $OBI_TEST_NODE (/opt/obi-node).
-//!
-//! Ground truth: GET /fanout/<id>/<n> calls <leaf>/leaf/<id>/<k>, so every
-//! client span's path names the server request that must be its parent.
+//! Every test goes through the wrong-parent audit (tests/common/audit.rs):
+//! GET /fanout/<id>/<n> calls <leaf>/leaf/<id>/<k>, so every client span's
+//! path names the server request that must be its parent.
 
 mod common;
 
@@ -14,13 +14,17 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
+use common::audit::{self, Audit, Fanout};
 use common::*;
-use serde_json::Value;
 
 const WAIT: Duration = Duration::from_secs(60);
-/// Incoming requests sent at once, and outgoing calls each makes.
-const REQUESTS: usize = 50;
-const CALLS: usize = 2;
+
+/// 50 incoming requests at once, each making 2 outgoing calls.
+fn load(via: &str) -> Fanout<'_> {
+    Fanout { requests: 50, concurrency: 50, calls: 2, via }
+}
+
+const ALL_RIGHT: Audit = Audit { right: 100, root: 0, wrong: 0 };
 
 fn node_prefix() -> PathBuf {
     std::env::var_os("OBI_TEST_NODE").map(PathBuf::from).unwrap_or_else(|| PathBuf::from("/opt/obi-node"))
@@ -37,15 +41,8 @@ fn node_modules() -> PathBuf {
     node_prefix().join("apps/node_modules")
 }
 
-/// The backend (machine node, not instrumented): answers after 5-30 ms.
-fn leaf_server() -> (Proc, u16) {
-    let port = free_port();
-    let p = start_server("leaf", Command::new("node").arg(apps_dir().join("leaf_server.js")).arg(port.to_string()));
-    (p, port)
-}
-
 /// The Express fan-out app on `node`, with extra node flags.
-fn express_app(node: &Path, flags: &[&str], leaf: u16) -> (Proc, u16) {
+fn express_app(node: &Path, flags: &[&str]) -> (Proc, u16) {
     let port = free_port();
     let p = start_server(
         "express",
@@ -53,19 +50,17 @@ fn express_app(node: &Path, flags: &[&str], leaf: u16) -> (Proc, u16) {
             .args(flags)
             .arg(apps_dir().join("fanout_express.js"))
             .arg(port.to_string())
-            .arg(format!("http://127.0.0.1:{leaf}"))
             .env("NODE_PATH", node_modules()),
     );
     (p, port)
 }
 
 /// Node-RED on `node` running apps/node-red/flows.json (http in -> http
-/// request x2 -> http response), calling the leaf server.
-fn node_red(node: &Path, leaf: u16) -> (Proc, u16, tempfile::TempDir) {
+/// request x2 -> http response).
+fn node_red(node: &Path) -> (Proc, u16, tempfile::TempDir) {
     let port = free_port();
     let dir = tempfile::tempdir().unwrap();
-    let flows = std::fs::read_to_string(apps_dir().join("node-red/flows.json")).unwrap();
-    std::fs::write(dir.path().join("flows.json"), flows.replace("LEAF_PORT", &leaf.to_string())).unwrap();
+    std::fs::copy(apps_dir().join("node-red/flows.json"), dir.path().join("flows.json")).unwrap();
     let p = spawn(
         "node-red",
         Command::new(node)
@@ -82,8 +77,9 @@ fn node_red(node: &Path, leaf: u16) -> (Proc, u16, tempfile::TempDir) {
     (p, port, dir)
 }
 
-fn agent_for(port: u16, env: &[(&str, &str)]) -> Agent {
-    let mut b = Agent::builder().config(&format!("discovery:\n  instrument:\n    - open_ports: {port}\n"));
+/// The agent tracing the app on `front` and the (Python) leaf on `back`.
+fn agent_for(front: u16, back: u16, env: &[(&str, &str)]) -> Agent {
+    let mut b = Agent::builder().env("OTEL_EBPF_OPEN_PORT", &format!("{front},{back}"));
     for (k, v) in env {
         b = b.env(k, v);
     }
@@ -115,70 +111,26 @@ fn wait_inspector_closed(port: u16) {
     }
 }
 
-/// REQUESTS fan-out requests at once, each making CALLS calls; all succeed.
-fn fan_out(port: u16) {
-    let out = Command::new(python())
-        .arg(apps_dir().join("load_fanout.py"))
-        .arg(format!("http://127.0.0.1:{port}"))
-        .args([REQUESTS.to_string(), CALLS.to_string()])
-        .output()
-        .expect("load_fanout.py");
-    let text = String::from_utf8_lossy(&out.stdout);
-    assert!(text.starts_with(&format!("ok {REQUESTS} ")), "load: {text} {}", String::from_utf8_lossy(&out.stderr));
-}
-
-fn url(s: &Value) -> &str {
-    attr(s, "url")
-}
-
-/// Every fan-out server span and every leaf client span, once all arrived.
-fn fan_out_spans(agent: &Agent) -> Vec<Value> {
-    let servers = agent.wait_spans(REQUESTS, WAIT, |s| is_type(s, "HTTP") && url(s).starts_with("/fanout/"));
-    assert_eq!(servers.len(), REQUESTS, "one server span per request");
-    let clients = agent.wait_spans(REQUESTS * CALLS, WAIT, |s| is_type(s, "HTTPClient") && url(s).starts_with("/leaf/"));
-    assert_eq!(clients.len(), REQUESTS * CALLS, "one client span per call");
-    servers.into_iter().chain(clients).collect()
-}
-
-/// Right, root and wrong parents of the leaf client spans.
-#[derive(Debug, PartialEq)]
-struct Audit {
-    right: usize,
-    root: usize,
-    wrong: usize,
-}
-
-fn parent_audit(test_name: &str, spans: &[Value]) -> Audit {
-    let id = |path: &str, prefix: &str| path.strip_prefix(prefix).and_then(|r| r.split('/').next()).map(str::to_owned);
-    let servers: std::collections::HashMap<&str, String> = spans
-        .iter()
-        .filter(|s| is_type(s, "HTTP"))
-        .filter_map(|s| Some((field(s, "spanID"), id(url(s), "/fanout/")?)))
-        .collect();
-    let mut a = Audit { right: 0, root: 0, wrong: 0 };
-    for s in spans.iter().filter(|s| is_type(s, "HTTPClient")) {
-        let Some(want) = id(url(s), "/leaf/") else { continue };
-        match field(s, "parentSpanID") {
-            "0000000000000000" => a.root += 1,
-            p if servers.get(p) == Some(&want) => a.right += 1,
-            _ => a.wrong += 1,
-        }
-    }
-    eprintln!("parent audit {test_name}: right={} root={} wrong={}", a.right, a.root, a.wrong);
-    a
+/// The app (pid) on `front`, traced with a Python leaf: the audit of one
+/// burst once the script is in.
+fn injected_audit(test: &str, app: &mut Proc, front: u16, via: &str) -> Audit {
+    let back = free_port();
+    let _leaf = python_server(back);
+    let agent = agent_for(front, back, &[]);
+    agent.wait_instrumented(app.pid(), WAIT);
+    wait_injected(&agent, app.pid());
+    std::thread::sleep(Duration::from_secs(1));
+    assert!(app.is_running(), "the app must survive the injection");
+    let spans = audit::fanout_spans(&agent, front, back, &load(via));
+    audit::parent_audit(test, &spans)
 }
 
 fn express_gets_right_parents(major: u32) {
     require_root();
-    let (_leaf, leaf) = leaf_server();
-    let (app, port) = express_app(&node_bin(major), &[], leaf);
-    let agent = agent_for(port, &[]);
-    agent.wait_instrumented(app.pid(), WAIT);
-    wait_injected(&agent, app.pid());
+    let (mut app, port) = express_app(&node_bin(major), &[]);
+    let audit = injected_audit(&format!("node {major} express, injected script"), &mut app, port, "express");
     wait_inspector_closed(9229);
-    fan_out(port);
-    let audit = parent_audit(&format!("express_node{major}"), &fan_out_spans(&agent));
-    assert_eq!(audit, Audit { right: REQUESTS * CALLS, root: 0, wrong: 0 });
+    assert_eq!(audit, ALL_RIGHT);
 }
 
 #[test]
@@ -199,14 +151,9 @@ fn express_on_node22_gets_right_parents() {
 #[test]
 fn node_red_gets_right_parents() {
     require_root();
-    let (_leaf, leaf) = leaf_server();
-    let (app, port, _dir) = node_red(&node_bin(22), leaf);
-    let agent = agent_for(port, &[]);
-    agent.wait_instrumented(app.pid(), WAIT);
-    wait_injected(&agent, app.pid());
-    fan_out(port);
-    let audit = parent_audit("node_red_node22", &fan_out_spans(&agent));
-    assert_eq!(audit, Audit { right: REQUESTS * CALLS, root: 0, wrong: 0 });
+    let (mut app, port, _dir) = node_red(&node_bin(22));
+    let audit = injected_audit("node 22 node-red, injected script", &mut app, port, "nodered");
+    assert_eq!(audit, ALL_RIGHT);
 }
 
 /// The inspector may listen elsewhere than 9229 (`--inspect-port`): the
@@ -214,31 +161,28 @@ fn node_red_gets_right_parents() {
 #[test]
 fn inspector_on_another_port_is_found() {
     require_root();
-    let (_leaf, leaf) = leaf_server();
-    let (app, port) = express_app(&node_bin(20), &["--inspect-port=0"], leaf);
-    let agent = agent_for(port, &[]);
-    agent.wait_instrumented(app.pid(), WAIT);
-    wait_injected(&agent, app.pid());
-    fan_out(port);
-    let audit = parent_audit("express_inspect_port_0", &fan_out_spans(&agent));
-    assert_eq!(audit, Audit { right: REQUESTS * CALLS, root: 0, wrong: 0 });
+    let (mut app, port) = express_app(&node_bin(20), &["--inspect-port=0"]);
+    let audit = injected_audit("node 20 express, inspector on a random port", &mut app, port, "express");
+    assert_eq!(audit, ALL_RIGHT);
 }
 
-/// Without a usable inspector the app keeps serving, the agent says so once,
-/// server spans are there and no client span gets a wrong parent.
-fn app_survives_without_injection(test_name: &str, app: &mut Proc, port: u16, agent: &Agent, warned: bool) {
+/// Without a usable inspector the app keeps serving, the agent says so once
+/// (when it tried), and no client span gets a wrong parent: they are roots.
+fn app_survives_without_injection(test: &str, mut app: Proc, front: u16, env: &[(&str, &str)], warned: bool) {
+    let back = free_port();
+    let _leaf = python_server(back);
+    let agent = agent_for(front, back, env);
     agent.wait_instrumented(app.pid(), WAIT);
     if warned {
-        agent_line(agent, app.pid(), "msg=\"cannot inject the Node.js script")
+        agent_line(&agent, app.pid(), "msg=\"cannot inject the Node.js script")
             .unwrap_or_else(|| panic!("no warning; agent said: {:#?}", agent.proc.lines()));
     }
-    fan_out(port);
-    let audit = parent_audit(test_name, &fan_out_spans(agent));
+    let spans = audit::fanout_spans(&agent, front, back, &load("express"));
+    let audit = audit::parent_audit(test, &spans);
     assert!(app.is_running(), "the app must survive");
-    assert_eq!(audit.wrong, 0, "{audit:?}");
-    assert_eq!(audit.root, REQUESTS * CALLS, "{audit:?}");
-    assert_eq!(count_lines(agent, app.pid(), "Script successfully injected"), 0);
-    assert_eq!(count_lines(agent, app.pid(), "cannot inject the Node.js script"), usize::from(warned), "warned once");
+    assert_eq!(audit, Audit { right: 0, root: 100, wrong: 0 });
+    assert_eq!(count_lines(&agent, app.pid(), "Script successfully injected"), 0);
+    assert_eq!(count_lines(&agent, app.pid(), "cannot inject the Node.js script"), usize::from(warned), "warned once");
 }
 
 #[test]
@@ -246,10 +190,8 @@ fn taken_inspector_port_leaves_the_app_working() {
     require_root();
     // Someone else holds 9229 (if another process already does, same case).
     let _squatter = TcpListener::bind(("127.0.0.1", 9229));
-    let (_leaf, leaf) = leaf_server();
-    let (mut app, port) = express_app(&node_bin(20), &[], leaf);
-    let agent = agent_for(port, &[]);
-    app_survives_without_injection("express_port_taken", &mut app, port, &agent, true);
+    let (app, port) = express_app(&node_bin(20), &[]);
+    app_survives_without_injection("node 20 express, inspector port taken", app, port, &[], true);
 }
 
 /// Node >= 22.14 can disable SIGUSR1; the signal would then kill the app,
@@ -257,17 +199,14 @@ fn taken_inspector_port_leaves_the_app_working() {
 #[test]
 fn disabled_sigusr1_leaves_the_app_working() {
     require_root();
-    let (_leaf, leaf) = leaf_server();
-    let (mut app, port) = express_app(&node_bin(22), &["--disable-sigusr1"], leaf);
-    let agent = agent_for(port, &[]);
-    app_survives_without_injection("express_sigusr1_disabled", &mut app, port, &agent, true);
+    let (app, port) = express_app(&node_bin(22), &["--disable-sigusr1"]);
+    app_survives_without_injection("node 22 express, --disable-sigusr1", app, port, &[], true);
 }
 
 #[test]
 fn switched_off_injects_nothing() {
     require_root();
-    let (_leaf, leaf) = leaf_server();
-    let (mut app, port) = express_app(&node_bin(20), &[], leaf);
-    let agent = agent_for(port, &[("OTEL_EBPF_NODEJS_ENABLED", "false")]);
-    app_survives_without_injection("express_injection_off", &mut app, port, &agent, false);
+    let (app, port) = express_app(&node_bin(20), &[]);
+    let off = [("OTEL_EBPF_NODEJS_ENABLED", "false")];
+    app_survives_without_injection("node 20 express, injection off", app, port, &off, false);
 }

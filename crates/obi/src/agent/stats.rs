@@ -77,7 +77,7 @@ const fn counter(
     Some(Exposed { name, help, labels, kind: Kind::Counter })
 }
 
-const STAT_COUNT: usize = 21;
+const STAT_COUNT: usize = 22;
 
 /// Rows of one page family (same name) must be next to each other.
 static STATS: [Stat; STAT_COUNT] = [
@@ -225,6 +225,17 @@ static STATS: [Stat; STAT_COUNT] = [
         ),
         loss: None,
         in_totals: true,
+    },
+    Stat {
+        key: "client_roots_event_loop",
+        read: |s| s.kernel.root_multiplexed,
+        exposed: counter(
+            "obi_client_spans_without_parent_total",
+            "client requests started as trace roots because the parent could not be known",
+            &[("reason", "event_loop")],
+        ),
+        loss: None,
+        in_totals: false,
     },
     Stat {
         key: "process_events_dropped",

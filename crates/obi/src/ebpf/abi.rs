@@ -45,9 +45,10 @@ pub(crate) const STAT_WAKEUPS: u32 = 6;
 pub(crate) const STAT_INJECTED: u32 = 7;
 pub(crate) const STAT_INJECT_SKIPPED: u32 = 8;
 pub(crate) const STAT_INJECT_FAILED: u32 = 9;
-pub(crate) const STAT_HINTS_USED: u32 = 10;
-pub(crate) const STAT_HINTS_IGNORED: u32 = 11;
-pub(crate) const STAT_MAX: u32 = 12;
+pub(crate) const STAT_ROOT_MULTIPLEXED: u32 = 10;
+pub(crate) const STAT_HINTS_USED: u32 = 11;
+pub(crate) const STAT_HINTS_IGNORED: u32 = 12;
+pub(crate) const STAT_MAX: u32 = 16;
 
 /// Parent hints (bpf/include/obi/hints.bpf.h): a traced process calls
 /// access() on this prefix followed by its client and server socket fds,
@@ -94,6 +95,7 @@ pub(crate) struct EventHdr {
     pub(crate) bytes: u64,
     pub(crate) tuple: ConnTuple,
     pub(crate) tp: Tp,
+    pub(crate) queued_at: u64,
     pub(crate) tail: [u8; TAIL_LEN],
 }
 
@@ -221,8 +223,9 @@ mod tests {
         assert_eq!(offset_of!(EventHdr, bytes), 40);
         assert_eq!(offset_of!(EventHdr, tuple), 48);
         assert_eq!(offset_of!(EventHdr, tp), 88);
-        assert_eq!(offset_of!(EventHdr, tail), 128);
-        assert_eq!(size_of::<EventHdr>(), 144);
+        assert_eq!(offset_of!(EventHdr, queued_at), 128);
+        assert_eq!(offset_of!(EventHdr, tail), 136);
+        assert_eq!(size_of::<EventHdr>(), 152);
         assert_eq!(size_of::<ProcEvent>(), 24);
         assert_eq!(size_of::<PidInfo>(), 8);
         assert_eq!(offset_of!(ConnState, msg_start_ts), 80);

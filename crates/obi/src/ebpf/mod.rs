@@ -76,6 +76,7 @@ pub(crate) struct KernelStats {
     pub(crate) injected: u64,
     pub(crate) inject_skipped: u64,
     pub(crate) inject_failed: u64,
+    pub(crate) root_multiplexed: u64,
     pub(crate) hints_used: u64,
     pub(crate) hints_ignored: u64,
 }
@@ -238,6 +239,7 @@ impl Tracer {
             injected: sum(abi::STAT_INJECTED),
             inject_skipped: sum(abi::STAT_INJECT_SKIPPED),
             inject_failed: sum(abi::STAT_INJECT_FAILED),
+            root_multiplexed: sum(abi::STAT_ROOT_MULTIPLEXED),
             hints_used: sum(abi::STAT_HINTS_USED),
             hints_ignored: sum(abi::STAT_HINTS_IGNORED),
         }
@@ -251,7 +253,7 @@ impl Tracer {
             "conn_state",
             "ignored_conns",
             "server_traces",
-            "thread_parent",
+            "mux_threads",
             "pending_io",
             "tls_state",
             "ssl_args",
@@ -284,8 +286,8 @@ impl Tracer {
             "outgoing_tp" => count::<u64, 88>(map),
             "last_recv_conn" => count::<u64, 8>(map),
             "server_traces" => count::<u64, 48>(map),
-            "pending_io" => count::<u64, 40>(map),
-            "thread_parent" => count::<u32, 4>(map),
+            "pending_io" => count::<u64, 48>(map),
+            "mux_threads" => count::<u64, 1>(map),
             "hints" => count::<u64, { std::mem::size_of::<abi::Tp>() }>(map),
             _ => None,
         }

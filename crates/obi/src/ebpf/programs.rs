@@ -116,6 +116,36 @@ pub(crate) const ATTACHMENTS: &[Attachment] = &[
         lost: "response sizes of files sent with sendfile() (static file servers)",
     },
     Attachment {
+        program: "obi_enter_epoll_wait",
+        hooks: &[sc("sys_enter_epoll_wait"), sc("sys_enter_epoll_pwait")],
+        required: true,
+        lost: "",
+    },
+    Attachment {
+        program: "obi_enter_epoll_wait",
+        hooks: &[sc("sys_enter_epoll_pwait2")],
+        required: false,
+        lost: "event-loop detection for loops built on epoll_pwait2 (Linux 5.11+): their client calls may take a wrong parent",
+    },
+    Attachment {
+        program: "obi_enter_poll",
+        hooks: &[sc("sys_enter_poll"), sc("sys_enter_ppoll")],
+        required: false,
+        lost: "event-loop detection for loops built on poll(): their client calls may take a wrong parent",
+    },
+    Attachment {
+        program: "obi_sock_state",
+        hooks: &[TracePoint("sock", "inet_sock_set_state")],
+        required: false,
+        lost: "\"in queue\" time of a connection's first request",
+    },
+    Attachment {
+        program: "obi_sk_data_ready",
+        hooks: &[TracePoint("sock", "sk_data_ready")],
+        required: false,
+        lost: "\"in queue\" time of keep-alive requests (needs Linux 6.6+)",
+    },
+    Attachment {
         program: "obi_enter_access",
         hooks: &[sc("sys_enter_access")],
         required: false,
@@ -155,7 +185,7 @@ pub(crate) const ATTACHMENTS: &[Attachment] = &[
         program: "obi_sched_fork",
         hooks: &[RawTracePoint("sched_process_fork")],
         required: false,
-        lost: "tracing of forked worker processes until the next /proc scan, and thread nesting",
+        lost: "tracing of forked worker processes until the next /proc scan",
     },
     Attachment {
         program: "obi_sched_exit",

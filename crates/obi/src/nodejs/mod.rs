@@ -21,9 +21,9 @@ use crate::service::{Language, Service};
 
 /// The script, evaluated as `(<script>)(<hint prefix>)`.
 const SCRIPT: &str = include_str!("hints.js");
-/// Closes the inspector once our session has its answer; `close()` waits
-/// for sessions to end, so it must not run inside our own evaluation.
-const CLOSE_INSPECTOR: &str = "(r => setImmediate(() => r('inspector').close()))(require)";
+/// Closes the inspector after our session has gone: stopping it with a
+/// session still attached once killed a Node 20 process in our tests.
+const CLOSE_INSPECTOR: &str = "(r => { setTimeout(() => r('inspector').close(), 500).unref(); })(require)";
 /// Bound of every step (inspector opening, connecting, each answer).
 const STEP_TIMEOUT: Duration = Duration::from_secs(3);
 /// Processes waiting for injection; more are dropped (and logged).

@@ -61,6 +61,8 @@ struct PendingRequest {
     pub(crate) req: Request,
     /// Monotonic ns: first byte of the request.
     pub(crate) start_mono: u64,
+    /// Monotonic ns: when it reached the server's socket, if known.
+    pub(crate) queued_mono: Option<u64>,
     pub(crate) ctx: TraceContext,
     pub(crate) body_bytes: u64,
 }
@@ -98,6 +100,8 @@ struct Http1Session {
     response_status: Option<u16>,
     /// When the message currently being assembled on each side began.
     msg_start: [Option<u64>; 2],
+    /// When the request being assembled reached the socket, if known.
+    queued_since: Option<u64>,
     /// Span id of the last kernel context used, so one context is never
     /// given to two requests.
     last_kernel_span: [u8; 8],
@@ -117,6 +121,7 @@ impl Http1Session {
             open_request: None,
             response_status: None,
             msg_start: [None, None],
+            queued_since: None,
             last_kernel_span: [0; 8],
             done: Vec::new(),
             req_events: Vec::new(),
@@ -146,6 +151,7 @@ impl Http1Session {
                 }
                 if !self.requests.in_message() {
                     self.msg_start[Side::Request as usize] = Some(ev.ts);
+                    self.queued_since = ev.queued;
                 }
                 self.requests.feed(Segment::Bytes(ev.data), &mut |e| req_ev.push(e));
                 if ev.missing > 0 {
@@ -216,7 +222,9 @@ impl Http1Session {
                     if let Some(prev) = self.open_request.take() {
                         push_pending(&mut self.pending, prev, out);
                     }
-                    self.open_request = Some(PendingRequest { req, start_mono: start, ctx, body_bytes: 0 });
+                    let queued_mono = self.queued_since.take();
+                    self.open_request =
+                        Some(PendingRequest { req, start_mono: start, queued_mono, ctx, body_bytes: 0 });
                 }
                 MessageEvent::End { body_bytes, .. } => {
                     if let Some(mut open) = self.open_request.take() {
@@ -326,6 +334,7 @@ impl Http1Session {
                     host_header: req.host,
                 }),
                 start_mono: ex.request.start_mono,
+                queued_mono: ex.request.queued_mono,
                 end_mono: ex.end_mono,
                 trace,
             });

@@ -113,7 +113,9 @@ fn finished(ex: H2Exchange) -> Finished {
             host_header: authority,
         })
     };
-    Finished { detail, start_mono: ex.start_ts, end_mono: ex.end_ts, trace }
+    // Streams share their connection: a per-socket arrival time says nothing
+    // about one stream's wait.
+    Finished { detail, start_mono: ex.start_ts, queued_mono: None, end_mono: ex.end_ts, trace }
 }
 
 /// The gRPC status of a finished call: `grpc-status` when the server sent

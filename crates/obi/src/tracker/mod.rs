@@ -365,6 +365,8 @@ impl Tracker {
             ts: if ev.is_send() && side == Side::Request { ev.hdr.ts_enter } else { ev.hdr.ts_exit },
             tid: ev.hdr.tid,
             msg_start: ev.has(abi::F_MSG_START),
+            queued: (side == Side::Request && conn.meta.role == Role::Server && ev.hdr.queued_at != 0)
+                .then_some(ev.hdr.queued_at),
             kernel_ctx: if ev.has(abi::F_REQUEST) || side == Side::Request {
                 trace_ids::from_kernel(&ev.hdr.tp)
             } else {
@@ -456,12 +458,17 @@ impl Tracker {
             None => Arc::new(Service { pid: conn.pid, ..Default::default() }),
         };
         let start = self.clock.to_wall(f.start_mono);
+        // A queue time is only believed when it precedes the handler's start.
+        let request_start = match f.queued_mono {
+            Some(q) if q <= f.start_mono => self.clock.to_wall(q),
+            _ => start,
+        };
         Span {
             kind: if server { SpanKind::Server } else { SpanKind::Client },
             detail: f.detail,
             peer: Endpoint { addr: Some(client.0), port: client.1, name: String::new() },
             host: Endpoint { addr: Some(srv.0), port: srv.1, name: String::new() },
-            request_start_ns: start,
+            request_start_ns: request_start,
             start_ns: start,
             end_ns: self.clock.to_wall(f.end_mono).max(start),
             trace: f.trace,

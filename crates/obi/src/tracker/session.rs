@@ -60,6 +60,9 @@ pub(crate) struct Io<'a> {
     pub(crate) tid: u32,
     /// The kernel saw a change of direction: these bytes start a message.
     pub(crate) msg_start: bool,
+    /// Server requests: when these bytes reached the socket, if the kernel
+    /// knows (monotonic ns; before `ts` when the request waited in a queue).
+    pub(crate) queued: Option<u64>,
     /// Context the kernel assigned to the request in flight, if any.
     pub(crate) kernel_ctx: Option<TraceContext>,
     /// First bytes the syscall moved.
@@ -75,8 +78,12 @@ pub(crate) struct Io<'a> {
 #[derive(Debug)]
 pub(crate) struct Finished {
     pub(crate) detail: SpanDetail,
-    /// Monotonic ns: the first byte of the request.
+    /// Monotonic ns: the first byte of the request (server: when the app
+    /// read it, the handler's start).
     pub(crate) start_mono: u64,
+    /// Monotonic ns: when the request reached the server's socket, if known
+    /// (server spans). The time to `start_mono` is its wait "in queue".
+    pub(crate) queued_mono: Option<u64>,
     /// Monotonic ns: the last byte of the response.
     pub(crate) end_mono: u64,
     pub(crate) trace: TraceContext,

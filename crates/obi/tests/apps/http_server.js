@@ -1,5 +1,8 @@
 // Test HTTP/1.1 server for Node.js with the same routes as http_server.py
-// (/, /status/<code>, /chunked/<n>, /big/<bytes>, /echo, /slow/<ms>, /headers, /call?url=U).
+// (/, /status/<code>, /chunked/<n>, /big/<bytes>, /echo, /slow/<ms>, /headers, /call?url=U),
+// plus /busy/<ms>: keeps the event loop busy that long (requests behind it wait
+// in their sockets) and says when its handler started in X-Handler-Start
+// (wall clock ns).
 // Usage: node http_server.js PORT [--tls CERT KEY]   (prints "ready PORT" when listening)
 'use strict';
 const fs = require('fs');
@@ -35,6 +38,13 @@ const handler = (req, res) => {
     }
     case 'big':
       return reply(res, 200, 'x'.repeat(Number(parts[1])));
+    case 'busy': {
+      const started = Math.round((performance.timeOrigin + performance.now()) * 1e6);
+      const until = Date.now() + Number(parts[1]);
+      while (Date.now() < until) { /* the loop is blocked, as in a CPU-bound handler */ }
+      res.setHeader('X-Handler-Start', String(started));
+      return reply(res, 200, 'busy\n');
+    }
     case 'slow':
       return setTimeout(() => reply(res, 200, 'slow\n'), Number(parts[1]));
     case 'headers': {

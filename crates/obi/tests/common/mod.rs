@@ -11,6 +11,8 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
+pub(crate) mod audit;
+
 /// Fails fast with a clear message when the tests cannot run here.
 pub(crate) fn require_root() {
     if std::env::var_os("OBI_SKIP_EBPF_TESTS").is_some() {

@@ -94,6 +94,51 @@ pub(crate) fn to_otlp(span: &Span, trace: &TraceContext) -> OtlpSpan {
     }
 }
 
+/// Below this wait, "in queue" is the wake-up of a thread that was already
+/// waiting for the bytes, not a queue: the span is not split (its start
+/// still counts from the arrival).
+const MIN_QUEUE_SPLIT_NS: u64 = 1_000_000;
+
+/// The OTLP spans of one span: the span itself, or, for a server request
+/// that waited before its handler read it, OBI's shape: the server span
+/// (new span id) with two internal children, `in queue` (arrival to
+/// handler start) and `processing` (handler start to end, with the span's
+/// own id so its client calls stay its children).
+pub(crate) fn to_otlp_spans(span: &Span, trace: &TraceContext, out: &mut impl FnMut(OtlpSpan)) {
+    let whole = to_otlp(span, trace);
+    let waited = span.start_ns.saturating_sub(span.request_start_ns);
+    if span.kind != crate::span::SpanKind::Server || waited < MIN_QUEUE_SPLIT_NS {
+        out(whole);
+        return;
+    }
+    let outer_id = random_distinct(&trace.span_id, &trace.span_id);
+    let child = |name: &str, span_id: Vec<u8>, start: u64, end: u64| OtlpSpan {
+        trace_id: whole.trace_id.clone(),
+        span_id,
+        parent_span_id: outer_id.to_vec(),
+        flags: whole.flags,
+        name: name.to_string(),
+        kind: SpanKind::Internal as i32,
+        start_time_unix_nano: start,
+        end_time_unix_nano: end,
+        status: Some(Status::default()),
+        ..Default::default()
+    };
+    out(child("in queue", random_distinct(&outer_id, &trace.span_id).to_vec(), span.request_start_ns, span.start_ns));
+    out(child("processing", trace.span_id.to_vec(), span.start_ns, span.end_ns));
+    out(OtlpSpan { span_id: outer_id.to_vec(), ..whole });
+}
+
+/// A random span id different from the two given.
+fn random_distinct(a: &[u8; 8], b: &[u8; 8]) -> [u8; 8] {
+    loop {
+        let id = crate::tracker::trace_ids::random_span_id();
+        if id != *a && id != *b {
+            return id;
+        }
+    }
+}
+
 /// Groups converted spans by process into one export request.
 pub(crate) fn build_request(spans: Vec<(Arc<Service>, OtlpSpan)>, host: &HostInfo) -> ExportTraceServiceRequest {
     let mut index: HashMap<*const Service, usize> = HashMap::new();
@@ -347,5 +392,51 @@ mod tests {
         let r1 = attrs(&req.resource_spans[1].resource.as_ref().unwrap().attributes);
         assert!(!r1.iter().any(|(k, _)| k == "service.namespace"));
         assert_eq!(req.resource_spans[1].scope_spans[0].spans.len(), 1);
+    }
+
+    fn split(span: &Span) -> Vec<OtlpSpan> {
+        let mut out = Vec::new();
+        to_otlp_spans(span, &span.trace, &mut |s| out.push(s));
+        out
+    }
+
+    #[test]
+    fn a_request_that_waited_gets_in_queue_and_processing_children() {
+        let mut span = http_server_span();
+        span.trace.parent_span_id = [0x11; 8];
+        span.request_start_ns = 10_000_000;
+        span.start_ns = 25_000_000;
+        span.end_ns = 30_000_000;
+        let out = split(&span);
+        let names: Vec<&str> = out.iter().map(|s| s.name.as_str()).collect();
+        assert_eq!(names, ["in queue", "processing", "GET"]);
+        let (queue, processing, server) = (&out[0], &out[1], &out[2]);
+        assert_eq!(server.kind, SpanKind::Server as i32);
+        assert_eq!(server.parent_span_id, vec![0x11; 8], "the server span keeps the caller as parent");
+        assert_ne!(server.span_id, vec![0xcd; 8], "the server span gets a new id");
+        assert_eq!((server.start_time_unix_nano, server.end_time_unix_nano), (10_000_000, 30_000_000));
+        assert_eq!(processing.span_id, vec![0xcd; 8], "processing keeps the id client calls point at");
+        for child in [queue, processing] {
+            assert_eq!(child.kind, SpanKind::Internal as i32);
+            assert_eq!(child.parent_span_id, server.span_id);
+            assert_eq!(child.trace_id, server.trace_id);
+        }
+        assert_ne!(queue.span_id, server.span_id);
+        assert_eq!((queue.start_time_unix_nano, queue.end_time_unix_nano), (10_000_000, 25_000_000));
+        assert_eq!((processing.start_time_unix_nano, processing.end_time_unix_nano), (25_000_000, 30_000_000));
+    }
+
+    #[test]
+    fn short_waits_and_client_spans_stay_whole() {
+        let mut span = http_server_span();
+        span.request_start_ns = 10_000_000;
+        span.start_ns = 10_500_000;
+        span.end_ns = 12_000_000;
+        let out = split(&span);
+        assert_eq!(out.len(), 1, "a wake-up, not a queue");
+        assert_eq!(out[0].start_time_unix_nano, 10_000_000, "the span still starts at the arrival");
+        span.kind = Kind::Client;
+        span.start_ns = 20_000_000;
+        assert_eq!(split(&span).len(), 1);
     }
 }

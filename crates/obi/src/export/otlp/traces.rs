@@ -207,7 +207,7 @@ impl Exporter {
                 self.drop_spans(1);
                 continue;
             }
-            self.pending.push((span.service.clone(), convert::to_otlp(span, &trace)));
+            convert::to_otlp_spans(span, &trace, &mut |otlp| self.pending.push((span.service.clone(), otlp)));
             self.queued += 1;
             if self.pending.len() >= self.cfg.batch_max_size {
                 self.seal();

@@ -1,0 +1,71 @@
+/* SPDX-License-Identifier: GPL-2.0-only OR Apache-2.0 */
+/*
+ * When a server request arrived, as opposed to when the application read it:
+ * the difference is the request's time "in queue" (accept backlog, a busy
+ * single-threaded server, a saturated pool).
+ *
+ *  - sock:inet_sock_set_state, passive open reaching ESTABLISHED: the
+ *    connection exists, before anyone accepted it (its first request's
+ *    start when nothing better is known);
+ *  - sock:sk_data_ready (Linux 6.6+), on a socket waiting between requests:
+ *    the next request's first bytes are in the socket;
+ *  - a server request read (OBI_F_REQUEST) takes the time; the response's
+ *    first send re-arms the socket for the next keep-alive request.
+ *
+ * Keyed by struct sock *, which the tracepoints and the fd walk share.
+ * Maps: arrivals.
+ */
+#ifndef OBI_ARRIVAL_BPF_H
+#define OBI_ARRIVAL_BPF_H
+
+#include "obi/common.bpf.h"
+
+/* A passively opened connection completed its handshake. */
+static __always_inline void arrival_established(__u64 sk)
+{
+	struct obi_arrival a = {};
+	a.established = bpf_ktime_get_ns();
+	a.waiting = 1;
+	bpf_map_update_elem(&arrivals, &sk, &a, BPF_ANY);
+}
+
+/* Bytes reached a socket. Only the first bytes after a response count. */
+static __always_inline void arrival_data(__u64 sk)
+{
+	struct obi_arrival *a = bpf_map_lookup_elem(&arrivals, &sk);
+	if (a && a->waiting && !a->data)
+		a->data = bpf_ktime_get_ns();
+}
+
+/* A server request is being read: when did it arrive? 0 if unknown. */
+static __always_inline __u64 arrival_take(__u64 sk)
+{
+	if (!sk)
+		return 0;
+	struct obi_arrival *a = bpf_map_lookup_elem(&arrivals, &sk);
+	if (!a || !a->waiting)
+		return 0;
+	__u64 at = a->data ? a->data : a->established;
+	a->waiting = 0;
+	a->established = 0;
+	a->data = 0;
+	return at;
+}
+
+/* The response starts: the next bytes on this socket are a new request. */
+static __always_inline void arrival_rearm(__u64 sk)
+{
+	if (!sk)
+		return;
+	struct obi_arrival *a = bpf_map_lookup_elem(&arrivals, &sk);
+	if (a) {
+		a->waiting = 1;
+		a->data = 0;
+		return;
+	}
+	/* A connection accepted before the agent started. */
+	struct obi_arrival fresh = {.waiting = 1};
+	bpf_map_update_elem(&arrivals, &sk, &fresh, BPF_ANY);
+}
+
+#endif /* OBI_ARRIVAL_BPF_H */

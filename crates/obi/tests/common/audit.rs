@@ -1,0 +1,164 @@
+//! The wrong-parent audit: every concurrency test states, through the paths
+//! its apps use, which server request caused each client call, and this
+//! counts how the agent's parents compare with that truth.
+//!
+//! Convention: a server request `/fanout/<id>/...` makes its outgoing calls
+//! to `/leaf/<id>/<k>`. A client span for `/leaf/<id>/<k>` is
+//! - right when its parent is the server span of `/fanout/<id>/...` (the
+//!   span itself, or its "processing" child when OTLP splits it);
+//! - a root when it has no parent (the agent said it could not know);
+//! - wrong otherwise.
+//!
+//! Each audit prints one line and appends it to `$OBI_PARENT_AUDIT` when set;
+//! `scripts/test.sh` sums the file and fails the suite on any wrong parent.
+
+use std::collections::HashMap;
+use std::io::Write;
+use std::process::Command;
+use std::time::Duration;
+
+use serde_json::Value;
+
+use super::{Agent, apps_dir, attr, field, host_port, is_type, python, spawn};
+
+/// A burst of `/fanout/<via>-<i>/<calls>?via=<via>` requests.
+pub(crate) struct Fanout<'a> {
+    pub(crate) requests: usize,
+    /// Requests in flight at once (one connection each).
+    pub(crate) concurrency: usize,
+    /// Outgoing calls each request makes.
+    pub(crate) calls: usize,
+    /// How the app makes its calls (and the prefix of this burst's ids).
+    pub(crate) via: &'a str,
+}
+
+fn url_encode(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => (b as char).to_string(),
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+/// Sends `load` to the app on `front`, whose calls go to the app on `back`,
+/// waits for every span (front server spans, client spans, back server
+/// spans, exact counts) and returns this burst's spans.
+pub(crate) fn fanout_spans(agent: &Agent, front: u16, back: u16, load: &Fanout) -> Vec<Value> {
+    let Fanout { requests: n, concurrency, calls, via } = *load;
+    let base = url_encode(&format!("http://127.0.0.1:{back}"));
+    let url = format!("http://127.0.0.1:{front}/fanout/{via}-{{i}}/{calls}?via={via}&base={base}");
+    let mut client = spawn(
+        "fanout-load",
+        Command::new(python()).arg(apps_dir().join("concurrent_get.py")).args([
+            &url,
+            &n.to_string(),
+            &concurrency.to_string(),
+        ]),
+    );
+    assert!(client.wait_exit(Duration::from_secs(120)).is_some_and(|s| s.success()), "fanout load failed");
+    assert_eq!(client.lines().last().map(String::as_str), Some(format!("ok {n}").as_str()));
+    let ours = |s: &Value| {
+        let url = attr(s, "url");
+        url.starts_with(&format!("/fanout/{via}-")) || url.starts_with(&format!("/leaf/{via}-"))
+    };
+    let wait = Duration::from_secs(30);
+    let fronts = agent.wait_spans(n, wait, |s| ours(s) && is_type(s, "HTTP") && host_port(s) == front);
+    let clients = agent.wait_spans(n * calls, wait, |s| ours(s) && is_type(s, "HTTPClient") && host_port(s) == back);
+    let backs = agent.wait_spans(n * calls, wait, |s| ours(s) && is_type(s, "HTTP") && host_port(s) == back);
+    assert_eq!((fronts.len(), clients.len(), backs.len()), (n, n * calls, n * calls), "spans of {via}");
+    agent.spans().into_iter().filter(ours).collect()
+}
+
+const NO_PARENT: &str = "0000000000000000";
+
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Audit {
+    pub(crate) right: usize,
+    pub(crate) root: usize,
+    pub(crate) wrong: usize,
+}
+
+impl Audit {
+    pub(crate) fn total(&self) -> usize {
+        self.right + self.root + self.wrong
+    }
+}
+
+/// The id in `/<kind>/<id>/...`, if the path has that shape.
+fn id_in(path: &str, kind: &str) -> Option<String> {
+    let mut parts = path.trim_start_matches('/').split('/');
+    (parts.next()? == kind).then_some(())?;
+    parts.next().filter(|id| !id.is_empty()).map(str::to_owned)
+}
+
+/// Classifies the `/leaf/...` client spans among `spans` (JSON printer
+/// objects) against the `/fanout/...` server spans, records the result under
+/// `test`, and returns it.
+pub(crate) fn parent_audit(test: &str, spans: &[Value]) -> Audit {
+    let (audit, wrong_examples) = classify(spans);
+    let line = format!("parent-audit test={test} right={} root={} wrong={}", audit.right, audit.root, audit.wrong);
+    eprintln!("{line}");
+    for example in &wrong_examples {
+        eprintln!("  wrong parent: {example}");
+    }
+    if let Ok(path) = std::env::var("OBI_PARENT_AUDIT")
+        && let Ok(mut f) = std::fs::OpenOptions::new().create(true).append(true).open(path)
+    {
+        let _ = writeln!(f, "{line}");
+    }
+    audit
+}
+
+/// The audit of `spans`, and a few of the wrong parents as examples.
+fn classify(spans: &[Value]) -> (Audit, Vec<String>) {
+    let servers: HashMap<String, (&str, &str)> = spans
+        .iter()
+        .filter(|s| is_type(s, "HTTP"))
+        .filter_map(|s| Some((id_in(attr(s, "url"), "fanout")?, (field(s, "spanID"), field(s, "traceID")))))
+        .collect();
+    let mut audit = Audit::default();
+    let mut wrong_examples = Vec::new();
+    for client in spans.iter().filter(|s| is_type(s, "HTTPClient")) {
+        let Some(id) = id_in(attr(client, "url"), "leaf") else { continue };
+        let parent = field(client, "parentSpanID");
+        if parent == NO_PARENT || parent.is_empty() {
+            audit.root += 1;
+        } else if servers.get(&id).is_some_and(|(span, trace)| *span == parent && *trace == field(client, "traceID")) {
+            audit.right += 1;
+        } else {
+            audit.wrong += 1;
+            if wrong_examples.len() < 3 {
+                wrong_examples.push(format!("{} parent={parent}", attr(client, "url")));
+            }
+        }
+    }
+    (audit, wrong_examples)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn span(t: &str, url: &str, span: &str, parent: &str, trace: &str) -> Value {
+        json!({"type": t, "spanID": span, "parentSpanID": parent, "traceID": trace, "attributes": {"url": url}})
+    }
+
+    #[test]
+    fn classifies_right_root_and_wrong() {
+        let spans = vec![
+            span("HTTP", "/fanout/1/2", "a1", NO_PARENT, "t1"),
+            span("HTTP", "/fanout/2/2", "a2", NO_PARENT, "t2"),
+            span("HTTPClient", "/leaf/1/0", "c1", "a1", "t1"),
+            span("HTTPClient", "/leaf/1/1", "c2", NO_PARENT, "t9"),
+            span("HTTPClient", "/leaf/2/0", "c3", "a1", "t1"),
+            span("HTTPClient", "/leaf/2/1", "c4", "a2", "t1"),
+            span("HTTPClient", "/other", "c5", "a2", "t2"),
+        ];
+        let (a, examples) = classify(&spans);
+        assert_eq!(examples.len(), 2);
+        assert_eq!(a, Audit { right: 1, root: 1, wrong: 2 });
+        assert_eq!(a.total(), 4);
+    }
+}
