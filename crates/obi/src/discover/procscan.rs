@@ -320,6 +320,18 @@ mod tests {
     }
 
     #[test]
+    fn net_tcp_by_state() {
+        let data = b"  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode\n\
+   0: 0100007F:240D 00000000:0000 0A 00000000:00000000 00:00000000 00000000     0        0 111 1 0000000000000000 100 0 0 10 0\n\
+   1: 0100007F:C350 0100007F:1F90 01 00000000:00000000 00:00000000 00000000     0        0 222 1 0000000000000000 100 0 0 10 0\n";
+        let mut m = HashMap::new();
+        parse_net_tcp_in_state(data, Some(TCP_LISTEN), &mut m);
+        assert_eq!(m, HashMap::from([(111, 9229)]));
+        parse_net_tcp(data, &mut m);
+        assert_eq!(m.len(), 2);
+    }
+
+    #[test]
     fn socket_links() {
         assert_eq!(socket_inode(b"socket:[123]"), Some(123));
         assert_eq!(socket_inode(b"pipe:[123]"), None);

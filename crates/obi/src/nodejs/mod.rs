@@ -147,6 +147,6 @@ mod tests {
     fn expression_calls_the_script_with_the_kernel_prefix() {
         let e = expression();
         assert!(e.starts_with("(// Injected by obi-rs"));
-        assert!(e.ends_with("})(\"/dev/null/obi-rs/\")"), "{}", &e[e.len() - 40..]);
+        assert!(e.ends_with("}))(\"/dev/null/obi-rs/\")"), "{}", &e[e.len() - 40..]);
     }
 }
