@@ -96,12 +96,6 @@ fn count_lines(agent: &Agent, pid: u32, msg: &str) -> usize {
     agent.proc.lines().iter().filter(|l| l.contains(msg) && l.contains(&needle)).count()
 }
 
-/// Waits for the injection log line of `pid`.
-fn wait_injected(agent: &Agent, pid: u32) {
-    agent_line(agent, pid, "msg=\"Script successfully injected\"")
-        .unwrap_or_else(|| panic!("no injection for pid {pid}; agent said: {:#?}", agent.proc.lines()));
-}
-
 /// The agent closes the inspector after injecting: its port is free again.
 fn wait_inspector_closed(port: u16) {
     let deadline = std::time::Instant::now() + WAIT;
@@ -118,7 +112,7 @@ fn injected_audit(test: &str, app: &mut Proc, front: u16, via: &str) -> Audit {
     let _leaf = python_server(back);
     let agent = agent_for(front, back, &[]);
     agent.wait_instrumented(app.pid(), WAIT);
-    wait_injected(&agent, app.pid());
+    agent.wait_injected(app.pid(), WAIT);
     std::thread::sleep(Duration::from_secs(1));
     assert!(app.is_running(), "the app must survive the injection");
     let spans = audit::fanout_spans(&agent, front, back, &load(via));
