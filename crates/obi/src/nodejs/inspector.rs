@@ -5,6 +5,7 @@
 use std::collections::HashSet;
 use std::io::{Read, Write};
 use std::net::{Ipv4Addr, SocketAddr, TcpStream};
+use std::os::unix::fs::MetadataExt;
 use std::time::{Duration, Instant};
 
 use serde::Deserialize;
@@ -38,6 +39,13 @@ fn sigusr1_caught(status: &str) -> bool {
         .filter_map(|l| l.strip_prefix("SigCgt:"))
         .filter_map(|v| u64::from_str_radix(v.trim(), 16).ok())
         .any(|mask| mask & SIGUSR1_BIT != 0)
+}
+
+/// Whether `pid` shares our network namespace: the inspector listens on the
+/// process's loopback, which only then is ours.
+pub(super) fn same_network(pid: u32) -> Result<bool, InjectError> {
+    let ns = |p: &str| std::fs::metadata(format!("/proc/{p}/ns/net")).map(|m| (m.dev(), m.ino()));
+    Ok(ns("self").map_err(InjectError::Proc)? == ns(&pid.to_string()).map_err(InjectError::Proc)?)
 }
 
 /// Sends SIGUSR1 and waits for the process to listen on a new port: its

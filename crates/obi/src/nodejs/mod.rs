@@ -35,6 +35,8 @@ pub(crate) enum InjectError {
     Sigusr1Disabled,
     #[error("cannot read /proc: {0}")]
     Proc(#[source] std::io::Error),
+    #[error("the process is in another network namespace, where the agent cannot reach its inspector")]
+    OtherNetwork,
     #[error("cannot signal the process: {0}")]
     Signal(#[source] std::io::Error),
     #[error("no inspector port opened (its port may be taken by another process)")]
@@ -122,6 +124,9 @@ fn inject_logged(t: Target) {
 fn inject(pid: u32) -> Result<String, InjectError> {
     if !inspector::catches_sigusr1(pid)? {
         return Err(InjectError::Sigusr1Disabled);
+    }
+    if !inspector::same_network(pid)? {
+        return Err(InjectError::OtherNetwork);
     }
     let port = inspector::open(pid, STEP_TIMEOUT)?;
     let mut session = inspector::Session::connect(port, STEP_TIMEOUT)?;
