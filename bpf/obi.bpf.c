@@ -579,6 +579,7 @@ int obi_enter_close(struct trace_event_raw_sys_enter *ctx)
 	if (!fd_to_tcp_sock(ctx->args[0], &ref))
 		return 0;
 	bpf_map_delete_elem(&ignored_conns, &ref.ino);
+	bpf_map_delete_elem(&hints, &ref.ino);
 	struct obi_conn_state *cs = conn_get(ref.ino);
 	if (!cs)
 		return 0;
