@@ -116,6 +116,10 @@ fn injected_audit(test: &str, app: &mut Proc, front: u16, via: &str) -> Audit {
     std::thread::sleep(Duration::from_secs(1));
     assert!(app.is_running(), "the app must survive the injection");
     let spans = audit::fanout_spans(&agent, front, back, &load(via));
+    // The agent's own requests to the inspector are not the app's traffic.
+    let stray: Vec<_> =
+        agent.spans().into_iter().filter(|s| is_type(s, "HTTP") && ![front, back].contains(&host_port(s))).collect();
+    assert!(stray.is_empty(), "server spans outside the app's ports: {stray:#?}");
     audit::parent_audit(test, &spans)
 }
 

@@ -24,6 +24,8 @@ pub(super) struct LoopCounters {
     pub(crate) spans_ignored: u64,
     /// Process events dropped because the discovery queue was full.
     pub(crate) process_events_dropped: u64,
+    /// Server spans of the agent's own inspector connections (Node.js).
+    pub(crate) own_spans_dropped: u64,
 }
 
 /// Everything a counter can be read from.
@@ -77,7 +79,7 @@ const fn counter(
     Some(Exposed { name, help, labels, kind: Kind::Counter })
 }
 
-const STAT_COUNT: usize = 22;
+const STAT_COUNT: usize = 23;
 
 /// Rows of one page family (same name) must be next to each other.
 static STATS: [Stat; STAT_COUNT] = [
@@ -252,6 +254,17 @@ static STATS: [Stat; STAT_COUNT] = [
         key: "spans_ignored",
         read: |s| s.counters.spans_ignored,
         exposed: counter("obi_ignored_spans_total", "spans dropped because they match routes.ignored_patterns", &[]),
+        loss: None,
+        in_totals: false,
+    },
+    Stat {
+        key: "own_spans_dropped",
+        read: |s| s.counters.own_spans_dropped,
+        exposed: counter(
+            "obi_own_spans_dropped_total",
+            "server spans of the agent's own connections to Node.js inspectors, dropped",
+            &[],
+        ),
         loss: None,
         in_totals: false,
     },

@@ -12,6 +12,7 @@ use serde::Deserialize;
 use tungstenite::{Message, WebSocket};
 
 use super::InjectError;
+use super::own_conns::OwnConnections;
 use crate::discover::procscan;
 
 /// SIGUSR1's bit in `/proc/<pid>/status` signal masks.
@@ -76,10 +77,17 @@ struct Target {
 }
 
 impl Session {
-    /// Connects to the inspector on `port` (first target of `/json/list`).
-    pub(super) fn connect(port: u16, timeout: Duration) -> Result<Session, InjectError> {
-        let url = debugger_url(port, timeout)?;
+    /// Connects to `pid`'s inspector on `port` (first target of
+    /// `/json/list`); both connections are recorded in `own`.
+    pub(super) fn connect(
+        pid: u32,
+        port: u16,
+        timeout: Duration,
+        own: &OwnConnections,
+    ) -> Result<Session, InjectError> {
+        let url = debugger_url(port, timeout, &|s| record(own, pid, port, s))?;
         let stream = connect_stream(port, timeout)?;
+        record(own, pid, port, &stream);
         let (ws, _) = tungstenite::client(url.as_str(), stream).map_err(|e| match e {
             tungstenite::HandshakeError::Failure(e) => InjectError::WebSocket(e),
             tungstenite::HandshakeError::Interrupted(_) => InjectError::Timeout,
@@ -123,6 +131,12 @@ impl Session {
     }
 }
 
+fn record(own: &OwnConnections, pid: u32, port: u16, stream: &TcpStream) {
+    if let Ok(local) = stream.local_addr() {
+        own.record(pid, port, local.port());
+    }
+}
+
 fn connect_stream(port: u16, timeout: Duration) -> Result<TcpStream, InjectError> {
     let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, port));
     let stream = TcpStream::connect_timeout(&addr, timeout).map_err(InjectError::Connect)?;
@@ -132,8 +146,9 @@ fn connect_stream(port: u16, timeout: Duration) -> Result<TcpStream, InjectError
 }
 
 /// `GET /json/list` -> the first target's `webSocketDebuggerUrl`.
-fn debugger_url(port: u16, timeout: Duration) -> Result<String, InjectError> {
+fn debugger_url(port: u16, timeout: Duration, connected: &dyn Fn(&TcpStream)) -> Result<String, InjectError> {
     let mut stream = connect_stream(port, timeout)?;
+    connected(&stream);
     write!(stream, "GET /json/list HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\n\r\n")
         .map_err(InjectError::Connect)?;
     let mut buf = Vec::with_capacity(2048);

@@ -11,13 +11,15 @@
 //! (one warning) and its client spans start their own traces.
 
 mod inspector;
+mod own_conns;
 
 use std::collections::HashSet;
-use std::sync::mpsc;
+use std::sync::{Arc, mpsc};
 use std::time::Duration;
 
 use crate::ebpf::abi;
 use crate::service::{Language, Service};
+pub(crate) use own_conns::OwnConnections;
 
 /// The script, evaluated as `(<script>)(<hint prefix>)`.
 const SCRIPT: &str = include_str!("hints.js");
@@ -64,16 +66,19 @@ struct Target {
 pub(crate) struct Injector {
     queue: Option<mpsc::SyncSender<Target>>,
     queued: HashSet<u32>,
+    own: Arc<OwnConnections>,
 }
 
 impl Injector {
     /// Starts the injection thread, unless `enabled` is false.
     pub(crate) fn start(enabled: bool) -> Injector {
+        let own = Arc::new(OwnConnections::default());
         let queue = enabled.then(|| {
             let (tx, rx) = mpsc::sync_channel(QUEUE_LEN);
+            let own = own.clone();
             let spawned = std::thread::Builder::new().name("obi-nodejs".into()).spawn(move || {
                 for t in rx {
-                    inject_logged(t);
+                    inject_logged(t, &own);
                 }
             });
             match spawned {
@@ -84,7 +89,12 @@ impl Injector {
                 }
             }
         });
-        Injector { queue: queue.flatten(), queued: HashSet::new() }
+        Injector { queue: queue.flatten(), queued: HashSet::new(), own }
+    }
+
+    /// The agent's own inspector connections, whose spans are dropped.
+    pub(crate) fn own_connections(&self) -> &OwnConnections {
+        &self.own
     }
 
     /// A process was instrumented: Node.js ones get the script.
@@ -105,8 +115,8 @@ impl Injector {
     }
 }
 
-fn inject_logged(t: Target) {
-    match inject(t.pid) {
+fn inject_logged(t: Target, own: &OwnConnections) {
+    match inject(t.pid, own) {
         Ok(outcome) => {
             tracing::info!(component = "nodejs.Injector", pid = t.pid, service = %t.service, outcome = %outcome, "Script successfully injected")
         }
@@ -121,7 +131,7 @@ fn inject_logged(t: Target) {
 }
 
 /// Opens the inspector, runs the script, closes the inspector.
-fn inject(pid: u32) -> Result<String, InjectError> {
+fn inject(pid: u32, own: &OwnConnections) -> Result<String, InjectError> {
     if !inspector::catches_sigusr1(pid)? {
         return Err(InjectError::Sigusr1Disabled);
     }
@@ -129,7 +139,7 @@ fn inject(pid: u32) -> Result<String, InjectError> {
         return Err(InjectError::OtherNetwork);
     }
     let port = inspector::open(pid, STEP_TIMEOUT)?;
-    let mut session = inspector::Session::connect(port, STEP_TIMEOUT)?;
+    let mut session = inspector::Session::connect(pid, port, STEP_TIMEOUT, own)?;
     let outcome = session.evaluate(&expression());
     // Close even when the script failed: the port must not stay open.
     let closed = session.evaluate(CLOSE_INSPECTOR);
