@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Cost of the Node.js parent-hint script (docs/nodejs.md) per request.
-# The Express fan-out app of the tests (each request makes 2 HTTP calls to a
-# Python leaf) under wrk; the agent traces both in every variant, so only the
-# script differs:
+# The Express fan-out app of the tests (each request makes 2 HTTP calls to an
+# nginx leaf, untraced, so the one-threaded app is the bottleneck) under wrk;
+# the agent traces the app in every variant, so only the script differs:
 #   off:  OTEL_EBPF_NODEJS_ENABLED=false
 #   on:   OTEL_EBPF_NODEJS_ENABLED=true (script injected before the run)
 # Runs alternate (off, on, on, off, ...) to spread the machine's noise; every
@@ -19,14 +19,22 @@ work=$(mktemp -d)
 pids=()
 trap 'kill "${pids[@]}" 2>/dev/null; rm -rf "$work"' EXIT
 front=18700 leaf=18701
-python3 "$apps/http_server.py" "$leaf" >/dev/null 2>&1 &
-pids+=($!)
+mkdir -p "$work/logs"
+cat > "$work/nginx.conf" <<CONF
+worker_processes 1;
+pid $work/nginx.pid;
+error_log $work/logs/error.log;
+events { worker_connections 1024; }
+http { access_log off; server { listen 127.0.0.1:$leaf; location / { return 200 "leaf\n"; } } }
+CONF
+nginx -p "$work" -c "$work/nginx.conf"
+trap 'kill "${pids[@]}" $(cat "$work/nginx.pid" 2>/dev/null) 2>/dev/null; rm -rf "$work"' EXIT
 
 run() { # $1 = true|false; prints "rps p50_us p99_us hints_used"
 	NODE_PATH="$node_modules" node "$apps/fanout_express.js" "$front" >"$work/app.log" 2>&1 &
 	local app=$!
 	until grep -q ready "$work/app.log"; do sleep 0.1; done
-	OTEL_EBPF_OPEN_PORT="$front,$leaf" OTEL_EBPF_NODEJS_ENABLED="$1" OTEL_EBPF_PROMETHEUS_PORT=19701 \
+	OTEL_EBPF_OPEN_PORT="$front" OTEL_EBPF_NODEJS_ENABLED="$1" OTEL_EBPF_PROMETHEUS_PORT=19701 \
 		"$obi" >"$work/agent.log" 2>&1 &
 	local agent=$!
 	until grep -q 'obi-rs started' "$work/agent.log"; do sleep 0.1; done
@@ -46,7 +54,7 @@ run() { # $1 = true|false; prints "rps p50_us p99_us hints_used"
 		END {printf "%.0f %.0f %.0f %d\n", rps, us(p50), us(p99), used}' "$work/wrk.out"
 }
 
-until python3 -c "import socket; socket.create_connection(('127.0.0.1', $leaf))" 2>/dev/null; do sleep 0.1; done
+sleep 0.5
 echo "script rps p50_us p99_us hints_used"
 for i in $(seq "$pairs"); do
 	if ((i % 2)); then order="false true"; else order="true false"; fi
