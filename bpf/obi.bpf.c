@@ -147,6 +147,16 @@ struct {
 	__type(value, __u8);
 } mux_threads SEC(".maps");
 
+/* One bit per local TCP port on which a traced process accepted a
+ * connection: lets sk_data_ready skip every other socket of the host with
+ * an array read instead of a hash lookup. */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 65536 / 64);
+	__type(key, __u32);
+	__type(value, __u64);
+} server_port_bits SEC(".maps");
+
 /* Arrival of each server socket's next request (see obi/arrival.bpf.h),
  * keyed by struct sock *. */
 struct {
@@ -534,6 +544,8 @@ static __always_inline int exit_open(__u64 pid_tgid, struct obi_io_args *a, __u3
 	struct obi_conn_state *cs = conn_init(&ref, pid_tgid >> 32, role);
 	if (!cs)
 		return 0;
+	if (role == OBI_ROLE_SERVER)
+		arrival_note_port(cs->tuple.lport);
 	struct obi_scratch *s = scratch_get();
 	if (!s)
 		return 0;
@@ -780,7 +792,7 @@ SEC("tracepoint/sock/sk_data_ready")
 int obi_sk_data_ready(struct obi_tp_data_ready *ctx)
 {
 	if (ctx->protocol == IPPROTO_TCP)
-		arrival_data(ctx->skaddr);
+		arrival_data((struct sock *)ctx->skaddr);
 	return 0;
 }
 

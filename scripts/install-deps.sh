@@ -12,6 +12,10 @@ apt_packages=(
 	nginx openssl     # TLS termination tests (self-signed certificates)
 	prometheus        # scrapes the agent in the metrics tests; promtool lints the exposition
 	openjdk-17-jdk-headless # a JDK HttpServer with a thread pool (parent audit)
+	mosquitto mosquitto-clients # MQTT broker and clients of the MQTT tests (each test runs its own broker)
+	redis-server      # database client tests (redis-server, redis-benchmark; own instance on a free port)
+	postgresql        # database client tests (initdb, pg_ctl, pgbench; own cluster in a temp dir)
+	memcached         # cache client tests (own instance on a free port)
 )
 missing=()
 for p in "${apt_packages[@]}"; do
@@ -51,6 +55,24 @@ venv="${OBI_TEST_VENV:-/opt/obi-test-venv}"
 if ! "$venv/bin/python3" -c 'import grpc, aiohttp, opentelemetry.proto.collector.trace.v1.trace_service_pb2_grpc' 2>/dev/null; then
 	python3 -m venv "$venv"
 	"$venv/bin/pip" install -q --disable-pip-version-check 'opentelemetry-proto==1.45.2' 'grpcio==1.85.3' 'aiohttp==3.12.15'
+fi
+# The MQTT test clients (crates/obi/tests/apps/mqtt_client.py).
+if ! "$venv/bin/python3" -c 'import paho.mqtt' 2>/dev/null; then
+	"$venv/bin/pip" install -q --disable-pip-version-check 'paho-mqtt==2.1.0'
+fi
+# mqtt.js, the Node.js MQTT client of the MQTT tests (crates/obi/tests/apps/mqtt_client.js).
+node_dir="${OBI_TEST_NODE:-/opt/obi-test-node}"
+if ! node -e "require('$node_dir/node_modules/mqtt')" 2>/dev/null; then
+	if ! command -v npm >/dev/null; then
+		apt-get update -qq
+		apt-get install -y -qq --no-install-recommends npm
+	fi
+	mkdir -p "$node_dir"
+	(cd "$node_dir" && npm install --silent --no-audit --no-fund 'mqtt@5.16.0')
+fi
+# Database clients of the database tests (crates/obi/tests/db_*.rs).
+if ! "$venv/bin/python3" -c 'import redis, psycopg, pymemcache' 2>/dev/null; then
+	"$venv/bin/pip" install -q --disable-pip-version-check 'redis==5.2.1' 'psycopg[binary]==3.2.3' 'pymemcache==4.0.0'
 fi
 # The package's postinst may start a system-wide Prometheus where services are
 # allowed to start; the tests run their own on a free port and need neither it

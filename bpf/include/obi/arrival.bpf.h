@@ -13,12 +13,32 @@
  *    first send re-arms the socket for the next keep-alive request.
  *
  * Keyed by struct sock *, which the tracepoints and the fd walk share.
- * Maps: arrivals.
+ * sk_data_ready fires for every socket of the host; a bitmap of the local
+ * ports traced processes accept on (server_port_bits) turns almost all of
+ * them away before the hash lookup.
+ * Maps: arrivals, server_port_bits.
  */
 #ifndef OBI_ARRIVAL_BPF_H
 #define OBI_ARRIVAL_BPF_H
 
 #include "obi/common.bpf.h"
+
+/* A traced process accepted a connection on this local port. */
+static __always_inline void arrival_note_port(__u16 port)
+{
+	__u32 word = port / 64;
+	__u64 *bits = bpf_map_lookup_elem(&server_port_bits, &word);
+	__u64 bit = 1ULL << (port % 64);
+	if (bits && !(*bits & bit))
+		__sync_fetch_and_or(bits, bit);
+}
+
+static __always_inline bool arrival_port_served(__u16 port)
+{
+	__u32 word = port / 64;
+	__u64 *bits = bpf_map_lookup_elem(&server_port_bits, &word);
+	return bits && (*bits & (1ULL << (port % 64)));
+}
 
 /* A passively opened connection completed its handshake. */
 static __always_inline void arrival_established(__u64 sk)
@@ -30,9 +50,12 @@ static __always_inline void arrival_established(__u64 sk)
 }
 
 /* Bytes reached a socket. Only the first bytes after a response count. */
-static __always_inline void arrival_data(__u64 sk)
+static __always_inline void arrival_data(struct sock *sk)
 {
-	struct obi_arrival *a = bpf_map_lookup_elem(&arrivals, &sk);
+	if (!arrival_port_served(BPF_CORE_READ(sk, __sk_common.skc_num)))
+		return;
+	__u64 key = (__u64)sk;
+	struct obi_arrival *a = bpf_map_lookup_elem(&arrivals, &key);
 	if (a && a->waiting && !a->data)
 		a->data = bpf_ktime_get_ns();
 }

@@ -74,6 +74,9 @@ static __always_inline void tls_observe_syscall(__u64 pid_tgid, __u64 ino, struc
 	struct obi_ssl_args *sa = bpf_map_lookup_elem(&ssl_args, &pid_tgid);
 	if (sa) {
 		tls_bind(sa->ssl, pid_tgid >> 32, cs);
+		struct obi_conn_state *ts = tls_state_get(sa->ssl, pid_tgid >> 32);
+		if (ts)
+			ts->flags |= OBI_CONN_TLS_EXACT;
 		sa->bound = 1;
 		return;
 	}
@@ -125,7 +128,10 @@ static __always_inline int ssl_exit(long ret)
 	struct obi_conn_state *ts = tls_state_get(a.ssl, tgid);
 	if (!ts)
 		return 0;
-	if (!a.bound) {
+	/* A socket BIO's read served from OpenSSL's own buffer makes no
+	 * syscall either: an object once tied exactly is never re-tied from a
+	 * guess (the thread's last read may be another socket entirely). */
+	if (!a.bound && !(ts->flags & OBI_CONN_TLS_EXACT)) {
 		/* Memory BIO (no syscall inside the call): the ciphertext was just
 		 * read from, or will next be written to, this thread's socket.
 		 * Rebinding every time also catches SSL objects reused at the

@@ -5,3 +5,8 @@
 
 pub mod http1;
 pub mod http2;
+pub mod memcached;
+pub mod mqtt;
+pub mod postgres;
+pub mod resp;
+pub mod sql;

@@ -8,6 +8,7 @@ use std::collections::BTreeMap;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+use common::prom::*;
 use common::*;
 use serde_json::Value;
 
@@ -19,78 +20,6 @@ static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
 fn serial() -> std::sync::MutexGuard<'static, ()> {
     SERIAL.lock().unwrap_or_else(|e| e.into_inner())
-}
-
-/// GETs `http://127.0.0.1:port{path}` and returns the body.
-fn scrape(port: u16, path: &str) -> String {
-    curl(&[&format!("http://127.0.0.1:{port}{path}")])
-}
-
-/// One sample of an exposition: metric name, labels, value.
-#[derive(Debug, Clone)]
-struct Sample {
-    name: String,
-    labels: BTreeMap<String, String>,
-    value: f64,
-}
-
-/// Parses the text format (enough for what the agent writes: no timestamps,
-/// label values with `\"`, `\\` and `\n` escapes).
-fn parse(text: &str) -> Vec<Sample> {
-    let mut out = Vec::new();
-    for line in text.lines().filter(|l| !l.starts_with('#') && !l.is_empty()) {
-        let (head, value) = line.rsplit_once(' ').unwrap();
-        let value: f64 = value.parse().unwrap_or_else(|_| panic!("bad value in {line}"));
-        let (name, mut rest) = match head.find('{') {
-            Some(i) => (&head[..i], &head[i + 1..head.len() - 1]),
-            None => (head, ""),
-        };
-        let mut labels = BTreeMap::new();
-        while !rest.is_empty() {
-            let (k, r) = rest.split_once("=\"").unwrap();
-            let mut v = String::new();
-            let mut chars = r.char_indices();
-            let end = loop {
-                match chars.next().unwrap() {
-                    (_, '\\') => match chars.next().unwrap().1 {
-                        'n' => v.push('\n'),
-                        c => v.push(c),
-                    },
-                    (i, '"') => break i,
-                    (_, c) => v.push(c),
-                }
-            };
-            labels.insert(k.to_string(), v);
-            rest = r[end + 1..].trim_start_matches(',');
-        }
-        out.push(Sample { name: name.to_string(), labels, value });
-    }
-    out
-}
-
-/// Samples named `name` whose labels include every `(key, value)` of `with`.
-fn find<'a>(samples: &'a [Sample], name: &str, with: &[(&str, &str)]) -> Vec<&'a Sample> {
-    samples
-        .iter()
-        .filter(|s| s.name == name && with.iter().all(|(k, v)| s.labels.get(*k).map(String::as_str) == Some(*v)))
-        .collect()
-}
-
-fn total(samples: &[Sample], name: &str, with: &[(&str, &str)]) -> f64 {
-    find(samples, name, with).iter().map(|s| s.value).sum()
-}
-
-/// Scrapes until `done` holds for the parsed page or the timeout passes;
-/// returns the last page.
-fn scrape_until(port: u16, timeout: Duration, done: impl Fn(&[Sample]) -> bool) -> Vec<Sample> {
-    let deadline = Instant::now() + timeout;
-    loop {
-        let samples = parse(&scrape(port, "/metrics"));
-        if done(&samples) || Instant::now() >= deadline {
-            return samples;
-        }
-        std::thread::sleep(Duration::from_millis(200));
-    }
 }
 
 /// The agent with a Prometheus endpoint on `prom_port`, instrumenting `app_port`.

@@ -38,7 +38,8 @@ pub(super) async fn start(cfg: Config) -> Result<Agent> {
     let discovery = Discovery { task, triggers, decisions, needs_ports: matcher.needs_ports(), stop };
 
     let clock = Clock::new();
-    let tracker = Tracker::new(clock, cfg.ebpf.http_request_timeout.as_nanos() as u64);
+    let mut tracker = Tracker::new(clock, cfg.ebpf.http_request_timeout.as_nanos() as u64);
+    tracker.keep_db_query_literals(cfg.ebpf.db_query_literals);
     let routes = Routes { decorator: RouteDecorator::new(&cfg.metrics.routes), verdicts: Vec::new() };
     let nodejs = crate::nodejs::Injector::start(cfg.nodejs_enabled);
     let agent = Agent {

@@ -79,7 +79,7 @@ const fn counter(
     Some(Exposed { name, help, labels, kind: Kind::Counter })
 }
 
-const STAT_COUNT: usize = 23;
+const STAT_COUNT: usize = 25;
 
 /// Rows of one page family (same name) must be next to each other.
 static STATS: [Stat; STAT_COUNT] = [
@@ -204,6 +204,28 @@ static STATS: [Stat; STAT_COUNT] = [
         exposed: None,
         loss: None,
         in_totals: true,
+    },
+    Stat {
+        key: "mqtt_malformed_conns",
+        read: |s| s.tracker.mqtt_malformed_conns,
+        exposed: counter(
+            "obi_mqtt_malformed_connections_total",
+            "MQTT connections no longer parsed after a malformed packet or lost framing",
+            &[],
+        ),
+        loss: None,
+        in_totals: true,
+    },
+    Stat {
+        key: "mqtt_unreadable_packets",
+        read: |s| s.tracker.mqtt_unreadable_packets,
+        exposed: counter(
+            "obi_mqtt_unreadable_packets_total",
+            "MQTT packets whose fields were not captured (no span)",
+            &[],
+        ),
+        loss: None,
+        in_totals: false,
     },
     Stat { key: "injected", read: |s| s.kernel.injected, exposed: None, loss: None, in_totals: true },
     Stat {
@@ -374,6 +396,7 @@ pub(super) fn log_totals(sources: &Sources, maps: &str, otlp_traces: Option<&Exp
         ignored_conns = v("ignored_conns"),
         unnamed_spans_dropped = v("unnamed_spans_dropped"),
         h2_desynced_conns = v("h2_desynced_conns"),
+        mqtt_malformed_conns = v("mqtt_malformed_conns"),
         injected = v("injected"),
         parent_hints_used = v("parent_hints_used"),
         parent_hints_ignored = v("parent_hints_ignored"),

@@ -381,6 +381,16 @@ pub(crate) static ENV_VARS: &[EnvVar] = &[
             Ok(())
         }),
     },
+    EnvVar {
+        name: "OTEL_EBPF_DB_QUERY_LITERALS",
+        fallbacks: &[],
+        yaml: "ebpf.db_query_literals",
+        help: "db.query.text keeps literal values instead of ? (default false; passwords are never shown)",
+        target: Target::Config(|c, v, _| {
+            c.ebpf.db_query_literals = parse_go_bool(v)?;
+            Ok(())
+        }),
+    },
     exporter_var!(
         "OTEL_EXPORTER_OTLP_ENDPOINT",
         "",

@@ -234,6 +234,9 @@ pub(crate) struct EbpfConfig {
     pub(crate) context_propagation: ContextPropagation,
     /// `ebpf.track_request_headers`: read incoming `traceparent` headers.
     pub(crate) track_request_headers: bool,
+    /// `ebpf.db_query_literals`: `db.query.text` keeps literals instead of
+    /// `?` (passwords are hidden either way).
+    pub(crate) db_query_literals: bool,
 }
 
 impl Default for EbpfConfig {
@@ -249,6 +252,7 @@ impl Default for EbpfConfig {
             btf_path: None,
             context_propagation: ContextPropagation::Disabled,
             track_request_headers: false,
+            db_query_literals: false,
         }
     }
 }

@@ -111,6 +111,7 @@ ebpf:
   btf_path: /var/lib/btf/vmlinux
   context_propagation: headers,tcp
   track_request_headers: true
+  db_query_literals: true
 attributes:
   instance_id:
     override_hostname: node-1
@@ -159,6 +160,7 @@ routes:
     assert_eq!(c.ebpf.btf_path.as_deref(), Some(std::path::Path::new("/var/lib/btf/vmlinux")));
     assert_eq!(c.ebpf.context_propagation, ContextPropagation::All);
     assert!(c.ebpf.track_request_headers);
+    assert!(c.ebpf.db_query_literals);
     assert_eq!(c.hostname.as_deref(), Some("node-1"));
     let traces = c.export.otlp_traces.as_ref().unwrap();
     assert_eq!(traces.endpoint.url, "http://collector:4318/v1/traces");

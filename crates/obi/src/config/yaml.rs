@@ -237,6 +237,7 @@ const EBPF_KEYS: &[&str] = &[
     "context_propagation",
     "enable_context_propagation",
     "track_request_headers",
+    "db_query_literals",
 ];
 
 /// OBI `ebpf` keys accepted and ignored.
@@ -832,6 +833,7 @@ impl<'a> Doc<'a> {
                     cfg.note(LogLevel::Info, p, "deprecated: use ebpf.context_propagation instead");
                 }
                 "track_request_headers" => cfg.ebpf.track_request_headers = self.bool(&p, v)?,
+                "db_query_literals" => cfg.ebpf.db_query_literals = self.bool(&p, v)?,
                 _ => unreachable!("key list and match arms differ: {key}"),
             }
         }

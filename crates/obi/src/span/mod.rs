@@ -7,11 +7,16 @@
 //! printer attributes, and its RED metric families. Exporters only call that
 //! trait; they never match on protocols.
 
+pub(crate) mod db;
 mod grpc;
 mod http;
+mod memcached;
 pub(crate) mod metric;
+mod mqtt;
 mod naming;
 mod process;
+mod redis;
+mod sql;
 
 use std::borrow::Cow;
 use std::net::IpAddr;
@@ -20,8 +25,12 @@ use std::sync::Arc;
 use crate::service::Service;
 pub(crate) use grpc::GrpcSpan;
 pub(crate) use http::HttpSpan;
+pub(crate) use memcached::MemcachedSpan;
+pub(crate) use mqtt::{MqttOperation, MqttSpan};
 pub(crate) use naming::{peer_name, printer_host_name, server_name};
 pub(crate) use process::ProcessAlive;
+pub(crate) use redis::RedisSpan;
+pub(crate) use sql::SqlSpan;
 
 /// Registers the protocols: one line each. Generates the [`SpanDetail`]
 /// enum, its dispatch to [`Semantics`], and the list of metric families.
@@ -53,6 +62,10 @@ register_protocols! {
     ProcessAlive(ProcessAlive) => process::FAMILIES,
     Http(HttpSpan) => http::FAMILIES,
     Grpc(GrpcSpan) => grpc::FAMILIES,
+    Mqtt(MqttSpan) => mqtt::FAMILIES,
+    Redis(RedisSpan) => redis::FAMILIES,
+    Sql(SqlSpan) => sql::FAMILIES,
+    Memcached(MemcachedSpan) => memcached::FAMILIES,
 }
 
 /// A span attribute value, borrowed from the span.

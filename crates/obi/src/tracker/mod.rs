@@ -6,9 +6,15 @@
 pub(crate) mod event;
 mod http1;
 mod http2;
+mod memcached;
+mod mqtt;
+mod postgres;
+mod redis;
 mod session;
 pub(crate) mod trace_ids;
 
+#[cfg(test)]
+mod harness;
 #[cfg(test)]
 mod tests;
 
@@ -26,7 +32,8 @@ use trace_ids::TraceRemap;
 
 /// Every protocol the tracker parses, in the order detection asks them.
 /// Adding a protocol adds one line here.
-static PROTOCOLS: &[&dyn Protocol] = &[&http2::Http2, &http1::Http1];
+static PROTOCOLS: &[&dyn Protocol] =
+    &[&http2::Http2, &http1::Http1, &redis::Redis, &postgres::Postgres, &memcached::Memcached, &mqtt::Mqtt];
 
 /// Connections idle this long are forgotten (the kernel side ages its own out too).
 const IDLE_CONN_NS: u64 = 300 * 1_000_000_000;
@@ -81,6 +88,8 @@ pub(crate) struct TrackerSettings {
     pub(crate) http_request_timeout_ns: u64,
     /// Connections (and HTTP/2 streams) idle this long are forgotten.
     pub(crate) idle_conn_ns: u64,
+    /// Database query texts keep their literals (else they read `?`).
+    pub(crate) db_query_literals: bool,
 }
 
 /// (pid, local, remote) of a socket.
@@ -121,6 +130,10 @@ pub(crate) struct TrackerStats {
     pub(crate) unnamed_spans_dropped: u64,
     /// HTTP/2 connections whose header decoding lost sync (no spans after that).
     pub(crate) h2_desynced_conns: u64,
+    /// MQTT connections no longer parsed: a malformed packet, or lost framing.
+    pub(crate) mqtt_malformed_conns: u64,
+    /// MQTT packets whose fields lay beyond the capture (no span for them).
+    pub(crate) mqtt_unreadable_packets: u64,
 }
 
 /// Spans of a process that is traced but not (yet) named by discovery.
@@ -150,16 +163,19 @@ struct SessionEnv {
     remap: TraceRemap,
     stats: TrackerStats,
     finished: Vec<Finished>,
+    relay: mqtt::BrokerRelay,
 }
 
 impl SessionEnv {
-    fn cx(&mut self, server: bool) -> SessionCx<'_> {
+    fn cx(&mut self, meta: &ConnMeta) -> SessionCx<'_> {
         SessionCx {
-            server,
+            server: meta.role == Role::Server,
+            pid: meta.pid,
             settings: &self.settings,
             remap: &mut self.remap,
             stats: &mut self.stats,
             finished: &mut self.finished,
+            relay: &mut self.relay,
         }
     }
 }
@@ -213,15 +229,25 @@ impl Tracker {
             tls_by_socket: HashMap::new(),
             clock,
             env: SessionEnv {
-                settings: TrackerSettings { http_request_timeout_ns, idle_conn_ns: IDLE_CONN_NS },
+                settings: TrackerSettings {
+                    http_request_timeout_ns,
+                    idle_conn_ns: IDLE_CONN_NS,
+                    db_query_literals: false,
+                },
                 remap: TraceRemap::default(),
                 stats: TrackerStats::default(),
                 finished: Vec::new(),
+                relay: mqtt::BrokerRelay::default(),
             },
             spans: Vec::new(),
             to_ignore: Vec::new(),
             debug_events: std::env::var_os("OBI_DEBUG_EVENTS").is_some(),
         }
+    }
+
+    /// Database query texts keep their literals instead of `?`.
+    pub(crate) fn keep_db_query_literals(&mut self, keep: bool) {
+        self.env.settings.db_query_literals = keep;
     }
 
     /// Names a process; spans it produced while unnamed are released.
@@ -243,6 +269,7 @@ impl Tracker {
         }
         self.conns.retain(|_, c| c.meta.pid != pid);
         self.tls_by_socket.retain(|k, _| k.0 != pid);
+        self.env.relay.forget(pid);
     }
 
     /// What the tracker saw and could not use.
@@ -303,7 +330,7 @@ impl Tracker {
     fn close_conn(&mut self, key: u64, ts: u64) {
         let Some(mut conn) = self.conns.remove(&key) else { return };
         if let Proto::Parsed(_, session) = &mut conn.proto {
-            session.on_close(ts, &mut self.env.cx(conn.meta.role == Role::Server));
+            session.on_close(ts, &mut self.env.cx(&conn.meta));
             self.emit_finished(conn.meta);
         }
     }
@@ -376,7 +403,7 @@ impl Tracker {
             missing: ev.missing(),
             tail: ev.tail,
         };
-        let mut cx = self.env.cx(conn.meta.role == Role::Server);
+        let mut cx = self.env.cx(&conn.meta);
         match session.on_data(&io, &mut cx) {
             Feed::Ok => {}
             Feed::Invalid => {
@@ -491,7 +518,7 @@ impl Tracker {
         let mut finished = Vec::new();
         for conn in self.conns.values_mut() {
             let Proto::Parsed(_, session) = &mut conn.proto else { continue };
-            let mut cx = self.env.cx(conn.meta.role == Role::Server);
+            let mut cx = self.env.cx(&conn.meta);
             session.tick(now_mono, &mut cx);
             if !self.env.finished.is_empty() {
                 finished.push((conn.meta, std::mem::take(&mut self.env.finished)));

@@ -7,6 +7,7 @@
 //! only sees bytes in and [`Finished`] exchanges out.
 
 use super::event::Event;
+use super::mqtt::BrokerRelay;
 use super::trace_ids::TraceRemap;
 use super::{TrackerSettings, TrackerStats};
 use crate::span::{SpanDetail, TraceContext};
@@ -29,6 +30,18 @@ pub(crate) enum Detect {
     /// Too few bytes to tell.
     NeedMore,
     No,
+}
+
+impl Detect {
+    /// What a check of a client's first message (`Some(true)`: it is one,
+    /// `None`: too few bytes) says of a connection.
+    pub(crate) fn client_message(looks: Option<bool>) -> Detect {
+        match looks {
+            Some(true) => Detect::Yes { sender_is_client: Some(true) },
+            Some(false) => Detect::No,
+            None => Detect::NeedMore,
+        }
+    }
 }
 
 /// A protocol the tracker can parse. Implementations are stateless
@@ -73,6 +86,28 @@ pub(crate) struct Io<'a> {
     pub(crate) tail: &'a [u8],
 }
 
+/// A piece of an event's bytes, in order: what was captured, then how
+/// many were not, then the last ones (the tail), which are known.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Piece<'a> {
+    Bytes(&'a [u8]),
+    Gap(u64),
+}
+
+impl<'a> Io<'a> {
+    /// The event's bytes as [`Piece`]s, for stream decoders that take
+    /// captured bytes and gaps.
+    pub(crate) fn pieces(&self) -> impl Iterator<Item = Piece<'a>> {
+        // A tail longer than what is missing overlaps captured bytes: only
+        // its last ones were not captured.
+        let tail = &self.tail[self.tail.len() - self.tail.len().min(self.missing as usize)..];
+        let gap = self.missing - tail.len() as u64;
+        [Piece::Bytes(self.data), Piece::Gap(gap), Piece::Bytes(tail)]
+            .into_iter()
+            .filter(|p| !matches!(p, Piece::Gap(0) | Piece::Bytes([])))
+    }
+}
+
 /// A finished exchange: the protocol's part of a span plus its timing and
 /// context. The tracker adds who talked (addresses, service) and wall times.
 #[derive(Debug)]
@@ -93,10 +128,26 @@ pub(crate) struct Finished {
 pub(crate) struct SessionCx<'a> {
     /// We are the server of this connection.
     pub(crate) server: bool,
+    /// The process on our end.
+    pub(crate) pid: u32,
     pub(crate) settings: &'a TrackerSettings,
     pub(crate) remap: &'a mut TraceRemap,
     pub(crate) stats: &'a mut TrackerStats,
     pub(crate) finished: &'a mut Vec<Finished>,
+    /// What a message broker received last, per process (MQTT fan-out links).
+    pub(crate) relay: &'a mut BrokerRelay,
+}
+
+impl SessionCx<'_> {
+    /// The context a finished span carries: a client span joins the trace
+    /// its server request was remapped to (when that request adopted an
+    /// incoming `traceparent`).
+    pub(crate) fn joined(&self, mut ctx: TraceContext) -> TraceContext {
+        if !self.server {
+            self.remap.apply(&mut ctx);
+        }
+        ctx
+    }
 }
 
 /// What an event did to the session.
@@ -121,4 +172,24 @@ pub(crate) trait Session: Send {
 
     /// Periodic housekeeping: request timeouts, forgotten streams.
     fn tick(&mut self, _now_mono: u64, _cx: &mut SessionCx<'_>) {}
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn io<'a>(data: &'a [u8], missing: u64, tail: &'a [u8]) -> Io<'a> {
+        Io { side: Side::Request, ts: 0, tid: 0, msg_start: true, queued: None, kernel_ctx: None, data, missing, tail }
+    }
+
+    #[test]
+    fn pieces_are_captured_bytes_then_the_gap_then_the_tail() {
+        let pieces: Vec<Piece<'_>> = io(b"abc", 10, b"yz").pieces().collect();
+        assert_eq!(pieces, [Piece::Bytes(b"abc"), Piece::Gap(8), Piece::Bytes(b"yz")]);
+        let pieces: Vec<Piece<'_>> = io(b"abc", 0, b"").pieces().collect();
+        assert_eq!(pieces, [Piece::Bytes(b"abc")]);
+        // A tail longer than what is missing: only its last bytes count.
+        let pieces: Vec<Piece<'_>> = io(b"", 2, b"wxyz").pieces().collect();
+        assert_eq!(pieces, [Piece::Bytes(b"yz")]);
+    }
 }

@@ -30,6 +30,27 @@ pub(crate) fn new_root() -> TraceContext {
     TraceContext { trace_id: random_trace_id(), span_id: random_span_id(), parent_span_id: [0; 8], flags: 1 }
 }
 
+/// The trace context of a request of a protocol without trace headers
+/// (databases, caches) that arrived in a send the kernel gave `kernel`: the
+/// kernel's for the first request of the send, the same parentage with a
+/// span id of its own for the next ones of a client (a pipeline), a new
+/// trace for the next ones of a server. `last_kernel_span` (per connection)
+/// remembers the kernel context already used.
+pub(crate) fn request_context(
+    last_kernel_span: &mut [u8; 8],
+    kernel: Option<TraceContext>,
+    server: bool,
+) -> TraceContext {
+    match (kernel.filter(|k| k.span_id != *last_kernel_span), kernel) {
+        (Some(k), _) => {
+            *last_kernel_span = k.span_id;
+            k
+        }
+        (None, Some(k)) if !server => TraceContext { span_id: random_span_id(), ..k },
+        _ => new_root(),
+    }
+}
+
 /// The kernel's context, if it assigned one.
 pub(crate) fn from_kernel(tp: &Tp) -> Option<TraceContext> {
     if tp.valid == 0 || tp.trace_id == [0; 16] || tp.span_id == [0; 8] {

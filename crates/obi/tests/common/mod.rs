@@ -2,6 +2,8 @@
 //! real servers/clients, and reads what the agent prints.
 #![allow(dead_code)]
 
+pub(crate) mod prom;
+
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
@@ -110,8 +112,17 @@ impl Drop for Proc {
 
 /// Starts a command, collecting stdout lines (stderr goes to ours).
 pub(crate) fn spawn(name: &str, cmd: &mut Command) -> Proc {
-    let mut child =
-        cmd.stdout(Stdio::piped()).stdin(Stdio::null()).spawn().unwrap_or_else(|e| panic!("cannot start {name}: {e}"));
+    spawn_reading(name, cmd.stdin(Stdio::null()))
+}
+
+/// Like [`spawn`], with a pipe to the command's stdin (`proc.child.stdin`):
+/// a client that reads its input before connecting waits for the test.
+pub(crate) fn spawn_with_stdin(name: &str, cmd: &mut Command) -> Proc {
+    spawn_reading(name, cmd.stdin(Stdio::piped()))
+}
+
+fn spawn_reading(name: &str, cmd: &mut Command) -> Proc {
+    let mut child = cmd.stdout(Stdio::piped()).spawn().unwrap_or_else(|e| panic!("cannot start {name}: {e}"));
     let output = Arc::new(Mutex::new(Vec::new()));
     let stdout = child.stdout.take().unwrap();
     let sink = output.clone();
@@ -388,4 +399,14 @@ pub(crate) fn self_signed_cert(dir: &Path) -> (PathBuf, PathBuf) {
         .success();
     assert!(ok, "openssl req failed");
     (cert, key)
+}
+
+/// Database spans as (operation, statement, errorCode), in start order.
+pub(crate) fn db_calls(spans: &[Value]) -> Vec<(String, String, String)> {
+    let mut spans = spans.to_vec();
+    spans.sort_by_key(|s| field(s, "start").parse::<u64>().unwrap_or(0));
+    spans
+        .iter()
+        .map(|s| (attr(s, "operation").to_string(), attr(s, "statement").to_string(), attr(s, "errorCode").to_string()))
+        .collect()
 }

@@ -68,6 +68,7 @@ pub(crate) fn write_application(
 ) {
     let mut labels = String::new();
     let ttl = opts.ttl.as_nanos().min(u64::MAX as u128) as u64;
+    let mut written: Option<&str> = None;
     for fam in store.families() {
         if !family_wanted(fam.def, &opts.instrumentations) {
             continue;
@@ -77,8 +78,13 @@ pub(crate) fn write_application(
             continue;
         }
         let name = fam.def.prom;
-        let _ = writeln!(out, "# HELP {name} {}", fam.def.help);
-        let _ = writeln!(out, "# TYPE {name} histogram");
+        // Protocols that share a metric (every database client's
+        // `db_client_operation_duration_seconds`) are adjacent families: one header.
+        if written != Some(name) {
+            let _ = writeln!(out, "# HELP {name} {}", fam.def.help);
+            let _ = writeln!(out, "# TYPE {name} histogram");
+            written = Some(name);
+        }
         for s in live {
             series_labels(&s.key, &fam.attrs, &s.service, &mut labels);
             // `{...}` without the closing brace, to append `le`.

@@ -411,3 +411,35 @@ fn otlp_request_groups_by_process_with_cumulative_histograms() {
     assert_eq!(req.resource_metrics.len(), 1);
     assert!(super::otlp::build_request(&store, &host, &all, Duration::from_secs(1), 2_000_000_000, 99).is_none());
 }
+
+/// Redis and SQL calls are two families of one metric: one header, a
+/// series per system, and an instrumentations filter that picks one.
+#[test]
+fn database_families_share_one_metric() {
+    use crate::span::db::DbCall;
+    use crate::span::{RedisSpan, SpanDetail, SqlSpan};
+    let mut store = MetricsStore::new(&MetricsConfig::default());
+    let svc = service("app", 9);
+    let call = |system: &'static str, op: &str| DbCall { system, operation: op.into(), ..Default::default() };
+    for detail in [
+        SpanDetail::Redis(RedisSpan { call: call("redis", "GET") }),
+        SpanDetail::Sql(SqlSpan { call: call("postgresql", "SELECT") }),
+        SpanDetail::Sql(SqlSpan { call: call("postgresql", "SELECT") }),
+    ] {
+        let mut s = span(&svc, Shape::HttpClient, "/", 0, 2);
+        s.detail = detail;
+        store.record(&s, 5, 5);
+    }
+    let text = render(&store);
+    let name = "db_client_operation_duration_seconds";
+    assert_eq!(text.matches(&format!("# TYPE {name} histogram\n")).count(), 1, "{text}");
+    let l = r#"{instance="host:9",job="ns/app",service_name="app",service_namespace="ns",db_operation_name="#;
+    assert_eq!(sample(&text, &format!("{name}_count{l}\"GET\",db_system_name=\"redis\"}}")), 1.0);
+    assert_eq!(sample(&text, &format!("{name}_count{l}\"SELECT\",db_system_name=\"postgresql\"}}")), 2.0);
+    let sql_only = PromOptions {
+        instrumentations: crate::config::instrumentations::Instrumentations::parse(["sql"]).unwrap(),
+        ..PromOptions::from_config(&MetricsConfig::default())
+    };
+    let text = render_with(&store, &sql_only, 0);
+    assert!(text.contains("db_system_name=\"postgresql\"") && !text.contains("db_system_name=\"redis\""), "{text}");
+}

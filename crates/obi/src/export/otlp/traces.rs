@@ -111,6 +111,9 @@ struct Exporter {
     stats: Arc<ExportStats>,
     /// The open batch.
     pending: Vec<(Arc<Service>, OtlpSpan)>,
+    /// Spans behind `pending` (a server span that waited is three OTLP spans;
+    /// queues and counters count spans, as the rest of the agent does).
+    pending_spans: usize,
     /// When the open batch is sealed even if not full.
     batch_deadline: Option<Instant>,
     ready: VecDeque<Batch>,
@@ -130,6 +133,7 @@ impl Exporter {
     fn new(cfg: OtlpTracesSettings, transport: Transport, host: HostInfo, stats: Arc<ExportStats>) -> Self {
         Exporter {
             pending: Vec::with_capacity(cfg.batch_max_size.min(1024)),
+            pending_spans: 0,
             cfg,
             transport,
             host,
@@ -208,6 +212,7 @@ impl Exporter {
                 continue;
             }
             convert::to_otlp_spans(span, &trace, &mut |otlp| self.pending.push((span.service.clone(), otlp)));
+            self.pending_spans += 1;
             self.queued += 1;
             if self.pending.len() >= self.cfg.batch_max_size {
                 self.seal();
@@ -225,7 +230,7 @@ impl Exporter {
             return;
         }
         let spans = std::mem::take(&mut self.pending);
-        let n = spans.len();
+        let n = std::mem::take(&mut self.pending_spans);
         match self.transport.encode(&convert::build_request(spans, &self.host)) {
             Ok(request) => self.ready.push_back(Batch { request, spans: n }),
             Err(e) => {

@@ -1,0 +1,204 @@
+#!/usr/bin/env python3
+"""Kernel-side cost per request, program by program, of one or more agent
+builds: the eBPF run time the kernel accounts to each obi program
+(kernel.bpf_stats_enabled) divided by the requests served meanwhile.
+
+Two situations per server:
+  traced    the agent instruments the server (OTEL_EBPF_OPEN_PORT=its port)
+  untraced  the agent runs but instruments something else: what a process
+            that is not traced pays for the agent's hooks
+
+Servers: nginx (1 worker, epoll) and Node.js (event loop), 1 KiB responses,
+closed-loop wrk load with keep-alive connections; server on CPU 0, wrk on CPU 1.
+Builds alternate run by run so drift hits each alike.
+
+Usage (root; needs bpftool, wrk, nginx, node):
+  bench/kernel_cost.py --agent NEW [--agent OLD ...] [--reps 3] [--duration 8] [--out FILE.md]
+Each --agent is LABEL=PATH or PATH (label = path).
+"""
+import argparse
+import json
+import os
+import re
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections import defaultdict
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_port(port, timeout=15):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            return
+        except OSError:
+            time.sleep(0.05)
+    raise RuntimeError(f"nothing listens on {port}")
+
+
+def nginx(workdir, port):
+    root = workdir / f"nginx-{port}"
+    (root / "www").mkdir(parents=True, exist_ok=True)
+    (root / "www" / "index.html").write_bytes(b"x" * 1023 + b"\n")
+    conf = root / "nginx.conf"
+    conf.write_text(f"""user root;
+worker_processes 1;
+daemon off;
+pid {root}/nginx.pid;
+error_log {root}/error.log warn;
+events {{ worker_connections 4096; }}
+http {{
+    access_log off;
+    client_body_temp_path {root}/b; proxy_temp_path {root}/p; fastcgi_temp_path {root}/f;
+    uwsgi_temp_path {root}/u; scgi_temp_path {root}/s;
+    keepalive_requests 100000000;
+    server {{ listen 127.0.0.1:{port}; root {root}/www; }}
+}}
+""")
+    return ["nginx", "-p", str(root), "-c", str(conf)]
+
+
+def node(_workdir, port):
+    return ["node", str(HERE / "apps" / "node_app.js"), str(port)]
+
+
+SERVERS = {"nginx": nginx, "node": node}
+
+
+def prog_ids(pid):
+    """Ids of the eBPF programs process `pid` holds (from its fds' fdinfo)."""
+    ids = set()
+    fdinfo = Path(f"/proc/{pid}/fdinfo")
+    for f in fdinfo.iterdir():
+        try:
+            for line in f.read_text().splitlines():
+                if line.startswith("prog_id:"):
+                    ids.add(int(line.split()[1]))
+        except OSError:
+            pass
+    return ids
+
+
+def bpf_stats(ids):
+    """{program name: (run_time_ns, run_cnt)} of the programs with these ids
+    (other agents running on the machine have programs of the same names)."""
+    out = subprocess.run(["bpftool", "-j", "prog", "show"], capture_output=True, text=True, check=True).stdout
+    stats = defaultdict(lambda: [0, 0])
+    for p in json.loads(out):
+        name = p.get("name", "")
+        if p.get("id") in ids:
+            stats[name][0] += p.get("run_time_ns", 0)
+            stats[name][1] += p.get("run_cnt", 0)
+    return stats
+
+
+def wrk(port, duration, conns=50):
+    out = subprocess.run(
+        ["taskset", "-c", "1", "wrk", "-t1", f"-c{conns}", f"-d{duration}s", f"http://127.0.0.1:{port}/"],
+        capture_output=True, text=True, check=True,
+    ).stdout
+    m = re.search(r"(\d+) requests in", out)
+    return int(m.group(1))
+
+
+def run_once(agent, server, situation, duration, workdir):
+    port = free_port()
+    srv = subprocess.Popen(["taskset", "-c", "0"] + SERVERS[server](workdir, port),
+                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        wait_port(port)
+        target = port if situation == "traced" else free_port()
+        env = dict(os.environ, OTEL_EBPF_OPEN_PORT=str(target), OTEL_EBPF_TRACE_PRINTER="counter")
+        # Logs and the counter printer share the agent's output here.
+        ag = subprocess.Popen([agent], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        started = threading.Event()
+
+        def drain():
+            for line in ag.stdout:
+                if "obi-rs started" in line:
+                    started.set()
+
+        threading.Thread(target=drain, daemon=True).start()
+        try:
+            if not started.wait(90):
+                raise RuntimeError(f"{agent} did not start")
+            time.sleep(3 if situation == "traced" else 1)  # discovery
+            wrk(port, 1)  # warm-up
+            ids = prog_ids(ag.pid)
+            before = bpf_stats(ids)
+            requests = wrk(port, duration)
+            after = bpf_stats(ids)
+        finally:
+            ag.terminate()
+            ag.wait(timeout=30)
+    finally:
+        srv.terminate()
+        srv.wait(timeout=10)
+    per_prog = {}
+    for name, (ns, cnt) in after.items():
+        b_ns, b_cnt = before.get(name, (0, 0))
+        per_prog[name] = ((ns - b_ns) / requests, (cnt - b_cnt) / requests)
+    return requests, per_prog
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--agent", action="append", required=True)
+    ap.add_argument("--servers", default="nginx,node")
+    ap.add_argument("--reps", type=int, default=3)
+    ap.add_argument("--duration", type=int, default=8)
+    ap.add_argument("--out")
+    args = ap.parse_args()
+    for tool in ["bpftool", "wrk", "taskset"]:
+        if not shutil.which(tool):
+            sys.exit(f"kernel_cost.py: {tool} not found (bench/setup.sh installs it)")
+    agents = [(a.split("=", 1) if "=" in a else (a, a)) for a in args.agent]
+    subprocess.run(["sysctl", "-qw", "kernel.bpf_stats_enabled=1"], check=True)
+    results = defaultdict(list)  # (server, situation, label) -> [(requests, per_prog)]
+    with tempfile.TemporaryDirectory() as tmp:
+        for rep in range(args.reps):
+            for server in args.servers.split(","):
+                for situation in ["traced", "untraced"]:
+                    for label, path in agents:
+                        r = run_once(path, server, situation, args.duration, Path(tmp))
+                        results[(server, situation, label)].append(r)
+                        total = sum(ns for ns, _ in r[1].values())
+                        print(f"rep {rep} {server:5} {situation:8} {label:10} {r[0]:8} req  {total:7.0f} ns/req",
+                              flush=True)
+    subprocess.run(["sysctl", "-qw", "kernel.bpf_stats_enabled=0"], check=True)
+
+    lines = ["| server | situation | build | req/s | BPF ns/request (total) | top programs (ns/request, runs/request) |",
+             "|---|---|---|---|---|---|"]
+    for (server, situation, label), runs in results.items():
+        progs = defaultdict(lambda: [0.0, 0.0])
+        for _, per in runs:
+            for name, (ns, cnt) in per.items():
+                progs[name][0] += ns / len(runs)
+                progs[name][1] += cnt / len(runs)
+        total = sum(v[0] for v in progs.values())
+        rate = sum(r for r, _ in runs) / len(runs) / args.duration
+        top = sorted(progs.items(), key=lambda kv: -kv[1][0])[:6]
+        tops = ", ".join(f"{n} {v[0]:.0f} ({v[1]:.2f})" for n, v in top if v[1] > 0)
+        lines.append(f"| {server} | {situation} | {label} | {rate:,.0f} | {total:.0f} | {tops} |")
+    table = "\n".join(lines)
+    print(table)
+    if args.out:
+        Path(args.out).write_text(table + "\n")
+
+
+if __name__ == "__main__":
+    main()
