@@ -26,6 +26,14 @@ fn load(via: &str) -> Fanout<'_> {
 
 const ALL_RIGHT: Audit = Audit { right: 100, root: 0, wrong: 0 };
 
+/// One test at a time: their apps open inspectors on the same default port
+/// (9229), and one test holds that port on purpose.
+static INSPECTOR_PORT: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn one_inspector() -> std::sync::MutexGuard<'static, ()> {
+    INSPECTOR_PORT.lock().unwrap_or_else(|e| e.into_inner())
+}
+
 fn node_prefix() -> PathBuf {
     std::env::var_os("OBI_TEST_NODE").map(PathBuf::from).unwrap_or_else(|| PathBuf::from("/opt/obi-node"))
 }
@@ -125,6 +133,7 @@ fn injected_audit(test: &str, app: &mut Proc, front: u16, via: &str) -> Audit {
 
 fn express_gets_right_parents(major: u32) {
     require_root();
+    let _port = one_inspector();
     let (mut app, port) = express_app(&node_bin(major), &[]);
     let audit = injected_audit(&format!("node {major} express, injected script"), &mut app, port, "express");
     wait_inspector_closed(9229);
@@ -149,6 +158,7 @@ fn express_on_node22_gets_right_parents() {
 #[test]
 fn node_red_gets_right_parents() {
     require_root();
+    let _port = one_inspector();
     let (mut app, port, _dir) = node_red(&node_bin(22));
     let audit = injected_audit("node 22 node-red, injected script", &mut app, port, "nodered");
     assert_eq!(audit, ALL_RIGHT);
@@ -159,6 +169,7 @@ fn node_red_gets_right_parents() {
 #[test]
 fn inspector_on_another_port_is_found() {
     require_root();
+    let _port = one_inspector();
     let (mut app, port) = express_app(&node_bin(20), &["--inspect-port=0"]);
     let audit = injected_audit("node 20 express, inspector on a random port", &mut app, port, "express");
     assert_eq!(audit, ALL_RIGHT);
@@ -186,6 +197,7 @@ fn app_survives_without_injection(test: &str, mut app: Proc, front: u16, env: &[
 #[test]
 fn taken_inspector_port_leaves_the_app_working() {
     require_root();
+    let _port = one_inspector();
     // Someone else holds 9229 (if another process already does, same case).
     let _squatter = TcpListener::bind(("127.0.0.1", 9229));
     let (app, port) = express_app(&node_bin(20), &[]);
@@ -197,6 +209,7 @@ fn taken_inspector_port_leaves_the_app_working() {
 #[test]
 fn disabled_sigusr1_leaves_the_app_working() {
     require_root();
+    let _port = one_inspector();
     let (app, port) = express_app(&node_bin(22), &["--disable-sigusr1"]);
     app_survives_without_injection("node 22 express, --disable-sigusr1", app, port, &[], true);
 }
@@ -204,6 +217,7 @@ fn disabled_sigusr1_leaves_the_app_working() {
 #[test]
 fn switched_off_injects_nothing() {
     require_root();
+    let _port = one_inspector();
     let (app, port) = express_app(&node_bin(20), &[]);
     let off = [("OTEL_EBPF_NODEJS_ENABLED", "false")];
     app_survives_without_injection("node 20 express, injection off", app, port, &off, false);
