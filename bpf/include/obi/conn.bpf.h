@@ -15,6 +15,7 @@
 #include "obi/common.bpf.h"
 #include "obi/sockets.bpf.h"
 #include "obi/propagation.bpf.h"
+#include "obi/hints.bpf.h"
 
 #define OBI_DIR_NONE 0xff
 
@@ -49,17 +50,6 @@ static __always_inline struct obi_conn_state *conn_get_or_init(struct obi_sock_r
 static __always_inline bool conn_ignored(__u64 ino)
 {
 	return bpf_map_lookup_elem(&ignored_conns, &ino) != NULL;
-}
-
-static __always_inline void random_bytes(__u8 *dst, int n)
-{
-#pragma unroll
-	for (int i = 0; i < 16; i += 4) {
-		if (i >= n)
-			break;
-		__u32 r = bpf_get_prandom_u32();
-		__builtin_memcpy(dst + i, &r, 4);
-	}
 }
 
 static __always_inline __u64 span_id_u64(const struct obi_tp *tp)
@@ -180,6 +170,9 @@ static __always_inline __u8 conn_msg_start(struct obi_conn_state *cs, __u64 conn
 		st.tgid = pid_tgid >> 32;
 		st.tls = (cs->flags & OBI_CONN_TLS) != 0;
 		note_server_request(pid_tgid, &st);
+		flags |= OBI_F_REQUEST;
+	} else if (cs->role == OBI_ROLE_CLIENT && dir == OBI_DIR_SEND && hint_apply(cs, conn_id)) {
+		/* A new client request whose runtime said whose child it is. */
 		flags |= OBI_F_REQUEST;
 	} else if (cs->role == OBI_ROLE_CLIENT && dir == OBI_DIR_SEND) {
 		/* A new client request: child of the server request this thread

@@ -16,6 +16,7 @@ mod discover;
 mod ebpf;
 mod export;
 mod logging;
+mod nodejs;
 mod preflight;
 mod service;
 mod span;

@@ -66,6 +66,9 @@ fn three_services_in_three_runtimes_form_one_trace() {
     for p in [&a, &b, &c] {
         agent.wait_instrumented(p.pid(), WAIT);
     }
+    // Node.js parents its calls through the injected script: a request
+    // already in flight when it arrives gets root calls instead.
+    agent.wait_injected(b.pid(), WAIT);
     let inner = format!("http://127.0.0.1:{pc}/headers");
     let middle = format!("http://127.0.0.1:{pb}/call?url={}", enc(&inner));
     let out = curl(&[&format!("http://127.0.0.1:{pa}/call?url={}", enc(&middle))]);

@@ -46,12 +46,14 @@ impl Agent {
                 // Slow (ELF symbols, uprobe attach): after every pending process
                 // is in the kernel filter, so none misses its first requests.
                 self.processes.tls_pending.push(svc.pid);
+                self.nodejs.instrumented(&svc);
                 // A trace-side event: the metrics store has nothing to record.
                 let alive = Span::process_alive(svc, self.clock.now_wall());
                 self.exporters.fanout.send_routed(vec![alive], &[Verdict::TracesOnly]);
             }
             DiscoveryEvent::Forget { pid } | DiscoveryEvent::Reject { pid } => {
                 self.exporters.internal.process_forgotten(pid);
+                self.nodejs.forgotten(pid);
                 self.processes.forgotten.push(pid);
             }
         }

@@ -63,6 +63,12 @@ impl Agent {
         if spans.is_empty() {
             return;
         }
+        let own = self.nodejs.own_connections();
+        if own.any() {
+            let before = spans.len();
+            spans.retain(|s| !own.owns(s));
+            self.stats.counters.own_spans_dropped += (before - spans.len()) as u64;
+        }
         self.stats.counters.spans_emitted += spans.len() as u64;
         let verdicts = &mut self.routes.verdicts;
         verdicts.clear();

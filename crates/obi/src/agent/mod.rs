@@ -9,7 +9,8 @@
 //! - [`startup`]: checks the machine, loads the kernel side, wires the pieces.
 //! - [`exporters`]: the sinks behind the fan-out and the metrics endpoints.
 //! - [`event_loop`]: moves events through the pipeline until a signal.
-//! - [`discovery`]: what the loop does when processes come and go.
+//! - [`discovery`]: what the loop does when processes come and go (Node.js
+//!   processes also get their parent-hint script, see [`crate::nodejs`]).
 //! - [`stats`]: the one table of counters behind the internal metrics page,
 //!   the loss warnings and the `totals` line.
 //! - [`shutdown`]: stops the pieces in an order that loses nothing.
@@ -49,6 +50,8 @@ struct Agent {
     tracker: Tracker,
     discovery: Discovery,
     processes: discovery::Processes,
+    /// Gives Node.js processes the parent-hint script.
+    nodejs: crate::nodejs::Injector,
     routes: Routes,
     exporters: exporters::Exporters,
     stats: stats::Stats,

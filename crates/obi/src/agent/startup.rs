@@ -41,6 +41,7 @@ pub(super) async fn start(cfg: Config) -> Result<Agent> {
     let mut tracker = Tracker::new(clock, cfg.ebpf.http_request_timeout.as_nanos() as u64);
     tracker.keep_db_query_literals(cfg.ebpf.db_query_literals);
     let routes = Routes { decorator: RouteDecorator::new(&cfg.metrics.routes), verdicts: Vec::new() };
+    let nodejs = crate::nodejs::Injector::start(cfg.nodejs_enabled);
     let agent = Agent {
         cfg,
         clock,
@@ -48,6 +49,7 @@ pub(super) async fn start(cfg: Config) -> Result<Agent> {
         tracker,
         discovery,
         processes: discovery::Processes::default(),
+        nodejs,
         routes,
         exporters,
         stats: stats::Stats::default(),

@@ -24,6 +24,8 @@ pub(super) struct LoopCounters {
     pub(crate) spans_ignored: u64,
     /// Process events dropped because the discovery queue was full.
     pub(crate) process_events_dropped: u64,
+    /// Server spans of the agent's own inspector connections (Node.js).
+    pub(crate) own_spans_dropped: u64,
 }
 
 /// Everything a counter can be read from.
@@ -77,7 +79,7 @@ const fn counter(
     Some(Exposed { name, help, labels, kind: Kind::Counter })
 }
 
-const STAT_COUNT: usize = 22;
+const STAT_COUNT: usize = 25;
 
 /// Rows of one page family (same name) must be next to each other.
 static STATS: [Stat; STAT_COUNT] = [
@@ -227,6 +229,28 @@ static STATS: [Stat; STAT_COUNT] = [
     },
     Stat { key: "injected", read: |s| s.kernel.injected, exposed: None, loss: None, in_totals: true },
     Stat {
+        key: "parent_hints_used",
+        read: |s| s.kernel.hints_used,
+        exposed: counter(
+            "obi_parent_hints_total",
+            "parent hints from runtimes (Node.js) by outcome",
+            &[("outcome", "used")],
+        ),
+        loss: None,
+        in_totals: true,
+    },
+    Stat {
+        key: "parent_hints_ignored",
+        read: |s| s.kernel.hints_ignored,
+        exposed: counter(
+            "obi_parent_hints_total",
+            "parent hints from runtimes (Node.js) by outcome",
+            &[("outcome", "ignored")],
+        ),
+        loss: None,
+        in_totals: true,
+    },
+    Stat {
         key: "client_roots_event_loop",
         read: |s| s.kernel.root_multiplexed,
         exposed: counter(
@@ -252,6 +276,17 @@ static STATS: [Stat; STAT_COUNT] = [
         key: "spans_ignored",
         read: |s| s.counters.spans_ignored,
         exposed: counter("obi_ignored_spans_total", "spans dropped because they match routes.ignored_patterns", &[]),
+        loss: None,
+        in_totals: false,
+    },
+    Stat {
+        key: "own_spans_dropped",
+        read: |s| s.counters.own_spans_dropped,
+        exposed: counter(
+            "obi_own_spans_dropped_total",
+            "server spans of the agent's own connections to Node.js inspectors, dropped",
+            &[],
+        ),
         loss: None,
         in_totals: false,
     },
@@ -363,6 +398,8 @@ pub(super) fn log_totals(sources: &Sources, maps: &str, otlp_traces: Option<&Exp
         h2_desynced_conns = v("h2_desynced_conns"),
         mqtt_malformed_conns = v("mqtt_malformed_conns"),
         injected = v("injected"),
+        parent_hints_used = v("parent_hints_used"),
+        parent_hints_ignored = v("parent_hints_ignored"),
         maps = %maps,
         otlp_traces = %otlp_traces.map(|s| s.to_string()).unwrap_or_else(|| "disabled".into()),
         "totals"

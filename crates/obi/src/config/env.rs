@@ -362,6 +362,16 @@ pub(crate) static ENV_VARS: &[EnvVar] = &[
         }),
     },
     EnvVar {
+        name: "OTEL_EBPF_NODEJS_ENABLED",
+        fallbacks: &[],
+        yaml: "nodejs.enabled",
+        help: "give Node.js client calls their right parent through an inspector-injected script (default true)",
+        target: Target::Config(|c, v, _| {
+            c.nodejs_enabled = parse_go_bool(v)?;
+            Ok(())
+        }),
+    },
+    EnvVar {
         name: "OTEL_EBPF_BPF_TRACK_REQUEST_HEADERS",
         fallbacks: &[],
         yaml: "ebpf.track_request_headers",

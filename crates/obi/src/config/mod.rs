@@ -316,6 +316,9 @@ pub(crate) struct Config {
     /// Metrics pipeline: Prometheus path/TTL/buckets, routes, attribute
     /// selection, internal metrics.
     pub(crate) metrics: metrics::MetricsConfig,
+    /// `nodejs.enabled` (`OTEL_EBPF_NODEJS_ENABLED`): inject the parent-hint
+    /// script into Node.js processes through their inspector.
+    pub(crate) nodejs_enabled: bool,
     /// The configuration file that was read, if any.
     pub(crate) config_path: Option<PathBuf>,
     /// Non-fatal findings, see [`Config::log_diagnostics`].
@@ -341,6 +344,7 @@ impl Default for Config {
             auto_target_language: None,
             export: ExportConfig::default(),
             metrics: metrics::MetricsConfig::default(),
+            nodejs_enabled: true,
             config_path: None,
             diagnostics: Vec::new(),
         }

@@ -660,3 +660,20 @@ fn otlp_metrics_settings_are_checked_at_load() {
         .to_string();
     assert!(e.starts_with("OTEL_EXPORTER_OTLP_METRICS_ENDPOINT"), "{e}");
 }
+
+#[test]
+fn nodejs_injection_is_on_by_default_and_switchable() {
+    assert!(Config::default().nodejs_enabled);
+    assert!(!yaml("nodejs:\n  enabled: false\n").unwrap().nodejs_enabled);
+    assert!(yaml("nodejs:\n  enabled: true\n").unwrap().nodejs_enabled);
+    assert!(
+        !load_env(&[
+            ("OTEL_EBPF_OPEN_PORT", "80"),
+            ("OTEL_EBPF_TRACE_PRINTER", "text"),
+            ("OTEL_EBPF_NODEJS_ENABLED", "false")
+        ])
+        .unwrap()
+        .nodejs_enabled
+    );
+    assert!(yaml_err("nodejs:\n  enabled: maybe\n").contains("nodejs.enabled"));
+}

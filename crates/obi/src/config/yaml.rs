@@ -197,7 +197,7 @@ const KNOWN_SECTIONS: &[(&str, LogLevel, &str)] = &[
         LogLevel::Debug,
         "the health check endpoint is not implemented in obi-rs yet; accepted and ignored",
     ),
-    ("nodejs", LogLevel::Debug, "accepted for OBI compatibility and ignored"),
+    ("nodejs", LogLevel::Debug, "applied by the Node.js injector (enabled)"),
     ("javaagent", LogLevel::Debug, "accepted for OBI compatibility and ignored"),
 ];
 
@@ -624,6 +624,11 @@ impl<'a> Doc<'a> {
                     if let Some(h) = self.section_field(&iid_path, iid, "override_hostname")? {
                         cfg.hostname = self.opt_string(&child(&iid_path, "override_hostname"), h)?;
                     }
+                }
+            }
+            "nodejs" => {
+                if let Some(e) = self.section_field(path, n, "enabled")? {
+                    cfg.nodejs_enabled = self.bool(&child(path, "enabled"), e)?;
                 }
             }
             _ => {}

@@ -250,14 +250,38 @@ pub(crate) fn parse_nul_separated(data: &[u8]) -> Vec<String> {
     data.split(|&b| b == 0).map(|s| String::from_utf8_lossy(s).into_owned()).collect()
 }
 
+/// Listening TCP sockets of a process: (socket inode, local port).
+pub(crate) fn listening_sockets(pid: u32) -> Vec<(u64, u16)> {
+    let inodes = socket_inodes(pid);
+    let mut table = HashMap::new();
+    for file in ["tcp", "tcp6"] {
+        if let Ok(data) = read_proc_file(&format!("/proc/{pid}/net/{file}"), 64 * 1024) {
+            parse_net_tcp_in_state(&data, Some(TCP_LISTEN), &mut table);
+        }
+    }
+    inodes.iter().filter_map(|ino| table.get(ino).map(|p| (*ino, *p))).collect()
+}
+
+/// `st` of a listening socket in `/proc/net/tcp`.
+const TCP_LISTEN: &str = "0A";
+
 /// Parses a `/proc/net/tcp` or `tcp6` table into `inode -> local port`.
 fn parse_net_tcp(data: &[u8], out: &mut HashMap<u64, u16>) {
+    parse_net_tcp_in_state(data, None, out)
+}
+
+/// Like [`parse_net_tcp`], keeping only sockets in `state` when given.
+fn parse_net_tcp_in_state(data: &[u8], state: Option<&str>, out: &mut HashMap<u64, u16>) {
     // Header line first; then `sl local rem st tx:rx tr:when retrnsmt uid timeout inode ...`.
     for line in data.split(|&b| b == b'\n').skip(1) {
         let Ok(line) = std::str::from_utf8(line) else { continue };
         let mut fields = line.split_ascii_whitespace();
         let Some(local) = fields.nth(1) else { continue };
-        let Some(inode) = fields.nth(7) else { continue };
+        let Some(st) = fields.nth(1) else { continue };
+        if state.is_some_and(|want| want != st) {
+            continue;
+        }
+        let Some(inode) = fields.nth(5) else { continue };
         let Some((_, port_hex)) = local.rsplit_once(':') else { continue };
         let (Ok(port), Ok(inode)) = (u16::from_str_radix(port_hex, 16), inode.parse::<u64>()) else { continue };
         if inode != 0 {
@@ -293,6 +317,18 @@ mod tests {
    0: 00000000000000000000000000000000:0050 00000000000000000000000000000000:0000 0A 00000000:00000000 00:00000000 00000000     0        0 4242 1 0000000000000000 100 0 0 10 0\n";
         parse_net_tcp(v6, &mut m);
         assert_eq!(m[&4242], 80);
+    }
+
+    #[test]
+    fn net_tcp_by_state() {
+        let data = b"  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode\n\
+   0: 0100007F:240D 00000000:0000 0A 00000000:00000000 00:00000000 00000000     0        0 111 1 0000000000000000 100 0 0 10 0\n\
+   1: 0100007F:C350 0100007F:1F90 01 00000000:00000000 00:00000000 00000000     0        0 222 1 0000000000000000 100 0 0 10 0\n";
+        let mut m = HashMap::new();
+        parse_net_tcp_in_state(data, Some(TCP_LISTEN), &mut m);
+        assert_eq!(m, HashMap::from([(111, 9229)]));
+        parse_net_tcp(data, &mut m);
+        assert_eq!(m.len(), 2);
     }
 
     #[test]

@@ -46,7 +46,14 @@ pub(crate) const STAT_INJECTED: u32 = 7;
 pub(crate) const STAT_INJECT_SKIPPED: u32 = 8;
 pub(crate) const STAT_INJECT_FAILED: u32 = 9;
 pub(crate) const STAT_ROOT_MULTIPLEXED: u32 = 10;
-pub(crate) const STAT_MAX: u32 = 12;
+pub(crate) const STAT_HINTS_USED: u32 = 11;
+pub(crate) const STAT_HINTS_IGNORED: u32 = 12;
+pub(crate) const STAT_MAX: u32 = 16;
+
+/// Parent hints (bpf/include/obi/hints.bpf.h): a traced process calls
+/// access() on this prefix followed by its client and server socket fds,
+/// 8 lowercase hex digits each.
+pub(crate) const HINT_PREFIX: &str = "/dev/null/obi-rs/";
 
 #[repr(C)]
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -227,5 +234,12 @@ mod tests {
         assert_eq!(offset_of!(SslKey, ssl), 0);
         assert_eq!(offset_of!(SslKey, tgid), 8);
         assert_eq!(size_of::<SslKey>(), 16);
+    }
+
+    #[test]
+    fn hint_prefix_matches_the_c_header() {
+        let header = include_str!("../../../../bpf/include/obi/abi.h");
+        assert!(header.contains(&format!("#define OBI_HINT_PREFIX \"{HINT_PREFIX}\"")));
+        assert!(header.contains(&format!("#define OBI_HINT_PREFIX_LEN {}", HINT_PREFIX.len())));
     }
 }

@@ -77,6 +77,8 @@ pub(crate) struct KernelStats {
     pub(crate) inject_skipped: u64,
     pub(crate) inject_failed: u64,
     pub(crate) root_multiplexed: u64,
+    pub(crate) hints_used: u64,
+    pub(crate) hints_ignored: u64,
 }
 
 /// The loaded and attached kernel side. Dropping it detaches everything.
@@ -238,6 +240,8 @@ impl Tracer {
             inject_skipped: sum(abi::STAT_INJECT_SKIPPED),
             inject_failed: sum(abi::STAT_INJECT_FAILED),
             root_multiplexed: sum(abi::STAT_ROOT_MULTIPLEXED),
+            hints_used: sum(abi::STAT_HINTS_USED),
+            hints_ignored: sum(abi::STAT_HINTS_IGNORED),
         }
     }
 
@@ -255,6 +259,7 @@ impl Tracer {
             "ssl_args",
             "outgoing_tp",
             "last_recv_conn",
+            "hints",
         ] {
             if let Some(n) = self.map_len(name) {
                 out.push_str(&format!(" {name}={n}"));
@@ -283,6 +288,7 @@ impl Tracer {
             "server_traces" => count::<u64, 48>(map),
             "pending_io" => count::<u64, 48>(map),
             "mux_threads" => count::<u64, 1>(map),
+            "hints" => count::<u64, { std::mem::size_of::<abi::Tp>() }>(map),
             _ => None,
         }
     }

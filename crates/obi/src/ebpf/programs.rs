@@ -146,6 +146,18 @@ pub(crate) const ATTACHMENTS: &[Attachment] = &[
         lost: "\"in queue\" time of keep-alive requests (needs Linux 6.6+)",
     },
     Attachment {
+        program: "obi_enter_access",
+        hooks: &[sc("sys_enter_access")],
+        required: false,
+        lost: "Node.js parent hints on x86_64 (client spans of Node.js servers start their own traces)",
+    },
+    Attachment {
+        program: "obi_enter_faccessat",
+        hooks: &[sc("sys_enter_faccessat"), sc("sys_enter_faccessat2")],
+        required: false,
+        lost: "Node.js parent hints where access() is faccessat() (arm64)",
+    },
+    Attachment {
         program: "obi_exit_listen",
         hooks: &[sc("sys_exit_listen")],
         required: false,

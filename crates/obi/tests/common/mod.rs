@@ -304,6 +304,15 @@ impl Agent {
             .unwrap_or_else(|| panic!("pid {pid} was not instrumented; agent said: {:#?}", self.proc.lines()));
     }
 
+    /// Waits until the agent injected its Node.js script into `pid`
+    /// (crates/obi/src/nodejs); client calls are parented by it from then on.
+    pub(crate) fn wait_injected(&self, pid: u32, timeout: Duration) {
+        let needle = format!(" pid={pid} ");
+        self.proc
+            .wait_line(|l| l.contains("msg=\"Script successfully injected\"") && l.contains(&needle), timeout)
+            .unwrap_or_else(|| panic!("no script injected into pid {pid}; agent said: {:#?}", self.proc.lines()));
+    }
+
     pub(crate) fn instrumented(&self, pid: u32) -> bool {
         let needle = format!(" pid={pid} ");
         self.proc.lines().iter().any(|l| l.contains("msg=\"instrumenting process\"") && l.contains(&needle))
