@@ -1,8 +1,10 @@
 #!/usr/bin/env python3
 """Sends N GET requests at the same moment, each on its own connection, and
 prints for each how long it waited before the server's handler started:
-one JSON line {"path", "sent_ns", "handler_ns"} per request, where
-handler_ns is the server's X-Handler-Start header (wall clock, ns).
+one JSON line {"path", "sending_ns", "sent_ns", "handler_ns"} per request:
+the request's bytes left between sending_ns and sent_ns (a busy machine can
+put milliseconds between the two), and handler_ns is the server's
+X-Handler-Start header (wall clock, ns).
 
 Usage: queue_client.py PORT PATH_PREFIX N [--keepalive]
   request i goes to PATH_PREFIX/q<i>
@@ -31,13 +33,15 @@ def main():
     def run(i):
         path = "%s/q%d" % (prefix, i)
         barrier.wait()
-        sent = time.time_ns()
+        sending = time.time_ns()
         # Without keep-alive, say so: a one-request-at-a-time server would
         # otherwise wait on this connection for a next request.
         conns[i].request("GET", path, headers={} if keepalive else {"Connection": "close"})
+        sent = time.time_ns()
         resp = conns[i].getresponse()
         resp.read()
-        results[i] = {"path": path, "sent_ns": sent, "handler_ns": int(resp.getheader("X-Handler-Start", "0"))}
+        handler = int(resp.getheader("X-Handler-Start", "0"))
+        results[i] = {"path": path, "sending_ns": sending, "sent_ns": sent, "handler_ns": handler}
 
     threads = [threading.Thread(target=run, args=(i,)) for i in range(n)]
     for t in threads:
