@@ -42,8 +42,7 @@ for pat in "${patterns[@]}"; do
 		mkdir -p "$dir"
 		cp "$tmp/boot/vmlinuz-$release" "$dir/vmlinuz"
 		cp "$tmp/boot/config-$release" "$dir/config" 2>/dev/null || true
-		# Modules stay available for guests that need one (none so far).
-		[[ -d "$tmp/lib/modules/$release" ]] && cp -a "$tmp/lib/modules/$release" "$dir/modules"
+		# No module is kept: the guest needs none (see initramfs.sh).
 		rm -rf "$tmp"
 	fi
 	echo "$release"

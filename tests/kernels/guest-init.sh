@@ -58,6 +58,15 @@ fact "agent_started=$started"
 fact "agent_start_s=$(awk -v a="$start" -v b="$(up)" 'BEGIN{printf "%.1f", b-a}')"
 
 if [ "$started" = yes ]; then
+	# Discovery runs after "started": a request before the agent logs that it
+	# instruments the server is not traced (the integration tests wait the same way).
+	instrumented=no
+	for _ in $(seq 60); do
+		grep -q 'msg="instrumenting process".*cmd=/http-server' /tmp/agent.out && { instrumented=yes; break; }
+		sleep 1
+	done
+	fact "instrumented=$instrumented"
+	fact "instrumented_s=$(awk -v a="$start" -v b="$(up)" 'BEGIN{printf "%.1f", b-a}')"
 	wget -q -O /tmp/body http://127.0.0.1:8080/kernel-matrix
 	fact "wget_rc=$?"
 	# The span is printed when the response is complete; give it a little time.

@@ -60,7 +60,7 @@ for release in "${releases[@]}"; do
 	spans=$(fact "$res" spans)
 	agent_log=$(section "$res" agent)
 	if [[ "$started" == yes ]]; then
-		agent="started in $(fact "$res" agent_start_s) s"
+		agent="started in $(fact "$res" agent_start_s) s, server instrumented: $(fact "$res" instrumented) at $(fact "$res" instrumented_s) s"
 	elif ! grep -qx "@@ end" "$res"; then
 		agent="no result: guest did not finish within ${timeout_s}s (see $release.console)"
 	else
