@@ -74,6 +74,8 @@ fi
 if ! "$venv/bin/python3" -c 'import redis, psycopg, pymemcache' 2>/dev/null; then
 	"$venv/bin/pip" install -q --disable-pip-version-check 'redis==5.2.1' 'psycopg[binary]==3.2.3' 'pymemcache==4.0.0'
 fi
+# qemu for the kernel matrix (tests/kernels), from bookworm-backports.
+"$(dirname "$0")/../tests/kernels/install-qemu.sh"
 # The package's postinst may start a system-wide Prometheus where services are
 # allowed to start; the tests run their own on a free port and need neither it
 # nor its port 9090.

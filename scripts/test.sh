@@ -6,7 +6,9 @@
 #   2. formatting and lints
 #   3. unit, property and integration tests (real servers, real clients, real kernel)
 #      and the wrong-parent audit summed over every concurrency test: 0 wrong
-#   4. every protocol fuzz target for a bounded time (OBI_FUZZ_SECONDS, default 20)
+#   4. the kernel matrix: Debian's 5.10, 6.1 and 6.12 cloud kernels booted under
+#      qemu, obi check + the agent + one HTTP/1 request in each (tests/kernels)
+#   5. every protocol fuzz target for a bounded time (OBI_FUZZ_SECONDS, default 20)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -30,6 +32,9 @@ cargo test --workspace --locked -- --test-threads="${OBI_TEST_THREADS:-2}"
 
 echo "== parent audit (client spans against the request that caused them)"
 scripts/parent-audit-summary.sh "$OBI_PARENT_AUDIT"
+
+echo "== kernel matrix (tests/kernels/README.md)"
+OBI_BIN="$PWD/target/debug/obi" tests/kernels/matrix.sh
 
 echo "== fuzz (bounded)"
 scripts/fuzz.sh "${OBI_FUZZ_SECONDS:-20}"

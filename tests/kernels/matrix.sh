@@ -1,0 +1,85 @@
+#!/usr/bin/env bash
+# The kernel matrix: boots each Debian cloud kernel that fetch.sh provides
+# under qemu (TCG, one VM at a time), runs guest-init.sh in it, and prints one
+# line per kernel. Exits non-zero when a kernel whose series is listed in
+# expected-to-work fails. See README.md.
+#   tests/kernels/matrix.sh [RELEASE...]
+# Settings: OBI_BIN (agent binary), OBI_KERNELS_CACHE, OBI_KERNELS_TIMEOUT
+# (seconds per VM, default 180), OBI_KERNELS_AGENT_WAIT (seconds the guest
+# waits for the agent to start, default 120), OBI_KERNELS_NICE (default 15),
+# OBI_KERNELS_OUT (full guest outputs, default target/kernel-matrix),
+# OBI_KERNELS_MEMLOCK=unlimited (the guest raises RLIMIT_MEMLOCK by hand before
+# starting the agent: shows what fails after memlock on kernels before 5.11).
+set -euo pipefail
+here="$(cd "$(dirname "$0")" && pwd)"
+repo="$(cd "$here/../.." && pwd)"
+source "$here/apt.sh"
+timeout_s="${OBI_KERNELS_TIMEOUT:-180}"
+agent_wait="${OBI_KERNELS_AGENT_WAIT:-120}"
+niceness="${OBI_KERNELS_NICE:-15}"
+outdir="${OBI_KERNELS_OUT:-$repo/target/kernel-matrix}"
+command -v qemu-system-x86_64 >/dev/null || { echo "matrix: qemu-system-x86_64 missing (tests/kernels/install-qemu.sh)" >&2; exit 1; }
+
+if (($#)); then releases=("$@"); else mapfile -t releases < <("$here/fetch.sh"); fi
+mkdir -p "$outdir"
+initrd="$outdir/initrd.gz"
+"$here/initramfs.sh" "$initrd"
+expected=$(grep -v '^#' "$here/expected-to-work" | grep . || true)
+
+# Facts from a guest's result file: fact FILE KEY
+fact() { sed -n "s/^@@ $2=//p" "$1" | tail -1; }
+# Lines of a section: section FILE NAME
+section() { awk -v s="@@ $2" '/^@@ / { on = ($0 == s); next } on' "$1"; }
+
+printf '%-28s %-6s %-6s %-5s %s\n' KERNEL SECS CHECK SPANS AGENT
+failed=0
+for release in "${releases[@]}"; do
+	kdir="$KERNELS_CACHE/kernels/$release"
+	res="$outdir/$release.txt"
+	rm -f "$res" "$res.raw" "$outdir/$release.console"
+	t0=$(date +%s)
+	# TCG on purpose: KVM is not usable on the CI machines, and TCG is what the
+	# timings in README.md were measured with.
+	nice -n "$niceness" timeout "$timeout_s" qemu-system-x86_64 -accel tcg -cpu max \
+		-m 1024 -smp 1 -no-reboot -display none -monitor none -nic none \
+		-kernel "$kdir/vmlinuz" -initrd "$initrd" \
+		-append "console=ttyS0 panic=-1 quiet obi.wait=$agent_wait obi.memlock=${OBI_KERNELS_MEMLOCK:-default}" \
+		-serial "file:$outdir/$release.console" -serial "file:$res.raw" \
+		</dev/null >/dev/null 2>&1 || true
+	secs=$(($(date +%s) - t0))
+	# The guest's tty turns each newline into CR LF.
+	tr -d '\r' <"$res.raw" >"$res" 2>/dev/null || touch "$res"
+	rm -f "$res.raw"
+
+	check=ok
+	if [[ "$(fact "$res" check_rc)" != 0 ]]; then
+		check=fail
+		[[ -z "$(fact "$res" check_rc)" ]] && check=none
+	fi
+	started=$(fact "$res" agent_started)
+	spans=$(fact "$res" spans)
+	agent_log=$(section "$res" agent)
+	if [[ "$started" == yes ]]; then
+		agent="started in $(fact "$res" agent_start_s) s, server instrumented: $(fact "$res" instrumented) at $(fact "$res" instrumented_s) s"
+	elif ! grep -qx "@@ end" "$res"; then
+		agent="no result: guest did not finish within ${timeout_s}s (see $release.console)"
+	else
+		# The first error the agent logged, else its last line.
+		line=$(grep -m1 'level=ERROR' <<<"$agent_log" || tail -1 <<<"$agent_log" || true)
+		agent="${started:-not run}: $line"
+	fi
+	# The first line of obi check that is not ok, for a failing check.
+	if [[ "$check" == fail ]]; then
+		agent="$agent | check: $(section "$res" check | grep -m1 '^FAIL' || true)"
+	fi
+	printf '%-28s %-6s %-6s %-5s %s\n' "$release" "$secs" "$check" "${spans:--}" "$(tr -s ' ' <<<"$agent")"
+
+	series=$(sed -E 's/^([0-9]+\.[0-9]+).*/\1/' <<<"$release")
+	if grep -qxF "$series" <<<"$expected"; then
+		if [[ "$check" != ok || "$started" != yes || "$spans" != 1 ]]; then
+			echo "matrix: $release is expected to work and failed (full output: $res)" >&2
+			failed=1
+		fi
+	fi
+done
+exit "$failed"
