@@ -257,6 +257,28 @@ pub fn looks_like_greeting(data: &[u8]) -> Option<bool> {
     }
 }
 
+/// Whether `data` is a greeting's payload without its header (clients
+/// that read a packet's header and its payload separately): protocol
+/// version 10, a version string that starts with a digit, and the fixed
+/// fields after it. `None`: too few bytes to tell.
+pub fn looks_like_greeting_payload(data: &[u8]) -> Option<bool> {
+    let Some((&10, rest)) = data.split_first() else {
+        return if data.is_empty() { None } else { Some(false) };
+    };
+    if rest.first().is_some_and(|c| !c.is_ascii_digit()) {
+        return Some(false);
+    }
+    match rest.iter().position(|&c| c == 0) {
+        // Connection id, scramble, filler, capabilities, charset, status,
+        // capabilities, scramble length, 10 reserved bytes.
+        Some(n) if n < 64 && rest[..n].iter().all(|c| c.is_ascii_graphic()) && rest[..n].contains(&b'.') => {
+            if rest.len() - n - 1 >= 31 { Some(true) } else { None }
+        }
+        None if rest.len() < 64 && rest.iter().all(|c| c.is_ascii_graphic()) => None,
+        _ => Some(false),
+    }
+}
+
 /// Statements a client's first `COM_QUERY` or `COM_STMT_PREPARE` may
 /// start with, when the connection was joined after its greeting.
 const VERBS: &[&str] = &[

@@ -164,3 +164,13 @@ fn a_terminator_is_found_at_the_end_of_a_read() {
     assert_eq!(ends_with_terminator(&tail), Some(2));
     assert_eq!(ends_with_terminator(b"0123456789abcdef"), None);
 }
+
+#[test]
+fn a_greeting_payload_alone_is_recognised() {
+    let g = greeting_payload("5.5.5-10.11.19-MariaDB-0+deb12u1");
+    assert_eq!(looks_like_greeting_payload(&g), Some(true));
+    assert_eq!(looks_like_greeting_payload(&g[..20]), None);
+    assert_eq!(looks_like_greeting_payload(b"\n\nHello"), Some(false));
+    assert_eq!(looks_like_greeting_payload(b"\n1.2\0short"), None);
+    assert_eq!(looks_like_greeting_payload(b"GET /"), Some(false));
+}

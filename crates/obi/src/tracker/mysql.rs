@@ -38,7 +38,11 @@ impl Protocol for MySql {
     }
 
     fn detect(&self, ev: &Event<'_>) -> Detect {
-        match (mysql::looks_like_greeting(ev.data), mysql::looks_like_command(ev.data)) {
+        let greeting = match mysql::looks_like_greeting(ev.data) {
+            Some(false) => mysql::looks_like_greeting_payload(ev.data),
+            other => other,
+        };
+        match (greeting, mysql::looks_like_command(ev.data)) {
             (Some(true), _) => Detect::Yes { sender_is_client: Some(false) },
             (_, Some(true)) => Detect::Yes { sender_is_client: Some(true) },
             (Some(false), Some(false)) => Detect::No,
@@ -214,6 +218,15 @@ impl MySession {
     }
 
     fn on_server(&mut self, io: &Io<'_>, cx: &mut SessionCx<'_>) {
+        if self.conv.phase == Phase::Start && mysql::looks_like_greeting_payload(io.data) == Some(true) {
+            // The client read the greeting's header apart, before the
+            // connection was recognised: the payload comes alone.
+            let packet = Packet { seq: 0, len: io.data.len() as u32, payload: io.data, cut: io.missing > 0 };
+            if !self.conv.server_packet(&packet, io.ts, cx) {
+                self.conv.invalid = true;
+            }
+            return;
+        }
         let mut pieces = io.pieces().peekable();
         while let Some(piece) = pieces.next() {
             let last = pieces.peek().is_none();

@@ -324,6 +324,27 @@ fn the_login_and_its_password_are_never_spans() {
 }
 
 #[test]
+fn a_greeting_read_apart_from_its_header() {
+    // The tracker recognises the connection from the payload; the header
+    // read before it was not kept.
+    let g = greeting("5.5.5-10.11.19-MariaDB-0+deb12u1", u32::MAX);
+    assert_eq!(mysql::looks_like_greeting_payload(&g[4..]), Some(true));
+    let mut h = H::client();
+    assert_eq!(h.recv(0, &g[4..]), Feed::Ok);
+    assert_eq!(h.send(0, 0, &login(CAPS)), Feed::Ok);
+    assert_eq!(h.recv(0, &ok(2, 2)[..4]), Feed::Ok);
+    assert_eq!(h.recv(0, &ok(2, 2)[4..]), Feed::Ok);
+    h.send(10, 1, &query("SELECT 1"));
+    for p in [packet(1, b"\x01"), coldef(2), eof(3, 2), row(4, "1"), eof(5, 2)] {
+        h.recv(20, &p[..4]);
+        h.recv(21, &p[4..]);
+    }
+    assert_eq!(names(&h), ["SELECT"]);
+    let SpanDetail::Sql(q) = &h.finished[0].detail else { panic!() };
+    assert_eq!(q.call.system, "mariadb");
+}
+
+#[test]
 fn tls_stops_parsing_without_a_failure() {
     let mut h = H::client();
     h.recv(0, &greeting("8.0.36", u32::MAX));

@@ -1,0 +1,256 @@
+//! MySQL end to end against MariaDB: a server of its own (Debian
+//! `mariadb-server`, `mariadb-install-db` in a temporary directory, run on
+//! a free port), PyMySQL and mysql-connector-python (PyPI) and `mysqlslap`
+//! as clients, the real agent and real eBPF. Runs as root.
+
+mod common;
+
+use std::io::Write;
+use std::os::unix::process::CommandExt;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::prom::*;
+use common::*;
+use serde_json::Value;
+
+const WAIT: Duration = Duration::from_secs(30);
+const PASSWORD: &str = "s3cret-my-pw";
+
+fn run(cmd: &mut Command) {
+    let out = cmd.output().expect("run");
+    assert!(
+        out.status.success(),
+        "{cmd:?}: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// A MariaDB server in a temporary directory on 127.0.0.1:`port`, with
+/// user `obi` (password [`PASSWORD`]) and database `obi`; killed on drop.
+struct Server {
+    dir: tempfile::TempDir,
+    child: Child,
+}
+
+impl Server {
+    fn start(port: u16) -> Server {
+        let dir = tempfile::tempdir().unwrap();
+        let data = dir.path().join("data");
+        run(Command::new("mariadb-install-db")
+            .arg("--no-defaults")
+            .arg(format!("--datadir={}", data.display()))
+            .args(["--user=root", "--auth-root-authentication-method=socket", "--skip-test-db"]));
+        let child = Command::new("mariadbd")
+            .arg("--no-defaults")
+            .arg(format!("--datadir={}", data.display()))
+            .arg(format!("--socket={}", dir.path().join("sock").display()))
+            .arg(format!("--pid-file={}", dir.path().join("pid").display()))
+            .arg(format!("--log-error={}", dir.path().join("log").display()))
+            .arg(format!("--port={port}"))
+            .args(["--bind-address=127.0.0.1", "--user=root", "--skip-log-bin", "--innodb-flush-log-at-trx-commit=0"])
+            .stdout(Stdio::null())
+            .spawn()
+            .expect("mariadbd");
+        let server = Server { dir, child };
+        let deadline = Instant::now() + WAIT;
+        while !server.sql_ok("SELECT 1") {
+            assert!(
+                Instant::now() < deadline,
+                "mariadbd did not start: {:?}",
+                std::fs::read_to_string(server.path().join("log"))
+            );
+            std::thread::sleep(Duration::from_millis(200));
+        }
+        server.sql(&format!(
+            "CREATE USER obi@'127.0.0.1' IDENTIFIED BY '{PASSWORD}'; GRANT ALL ON *.* TO obi@'127.0.0.1'; CREATE DATABASE obi"
+        ));
+        server
+    }
+
+    fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    fn client(&self) -> Command {
+        let mut c = Command::new("mariadb");
+        c.arg("--no-defaults").arg(format!("--socket={}", self.path().join("sock").display())).args(["-u", "root"]);
+        c
+    }
+
+    fn sql_ok(&self, sql: &str) -> bool {
+        self.client().args(["-e", sql]).output().is_ok_and(|o| o.status.success())
+    }
+
+    /// Runs SQL as root over the Unix socket (not traced: not TCP).
+    fn sql(&self, sql: &str) {
+        run(self.client().args(["-e", sql]));
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn of(port: u16) -> impl Fn(&Value) -> bool {
+    move |s| is_type(s, "SQLClient") && host_port(s) == port
+}
+
+/// (operation, table, statement, errorCode) of each span, in start order.
+fn calls(spans: &[Value]) -> Vec<(String, String, String, String)> {
+    let mut spans = spans.to_vec();
+    spans.sort_by_key(|s| field(s, "start").parse::<u64>().unwrap_or(0));
+    spans
+        .iter()
+        .map(|s| {
+            let a = |k| attr(s, k).to_string();
+            (a("operation"), a("table"), a("statement"), a("errorCode"))
+        })
+        .collect()
+}
+
+/// Spawns `cmd` with a pipe to its stdin, waits until the agent instruments
+/// it, then writes `input` (the client connects only after reading it).
+fn gated(agent: &Agent, name: &str, cmd: &mut Command, input: &str) -> Proc {
+    let mut proc = spawn_with_stdin(name, cmd);
+    agent.wait_instrumented(proc.pid(), WAIT);
+    let mut stdin = proc.child.stdin.take().unwrap();
+    stdin.write_all(input.as_bytes()).unwrap();
+    proc
+}
+
+#[test]
+fn pymysql_queries_and_connector_prepared_statements() {
+    require_root();
+    let (port, prom) = (free_port(), free_port());
+    let _server = Server::start(port);
+    let agent = Agent::builder()
+        .config(&format!("discovery:\n  instrument:\n    - cmd_args: '*mysql_client.py {port} *'\n"))
+        .env("OTEL_EBPF_PROMETHEUS_PORT", &prom.to_string())
+        .start();
+    let mut client = gated(
+        &agent,
+        "mysql client",
+        Command::new(venv_python()).arg(apps_dir().join("mysql_client.py")).args([&port.to_string(), PASSWORD]),
+        "go\n",
+    );
+    assert!(client.wait_exit(WAIT).is_some_and(|s| s.success()), "client failed: {:?}", client.lines());
+    let _ = client.wait_line(|l| l == "ok", WAIT);
+    assert_eq!(
+        client.lines(),
+        ["select apple", "error 1146", "rows 5000", "big 100000", "count 1", "error 1146 42S02", "ok"]
+    );
+
+    let update = ("UPDATE", "items", "UPDATE items SET name = ? WHERE id = ?", "");
+    let want = [
+        // PyMySQL: every statement is a COM_QUERY with its literals in it.
+        ("SET", "", "SET NAMES utf8mb4", ""),
+        ("CREATE", "items", "CREATE TABLE items (id INT PRIMARY KEY, name VARCHAR(?))", ""),
+        ("INSERT", "items", "INSERT INTO items (id, name) VALUES (?, ?)", ""),
+        ("SELECT", "items", "SELECT name FROM items WHERE id = ?", ""),
+        ("SELECT", "nope", "SELECT * FROM nope WHERE id = ?", "1146"),
+        // (ping and select_db: no spans) 5000 rows, far more than a read's capture.
+        ("SELECT", "seq_1_to_5000", "SELECT seq FROM seq_1_to_5000", ""),
+        ("SELECT", "", "SELECT REPEAT(?, ?)", ""),
+        // mysql-connector-python: its session setup, then one prepare and
+        // three executions (the text comes from the prepare), one more
+        // prepared SELECT, and a prepare that fails (a span: it never runs).
+        ("SET", "", "SET NAMES ? COLLATE ?", ""),
+        ("SET", "", "SET @@session.autocommit = ON", ""),
+        update,
+        update,
+        update,
+        ("SELECT", "items", "SELECT count(*) FROM items WHERE name = ?", ""),
+        ("SELECT", "nope", "SELECT * FROM nope WHERE id = ?", "1146"),
+    ];
+    let want: Vec<(String, String, String, String)> =
+        want.iter().map(|(a, b, c, d)| (a.to_string(), b.to_string(), c.to_string(), d.to_string())).collect();
+    let spans = agent.wait_spans(want.len(), WAIT, of(port));
+    assert_eq!(calls(&spans), want, "{spans:#?}");
+    assert!(spans.iter().all(|s| field(s, "kind") == "SPAN_KIND_CLIENT" && attr(s, "serverAddr") == "127.0.0.1"));
+    assert!(!agent.proc.lines().iter().any(|l| l.contains(PASSWORD)), "the password leaked");
+    for failed in spans.iter().filter(|s| attr(s, "errorCode") == "1146") {
+        assert_eq!(attr(failed, "errorMessage"), "(42S02) Table 'obi.nope' doesn't exist");
+    }
+
+    let name = "db_client_operation_duration_seconds_count";
+    let maria = [("db_system_name", "mariadb")];
+    let samples = scrape_until(prom, WAIT, |s| total(s, name, &maria) >= want.len() as f64);
+    assert_eq!(total(&samples, name, &maria), want.len() as f64);
+    assert_eq!(total(&samples, name, &[("db_operation_name", "UPDATE")]), 3.0);
+    assert_eq!(total(&samples, name, &[("db_operation_name", "SELECT"), ("error_type", "1146")]), 2.0);
+}
+
+/// The number after `label` in the tool's report.
+fn reported(lines: &[String], label: &str) -> usize {
+    let line = lines.iter().find(|l| l.contains(label)).unwrap_or_else(|| panic!("no {label:?} in {lines:#?}"));
+    line.rsplit(' ').next().unwrap().trim().parse().unwrap()
+}
+
+/// `mysqlslap`, 8 clients running three statements in turn: the spans
+/// equal the queries the tool reports, and nothing was lost on the way.
+#[test]
+fn mysqlslap_counts_match() {
+    require_root();
+    let (port, prom) = (free_port(), free_port());
+    let server = Server::start(port);
+    server.sql("CREATE TABLE obi.slap (id INT PRIMARY KEY AUTO_INCREMENT, v INT); INSERT INTO obi.slap (v) VALUES (1), (2), (3)");
+    let agent = Agent::builder()
+        .config(&format!(
+            "discovery:\n  instrument:\n    - cmd_args: '*mysqlslap --no-defaults -h 127.0.0.1 -P {port} *'\n"
+        ))
+        .env("OTEL_EBPF_PROMETHEUS_PORT", &prom.to_string())
+        .env("OTEL_EBPF_INTERNAL_METRICS_EXPORTER", "prometheus")
+        .start();
+    let (clients, queries) = (8, 8000);
+    // --no-defaults must come first.
+    let args = format!(
+        "--no-defaults -h 127.0.0.1 -P {port} -u obi -p --create-schema=obi --no-drop --iterations=1 \
+         --concurrency={clients} --number-of-queries={queries} --delimiter=;"
+    );
+    let statements =
+        "SELECT v FROM slap WHERE id = 2;UPDATE slap SET v = v + 1 WHERE id = 1;INSERT INTO slap (v) VALUES (7)";
+    let mut cmd = Command::new("mysqlslap");
+    cmd.args(args.split_whitespace()).arg(format!("--query={statements}"));
+    // Without a terminal the password prompt reads stdin: the tool waits
+    // there, before connecting, until the agent instruments it.
+    // SAFETY: setsid is async-signal-safe and touches no memory.
+    unsafe {
+        cmd.pre_exec(|| {
+            libc::setsid();
+            Ok(())
+        });
+    }
+    let mut bench = gated(&agent, "mysqlslap", &mut cmd, &format!("{PASSWORD}\n"));
+    assert!(bench.wait_exit(Duration::from_secs(180)).is_some_and(|s| s.success()), "{:?}", bench.lines());
+    let _ = bench.wait_line(|l| l.contains("Average number of queries per client"), WAIT);
+    let lines = bench.lines();
+    let ran = reported(&lines, "Number of clients running queries:")
+        * reported(&lines, "Average number of queries per client:");
+    assert_eq!(ran, queries, "{lines:?}");
+
+    let spans = agent.wait_spans(ran, Duration::from_secs(90), of(port));
+    let count = |op: &str| spans.iter().filter(|s| attr(s, "operation") == op && attr(s, "table") == "slap").count();
+    eprintln!(
+        "mysqlslap: {} spans for {ran} queries (SELECT {}, UPDATE {}, INSERT {})",
+        spans.len(),
+        count("SELECT"),
+        count("UPDATE"),
+        count("INSERT")
+    );
+    assert_eq!(spans.len(), ran);
+    assert_eq!(count("SELECT") + count("UPDATE") + count("INSERT"), ran);
+    assert!(spans.iter().all(|s| attr(s, "errorCode").is_empty()));
+    let exported = "obi_exporter_spans_total";
+    let internal = internal_when(prom, exported, ran as f64, WAIT);
+    assert_eq!(total(&internal, exported, &[("sink", "metrics")]), ran as f64);
+    assert_nothing_lost(&internal);
+    let name = "db_client_operation_duration_seconds_count";
+    let samples = scrape_until(prom, WAIT, |s| total(s, name, &[]) >= ran as f64);
+    assert_eq!(total(&samples, name, &[("db_system_name", "mariadb")]), ran as f64);
+}
