@@ -254,3 +254,37 @@ fn mysqlslap_counts_match() {
     let samples = scrape_until(prom, WAIT, |s| total(s, name, &[]) >= ran as f64);
     assert_eq!(total(&samples, name, &[("db_system_name", "mariadb")]), ran as f64);
 }
+
+/// Malformed traffic on the server's port: no span, no crash, the
+/// connections dropped from parsing and counted; the good one is a span.
+#[test]
+fn malformed_traffic_is_dropped_and_counted() {
+    require_root();
+    let (port, prom) = (free_port(), free_port());
+    let _server = Server::start(port);
+    let agent = Agent::builder()
+        .config(&format!("discovery:\n  instrument:\n    - cmd_args: '*mysql_garbage.py {port} *'\n"))
+        .env("OTEL_EBPF_PROMETHEUS_PORT", &prom.to_string())
+        .env("OTEL_EBPF_INTERNAL_METRICS_EXPORTER", "prometheus")
+        .start();
+    let mut client = gated(
+        &agent,
+        "mysql garbage",
+        Command::new(venv_python()).arg(apps_dir().join("mysql_garbage.py")).args([&port.to_string(), PASSWORD]),
+        "go\n",
+    );
+    assert!(client.wait_exit(WAIT).is_some_and(|s| s.success()), "client failed: {:?}", client.lines());
+    let spans = agent.wait_spans(2, WAIT, of(port));
+    let got: Vec<(String, String, String)> = db_calls(&spans);
+    let want = [("SET", "SET NAMES utf8mb4", ""), ("SELECT", "SELECT ?", "")];
+    let want: Vec<(String, String, String)> =
+        want.iter().map(|(a, b, c)| (a.to_string(), b.to_string(), c.to_string())).collect();
+    assert_eq!(got, want);
+    let _ = internal_when(prom, "obi_ignored_connections_total", 1.0, WAIT);
+    // Published once a second: let them settle, then read them again.
+    std::thread::sleep(Duration::from_secs(2));
+    let internal = internal_when(prom, "obi_ignored_connections_total", 1.0, WAIT);
+    assert_eq!(total(&internal, "obi_parse_failures_total", &[]), 1.0, "the login that is not one");
+    assert_eq!(total(&internal, "obi_ignored_connections_total", &[]), 1.0, "the noise");
+    assert_eq!(total(&internal, "obi_exporter_spans_total", &[("sink", "metrics")]), 2.0);
+}

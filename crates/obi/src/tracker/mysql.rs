@@ -215,6 +215,19 @@ impl MySession {
             }
         }
         self.conv.cmd_start = (!self.client.at_boundary()).then_some(start);
+        // A packet still coming must be numbered as the login or a command
+        // is: garbage is told at once, not after megabytes.
+        let conv = &mut self.conv;
+        let expected = match conv.phase {
+            Phase::Login => Some(1),
+            Phase::Commands if conv.stage != Stage::LocalInfile => Some(0),
+            _ => None,
+        };
+        if let (Some(seq), Some(expected)) = (self.client.started_seq(), expected)
+            && seq != expected
+        {
+            conv.invalid = true;
+        }
     }
 
     fn on_server(&mut self, io: &Io<'_>, cx: &mut SessionCx<'_>) {

@@ -445,3 +445,51 @@ fn detection_from_a_greeting_or_a_first_statement() {
     assert_eq!(mysql::looks_like_command(&query("select 1")), Some(true));
     assert_eq!(mysql::looks_like_command(&packet(0, b"\x03\x00\x01garbage")), Some(false));
 }
+
+#[test]
+fn random_bytes_after_a_login_never_panic_nor_make_spans_without_a_command() {
+    // xorshift: the same sequence every run.
+    let mut x = 0x2545_f491_4f6c_dd1du64;
+    let mut next = move || {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        x
+    };
+    for _ in 0..2000 {
+        let mut h = mariadb();
+        let mut sent_commands = 0;
+        for step in 0..8 {
+            let len = (next() % 64) as usize;
+            let mut bytes: Vec<u8> = (0..len).map(|_| next() as u8).collect();
+            // Plausible headers now and then, so that answers get parsed deep.
+            if next() % 2 == 0 && len > 4 {
+                bytes[..3].copy_from_slice(&((len as u32 - 4).to_le_bytes()[..3]));
+                bytes[3] = (next() % 3) as u8;
+            }
+            let feed = if step % 2 == 0 {
+                if bytes.len() > 4 && bytes[3] == 0 {
+                    sent_commands += 1;
+                }
+                h.send(step, 1, &bytes)
+            } else {
+                h.feed(Side::Response, step, None, &bytes, next() % 3)
+            };
+            if feed == Feed::Lost {
+                break;
+            }
+        }
+        h.close(100);
+        assert!(h.finished.len() <= sent_commands, "a span without a command");
+    }
+}
+
+#[test]
+fn garbage_from_the_client_is_told_at_its_header() {
+    let mut h = H::client();
+    h.recv(0, &greeting("8.0.36", u32::MAX));
+    assert_eq!(h.send(1, 1, b"GARBAGE\r\n"), Feed::Lost);
+    assert_eq!(h.stats.parse_failures, 1);
+    let mut h = mariadb();
+    assert_eq!(h.send(1, 1, b"GET / HTTP/1.1\r\n\r\n"), Feed::Lost);
+}
