@@ -272,7 +272,8 @@ pub fn looks_like_greeting_payload(data: &[u8]) -> Option<bool> {
         // Connection id, scramble, filler, capabilities, charset, status,
         // capabilities, scramble length, 10 reserved bytes.
         Some(n) if n < 64 && rest[..n].iter().all(|c| c.is_ascii_graphic()) && rest[..n].contains(&b'.') => {
-            if rest.len() - n - 1 >= 31 { Some(true) } else { None }
+            let fixed = &rest[n + 1..];
+            if fixed.len() >= 31 { Some(true) } else { None }
         }
         None if rest.len() < 64 && rest.iter().all(|c| c.is_ascii_graphic()) => None,
         _ => Some(false),

@@ -7,8 +7,11 @@ fn packet(seq: u8, payload: &[u8]) -> Vec<u8> {
     p
 }
 
-/// (seq, len, payload, cut) of each packet, or None for Invalid.
-fn decode(chunks: &[&[u8]], gaps: &[(usize, u64)]) -> Vec<Option<(u8, u32, Vec<u8>, bool)>> {
+/// (seq, len, payload, cut) of a packet.
+type Decoded = (u8, u32, Vec<u8>, bool);
+
+/// Each packet, or None for Invalid.
+fn decode(chunks: &[&[u8]], gaps: &[(usize, u64)]) -> Vec<Option<Decoded>> {
     let mut s = PacketStream::default();
     let mut out = Vec::new();
     for (i, c) in chunks.iter().enumerate() {

@@ -590,9 +590,8 @@ impl Conversation {
             self.stage = Stage::First;
             return;
         }
-        match self.pending.pop_front() {
-            Some(Pending::Query(op) | Pending::Execute(op)) => finish(op, ts, cx),
-            Some(_) | None => {}
+        if let Some(Pending::Query(op) | Pending::Execute(op)) = self.pending.pop_front() {
+            finish(op, ts, cx);
         }
         self.end_answer_popped();
     }
@@ -608,12 +607,11 @@ impl Conversation {
                 format!("({}) {}", String::from_utf8_lossy(e.state), String::from_utf8_lossy(e.message))
             },
         });
-        match self.pending.pop_front() {
-            Some(Pending::Query(mut op) | Pending::Execute(mut op) | Pending::Prepare(mut op, _)) => {
-                op.call.error = error;
-                finish(op, ts, cx);
-            }
-            Some(_) | None => {}
+        if let Some(Pending::Query(mut op) | Pending::Execute(mut op) | Pending::Prepare(mut op, _)) =
+            self.pending.pop_front()
+        {
+            op.call.error = error;
+            finish(op, ts, cx);
         }
         self.end_answer_popped();
     }
