@@ -338,6 +338,24 @@ pub fn looks_like_command(data: &[u8]) -> Option<bool> {
     Some(VERBS.iter().any(|v| v.as_bytes().eq_ignore_ascii_case(word)))
 }
 
+/// Whether `data` starts like the login a client sends once TLS is up
+/// (what the OpenSSL probes see first): sequence 2, 4.1 and TLS
+/// capabilities, and the reserved bytes zero. `None`: too few bytes to tell.
+pub fn looks_like_tls_login(data: &[u8]) -> Option<bool> {
+    let Some(head) = data.get(..8) else {
+        return if data.len() >= 4 && data[3] != 2 { Some(false) } else { None };
+    };
+    let len = u32::from_le_bytes([head[0], head[1], head[2], 0]);
+    let caps = u32::from_le_bytes([head[4], head[5], head[6], head[7]]);
+    let needed = CLIENT_PROTOCOL_41 | CLIENT_SSL;
+    if head[3] != 2 || !(34..=8192).contains(&len) || caps & needed != needed {
+        return Some(false);
+    }
+    // Max packet size, charset, then 19 of the 23 reserved bytes (MariaDB
+    // puts its own capabilities in the last 4).
+    data.get(13..32).map(|reserved| reserved.iter().all(|&b| b == 0))
+}
+
 /// What the client's login (or its first part, before TLS) says.
 #[derive(Debug, Default, PartialEq, Eq)]
 pub struct Login<'a> {

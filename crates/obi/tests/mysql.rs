@@ -37,12 +37,26 @@ struct Server {
 
 impl Server {
     fn start(port: u16) -> Server {
+        Server::start_with(port, false)
+    }
+
+    /// With TLS, on a self-signed certificate (`cert.pem` in [`Server::path`]).
+    fn start_tls(port: u16) -> Server {
+        Server::start_with(port, true)
+    }
+
+    fn start_with(port: u16, tls: bool) -> Server {
         let dir = tempfile::tempdir().unwrap();
         let data = dir.path().join("data");
         run(Command::new("mariadb-install-db")
             .arg("--no-defaults")
             .arg(format!("--datadir={}", data.display()))
             .args(["--user=root", "--auth-root-authentication-method=socket", "--skip-test-db"]));
+        let mut more = Vec::new();
+        if tls {
+            let (cert, key) = self_signed_cert(dir.path());
+            more = vec![format!("--ssl-cert={}", cert.display()), format!("--ssl-key={}", key.display())];
+        }
         let child = Command::new("mariadbd")
             .arg("--no-defaults")
             .arg(format!("--datadir={}", data.display()))
@@ -51,7 +65,9 @@ impl Server {
             .arg(format!("--log-error={}", dir.path().join("log").display()))
             .arg(format!("--port={port}"))
             .args(["--bind-address=127.0.0.1", "--user=root", "--skip-log-bin", "--innodb-flush-log-at-trx-commit=0"])
+            .args(&more)
             .stdout(Stdio::null())
+            .stderr(Stdio::null())
             .spawn()
             .expect("mariadbd");
         let server = Server { dir, child };
@@ -287,4 +303,45 @@ fn malformed_traffic_is_dropped_and_counted() {
     assert_eq!(total(&internal, "obi_parse_failures_total", &[]), 1.0, "the login that is not one");
     assert_eq!(total(&internal, "obi_ignored_connections_total", &[]), 1.0, "the noise");
     assert_eq!(total(&internal, "obi_exporter_spans_total", &[("sink", "metrics")]), 2.0);
+}
+
+/// A TLS connection: the socket's side stops at the TLS request (not a
+/// failure); the plaintext, through the OpenSSL probes, is parsed from the
+/// rest of the login on, without the greeting (so `db.system.name` is `mysql`).
+#[test]
+fn tls_connection_through_the_openssl_probes() {
+    require_root();
+    let (port, prom) = (free_port(), free_port());
+    let server = Server::start_tls(port);
+    let cert = server.path().join("cert.pem");
+    let agent = Agent::builder()
+        .config(&format!("discovery:\n  instrument:\n    - cmd_args: '*mysql_tls.py {port} *'\n"))
+        .env("OTEL_EBPF_PROMETHEUS_PORT", &prom.to_string())
+        .env("OTEL_EBPF_INTERNAL_METRICS_EXPORTER", "prometheus")
+        .start();
+    let mut client = gated(
+        &agent,
+        "mysql tls",
+        Command::new(venv_python()).arg(apps_dir().join("mysql_tls.py")).args([&port.to_string(), PASSWORD]).arg(&cert),
+        "go\n",
+    );
+    assert!(client.wait_exit(WAIT).is_some_and(|s| s.success()), "client failed: {:?}", client.lines());
+    let _ = client.wait_line(|l| l == "ok", WAIT);
+    assert_eq!(client.lines(), ["cipher True", "error 1146", "ok"]);
+    let spans = agent.wait_spans(3, WAIT, of(port));
+    let want = [
+        ("SET", "SET NAMES utf8mb4", ""),
+        ("SHOW", "SHOW STATUS LIKE ?", ""),
+        ("SELECT", "SELECT ? FROM nope", "1146"),
+    ];
+    let want: Vec<(String, String, String)> =
+        want.iter().map(|(a, b, c)| (a.to_string(), b.to_string(), c.to_string())).collect();
+    assert_eq!(db_calls(&spans), want, "{spans:#?}");
+    assert!(!agent.proc.lines().iter().any(|l| l.contains(PASSWORD)), "the password leaked");
+    let name = "db_client_operation_duration_seconds_count";
+    let samples = scrape_until(prom, WAIT, |s| total(s, name, &[]) >= 3.0);
+    assert_eq!(total(&samples, name, &[("db_system_name", "mysql")]), 3.0);
+    let internal = internal_when(prom, "obi_exporter_spans_total", 3.0, WAIT);
+    assert_eq!(total(&internal, "obi_parse_failures_total", &[]), 0.0);
+    assert_eq!(total(&internal, "obi_ignored_connections_total", &[]), 0.0);
 }

@@ -11,10 +11,14 @@
 //! `COM_INIT_DB` (which sets `db.namespace`), closes and the rest are
 //! followed but are not spans.
 //!
-//! Not parsed: connections that switch to TLS (the socket's bytes are
-//! encrypted; the plaintext through the OpenSSL probes starts mid-login
-//! and is not recognised), compressed connections, and the server's side
-//! (OBI has no SQL server span).
+//! A connection that switches to TLS stops being parsed at its TLS
+//! request (not a failure); when the client's libssl is traced, the
+//! plaintext comes as a connection of its own that starts with the rest of
+//! the login, and is parsed from there (the greeting, and with it the
+//! server's name, is not part of it: such spans say `mysql`).
+//!
+//! Not parsed: compressed connections, and the server's side (OBI has no
+//! SQL server span).
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
@@ -42,7 +46,11 @@ impl Protocol for MySql {
             Some(false) => mysql::looks_like_greeting_payload(ev.data),
             other => other,
         };
-        match (greeting, mysql::looks_like_command(ev.data)) {
+        let client = match mysql::looks_like_command(ev.data) {
+            Some(false) => mysql::looks_like_tls_login(ev.data),
+            other => other,
+        };
+        match (greeting, client) {
             (Some(true), _) => Detect::Yes { sender_is_client: Some(false) },
             (_, Some(true)) => Detect::Yes { sender_is_client: Some(true) },
             (Some(false), Some(false)) => Detect::No,
@@ -295,6 +303,8 @@ impl Conversation {
                 self.command(p, start, io, cx);
             }
             Phase::Login if p.seq == 1 => self.login(p.payload),
+            // TLS plaintext (the OpenSSL probes) starts with the login's second part.
+            Phase::Start if p.seq == 2 => self.login(p.payload),
             Phase::Auth | Phase::Closed => {}
             Phase::Commands if p.seq == 0 => self.command(p, start, io, cx),
             // The file of a `LOAD DATA LOCAL`.
@@ -318,8 +328,10 @@ impl Conversation {
             self.stopped = Some("compressed");
             return;
         }
-        let both = login.capabilities & self.server_capabilities;
-        self.deprecate_eof = Some(both & mysql::CLIENT_DEPRECATE_EOF != 0);
+        if self.phase == Phase::Login {
+            let both = login.capabilities & self.server_capabilities;
+            self.deprecate_eof = Some(both & mysql::CLIENT_DEPRECATE_EOF != 0);
+        }
         self.database = login.database.map(|d| String::from_utf8_lossy(d).into_owned()).unwrap_or_default();
         self.phase = Phase::Auth;
     }

@@ -355,6 +355,24 @@ fn tls_stops_parsing_without_a_failure() {
 }
 
 #[test]
+fn tls_plaintext_starts_with_the_login() {
+    let caps = CAPS | mysql::CLIENT_SSL;
+    let mut full = login(caps);
+    full[3] = 2;
+    assert_eq!(mysql::looks_like_tls_login(&full), Some(true));
+    assert_eq!(mysql::looks_like_tls_login(&login(caps)), Some(false), "sequence 1");
+    assert_eq!(mysql::looks_like_tls_login(&full[..10]), None);
+    let mut h = H::client();
+    assert_eq!(h.send(0, 0, &full), Feed::Ok);
+    assert_eq!(h.recv(1, &ok(3, 2)), Feed::Ok);
+    h.send(10, 1, &query("SELECT v FROM t"));
+    h.recv(20, &result(&["a"], false));
+    assert_eq!(names(&h), ["SELECT t"]);
+    let SpanDetail::Sql(q) = &h.finished[0].detail else { panic!() };
+    assert_eq!((q.call.system, q.call.namespace.as_str()), ("mysql", "shop"));
+}
+
+#[test]
 fn joined_after_the_login_the_first_command_starts_it() {
     let mut h = H::client();
     h.send(1, 1, &query("SELECT v FROM t"));
