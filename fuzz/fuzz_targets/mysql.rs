@@ -12,6 +12,7 @@ fuzz_target!(|data: &[u8]| {
     let _ = mysql::looks_like_greeting(rest);
     let _ = mysql::looks_like_greeting_payload(rest);
     let _ = mysql::looks_like_command(rest);
+    let _ = mysql::looks_like_tls_login(rest);
     let _ = mysql::ends_with_terminator(rest);
     let mut stream = PacketStream::default();
     let mut text = String::new();

@@ -13,20 +13,9 @@ use std::time::{Duration, Instant};
 
 use common::prom::*;
 use common::*;
-use serde_json::Value;
 
 const WAIT: Duration = Duration::from_secs(30);
 const PASSWORD: &str = "s3cret-my-pw";
-
-fn run(cmd: &mut Command) {
-    let out = cmd.output().expect("run");
-    assert!(
-        out.status.success(),
-        "{cmd:?}: {}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
 
 /// A MariaDB server in a temporary directory on 127.0.0.1:`port`, with
 /// user `obi` (password [`PASSWORD`]) and database `obi`; killed on drop.
@@ -113,23 +102,6 @@ impl Drop for Server {
     }
 }
 
-fn of(port: u16) -> impl Fn(&Value) -> bool {
-    move |s| is_type(s, "SQLClient") && host_port(s) == port
-}
-
-/// (operation, table, statement, errorCode) of each span, in start order.
-fn calls(spans: &[Value]) -> Vec<(String, String, String, String)> {
-    let mut spans = spans.to_vec();
-    spans.sort_by_key(|s| field(s, "start").parse::<u64>().unwrap_or(0));
-    spans
-        .iter()
-        .map(|s| {
-            let a = |k| attr(s, k).to_string();
-            (a("operation"), a("table"), a("statement"), a("errorCode"))
-        })
-        .collect()
-}
-
 /// Spawns `cmd` with a pipe to its stdin, waits until the agent instruments
 /// it, then writes `input` (the client connects only after reading it).
 fn gated(agent: &Agent, name: &str, cmd: &mut Command, input: &str) -> Proc {
@@ -140,23 +112,30 @@ fn gated(agent: &Agent, name: &str, cmd: &mut Command, input: &str) -> Proc {
     proc
 }
 
+/// The agent, selecting the test app `script` run against `port`; its
+/// Prometheus port; the app, run to its end (`extra` arguments after the
+/// port and password).
+fn run_app(script: &str, port: u16, extra: &[&str]) -> (Agent, u16, Proc) {
+    let prom = free_port();
+    let agent = Agent::builder()
+        .config(&format!("discovery:\n  instrument:\n    - cmd_args: '*{script} {port} *'\n"))
+        .env("OTEL_EBPF_PROMETHEUS_PORT", &prom.to_string())
+        .env("OTEL_EBPF_INTERNAL_METRICS_EXPORTER", "prometheus")
+        .start();
+    let mut cmd = Command::new(venv_python());
+    cmd.arg(apps_dir().join(script)).args([&port.to_string(), PASSWORD]).args(extra);
+    let mut app = gated(&agent, script, &mut cmd, "go\n");
+    assert!(app.wait_exit(WAIT).is_some_and(|s| s.success()), "{script} failed: {:?}", app.lines());
+    let _ = app.wait_line(|l| l == "ok", WAIT);
+    (agent, prom, app)
+}
+
 #[test]
 fn pymysql_queries_and_connector_prepared_statements() {
     require_root();
-    let (port, prom) = (free_port(), free_port());
+    let port = free_port();
     let _server = Server::start(port);
-    let agent = Agent::builder()
-        .config(&format!("discovery:\n  instrument:\n    - cmd_args: '*mysql_client.py {port} *'\n"))
-        .env("OTEL_EBPF_PROMETHEUS_PORT", &prom.to_string())
-        .start();
-    let mut client = gated(
-        &agent,
-        "mysql client",
-        Command::new(venv_python()).arg(apps_dir().join("mysql_client.py")).args([&port.to_string(), PASSWORD]),
-        "go\n",
-    );
-    assert!(client.wait_exit(WAIT).is_some_and(|s| s.success()), "client failed: {:?}", client.lines());
-    let _ = client.wait_line(|l| l == "ok", WAIT);
+    let (agent, prom, client) = run_app("mysql_client.py", port, &[]);
     assert_eq!(
         client.lines(),
         ["select apple", "error 1146", "rows 5000", "big 100000", "count 1", "error 1146 42S02", "ok"]
@@ -184,12 +163,7 @@ fn pymysql_queries_and_connector_prepared_statements() {
         ("SELECT", "items", "SELECT count(*) FROM items WHERE name = ?", ""),
         ("SELECT", "nope", "SELECT * FROM nope WHERE id = ?", "1146"),
     ];
-    let want: Vec<(String, String, String, String)> =
-        want.iter().map(|(a, b, c, d)| (a.to_string(), b.to_string(), c.to_string(), d.to_string())).collect();
-    let spans = agent.wait_spans(want.len(), WAIT, of(port));
-    assert_eq!(calls(&spans), want, "{spans:#?}");
-    assert!(spans.iter().all(|s| field(s, "kind") == "SPAN_KIND_CLIENT" && attr(s, "serverAddr") == "127.0.0.1"));
-    assert!(!agent.proc.lines().iter().any(|l| l.contains(PASSWORD)), "the password leaked");
+    let spans = expect_sql_spans(&agent, port, &want, PASSWORD);
     for failed in spans.iter().filter(|s| attr(s, "errorCode") == "1146") {
         assert_eq!(attr(failed, "errorMessage"), "(42S02) Table 'obi.nope' doesn't exist");
     }
@@ -250,7 +224,7 @@ fn mysqlslap_counts_match() {
         * reported(&lines, "Average number of queries per client:");
     assert_eq!(ran, queries, "{lines:?}");
 
-    let spans = agent.wait_spans(ran, Duration::from_secs(90), of(port));
+    let spans = agent.wait_spans(ran, Duration::from_secs(90), sql_client_of(port));
     let count = |op: &str| spans.iter().filter(|s| attr(s, "operation") == op && attr(s, "table") == "slap").count();
     eprintln!(
         "mysqlslap: {} spans for {ran} queries (SELECT {}, UPDATE {}, INSERT {})",
@@ -276,21 +250,10 @@ fn mysqlslap_counts_match() {
 #[test]
 fn malformed_traffic_is_dropped_and_counted() {
     require_root();
-    let (port, prom) = (free_port(), free_port());
+    let port = free_port();
     let _server = Server::start(port);
-    let agent = Agent::builder()
-        .config(&format!("discovery:\n  instrument:\n    - cmd_args: '*mysql_garbage.py {port} *'\n"))
-        .env("OTEL_EBPF_PROMETHEUS_PORT", &prom.to_string())
-        .env("OTEL_EBPF_INTERNAL_METRICS_EXPORTER", "prometheus")
-        .start();
-    let mut client = gated(
-        &agent,
-        "mysql garbage",
-        Command::new(venv_python()).arg(apps_dir().join("mysql_garbage.py")).args([&port.to_string(), PASSWORD]),
-        "go\n",
-    );
-    assert!(client.wait_exit(WAIT).is_some_and(|s| s.success()), "client failed: {:?}", client.lines());
-    let spans = agent.wait_spans(2, WAIT, of(port));
+    let (agent, prom, _) = run_app("mysql_garbage.py", port, &[]);
+    let spans = agent.wait_spans(2, WAIT, sql_client_of(port));
     let got: Vec<(String, String, String)> = db_calls(&spans);
     let want = [("SET", "SET NAMES utf8mb4", ""), ("SELECT", "SELECT ?", "")];
     let want: Vec<(String, String, String)> =
@@ -311,24 +274,12 @@ fn malformed_traffic_is_dropped_and_counted() {
 #[test]
 fn tls_connection_through_the_openssl_probes() {
     require_root();
-    let (port, prom) = (free_port(), free_port());
+    let port = free_port();
     let server = Server::start_tls(port);
     let cert = server.path().join("cert.pem");
-    let agent = Agent::builder()
-        .config(&format!("discovery:\n  instrument:\n    - cmd_args: '*mysql_tls.py {port} *'\n"))
-        .env("OTEL_EBPF_PROMETHEUS_PORT", &prom.to_string())
-        .env("OTEL_EBPF_INTERNAL_METRICS_EXPORTER", "prometheus")
-        .start();
-    let mut client = gated(
-        &agent,
-        "mysql tls",
-        Command::new(venv_python()).arg(apps_dir().join("mysql_tls.py")).args([&port.to_string(), PASSWORD]).arg(&cert),
-        "go\n",
-    );
-    assert!(client.wait_exit(WAIT).is_some_and(|s| s.success()), "client failed: {:?}", client.lines());
-    let _ = client.wait_line(|l| l == "ok", WAIT);
+    let (agent, prom, client) = run_app("mysql_tls.py", port, &[cert.to_str().unwrap()]);
     assert_eq!(client.lines(), ["cipher True", "error 1146", "ok"]);
-    let spans = agent.wait_spans(3, WAIT, of(port));
+    let spans = agent.wait_spans(3, WAIT, sql_client_of(port));
     let want = [
         ("SET", "SET NAMES utf8mb4", ""),
         ("SHOW", "SHOW STATUS LIKE ?", ""),

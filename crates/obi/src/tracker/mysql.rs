@@ -27,11 +27,10 @@ use obi_protocols::mysql::{self, Event as MyEvent, Packet, PacketStream};
 use obi_protocols::sql::Dialect;
 
 use super::event::Event;
-use super::session::{Detect, Feed, Finished, Io, Piece, Protocol, Session, SessionCx, Side};
-use super::sql_statement::Statement;
+use super::session::{Detect, Feed, Io, Piece, Protocol, Session, SessionCx, Side};
+use super::sql_statement::{Op, Statement, finish};
 use super::trace_ids;
 use crate::span::db::{DbCall, DbError};
-use crate::span::{SpanDetail, SqlSpan, TraceContext};
 
 /// MySQL, recognised by the server's greeting or a client's first statement.
 pub(crate) struct MySql;
@@ -83,14 +82,6 @@ enum Phase {
     Commands,
     /// Login failed: the server closes the connection.
     Closed,
-}
-
-/// A statement being run: becomes a span.
-#[derive(Debug)]
-struct Op {
-    call: DbCall,
-    start_mono: u64,
-    ctx: TraceContext,
 }
 
 /// A command the server will answer, in order.
@@ -651,16 +642,6 @@ impl Conversation {
     fn unanswered(&self) -> u64 {
         self.pending.iter().filter(|p| matches!(p, Pending::Query(_) | Pending::Execute(_))).count() as u64
     }
-}
-
-fn finish(op: Op, end_mono: u64, cx: &mut SessionCx<'_>) {
-    cx.finished.push(Finished {
-        detail: SpanDetail::Sql(SqlSpan { call: op.call }),
-        start_mono: op.start_mono,
-        queued_mono: None,
-        end_mono,
-        trace: cx.joined(op.ctx),
-    });
 }
 
 impl Session for MySession {

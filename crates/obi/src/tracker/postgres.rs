@@ -19,11 +19,10 @@ use obi_protocols::postgres::{self, Event as PgEvent, Message, MessageStream};
 use obi_protocols::sql::Dialect;
 
 use super::event::Event;
-use super::session::{Detect, Feed, Finished, Io, Piece, Protocol, Session, SessionCx, Side};
-use super::sql_statement::Statement;
+use super::session::{Detect, Feed, Io, Piece, Protocol, Session, SessionCx, Side};
+use super::sql_statement::{Op, Statement, finish};
 use super::trace_ids;
 use crate::span::db::{DbCall, DbError};
-use crate::span::{SpanDetail, SqlSpan, TraceContext};
 
 /// PostgreSQL, recognised by the client's startup (or SSL request) message.
 pub(crate) struct Postgres;
@@ -47,14 +46,6 @@ impl Protocol for Postgres {
 const MAX_NAMED: usize = 4096;
 /// Messages waiting for the server beyond this: the connection is given up.
 const MAX_PENDING: usize = 16384;
-
-/// A statement being run: becomes a span.
-#[derive(Debug)]
-struct Op {
-    call: DbCall,
-    start_mono: u64,
-    ctx: TraceContext,
-}
 
 /// A client message the server will answer, in order.
 #[derive(Debug)]
@@ -360,16 +351,6 @@ fn remember(map: &mut HashMap<Vec<u8>, Arc<Statement>>, name: &[u8], stmt: Arc<S
         map.clear();
     }
     map.insert(name.to_vec(), stmt);
-}
-
-fn finish(op: Op, end_mono: u64, cx: &mut SessionCx<'_>) {
-    cx.finished.push(Finished {
-        detail: SpanDetail::Sql(SqlSpan { call: op.call }),
-        start_mono: op.start_mono,
-        queued_mono: None,
-        end_mono,
-        trace: cx.joined(op.ctx),
-    });
 }
 
 /// Feeds an event's bytes, captured or not, to a decoder.

@@ -1,10 +1,12 @@
-//! An SQL statement as spans show it, shared by the SQL wire protocols
-//! (PostgreSQL, MySQL): its query text, operation and table, read once
-//! when the statement is sent or prepared.
+//! What the SQL wire protocols (PostgreSQL, MySQL) share: a statement as
+//! spans show it (its query text, operation and table, read once when the
+//! statement is sent or prepared), and a statement run becoming a span.
 
 use obi_protocols::sql::{self, Dialect};
 
+use super::session::{Finished, SessionCx};
 use crate::span::db::DbCall;
+use crate::span::{SpanDetail, SqlSpan, TraceContext};
 
 #[derive(Debug, Default)]
 pub(super) struct Statement {
@@ -39,4 +41,23 @@ impl Statement {
             error: None,
         }
     }
+}
+
+/// A statement being run: becomes a span.
+#[derive(Debug)]
+pub(super) struct Op {
+    pub(super) call: DbCall,
+    pub(super) start_mono: u64,
+    pub(super) ctx: TraceContext,
+}
+
+/// `op` answered at `end_mono`: its span.
+pub(super) fn finish(op: Op, end_mono: u64, cx: &mut SessionCx<'_>) {
+    cx.finished.push(Finished {
+        detail: SpanDetail::Sql(SqlSpan { call: op.call }),
+        start_mono: op.start_mono,
+        queued_mono: None,
+        end_mono,
+        trace: cx.joined(op.ctx),
+    });
 }
