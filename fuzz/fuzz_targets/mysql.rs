@@ -32,6 +32,7 @@ fuzz_target!(|data: &[u8]| {
             let _ = mysql::column_count(b);
             let _ = mysql::statement_id(b);
             let _ = mysql::lenenc(b);
+            let _ = b.get(1..).map(mysql::query_text_after_attributes);
             if let Some((&(mysql::COM_QUERY | mysql::COM_STMT_PREPARE), q)) = b.split_first() {
                 let q = String::from_utf8_lossy(q);
                 text.clear();

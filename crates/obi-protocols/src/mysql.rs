@@ -48,6 +48,8 @@ pub const CLIENT_PLUGIN_AUTH_LENENC: u32 = 0x20_0000;
 /// Capability: result sets end with an OK packet and send no EOF after
 /// their column definitions.
 pub const CLIENT_DEPRECATE_EOF: u32 = 0x100_0000;
+/// Capability (MySQL 8.0.23+): `COM_QUERY` carries query attributes before its text.
+pub const CLIENT_QUERY_ATTRIBUTES: u32 = 0x800_0000;
 
 /// Status flag: another result set follows.
 pub const SERVER_MORE_RESULTS_EXISTS: u16 = 0x0008;
@@ -389,6 +391,15 @@ pub fn login(payload: &[u8]) -> Option<Login<'_>> {
     };
     let database = if capabilities & CLIENT_CONNECT_WITH_DB != 0 { cstr(rest).map(|(d, _)| d) } else { None };
     Some(Login { capabilities, ssl_request: false, database })
+}
+
+/// The text of a `COM_QUERY` body (after the command byte) sent with
+/// query attributes: `None` when attributes are set (their values' sizes
+/// depend on their types: the text's start is not worth guessing).
+pub fn query_text_after_attributes(body: &[u8]) -> Option<&[u8]> {
+    let (count, rest) = lenenc(body)?;
+    let (_sets, rest) = lenenc(rest)?;
+    (count == 0).then_some(rest)
 }
 
 /// An ERR packet's fields.

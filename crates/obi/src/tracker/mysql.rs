@@ -148,6 +148,9 @@ struct Conversation {
     /// Whether result sets skip the EOF after definitions; unknown on
     /// connections joined after their login (then each packet tells).
     deprecate_eof: Option<bool>,
+    /// `COM_QUERY` carries query attributes before its text (MySQL 8);
+    /// unknown on connections joined after their login.
+    query_attributes: Option<bool>,
     statements: HashMap<u32, Arc<Statement>>,
     last_prepared: Option<Arc<Statement>>,
     pending: VecDeque<Pending>,
@@ -174,6 +177,7 @@ impl Default for Conversation {
             database: String::new(),
             server_capabilities: 0,
             deprecate_eof: None,
+            query_attributes: None,
             statements: HashMap::new(),
             last_prepared: None,
             pending: VecDeque::new(),
@@ -322,6 +326,7 @@ impl Conversation {
         if self.phase == Phase::Login {
             let both = login.capabilities & self.server_capabilities;
             self.deprecate_eof = Some(both & mysql::CLIENT_DEPRECATE_EOF != 0);
+            self.query_attributes = Some(both & mysql::CLIENT_QUERY_ATTRIBUTES != 0);
         }
         self.database = login.database.map(|d| String::from_utf8_lossy(d).into_owned()).unwrap_or_default();
         self.phase = Phase::Auth;
@@ -346,8 +351,18 @@ impl Conversation {
         };
         let item = match code {
             mysql::COM_QUERY => {
-                let stmt = Statement::new(body, p.cut, Dialect::MySql, keep);
-                Pending::Query(op(stmt.call(self.system, &self.database)))
+                // With attributes (or unknown, and the body cannot be text:
+                // it starts with a NUL count), the text follows them.
+                let with_attributes = match self.query_attributes {
+                    Some(known) => known,
+                    None => body.first() == Some(&0),
+                };
+                let text = if with_attributes { mysql::query_text_after_attributes(body) } else { Some(body) };
+                let call = match text {
+                    Some(text) => Statement::new(text, p.cut, Dialect::MySql, keep).call(self.system, &self.database),
+                    None => DbCall { system: self.system, namespace: self.database.clone(), ..Default::default() },
+                };
+                Pending::Query(op(call))
             }
             mysql::COM_STMT_PREPARE => {
                 let stmt = Arc::new(Statement::new(body, p.cut, Dialect::MySql, keep));
@@ -593,8 +608,15 @@ impl Conversation {
             self.stage = Stage::First;
             return;
         }
-        if let Some(Pending::Query(op) | Pending::Execute(op)) = self.pending.pop_front() {
-            finish(op, ts, cx);
+        match self.pending.pop_front() {
+            Some(Pending::Query(op)) => {
+                if let Some(db) = used_database(&op.call) {
+                    self.database = db.to_string();
+                }
+                finish(op, ts, cx);
+            }
+            Some(Pending::Execute(op)) => finish(op, ts, cx),
+            _ => {}
         }
         self.end_answer_popped();
     }
@@ -642,6 +664,17 @@ impl Conversation {
     fn unanswered(&self) -> u64 {
         self.pending.iter().filter(|p| matches!(p, Pending::Query(_) | Pending::Execute(_))).count() as u64
     }
+}
+
+/// The database a successful `USE db` switched to (as `COM_INIT_DB` does).
+fn used_database(call: &DbCall) -> Option<&str> {
+    if !call.operation.eq_ignore_ascii_case("USE") {
+        return None;
+    }
+    let mut words = call.query.split_ascii_whitespace();
+    let _use = words.next()?;
+    let db = words.next()?.trim_end_matches(';').trim_matches('`');
+    (!db.is_empty() && words.next().is_none()).then_some(db)
 }
 
 impl Session for MySession {

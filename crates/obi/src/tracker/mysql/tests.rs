@@ -309,6 +309,45 @@ fn ping_init_db_quit_are_followed_not_spans() {
 }
 
 #[test]
+fn use_switches_the_namespace() {
+    let mut h = mariadb();
+    h.send(1, 1, &query("USE `other`"));
+    h.recv(2, &ok(1, 2));
+    h.send(3, 2, &query("SELECT 1"));
+    h.recv(4, &result(&["1"], false));
+    let namespaces: Vec<&str> = h
+        .finished
+        .iter()
+        .map(|f| match &f.detail {
+            SpanDetail::Sql(q) => q.call.namespace.as_str(),
+            _ => panic!(),
+        })
+        .collect();
+    assert_eq!(namespaces, ["shop", "other"]);
+}
+
+#[test]
+fn mysql_8_query_attributes_come_before_the_text() {
+    let caps = CAPS | mysql::CLIENT_QUERY_ATTRIBUTES;
+    let mut h = logged_in("8.0.36", caps, caps);
+    // No attributes: a count of 0, one set, then the text.
+    h.send(1, 1, &command(mysql::COM_QUERY, b"\x00\x01SELECT v FROM t WHERE id = 4"));
+    h.recv(2, &result(&["a"], false));
+    // One attribute: the text's start is not guessed.
+    h.send(3, 2, &command(mysql::COM_QUERY, b"\x01\x01\x00\x01\xfe\x00\x01a\x01xSELECT 1"));
+    h.recv(4, &result(&["1"], false));
+    let got: Vec<_> = spans(&h).into_iter().map(|s| (s.0, s.1)).collect();
+    assert_eq!(got, [("SELECT t".into(), "SELECT v FROM t WHERE id = ?".into()), ("SQL".into(), String::new())]);
+    // Joined after the login: a body that starts with a NUL has attributes.
+    let mut h = H::client();
+    h.send(1, 1, &query("SELECT 1"));
+    h.recv(2, &result(&["1"], false));
+    h.send(3, 2, &command(mysql::COM_QUERY, b"\x00\x01SELECT 2"));
+    h.recv(4, &result(&["2"], false));
+    assert_eq!(spans(&h).into_iter().map(|s| s.1).collect::<Vec<_>>(), ["SELECT ?", "SELECT ?"]);
+}
+
+#[test]
 fn the_login_and_its_password_are_never_spans() {
     let mut h = mariadb();
     h.send(1, 1, &query("SET PASSWORD = PASSWORD('hunter2')"));
