@@ -18,7 +18,7 @@ fi
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$PWD/target}"
 # An explicit --target keeps RUSTFLAGS off build scripts and proc macros.
 host="$(rustc -vV | sed -n 's/^host: //p')"
-targets=(http1_streams http2_records hpack mqtt resp postgres memcached)
+targets=(http1_streams http2_records hpack mqtt resp postgres memcached mysql)
 cargo build --release --locked --quiet --bins --target "$host"
 bin="$CARGO_TARGET_DIR/$host/release"
 for t in "${targets[@]}"; do

@@ -16,6 +16,7 @@ apt_packages=(
 	redis-server      # database client tests (redis-server, redis-benchmark; own instance on a free port)
 	postgresql        # database client tests (initdb, pg_ctl, pgbench; own cluster in a temp dir)
 	memcached         # cache client tests (own instance on a free port)
+	mariadb-server mariadb-client # MySQL client tests (mariadb-install-db, mariadbd, mysqlslap; own instance in a temp dir)
 )
 missing=()
 for p in "${apt_packages[@]}"; do
@@ -73,6 +74,11 @@ fi
 # Database clients of the database tests (crates/obi/tests/db_*.rs).
 if ! "$venv/bin/python3" -c 'import redis, psycopg, pymemcache' 2>/dev/null; then
 	"$venv/bin/pip" install -q --disable-pip-version-check 'redis==5.2.1' 'psycopg[binary]==3.2.3' 'pymemcache==4.0.0'
+fi
+# PyMySQL sends statements as COM_QUERY (it substitutes parameters itself);
+# mysql-connector-python's prepared cursors use COM_STMT_PREPARE / EXECUTE.
+if ! "$venv/bin/python3" -c 'import pymysql, mysql.connector' 2>/dev/null; then
+	"$venv/bin/pip" install -q --disable-pip-version-check 'PyMySQL==1.2.4' 'mysql-connector-python==26.10.0'
 fi
 # qemu for the kernel matrix (tests/kernels), from bookworm-backports.
 "$(dirname "$0")/../tests/kernels/install-qemu.sh"

@@ -7,6 +7,7 @@ pub mod http1;
 pub mod http2;
 pub mod memcached;
 pub mod mqtt;
+pub mod mysql;
 pub mod postgres;
 pub mod resp;
 pub mod sql;

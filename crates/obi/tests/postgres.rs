@@ -33,16 +33,6 @@ fn as_postgres(tool: &str) -> Command {
     c
 }
 
-fn run(mut cmd: Command) {
-    let out = cmd.output().expect("run");
-    assert!(
-        out.status.success(),
-        "{cmd:?}: {}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
 /// A cluster in a temporary directory, listening on 127.0.0.1:`port` with
 /// role `obi` (password [`PASSWORD`]); stopped on drop.
 struct Cluster {
@@ -55,19 +45,19 @@ impl Cluster {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path();
         std::fs::write(path.join("pw"), "postgres\n").unwrap();
-        run({
+        run(&mut {
             let mut c = Command::new("chown");
             c.args(["-R", "postgres:postgres"]).arg(path);
             c
         });
-        run({
+        run(&mut {
             let mut c = as_postgres("initdb");
             c.arg("-D").arg(path.join("data")).args(["-U", "postgres", "--auth-local=trust"]);
             c.args(["--auth-host=scram-sha-256", "-E", "UTF8", "--no-sync"])
                 .arg(format!("--pwfile={}", path.join("pw").display()));
             c
         });
-        run({
+        run(&mut {
             let mut c = as_postgres("pg_ctl");
             c.arg("-D").arg(path.join("data")).arg("-l").arg(path.join("log")).args(["-w", "-o"]);
             c.arg(format!("-p {port} -k {} -c listen_addresses=127.0.0.1 -c fsync=off", path.display()));
@@ -85,7 +75,7 @@ impl Cluster {
 
     /// Runs SQL as postgres over the Unix socket (not traced: not TCP).
     fn psql(&self, sql: &str) {
-        run({
+        run(&mut {
             let mut c = Command::new("runuser");
             c.args(["-u", "postgres", "--", "psql", "-q", "-h"]).arg(self.path());
             c.args(["-p", &self.port.to_string(), "-d", "postgres", "-c", sql]);
@@ -99,23 +89,6 @@ impl Drop for Cluster {
         let _ =
             as_postgres("pg_ctl").arg("-D").arg(self.path().join("data")).args(["-m", "immediate", "stop"]).output();
     }
-}
-
-fn of(port: u16) -> impl Fn(&Value) -> bool {
-    move |s| is_type(s, "SQLClient") && host_port(s) == port
-}
-
-/// (operation, table, statement, errorCode) of each span, in start order.
-fn calls(spans: &[Value]) -> Vec<(String, String, String, String)> {
-    let mut spans = spans.to_vec();
-    spans.sort_by_key(|s| field(s, "start").parse::<u64>().unwrap_or(0));
-    spans
-        .iter()
-        .map(|s| {
-            let a = |k| attr(s, k).to_string();
-            (a("operation"), a("table"), a("statement"), a("errorCode"))
-        })
-        .collect()
 }
 
 #[test]
@@ -163,12 +136,7 @@ fn psycopg_simple_extended_prepared_pipeline_copy() {
         // The password is never shown.
         ("ALTER", "", "ALTER ROLE obi PASSWORD ?", ""),
     ];
-    let want: Vec<(String, String, String, String)> =
-        want.iter().map(|(a, b, c, d)| (a.to_string(), b.to_string(), c.to_string(), d.to_string())).collect();
-    let spans = agent.wait_spans(want.len(), WAIT, of(port));
-    assert_eq!(calls(&spans), want, "{spans:#?}");
-    assert!(spans.iter().all(|s| field(s, "kind") == "SPAN_KIND_CLIENT" && attr(s, "serverAddr") == "127.0.0.1"));
-    assert!(!agent.proc.lines().iter().any(|l| l.contains(PASSWORD)), "the password leaked");
+    let spans = expect_sql_spans(&agent, port, &want, PASSWORD);
     let failed = spans.iter().find(|s| attr(s, "errorCode") == "42P01").unwrap();
     assert_eq!(attr(failed, "errorMessage"), "relation \"nope\" does not exist");
 
@@ -205,7 +173,7 @@ fn pgbench_counts_match_in_every_protocol() {
     let (port, prom) = (free_port(), free_port());
     let cluster = Cluster::start(port);
     // Tables for 100,000 accounts, made over the Unix socket (not traced).
-    run({
+    run(&mut {
         let mut c = as_postgres("pgbench");
         c.args(["-i", "-q", "-s", "1", "-h"]).arg(cluster.path()).args(["-p", &port.to_string(), "postgres"]);
         c
@@ -226,7 +194,7 @@ fn pgbench_counts_match_in_every_protocol() {
         // every connection is seen from its first byte. For the builtin
         // tpcb-like runs, the FIFO's script has weight 0 (never chosen).
         let fifo = cluster.path().join(format!("{mode}.fifo"));
-        run({
+        run(&mut {
             let mut c = Command::new("mkfifo");
             c.arg(&fifo);
             c
@@ -252,13 +220,13 @@ fn pgbench_counts_match_in_every_protocol() {
 
         let per_tx = if mode == "pipeline" { 3 } else { 7 };
         let spans = agent.wait_spans(seen + per_tx * txs, Duration::from_secs(90), |s| {
-            of(port)(s)
+            sql_client_of(port)(s)
                 && (attr(s, "table").starts_with("pgbench_") || ["BEGIN", "END"].contains(&attr(s, "operation")))
         });
         eprintln!("pgbench -M {protocol} ({mode}): {} spans so far", spans.len());
         seen = spans.len();
     }
-    let spans: Vec<Value> = agent.spans().into_iter().filter(of(port)).collect();
+    let spans: Vec<Value> = agent.spans().into_iter().filter(sql_client_of(port)).collect();
     let total_spans = spans.len();
     let exported = "obi_exporter_spans_total";
     let internal = internal_when(prom, exported, total_spans as f64, WAIT);

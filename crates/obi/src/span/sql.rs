@@ -1,6 +1,6 @@
-//! SQL client spans (PostgreSQL; later MySQL): `OPERATION table` as the
-//! name, the server's error code (SQLSTATE) as the status, and SQL's
-//! `db.client.operation.duration` family.
+//! SQL client spans (PostgreSQL, MySQL/MariaDB): `OPERATION table` as the
+//! name, the server's error code (SQLSTATE; MySQL's error number) as the
+//! status, and SQL's `db.client.operation.duration` family.
 
 use std::borrow::Cow;
 

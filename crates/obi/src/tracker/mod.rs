@@ -9,9 +9,11 @@ mod http1;
 mod http2;
 mod memcached;
 mod mqtt;
+mod mysql;
 mod postgres;
 mod redis;
 mod session;
+mod sql_statement;
 pub(crate) mod trace_ids;
 
 #[cfg(test)]
@@ -33,8 +35,15 @@ use trace_ids::TraceRemap;
 
 /// Every protocol the tracker parses, in the order detection asks them.
 /// Adding a protocol adds one line here.
-static PROTOCOLS: &[&dyn Protocol] =
-    &[&http2::Http2, &http1::Http1, &redis::Redis, &postgres::Postgres, &memcached::Memcached, &mqtt::Mqtt];
+static PROTOCOLS: &[&dyn Protocol] = &[
+    &http2::Http2,
+    &http1::Http1,
+    &redis::Redis,
+    &postgres::Postgres,
+    &memcached::Memcached,
+    &mysql::MySql,
+    &mqtt::Mqtt,
+];
 
 /// Connections idle this long are forgotten (the kernel side ages its own out too).
 const IDLE_CONN_NS: u64 = 300 * 1_000_000_000;

@@ -16,13 +16,13 @@ use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 
 use obi_protocols::postgres::{self, Event as PgEvent, Message, MessageStream};
-use obi_protocols::sql::{self, Dialect};
+use obi_protocols::sql::Dialect;
 
 use super::event::Event;
-use super::session::{Detect, Feed, Finished, Io, Piece, Protocol, Session, SessionCx, Side};
+use super::session::{Detect, Feed, Io, Piece, Protocol, Session, SessionCx, Side};
+use super::sql_statement::{Op, Statement, finish};
 use super::trace_ids;
 use crate::span::db::{DbCall, DbError};
-use crate::span::{SpanDetail, SqlSpan, TraceContext};
 
 /// PostgreSQL, recognised by the client's startup (or SSL request) message.
 pub(crate) struct Postgres;
@@ -46,46 +46,6 @@ impl Protocol for Postgres {
 const MAX_NAMED: usize = 4096;
 /// Messages waiting for the server beyond this: the connection is given up.
 const MAX_PENDING: usize = 16384;
-
-/// A statement as spans show it.
-#[derive(Debug, Default)]
-struct Statement {
-    query: String,
-    operation: String,
-    collection: String,
-}
-
-impl Statement {
-    fn new(text: &[u8], keep_literals: bool) -> Statement {
-        let text = String::from_utf8_lossy(text);
-        let mut query = String::new();
-        sql::query_text(&text, Dialect::Postgres, keep_literals, &mut query);
-        Statement {
-            query,
-            operation: sql::operation(&text).unwrap_or_default(),
-            collection: sql::table(&text).unwrap_or_default(),
-        }
-    }
-
-    fn call(&self, namespace: &str) -> DbCall {
-        DbCall {
-            system: "postgresql",
-            operation: self.operation.clone(),
-            namespace: namespace.to_string(),
-            collection: self.collection.clone(),
-            query: self.query.clone(),
-            error: None,
-        }
-    }
-}
-
-/// A statement being run: becomes a span.
-#[derive(Debug)]
-struct Op {
-    call: DbCall,
-    start_mono: u64,
-    ctx: TraceContext,
-}
 
 /// A client message the server will answer, in order.
 #[derive(Debug)]
@@ -175,10 +135,7 @@ impl PgSession {
             }
             b'Q' => {
                 let text = postgres::cstr(body).map_or(body, |(q, _)| q);
-                let mut call = Statement::new(text, keep).call(&self.database);
-                if cut {
-                    call.query.push_str("...");
-                }
+                let call = Statement::new(text, cut, Dialect::Postgres, keep).call("postgresql", &self.database);
                 Pending::Query(op(call, &mut self.last_kernel_span))
             }
             b'P' => {
@@ -186,10 +143,7 @@ impl PgSession {
                     self.invalid = !cut;
                     return;
                 };
-                let mut stmt = Statement::new(text, keep);
-                if cut {
-                    stmt.query.push_str("...");
-                }
+                let stmt = Statement::new(text, cut, Dialect::Postgres, keep);
                 remember(&mut self.statements, name, Arc::new(stmt));
                 Pending::Parse
             }
@@ -206,7 +160,7 @@ impl PgSession {
             }
             b'E' => {
                 let portal = postgres::cstr(body).map_or(&b""[..], |(p, _)| p);
-                let call = self.portals.get(portal).map(|s| s.call(&self.database));
+                let call = self.portals.get(portal).map(|s| s.call("postgresql", &self.database));
                 let call = call.unwrap_or_else(|| DbCall { system: "postgresql", ..Default::default() });
                 Pending::Execute(op(call, &mut self.last_kernel_span))
             }
@@ -397,16 +351,6 @@ fn remember(map: &mut HashMap<Vec<u8>, Arc<Statement>>, name: &[u8], stmt: Arc<S
         map.clear();
     }
     map.insert(name.to_vec(), stmt);
-}
-
-fn finish(op: Op, end_mono: u64, cx: &mut SessionCx<'_>) {
-    cx.finished.push(Finished {
-        detail: SpanDetail::Sql(SqlSpan { call: op.call }),
-        start_mono: op.start_mono,
-        queued_mono: None,
-        end_mono,
-        trace: cx.joined(op.ctx),
-    });
 }
 
 /// Feeds an event's bytes, captured or not, to a decoder.

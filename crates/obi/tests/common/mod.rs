@@ -401,6 +401,54 @@ pub(crate) fn self_signed_cert(dir: &Path) -> (PathBuf, PathBuf) {
     (cert, key)
 }
 
+/// Runs a command to its end; fails the test with its output if it fails.
+pub(crate) fn run(cmd: &mut Command) {
+    let out = cmd.output().expect("run");
+    assert!(
+        out.status.success(),
+        "{cmd:?}: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// SQL client spans to the server on `port`.
+pub(crate) fn sql_client_of(port: u16) -> impl Fn(&Value) -> bool {
+    move |s| is_type(s, "SQLClient") && host_port(s) == port
+}
+
+/// SQL spans as (operation, table, statement, errorCode), in start order.
+pub(crate) fn sql_calls(spans: &[Value]) -> Vec<(String, String, String, String)> {
+    let mut spans = spans.to_vec();
+    spans.sort_by_key(|s| field(s, "start").parse::<u64>().unwrap_or(0));
+    spans
+        .iter()
+        .map(|s| {
+            let a = |k| attr(s, k).to_string();
+            (a("operation"), a("table"), a("statement"), a("errorCode"))
+        })
+        .collect()
+}
+
+/// Waits for the SQL client spans to the server on `port` and checks them
+/// against `want` (operation, table, statement, errorCode, in start
+/// order): client spans to 127.0.0.1, and `password` nowhere in the
+/// agent's output. Returns them.
+pub(crate) fn expect_sql_spans(
+    agent: &Agent,
+    port: u16,
+    want: &[(&str, &str, &str, &str)],
+    password: &str,
+) -> Vec<Value> {
+    let want: Vec<(String, String, String, String)> =
+        want.iter().map(|(a, b, c, d)| (a.to_string(), b.to_string(), c.to_string(), d.to_string())).collect();
+    let spans = agent.wait_spans(want.len(), Duration::from_secs(30), sql_client_of(port));
+    assert_eq!(sql_calls(&spans), want, "{spans:#?}");
+    assert!(spans.iter().all(|s| field(s, "kind") == "SPAN_KIND_CLIENT" && attr(s, "serverAddr") == "127.0.0.1"));
+    assert!(!agent.proc.lines().iter().any(|l| l.contains(password)), "the password leaked");
+    spans
+}
+
 /// Database spans as (operation, statement, errorCode), in start order.
 pub(crate) fn db_calls(spans: &[Value]) -> Vec<(String, String, String)> {
     let mut spans = spans.to_vec();

@@ -1,4 +1,5 @@
 use super::*;
+use crate::span::SpanDetail;
 use crate::tracker::harness::{Harness, ctx};
 
 type H = Harness<PgSession>;
