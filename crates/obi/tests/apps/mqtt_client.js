@@ -1,11 +1,11 @@
 // MQTT test client on mqtt.js (the npm package, installed by
-// scripts/install-deps.sh under $OBI_TEST_NODE, default /opt/obi-test-node).
+// scripts/install-deps.sh under $OBI_TEST_NODE/apps, default /opt/obi-node/apps).
 //
 //   node mqtt_client.js pub PORT --id ID --topic T --qos Q [--count N] [--v5]
 //   node mqtt_client.js sub PORT --id ID --topic FILTER --qos Q [--count N]   prints "ready" once subscribed
 'use strict';
 const path = require('path');
-const mqtt = require(path.join(process.env.OBI_TEST_NODE || '/opt/obi-test-node', 'node_modules', 'mqtt'));
+const mqtt = require(path.join(process.env.OBI_TEST_NODE || '/opt/obi-node', 'apps', 'node_modules', 'mqtt'));
 
 const [mode, port, ...rest] = process.argv.slice(2);
 const opt = { id: '', topic: 't', qos: '0', count: '1' };
