@@ -41,7 +41,8 @@ fn url_encode(s: &str) -> String {
         .collect()
 }
 
-/// Sends `load` to the app on `front`, whose calls go to the app on `back`,
+/// Sends `load` to the app on `front`, whose calls go to the Python test
+/// server (`apps/http_server.py`) on `back`,
 /// waits for every span (front server spans, client spans, back server
 /// spans, exact counts) and returns this burst's spans.
 pub(crate) fn fanout_spans(agent: &Agent, front: u16, back: u16, load: &Fanout) -> Vec<Value> {
@@ -67,6 +68,11 @@ pub(crate) fn fanout_spans(agent: &Agent, front: u16, back: u16, load: &Fanout) 
     let clients = agent.wait_spans(n * calls, wait, |s| ours(s) && is_type(s, "HTTPClient") && host_port(s) == back);
     let backs = agent.wait_spans(n * calls, wait, |s| ours(s) && is_type(s, "HTTP") && host_port(s) == back);
     assert_eq!((fronts.len(), clients.len(), backs.len()), (n, n * calls, n * calls), "spans of {via}");
+    // Sizes and statuses under concurrency: every call was answered by the
+    // leaf route of the Python test server ("leaf\n", 5 bytes).
+    for back in &backs {
+        assert_eq!((attr(back, "status"), attr(back, "responseLen")), ("200", "5"), "{back}");
+    }
     agent.spans().into_iter().filter(ours).collect()
 }
 
