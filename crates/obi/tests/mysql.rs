@@ -115,6 +115,21 @@ fn gated(agent: &Agent, name: &str, cmd: &mut Command, input: &str) -> Proc {
 /// The agent, selecting the test app `script` run against `port`; its
 /// Prometheus port; the app, run to its end (`extra` arguments after the
 /// port and password).
+/// Waits until `pid` has loaded libssl and the agent has attached its
+/// OpenSSL probes: a TLS login written before them is never seen in plaintext.
+fn wait_tls_probes(agent: &Agent, pid: u32) {
+    let deadline = std::time::Instant::now() + WAIT;
+    while !std::fs::read_to_string(format!("/proc/{pid}/maps")).unwrap_or_default().contains("libssl") {
+        assert!(std::time::Instant::now() < deadline, "{pid} never loaded libssl");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let needle = format!("pid={pid}");
+    agent
+        .proc
+        .wait_line(|l| l.contains("tracing TLS plaintext") && l.contains(&needle), WAIT)
+        .unwrap_or_else(|| panic!("no OpenSSL probes for {pid}"));
+}
+
 fn run_app(script: &str, port: u16, extra: &[&str]) -> (Agent, u16, Proc) {
     let prom = free_port();
     let agent = Agent::builder()
@@ -124,7 +139,13 @@ fn run_app(script: &str, port: u16, extra: &[&str]) -> (Agent, u16, Proc) {
         .start();
     let mut cmd = Command::new(venv_python());
     cmd.arg(apps_dir().join(script)).args([&port.to_string(), PASSWORD]).args(extra);
-    let mut app = gated(&agent, script, &mut cmd, "go\n");
+    let mut proc = spawn_with_stdin(script, &mut cmd);
+    agent.wait_instrumented(proc.pid(), WAIT);
+    if script.contains("tls") {
+        wait_tls_probes(&agent, proc.pid());
+    }
+    proc.child.stdin.take().unwrap().write_all(b"go\n").unwrap();
+    let mut app = proc;
     assert!(app.wait_exit(WAIT).is_some_and(|s| s.success()), "{script} failed: {:?}", app.lines());
     let _ = app.wait_line(|l| l == "ok", WAIT);
     (agent, prom, app)
