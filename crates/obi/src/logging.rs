@@ -1,4 +1,4 @@
-//! Logging in OBI's format: Go `log/slog` text (or JSON) lines on stdout.
+//! Logging in OBI's format: Go `log/slog` text (or JSON) lines on stderr.
 //!
 //! ```text
 //! time=2026-11-25T05:43:26.656Z level=INFO msg="instrumenting process" component=discover.traceAttacher cmd=/usr/bin/python3.11 pid=123
@@ -9,9 +9,10 @@
 //! Fields of the enclosing spans come first (like slog's `Logger.With`),
 //! then the event's fields, in the order they are written.
 //!
-//! Each line is formatted into a buffer and written with one `write_all`
-//! while holding the stdout lock, so log lines never interleave with the
-//! trace printer's output (which shares stdout).
+//! Logs go to stderr so stdout carries only data (the trace printer's
+//! spans): `OTEL_EBPF_TRACE_PRINTER=json obi | jq` works. Each line is
+//! formatted into a buffer and written with one `write_all` under the stderr
+//! lock, so concurrent log lines never interleave.
 
 use std::fmt::{self, Write as _};
 use std::io::{self, Write};
@@ -27,10 +28,10 @@ use tracing_subscriber::{Layer, Registry};
 
 use crate::config::{LogFormat, LogLevel};
 
-/// Installs the global subscriber: slog-style lines on stdout, events below
+/// Installs the global subscriber: slog-style lines on stderr, events below
 /// `level` dropped. Does nothing if a global subscriber is already set.
 pub(crate) fn init(level: LogLevel, format: LogFormat) {
-    let _ = tracing::subscriber::set_global_default(subscriber(level, format, StdoutWriter));
+    let _ = tracing::subscriber::set_global_default(subscriber(level, format, StderrWriter));
 }
 
 /// A subscriber writing to `writer` (see [`init`]); for tests and embedding.
@@ -51,15 +52,15 @@ pub(crate) fn level_filter(level: LogLevel) -> LevelFilter {
     }
 }
 
-/// Writes each line to stdout with one `write_all` under the stdout lock,
+/// Writes each line to stderr with one `write_all` under the stderr lock,
 /// then flushes.
 #[derive(Debug, Clone, Copy, Default)]
-pub(crate) struct StdoutWriter;
+pub(crate) struct StderrWriter;
 
-/// A locked stdout handle; see [`StdoutWriter`].
-pub(crate) struct LockedStdout(io::StdoutLock<'static>);
+/// A locked stderr handle; see [`StderrWriter`].
+pub(crate) struct LockedStderr(io::StderrLock<'static>);
 
-impl Write for LockedStdout {
+impl Write for LockedStderr {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
         self.0.write(buf)
     }
@@ -72,10 +73,10 @@ impl Write for LockedStdout {
     }
 }
 
-impl<'a> MakeWriter<'a> for StdoutWriter {
-    type Writer = LockedStdout;
+impl<'a> MakeWriter<'a> for StderrWriter {
+    type Writer = LockedStderr;
     fn make_writer(&'a self) -> Self::Writer {
-        LockedStdout(io::stdout().lock())
+        LockedStderr(io::stderr().lock())
     }
 }
 

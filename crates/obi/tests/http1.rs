@@ -69,6 +69,14 @@ fn python_stdlib_server_and_clients() {
     let from = |name: &str| clients.iter().filter(|c| field(c, "peerName").starts_with(name)).count();
     assert_eq!(from("curl"), 2, "{clients:#?}");
     assert_eq!(from("python"), 1, "{clients:#?}");
+
+    // stdout is data only: every line is a JSON array of spans, so
+    // `OTEL_EBPF_TRACE_PRINTER=json obi | jq` works; the logs are on stderr.
+    let stdout = agent.proc.stdout_lines();
+    for line in &stdout {
+        assert!(matches!(serde_json::from_str::<Value>(line), Ok(Value::Array(_))), "not span data on stdout: {line}");
+    }
+    assert!(agent.proc.lines().len() > stdout.len(), "the agent's logs went missing");
 }
 
 /// Node.js http server with keep-alive: curl, the python client, 200

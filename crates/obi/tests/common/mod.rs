@@ -58,7 +58,10 @@ pub(crate) fn free_port() -> u16 {
 pub(crate) struct Proc {
     pub(crate) child: Child,
     pub(crate) name: String,
+    /// stdout and stderr lines, in the order they arrived.
     output: Arc<Mutex<Vec<String>>>,
+    /// stdout lines only (the agent's data: spans, never logs).
+    stdout: Arc<Mutex<Vec<String>>>,
 }
 
 impl Proc {
@@ -66,9 +69,14 @@ impl Proc {
         self.child.id()
     }
 
-    /// Lines the process printed on stdout so far.
+    /// Lines the process printed so far, stdout and stderr merged.
     pub(crate) fn lines(&self) -> Vec<String> {
         self.output.lock().unwrap().clone()
+    }
+
+    /// Lines the process printed on stdout so far.
+    pub(crate) fn stdout_lines(&self) -> Vec<String> {
+        self.stdout.lock().unwrap().clone()
     }
 
     pub(crate) fn wait_line(&self, pred: impl Fn(&str) -> bool, timeout: Duration) -> Option<String> {
@@ -110,7 +118,7 @@ impl Drop for Proc {
     }
 }
 
-/// Starts a command, collecting stdout lines (stderr goes to ours).
+/// Starts a command, collecting its stdout and stderr lines.
 pub(crate) fn spawn(name: &str, cmd: &mut Command) -> Proc {
     spawn_reading(name, cmd.stdin(Stdio::null()))
 }
@@ -122,20 +130,38 @@ pub(crate) fn spawn_with_stdin(name: &str, cmd: &mut Command) -> Proc {
 }
 
 fn spawn_reading(name: &str, cmd: &mut Command) -> Proc {
-    let mut child = cmd.stdout(Stdio::piped()).spawn().unwrap_or_else(|e| panic!("cannot start {name}: {e}"));
+    let mut child = cmd
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot start {name}: {e}"));
     let output = Arc::new(Mutex::new(Vec::new()));
-    let stdout = child.stdout.take().unwrap();
-    let sink = output.clone();
+    let stdout = Arc::new(Mutex::new(Vec::new()));
+    collect_lines(name, child.stdout.take().unwrap(), output.clone(), Some(stdout.clone()));
+    collect_lines(name, child.stderr.take().unwrap(), output.clone(), None);
+    Proc { child, name: name.to_string(), output, stdout }
+}
+
+/// Appends each line of `stream` to `merged` (and to `own`, if given) from a
+/// thread of its own.
+fn collect_lines(
+    name: &str,
+    stream: impl std::io::Read + Send + 'static,
+    merged: Arc<Mutex<Vec<String>>>,
+    own: Option<Arc<Mutex<Vec<String>>>>,
+) {
     let tag = name.to_string();
     std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+        for line in BufReader::new(stream).lines().map_while(Result::ok) {
             if std::env::var_os("OBI_TEST_ECHO").is_some() {
                 eprintln!("[{tag}] {line}");
             }
-            sink.lock().unwrap().push(line);
+            if let Some(own) = &own {
+                own.lock().unwrap().push(line.clone());
+            }
+            merged.lock().unwrap().push(line);
         }
     });
-    Proc { child, name: name.to_string(), output }
 }
 
 /// Starts a server script and waits for its "ready" line.
@@ -318,10 +344,10 @@ impl Agent {
         self.proc.lines().iter().any(|l| l.contains("msg=\"instrumenting process\"") && l.contains(&needle))
     }
 
-    /// Every span printed so far (JSON printer: one array per line).
+    /// Every span printed so far (JSON printer: one array per stdout line).
     pub(crate) fn spans(&self) -> Vec<Value> {
         let mut out = Vec::new();
-        for line in self.proc.lines() {
+        for line in self.proc.stdout_lines() {
             if line.starts_with('[')
                 && let Ok(Value::Array(items)) = serde_json::from_str::<Value>(&line)
             {
