@@ -95,6 +95,17 @@ struct {
 	__type(value, __u8);
 } connecting SEC(".maps");
 
+/* The connect() a traced thread is in, per CPU: sockops cannot ask which
+ * task runs it before Linux 6.10 (bpf_get_current_pid_tgid), so its
+ * TCP_CONNECT_CB, which runs inside that connect() on the same CPU, matches
+ * the destination instead (see obi_sockops). */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct obi_connect_slot);
+} connect_slot SEC(".maps");
+
 struct {
 	__uint(type, BPF_MAP_TYPE_SOCKHASH);
 	__uint(max_entries, OBI_MAX_CONNS);
@@ -147,12 +158,12 @@ struct {
 	__type(value, __u8);
 } mux_threads SEC(".maps");
 
-/* One bit per local TCP port on which a traced process accepted a
- * connection: lets sk_data_ready skip every other socket of the host with
- * an array read instead of a hash lookup. */
+/* One byte per local TCP port on which a traced process accepted a
+ * connection, eight per element: lets sk_data_ready skip every other socket
+ * of the host with an array read instead of a hash lookup. */
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
-	__uint(max_entries, 65536 / 64);
+	__uint(max_entries, 65536 / 8);
 	__type(key, __u32);
 	__type(value, __u64);
 } server_port_bits SEC(".maps");
@@ -184,6 +195,14 @@ struct {
 	__type(key, __u32);
 	__type(value, struct obi_scratch);
 } scratch SEC(".maps");
+
+/* The traceparent scan of the head in scratch, per CPU (obi/propagation.bpf.h). */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct obi_head_scan);
+} head_scan SEC(".maps");
 
 /* HTTP/2 frame walk between syscalls, keyed by socket inode, or by SSL*
  * | OBI_H2_TLS_KEY for TLS sessions. */
@@ -327,7 +346,8 @@ static __always_inline int io_enter(__u32 fd, __u64 buf, __u32 iovcnt, __u64 cou
 			a.flags = conn_msg_start(cs, ref.ino, dir, pid_tgid, s ? s->data : NULL, n);
 			if (cs->role == OBI_ROLE_SERVER)
 				arrival_rearm(a.sk);
-			if (obi_ctx_propagation && s && (a.flags & OBI_F_REQUEST) && cs->role == OBI_ROLE_CLIENT)
+			if (obi_ctx_propagation && s && (a.flags & OBI_F_REQUEST) && cs->role == OBI_ROLE_CLIENT &&
+			    !(cs->flags & OBI_CONN_H2) && http1_request_start(s->data, n))
 				arm_injection(s->data, n, &cs->tp, pid_tgid);
 		}
 	}
@@ -426,9 +446,12 @@ int obi_enter_accept(struct trace_event_raw_sys_enter *ctx)
 	return fd_op_enter(ctx->args[0], OP_ACCEPT, OBI_SC_ACCEPT);
 }
 
+/* connect(fd, addr, len) */
 SEC("tracepoint/syscalls/sys_enter_connect")
 int obi_enter_connect(struct trace_event_raw_sys_enter *ctx)
 {
+	if (obi_ctx_propagation && pid_traced(bpf_get_current_pid_tgid() >> 32))
+		connect_slot_fill(ctx->args[1], ctx->args[2]);
 	return fd_op_enter(ctx->args[0], OP_CONNECT, OBI_SC_CONNECT);
 }
 
@@ -523,9 +546,8 @@ static __always_inline int exit_io(__u64 pid_tgid, struct obi_io_args *a, long r
 	s->hdr.tp = cs->tp;
 	if (h2) {
 		/* Frame by frame, into as many events as it takes. */
-		struct obi_h2_dir *st = h2_dir(a->conn_id, a->dir);
-		if (st && a->buf)
-			h2_capture(st, a->buf, a->iovcnt, ret, h2_start);
+		if (a->buf)
+			h2_capture(a->conn_id, OBI_H2_HOW(a->dir, h2_start), a->buf, a->iovcnt, ret);
 		return 0;
 	}
 	/* After the HTTP/2 branch: splitting states before its frame walk would
@@ -668,8 +690,8 @@ int obi_sockops(struct bpf_sock_ops *skops)
 	__u64 cookie;
 	switch (skops->op) {
 	case BPF_SOCK_OPS_TCP_CONNECT_CB:
-		/* connect() runs in the connecting task: is it one of ours? */
-		if (!pid_traced(bpf_get_current_pid_tgid() >> 32))
+		/* Inside connect(): is it the one a traced thread started on this CPU? */
+		if (!connect_slot_take(skops))
 			return 1;
 		cookie = bpf_get_socket_cookie(skops);
 		__u8 one = 1;

@@ -7,7 +7,8 @@
 #   3. unit, property and integration tests (real servers, real clients, real kernel)
 #      and the wrong-parent audit summed over every concurrency test: 0 wrong
 #   4. the kernel matrix: Debian's 5.10, 6.1 and 6.12 cloud kernels booted under
-#      qemu, obi check + the agent + one HTTP/1 request in each (tests/kernels)
+#      qemu and the host kernel: obi check, then HTTP/1, HTTP/2, HTTPS and
+#      propagation through nginx and curl in each (tests/kernels)
 #   5. every protocol fuzz target for a bounded time (OBI_FUZZ_SECONDS, default 20)
 set -euo pipefail
 cd "$(dirname "$0")/.."

@@ -1,13 +1,16 @@
 #!/usr/bin/env bash
 # The kernel matrix: boots each Debian cloud kernel that fetch.sh provides
-# under qemu (TCG, one VM at a time), runs guest-init.sh in it, and prints one
-# line per kernel. Exits non-zero when a kernel whose series is listed in
+# under qemu (TCG, one VM at a time), runs smoke.sh in it (through
+# guest-init.sh) and on the host kernel natively, and prints one line per
+# kernel. Exits non-zero when the host or a kernel whose series is listed in
 # expected-to-work fails. See README.md.
 #   tests/kernels/matrix.sh [RELEASE...]
 # Settings: OBI_BIN (agent binary), OBI_KERNELS_CACHE, OBI_KERNELS_TIMEOUT
 # (seconds per VM, default 180), OBI_KERNELS_AGENT_WAIT (seconds the guest
 # waits for the agent to start, default 120), OBI_KERNELS_NICE (default 15),
 # OBI_KERNELS_OUT (full guest outputs, default target/kernel-matrix),
+# OBI_KERNELS_HOST=0 (skip the host kernel's row), OBI_KERNELS_HOST_PORT
+# (first of the host run's three ports, default 18180),
 # OBI_KERNELS_MEMLOCK=unlimited (the guest raises RLIMIT_MEMLOCK by hand before
 # starting the agent: shows what fails after memlock on kernels before 5.11).
 set -euo pipefail
@@ -24,6 +27,7 @@ if (($#)); then releases=("$@"); else mapfile -t releases < <("$here/fetch.sh");
 mkdir -p "$outdir"
 initrd="$outdir/initrd.gz"
 "$here/initramfs.sh" "$initrd"
+OBI_BIN_PATH="${OBI_BIN:-$repo/target/release/obi}"
 expected=$(grep -v '^#' "$here/expected-to-work" | grep . || true)
 
 # Facts from a guest's result file: fact FILE KEY
@@ -31,7 +35,47 @@ fact() { sed -n "s/^@@ $2=//p" "$1" | tail -1; }
 # Lines of a section: section FILE NAME
 section() { awk -v s="@@ $2" '/^@@ / { on = ($0 == s); next } on' "$1"; }
 
-printf '%-28s %-6s %-6s %-5s %s\n' KERNEL SECS CHECK SPANS AGENT
+# One line of the table for a result file, and whether it passed:
+# report RELEASE RESULT_FILE SECS EXPECTED(yes/no); sets $failed.
+report() {
+	local release="$1" res="$2" secs="$3" expected_ok="$4"
+	local check=ok started agent_log agent line
+	if [[ "$(fact "$res" check_rc)" != 0 ]]; then
+		check=fail
+		[[ -z "$(fact "$res" check_rc)" ]] && check=none
+	fi
+	started=$(fact "$res" agent_started)
+	agent_log=$(section "$res" agent)
+	local h1 h2 tls prop
+	h1=$(fact "$res" h1) h2=$(fact "$res" h2) tls=$(fact "$res" tls) prop=$(fact "$res" prop)
+	if [[ "$started" == yes ]]; then
+		agent="started in $(fact "$res" agent_start_s) s, nginx instrumented: $(fact "$res" instrumented) at $(fact "$res" instrumented_s) s"
+		# What the agent said it lost on this kernel (optional hooks).
+		local lost
+		lost=$(grep -oE 'hook="[^"]*" lost="([^"\\]|\\.)*"' <<<"$agent_log" |
+			sed -E 's/hook="([^"]*)" lost="(.*)"$/\1 (\2)/; s/\\"/"/g' | paste -sd';' - || true)
+		[[ -n "$lost" ]] && agent="$agent; without: $lost"
+	elif ! grep -qx "@@ end" "$res"; then
+		agent="no result: the run did not finish (see $release.console)"
+	else
+		# The first error the agent logged, else its last line.
+		line=$(grep -m1 'level=ERROR' <<<"$agent_log" || tail -1 <<<"$agent_log" || true)
+		agent="${started:-not run}: $line"
+	fi
+	# The first line of obi check that is not ok, for a failing check.
+	if [[ "$check" == fail ]]; then
+		agent="$agent | check: $(section "$res" check | grep -m1 '^FAIL' || true)"
+	fi
+	printf '%-28s %-5s %-6s %-3s %-3s %-3s %-4s %s\n' "$release" "$secs" "$check" "${h1:--}" "${h2:--}" "${tls:--}" \
+		"${prop:--}" "$(tr -s ' ' <<<"$agent")"
+	if [[ "$expected_ok" == yes ]] &&
+		[[ "$check" != ok || "$started" != yes || "$h1" != 1 || "$h2" != 1 || "$tls" != 1 || "$prop" != yes ]]; then
+		echo "matrix: $release is expected to work and failed (full output: $res)" >&2
+		failed=1
+	fi
+}
+
+printf '%-28s %-5s %-6s %-3s %-3s %-3s %-4s %s\n' KERNEL SECS CHECK H1 H2 TLS PROP AGENT
 failed=0
 for release in "${releases[@]}"; do
 	kdir="$KERNELS_CACHE/kernels/$release"
@@ -50,36 +94,28 @@ for release in "${releases[@]}"; do
 	# The guest's tty turns each newline into CR LF.
 	tr -d '\r' <"$res.raw" >"$res" 2>/dev/null || touch "$res"
 	rm -f "$res.raw"
-
-	check=ok
-	if [[ "$(fact "$res" check_rc)" != 0 ]]; then
-		check=fail
-		[[ -z "$(fact "$res" check_rc)" ]] && check=none
-	fi
-	started=$(fact "$res" agent_started)
-	spans=$(fact "$res" spans)
-	agent_log=$(section "$res" agent)
-	if [[ "$started" == yes ]]; then
-		agent="started in $(fact "$res" agent_start_s) s, server instrumented: $(fact "$res" instrumented) at $(fact "$res" instrumented_s) s"
-	elif ! grep -qx "@@ end" "$res"; then
-		agent="no result: guest did not finish within ${timeout_s}s (see $release.console)"
-	else
-		# The first error the agent logged, else its last line.
-		line=$(grep -m1 'level=ERROR' <<<"$agent_log" || tail -1 <<<"$agent_log" || true)
-		agent="${started:-not run}: $line"
-	fi
-	# The first line of obi check that is not ok, for a failing check.
-	if [[ "$check" == fail ]]; then
-		agent="$agent | check: $(section "$res" check | grep -m1 '^FAIL' || true)"
-	fi
-	printf '%-28s %-6s %-6s %-5s %s\n' "$release" "$secs" "$check" "${spans:--}" "$(tr -s ' ' <<<"$agent")"
-
 	series=$(sed -E 's/^([0-9]+\.[0-9]+).*/\1/' <<<"$release")
-	if grep -qxF "$series" <<<"$expected"; then
-		if [[ "$check" != ok || "$started" != yes || "$spans" != 1 ]]; then
-			echo "matrix: $release is expected to work and failed (full output: $res)" >&2
-			failed=1
-		fi
-	fi
+	expected_ok=no
+	grep -qxF "$series" <<<"$expected" && expected_ok=yes
+	report "$release" "$res" "$secs" "$expected_ok"
 done
+
+# The host kernel: the same smoke test, natively (OBI_KERNELS_HOST=0 skips it).
+if [[ "${OBI_KERNELS_HOST:-1}" == 1 ]]; then
+	release="host $(uname -r)"
+	res="$outdir/host.txt"
+	work=$(mktemp -d)
+	openssl req -x509 -newkey rsa:2048 -nodes -subj /CN=localhost -days 30 \
+		-keyout "$work/key.pem" -out "$work/cert.pem" 2>/dev/null
+	mkdir "$work/run"
+	: >"$res"
+	t0=$(date +%s)
+	# Ports well away from the integration tests' (they pick free ports).
+	OUT="$res" SMOKE_OBI="$OBI_BIN_PATH" SMOKE_NGINX="$(command -v nginx)" SMOKE_CURL="$(command -v curl)" \
+		CERT="$work/cert.pem" KEY="$work/key.pem" WORK="$work/run" PORT="${OBI_KERNELS_HOST_PORT:-18180}" \
+		WAIT="$agent_wait" timeout "$timeout_s" sh "$here/smoke.sh" || true
+	echo "@@ end" >>"$res"
+	rm -rf "$work"
+	report "$release" "$res" "$(($(date +%s) - t0))" yes
+fi
 exit "$failed"

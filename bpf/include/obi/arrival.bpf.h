@@ -13,7 +13,7 @@
  *    first send re-arms the socket for the next keep-alive request.
  *
  * Keyed by struct sock *, which the tracepoints and the fd walk share.
- * sk_data_ready fires for every socket of the host; a bitmap of the local
+ * sk_data_ready fires for every socket of the host; a table of the local
  * ports traced processes accept on (server_port_bits) turns almost all of
  * them away before the hash lookup.
  * Maps: arrivals, server_port_bits.
@@ -23,21 +23,29 @@
 
 #include "obi/common.bpf.h"
 
+/* server_port_bits holds one byte per port, eight to a map element: a
+ * plain byte store marks a port without an atomic OR (which needs Linux
+ * 5.12), and two CPUs marking ports of the same element cannot undo each
+ * other. */
+static __always_inline __u8 *server_port_flag(__u16 port)
+{
+	__u32 elem = port / 8;
+	__u8 *bytes = bpf_map_lookup_elem(&server_port_bits, &elem);
+	return bytes ? bytes + (port % 8) : NULL;
+}
+
 /* A traced process accepted a connection on this local port. */
 static __always_inline void arrival_note_port(__u16 port)
 {
-	__u32 word = port / 64;
-	__u64 *bits = bpf_map_lookup_elem(&server_port_bits, &word);
-	__u64 bit = 1ULL << (port % 64);
-	if (bits && !(*bits & bit))
-		__sync_fetch_and_or(bits, bit);
+	__u8 *flag = server_port_flag(port);
+	if (flag && !*flag)
+		*flag = 1;
 }
 
 static __always_inline bool arrival_port_served(__u16 port)
 {
-	__u32 word = port / 64;
-	__u64 *bits = bpf_map_lookup_elem(&server_port_bits, &word);
-	return bits && (*bits & (1ULL << (port % 64)));
+	__u8 *flag = server_port_flag(port);
+	return flag && *flag;
 }
 
 /* A passively opened connection completed its handshake. */

@@ -136,6 +136,17 @@ static __always_inline int sniff_http(const __u8 *b)
 	return 0;
 }
 
+/* Does an HTTP/1 request start here? Only such a write may get a traceparent
+ * header: an HTTP/2 preface ("PRI * HTTP/2.0"), a TLS ClientHello or any
+ * other binary protocol would be corrupted by one, wherever a 0x0a byte
+ * looks like the end of a request line. */
+static __always_inline bool http1_request_start(const __u8 *b, __u32 n)
+{
+	__u32 w;
+	__builtin_memcpy(&w, b, 4);
+	return n >= 8 && sniff_http(b) == 1 && w != 0x20495250 /* "PRI " */;
+}
+
 /* Called at the first bytes of a message (a change of direction). Returns
  * OBI_F_* flags for the event. data holds the first n payload bytes, when
  * known (n may be 0). */

@@ -79,8 +79,9 @@ static __always_inline int src_seek(struct obi_src *src, __u64 pos)
 /* Bytes from pos to the end of its segment, at most OBI_H2_PIECE; 0 if pos
  * is beyond the buffer. Payload pieces are cut there, so a header block
  * scattered over many small segments (gRPC's C core writes one per string)
- * costs one read per segment. */
-__noinline int src_contig(struct obi_src *src, __u64 pos)
+ * costs one read per segment. Static: before Linux 5.12 a global function
+ * cannot take pointers; h2_walk_step, which is global, holds the cost. */
+static __noinline int src_contig(struct obi_src *src, __u64 pos)
 {
 	if (!src || src_seek(src, pos))
 		return 0;
@@ -89,9 +90,8 @@ __noinline int src_contig(struct obi_src *src, __u64 pos)
 }
 
 /* Copies n (<= OBI_H2_PIECE) bytes at logical offset pos of src into
- * s->data[at..]; at < OBI_MAX_CAPTURE, so the copy stays inside data.
- * Global, so the verifier checks its loops once. */
-__noinline int src_read(struct obi_src *src, __u64 pos, struct obi_scratch *s, __u32 at, __u32 n)
+ * s->data[at..]; at < OBI_MAX_CAPTURE, so the copy stays inside data. */
+static __noinline int src_read(struct obi_src *src, __u64 pos, struct obi_scratch *s, __u32 at, __u32 n)
 {
 	if (!src || !s || src_seek(src, pos))
 		return -1;
@@ -226,46 +226,6 @@ __noinline int h2_walk_step(void)
 	return 0;
 }
 
-static long h2_step(__u32 i, void *ctx)
-{
-	return h2_walk_step() ? 1 : 0;
-}
-
-/* Walks the frames of one syscall's bytes (buf: a plain buffer, or an iovec
- * array when iovcnt != 0) into as many events as needed, starting at byte
- * `start`. The per-CPU scratch event's header must be filled in already. */
-__noinline int h2_capture(struct obi_h2_dir *st, __u64 buf, __u32 iovcnt, __u64 total, __u64 start)
-{
-	struct obi_h2_walk *w = h2_walk_get();
-	struct obi_scratch *s = scratch_get();
-	if (!w || !s || !st)
-		return 0;
-	w->pos = start;
-	w->total = total;
-	w->out = 0;
-	w->events = 0;
-	w->st = *st;
-	if (iovcnt)
-		src_iov(&w->src, buf, iovcnt);
-	else
-		src_plain(&w->src, buf, total);
-	/* An unreadable iovec array leaves no segments: the first read fails
-	 * and the walk reports the loss. */
-	s->hdr.flags |= OBI_F_H2;
-	s->hdr.tail_len = 0;
-	if (start)
-		h2_record(w, s, OBI_H2_REC_PREFACE, 0);
-	bpf_loop(OBI_H2_MAX_STEPS, h2_step, NULL, 0);
-	if (w->pos < w->total && !w->st.lost)
-		w->st.lost = 1; /* more frames than steps */
-	if (w->st.lost)
-		h2_record(w, s, OBI_H2_REC_LOST, 0);
-	if (w->out || !w->events)
-		h2_flush(w, s);
-	*st = w->st;
-	return 0;
-}
-
 /* Is this the client connection preface ("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n")? */
 static __always_inline bool is_h2_preface(const __u8 *b)
 {
@@ -286,6 +246,59 @@ static __always_inline struct obi_h2_dir *h2_dir(__u64 conn_id, __u8 dir)
 			return NULL;
 	}
 	return &hs->dir[dir & 1];
+}
+
+/* h2_capture's `how`: the direction, and whether the bytes start with the
+ * connection preface (the walk then starts past it). */
+#define OBI_H2_HOW_PREFACE 0x100
+#define OBI_H2_HOW(dir, preface) ((__u32)((dir) & 1) | ((preface) ? OBI_H2_HOW_PREFACE : 0))
+
+/*
+ * Walks the frames of one syscall's bytes (buf: a plain buffer, or an iovec
+ * array when iovcnt != 0) on connection h2_key into as many events as
+ * needed. The per-CPU scratch event's header must be filled in already.
+ *
+ * Global, so the verifier checks it once, not on every path of the programs
+ * that call it; its arguments are scalars, as global functions need before
+ * Linux 5.12. The walk is a bounded loop over another global function
+ * rather than bpf_loop (5.17+): each step is still verified once, and this
+ * loads from 5.8 on.
+ */
+__noinline int h2_capture(__u64 h2_key, __u32 how, __u64 buf, __u32 iovcnt, __u64 total)
+{
+	struct obi_h2_walk *w = h2_walk_get();
+	struct obi_scratch *s = scratch_get();
+	struct obi_h2_dir *st = h2_dir(h2_key, how & 1);
+	if (!w || !s || !st)
+		return 0;
+	__u64 start = (how & OBI_H2_HOW_PREFACE) ? OBI_H2_PREFACE_LEN : 0;
+	w->pos = start;
+	w->total = total;
+	w->out = 0;
+	w->events = 0;
+	w->st = *st;
+	if (iovcnt)
+		src_iov(&w->src, buf, iovcnt);
+	else
+		src_plain(&w->src, buf, total);
+	/* An unreadable iovec array leaves no segments: the first read fails
+	 * and the walk reports the loss. */
+	s->hdr.flags |= OBI_F_H2;
+	s->hdr.tail_len = 0;
+	if (start)
+		h2_record(w, s, OBI_H2_REC_PREFACE, 0);
+	for (__u32 i = 0; i < OBI_H2_MAX_STEPS; i++) {
+		if (h2_walk_step())
+			break;
+	}
+	if (w->pos < w->total && !w->st.lost)
+		w->st.lost = 1; /* more frames than steps */
+	if (w->st.lost)
+		h2_record(w, s, OBI_H2_REC_LOST, 0);
+	if (w->out || !w->events)
+		h2_flush(w, s);
+	*st = w->st;
+	return 0;
 }
 
 #endif /* OBI_H2_BPF_H */

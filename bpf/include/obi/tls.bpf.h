@@ -188,9 +188,7 @@ static __always_inline int ssl_exit(long ret)
 	h->queued_at = 0; /* arrival times are tracked per socket, not per SSL object */
 	if (h2) {
 		/* Keyed apart from socket inodes: SSL objects are user addresses. */
-		struct obi_h2_dir *st = h2_dir(a.ssl | OBI_H2_TLS_KEY, a.dir);
-		if (st)
-			h2_capture(st, a.buf, 0, bytes, h2_start);
+		h2_capture(a.ssl | OBI_H2_TLS_KEY, OBI_H2_HOW(a.dir, h2_start), a.buf, 0, bytes);
 		return 0;
 	}
 	__u64 size = sizeof(struct obi_event_hdr) + s->hdr.captured;

@@ -47,18 +47,10 @@ static __always_inline bool is_tp_header(const __u8 *data, __u32 off)
 	return (load64(data + off) | 0x2020202020202020ULL) == tracepar && (load32(data + off + 8) | 0x20202020) == ent;
 }
 
-struct obi_scan_ctx {
-	const __u8 *data;
-	__u32 len;
-	struct obi_head_scan out;
-};
-
-/* Looks at the newlines inside one 8-byte word of the head. */
-static long scan_word(__u32 w, void *arg)
+/* Looks at the newlines inside one 8-byte word (number w) of data[0..len);
+ * returns 1 when the scan is over. */
+static __always_inline int scan_word(__u32 w, const __u8 *data, __u32 len, struct obi_head_scan *out)
 {
-	struct obi_scan_ctx *c = arg;
-	const __u8 *data = c->data;
-	__u32 len = c->len;
 	__u32 base = (w * 8) & (OBI_TP_SCAN_LEN - 1);
 	if (w * 8 >= len || w * 8 >= OBI_TP_SCAN_LEN)
 		return 1;
@@ -75,31 +67,39 @@ static long scan_word(__u32 w, void *arg)
 			continue;
 		__u32 next = (nl + 1) & (OBI_TP_SCAN_LEN - 1);
 		/* The first '\n' ends the request line; every line after it is a header. */
-		if (!c->out.line_end)
-			c->out.line_end = next;
+		if (!out->line_end)
+			out->line_end = next;
 		__u8 ch = data[next];
 		if (ch == '\r' || ch == '\n') {
-			c->out.head_done = 1;
+			out->head_done = 1;
 			return 1;
 		}
-		if (!c->out.tp_value && next + 12 + OBI_TP_VALUE_LEN <= len && is_tp_header(data, next)) {
+		if (!out->tp_value && next + 12 + OBI_TP_VALUE_LEN <= len && is_tp_header(data, next)) {
 			__u32 val = next + 12;
 			if (data[val] == ' ')
 				val++;
-			c->out.tp_value = val;
+			out->tp_value = val;
 		}
 	}
 	return 0;
 }
 
-/* Scans data[0..len) (len <= OBI_TP_SCAN_LEN; data must be readable up to
- * OBI_TP_SCAN_LEN + 80 bytes). bpf_loop keeps verification cost independent
- * of the head length (needs Linux 5.17, like OBI's header parsing). */
-static __always_inline void scan_head(const __u8 *data, __u32 len, struct obi_head_scan *out)
+/* The scan's result packed into an int, so a global function (which before
+ * Linux 5.12 may take and return only scalars) can hand it back. */
+#define OBI_SCAN_TP_SHIFT 16
+#define OBI_SCAN_DONE (1U << 31)
+
+static __always_inline int scan_pack(const struct obi_head_scan *out)
 {
-	struct obi_scan_ctx c = {.data = data, .len = len};
-	bpf_loop(OBI_TP_SCAN_LEN / 8, scan_word, &c, 0);
-	*out = c.out;
+	return (int)(out->line_end | (out->tp_value << OBI_SCAN_TP_SHIFT) | (out->head_done ? OBI_SCAN_DONE : 0));
+}
+
+static __always_inline void scan_unpack(int packed, struct obi_head_scan *out)
+{
+	__u32 v = (__u32)packed;
+	out->line_end = v & 0xffff;
+	out->tp_value = (v >> OBI_SCAN_TP_SHIFT) & 0x7fff;
+	out->head_done = (v & OBI_SCAN_DONE) != 0;
 }
 
 static __always_inline int hex_val(__u8 c)
@@ -115,7 +115,7 @@ static __always_inline int hex_val(__u8 c)
 static __always_inline bool hex_decode(const __u8 *src, __u8 *dst, int n)
 {
 	bool ok = true;
-#pragma unroll
+#pragma nounroll
 	for (int i = 0; i < 16; i++) {
 		if (i >= n)
 			break;
@@ -131,7 +131,7 @@ static __always_inline bool hex_decode(const __u8 *src, __u8 *dst, int n)
 static __always_inline bool all_zero(const __u8 *b, int n)
 {
 	__u8 acc = 0;
-#pragma unroll
+#pragma nounroll
 	for (int i = 0; i < 16; i++) {
 		if (i < n)
 			acc |= b[i];

@@ -102,7 +102,7 @@ struct obi_src {
 
 /*
  * The walk's state lives in a per-CPU map, not on the stack: the verifier
- * then sees opaque values in each bpf_loop iteration and checks the callback
+ * then sees opaque values in each step of the walk and checks the step
  * once, instead of tracking every (pos, out) pair it could reach (which made
  * loading take minutes).
  */
@@ -113,6 +113,16 @@ struct obi_h2_walk {
 	__u64 total; /* bytes the syscall moved */
 	__u32 out;   /* bytes used in the scratch event's data */
 	__u32 events;
+};
+
+/* ---- propagation (connect_slot) ------------------------------------------ */
+
+/* The destination of the connect() a traced thread is in. */
+struct obi_connect_slot {
+	__u8 addr[16];  /* IPv4 in the first 4 bytes */
+	__u16 family;   /* 0: empty */
+	__u16 port;     /* host byte order */
+	__u32 _pad;
 };
 
 /* ---- TLS (ssl_args) ----------------------------------------------------- */

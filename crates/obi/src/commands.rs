@@ -47,6 +47,8 @@ fn run(args: &crate::cli::RunArgs) -> ExitCode {
 fn check(args: &CheckArgs) -> ExitCode {
     let cfg = crate::config::load_unvalidated(&args.run_args().overrides(), &|k| std::env::var(k).ok());
     let needs = cfg.as_ref().map(crate::preflight::Needs::from_config).unwrap_or_default();
+    // What the agent does first, so the memlock check reports what its maps get.
+    let _ = crate::ebpf::memlock::raise();
     let checks = crate::preflight::run(&needs);
     if args.json {
         let items: Vec<_> = checks

@@ -305,3 +305,47 @@ fn calls_from_other_threads_are_roots_never_wrong() {
         assert_downstream_follows_clients(&spans, pc);
     }
 }
+
+/// Injection only ever touches HTTP/1 requests: a traced client speaking
+/// HTTP/2 with prior knowledge (whose preface starts "PRI * HTTP/2.0\r\n")
+/// or TLS (a ClientHello holding 0x0a bytes) must go through untouched.
+/// Before the fix, a traceparent line went into both and curl failed (HTTP/2
+/// framing error 16, TLS handshake error 35).
+#[test]
+fn injection_leaves_http2_and_tls_clients_alone() {
+    require_root();
+    let h2_port = free_port();
+    let h2 =
+        start_server("node-h2", Command::new("node").arg(apps_dir().join("http2_server.js")).arg(h2_port.to_string()));
+    let dir = tempfile::tempdir().unwrap();
+    let (cert, key) = self_signed_cert(dir.path());
+    let tls_port = free_port();
+    let tls = start_server(
+        "py-https",
+        Command::new(python())
+            .arg(apps_dir().join("http_server.py"))
+            .arg(tls_port.to_string())
+            .arg("--tls")
+            .args([&cert, &key]),
+    );
+    let agent = agent_for(&[h2_port, tls_port], "    - exe_path: '*/curl'\n");
+    agent.wait_instrumented(h2.pid(), WAIT);
+    agent.wait_instrumented(tls.pid(), WAIT);
+    for i in 0..5 {
+        let out = curl(&[
+            "--http2-prior-knowledge",
+            "-o",
+            "/dev/null",
+            "-w",
+            "%{http_code} %{http_version}",
+            &format!("http://127.0.0.1:{h2_port}/h2/{i}"),
+        ]);
+        assert_eq!(out, "200 2", "h2c request {i} through a traced curl");
+        let out =
+            curl(&["-k", "-o", "/dev/null", "-w", "%{http_code}", &format!("https://127.0.0.1:{tls_port}/status/200")]);
+        assert_eq!(out, "200", "HTTPS request {i} through a traced curl");
+    }
+    // The HTTP/2 exchanges were still traced on both sides.
+    let h2_servers = agent.wait_spans(5, WAIT, |s| is_type(s, "HTTP") && host_port(s) == h2_port);
+    assert_eq!(h2_servers.len(), 5, "{h2_servers:#?}");
+}

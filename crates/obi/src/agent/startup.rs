@@ -61,6 +61,11 @@ pub(super) async fn start(cfg: Config) -> Result<Agent> {
 
 /// Fails with every unmet requirement at once.
 fn check_machine(cfg: &Config) -> Result<()> {
+    // First, so the memlock check below sees what the maps will get.
+    match crate::ebpf::memlock::raise() {
+        Ok(limit) => tracing::debug!(component = "obi.Instrumenter", %limit, "RLIMIT_MEMLOCK raised"),
+        Err(err) => tracing::debug!(component = "obi.Instrumenter", error = %err, "cannot raise RLIMIT_MEMLOCK"),
+    }
     let checks = preflight::run(&preflight::Needs::from_config(cfg));
     let failures = preflight::failures(&checks);
     if !failures.is_empty() {

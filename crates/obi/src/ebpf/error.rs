@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use aya::maps::MapError;
 use aya::programs::ProgramError;
 
-use super::{propagation::PropagationError, tls::TlsError};
+use super::tls::TlsError;
 
 /// Errors of [`super::Tracer`].
 #[derive(Debug, thiserror::Error)]
@@ -78,8 +78,6 @@ pub(crate) enum TracerError {
         #[source]
         source: MapError,
     },
-    #[error(transparent)]
-    Propagation(#[from] PropagationError),
     #[error(transparent)]
     Tls(#[from] TlsError),
 }

@@ -3,6 +3,7 @@
 pub(crate) mod abi;
 
 mod error;
+pub(crate) mod memlock;
 pub(crate) mod programs;
 pub(crate) mod propagation;
 pub(crate) mod ring;
@@ -135,7 +136,25 @@ impl Tracer {
             }
         }
 
-        let propagation = if opts.ctx_propagation { Some(propagation::attach(&mut ebpf)?) } else { None };
+        // Without injection, spans are still right: incoming traceparents are
+        // read and parents found in-process; only the next service starts a
+        // new trace. So a kernel that refuses it loses that feature alone.
+        let propagation = if opts.ctx_propagation {
+            match propagation::attach(&mut ebpf) {
+                Ok(p) => Some(p),
+                Err(err) => {
+                    tracing::error!(
+                        component = "ebpf.Propagation",
+                        error = %format!("{:#}", anyhow::Error::new(err)),
+                        lost = "traceparent injection into outgoing HTTP/1 requests (the services called start new traces)",
+                        "context propagation unavailable; tracing continues without it"
+                    );
+                    None
+                }
+            }
+        } else {
+            None
+        };
         let traced_pids = typed_map(&mut ebpf, "traced_pids", BpfHashMap::try_from)?;
         let ignored_conns = typed_map(&mut ebpf, "ignored_conns", BpfHashMap::try_from)?;
         let stats = typed_map(&mut ebpf, "obi_stats", PerCpuArray::try_from)?;
