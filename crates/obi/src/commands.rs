@@ -19,7 +19,7 @@ fn run(args: &crate::cli::RunArgs) -> ExitCode {
     let cfg = match crate::config::load_from_process_env(&args.overrides()) {
         Ok(cfg) => cfg,
         Err(err) => {
-            print!(
+            eprint!(
                 "{}",
                 crate::logging::text_line(LogLevel::Error, "wrong configuration", &[("error", &err.to_string())])
             );
@@ -49,7 +49,16 @@ fn check(args: &CheckArgs) -> ExitCode {
     let needs = cfg.as_ref().map(crate::preflight::Needs::from_config).unwrap_or_default();
     // What the agent does first, so the memlock check reports what its maps get.
     let _ = crate::ebpf::memlock::raise();
-    let checks = crate::preflight::run(&needs);
+    let mut checks = crate::preflight::run(&needs);
+    // Then what the agent would load, unless something above already stops it.
+    match &cfg {
+        Ok(cfg) if !checks.iter().any(|c| c.status == crate::preflight::Status::Fail) => {
+            checks.extend(crate::ebpf::trial::checks(cfg));
+        }
+        _ => {
+            checks.push(crate::preflight::Check::warn("eBPF programs", "not loaded: fix the failures above first", ""))
+        }
+    }
     if args.json {
         let items: Vec<_> = checks
             .iter()

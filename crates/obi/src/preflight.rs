@@ -34,13 +34,13 @@ pub(crate) struct Check {
 }
 
 impl Check {
-    fn ok(name: impl Into<String>, detail: impl Into<String>) -> Check {
+    pub(crate) fn ok(name: impl Into<String>, detail: impl Into<String>) -> Check {
         Check { name: name.into(), status: Status::Ok, detail: detail.into(), fix: String::new() }
     }
-    fn warn(name: impl Into<String>, detail: impl Into<String>, fix: impl Into<String>) -> Check {
+    pub(crate) fn warn(name: impl Into<String>, detail: impl Into<String>, fix: impl Into<String>) -> Check {
         Check { name: name.into(), status: Status::Warn, detail: detail.into(), fix: fix.into() }
     }
-    fn fail(name: impl Into<String>, detail: impl Into<String>, fix: impl Into<String>) -> Check {
+    pub(crate) fn fail(name: impl Into<String>, detail: impl Into<String>, fix: impl Into<String>) -> Check {
         Check { name: name.into(), status: Status::Fail, detail: detail.into(), fix: fix.into() }
     }
 }

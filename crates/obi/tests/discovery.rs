@@ -95,9 +95,15 @@ fn check_reports_this_machine() {
     let out = Command::new(env!("CARGO_BIN_EXE_obi")).arg("check").output().unwrap();
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success(), "{text}");
-    for needle in
-        ["ok    kernel", "ok    capabilities", "ok    btf", "tracepoint syscalls:sys_enter_read", "sched_process_exec"]
-    {
+    // The last step loads and attaches the real programs, then detaches them.
+    for needle in [
+        "ok    kernel",
+        "ok    capabilities",
+        "ok    btf",
+        "tracepoint syscalls:sys_enter_read",
+        "sched_process_exec",
+        "ok    eBPF programs",
+    ] {
         assert!(text.contains(needle), "missing {needle:?} in:\n{text}");
     }
     assert!(!text.contains("FAIL"), "{text}");
@@ -127,7 +133,7 @@ fn check_reports_this_machine() {
         .env("OTEL_EBPF_TRACE_PRINTER", "text")
         .output()
         .unwrap();
-    let text = String::from_utf8_lossy(&out.stdout);
+    let text = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success());
     assert!(text.contains("the following capabilities are required: CAP_SYS_PTRACE"), "{text}");
 }
@@ -156,7 +162,9 @@ fn configuration_errors_exit_2_with_one_clear_line() {
             cmd.arg("--config").arg(file.path());
         }
         let out = cmd.output().unwrap();
-        let text = String::from_utf8_lossy(&out.stdout);
+        // The error is a log line: on stderr, stdout stays empty.
+        let text = String::from_utf8_lossy(&out.stderr);
+        assert!(out.stdout.is_empty(), "stdout is for data: {}", String::from_utf8_lossy(&out.stdout));
         assert_eq!(out.status.code(), Some(2), "{env:?} {yaml:?}: {text}");
         let lines: Vec<&str> = text.lines().collect();
         assert_eq!(lines.len(), 1, "one line expected: {text}");

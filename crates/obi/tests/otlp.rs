@@ -488,7 +488,7 @@ fn bad_exporter_settings_exit_2() {
             .envs(env.iter().copied())
             .output()
             .unwrap();
-        let text = String::from_utf8_lossy(&out.stdout);
+        let text = String::from_utf8_lossy(&out.stderr);
         assert_eq!(out.status.code(), Some(2), "{env:?}: {text}");
         assert!(text.contains("msg=\"wrong configuration\""), "{text}");
         assert!(text.contains(&format!("error=\"{var}: ")), "{env:?} should name {var}: {text}");

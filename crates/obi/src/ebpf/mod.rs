@@ -8,6 +8,7 @@ pub(crate) mod programs;
 pub(crate) mod propagation;
 pub(crate) mod ring;
 pub(crate) mod tls;
+pub(crate) mod trial;
 
 /// What to do when the kernel has no BTF (shared with `obi check`).
 pub(crate) const NO_BTF_HELP: &str = "the kernel has no BTF type information (/sys/kernel/btf/vmlinux is missing), which \
@@ -82,8 +83,20 @@ pub(crate) struct KernelStats {
     pub(crate) hints_ignored: u64,
 }
 
+/// A feature the kernel refused at load, which the agent runs without.
+#[derive(Debug, Clone)]
+pub(crate) struct Unavailable {
+    /// The hook or program set (`tracepoint sock:sk_data_ready`, `context propagation`).
+    pub(crate) what: String,
+    /// What is lost without it.
+    pub(crate) lost: &'static str,
+    /// Why the kernel refused it.
+    pub(crate) error: String,
+}
+
 /// The loaded and attached kernel side. Dropping it detaches everything.
 pub(crate) struct Tracer {
+    unavailable: Vec<Unavailable>,
     ebpf: Ebpf,
     traced_pids: BpfHashMap<MapData, u32, abi::PidInfo>,
     ignored_conns: BpfHashMap<MapData, u64, u8>,
@@ -114,6 +127,7 @@ impl Tracer {
         let mut ebpf = loader.load(OBJECT).map_err(load_error)?;
 
         let mut loaded = BTreeMap::new();
+        let mut unavailable = Vec::new();
         for att in ATTACHMENTS {
             for hook in att.hooks {
                 if let Err(err) = attach(&mut ebpf, &mut loaded, att.program, hook) {
@@ -125,13 +139,15 @@ impl Tracer {
                             source: Box::new(err),
                         });
                     }
+                    let error = format!("{:#}", anyhow::Error::new(err));
                     tracing::warn!(
                         component = "ebpf.Tracer",
                         hook = %hook.describe(),
                         lost = att.lost,
-                        error = %format!("{:#}", anyhow::Error::new(err)),
+                        error = %error,
                         "optional kernel hook unavailable"
                     );
+                    unavailable.push(Unavailable { what: hook.describe(), lost: att.lost, error });
                 }
             }
         }
@@ -143,12 +159,16 @@ impl Tracer {
             match propagation::attach(&mut ebpf) {
                 Ok(p) => Some(p),
                 Err(err) => {
+                    let error = format!("{:#}", anyhow::Error::new(err));
+                    let lost =
+                        "traceparent injection into outgoing HTTP/1 requests (the services called start new traces)";
                     tracing::error!(
                         component = "ebpf.Propagation",
-                        error = %format!("{:#}", anyhow::Error::new(err)),
-                        lost = "traceparent injection into outgoing HTTP/1 requests (the services called start new traces)",
+                        error = %error,
+                        lost,
                         "context propagation unavailable; tracing continues without it"
                     );
+                    unavailable.push(Unavailable { what: "context propagation (sockops, sk_msg)".into(), lost, error });
                     None
                 }
             }
@@ -160,9 +180,25 @@ impl Tracer {
         let stats = typed_map(&mut ebpf, "obi_stats", PerCpuArray::try_from)?;
         let mut tls = tls::TlsProbes::new();
         if let Err(err) = tls.load(&mut ebpf) {
-            tracing::warn!(component = "ebpf.TLS", error = %format!("{:#}", anyhow::Error::new(err)), "TLS uprobes unavailable: HTTPS traffic will not be traced");
+            let error = format!("{:#}", anyhow::Error::new(err));
+            tracing::warn!(component = "ebpf.TLS", error = %error, "TLS uprobes unavailable: HTTPS traffic will not be traced");
+            unavailable.push(Unavailable {
+                what: "OpenSSL uprobes".into(),
+                lost: "HTTPS (TLS) traffic through OpenSSL",
+                error,
+            });
         }
-        Ok(Tracer { ebpf, traced_pids, ignored_conns, stats, _propagation: propagation, tls })
+        Ok(Tracer { unavailable, ebpf, traced_pids, ignored_conns, stats, _propagation: propagation, tls })
+    }
+
+    /// What the kernel refused at load and the agent runs without.
+    pub(crate) fn unavailable(&self) -> &[Unavailable] {
+        &self.unavailable
+    }
+
+    /// How many programs are loaded.
+    pub(crate) fn program_count(&self) -> usize {
+        self.ebpf.programs().filter(|(_, p)| p.fd().is_ok()).count()
     }
 
     /// Takes the data event ring buffer (once).
