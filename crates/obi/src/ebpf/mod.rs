@@ -2,6 +2,7 @@
 
 pub(crate) mod abi;
 
+mod detach;
 mod error;
 pub(crate) mod programs;
 pub(crate) mod propagation;
@@ -18,6 +19,7 @@ use std::collections::BTreeMap;
 use std::path::Path;
 
 use aya::maps::{HashMap as BpfHashMap, MapData, PerCpuArray, RingBuf};
+use aya::programs::trace_point::TracePointLinkId;
 use aya::programs::{RawTracePoint, TracePoint};
 use aya::{Btf, Ebpf, EbpfLoader, Endianness};
 
@@ -89,6 +91,24 @@ pub(crate) struct Tracer {
     stats: PerCpuArray<MapData, u64>,
     _propagation: Option<propagation::Propagation>,
     tls: tls::TlsProbes,
+    /// Tracepoint links, closed together on drop (see [`detach`]).
+    tracepoint_links: Vec<(&'static str, TracePointLinkId)>,
+}
+
+impl Drop for Tracer {
+    /// Detaches the slow-to-close links in parallel; the rest (raw
+    /// tracepoints, programs, maps) close quickly with the fields.
+    fn drop(&mut self) {
+        let mut links: Vec<detach::Link> = Vec::new();
+        for (program, id) in self.tracepoint_links.drain(..) {
+            let tp: Option<&mut TracePoint> = self.ebpf.program_mut(program).and_then(|p| p.try_into().ok());
+            if let Some(link) = tp.and_then(|tp| tp.take_link(id).ok()) {
+                links.push(Box::new(link));
+            }
+        }
+        links.extend(self.tls.take_links().into_iter().map(|l| Box::new(l) as detach::Link));
+        detach::close_all(links);
+    }
 }
 
 impl Tracer {
@@ -113,9 +133,10 @@ impl Tracer {
         let mut ebpf = loader.load(OBJECT).map_err(load_error)?;
 
         let mut loaded = BTreeMap::new();
+        let mut tracepoint_links = Vec::new();
         for att in ATTACHMENTS {
             for hook in att.hooks {
-                if let Err(err) = attach(&mut ebpf, &mut loaded, att.program, hook) {
+                if let Err(err) = attach(&mut ebpf, &mut loaded, &mut tracepoint_links, att.program, hook) {
                     if att.required {
                         return Err(TracerError::RequiredHook {
                             program: att.program,
@@ -143,7 +164,7 @@ impl Tracer {
         if let Err(err) = tls.load(&mut ebpf) {
             tracing::warn!(component = "ebpf.TLS", error = %format!("{:#}", anyhow::Error::new(err)), "TLS uprobes unavailable: HTTPS traffic will not be traced");
         }
-        Ok(Tracer { ebpf, traced_pids, ignored_conns, stats, _propagation: propagation, tls })
+        Ok(Tracer { ebpf, traced_pids, ignored_conns, stats, _propagation: propagation, tls, tracepoint_links })
     }
 
     /// Takes the data event ring buffer (once).
@@ -304,7 +325,13 @@ fn typed_map<T>(
     convert(map).map_err(|source| TracerError::MapType { name, source })
 }
 
-fn attach(ebpf: &mut Ebpf, loaded: &mut BTreeMap<&'static str, ()>, program: &'static str, hook: &Hook) -> Result<()> {
+fn attach(
+    ebpf: &mut Ebpf,
+    loaded: &mut BTreeMap<&'static str, ()>,
+    tracepoint_links: &mut Vec<(&'static str, TracePointLinkId)>,
+    program: &'static str,
+    hook: &Hook,
+) -> Result<()> {
     let prog = ebpf.program_mut(program).ok_or(TracerError::MissingProgram(program))?;
     let first = loaded.insert(program, ()).is_none();
     let attach_error = |source| TracerError::Attach { program, hook: hook.describe(), source: Box::new(source) };
@@ -314,7 +341,7 @@ fn attach(ebpf: &mut Ebpf, loaded: &mut BTreeMap<&'static str, ()>, program: &'s
             if first {
                 tp.load().map_err(|e| program_load_error(program, e))?;
             }
-            tp.attach(category, name).map_err(attach_error)?;
+            tracepoint_links.push((program, tp.attach(category, name).map_err(attach_error)?));
         }
         Hook::RawTracePoint(name) => {
             let tp: &mut RawTracePoint = prog.try_into().map_err(attach_error)?;
