@@ -126,7 +126,7 @@ fn wait_tls_probes(agent: &Agent, pid: u32) {
     let needle = format!("pid={pid}");
     agent
         .proc
-        .wait_line(|l| l.contains("tracing TLS plaintext") && l.contains(&needle), WAIT)
+        .wait_line(|l| l.contains("msg=\"OpenSSL probes attached\"") && l.contains(&needle), WAIT)
         .unwrap_or_else(|| panic!("no OpenSSL probes for {pid}"));
 }
 

@@ -97,6 +97,7 @@ fn check_http_spans(agent: &Agent, rx: &Proc, server: &Proc, port: u16, transpor
             "http.request.method": "GET",
             "http.response.status_code": 200,
             "url.path": "/status/200",
+            "url.scheme": "http",
             "client.address": "127.0.0.1",
             "server.address": "frontend",
             "server.port": port,

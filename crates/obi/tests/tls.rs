@@ -39,7 +39,7 @@ fn python_ssl_server() {
     );
     let agent = Agent::builder().env("OTEL_EBPF_OPEN_PORT", &port.to_string()).start();
     agent.wait_instrumented(server.pid(), WAIT);
-    agent.proc.wait_line(|l| l.contains("tracing TLS plaintext"), WAIT).expect("TLS probes attached");
+    agent.proc.wait_line(|l| l.contains("msg=\"OpenSSL probes attached\""), WAIT).expect("TLS probes attached");
     curl(&["-k", &format!("https://127.0.0.1:{port}/status/201")]);
     curl(&["-k", &format!("https://127.0.0.1:{port}/big/300000")]);
     let spans = server_spans(&agent, port, 2);
@@ -72,7 +72,7 @@ fn node_https_server_with_keepalive() {
     let (_dir, port, server) = node_https_server();
     let agent = Agent::builder().env("OTEL_EBPF_OPEN_PORT", &port.to_string()).start();
     agent.wait_instrumented(server.pid(), WAIT);
-    agent.proc.wait_line(|l| l.contains("tracing TLS plaintext"), WAIT).expect("TLS probes attached");
+    agent.proc.wait_line(|l| l.contains("msg=\"OpenSSL probes attached\""), WAIT).expect("TLS probes attached");
     // Several requests per connection, several connections.
     for _ in 0..3 {
         curl(&["-k", &format!("https://127.0.0.1:{port}/status/202"), &format!("https://127.0.0.1:{port}/big/100000")]);
@@ -116,7 +116,7 @@ fn nginx_tls_termination() {
     // Master and six workers: past four processes the library is probed
     // once for all of them (see ebpf/tls.rs).
     let deadline = std::time::Instant::now() + WAIT;
-    while agent.proc.lines().iter().filter(|l| l.contains("tracing TLS plaintext")).count() < 7 {
+    while agent.proc.lines().iter().filter(|l| l.contains("msg=\"OpenSSL probes attached\"")).count() < 7 {
         assert!(std::time::Instant::now() < deadline, "TLS probes not attached to all nginx processes");
         std::thread::sleep(Duration::from_millis(100));
     }

@@ -46,6 +46,8 @@ struct Body {
     framing: BodyFraming,
     header_bytes: u64,
     body_bytes: u64,
+    /// Content-Length, when it frames the body.
+    declared: Option<u64>,
 }
 
 #[derive(Debug)]
@@ -316,11 +318,15 @@ impl<K: Kind> Engine<K> {
             Framing::Close => Some(BodyFraming::Close),
             Framing::Unknown => Some(BodyFraming::Unknown),
         };
+        let declared = match framing {
+            Framing::Length(n) => Some(n),
+            _ => None,
+        };
         out(MessageEvent::Head(head));
         self.state = match body {
-            Some(framing) => State::Body(Body { framing, header_bytes, body_bytes: 0 }),
+            Some(framing) => State::Body(Body { framing, header_bytes, body_bytes: 0, declared }),
             None => {
-                out(MessageEvent::End { body_bytes: 0, wire_bytes: header_bytes });
+                out(MessageEvent::End { body_bytes: 0, wire_bytes: header_bytes, declared: Some(0) });
                 if framing == Framing::Tunnel { State::Upgraded } else { State::Idle }
             }
         };
@@ -351,7 +357,7 @@ impl<K: Kind> Engine<K> {
     fn end<F: FnMut(MessageEvent<K::Head>)>(&mut self, out: &mut F) {
         if let State::Body(b) = std::mem::replace(&mut self.state, State::Idle) {
             let wire_bytes = b.header_bytes.saturating_add(b.body_bytes);
-            out(MessageEvent::End { body_bytes: b.body_bytes, wire_bytes });
+            out(MessageEvent::End { body_bytes: b.body_bytes, wire_bytes, declared: b.declared });
         }
     }
 

@@ -120,7 +120,13 @@ pub enum MessageEvent<H> {
     Head(H),
     /// The message that last emitted `Head` is complete. `body_bytes` counts every
     /// body byte on the wire, captured or not (see the module docs for chunked).
-    End { body_bytes: u64, wire_bytes: u64 },
+    /// `declared` is the body length the head's framing states: its
+    /// Content-Length, or 0 for a message without a body (a request without
+    /// length, a response to HEAD, 204, 304). `None` for chunked,
+    /// close-delimited and unknown (cut head) bodies, whose only size is the
+    /// count. The two differ when the message ended early (the connection
+    /// closed mid-body).
+    End { body_bytes: u64, wire_bytes: u64, declared: Option<u64> },
     /// Bytes at a message boundary are not HTTP/1: the stream is lost until it
     /// resynchronises or is reset.
     Invalid,

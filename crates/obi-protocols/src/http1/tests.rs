@@ -26,7 +26,11 @@ fn ends<H>(events: &[MessageEvent<H>]) -> Vec<(u64, u64)> {
     events
         .iter()
         .filter_map(|e| {
-            if let MessageEvent::End { body_bytes, wire_bytes } = e { Some((*body_bytes, *wire_bytes)) } else { None }
+            if let MessageEvent::End { body_bytes, wire_bytes, .. } = e {
+                Some((*body_bytes, *wire_bytes))
+            } else {
+                None
+            }
         })
         .collect()
 }
@@ -301,4 +305,58 @@ fn head_buffer_is_capped() {
     let h = heads(&ev);
     assert_eq!(h.len(), 1, "a head over the cap is reported as cut");
     assert!(!h[0].head_complete);
+}
+
+fn declared<H>(events: &[MessageEvent<H>]) -> Vec<Option<u64>> {
+    events
+        .iter()
+        .filter_map(|e| if let MessageEvent::End { declared, .. } = e { Some(*declared) } else { None })
+        .collect()
+}
+
+#[test]
+fn declared_body_follows_the_framing() {
+    let mut s = RequestStream::new(8192);
+    let post = b"POST /p HTTP/1.1\r\nContent-Length: 17\r\n\r\n0123456789abcdefg";
+    let chunked = b"POST /c HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n";
+    let ev = feed_req(&mut s, &[Segment::Bytes(GET), Segment::Bytes(post), Segment::Bytes(chunked)]);
+    assert_eq!(declared(&ev), vec![Some(0), Some(17), None]);
+
+    let mut s = ResponseStream::new(8192);
+    for m in ["HEAD", "GET", "GET", "GET"] {
+        s.expect_response(m);
+    }
+    let ev = feed_resp(
+        &mut s,
+        &[
+            Segment::Bytes(b"HTTP/1.1 200 OK\r\nContent-Length: 50\r\n\r\n"),
+            Segment::Bytes(b"HTTP/1.1 304 Not Modified\r\nContent-Length: 50\r\n\r\n"),
+            Segment::Bytes(b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\nabc"),
+            Segment::Bytes(b"HTTP/1.1 200 OK\r\n\r\nclose-delimited"),
+        ],
+    );
+    let mut ev = ev;
+    s.close(&mut |e| ev.push(e));
+    assert_eq!(declared(&ev), vec![Some(0), Some(0), Some(3), None]);
+}
+
+#[test]
+fn a_body_cut_short_still_declares_its_length() {
+    let mut s = ResponseStream::new(8192);
+    s.expect_response("GET");
+    let mut ev = feed_resp(&mut s, &[Segment::Bytes(b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\nabc")]);
+    s.close(&mut |e| ev.push(e));
+    assert_eq!(ends(&ev), vec![(3, 43)]);
+    assert_eq!(declared(&ev), vec![Some(100)]);
+}
+
+#[test]
+fn a_head_cut_by_a_gap_declares_nothing() {
+    let mut s = RequestStream::new(8192);
+    let mut ev = feed_req(
+        &mut s,
+        &[Segment::Bytes(b"GET /x HTTP/1.1\r\nCookie: aaaa"), Segment::Gap { len: 578, tail: b"aa\r\n\r\n" }],
+    );
+    s.force_end(&mut |e| ev.push(e));
+    assert_eq!(declared(&ev), vec![None]);
 }

@@ -96,11 +96,13 @@ impl Agent {
 
 fn attach_tls(tracer: &mut crate::ebpf::Tracer, pid: u32) {
     match tracer.trace_tls(pid) {
-        Ok(files) if !files.is_empty() => tracing::info!(
+        // Many processes map libssl and never speak TLS: the tracker says
+        // so at info level only once TLS plaintext arrives.
+        Ok(files) if !files.is_empty() => tracing::debug!(
             component = "ebpf.TLS",
             pid,
             files = %files.iter().map(|f| f.display().to_string()).collect::<Vec<_>>().join(","),
-            "tracing TLS plaintext through OpenSSL uprobes"
+            "OpenSSL probes attached"
         ),
         Ok(_) => {}
         Err(err) => tracing::warn!(

@@ -580,6 +580,25 @@ fn validation_requires_an_output() {
     );
 }
 
+/// `tcp` alone is rejected (obi-rs has no TCP-option carrier: it would
+/// propagate nothing); `all` and `headers,tcp` inject headers only.
+#[test]
+fn tcp_context_propagation_is_rejected() {
+    let base = [("OTEL_EBPF_OPEN_PORT", "80"), ("OTEL_EBPF_TRACE_PRINTER", "text")];
+    let with = |v: &str| load_env(&[base[0], base[1], ("OTEL_EBPF_BPF_CONTEXT_PROPAGATION", v)]);
+    for v in ["tcp", "tcp,ip", " tcp "] {
+        let e = with(v).unwrap_err().to_string();
+        assert!(e.contains("OTEL_EBPF_BPF_CONTEXT_PROPAGATION") && e.contains("TCP options"), "{v}: {e}");
+    }
+    for v in ["all", "headers,tcp"] {
+        let c = with(v).unwrap();
+        assert!(c.ebpf.context_propagation.injects_headers(), "{v}");
+    }
+    let f = temp_yaml("ebpf:\n  context_propagation: tcp\n");
+    let e = load(&Overrides { config_path: Some(f.path().to_path_buf()) }, &env(&base)).unwrap_err().to_string();
+    assert!(e.contains("ebpf.context_propagation"), "{e}");
+}
+
 #[test]
 fn validation_of_ebpf_sizes() {
     let base = [("OTEL_EBPF_OPEN_PORT", "80"), ("OTEL_EBPF_TRACE_PRINTER", "text")];

@@ -58,6 +58,16 @@ pub(crate) fn validate(cfg: &Config) -> Result<(), ConfigError> {
                 .to_string(),
         ));
     }
+    if cfg.ebpf.context_propagation == super::ContextPropagation::Tcp {
+        // `all` and `headers,tcp` still inject headers (with a warning at
+        // start-up); `tcp` alone would silently propagate nothing.
+        return Err(ConfigError::Invalid(
+            "ebpf.context_propagation (OTEL_EBPF_BPF_CONTEXT_PROPAGATION) is tcp, but obi-rs does not implement \
+             context propagation through TCP options, so nothing would be propagated; use headers (traceparent \
+             injected into outgoing HTTP/1 requests) or disabled"
+                .to_string(),
+        ));
+    }
     let m = &cfg.metrics;
     if m.internal_exporter == super::metrics::InternalExporter::Prometheus {
         match (m.internal_port.or(cfg.export.prometheus_port), cfg.export.prometheus_port) {

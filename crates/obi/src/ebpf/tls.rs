@@ -89,6 +89,20 @@ impl Reaper {
     }
 }
 
+impl TlsProbes {
+    /// Every link still attached, for closing at shutdown; waits for the
+    /// background closer first.
+    pub(crate) fn take_links(&mut self) -> Vec<UProbeLink> {
+        if let Some(r) = self.reaper.take() {
+            drop(r.tx);
+            let _ = r.thread.join();
+        }
+        let per_process = self.links.drain().flat_map(|(_, links)| links.into_iter().map(|(_, l)| l));
+        let shared = self.shared.drain().flat_map(|(_, (links, _))| links);
+        per_process.chain(shared).collect()
+    }
+}
+
 impl Drop for TlsProbes {
     /// Shutdown: waits for the background closer, then closes the rest.
     fn drop(&mut self) {

@@ -525,6 +525,7 @@ mod tests {
                 request_body_size: 64,
                 response_body_size: 1973,
                 host_header: None,
+                tls: false,
             }),
             peer: ep([127, 0, 0, 1], 46486, ""),
             host: ep([127, 0, 0, 1], 1880, ""),
@@ -558,6 +559,7 @@ mod tests {
                 request_body_size: 1024,
                 response_body_size: 2048,
                 host_header: None,
+                tls: false,
             }),
             peer: ep([10, 0, 0, 1], 1234, "peername"),
             host: ep([10, 0, 0, 2], 5678, "hostname"),
@@ -586,6 +588,7 @@ mod tests {
                 request_body_size: 120,
                 response_body_size: 33,
                 host_header: Some("orders:8080".into()),
+                tls: false,
             }),
             peer: ep([10, 0, 0, 5], 51234, ""),
             host: ep([10, 0, 0, 9], 8080, ""),
@@ -931,7 +934,12 @@ mod tests {
             assert_eq!(client["peerName"], "frontend");
             // OBI leaves HostName empty for an unresolved client-span host.
             assert_eq!(client["hostName"], "");
-            assert_eq!(attr_keys(client), ["clientAddr", "method", "serverAddr", "serverPort", "status", "url"]);
+            assert_eq!(
+                attr_keys(client),
+                ["clientAddr", "contentLen", "method", "responseLen", "serverAddr", "serverPort", "status", "url"]
+            );
+            assert_eq!(client["attributes"]["contentLen"], "120");
+            assert_eq!(client["attributes"]["responseLen"], "33");
             assert_eq!(client["attributes"]["clientAddr"], "frontend");
             assert_eq!(client["attributes"]["serverAddr"], "10.0.0.9");
             assert_eq!(client["attributes"]["serverPort"], "8080");

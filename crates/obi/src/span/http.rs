@@ -21,6 +21,8 @@ pub(crate) struct HttpSpan {
     pub(crate) response_body_size: i64,
     /// The request's `Host` header (`:authority` for HTTP/2), when captured.
     pub(crate) host_header: Option<String>,
+    /// Seen as TLS plaintext (the OpenSSL probes): the scheme is https.
+    pub(crate) tls: bool,
 }
 
 static NOT_HTTP: HttpSpan = HttpSpan {
@@ -31,6 +33,7 @@ static NOT_HTTP: HttpSpan = HttpSpan {
     request_body_size: 0,
     response_body_size: 0,
     host_header: None,
+    tls: false,
 };
 
 impl HttpSpan {
@@ -90,9 +93,10 @@ impl Semantics for HttpSpan {
     fn otel_attributes(&self, span: &Span, out: &mut AttrSink<'_>) {
         out("http.request.method", Value::Str(&self.method));
         out("http.response.status_code", Value::Int(self.status.into()));
+        // Plaintext of TLS only reaches us through the OpenSSL probes, which
+        // mark it; bytes read off a socket and parsed as HTTP are plain http.
+        let scheme = if self.tls { "https" } else { "http" };
         if span.is_client() {
-            // The scheme is not captured; 443 is taken as HTTPS.
-            let scheme = if span.host.port == 443 { "https" } else { "http" };
             match self.host_header.as_deref().map(str::trim).filter(|h| !h.is_empty()) {
                 Some(host) => out("url.full", Value::Str(&format!("{scheme}://{host}{}", self.path))),
                 None => out("url.full", Value::Str(&self.path)),
@@ -100,6 +104,7 @@ impl Semantics for HttpSpan {
             out("http.scheme", Value::Str(scheme));
         } else {
             out("url.path", Value::Str(&self.path));
+            out("url.scheme", Value::Str(scheme));
             out("client.address", peer_name(span));
         }
         out("server.address", server_address(span));
@@ -111,15 +116,15 @@ impl Semantics for HttpSpan {
         }
     }
 
+    /// OBI's keys; client spans carry the body sizes too (OBI's client key
+    /// set lacks them, and users asked for them: issue #19).
     fn printer_attributes(&self, span: &Span, out: &mut AttrSink<'_>) {
         let server = !span.is_client();
         out("clientAddr", peer_name(span));
-        if server {
-            out("contentLen", Value::Int(self.request_body_size));
-        }
+        out("contentLen", Value::Int(self.request_body_size));
         out("method", Value::Str(&self.method));
+        out("responseLen", Value::Int(self.response_body_size));
         if server {
-            out("responseLen", Value::Int(self.response_body_size));
             out("route", Value::Str(&self.route));
         }
         out("serverAddr", server_name(span));

@@ -278,6 +278,7 @@ pub(crate) mod fixtures {
                     request_body_size: 10,
                     response_body_size: 100,
                     host_header: None,
+                    tls: false,
                 }),
             ),
             Shape::GrpcServer | Shape::GrpcClient => (

@@ -223,12 +223,13 @@ impl Http1Session {
                         push_pending(&mut self.pending, prev, out);
                     }
                     let queued_mono = self.queued_since.take();
-                    self.open_request =
-                        Some(PendingRequest { req, start_mono: start, queued_mono, ctx, body_bytes: 0 });
+                    // Known now: the server may answer before reading the body.
+                    let body_bytes = request_body_size(&req, None);
+                    self.open_request = Some(PendingRequest { req, start_mono: start, queued_mono, ctx, body_bytes });
                 }
                 MessageEvent::End { body_bytes, .. } => {
                     if let Some(mut open) = self.open_request.take() {
-                        open.body_bytes = body_bytes;
+                        open.body_bytes = request_body_size(&open.req, Some(body_bytes));
                         push_pending(&mut self.pending, open, out);
                     }
                 }
@@ -247,8 +248,10 @@ impl Http1Session {
         for e in events.drain(..) {
             match e {
                 MessageEvent::Head(resp) => self.response_status = Some(resp.status),
-                MessageEvent::End { body_bytes, .. } => {
+                MessageEvent::End { body_bytes, declared, .. } => {
                     let status = self.response_status.take().unwrap_or(0);
+                    // Content-Length where it frames the body, as OBI reports it.
+                    let body_bytes = declared.unwrap_or(body_bytes);
                     self.msg_start[Side::Response as usize] = None;
                     // A server may answer before reading the whole body.
                     if self.pending.is_empty()
@@ -306,6 +309,16 @@ impl Http1Session {
     }
 }
 
+/// The request body size as OBI reports it: the Content-Length, whether or
+/// not the server read the body. A chunked body has no declared length: it is
+/// the bytes counted on the wire (chunk framing included), 0 until it ends.
+/// Without either the request has no body; that includes a head cut by the
+/// capture before any Content-Length (the bytes after the cut are mostly the
+/// rest of the head, never to be counted as body).
+fn request_body_size(req: &Request, counted: Option<u64>) -> u64 {
+    if req.chunked { counted.unwrap_or(0) } else { req.content_length.unwrap_or(0) }
+}
+
 fn push_pending(pending: &mut VecDeque<PendingRequest>, req: PendingRequest, outcome: &mut Outcome) {
     if pending.len() >= MAX_PENDING {
         pending.pop_front();
@@ -332,6 +345,8 @@ impl Http1Session {
                     request_body_size: ex.request.body_bytes as i64,
                     response_body_size: ex.response_body_bytes as i64,
                     host_header: req.host,
+                    // Set from the connection when the span is built.
+                    tls: false,
                 }),
                 start_mono: ex.request.start_mono,
                 queued_mono: ex.request.queued_mono,

@@ -111,6 +111,8 @@ fn finished(ex: H2Exchange) -> Finished {
             request_body_size: ex.request_body_bytes as i64,
             response_body_size: ex.response_body_bytes as i64,
             host_header: authority,
+            // Set from the connection when the span is built.
+            tls: false,
         })
     };
     // Streams share their connection: a per-socket arrival time says nothing

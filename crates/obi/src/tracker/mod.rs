@@ -21,14 +21,14 @@ mod harness;
 #[cfg(test)]
 mod tests;
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::net::IpAddr;
 use std::sync::Arc;
 
 use crate::clock::Clock;
 use crate::ebpf::abi;
 use crate::service::Service;
-use crate::span::{Endpoint, Span, SpanKind};
+use crate::span::{Endpoint, Span, SpanDetail, SpanKind};
 use event::Event;
 use session::{Detect, Feed, Finished, Io, Protocol, Session, SessionCx, Side};
 use trace_ids::TraceRemap;
@@ -112,6 +112,8 @@ struct ConnMeta {
     role: Role,
     local: (IpAddr, u16),
     remote: (IpAddr, u16),
+    /// Plaintext of a TLS session (the OpenSSL probes): HTTP on it is https.
+    tls: bool,
 }
 
 struct Conn {
@@ -158,6 +160,8 @@ pub(crate) struct Tracker {
     held: HashMap<u32, Held>,
     /// TLS session key by the socket under it.
     tls_by_socket: HashMap<SocketKey, u64>,
+    /// Processes whose TLS plaintext was seen (and logged) already.
+    tls_seen: HashSet<u32>,
     clock: Clock,
     env: SessionEnv,
     spans: Vec<Span>,
@@ -237,6 +241,7 @@ impl Tracker {
             services: HashMap::new(),
             held: HashMap::new(),
             tls_by_socket: HashMap::new(),
+            tls_seen: HashSet::new(),
             clock,
             env: SessionEnv {
                 settings: TrackerSettings {
@@ -279,6 +284,7 @@ impl Tracker {
         }
         self.conns.retain(|_, c| c.meta.pid != pid);
         self.tls_by_socket.retain(|k, _| k.0 != pid);
+        self.tls_seen.remove(&pid);
         self.env.relay.forget(pid);
     }
 
@@ -315,7 +321,13 @@ impl Tracker {
     fn new_conn(ev: &Event<'_>) -> Conn {
         let (local, remote) = event::endpoints(&ev.hdr.tuple);
         Conn {
-            meta: ConnMeta { pid: ev.hdr.tgid, role: Role::from_abi(ev.hdr.role), local, remote },
+            meta: ConnMeta {
+                pid: ev.hdr.tgid,
+                role: Role::from_abi(ev.hdr.role),
+                local,
+                remote,
+                tls: ev.has(abi::F_TLS),
+            },
             proto: Proto::Detecting,
             last_mono: ev.hdr.ts_exit,
             failures: 0,
@@ -353,6 +365,7 @@ impl Tracker {
         }
         if tls {
             self.track_tls_socket(id, ev);
+            self.announce_tls(ev.hdr.tgid);
         }
         let conn = self.conns.entry(id).or_insert_with(|| Self::new_conn(ev));
         conn.last_mono = ev.hdr.ts_exit;
@@ -458,6 +471,15 @@ impl Tracker {
     }
 
     /// Turns the exchanges sessions finished into spans of `conn`.
+    /// Says once per process that its TLS is traced: only processes that
+    /// really speak TLS (many map libssl and never do).
+    fn announce_tls(&mut self, pid: u32) {
+        if self.tls_seen.insert(pid) {
+            let service = self.services.get(&pid).map(|s| s.name.as_str()).unwrap_or_default();
+            tracing::info!(component = "ebpf.TLS", pid, service, "tracing TLS plaintext through OpenSSL uprobes");
+        }
+    }
+
     fn emit_finished(&mut self, conn: ConnMeta) {
         let mut finished = std::mem::take(&mut self.env.finished);
         for f in finished.drain(..) {
@@ -500,9 +522,13 @@ impl Tracker {
             Some(q) if q <= f.start_mono => self.clock.to_wall(q),
             _ => start,
         };
+        let mut detail = f.detail;
+        if let SpanDetail::Http(http) = &mut detail {
+            http.tls = conn.tls;
+        }
         Span {
             kind: if server { SpanKind::Server } else { SpanKind::Client },
-            detail: f.detail,
+            detail,
             peer: Endpoint { addr: Some(client.0), port: client.1, name: String::new() },
             host: Endpoint { addr: Some(srv.0), port: srv.1, name: String::new() },
             request_start_ns: request_start,

@@ -440,3 +440,50 @@ fn h2c_upgrade_switches_to_http2_and_websockets_are_ignored() {
     assert_eq!(t.take_spans().len(), 1);
     assert_eq!(t.take_ignored(), vec![6]);
 }
+
+/// A server that answers before reading the body (nginx `return 500;`):
+/// the request body size is its Content-Length, not the bytes read.
+#[test]
+fn request_body_size_is_the_content_length_even_if_unread() {
+    let mut t = tracker_with_service();
+    let head = b"POST /form HTTP/1.1\r\nHost: a\r\nContent-Length: 17\r\n\r\n";
+    let resp = b"HTTP/1.1 500 Internal Server Error\r\nContent-Length: 3\r\n\r\nbad";
+    feed(
+        &mut t,
+        &[
+            Ev::new(abi::EV_CONN_OPEN, 1, abi::ROLE_SERVER),
+            Ev::data(1, abi::ROLE_SERVER, abi::DIR_RECV, 1_000, head).flags(START, tp(1, 2, 0)),
+            Ev::data(1, abi::ROLE_SERVER, abi::DIR_SEND, 5_000, resp).flags(abi::F_MSG_START, tp(1, 2, 0)),
+            // The body, read (and discarded) after the answer.
+            Ev::data(1, abi::ROLE_SERVER, abi::DIR_RECV, 6_000, b"0123456789abcdefg").flags(START, tp(1, 3, 0)),
+        ],
+    );
+    let spans = t.take_spans();
+    assert_eq!(spans.len(), 1);
+    let h = http(&spans[0]);
+    assert_eq!((h.status, h.request_body_size, h.response_body_size), (500, 17, 3));
+}
+
+/// A head longer than the capture: the uncaptured rest of the head is not
+/// body, and a GET without Content-Length has none.
+#[test]
+fn a_head_longer_than_the_capture_has_no_body() {
+    let mut t = tracker_with_service();
+    let mut head = b"GET /big-cookie HTTP/1.1\r\nHost: a\r\nCookie: ".to_vec();
+    head.extend(std::iter::repeat_n(b'c', 1500));
+    head.extend_from_slice(b"\r\n\r\n");
+    let cut = Ev::data(1, abi::ROLE_SERVER, abi::DIR_RECV, 1_000, &head).flags(START, tp(1, 2, 0)).truncate(1024);
+    feed(
+        &mut t,
+        &[
+            Ev::new(abi::EV_CONN_OPEN, 1, abi::ROLE_SERVER),
+            cut,
+            Ev::data(1, abi::ROLE_SERVER, abi::DIR_SEND, 5_000, RESP).flags(abi::F_MSG_START, tp(1, 2, 0)),
+        ],
+    );
+    let spans = t.take_spans();
+    assert_eq!(spans.len(), 1);
+    let h = http(&spans[0]);
+    assert_eq!((h.method.as_str(), h.path.as_str()), ("GET", "/big-cookie"));
+    assert_eq!((h.request_body_size, h.response_body_size), (0, 5));
+}

@@ -57,6 +57,7 @@ fn steady_state_aggregation_does_not_allocate() {
                 request_body_size: i as i64,
                 response_body_size: 100 * i as i64,
                 host_header: (i % 2 == 1).then(|| "api.example.com:8080".to_string()),
+                tls: false,
             }),
             peer: Endpoint { addr: Some([127, 0, 0, 1].into()), port: 40000 + i as u16, name: String::new() },
             host: Endpoint { addr: Some([127, 0, 0, 1].into()), port: 8080, name: String::new() },

@@ -203,6 +203,7 @@ mod tests {
                 request_body_size: 12,
                 response_body_size: 3456,
                 host_header: Some("shop.example:8080".into()),
+                tls: false,
             }),
             peer: Endpoint { addr: ip("::ffff:10.0.0.7"), port: 51234, name: String::new() },
             host: Endpoint { addr: ip("10.0.0.1"), port: 8080, name: String::new() },
@@ -250,6 +251,7 @@ mod tests {
                 ("http.request.method", "\"GET\""),
                 ("http.response.status_code", "200"),
                 ("url.path", "\"/users/42\""),
+                ("url.scheme", "\"http\""),
                 ("client.address", "\"10.0.0.7\""),
                 ("server.address", "\"checkout\""),
                 ("server.port", "8080"),
@@ -262,6 +264,11 @@ mod tests {
         let o = to_otlp(&routed, &routed.trace);
         assert_eq!(o.name, "GET /users/{id}");
         assert_eq!(attrs(&o.attributes).last().unwrap(), &("http.route".to_string(), "\"/users/{id}\"".to_string()));
+        // TLS plaintext (the OpenSSL probes) is https.
+        let mut tls = span.clone();
+        fixtures::http(&mut tls).tls = true;
+        let a = attrs(&to_otlp(&tls, &tls.trace).attributes);
+        assert!(a.contains(&("url.scheme".into(), "\"https\"".into())), "{a:?}");
     }
 
     #[test]
@@ -294,6 +301,12 @@ mod tests {
         let a = attrs(&to_otlp(&span, &span.trace).attributes);
         assert!(a.contains(&("url.full".into(), "\"/users/42\"".into())));
         assert!(a.contains(&("server.address".into(), "\"10.0.0.1\"".into())));
+        // The scheme follows TLS, not the port.
+        fixtures::http(&mut span).host_header = Some("shop.example".into());
+        fixtures::http(&mut span).tls = true;
+        let a = attrs(&to_otlp(&span, &span.trace).attributes);
+        assert!(a.contains(&("url.full".into(), "\"https://shop.example/users/42\"".into())), "{a:?}");
+        assert!(a.contains(&("http.scheme".into(), "\"https\"".into())), "{a:?}");
     }
 
     #[test]
