@@ -1,0 +1,352 @@
+//! The container image (Containerfile, deploy/stage-rootfs.sh) built and run
+//! with Podman, no registry: the agent in its container traces the HTTP and
+//! HTTPS servers of another container, selected by port, with the README's
+//! least-privilege set; and each piece of that set taken away is named by
+//! `obi check` (non-zero exit) and by the agent at start, with the fix.
+//!
+//! Podman runs with a private containers.conf (runc, ulimits for these VMs)
+//! passed through CONTAINERS_CONF: the machine's configuration is untouched.
+//! Both images are `FROM scratch`: the agent's from this test's binary, the
+//! servers' from Debian's python3.11 with its libraries.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::sync::OnceLock;
+use std::time::Duration;
+
+use common::*;
+
+const WAIT: Duration = Duration::from_secs(30);
+const AGENT_IMAGE: &str = "localhost/obi-test-agent";
+const SERVERS_IMAGE: &str = "localhost/obi-test-servers";
+
+/// The README's capability set (docs/container.md).
+const CAPS: [&str; 5] = ["BPF", "PERFMON", "NET_ADMIN", "SYS_PTRACE", "DAC_READ_SEARCH"];
+
+/// What a container needs besides capabilities (README, docs/container.md).
+#[derive(Clone, Copy)]
+struct Sandbox {
+    seccomp_unconfined: bool,
+    host_pid: bool,
+    tracefs: bool,
+}
+
+const FULL: Sandbox = Sandbox { seccomp_unconfined: true, host_pid: true, tracefs: true };
+
+fn repo() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+fn work_dir() -> PathBuf {
+    let dir = std::env::temp_dir().join("obi-container-test");
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// Podman with this test's containers.conf.
+fn podman() -> Command {
+    static CONF: OnceLock<PathBuf> = OnceLock::new();
+    let conf = CONF.get_or_init(|| {
+        let path = work_dir().join("containers.conf");
+        // crun refuses the hybrid cgroup layout of these VMs; runc works.
+        std::fs::write(
+            &path,
+            "[containers]\ndefault_ulimits = [\"nofile=20000:20000\", \"nproc=32768:32768\"]\n[engine]\nruntime = \"runc\"\n",
+        )
+        .unwrap();
+        path
+    });
+    let mut c = Command::new("podman");
+    c.env("CONTAINERS_CONF", conf);
+    c
+}
+
+fn ok(out: Output, what: &str) -> String {
+    assert!(
+        out.status.success(),
+        "{what} failed: {}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// Both images, built once per test run (Podman's layer cache makes a
+/// rebuild of unchanged files a no-op).
+fn images() {
+    static BUILT: OnceLock<()> = OnceLock::new();
+    BUILT.get_or_init(|| {
+        require_root();
+        assert!(
+            Command::new("podman").arg("--version").output().is_ok_and(|o| o.status.success()),
+            "podman is missing: run scripts/install-deps.sh"
+        );
+        let dir = work_dir();
+        let stage = dir.join("agent");
+        let rootfs = stage.join("rootfs-amd64");
+        ok(
+            Command::new(repo().join("deploy/stage-rootfs.sh"))
+                .arg("amd64")
+                .arg(&rootfs)
+                .arg(env!("CARGO_BIN_EXE_obi"))
+                .output()
+                .unwrap(),
+            "stage-rootfs.sh",
+        );
+        ok(
+            podman()
+                .args(["build", "-q", "--build-arg", "ROOTFS=prebuilt", "--build-arg", "TARGETARCH=amd64", "-f"])
+                .arg(repo().join("Containerfile"))
+                .args(["-t", AGENT_IMAGE])
+                .arg(&stage)
+                .output()
+                .unwrap(),
+            "podman build (agent)",
+        );
+        build_servers_image(&dir.join("servers"));
+    });
+}
+
+/// Debian's Python 3.11 (http.server, plain and HTTPS: its ssl module calls
+/// SSL_read_ex/SSL_write_ex) with its libraries and a self-signed
+/// certificate, on an empty base. (busybox httpd was tried first: it forks
+/// a child per request, whose first request the agent sometimes missed.)
+fn build_servers_image(dir: &Path) {
+    let _ = std::fs::remove_dir_all(dir);
+    let root = dir.join("root");
+    for sub in ["www", "usr/bin", "usr/lib"] {
+        std::fs::create_dir_all(root.join(sub)).unwrap();
+    }
+    std::fs::copy(PYTHON, root.join(PYTHON.trim_start_matches('/'))).expect("Debian's python3.11");
+    let stdlib = "/usr/lib/python3.11";
+    ok(Command::new("cp").args(["-r", stdlib]).arg(root.join("usr/lib")).output().unwrap(), "copying the stdlib");
+    for unused in ["test", "dist-packages", "site-packages"] {
+        let _ = std::fs::remove_dir_all(root.join("usr/lib/python3.11").join(unused));
+    }
+    let mut objects = vec![PYTHON.to_string()];
+    for entry in std::fs::read_dir(format!("{stdlib}/lib-dynload")).unwrap() {
+        objects.push(entry.unwrap().path().to_string_lossy().into_owned());
+    }
+    let ldd = ok(Command::new("ldd").args(&objects).output().unwrap(), "ldd");
+    for lib in ldd.split_whitespace().filter(|w| w.starts_with("/lib") || w.starts_with("/usr/lib/x86_64")) {
+        let target = root.join(lib.trim_start_matches('/'));
+        std::fs::create_dir_all(target.parent().unwrap()).unwrap();
+        std::fs::copy(lib, target).unwrap();
+    }
+    std::fs::write(root.join("www/index.html"), "hello from a container\n").unwrap();
+    self_signed_cert(&root.join("www"));
+    std::fs::write(dir.join("Containerfile"), "FROM scratch\nCOPY root/ /\n").unwrap();
+    ok(podman().args(["build", "-q", "-t", SERVERS_IMAGE]).arg(dir).output().unwrap(), "podman build (servers)");
+}
+
+const PYTHON: &str = "/usr/bin/python3.11";
+
+/// An HTTPS server on `port` serving /www (argv of the server container).
+fn https_server_cmd(port: u16) -> Vec<String> {
+    let script = format!(
+        "import http.server, ssl\n\
+         s = http.server.HTTPServer(('127.0.0.1', {port}), http.server.SimpleHTTPRequestHandler)\n\
+         c = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)\n\
+         c.load_cert_chain('cert.pem', 'key.pem')\n\
+         s.socket = c.wrap_socket(s.socket, server_side=True)\n\
+         s.serve_forever()\n"
+    );
+    vec![PYTHON.to_string(), "-c".to_string(), script]
+}
+
+/// A container removed (with everything in it) on drop.
+struct Container {
+    name: String,
+}
+
+impl Container {
+    /// Starts a detached server container on the host network.
+    fn server(name: &str, cmd: &[&str]) -> Container {
+        let c = Container { name: name.to_string() };
+        c.remove();
+        ok(
+            podman()
+                .args(["run", "-d", "--rm", "--network=host", "--name", name, "-w", "/www", SERVERS_IMAGE])
+                .args(cmd)
+                .output()
+                .unwrap(),
+            "podman run (server)",
+        );
+        c
+    }
+
+    /// The host PID of the container's first process.
+    fn pid(&self) -> u32 {
+        let out = ok(
+            podman().args(["inspect", "--format", "{{.State.Pid}}", &self.name]).output().unwrap(),
+            "podman inspect",
+        );
+        out.trim().parse().unwrap()
+    }
+
+    fn remove(&self) {
+        let _ = podman().args(["rm", "-f", "-t", "0", &self.name]).output();
+    }
+}
+
+impl Drop for Container {
+    fn drop(&mut self) {
+        self.remove();
+    }
+}
+
+/// `podman run` arguments for the agent: `caps` only, and the sandbox.
+fn agent_args(name: &str, caps: &[&str], sandbox: Sandbox) -> Vec<String> {
+    let mut a: Vec<String> =
+        ["run", "--rm", "--network=host", "--name", name, "--cap-drop=ALL"].map(String::from).into();
+    a.extend(caps.iter().map(|c| format!("--cap-add={c}")));
+    if sandbox.seccomp_unconfined {
+        a.extend(["--security-opt".into(), "seccomp=unconfined".into()]);
+    }
+    if sandbox.host_pid {
+        a.push("--pid=host".into());
+    }
+    if sandbox.tracefs {
+        a.extend(["-v".into(), "/sys/kernel/tracing:/sys/kernel/tracing".into()]);
+    }
+    a
+}
+
+/// `obi check` in the agent's container: (exit success, stdout).
+fn check_in_container(caps: &[&str], sandbox: Sandbox) -> (bool, String) {
+    let name = format!("obi-test-check-{}", free_port());
+    let out = podman().args(agent_args(&name, caps, sandbox)).arg(AGENT_IMAGE).arg("check").output().unwrap();
+    (out.status.success(), String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+/// The agent in its container, printing JSON spans on stdout.
+fn start_agent(caps: &[&str], sandbox: Sandbox, ports: &str) -> (Container, Agent) {
+    let name = format!("obi-test-agent-{}", free_port());
+    let guard = Container { name: name.clone() };
+    let mut cmd = podman();
+    cmd.args(agent_args(&name, caps, sandbox))
+        .args(["-e", &format!("OTEL_EBPF_OPEN_PORT={ports}"), "-e", "OTEL_EBPF_TRACE_PRINTER=json"])
+        .args(["-e", "OTEL_EBPF_DISCOVERY_POLL_INTERVAL=500ms"])
+        .arg(AGENT_IMAGE);
+    let proc = spawn("obi-container", &mut cmd);
+    proc.wait_line(|l| l.contains("msg=\"obi-rs started\""), Duration::from_secs(60))
+        .unwrap_or_else(|| panic!("agent container did not start: {:#?}", proc.lines()));
+    (guard, Agent { proc })
+}
+
+/// The agent's start in a container missing one piece: it must exit with
+/// an error that names the piece and its fix.
+fn start_fails(caps: &[&str], sandbox: Sandbox) -> String {
+    let name = format!("obi-test-fail-{}", free_port());
+    let _guard = Container { name: name.clone() };
+    let mut cmd = podman();
+    cmd.args(agent_args(&name, caps, sandbox)).args([
+        "-e",
+        "OTEL_EBPF_OPEN_PORT=1",
+        "-e",
+        "OTEL_EBPF_TRACE_PRINTER=text",
+    ]);
+    let mut proc = spawn("obi-container", cmd.arg(AGENT_IMAGE));
+    let status =
+        proc.wait_exit(Duration::from_secs(60)).unwrap_or_else(|| panic!("agent did not stop: {:#?}", proc.lines()));
+    // The reader threads may still hold the last lines.
+    std::thread::sleep(Duration::from_millis(300));
+    let text = proc.lines().join("\n");
+    assert!(!status.success(), "agent started although a piece is missing:\n{text}");
+    assert!(text.contains("this machine cannot run obi-rs"), "{text}");
+    text
+}
+
+/// The documented set: `obi check` passes in the container, and the agent
+/// traces a Python http.server in another container selected by its port. TLS
+/// needs CAP_SYS_ADMIN on top (the kernel refuses uprobe perf events to
+/// CAP_PERFMON): without it `obi check` and the agent say so, with it an
+/// HTTPS request to a Python https server is traced.
+#[test]
+fn traces_another_containers_http_server_with_the_documented_set() {
+    images();
+    let (http_port, https_port) = (free_port(), free_port());
+    let port_arg = http_port.to_string();
+    let httpd = Container::server(
+        &format!("obi-test-http-{http_port}"),
+        &[PYTHON, "-m", "http.server", "--bind", "127.0.0.1", &port_arg],
+    );
+    let https_cmd = https_server_cmd(https_port);
+    let tls = Container::server(
+        &format!("obi-test-https-{https_port}"),
+        &https_cmd.iter().map(String::as_str).collect::<Vec<_>>(),
+    );
+    wait_port(http_port, WAIT);
+    wait_port(https_port, WAIT);
+
+    let (passed, text) = check_in_container(&CAPS, FULL);
+    assert!(passed && !text.contains("FAIL"), "{text}");
+    assert!(text.contains("warn  uprobe perf events") && text.contains("--cap-add=SYS_ADMIN"), "{text}");
+
+    let ports = format!("{http_port},{https_port}");
+    let (_guard, agent) = start_agent(&CAPS, FULL, &ports);
+    agent.wait_instrumented(httpd.pid(), WAIT);
+    agent.wait_instrumented(tls.pid(), WAIT);
+    assert!(
+        agent.proc.wait_line(|l| l.contains("level=WARN") && l.contains("uprobe perf events"), WAIT).is_some(),
+        "no TLS warning at start: {:#?}",
+        agent.proc.lines()
+    );
+    let url = format!("http://127.0.0.1:{http_port}/index.html");
+    assert_eq!(curl(&["-o", "/dev/null", "-w", "%{http_code}", &url]), "200");
+    let spans = agent.wait_spans(1, WAIT, |s| is_type(s, "HTTP") && host_port(s) == http_port);
+    assert_eq!(spans.len(), 1, "{spans:#?}\nagent: {:#?}", agent.proc.lines());
+    assert_eq!(attr(&spans[0], "status"), "200", "{:#}", spans[0]);
+    assert_eq!(attr(&spans[0], "method"), "GET", "{:#}", spans[0]);
+    assert_eq!(attr(&spans[0], "url"), "/index.html", "{:#}", spans[0]);
+    assert_eq!(attr(&spans[0], "responseLen"), "23", "{:#}", spans[0]);
+    drop(agent);
+    drop(_guard);
+
+    // With CAP_SYS_ADMIN, HTTPS is decoded too.
+    let mut with_tls = CAPS.to_vec();
+    with_tls.push("SYS_ADMIN");
+    let (passed, text) = check_in_container(&with_tls, FULL);
+    assert!(passed && text.contains("ok    uprobe perf events"), "{text}");
+    let (_guard, agent) = start_agent(&with_tls, FULL, &ports);
+    agent.wait_instrumented(tls.pid(), WAIT);
+    agent
+        .proc
+        .wait_line(|l| l.contains("OpenSSL uprobes"), WAIT)
+        .unwrap_or_else(|| panic!("no OpenSSL probes: {:#?}", agent.proc.lines()));
+    let url = format!("https://127.0.0.1:{https_port}/index.html");
+    assert_eq!(curl(&["-k", "-o", "/dev/null", "-w", "%{http_code}", &url]), "200");
+    let spans = agent.wait_spans(1, WAIT, |s| is_type(s, "HTTP") && host_port(s) == https_port);
+    assert_eq!(spans.len(), 1, "{spans:#?}\nagent: {:#?}", agent.proc.lines());
+    let span = &spans[0];
+    let got = (attr(span, "method"), attr(span, "url"), attr(span, "status"), attr(span, "responseLen"));
+    assert_eq!(got, ("GET", "/index.html", "200", "23"), "{span:#}");
+}
+
+/// Each piece of the set taken away, one at a time: `obi check` fails and
+/// names it with the fix, and so does the agent at start.
+#[test]
+fn each_missing_piece_is_named_with_its_fix() {
+    images();
+    let without = |cap: &str| CAPS.iter().copied().filter(|c| *c != cap).collect::<Vec<_>>();
+    let mut cases: Vec<(String, Vec<&str>, Sandbox, String)> =
+        CAPS.iter().map(|cap| (format!("without CAP_{cap}"), without(cap), FULL, format!("CAP_{cap}"))).collect();
+    let fixes = [
+        ("seccomp", Sandbox { seccomp_unconfined: false, ..FULL }, "seccomp=unconfined"),
+        ("pid namespace", Sandbox { host_pid: false, ..FULL }, "--pid=host"),
+        ("tracefs", Sandbox { tracefs: false, ..FULL }, "-v /sys/kernel/tracing:/sys/kernel/tracing"),
+    ];
+    for (what, sandbox, fix) in fixes {
+        cases.push((what.to_string(), CAPS.to_vec(), sandbox, fix.to_string()));
+    }
+    for (what, caps, sandbox, needle) in cases {
+        let (passed, text) = check_in_container(&caps, sandbox);
+        assert!(!passed, "{what}: obi check passed:\n{text}");
+        let fail = text.lines().filter(|l| l.starts_with("FAIL")).collect::<Vec<_>>().join("\n");
+        assert!(text.contains(&needle) && !fail.is_empty(), "{what}: obi check does not name {needle:?}:\n{text}");
+        let log = start_fails(&caps, sandbox);
+        assert!(log.contains(&needle), "{what}: the agent's start does not name {needle:?}:\n{log}");
+    }
+}
