@@ -17,6 +17,8 @@ apt_packages=(
 	postgresql        # database client tests (initdb, pg_ctl, pgbench; own cluster in a temp dir)
 	memcached         # cache client tests (own instance on a free port)
 	mariadb-server mariadb-client # MySQL client tests (mariadb-install-db, mariadbd, mysqlslap; own instance in a temp dir)
+	podman runc       # the container test builds and runs the image (tests/container.rs; runc: crun refuses these VMs' hybrid cgroups)
+	binutils          # readelf and strip for deploy/stage-rootfs.sh
 )
 missing=()
 for p in "${apt_packages[@]}"; do

@@ -200,7 +200,7 @@ impl Drop for Container {
 /// `podman run` arguments for the agent: `caps` only, and the sandbox.
 fn agent_args(name: &str, caps: &[&str], sandbox: Sandbox) -> Vec<String> {
     let mut a: Vec<String> =
-        ["run", "--rm", "--network=host", "--name", name, "--cap-drop=ALL"].map(String::from).into();
+        ["run", "--rm", "--read-only", "--network=host", "--name", name, "--cap-drop=ALL"].map(String::from).into();
     a.extend(caps.iter().map(|c| format!("--cap-add={c}")));
     if sandbox.seccomp_unconfined {
         a.extend(["--security-opt".into(), "seccomp=unconfined".into()]);
@@ -348,5 +348,30 @@ fn each_missing_piece_is_named_with_its_fix() {
         assert!(text.contains(&needle) && !fail.is_empty(), "{what}: obi check does not name {needle:?}:\n{text}");
         let log = start_fails(&caps, sandbox);
         assert!(log.contains(&needle), "{what}: the agent's start does not name {needle:?}:\n{log}");
+    }
+}
+
+/// deploy/compose.yaml gives the agent what this file tests, no more.
+#[test]
+fn compose_file_grants_the_tested_set() {
+    let text = std::fs::read_to_string(repo().join("deploy/compose.yaml")).unwrap();
+    let compose: serde_json::Value = serde_saphyr::from_str(&text).unwrap();
+    let obi = &compose["services"]["obi"];
+    let list = |key: &str| -> Vec<String> {
+        let items = obi[key].as_array().unwrap_or_else(|| panic!("{key}: {obi:#}"));
+        items.iter().map(|v| v.as_str().unwrap().to_string()).collect()
+    };
+    let mut granted = list("cap_add");
+    granted.sort();
+    let mut tested: Vec<String> = CAPS.iter().map(|c| c.to_string()).collect();
+    tested.sort();
+    assert_eq!(granted, tested);
+    assert_eq!(list("cap_drop"), ["ALL"]);
+    assert_eq!(list("security_opt"), ["seccomp=unconfined"]);
+    assert_eq!(list("volumes"), ["/sys/kernel/tracing:/sys/kernel/tracing"]);
+    assert_eq!((obi["pid"].as_str(), obi["read_only"].as_bool()), (Some("host"), Some(true)));
+    assert!(obi.get("privileged").is_none(), "{obi:#}");
+    for service in ["mosquitto", "node-red", "influxdb", "jaeger"] {
+        assert!(compose["services"][service]["image"].is_string(), "{service} is missing");
     }
 }
