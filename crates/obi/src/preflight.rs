@@ -182,7 +182,7 @@ pub(crate) fn run(needs: &Needs) -> Vec<Check> {
         None => Check::warn("kernel", "cannot read /proc/sys/kernel/osrelease", ""),
     });
     out.push(capability_check(effective_caps(), kernel.as_ref().map(|k| (k.0, k.1))));
-    out.extend(confinement::checks(effective_caps(), tracefs_path().is_some()));
+    out.extend(confinement::checks(effective_caps(), tracefs_path().as_deref()));
     out.push(btf_check(btf_path));
     out.extend(tracepoint_checks());
     out.push(lockdown_check(lockdown_mode().as_deref()));

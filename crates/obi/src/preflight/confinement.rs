@@ -1,10 +1,12 @@
 //! What a container (or any sandbox) takes away that capabilities do not
 //! show: a seccomp filter that refuses bpf() or perf_event_open(), a PID
-//! namespace of its own, no tracefs, and the kernel's gate on uprobe perf
-//! events. Each is probed the way the agent will use it, so a missing piece
+//! namespace of its own, no tracefs, and the kernel's gate on the uprobe
+//! PMU (passed by making uprobes through tracefs, which must be writable). Each is probed the way the agent will use it, so a missing piece
 //! is named here and not found later as a bare "permission denied".
 
 use std::fs;
+use std::os::unix::ffi::OsStrExt;
+use std::path::Path;
 
 use super::{Check, caps, has_cap};
 
@@ -141,16 +143,22 @@ const UPROBE_LABEL: &str = "uprobe perf events";
 /// the user can restore.
 pub(super) const STARTUP_WARNINGS: &[&str] = &[UPROBE_LABEL];
 
-/// HTTPS through OpenSSL needs uprobe perf events; HTTP works without them.
-fn uprobe_permission_check(probe: Option<Probe>) -> Check {
+/// HTTPS through OpenSSL needs uprobes: through the uprobe PMU, or where the
+/// kernel refuses it (EACCES), through tracefs's uprobe_events, which must
+/// then be writable (`events_writable`).
+fn uprobe_permission_check(probe: Option<Probe>, events_writable: bool) -> Check {
     const LABEL: &str = UPROBE_LABEL;
     match probe {
         None => Check::warn(LABEL, "no uprobe PMU: HTTPS (TLS) traffic is not decoded", ""),
         Some(Probe::Reached) => Check::ok(LABEL, "allowed (HTTPS through OpenSSL)"),
+        Some(Probe::Denied) if events_writable => Check::ok(
+            LABEL,
+            "the uprobe PMU needs CAP_SYS_ADMIN; OpenSSL uprobes are made through tracefs (uprobe_events) instead",
+        ),
         Some(Probe::Denied) => Check::warn(
             LABEL,
-            "the kernel refuses them to this process (EACCES; CAP_PERFMON is not enough for uprobes): HTTPS (TLS) traffic is not decoded, plain HTTP is",
-            "to trace TLS, add CAP_SYS_ADMIN (docker/podman: --cap-add=SYS_ADMIN)",
+            "the uprobe PMU is refused without CAP_SYS_ADMIN and tracefs's uprobe_events is not writable: HTTPS (TLS) traffic is not decoded, plain HTTP is",
+            "mount tracefs read-write (-v /sys/kernel/tracing:/sys/kernel/tracing, without :ro), or add CAP_SYS_ADMIN",
         ),
         Some(Probe::Refused) => Check::warn(
             LABEL,
@@ -163,15 +171,24 @@ fn uprobe_permission_check(probe: Option<Probe>) -> Check {
     }
 }
 
+/// Whether this process may write tracefs's uprobe_events (read-only
+/// mounts and file permissions both count).
+fn uprobe_events_writable(tracefs: Option<&Path>) -> bool {
+    let Some(file) = tracefs.map(|t| t.join("uprobe_events")) else { return false };
+    let Ok(path) = std::ffi::CString::new(file.as_os_str().as_bytes()) else { return false };
+    // SAFETY: a valid NUL-terminated path; access(2) only reads it.
+    unsafe { libc::access(path.as_ptr(), libc::W_OK) == 0 }
+}
+
 /// Every confinement check, in the order a user fixes them.
-pub(super) fn checks(caps: u64, tracefs_mounted: bool) -> Vec<Check> {
+pub(super) fn checks(caps: u64, tracefs: Option<&Path>) -> Vec<Check> {
     let ns = fs::read_link("/proc/self/ns/pid").ok().map(|p| p.to_string_lossy().into_owned());
     vec![
         syscall_check("bpf", probe_bpf(), "no eBPF program or map can be loaded"),
         syscall_check("perf_event_open", probe_perf_event_open(), "no tracepoint or uprobe can be attached"),
         pid_namespace_check(ns.as_deref()),
-        tracefs_reachable_check(tracefs_mounted, caps),
-        uprobe_permission_check(probe_uprobe_pmu()),
+        tracefs_reachable_check(tracefs.is_some(), caps),
+        uprobe_permission_check(probe_uprobe_pmu(), uprobe_events_writable(tracefs)),
     ]
 }
 
@@ -205,10 +222,12 @@ mod tests {
     }
 
     #[test]
-    fn uprobes_refused_only_warn_because_plain_http_still_works() {
-        let c = uprobe_permission_check(Some(Probe::Denied));
+    fn a_refused_uprobe_pmu_is_fine_while_uprobe_events_is_writable() {
+        assert_eq!(uprobe_permission_check(Some(Probe::Denied), true).status, Status::Ok);
+        // Without either, only TLS is lost: a warning, since plain HTTP works.
+        let c = uprobe_permission_check(Some(Probe::Denied), false);
         assert_eq!(c.status, Status::Warn);
-        assert!(c.fix.contains("SYS_ADMIN"), "{}", c.fix);
+        assert!(c.fix.contains("without :ro") && c.fix.contains("SYS_ADMIN"), "{}", c.fix);
     }
 
     #[test]
