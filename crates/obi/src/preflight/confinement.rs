@@ -122,6 +122,13 @@ fn pid_namespace_check(ns: Option<&str>) -> Check {
     }
 }
 
+/// Whether this mount namespace has tracefs mounted anywhere (readable or
+/// not: an unreadable one is a matter of privileges, checked elsewhere).
+fn tracefs_in_mounts() -> bool {
+    let mounts = fs::read_to_string("/proc/self/mounts").unwrap_or_default();
+    mounts.lines().any(|l| l.split_whitespace().nth(2) == Some("tracefs"))
+}
+
 /// tracefs must be there already when the agent may not mount it.
 fn tracefs_reachable_check(mounted: bool, caps: u64) -> Check {
     if mounted {
@@ -187,7 +194,7 @@ pub(super) fn checks(caps: u64, tracefs: Option<&Path>) -> Vec<Check> {
         syscall_check("bpf", probe_bpf(), "no eBPF program or map can be loaded"),
         syscall_check("perf_event_open", probe_perf_event_open(), "no tracepoint or uprobe can be attached"),
         pid_namespace_check(ns.as_deref()),
-        tracefs_reachable_check(tracefs.is_some(), caps),
+        tracefs_reachable_check(tracefs.is_some() || tracefs_in_mounts(), caps),
         uprobe_permission_check(probe_uprobe_pmu(), uprobe_events_writable(tracefs)),
     ]
 }
