@@ -77,6 +77,10 @@ fi
 if ! "$venv/bin/python3" -c 'import pymysql, mysql.connector' 2>/dev/null; then
 	"$venv/bin/pip" install -q --disable-pip-version-check 'PyMySQL==1.2.4' 'mysql-connector-python==26.10.0'
 fi
+# podman-compose runs deploy/compose.yaml's agent in the container test.
+if ! [[ -x "$venv/bin/podman-compose" ]]; then
+	"$venv/bin/pip" install -q --disable-pip-version-check 'podman-compose==1.5.0'
+fi
 # qemu for the kernel matrix (tests/kernels), from bookworm-backports.
 "$(dirname "$0")/../tests/kernels/install-qemu.sh"
 # The package's postinst may start a system-wide Prometheus where services are

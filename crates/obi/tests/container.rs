@@ -372,3 +372,85 @@ fn compose_file_grants_the_tested_set() {
         assert!(compose["services"][service]["image"].is_string(), "{service} is missing");
     }
 }
+
+/// The agent service of deploy/compose.yaml itself, run by podman-compose
+/// with only its ports and OTLP endpoint overridden (the other services'
+/// images cannot be pulled here): it traces a server container and its
+/// spans reach an OTLP/gRPC receiver on the host, as they would reach Jaeger.
+#[test]
+fn compose_agent_service_exports_spans_over_otlp() {
+    images();
+    ok(podman().args(["tag", AGENT_IMAGE, "localhost/obi-rs:latest"]).output().unwrap(), "podman tag");
+    let (http_port, grpc_port) = (free_port(), free_port());
+    let mut rx_cmd = Command::new(venv_python());
+    rx_cmd.arg("-u").arg(apps_dir().join("otlp_receiver.py")).args(["--grpc", &grpc_port.to_string()]);
+    let receiver = start_server("otlp-receiver", &mut rx_cmd);
+    let port_arg = http_port.to_string();
+    let http = Container::server(
+        &format!("obi-test-compose-http-{http_port}"),
+        &[PYTHON, "-m", "http.server", "--bind", "127.0.0.1", &port_arg],
+    );
+    wait_port(http_port, WAIT);
+
+    let dir = tempfile::tempdir().unwrap();
+    let overrides = dir.path().join("override.yaml");
+    std::fs::write(
+        &overrides,
+        format!(
+            "services:\n  obi:\n    environment:\n      OTEL_EBPF_OPEN_PORT: \"{http_port}\"\n      \
+             OTEL_EXPORTER_OTLP_TRACES_ENDPOINT: http://localhost:{grpc_port}\n"
+        ),
+    )
+    .unwrap();
+    let project = format!("obi-test-{http_port}");
+    let compose = |args: &[&str]| {
+        let mut c = Command::new(venv_python().with_file_name("podman-compose"));
+        c.env("CONTAINERS_CONF", work_dir().join("containers.conf"))
+            .args(["-p", &project, "-f"])
+            .arg(repo().join("deploy/compose.yaml"))
+            .arg("-f")
+            .arg(&overrides)
+            .args(args);
+        c
+    };
+    /// Stops the project whatever happens.
+    struct Down<F: Fn()>(F);
+    impl<F: Fn()> Drop for Down<F> {
+        fn drop(&mut self) {
+            (self.0)()
+        }
+    }
+    let _down = Down(|| {
+        let _ = compose(&["down", "-t", "0"]).output();
+    });
+    let up = spawn("podman-compose", &mut compose(&["up", "--no-build", "--no-deps", "obi"]));
+    up.wait_line(|l| l.contains("msg=\"obi-rs started\""), Duration::from_secs(90))
+        .unwrap_or_else(|| panic!("the compose agent did not start: {:#?}", up.lines()));
+    up.wait_line(|l| l.contains("msg=\"instrumenting process\"") && l.contains(&format!(" pid={} ", http.pid())), WAIT)
+        .unwrap_or_else(|| panic!("server not instrumented: {:#?}", up.lines()));
+
+    let url = format!("http://127.0.0.1:{http_port}/index.html");
+    assert_eq!(curl(&["-o", "/dev/null", "-w", "%{http_code}", &url]), "200");
+    let deadline = std::time::Instant::now() + WAIT;
+    let spans = loop {
+        let spans: Vec<serde_json::Value> = receiver
+            .lines()
+            .iter()
+            .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+            .filter(|s| s["attributes"]["url.path"] == "/index.html")
+            .collect();
+        if !spans.is_empty() || std::time::Instant::now() > deadline {
+            break spans;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert_eq!(spans.len(), 1, "{spans:#?}\nagent: {:#?}", up.lines());
+    let span = &spans[0];
+    assert_eq!(
+        (span["transport"].as_str(), span["kind"].as_str()),
+        (Some("grpc"), Some("SPAN_KIND_SERVER")),
+        "{span:#}"
+    );
+    assert_eq!(span["attributes"]["http.response.status_code"], 200, "{span:#}");
+    assert_eq!(span["attributes"]["server.port"], http_port, "{span:#}");
+}
