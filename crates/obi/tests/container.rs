@@ -80,7 +80,7 @@ fn images() {
     BUILT.get_or_init(|| {
         require_root();
         assert!(
-            Command::new("podman").arg("--version").output().is_ok_and(|o| o.status.success()),
+            podman().arg("--version").output().is_ok_and(|o| o.status.success()),
             "podman is missing: run scripts/install-deps.sh"
         );
         let dir = work_dir();
