@@ -159,13 +159,15 @@ fn https_server_cmd(port: u16) -> Vec<String> {
 /// A container removed (with everything in it) on drop.
 struct Container {
     name: String,
+    /// Seconds between SIGTERM and SIGKILL when stopped.
+    grace: u32,
 }
 
 impl Container {
     /// Starts a detached server container on the host network.
     fn server(name: &str, cmd: &[&str]) -> Container {
-        let c = Container { name: name.to_string() };
-        c.remove();
+        let c = Container { name: name.to_string(), grace: 0 };
+        c.stop(0);
         ok(
             podman()
                 .args(["run", "-d", "--rm", "--network=host", "--name", name, "-w", "/www", SERVERS_IMAGE])
@@ -186,14 +188,18 @@ impl Container {
         out.trim().parse().unwrap()
     }
 
-    fn remove(&self) {
+    /// SIGTERM first, SIGKILL after `grace` seconds: the agent deletes its
+    /// tracefs uprobe events on a clean stop, not when killed. (Python as
+    /// PID 1 ignores SIGTERM: servers get 0.)
+    fn stop(&self, grace: u32) {
+        let _ = podman().args(["stop", "-t", &grace.to_string(), &self.name]).output();
         let _ = podman().args(["rm", "-f", "-t", "0", &self.name]).output();
     }
 }
 
 impl Drop for Container {
     fn drop(&mut self) {
-        self.remove();
+        self.stop(self.grace);
     }
 }
 
@@ -224,7 +230,7 @@ fn check_in_container(caps: &[&str], sandbox: Sandbox) -> (bool, String) {
 /// The agent in its container, printing JSON spans on stdout.
 fn start_agent(caps: &[&str], sandbox: Sandbox, ports: &str) -> (Container, Agent) {
     let name = format!("obi-test-agent-{}", free_port());
-    let guard = Container { name: name.clone() };
+    let guard = Container { name: name.clone(), grace: 10 };
     let mut cmd = podman();
     cmd.args(agent_args(&name, caps, sandbox))
         .args(["-e", &format!("OTEL_EBPF_OPEN_PORT={ports}"), "-e", "OTEL_EBPF_TRACE_PRINTER=json"])
@@ -240,7 +246,7 @@ fn start_agent(caps: &[&str], sandbox: Sandbox, ports: &str) -> (Container, Agen
 /// an error that names the piece and its fix.
 fn start_fails(caps: &[&str], sandbox: Sandbox) -> String {
     let name = format!("obi-test-fail-{}", free_port());
-    let _guard = Container { name: name.clone() };
+    let _guard = Container { name: name.clone(), grace: 10 };
     let mut cmd = podman();
     cmd.args(agent_args(&name, caps, sandbox)).args([
         "-e",
@@ -421,7 +427,7 @@ fn compose_agent_service_exports_spans_over_otlp() {
         }
     }
     let _down = Down(|| {
-        let _ = compose(&["down", "-t", "0"]).output();
+        let _ = compose(&["down", "-t", "10"]).output();
     });
     let up = spawn("podman-compose", &mut compose(&["up", "--no-build", "--no-deps", "obi"]));
     up.wait_line(|l| l.contains("msg=\"obi-rs started\""), Duration::from_secs(90))

@@ -104,10 +104,12 @@ pub(crate) fn attach(
     if path.contains(char::is_whitespace) {
         return Err(TracefsUprobeError::PathWithSpace(target.to_path_buf()));
     }
+    let events_file = tracefs.join("uprobe_events");
+    static SWEPT: std::sync::Once = std::sync::Once::new();
+    SWEPT.call_once(|| sweep_stale(&events_file));
     let group = format!("obi_{}", std::process::id());
     let name = format!("ssl_{}", NEXT_EVENT.fetch_add(1, Ordering::Relaxed));
     let event = format!("{group}/{name}");
-    let events_file = tracefs.join("uprobe_events");
     write_line(&events_file, &format!("{}:{event} {path}:{offset:#x}\n", if ret { 'r' } else { 'p' }))?;
     // From here on, dropping the probe deletes the event.
     let mut probe = TracefsUprobe { perf: None, events_file, event };
@@ -152,6 +154,27 @@ pub(crate) fn attach(
         return Err(TracefsUprobeError::SetBpf { event: probe.event.clone(), source });
     }
     Ok(probe)
+}
+
+/// Deletes the events of agents that are gone (killed before they could
+/// clean up): lines `p:obi_<pid>/...` or `r:obi_<pid>/...` whose pid no
+/// longer runs. Events of a live agent (another instance) are left alone.
+fn sweep_stale(events_file: &Path) {
+    let text = std::fs::read_to_string(events_file).unwrap_or_default();
+    let mut removed = 0;
+    for line in text.lines() {
+        let Some(event) = line.get(2..).and_then(|l| l.split_whitespace().next()) else { continue };
+        let Some(pid) = event.strip_prefix("obi_").and_then(|e| e.split('/').next()) else { continue };
+        if pid.parse::<u32>().is_err() || Path::new("/proc").join(pid).exists() {
+            continue;
+        }
+        if write_line(events_file, &format!("-:{event}\n")).is_ok() {
+            removed += 1;
+        }
+    }
+    if removed > 0 {
+        tracing::debug!(component = "ebpf.TLS", removed, "deleted uprobe events of agents that are gone");
+    }
 }
 
 /// One write(2) of a whole line: uprobe_events parses each write as a command.
