@@ -17,6 +17,8 @@ apt_packages=(
 	postgresql        # database client tests (initdb, pg_ctl, pgbench; own cluster in a temp dir)
 	memcached         # cache client tests (own instance on a free port)
 	mariadb-server mariadb-client # MySQL client tests (mariadb-install-db, mariadbd, mysqlslap; own instance in a temp dir)
+	podman runc       # the container test builds and runs the image (tests/container.rs; runc: crun refuses these VMs' hybrid cgroups)
+	binutils          # readelf and strip for deploy/stage-rootfs.sh
 )
 missing=()
 for p in "${apt_packages[@]}"; do
@@ -74,6 +76,10 @@ fi
 # mysql-connector-python's prepared cursors use COM_STMT_PREPARE / EXECUTE.
 if ! "$venv/bin/python3" -c 'import pymysql, mysql.connector' 2>/dev/null; then
 	"$venv/bin/pip" install -q --disable-pip-version-check 'PyMySQL==1.2.4' 'mysql-connector-python==26.10.0'
+fi
+# podman-compose runs deploy/compose.yaml's agent in the container test.
+if ! [[ -x "$venv/bin/podman-compose" ]]; then
+	"$venv/bin/pip" install -q --disable-pip-version-check 'podman-compose==1.5.0'
 fi
 # qemu for the kernel matrix (tests/kernels), from bookworm-backports.
 "$(dirname "$0")/../tests/kernels/install-qemu.sh"

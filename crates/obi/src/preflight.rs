@@ -6,6 +6,8 @@ use std::path::{Path, PathBuf};
 
 use crate::ebpf::programs::{Hook, all_hooks};
 
+mod confinement;
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub(crate) enum Status {
     Ok,
@@ -180,6 +182,7 @@ pub(crate) fn run(needs: &Needs) -> Vec<Check> {
         None => Check::warn("kernel", "cannot read /proc/sys/kernel/osrelease", ""),
     });
     out.push(capability_check(effective_caps(), kernel.as_ref().map(|k| (k.0, k.1))));
+    out.extend(confinement::checks(effective_caps(), tracefs_path().as_deref()));
     out.push(btf_check(btf_path));
     out.extend(tracepoint_checks());
     out.push(lockdown_check(lockdown_mode().as_deref()));
@@ -332,7 +335,9 @@ fn capability_check(caps: u64, kernel: Option<(u32, u32)>) -> Check {
     if old_kernel {
         needed.push(caps::SYS_ADMIN);
     } else if !has_cap(caps, caps::SYS_ADMIN) {
-        needed.extend([caps::BPF, caps::PERFMON]);
+        // NET_ADMIN: the kernel creates socket maps (sock_dir) only with it,
+        // and the object has one whether or not propagation is enabled.
+        needed.extend([caps::BPF, caps::PERFMON, caps::NET_ADMIN]);
         if kernel.is_some_and(|k| k < (5, 11)) {
             needed.push(caps::SYS_RESOURCE);
         }
@@ -391,6 +396,16 @@ fn tracepoint_checks() -> Vec<Check> {
     out
 }
 
+/// The warnings worth a log line when the agent starts (TLS lost to the
+/// sandbox), as one message each with its fix.
+pub(crate) fn startup_warnings(checks: &[Check]) -> Vec<String> {
+    checks
+        .iter()
+        .filter(|c| c.status == Status::Warn && confinement::STARTUP_WARNINGS.contains(&c.name.as_str()))
+        .map(|c| format!("{}: {}. Fix: {}", c.name, c.detail, c.fix))
+        .collect()
+}
+
 /// The failures among `checks`, as one message per failure.
 pub(crate) fn failures(checks: &[Check]) -> Vec<String> {
     checks
@@ -417,6 +432,15 @@ mod tests {
         assert!(c.detail.contains("CAP_BPF"), "{}", c.detail);
         assert!(c.detail.contains("CAP_PERFMON"), "{}", c.detail);
         assert!(c.detail.contains("CAP_SYS_PTRACE"), "{}", c.detail);
+    }
+
+    #[test]
+    fn net_admin_is_required_even_without_propagation() {
+        let caps = (1 << caps::BPF) | (1 << caps::PERFMON) | (1 << caps::SYS_PTRACE) | (1 << caps::DAC_READ_SEARCH);
+        let c = capability_check(caps, Some((6, 1)));
+        assert_eq!(c.status, Status::Fail);
+        assert!(c.detail.contains("CAP_NET_ADMIN"), "{}", c.detail);
+        assert_eq!(capability_check(caps | (1 << caps::NET_ADMIN), Some((6, 1))).status, Status::Ok);
     }
 
     #[test]

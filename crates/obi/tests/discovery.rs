@@ -133,9 +133,11 @@ fn check_reports_this_machine() {
         .env("OTEL_EBPF_TRACE_PRINTER", "text")
         .output()
         .unwrap();
+    // Logs go to stderr.
     let text = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success());
     assert!(text.contains("the following capabilities are required: CAP_SYS_PTRACE"), "{text}");
+    assert!(!text.contains("tracefs reachable"), "an unreadable tracefs is not an unmounted one:\n{text}");
 }
 
 /// Bad configuration: one clear error line and exit code 2.

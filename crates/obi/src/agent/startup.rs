@@ -74,6 +74,9 @@ fn check_machine(cfg: &Config) -> Result<()> {
         }
         bail!("this machine cannot run obi-rs: {}", failures.join("; "));
     }
+    for w in preflight::startup_warnings(&checks) {
+        tracing::warn!(component = "obi.Preflight", "{w}");
+    }
     preflight::ensure_tracefs().context("tracefs is needed to attach tracepoints")?;
     if cfg.ebpf.context_propagation.wants_tcp_options() {
         tracing::warn!(

@@ -20,8 +20,9 @@ pub(crate) enum TracerError {
     #[error("{}", super::NO_BTF_HELP)]
     NoKernelBtf(#[source] aya::BtfError),
     #[error(
-        "loading eBPF programs was refused. Run obi as root, or grant it CAP_BPF, CAP_PERFMON, CAP_SYS_PTRACE and \
-         CAP_DAC_READ_SEARCH (CAP_SYS_ADMIN on kernels older than 5.8)"
+        "loading eBPF programs was refused. Run obi as root, or grant it CAP_BPF, CAP_PERFMON, CAP_NET_ADMIN, \
+         CAP_SYS_PTRACE and CAP_DAC_READ_SEARCH (CAP_SYS_ADMIN on kernels older than 5.8); in a container also \
+         seccomp=unconfined (`obi check` names what is missing)"
     )]
     LoadRefused(#[source] aya::EbpfError),
     #[error("loading the eBPF object failed")]

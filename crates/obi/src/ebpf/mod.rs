@@ -120,7 +120,7 @@ impl Drop for Tracer {
                 links.push(Box::new(link));
             }
         }
-        links.extend(self.tls.take_links().into_iter().map(|l| Box::new(l) as detach::Link));
+        links.extend(self.tls.take_links());
         detach::close_all(links);
     }
 }

@@ -8,6 +8,11 @@
 //! that file gets one set of probes for all processes instead (the programs
 //! check the pid first); untraced processes using that file then pay a trap
 //! per SSL call, which is the price of bounded attach and detach work.
+//!
+//! Probes go through the kernel's uprobe PMU; where it refuses this agent
+//! (no CAP_SYS_ADMIN), through tracefs instead ([`tracefs_uprobe`]).
+
+mod tracefs_uprobe;
 
 use std::collections::HashMap;
 use std::num::NonZeroU32;
@@ -18,6 +23,7 @@ use aya::Ebpf;
 use aya::programs::uprobe::{UProbeAttachLocation, UProbeLink, UProbeScope};
 use aya::programs::{ProgramError, UProbe};
 use object::{Object, ObjectSegment, ObjectSymbol};
+use std::os::fd::AsFd;
 
 /// Errors of [`TlsProbes`].
 #[derive(Debug, thiserror::Error)]
@@ -38,6 +44,14 @@ pub(crate) enum TlsError {
         /// Boxed: aya's error is large and this enum is returned often.
         #[source]
         source: Box<ProgramError>,
+    },
+    #[error("uprobe {program} on {}+{offset:#x} through tracefs", target.display())]
+    AttachTracefs {
+        program: &'static str,
+        target: PathBuf,
+        offset: u64,
+        #[source]
+        source: tracefs_uprobe::TracefsUprobeError,
     },
     #[error("pid 0")]
     PidZero,
@@ -72,15 +86,21 @@ const FUNCTIONS: &[(&str, &str)] = &[
 ];
 const RETURN_PROGRAM: &str = "obi_ssl_ret";
 
+/// One attached probe, whichever way the kernel allowed. Dropping it detaches.
+enum Link {
+    Pmu(#[allow(dead_code)] UProbeLink),
+    Tracefs(#[allow(dead_code)] tracefs_uprobe::TracefsUprobe),
+}
+
 /// A thread that drops the uprobe links it is sent.
 struct Reaper {
-    tx: std::sync::mpsc::Sender<Vec<UProbeLink>>,
+    tx: std::sync::mpsc::Sender<Vec<Link>>,
     thread: std::thread::JoinHandle<()>,
 }
 
 impl Reaper {
     fn start() -> Reaper {
-        let (tx, rx) = std::sync::mpsc::channel::<Vec<UProbeLink>>();
+        let (tx, rx) = std::sync::mpsc::channel::<Vec<Link>>();
         let thread = std::thread::Builder::new()
             .name("obi-uprobe-detach".into())
             .spawn(move || rx.into_iter().for_each(drop))
@@ -92,14 +112,14 @@ impl Reaper {
 impl TlsProbes {
     /// Every link still attached, for closing at shutdown; waits for the
     /// background closer first.
-    pub(crate) fn take_links(&mut self) -> Vec<UProbeLink> {
+    pub(crate) fn take_links(&mut self) -> Vec<super::detach::Link> {
         if let Some(r) = self.reaper.take() {
             drop(r.tx);
             let _ = r.thread.join();
         }
         let per_process = self.links.drain().flat_map(|(_, links)| links.into_iter().map(|(_, l)| l));
         let shared = self.shared.drain().flat_map(|(_, (links, _))| links);
-        per_process.chain(shared).collect()
+        per_process.chain(shared).map(|l| Box::new(l) as super::detach::Link).collect()
     }
 }
 
@@ -114,7 +134,15 @@ impl Drop for TlsProbes {
 }
 
 /// Attaches the entry and return probes of every SSL function in `target`.
-fn attach_all(ebpf: &mut Ebpf, target: &Path, offsets: &Offsets, scope: UProbeScope) -> Result<Vec<UProbeLink>> {
+/// `pmu_refused` remembers that the kernel refused the uprobe PMU, so that
+/// later probes go through tracefs directly.
+fn attach_all(
+    ebpf: &mut Ebpf,
+    target: &Path,
+    offsets: &Offsets,
+    scope: UProbeScope,
+    pmu_refused: &mut bool,
+) -> Result<Vec<Link>> {
     let mut links = Vec::new();
     for (_func, entry, off) in &offsets.by_function {
         for program in [*entry, RETURN_PROGRAM] {
@@ -126,11 +154,42 @@ fn attach_all(ebpf: &mut Ebpf, target: &Path, offsets: &Offsets, scope: UProbeSc
             };
             let p: &mut UProbe =
                 ebpf.program_mut(program).expect("loaded before attaching").try_into().map_err(attach_error)?;
-            let id = p.attach(UProbeAttachLocation::AbsoluteOffset(*off), target, scope).map_err(attach_error)?;
-            links.push(p.take_link(id).map_err(attach_error)?);
+            if !*pmu_refused {
+                match p.attach(UProbeAttachLocation::AbsoluteOffset(*off), target, scope) {
+                    Ok(id) => {
+                        links.push(Link::Pmu(p.take_link(id).map_err(attach_error)?));
+                        continue;
+                    }
+                    Err(err) if is_pmu_refusal(&err) => {
+                        tracing::debug!(
+                            component = "ebpf.TLS",
+                            "the uprobe PMU is refused (EACCES): probing through tracefs"
+                        );
+                        *pmu_refused = true;
+                    }
+                    Err(err) => return Err(attach_error(err)),
+                }
+            }
+            let pid = match scope {
+                UProbeScope::OneProcess(pid) => Some(pid.get()),
+                _ => None,
+            };
+            let fd = p.fd().map_err(attach_error)?;
+            let probe =
+                tracefs_uprobe::attach(fd.as_fd(), target, *off, program == RETURN_PROGRAM, pid).map_err(|source| {
+                    TlsError::AttachTracefs { program, target: target.to_path_buf(), offset: *off, source }
+                })?;
+            links.push(Link::Tracefs(probe));
         }
     }
     Ok(links)
+}
+
+/// perf_event_open of the uprobe PMU answered EACCES: the kernel's
+/// capability gate, not a missing file or a bad offset.
+fn is_pmu_refusal(err: &ProgramError) -> bool {
+    matches!(err, ProgramError::SyscallError(e)
+        if e.call == "perf_event_open" && e.io_error.raw_os_error() == Some(libc::EACCES))
 }
 
 fn file_key(path: &Path) -> Option<FileKey> {
@@ -155,15 +214,17 @@ pub(crate) struct TlsProbes {
     /// Keyed by (device, inode) of the library file.
     offsets: HashMap<(u64, u64), Option<Offsets>>,
     /// Per-process links, with the file they probe. Dropping one detaches it.
-    links: HashMap<u32, Vec<(FileKey, UProbeLink)>>,
+    links: HashMap<u32, Vec<(FileKey, Link)>>,
     /// Files probed for every process, and the traced processes using them.
-    shared: HashMap<FileKey, (Vec<UProbeLink>, Vec<u32>)>,
+    shared: HashMap<FileKey, (Vec<Link>, Vec<u32>)>,
     /// Traced processes per file while it is probed per process.
     users: HashMap<FileKey, Vec<u32>>,
     /// Closes the links of processes that went away, off the event loop.
     reaper: Option<Reaper>,
     /// Files already probed per process (a process may map libssl late).
     files: HashMap<u32, Vec<PathBuf>>,
+    /// The kernel refused the uprobe PMU: probes go through tracefs.
+    pmu_refused: bool,
 }
 
 impl Default for TlsProbes {
@@ -182,6 +243,7 @@ impl TlsProbes {
             users: HashMap::new(),
             reaper: None,
             files: HashMap::new(),
+            pmu_refused: false,
         }
     }
 
@@ -217,7 +279,7 @@ impl TlsProbes {
             if let Some((_, pids)) = self.shared.get_mut(&key) {
                 pids.push(pid);
             } else if self.users.get(&key).map_or(0, Vec::len) + 1 >= SHARE_AFTER {
-                let links = attach_all(ebpf, &target, &offsets, UProbeScope::AllProcesses)?;
+                let links = attach_all(ebpf, &target, &offsets, UProbeScope::AllProcesses, &mut self.pmu_refused)?;
                 let mut pids = self.users.remove(&key).unwrap_or_default();
                 // Their own probes are now redundant: closed in the background.
                 for other in &pids {
@@ -228,7 +290,7 @@ impl TlsProbes {
                 self.shared.insert(key, (links, pids));
             } else {
                 let one = UProbeScope::OneProcess(NonZeroU32::new(pid).ok_or(TlsError::PidZero)?);
-                let links = attach_all(ebpf, &target, &offsets, one)?;
+                let links = attach_all(ebpf, &target, &offsets, one, &mut self.pmu_refused)?;
                 self.links.entry(pid).or_default().extend(links.into_iter().map(|l| (key, l)));
                 self.users.entry(key).or_default().push(pid);
             }
@@ -247,7 +309,7 @@ impl TlsProbes {
         if links.is_empty() {
             self.links.remove(&pid);
         }
-        let gone: Vec<UProbeLink> = gone.into_iter().map(|(_, l)| l).collect();
+        let gone: Vec<Link> = gone.into_iter().map(|(_, l)| l).collect();
         if gone.is_empty() {
             return;
         }
