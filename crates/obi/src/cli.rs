@@ -1,6 +1,7 @@
 //! Command line.
 //!
-//! `obi [--config PATH]` runs the agent (same as `obi run`); `obi check
+//! `obi [--config PATH]` runs the agent (same as `obi run`); `obi top` runs
+//! it with a live terminal view in place of the trace printer; `obi check
 //! [--json]` runs the preflight checks. Everything else is configured through
 //! environment variables and the YAML file, as in OBI. Go-style flags
 //! (`-config PATH`, `-config=PATH`) are accepted too, so OBI command lines keep
@@ -46,6 +47,8 @@ pub(crate) struct Cli {
 pub(crate) enum Command {
     /// Run the agent (default when no subcommand is given).
     Run(RunArgs),
+    /// Run the agent with the live terminal view.
+    Top(RunArgs),
     /// Preflight checks.
     Check(CheckArgs),
 }
@@ -101,6 +104,9 @@ struct RawCli {
 enum RawCommand {
     /// Run the agent (the default).
     Run,
+    /// Run the agent and show what it sees live in the terminal: rate, errors
+    /// and latency per service and route, the slowest traces as trees.
+    Top,
     /// Check that this host can run the agent (kernel, BTF, capabilities...).
     Check(RawCheck),
 }
@@ -116,6 +122,7 @@ impl From<RawCli> for Cli {
     fn from(raw: RawCli) -> Self {
         let command = match raw.command {
             None | Some(RawCommand::Run) => Command::Run(RunArgs { config: raw.config.clone() }),
+            Some(RawCommand::Top) => Command::Top(RunArgs { config: raw.config.clone() }),
             Some(RawCommand::Check(c)) => Command::Check(CheckArgs { json: c.json, config: raw.config.clone() }),
         };
         Cli { config: raw.config, command }
@@ -211,6 +218,13 @@ mod tests {
             assert_eq!(cli.config, want, "{args:?}");
             assert_eq!(cli.command, Command::Run(RunArgs { config: want.clone() }), "{args:?}");
         }
+    }
+
+    #[test]
+    fn top_subcommand() {
+        assert_eq!(parse(&["obi", "top"]).command, Command::Top(RunArgs::default()));
+        let cli = parse(&["obi", "top", "-c", "x.yml"]);
+        assert_eq!(cli.command, Command::Top(RunArgs { config: Some("x.yml".into()) }));
     }
 
     #[test]

@@ -39,6 +39,9 @@ pub(crate) enum TracePrinter {
     JsonIndent,
     /// Prints `Processed N requests` at shutdown.
     Counter,
+    /// The live view of `obi top` takes the printer's place (set by that
+    /// command, not by any setting).
+    Top,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Default)]
