@@ -25,6 +25,7 @@ Most used environment variables:
   OTEL_EBPF_TARGET_PID           instrument these process ids (1234,5678)
   OTEL_EBPF_SYSTEM_WIDE          instrument every process (true/false)
   OTEL_SERVICE_NAME              service name of the processes selected above
+  OTEL_EBPF_SERVICE_NAMES        service names by port or executable (1880=node-red,exe:influxd=influxdb)
   OTEL_EBPF_TRACE_PRINTER        print spans on stdout: disabled, text, json, json_indent, counter
   OTEL_EXPORTER_OTLP_ENDPOINT    send traces and metrics over OTLP
   OTEL_EBPF_PROMETHEUS_PORT      serve Prometheus metrics on this port

@@ -93,9 +93,8 @@ fn top_shows_routes_errors_and_trace_trees() {
     require_root();
     let port = free_port();
     let server = python_server(port);
-    // Named after the executable, symbolic links resolved (python3 -> python3.11).
-    let exe = std::fs::canonicalize(python()).unwrap();
-    let service = exe.file_name().unwrap().to_string_lossy().into_owned();
+    // Named after its script (apps/http_server.py).
+    let service = "http_server".to_string();
     let dir = tempfile::tempdir().unwrap();
     let exit_file = dir.path().join("exit");
     let stty_file = dir.path().join("stty");
