@@ -21,7 +21,9 @@ struct Tmux {
 
 impl Tmux {
     fn start(command: &str) -> Tmux {
-        let tmux = Tmux { socket: format!("obi-top-test-{}", std::process::id()) };
+        static SESSIONS: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+        let n = SESSIONS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let tmux = Tmux { socket: format!("obi-top-test-{}-{n}", std::process::id()) };
         let (w, h) = (WIDTH.to_string(), HEIGHT.to_string());
         tmux.run(&["new-session", "-d", "-s", "top", "-x", &w, "-y", &h, command]);
         tmux
@@ -95,20 +97,8 @@ fn top_shows_routes_errors_and_trace_trees() {
     let server = python_server(port);
     // Named after its script (apps/http_server.py).
     let service = "http_server".to_string();
-    let dir = tempfile::tempdir().unwrap();
-    let exit_file = dir.path().join("exit");
-    let stty_file = dir.path().join("stty");
-    let obi = PathBuf::from(env!("CARGO_BIN_EXE_obi"));
-    // A clean environment for the agent; after it exits, its status and the
-    // terminal's modes are written down.
-    let command = format!(
-        "env -i PATH=\"$PATH\" TERM=\"$TERM\" OTEL_EBPF_OPEN_PORT={port} OTEL_EBPF_DISCOVERY_POLL_INTERVAL=500ms {obi} top; \
-         echo $? > {exit}; stty -a > {stty}; sleep 600",
-        obi = obi.display(),
-        exit = exit_file.display(),
-        stty = stty_file.display(),
-    );
-    let tmux = Tmux::start(&command);
+    let session = Session::new(port);
+    let tmux = Tmux::start(&session.command);
 
     // Until the server is instrumented its requests are not seen: warm up
     // on a route of its own until it shows.
@@ -120,7 +110,7 @@ fn top_shows_routes_errors_and_trace_trees() {
         if row_counts(&screen, &service, "HTTP", "GET /big/*").is_some() {
             break;
         }
-        assert!(Instant::now() < deadline, "the server never showed up:\n{screen}\nexit: {}", read(&exit_file));
+        assert!(Instant::now() < deadline, "the server never showed up:\n{screen}\nexit: {}", read(&session.exit_file));
     }
 
     for _ in 0..7 {
@@ -167,20 +157,72 @@ fn top_shows_routes_errors_and_trace_trees() {
     }
 
     tmux.keys(&["q"]);
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while read(&stty_file).is_empty() && Instant::now() < deadline {
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    assert_eq!(read(&exit_file).trim(), "0", "obi top exit status; screen:\n{}", tmux.screen());
-    // Back from the alternate screen, in cooked mode with echo.
-    assert_eq!(tmux.run(&["display-message", "-p", "-t", "top", "#{alternate_on}"]).trim(), "0");
-    let stty = read(&stty_file);
-    let modes: Vec<&str> = stty.split_whitespace().collect();
-    for mode in ["icanon", "echo", "isig"] {
-        assert!(modes.contains(&mode), "terminal left without {mode}: {stty}");
-    }
-    let screen = tmux.screen();
-    assert!(!screen.contains("services and routes"), "{screen}");
-    assert!(screen.contains("msg=stopped"), "the agent's last log lines are on the restored terminal:\n{screen}");
+    session.assert_restored(&tmux);
     drop(server);
+}
+
+/// Stopped by a signal instead of a key, the view restores the terminal too.
+#[test]
+fn top_restores_the_terminal_on_sigterm() {
+    require_root();
+    let port = free_port();
+    let _server = python_server(port);
+    let session = Session::new(port);
+    let tmux = Tmux::start(&session.command);
+    let screen = tmux.wait_screen(Duration::from_secs(60), |s| s.contains("services and routes"));
+    assert!(screen.contains("services and routes"), "{screen}");
+    // The pane runs `sh -c ...`, whose child is the agent.
+    let shell = tmux.run(&["display-message", "-p", "-t", "top", "#{pane_pid}"]).trim().to_string();
+    let children = std::fs::read_to_string(format!("/proc/{shell}/task/{shell}/children")).unwrap();
+    let agent: i32 = children.split_whitespace().next().expect("the agent's pid").parse().unwrap();
+    // SAFETY: kill(2) on the agent this test started.
+    assert_eq!(unsafe { libc::kill(agent, libc::SIGTERM) }, 0);
+    session.assert_restored(&tmux);
+}
+
+/// An `obi top` run in a tmux pane: the pane's command, and the files where
+/// its exit status and the terminal's modes are written once it exits.
+struct Session {
+    _dir: tempfile::TempDir,
+    exit_file: PathBuf,
+    stty_file: PathBuf,
+    command: String,
+}
+
+impl Session {
+    fn new(port: u16) -> Session {
+        let dir = tempfile::tempdir().unwrap();
+        let exit_file = dir.path().join("exit");
+        let stty_file = dir.path().join("stty");
+        let obi = PathBuf::from(env!("CARGO_BIN_EXE_obi"));
+        // A clean environment for the agent; after it exits, its status and
+        // the terminal's modes are written down.
+        let command = format!(
+            "env -i PATH=\"$PATH\" TERM=\"$TERM\" OTEL_EBPF_OPEN_PORT={port} OTEL_EBPF_DISCOVERY_POLL_INTERVAL=500ms \
+             {obi} top; echo $? > {exit}; stty -a > {stty}; sleep 600",
+            obi = obi.display(),
+            exit = exit_file.display(),
+            stty = stty_file.display(),
+        );
+        Session { _dir: dir, exit_file, stty_file, command }
+    }
+
+    /// The agent exited 0 and left the terminal as it found it.
+    fn assert_restored(&self, tmux: &Tmux) {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while read(&self.stty_file).is_empty() && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        assert_eq!(read(&self.exit_file).trim(), "0", "obi top exit status; screen:\n{}", tmux.screen());
+        // Back from the alternate screen, in cooked mode with echo.
+        assert_eq!(tmux.run(&["display-message", "-p", "-t", "top", "#{alternate_on}"]).trim(), "0");
+        let stty = read(&self.stty_file);
+        let modes: Vec<&str> = stty.split_whitespace().collect();
+        for mode in ["icanon", "echo", "isig"] {
+            assert!(modes.contains(&mode), "terminal left without {mode}: {stty}");
+        }
+        let screen = tmux.screen();
+        assert!(!screen.contains("services and routes"), "{screen}");
+        assert!(screen.contains("msg=stopped"), "the agent's last log lines are on the restored terminal:\n{screen}");
+    }
 }
