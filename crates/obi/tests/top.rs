@@ -97,7 +97,9 @@ fn top_shows_routes_errors_and_trace_trees() {
     let server = python_server(port);
     // Named after its script (apps/http_server.py).
     let service = "http_server".to_string();
-    let session = Session::new(port);
+    // Prometheus keeps working beside the view.
+    let prom_port = free_port();
+    let session = Session::new(port, &[format!("OTEL_EBPF_PROMETHEUS_PORT={prom_port}")]);
     let tmux = Tmux::start(&session.command);
 
     // Until the server is instrumented its requests are not seen: warm up
@@ -135,6 +137,13 @@ fn top_shows_routes_errors_and_trace_trees() {
     for (protocol, op, counts) in want {
         assert_eq!(row_counts(&screen, &service, protocol, op), Some(counts), "{protocol} {op}:\n{screen}");
     }
+    // The same counts on the metrics page.
+    let count = "http_server_request_duration_seconds_count";
+    let status = [("service_name", service.as_str()), ("http_route", "/status/*")];
+    let samples = prom::scrape_until(prom_port, Duration::from_secs(20), |s| prom::total(s, count, &status) >= 10.0);
+    assert_eq!(prom::total(&samples, count, &status), 10.0);
+    let server_errors = [("service_name", service.as_str()), ("http_response_status_code", "500")];
+    assert_eq!(prom::total(&samples, count, &server_errors), 7.0);
 
     // Sorted by name (s three times: errors, p99, name), the fan-out is the
     // second row (`/big/*` first); select it and read its traces.
@@ -167,7 +176,7 @@ fn top_restores_the_terminal_on_sigterm() {
     require_root();
     let port = free_port();
     let _server = python_server(port);
-    let session = Session::new(port);
+    let session = Session::new(port, &[]);
     let tmux = Tmux::start(&session.command);
     let screen = tmux.wait_screen(Duration::from_secs(60), |s| s.contains("services and routes"));
     assert!(screen.contains("services and routes"), "{screen}");
@@ -190,7 +199,9 @@ struct Session {
 }
 
 impl Session {
-    fn new(port: u16) -> Session {
+    /// `obi top` tracing the server on `port`; `extra` adds environment
+    /// variables (`NAME=value`).
+    fn new(port: u16, extra: &[String]) -> Session {
         let dir = tempfile::tempdir().unwrap();
         let exit_file = dir.path().join("exit");
         let stty_file = dir.path().join("stty");
@@ -199,7 +210,8 @@ impl Session {
         // the terminal's modes are written down.
         let command = format!(
             "env -i PATH=\"$PATH\" TERM=\"$TERM\" OTEL_EBPF_OPEN_PORT={port} OTEL_EBPF_DISCOVERY_POLL_INTERVAL=500ms \
-             {obi} top; echo $? > {exit}; stty -a > {stty}; sleep 600",
+             {extra} {obi} top; echo $? > {exit}; stty -a > {stty}; sleep 600",
+            extra = extra.join(" "),
             obi = obi.display(),
             exit = exit_file.display(),
             stty = stty_file.display(),
