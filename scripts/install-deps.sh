@@ -19,6 +19,7 @@ apt_packages=(
 	mariadb-server mariadb-client # MySQL client tests (mariadb-install-db, mariadbd, mysqlslap; own instance in a temp dir)
 	podman runc       # the container test builds and runs the image (tests/container.rs; runc: crun refuses these VMs' hybrid cgroups)
 	binutils          # readelf and strip for deploy/stage-rootfs.sh
+	tmux              # runs `obi top` in a terminal of fixed size for its test (send-keys, capture-pane)
 )
 missing=()
 for p in "${apt_packages[@]}"; do

@@ -1,6 +1,7 @@
 //! Command line.
 //!
-//! `obi [--config PATH]` runs the agent (same as `obi run`); `obi check
+//! `obi [--config PATH]` runs the agent (same as `obi run`); `obi top` runs
+//! it with a live terminal view in place of the trace printer; `obi check
 //! [--json]` runs the preflight checks. Everything else is configured through
 //! environment variables and the YAML file, as in OBI. Go-style flags
 //! (`-config PATH`, `-config=PATH`) are accepted too, so OBI command lines keep
@@ -24,6 +25,7 @@ Most used environment variables:
   OTEL_EBPF_TARGET_PID           instrument these process ids (1234,5678)
   OTEL_EBPF_SYSTEM_WIDE          instrument every process (true/false)
   OTEL_SERVICE_NAME              service name of the processes selected above
+  OTEL_EBPF_SERVICE_NAMES        service names by port or executable (1880=node-red,exe:influxd=influxdb)
   OTEL_EBPF_TRACE_PRINTER        print spans on stdout: disabled, text, json, json_indent, counter
   OTEL_EXPORTER_OTLP_ENDPOINT    send traces and metrics over OTLP
   OTEL_EBPF_PROMETHEUS_PORT      serve Prometheus metrics on this port
@@ -46,6 +48,8 @@ pub(crate) struct Cli {
 pub(crate) enum Command {
     /// Run the agent (default when no subcommand is given).
     Run(RunArgs),
+    /// Run the agent with the live terminal view.
+    Top(RunArgs),
     /// Preflight checks.
     Check(CheckArgs),
 }
@@ -101,6 +105,9 @@ struct RawCli {
 enum RawCommand {
     /// Run the agent (the default).
     Run,
+    /// Run the agent and show what it sees live in the terminal: rate, errors
+    /// and latency per service and route, the slowest traces as trees.
+    Top,
     /// Check that this host can run the agent (kernel, BTF, capabilities...).
     Check(RawCheck),
 }
@@ -116,6 +123,7 @@ impl From<RawCli> for Cli {
     fn from(raw: RawCli) -> Self {
         let command = match raw.command {
             None | Some(RawCommand::Run) => Command::Run(RunArgs { config: raw.config.clone() }),
+            Some(RawCommand::Top) => Command::Top(RunArgs { config: raw.config.clone() }),
             Some(RawCommand::Check(c)) => Command::Check(CheckArgs { json: c.json, config: raw.config.clone() }),
         };
         Cli { config: raw.config, command }
@@ -211,6 +219,13 @@ mod tests {
             assert_eq!(cli.config, want, "{args:?}");
             assert_eq!(cli.command, Command::Run(RunArgs { config: want.clone() }), "{args:?}");
         }
+    }
+
+    #[test]
+    fn top_subcommand() {
+        assert_eq!(parse(&["obi", "top"]).command, Command::Top(RunArgs::default()));
+        let cli = parse(&["obi", "top", "-c", "x.yml"]);
+        assert_eq!(cli.command, Command::Top(RunArgs { config: Some("x.yml".into()) }));
     }
 
     #[test]

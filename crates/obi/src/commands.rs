@@ -1,32 +1,70 @@
-//! The `obi` commands: run the agent, or check whether this machine can
-//! run it.
+//! The `obi` commands: run the agent (with the trace printer, or with the
+//! live view of `obi top`), or check whether this machine can run it.
+//!
+//! `obi top` runs the agent itself, with the same configuration, rather
+//! than attaching to a running one: one privileged command, like `top`,
+//! with nothing else to set up on a home-lab machine. OTLP and Prometheus
+//! exporters keep working beside the view; the trace printer gives way to it
+//! (the terminal is the view's).
 
+use std::io::IsTerminal;
 use std::process::ExitCode;
 
-use crate::cli::{CheckArgs, Command};
-use crate::config::LogLevel;
+use crate::cli::{CheckArgs, Command, RunArgs};
+use crate::config::{Config, ConfigError, LogLevel, TracePrinter};
 
 /// Parses the command line and runs the command it names.
 pub fn main() -> ExitCode {
     let cli = crate::cli::parse_from_env();
     match cli.command {
         Command::Run(args) => run(&args),
+        Command::Top(args) => top(&args),
         Command::Check(args) => check(&args),
     }
 }
 
-fn run(args: &crate::cli::RunArgs) -> ExitCode {
+fn run(args: &RunArgs) -> ExitCode {
     let cfg = match crate::config::load_from_process_env(&args.overrides()) {
         Ok(cfg) => cfg,
-        Err(err) => {
-            eprint!(
-                "{}",
-                crate::logging::text_line(LogLevel::Error, "wrong configuration", &[("error", &err.to_string())])
-            );
-            return ExitCode::from(2);
-        }
+        Err(err) => return wrong_configuration(&err),
     };
     crate::logging::init(cfg.log_level, cfg.log_format);
+    run_agent(cfg)
+}
+
+fn top(args: &RunArgs) -> ExitCode {
+    if !std::io::stdout().is_terminal() {
+        eprint!(
+            "{}",
+            crate::logging::text_line(
+                LogLevel::Error,
+                "obi top draws on a terminal, and stdout is not one",
+                &[("fix", "run it in a terminal, or run `obi` with OTEL_EBPF_TRACE_PRINTER for a stream of spans")]
+            )
+        );
+        return ExitCode::from(2);
+    }
+    // The view counts as the exporter the configuration must have.
+    let env = |k: &str| match std::env::var(k).ok() {
+        None if k == "OTEL_EBPF_TRACE_PRINTER" => Some("text".to_string()),
+        v => v,
+    };
+    let mut cfg = match crate::config::load(&args.overrides(), &env) {
+        Ok(cfg) => cfg,
+        Err(err) => return wrong_configuration(&err),
+    };
+    cfg.trace_printer = TracePrinter::Top;
+    crate::logging::init_with(cfg.log_level, cfg.log_format, crate::export::top::logs::PaneOrStderr);
+    run_agent(cfg)
+}
+
+/// A configuration error is a log line: on stderr, like every log line.
+fn wrong_configuration(err: &ConfigError) -> ExitCode {
+    eprint!("{}", crate::logging::text_line(LogLevel::Error, "wrong configuration", &[("error", &err.to_string())]));
+    ExitCode::from(2)
+}
+
+fn run_agent(cfg: Config) -> ExitCode {
     cfg.log_diagnostics();
     let runtime = match tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build() {
         Ok(rt) => rt,

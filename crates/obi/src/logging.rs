@@ -34,6 +34,14 @@ pub(crate) fn init(level: LogLevel, format: LogFormat) {
     let _ = tracing::subscriber::set_global_default(subscriber(level, format, StderrWriter));
 }
 
+/// Like [`init`], writing to `writer`.
+pub(crate) fn init_with<W>(level: LogLevel, format: LogFormat, writer: W)
+where
+    W: for<'a> MakeWriter<'a> + Send + Sync + 'static,
+{
+    let _ = tracing::subscriber::set_global_default(subscriber(level, format, writer));
+}
+
 /// A subscriber writing to `writer` (see [`init`]); for tests and embedding.
 pub(crate) fn subscriber<W>(level: LogLevel, format: LogFormat, writer: W) -> impl Subscriber + Send + Sync
 where

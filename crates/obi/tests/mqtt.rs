@@ -402,7 +402,8 @@ fn mqtt_js_publisher_and_subscriber() {
     assert_eq!(sorted(client), sorted(want_client));
     assert_eq!(spans.len(), 16);
     for sp in spans.iter().filter(|sp| field(sp, "type") == c) {
-        assert_eq!(field(sp, "peerName"), "node", "{sp}");
+        // Named after its script (apps/mqtt_client.js), not `node`.
+        assert_eq!(field(sp, "peerName"), "mqtt_client", "{sp}");
     }
 }
 

@@ -164,6 +164,43 @@ fn node_red_gets_right_parents() {
     assert_eq!(audit, ALL_RIGHT);
 }
 
+/// Named without YAML: Node-RED by its package (`node-red`, where OBI says
+/// `node`), the Python leaf by a port rule of `OTEL_EBPF_SERVICE_NAMES`.
+#[test]
+fn node_red_is_named_node_red() {
+    require_root();
+    let _port = one_inspector();
+    let (app, port, _dir) = node_red(&node_bin(22));
+    let back = free_port();
+    let _leaf = python_server(back);
+    let agent = agent_for(port, back, &[("OTEL_EBPF_SERVICE_NAMES", &format!("exe:nothing-here=x,{back}=leaf"))]);
+    agent.wait_instrumented(app.pid(), WAIT);
+    let out = curl(&[&format!("http://127.0.0.1:{port}/fanout/7/2?base=http://127.0.0.1:{back}")]);
+    assert!(!out.is_empty(), "Node-RED did not answer");
+    let server = agent.wait_spans(1, WAIT, |s| is_type(s, "HTTP") && host_port(s) == port);
+    let calls = agent.wait_spans(2, WAIT, |s| is_type(s, "HTTPClient") && host_port(s) == back);
+    let leaf = agent.wait_spans(2, WAIT, |s| is_type(s, "HTTP") && host_port(s) == back);
+    assert_eq!(server.len(), 1, "{server:#?}");
+    assert_eq!(field(&server[0], "hostName"), "node-red", "{:#}", server[0]);
+    assert_eq!(calls.len(), 2, "{calls:#?}");
+    for c in &calls {
+        assert_eq!(field(c, "peerName"), "node-red", "{c:#}");
+    }
+    assert_eq!(leaf.len(), 2, "{leaf:#?}");
+    for l in &leaf {
+        assert_eq!(field(l, "hostName"), "leaf", "{l:#}");
+    }
+    let svc_line = format!(" pid={} ", app.pid());
+    let instrumenting = agent
+        .proc
+        .lines()
+        .into_iter()
+        .find(|l| l.contains("msg=\"instrumenting process\"") && l.contains(&svc_line))
+        .unwrap();
+    // Auto-named (not given): OBI's log line says service="".
+    assert!(instrumenting.contains("service=\"\""), "{instrumenting}");
+}
+
 /// The inspector may listen elsewhere than 9229 (`--inspect-port`): the
 /// agent finds the port the process opened.
 #[test]

@@ -5,6 +5,7 @@
 use std::time::{Duration, Instant};
 
 use anyhow::Result;
+use tokio::sync::watch;
 
 use super::Agent;
 use crate::clock;
@@ -84,22 +85,33 @@ impl Agent {
     }
 }
 
-/// SIGINT and SIGTERM.
+/// SIGINT, SIGTERM, and the user quitting the live view of `obi top`
+/// (its terminal is in raw mode: Ctrl-C there is a key, not a signal).
 pub(super) struct Signals {
     int: tokio::signal::unix::Signal,
     term: tokio::signal::unix::Signal,
+    quit: Option<watch::Receiver<bool>>,
 }
 
 impl Signals {
-    pub(crate) fn new() -> Result<Signals> {
+    pub(crate) fn new(quit: Option<watch::Receiver<bool>>) -> Result<Signals> {
         use tokio::signal::unix::{SignalKind, signal};
-        Ok(Signals { int: signal(SignalKind::interrupt())?, term: signal(SignalKind::terminate())? })
+        Ok(Signals { int: signal(SignalKind::interrupt())?, term: signal(SignalKind::terminate())?, quit })
     }
 
     async fn recv(&mut self) -> &'static str {
+        let Signals { int, term, quit } = self;
+        let quit = async {
+            match quit {
+                // A view that is gone (its sender dropped) counts as quitting.
+                Some(q) => drop(q.wait_for(|quit| *quit).await),
+                None => std::future::pending().await,
+            }
+        };
         tokio::select! {
-            _ = self.int.recv() => "SIGINT",
-            _ = self.term.recv() => "SIGTERM",
+            _ = int.recv() => "SIGINT",
+            _ = term.recv() => "SIGTERM",
+            _ = quit => "quit",
         }
     }
 }

@@ -18,7 +18,7 @@ use crate::export::metrics::sink::RecorderStats;
 use crate::export::metrics::{self, MetricsStore, prom};
 use crate::export::otlp::traces::ExportStats;
 use crate::export::resource::HostInfo;
-use crate::export::{otlp, printer};
+use crate::export::{otlp, printer, top};
 
 pub(super) struct Exporters {
     pub(crate) fanout: Fanout,
@@ -27,6 +27,8 @@ pub(super) struct Exporters {
     pub(crate) otlp_traces: Option<Arc<ExportStats>>,
     /// Counts of the metrics store's sink, when it runs.
     pub(crate) recorder: Option<Arc<RecorderStats>>,
+    /// Set when the user quits the live view of `obi top`.
+    pub(crate) quit: Option<watch::Receiver<bool>>,
     /// The printer runs on its own thread (it writes to stdout).
     sink_threads: Vec<std::thread::JoinHandle<()>>,
     sink_tasks: Vec<JoinHandle<()>>,
@@ -49,6 +51,13 @@ impl Exporters {
         if let Some(format) = printer_format(cfg.trace_printer) {
             let (rx, _) = fanout.add_sink("trace_printer", Signal::Traces);
             sink_threads.push(printer::spawn_printer(format, rx));
+        }
+        let mut quit = None;
+        if cfg.trace_printer == TracePrinter::Top {
+            let (rx, stats) = fanout.add_sink("top", Signal::Traces);
+            let (tx, quit_rx) = watch::channel(false);
+            sink_threads.push(top::spawn(rx, stats, tx));
+            quit = Some(quit_rx);
         }
         let mut otlp_traces = None;
         if let Some(traces) = &cfg.export.otlp_traces {
@@ -81,7 +90,7 @@ impl Exporters {
         if let (Some(settings), Some(store)) = (otlp_metrics, store) {
             readers.push(metrics::otlp::spawn_exporter(settings, store, host, internal.clone(), stop_rx)?);
         }
-        Ok(Exporters { fanout, internal, otlp_traces, recorder, sink_threads, sink_tasks, readers, stop_readers })
+        Ok(Exporters { fanout, internal, otlp_traces, recorder, quit, sink_threads, sink_tasks, readers, stop_readers })
     }
 
     /// Closes the sinks' queues and waits (up to `timeout`) for them to
@@ -110,7 +119,7 @@ fn printer_format(p: TracePrinter) -> Option<printer::PrinterFormat> {
         TracePrinter::Text => Some(printer::PrinterFormat::Text),
         TracePrinter::Json => Some(printer::PrinterFormat::Json),
         TracePrinter::JsonIndent => Some(printer::PrinterFormat::JsonIndent),
-        TracePrinter::Disabled | TracePrinter::Counter => None,
+        TracePrinter::Disabled | TracePrinter::Counter | TracePrinter::Top => None,
     }
 }
 

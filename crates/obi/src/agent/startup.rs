@@ -29,7 +29,7 @@ pub(super) async fn start(cfg: Config) -> Result<Agent> {
     let matcher = discover::criteria::Matcher::new(&cfg, self_pid);
     let kernel = load_kernel(&cfg, matcher.needs_exec_events())?;
 
-    let exporters = Exporters::start(&cfg, HostInfo::detect(&hostname), stats::exposed()).await?;
+    let mut exporters = Exporters::start(&cfg, HostInfo::detect(&hostname), stats::exposed()).await?;
 
     let (triggers, trigger_rx) = mpsc::channel::<Trigger>(DISCOVERY_QUEUE);
     let (decision_tx, decisions) = mpsc::channel::<DiscoveryEvent>(DISCOVERY_QUEUE);
@@ -42,6 +42,7 @@ pub(super) async fn start(cfg: Config) -> Result<Agent> {
     tracker.keep_db_query_literals(cfg.ebpf.db_query_literals);
     let routes = Routes { decorator: RouteDecorator::new(&cfg.metrics.routes), verdicts: Vec::new() };
     let nodejs = crate::nodejs::Injector::start(cfg.nodejs_enabled);
+    let signals = event_loop::Signals::new(exporters.quit.take())?;
     let agent = Agent {
         cfg,
         clock,
@@ -53,7 +54,7 @@ pub(super) async fn start(cfg: Config) -> Result<Agent> {
         routes,
         exporters,
         stats: stats::Stats::default(),
-        signals: event_loop::Signals::new()?,
+        signals,
     };
     tracing::info!(component = "obi.Instrumenter", version = env!("CARGO_PKG_VERSION"), "obi-rs started");
     Ok(agent)

@@ -49,6 +49,10 @@ pub(crate) enum EnvValueError {
     Port(String),
     #[error("invalid TTL {0:?}: must be greater than zero, e.g. 5m")]
     ZeroTtl(String),
+    #[error(transparent)]
+    ServiceNames(#[from] super::service_names::ServiceNamesError),
+    #[error(transparent)]
+    DefaultServiceName(#[from] super::service_names::DefaultServiceNameError),
 }
 
 /// The last line of a multi-line error (the regex crate's summary).
@@ -173,6 +177,26 @@ pub(crate) static ENV_VARS: &[EnvVar] = &[
         help: "service namespace of the processes selected by the shortcuts",
         target: Target::Config(|c, v, _| {
             c.service_namespace = Some(v.to_string());
+            Ok(())
+        }),
+    },
+    EnvVar {
+        name: "OTEL_EBPF_SERVICE_NAMES",
+        fallbacks: &[],
+        yaml: "",
+        help: "service names by port or executable, e.g. 1880=node-red,exe:influxd=influxdb (obi-rs only)",
+        target: Target::Config(|c, v, _| {
+            c.service_names = super::service_names::ServiceNames::parse(v)?;
+            Ok(())
+        }),
+    },
+    EnvVar {
+        name: "OTEL_EBPF_SERVICE_NAME_DEFAULT",
+        fallbacks: &[],
+        yaml: "",
+        help: "name of processes nothing names: app (script, package, jar; default) or executable (OBI's) (obi-rs only)",
+        target: Target::Config(|c, v, _| {
+            c.default_service_name = v.parse()?;
             Ok(())
         }),
     },

@@ -24,6 +24,7 @@ pub(crate) mod metrics;
 pub(crate) mod otlp;
 pub(crate) mod parse;
 pub(crate) mod ports;
+pub(crate) mod service_names;
 pub(crate) mod validate;
 pub(crate) mod yaml;
 
@@ -39,6 +40,9 @@ pub(crate) enum TracePrinter {
     JsonIndent,
     /// Prints `Processed N requests` at shutdown.
     Counter,
+    /// The live view of `obi top` takes the printer's place (set by that
+    /// command, not by any setting).
+    Top,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Default)]
@@ -295,6 +299,10 @@ pub(crate) struct Config {
     pub(crate) service_name: Option<String>,
     /// `OTEL_EBPF_SERVICE_NAMESPACE`.
     pub(crate) service_namespace: Option<String>,
+    /// `OTEL_EBPF_SERVICE_NAMES`: names by port or executable.
+    pub(crate) service_names: service_names::ServiceNames,
+    /// `OTEL_EBPF_SERVICE_NAME_DEFAULT`: what unnamed processes are called.
+    pub(crate) default_service_name: service_names::DefaultServiceName,
     /// `OTEL_EBPF_OPEN_PORT` shortcut.
     pub(crate) open_port: Option<PortEnum>,
     /// `OTEL_EBPF_AUTO_TARGET_EXE` shortcut (glob over the executable path).
@@ -333,6 +341,8 @@ impl Default for Config {
             trace_printer: TracePrinter::Disabled,
             service_name: None,
             service_namespace: None,
+            service_names: Default::default(),
+            default_service_name: Default::default(),
             open_port: None,
             auto_target_exe: None,
             executable_path: None,

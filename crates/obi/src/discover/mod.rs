@@ -6,6 +6,7 @@
 //! triggers into [`DiscoveryEvent`]s. [`run`] drives it: an initial scan, then
 //! one every `discovery.poll_interval` and a cheap re-check per trigger.
 
+mod app_name;
 pub(crate) mod criteria;
 pub(crate) mod lang;
 pub(crate) mod naming;
@@ -118,6 +119,40 @@ pub(crate) struct Discovery {
     tracked: HashMap<u32, Tracked>,
     lang_cache: HashMap<u32, LangEntry>,
     clk_tck: u64,
+    shared_name: SharedName,
+}
+
+/// The executables the agent's `OTEL_SERVICE_NAME` named, to warn once when
+/// it gives one name to different programs (OBI applies it to every process
+/// the shortcuts select, and so do we).
+#[derive(Default)]
+struct SharedName {
+    executables: HashSet<PathBuf>,
+    warned: bool,
+}
+
+impl SharedName {
+    fn note(&mut self, cfg: &Config, service: &Service, origin: naming::NameOrigin) {
+        if self.warned
+            || origin != naming::NameOrigin::Selector
+            || cfg.service_name.as_deref() != Some(service.name.as_str())
+        {
+            return;
+        }
+        self.executables.insert(service.exe_path.clone());
+        if self.executables.len() > 1 {
+            self.warned = true;
+            let mut exes: Vec<String> = self.executables.iter().map(|p| p.display().to_string()).collect();
+            exes.sort();
+            tracing::warn!(
+                component = "discover",
+                service = %service.name,
+                executables = %exes.join(","),
+                "OTEL_SERVICE_NAME gives one service name to different executables: their spans and metrics \
+                 merge; name them apart with OTEL_EBPF_SERVICE_NAMES (e.g. 1880=node-red,exe:influxd=influxdb)"
+            );
+        }
+    }
 }
 
 impl Discovery {
@@ -134,6 +169,7 @@ impl Discovery {
             tracked: HashMap::new(),
             lang_cache: HashMap::new(),
             clk_tck: if clk_tck > 0 { clk_tck as u64 } else { 100 },
+            shared_name: SharedName::default(),
         }
     }
 
@@ -343,7 +379,8 @@ impl Discovery {
     }
 
     fn instrument(&mut self, p: &ProcessInfo, sel: Selector, lang: Language) -> DiscoveryEvent {
-        let (service, _) = naming::build_service_with_origin(p, lang, &sel, &self.cfg, &self.hostname);
+        let (service, origin) = naming::build_service_with_origin(p, lang, &sel, &self.cfg, &self.hostname);
+        self.shared_name.note(&self.cfg, &service, origin);
         let service = Arc::new(service);
         tracing::debug!(component = "discover", pid = p.pid, cmd = %p.exe_path.display(), "process selected");
         self.tracked.insert(

@@ -3,9 +3,11 @@
 
 use std::fs;
 
+use crate::config::service_names::DefaultServiceName;
 use crate::config::{Config, Selector};
 use crate::service::{Language, Service};
 
+use super::app_name::{ProcFiles, app_name};
 use super::procscan::{ProcessInfo, read_proc_file};
 
 /// Where the service name came from.
@@ -17,6 +19,11 @@ pub(crate) enum NameOrigin {
     /// The process's own `OTEL_SERVICE_NAME` or `service.name` in its
     /// `OTEL_RESOURCE_ATTRIBUTES`.
     ProcessEnv,
+    /// A rule of `OTEL_EBPF_SERVICE_NAMES` (by port or executable).
+    Rule,
+    /// Nothing set a name: the application's name from its command line
+    /// (script, package, jar: see [`super::app_name`]).
+    Application,
     /// Nothing set a name: the executable's basename (OBI's auto name).
     Executable,
 }
@@ -25,7 +32,7 @@ impl NameOrigin {
     /// OBI prints `service=""` in the `instrumenting process` line for
     /// auto-named services.
     pub(crate) fn is_explicit(self) -> bool {
-        self != NameOrigin::Executable
+        !matches!(self, NameOrigin::Executable | NameOrigin::Application)
     }
 }
 
@@ -61,21 +68,54 @@ pub(crate) fn build_service(p: &ProcessInfo, lang: Language, sel: &Selector, cfg
 /// Builds the service for a matched process, reading its environment and
 /// cgroup, and tells where the name came from.
 ///
-/// Name precedence (OBI without Kubernetes decoration): the selector's `name`
-/// is the initial value; the process's `OTEL_SERVICE_NAME` (else `service.name`
-/// in its `OTEL_RESOURCE_ATTRIBUTES`) overrides it; with neither, the
-/// executable's basename. The namespace follows the same rule with
+/// Name precedence: the process's own `OTEL_SERVICE_NAME` (else
+/// `service.name` in its `OTEL_RESOURCE_ATTRIBUTES`); else the first rule of
+/// `OTEL_EBPF_SERVICE_NAMES` it matches; else the selector's `name` (OBI's
+/// precedence without Kubernetes decoration, where the selector's name is the
+/// initial value the process's environment overrides); else the application's
+/// name from its command line (unless `OTEL_EBPF_SERVICE_NAME_DEFAULT=executable`);
+/// else the executable's basename. The namespace follows OBI's rule with
 /// `OTEL_SERVICE_NAMESPACE` / `service.namespace`.
 pub(crate) fn build_service_with_origin(
     p: &ProcessInfo,
     lang: Language,
     sel: &Selector,
-    _cfg: &Config,
+    cfg: &Config,
     hostname: &str,
 ) -> (Service, NameOrigin) {
     let env = read_environ(p.pid);
     let cgroup = fs::read_to_string(format!("/proc/{}/cgroup", p.pid)).unwrap_or_default();
-    service_from_parts(p, lang, sel, &env, &cgroup, hostname)
+    let rule = if cfg.service_names.is_empty() {
+        None
+    } else if cfg.service_names.needs_ports() && p.local_ports.is_empty() {
+        // Processes selected by other criteria were read without their ports.
+        let ports = super::read_process(p.pid, true).map(|q| q.local_ports).unwrap_or_default();
+        cfg.service_names.name_for(&p.exe_path, &ports)
+    } else {
+        cfg.service_names.name_for(&p.exe_path, &p.local_ports)
+    };
+    let names = Names {
+        rule,
+        app: &|| match cfg.default_service_name {
+            DefaultServiceName::App => app_name(lang, &exe_basename(p), &p.cmdline, &ProcFiles(p.pid)),
+            DefaultServiceName::Executable => None,
+        },
+    };
+    service_from_parts(p, lang, sel, &env, &cgroup, hostname, &names)
+}
+
+/// Names from the agent's side, for [`service_from_parts`].
+pub(crate) struct Names<'a> {
+    /// The matching `OTEL_EBPF_SERVICE_NAMES` rule's name.
+    pub(crate) rule: Option<&'a str>,
+    /// The application's name, asked for only when nothing else names the process.
+    pub(crate) app: &'a dyn Fn() -> Option<String>,
+}
+
+impl Names<'_> {
+    /// No rule, no application name: OBI's naming.
+    #[cfg(test)]
+    pub(crate) const NONE: Names<'static> = Names { rule: None, app: &|| None };
 }
 
 /// The pure part of [`build_service_with_origin`].
@@ -86,6 +126,7 @@ pub(crate) fn service_from_parts(
     env: &[(String, String)],
     cgroup: &str,
     hostname: &str,
+    names: &Names<'_>,
 ) -> (Service, NameOrigin) {
     let attrs = env_get(env, "OTEL_RESOURCE_ATTRIBUTES").map(parse_resource_attributes).unwrap_or_default();
     let attr = |key: &str| attrs.iter().find(|(k, _)| k == key).map(|(_, v)| v.clone()).filter(|v| !v.is_empty());
@@ -93,8 +134,12 @@ pub(crate) fn service_from_parts(
     let env_name = env_get(env, "OTEL_SERVICE_NAME").filter(|v| !v.is_empty()).map(str::to_string);
     let (name, origin) = if let Some(n) = env_name.or_else(|| attr("service.name")) {
         (n, NameOrigin::ProcessEnv)
+    } else if let Some(n) = names.rule {
+        (n.to_string(), NameOrigin::Rule)
     } else if let Some(n) = sel.name.clone().filter(|n| !n.is_empty()) {
         (n, NameOrigin::Selector)
+    } else if let Some(n) = (names.app)() {
+        (n, NameOrigin::Application)
     } else {
         (exe_basename(p), NameOrigin::Executable)
     };
@@ -288,19 +333,19 @@ mod tests {
             Selector { name: Some("from-selector".into()), namespace: Some("sel-ns".into()), ..Default::default() };
         let unnamed = Selector::default();
 
-        let (s, o) = service_from_parts(&p, Language::Python, &unnamed, &[], "", "host");
+        let (s, o) = service_from_parts(&p, Language::Python, &unnamed, &[], "", "host", &Names::NONE);
         assert_eq!((s.name.as_str(), o), ("python3.11", NameOrigin::Executable));
         assert_eq!(s.namespace, "");
         assert_eq!(s.instance_id, "host:321");
         assert_eq!(s.language, Language::Python);
         assert!(!o.is_explicit());
 
-        let (s, o) = service_from_parts(&p, Language::Python, &named, &[], "", "host");
+        let (s, o) = service_from_parts(&p, Language::Python, &named, &[], "", "host", &Names::NONE);
         assert_eq!((s.name.as_str(), o), ("from-selector", NameOrigin::Selector));
         assert_eq!(s.namespace, "sel-ns");
 
         let e = env(&[("OTEL_RESOURCE_ATTRIBUTES", "service.name=from-attrs,service.namespace=attr-ns,team=x")]);
-        let (s, o) = service_from_parts(&p, Language::Python, &named, &e, "", "host");
+        let (s, o) = service_from_parts(&p, Language::Python, &named, &e, "", "host", &Names::NONE);
         assert_eq!((s.name.as_str(), o), ("from-attrs", NameOrigin::ProcessEnv));
         assert_eq!(s.namespace, "attr-ns");
         assert_eq!(s.resource_attributes, vec![("team".to_string(), "x".to_string())]);
@@ -310,7 +355,8 @@ mod tests {
             ("OTEL_SERVICE_NAME", "from-env"),
             ("OTEL_SERVICE_NAMESPACE", "env-ns"),
         ]);
-        let (s, o) = service_from_parts(&p, Language::Python, &named, &e, &format!("0::/docker/{ID}"), "host");
+        let (s, o) =
+            service_from_parts(&p, Language::Python, &named, &e, &format!("0::/docker/{ID}"), "host", &Names::NONE);
         assert_eq!((s.name.as_str(), o), ("from-env", NameOrigin::ProcessEnv));
         assert_eq!(s.namespace, "env-ns");
         assert_eq!(s.container_id.as_deref(), Some(ID));
@@ -318,8 +364,29 @@ mod tests {
 
         // Empty values don't count.
         let e = env(&[("OTEL_SERVICE_NAME", "")]);
-        let (s, _) = service_from_parts(&p, Language::Python, &unnamed, &e, "", "host");
+        let (s, _) = service_from_parts(&p, Language::Python, &unnamed, &e, "", "host", &Names::NONE);
         assert_eq!(s.name, "python3.11");
+    }
+
+    #[test]
+    fn rules_and_application_names_in_the_precedence() {
+        let p = proc_info();
+        let named = Selector { name: Some("from-selector".into()), ..Default::default() };
+        let unnamed = Selector::default();
+        let app = Names { rule: None, app: &|| Some("app".to_string()) };
+        let rule = Names { rule: Some("from-rule"), app: &|| panic!("asked for the application name") };
+        let no_app = Names { rule: None, app: &|| None };
+        let name = |sel: &Selector, env: &[(String, String)], names: &Names<'_>| {
+            let (s, o) = service_from_parts(&p, Language::Python, sel, env, "", "host", names);
+            (s.name, o, s.name_explicit)
+        };
+        let own = env(&[("OTEL_SERVICE_NAME", "from-env")]);
+        assert_eq!(name(&named, &own, &rule), ("from-env".into(), NameOrigin::ProcessEnv, true));
+        assert_eq!(name(&named, &[], &rule), ("from-rule".into(), NameOrigin::Rule, true));
+        assert_eq!(name(&named, &[], &app), ("from-selector".into(), NameOrigin::Selector, true));
+        // Like the executable's name, the application's is not explicit.
+        assert_eq!(name(&unnamed, &[], &app), ("app".into(), NameOrigin::Application, false));
+        assert_eq!(name(&unnamed, &[], &no_app), ("python3.11".into(), NameOrigin::Executable, false));
     }
 
     #[test]

@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 use super::naming::{NameOrigin, build_service};
 use super::testutil::test_config;
 use super::*;
+use crate::config::service_names::{DefaultServiceName, ServiceNames};
 use crate::config::{GlobPattern, PortEnum};
 
 /// Kills and reaps the child however the test ends.
@@ -124,7 +125,7 @@ fn service_naming_from_process_env() {
         ("OTEL_SERVICE_NAME", "foo"),
         ("OTEL_RESOURCE_ATTRIBUTES", "service.name=ignored,deployment.environment=test%20env"),
     ]);
-    let (unnamed, _) = spawn_http_server(&[]);
+    let (unnamed, port) = spawn_http_server(&[]);
     let cfg = test_config();
     let sel = Selector { name: Some("from-selector".into()), namespace: Some("ns".into()), ..Default::default() };
 
@@ -140,10 +141,20 @@ fn service_naming_from_process_env() {
     let p = read_process(unnamed.pid(), false).unwrap();
     let svc = build_service(&p, Language::Python, &sel, &cfg, "myhost");
     assert_eq!(svc.name, "from-selector");
+    // Unnamed: the module it runs (`python3 -m http.server`)...
     let (svc, origin) = naming::build_service_with_origin(&p, Language::Python, &Selector::default(), &cfg, "myhost");
+    assert_eq!((svc.name.as_str(), origin), ("http.server", NameOrigin::Application));
+    // ... or, as OBI names it, the executable.
+    let obi = Config { default_service_name: DefaultServiceName::Executable, ..cfg.clone() };
+    let (svc, origin) = naming::build_service_with_origin(&p, Language::Python, &Selector::default(), &obi, "myhost");
     assert_eq!(svc.name, p.exe_path.file_name().unwrap().to_string_lossy());
     assert!(svc.name.starts_with("python3"));
     assert_eq!(origin, NameOrigin::Executable);
+    // A rule by port wins over the selector's name; the process was read
+    // without its ports, naming reads them.
+    let rules = Config { service_names: ServiceNames::parse(&format!("exe:nothing=x,{port}=web")).unwrap(), ..cfg };
+    let (svc, origin) = naming::build_service_with_origin(&p, Language::Python, &sel, &rules, "myhost");
+    assert_eq!((svc.name.as_str(), origin), ("web", NameOrigin::Rule));
 }
 
 #[test]
@@ -202,8 +213,8 @@ fn triggers_check_one_process() {
         [DiscoveryEvent::Instrument(s)] => s.clone(),
         other => panic!("unexpected events {other:?}"),
     };
-    // Auto-named: OBI prints service="" for it.
-    assert!(svc.name.starts_with("python3"));
+    // Auto-named after the module it runs: OBI prints service="" for it.
+    assert_eq!(svc.name, "http.server");
     assert_eq!(d.service(server.pid()).map(|s| s.name_explicit), Some(false));
 
     // A child of an instrumented process inherits its selector, with its own identity.
@@ -442,4 +453,21 @@ fn exec_of_a_zombie_is_decided_from_the_exec_record() {
         }
         other => panic!("unexpected events {other:?}"),
     }
+}
+
+#[test]
+fn agent_service_name_on_two_executables_warns_once() {
+    let cfg = Config { service_name: Some("lab".into()), ..Config::default() };
+    let svc = |name: &str, exe: &str| Service { name: name.into(), exe_path: exe.into(), ..Service::default() };
+    let mut shared = SharedName::default();
+    shared.note(&cfg, &svc("lab", "/usr/bin/node"), NameOrigin::Selector);
+    // The same executable again (another worker): fine.
+    shared.note(&cfg, &svc("lab", "/usr/bin/node"), NameOrigin::Selector);
+    // Named otherwise: not the agent's name at work.
+    shared.note(&cfg, &svc("lab", "/usr/bin/influxd"), NameOrigin::ProcessEnv);
+    shared.note(&cfg, &svc("influxdb", "/usr/bin/influxd"), NameOrigin::Rule);
+    assert!(!shared.warned);
+    shared.note(&cfg, &svc("lab", "/usr/bin/mosquitto"), NameOrigin::Selector);
+    assert!(shared.warned);
+    assert_eq!(shared.executables.len(), 2);
 }

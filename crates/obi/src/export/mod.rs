@@ -6,3 +6,4 @@ pub(crate) mod metrics;
 pub(crate) mod otlp;
 pub(crate) mod printer;
 pub(crate) mod resource;
+pub(crate) mod top;
