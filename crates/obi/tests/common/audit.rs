@@ -3,7 +3,8 @@
 //! counts how the agent's parents compare with that truth.
 //!
 //! Convention: a server request `/fanout/<id>/...` makes its outgoing calls
-//! to `/leaf/<id>/<k>`. A client span for `/leaf/<id>/<k>` is
+//! to `/leaf/<id>/<k>` (HTTP), or on key `leaf:<id>:<k>` (a database or
+//! cache command, the key in its statement). A client span for such a call is
 //! - right when its parent is the server span of `/fanout/<id>/...` (the
 //!   span itself, or its "processing" child when OTLP splits it);
 //! - a root when it has no parent (the agent said it could not know);
@@ -98,6 +99,17 @@ fn id_in(path: &str, kind: &str) -> Option<String> {
     parts.next().filter(|id| !id.is_empty()).map(str::to_owned)
 }
 
+/// The request id a client span's call names: `/leaf/<id>/...` in its URL,
+/// or a `leaf:<id>:` key in its statement.
+fn leaf_id(client: &Value) -> Option<String> {
+    if let Some(id) = id_in(attr(client, "url"), "leaf") {
+        return Some(id);
+    }
+    let statement = attr(client, "statement");
+    let rest = &statement[statement.find("leaf:")? + "leaf:".len()..];
+    rest.split(':').next().filter(|id| !id.is_empty() && rest.contains(':')).map(str::to_owned)
+}
+
 /// Classifies the `/leaf/...` client spans among `spans` (JSON printer
 /// objects) against the `/fanout/...` server spans, records the result under
 /// `test`, and returns it.
@@ -125,8 +137,8 @@ fn classify(spans: &[Value]) -> (Audit, Vec<String>) {
         .collect();
     let mut audit = Audit::default();
     let mut wrong_examples = Vec::new();
-    for client in spans.iter().filter(|s| is_type(s, "HTTPClient")) {
-        let Some(id) = id_in(attr(client, "url"), "leaf") else { continue };
+    for client in spans.iter().filter(|s| field(s, "kind") == "SPAN_KIND_CLIENT") {
+        let Some(id) = leaf_id(client) else { continue };
         let parent = field(client, "parentSpanID");
         if parent == NO_PARENT || parent.is_empty() {
             audit.root += 1;
@@ -148,7 +160,27 @@ mod tests {
     use serde_json::json;
 
     fn span(t: &str, url: &str, span: &str, parent: &str, trace: &str) -> Value {
-        json!({"type": t, "spanID": span, "parentSpanID": parent, "traceID": trace, "attributes": {"url": url}})
+        let kind = if t.ends_with("Client") { "SPAN_KIND_CLIENT" } else { "SPAN_KIND_SERVER" };
+        json!({"type": t, "kind": kind, "spanID": span, "parentSpanID": parent, "traceID": trace, "attributes": {"url": url}})
+    }
+
+    fn db_span(statement: &str, span: &str, parent: &str, trace: &str) -> Value {
+        json!({"type": "RedisClient", "kind": "SPAN_KIND_CLIENT", "spanID": span, "parentSpanID": parent,
+               "traceID": trace, "attributes": {"statement": statement}})
+    }
+
+    #[test]
+    fn database_calls_are_audited_by_their_key() {
+        let spans = vec![
+            span("HTTP", "/fanout/db-1/2", "a1", NO_PARENT, "t1"),
+            span("HTTP", "/fanout/db-2/2", "a2", NO_PARENT, "t2"),
+            db_span("GET leaf:db-1:0", "c1", "a1", "t1"),
+            db_span("GET leaf:db-2:0", "c2", "a1", "t1"),
+            db_span("GET leaf:db-2:1", "c3", NO_PARENT, "t3"),
+            db_span("GET other", "c4", "a2", "t2"),
+        ];
+        let (a, _) = classify(&spans);
+        assert_eq!(a, Audit { right: 1, root: 1, wrong: 1 });
     }
 
     #[test]
