@@ -271,3 +271,38 @@ fn pgbench_counts_match_in_every_protocol() {
     let samples = scrape_until(prom, WAIT, |s| total(s, name, &[]) >= total_spans as f64);
     assert_eq!(total(&samples, name, &[("db_system_name", "postgresql")]), total_spans as f64);
 }
+
+/// PostgreSQL calls under concurrency never take a wrong parent: a threaded
+/// Python server (psycopg, a connection per thread) answers 50 requests, 10
+/// at a time, each with two queries naming the request (kept in the
+/// statement with OTEL_EBPF_DB_QUERY_LITERALS). Today every one is a root,
+/// not a child: psycopg's connect() waits in epoll_wait (one fd, maxevents
+/// 1, seen with strace), which marks the thread as an event loop for good
+/// (docs/parents.md), so the agent says it cannot know. 0 wrong is the
+/// promise; right parents here need the size of the epoll set (issue #16).
+#[test]
+fn postgres_calls_under_concurrency_take_no_wrong_parent() {
+    require_root();
+    let (front, pg) = (free_port(), free_port());
+    let _cluster = Cluster::start(pg);
+    let app = start_server(
+        "pg-fanout",
+        Command::new(venv_python()).arg(apps_dir().join("db_fanout_server.py")).args([
+            front.to_string(),
+            "postgres".into(),
+            pg.to_string(),
+            PASSWORD.into(),
+        ]),
+    );
+    let agent = Agent::builder()
+        .env("OTEL_EBPF_DB_QUERY_LITERALS", "true")
+        .config(&format!("discovery:\n  instrument:\n    - open_ports: {front}\n"))
+        .start();
+    agent.wait_instrumented(app.pid(), WAIT);
+    let (requests, calls) = (50, 2);
+    let spans = common::audit::db_fanout_spans(&agent, front, requests, calls, |s| {
+        sql_client_of(pg)(s) && attr(s, "statement").starts_with("SELECT 'leaf:db-")
+    });
+    let audit = common::audit::parent_audit("postgres_calls_under_concurrency", &spans);
+    assert_eq!((audit.wrong, audit.total()), (0, requests * calls), "{audit:?}");
+}

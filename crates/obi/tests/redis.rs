@@ -233,31 +233,19 @@ fn redis_calls_nest_under_their_server_request() {
     let _redis = redis_server(rport);
     let app = start_server(
         "redis-fanout",
-        Command::new(venv_python())
-            .arg(apps_dir().join("redis_fanout_server.py"))
-            .args([front.to_string(), rport.to_string()]),
+        Command::new(venv_python()).arg(apps_dir().join("db_fanout_server.py")).args([
+            front.to_string(),
+            "redis".into(),
+            rport.to_string(),
+        ]),
     );
     let agent = Agent::builder().config(&format!("discovery:\n  instrument:\n    - open_ports: {front}\n")).start();
     agent.wait_instrumented(app.pid(), WAIT);
 
     let (requests, calls) = (50, 2);
-    let mut load = spawn(
-        "load",
-        Command::new(python()).arg(apps_dir().join("concurrent_get.py")).args([
-            &format!("http://127.0.0.1:{front}/fanout/db-{{i}}/{calls}"),
-            &requests.to_string(),
-            "10",
-        ]),
-    );
-    assert!(load.wait_exit(Duration::from_secs(120)).is_some_and(|s| s.success()), "load failed");
-    assert_eq!(load.lines().last().map(String::as_str), Some(format!("ok {requests}").as_str()));
-
-    let servers = agent.wait_spans(requests, WAIT, of("HTTP", front));
-    let gets = agent.wait_spans(requests * calls, WAIT, |s| {
+    let spans = common::audit::db_fanout_spans(&agent, front, requests, calls, |s| {
         is_type(s, "RedisClient") && host_port(s) == rport && attr(s, "statement").starts_with("GET leaf:db-")
     });
-    assert_eq!((servers.len(), gets.len()), (requests, requests * calls), "{gets:#?}");
-    let spans: Vec<Value> = servers.into_iter().chain(gets).collect();
     let audit = common::audit::parent_audit("redis_calls_nest_under_their_server_request", &spans);
     assert_eq!(audit, common::audit::Audit { right: requests * calls, root: 0, wrong: 0 });
 }

@@ -77,6 +77,33 @@ pub(crate) fn fanout_spans(agent: &Agent, front: u16, back: u16, load: &Fanout) 
     agent.spans().into_iter().filter(ours).collect()
 }
 
+/// Sends `requests` GETs of `/fanout/db-<i>/<calls>` to the database fanout
+/// app (`apps/db_fanout_server.py`) on `front`, 10 at a time, and returns its
+/// server spans and the database calls (`is_call`), exact counts checked.
+pub(crate) fn db_fanout_spans(
+    agent: &Agent,
+    front: u16,
+    requests: usize,
+    calls: usize,
+    is_call: impl Fn(&Value) -> bool,
+) -> Vec<Value> {
+    let mut load = spawn(
+        "db-fanout-load",
+        Command::new(python()).arg(apps_dir().join("concurrent_get.py")).args([
+            &format!("http://127.0.0.1:{front}/fanout/db-{{i}}/{calls}"),
+            &requests.to_string(),
+            "10",
+        ]),
+    );
+    assert!(load.wait_exit(Duration::from_secs(120)).is_some_and(|s| s.success()), "db fanout load failed");
+    assert_eq!(load.lines().last().map(String::as_str), Some(format!("ok {requests}").as_str()));
+    let wait = Duration::from_secs(30);
+    let servers = agent.wait_spans(requests, wait, |s| is_type(s, "HTTP") && host_port(s) == front);
+    let db = agent.wait_spans(requests * calls, wait, is_call);
+    assert_eq!((servers.len(), db.len()), (requests, requests * calls), "{db:#?}");
+    servers.into_iter().chain(db).collect()
+}
+
 const NO_PARENT: &str = "0000000000000000";
 
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
