@@ -590,6 +590,10 @@ int obi_enter_close(struct trace_event_raw_sys_enter *ctx)
 	struct obi_sock_ref ref;
 	if (!fd_to_tcp_sock(ctx->args[0], &ref))
 		return 0;
+	/* Another descriptor (a dup, a forked child's copy) keeps the
+	 * connection open: it goes on, and so does its state. */
+	if (file_shared(ref.file))
+		return 0;
 	bpf_map_delete_elem(&ignored_conns, &ref.ino);
 	bpf_map_delete_elem(&hints, &ref.ino);
 	struct obi_conn_state *cs = conn_get(ref.ino);
@@ -938,7 +942,6 @@ int obi_sched_exit(void *ctx)
 {
 	__u64 pid_tgid = bpf_get_current_pid_tgid();
 	__u32 tgid = pid_tgid >> 32;
-	__u32 tid = (__u32)pid_tgid;
 	if (!pid_traced(tgid))
 		return 0;
 	bpf_map_delete_elem(&server_traces, &pid_tgid);
@@ -949,7 +952,13 @@ int obi_sched_exit(void *ctx)
 	bpf_map_delete_elem(&last_recv_conn, &pid_tgid);
 	bpf_map_delete_elem(&outgoing_tp, &pid_tgid);
 	bpf_map_delete_elem(&mmap_libssl, &pid_tgid);
-	if (tid == tgid)
+	/* The last thread of the process: it leaves the filter here, so a
+	 * forked child user space never named leaves no entry behind and a
+	 * reused pid is not traced. */
+	struct task_struct *task = (struct task_struct *)bpf_get_current_task();
+	if (BPF_CORE_READ(task, signal, live.counter) == 0) {
+		bpf_map_delete_elem(&traced_pids, &tgid);
 		proc_event(OBI_PEV_EXIT, tgid, 0);
+	}
 	return 0;
 }

