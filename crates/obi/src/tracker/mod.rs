@@ -5,6 +5,7 @@
 
 mod broker_relay;
 pub(crate) mod event;
+mod first_bytes;
 mod http1;
 mod http2;
 mod memcached;
@@ -30,6 +31,7 @@ use crate::ebpf::abi;
 use crate::service::Service;
 use crate::span::{Endpoint, Span, SpanKind};
 use event::Event;
+use first_bytes::FirstBytes;
 use session::{Detect, Feed, Finished, Io, Protocol, Session, SessionCx, Side};
 use trace_ids::TraceRemap;
 
@@ -117,6 +119,9 @@ struct ConnMeta {
 struct Conn {
     meta: ConnMeta,
     proto: Proto,
+    /// While detecting: the first bytes seen so far, when one event did not
+    /// tell the protocol.
+    first: Option<Box<FirstBytes>>,
     last_mono: u64,
     failures: u8,
 }
@@ -216,6 +221,26 @@ enum Detection {
     Wait,
     /// Nobody's: ignore the connection.
     Nobody,
+}
+
+/// Detection over the connection's first bytes: `ev` joins those gathered
+/// so far in `first` (or starts them anew); on a decision they move to
+/// `gathered`, for the session to be fed, and `first` is left empty.
+fn gather_and_detect(
+    first: &mut Option<Box<FirstBytes>>,
+    ev: &Event<'_>,
+    gathered: &mut Option<Box<FirstBytes>>,
+) -> Detection {
+    let joined = first.take().and_then(|mut fb| fb.extend(ev).then_some(fb));
+    let decision = match &joined {
+        Some(fb) => detect(&fb.event()),
+        None => detect(ev),
+    };
+    match decision {
+        Detection::Wait => *first = Some(joined.unwrap_or_else(|| Box::new(FirstBytes::new(ev)))),
+        _ => *gathered = joined,
+    }
+    decision
 }
 
 fn detect(ev: &Event<'_>) -> Detection {
@@ -336,6 +361,7 @@ impl Tracker {
         Conn {
             meta: ConnMeta { pid: ev.hdr.tgid, role: Role::from_abi(ev.hdr.role), local, remote },
             proto: Proto::Detecting,
+            first: None,
             last_mono: ev.hdr.ts_exit,
             failures: 0,
         }
@@ -391,8 +417,11 @@ impl Tracker {
         {
             conn.proto = Proto::Parsed(p, p.new_session());
         }
+        // While detecting, the bytes of several events may be needed: they
+        // are gathered, and the session is then fed all of them as one event.
+        let mut gathered = None;
         match &conn.proto {
-            Proto::Detecting => match detect(ev) {
+            Proto::Detecting => match gather_and_detect(&mut conn.first, ev, &mut gathered) {
                 Detection::Wait => return,
                 Detection::Found(p, sender_is_client) => {
                     conn.proto = Proto::Parsed(p, p.new_session());
@@ -412,6 +441,8 @@ impl Tracker {
             }
             _ => {}
         }
+        let fed = gathered.as_deref().map(FirstBytes::event);
+        let ev = fed.as_ref().unwrap_or(ev);
         let side = match (conn.meta.role, ev.is_send()) {
             (Role::Server, false) | (Role::Client, true) => Side::Request,
             (Role::Server, true) | (Role::Client, false) => Side::Response,
