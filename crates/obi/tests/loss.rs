@@ -9,7 +9,7 @@ use std::collections::HashMap;
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::process::Command;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
@@ -190,4 +190,83 @@ fn requests_split_into_tiny_first_writes_are_all_traced() {
         assert_eq!(attr(s, "method"), "GET");
         assert_eq!(attr(s, "status"), "200");
     }
+}
+
+/// Bytes no parser recognises.
+const NOT_A_PROTOCOL: &[u8] = b"\x01\x7fzz-no-protocol-zz\x00\xfe\n";
+
+/// Connects, writes `bytes` and resets the connection (SO_LINGER 0: no
+/// TIME_WAIT left on either side, and the peer sees it closed at once).
+fn send_and_reset(port: u16, bytes: &[u8]) {
+    use std::os::fd::AsRawFd;
+    let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    s.write_all(bytes).unwrap();
+    let linger = libc::linger { l_onoff: 1, l_linger: 0 };
+    // SAFETY: setsockopt on a socket we own, with a correctly sized value.
+    let rc = unsafe {
+        libc::setsockopt(
+            s.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_LINGER,
+            &linger as *const libc::linger as *const libc::c_void,
+            std::mem::size_of::<libc::linger>() as libc::socklen_t,
+        )
+    };
+    assert_eq!(rc, 0);
+}
+
+/// 20,000 short connections of no known protocol, each closed by its peer
+/// before the agent could mark it ignored: the kernel's ignored_conns table
+/// ends near empty (it held ~16k dead entries, full for good, before), and
+/// a connection ignored afterwards is still skipped in the kernel.
+#[test]
+fn ignored_connections_leave_the_kernel_table_when_they_close() {
+    require_root();
+    let port = free_port();
+    let prom = free_port();
+    let server = start_server(
+        "sink-server",
+        Command::new(python()).arg(apps_dir().join("sink_server.py")).arg(port.to_string()),
+    );
+    let mut agent = Agent::builder()
+        .env("OTEL_EBPF_OPEN_PORT", &port.to_string())
+        .env("OTEL_EBPF_PROMETHEUS_PORT", &prom.to_string())
+        .env("OTEL_EBPF_INTERNAL_METRICS_EXPORTER", "prometheus")
+        .start();
+    agent.wait_instrumented(server.pid(), WAIT);
+    let started = Instant::now();
+    const CHURN: usize = 20_000;
+    for _ in 0..CHURN {
+        send_and_reset(port, NOT_A_PROTOCOL);
+    }
+    eprintln!("{CHURN} connections in {:?}", started.elapsed());
+    let internal = prom::internal_when(prom, "obi_ignored_connections_total", CHURN as f64, WAIT);
+    assert_eq!(prom::total(&internal, "obi_ignored_connections_total", &[]), CHURN as f64);
+    let ignored_before = prom::total(&internal, "obi_ebpf_ignored_syscalls_total", &[]);
+
+    // One more connection: marked ignored after its first bytes, its next
+    // reads are skipped in the kernel.
+    let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    s.write_all(NOT_A_PROTOCOL).unwrap();
+    prom::internal_when(prom, "obi_ignored_connections_total", (CHURN + 1) as f64, WAIT);
+    std::thread::sleep(Duration::from_millis(300));
+    for _ in 0..20 {
+        s.write_all(NOT_A_PROTOCOL).unwrap();
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    drop(s);
+    std::thread::sleep(Duration::from_secs(2));
+    let internal = prom::parse(&prom::scrape(prom, "/internal/metrics"));
+    let skipped = prom::total(&internal, "obi_ebpf_ignored_syscalls_total", &[]) - ignored_before;
+    assert!(skipped >= 19.0, "reads of the ignored connection skipped in the kernel: {skipped}");
+    let full = prom::total(&internal, "obi_ebpf_table_full_total", &[("table", "ignored_connections")]);
+    assert_eq!(full, 0.0);
+
+    assert!(agent.stop().is_some_and(|s| s.success()));
+    let t = totals(&agent);
+    eprintln!("totals: {t:?}");
+    assert!(t["map.ignored_conns"] <= 16, "ignored_conns left: {t:?}");
+    assert_eq!(t["map.conn_state"], 0, "{t:?}");
+    assert_totals_add_up(&t);
+    assert!(started.elapsed() < Duration::from_secs(90), "{:?}", started.elapsed());
 }

@@ -53,6 +53,9 @@ impl Agent {
         for conn in self.tracker.take_ignored() {
             self.kernel.tracer.ignore_conn(conn);
         }
+        for conn in self.tracker.take_unignored() {
+            self.kernel.tracer.unignore_conn(conn);
+        }
         self.route_spans();
     }
 

@@ -79,7 +79,7 @@ const fn counter(
     Some(Exposed { name, help, labels, kind: Kind::Counter })
 }
 
-const STAT_COUNT: usize = 26;
+const STAT_COUNT: usize = 28;
 
 /// Rows of one page family (same name) must be next to each other.
 static STATS: [Stat; STAT_COUNT] = [
@@ -133,6 +133,28 @@ static STATS: [Stat; STAT_COUNT] = [
         ),
         loss: Some(Loss::KernelEvents),
         in_totals: false,
+    },
+    Stat {
+        key: "ignored_conns_full",
+        read: |s| s.kernel.ignored_conns_full,
+        exposed: counter(
+            "obi_ebpf_table_full_total",
+            "kernel events not tracked because a kernel table was full",
+            &[("table", "ignored_connections")],
+        ),
+        loss: None,
+        in_totals: false,
+    },
+    Stat {
+        key: "kernel_ignored",
+        read: |s| s.kernel.ignored,
+        exposed: counter(
+            "obi_ebpf_ignored_syscalls_total",
+            "syscalls the kernel side skipped on connections user space ignores",
+            &[],
+        ),
+        loss: None,
+        in_totals: true,
     },
     Stat {
         key: "events_read",
@@ -397,6 +419,7 @@ pub(super) fn log_totals(sources: &Sources, maps: &str, otlp_traces: Option<&Exp
         component = "obi.Instrumenter",
         kernel_events = v("kernel_events"),
         ringbuf_full = v("ringbuf_full"),
+        kernel_ignored = v("kernel_ignored"),
         events_read = v("events_read"),
         spans = v("spans"),
         spans_emitted = v("spans_emitted"),

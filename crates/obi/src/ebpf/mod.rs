@@ -79,6 +79,8 @@ pub(crate) struct KernelStats {
     pub(crate) root_multiplexed: u64,
     pub(crate) hints_used: u64,
     pub(crate) hints_ignored: u64,
+    /// Connections user space could not mark ignored (ignored_conns full).
+    pub(crate) ignored_conns_full: u64,
 }
 
 /// The loaded and attached kernel side. Dropping it detaches everything.
@@ -86,6 +88,8 @@ pub(crate) struct Tracer {
     ebpf: Ebpf,
     traced_pids: BpfHashMap<MapData, u32, abi::PidInfo>,
     ignored_conns: BpfHashMap<MapData, u64, u8>,
+    /// Connections that could not be marked ignored: the table was full.
+    ignored_conns_full: u64,
     stats: PerCpuArray<MapData, u64>,
     _propagation: Option<propagation::Propagation>,
     tls: tls::TlsProbes,
@@ -143,7 +147,7 @@ impl Tracer {
         if let Err(err) = tls.load(&mut ebpf) {
             tracing::warn!(component = "ebpf.TLS", error = %format!("{:#}", anyhow::Error::new(err)), "TLS uprobes unavailable: HTTPS traffic will not be traced");
         }
-        Ok(Tracer { ebpf, traced_pids, ignored_conns, stats, _propagation: propagation, tls })
+        Ok(Tracer { ebpf, traced_pids, ignored_conns, ignored_conns_full: 0, stats, _propagation: propagation, tls })
     }
 
     /// Detaches the programs that write events (tracepoints, and the TLS
@@ -235,11 +239,27 @@ impl Tracer {
         self.traced_pids.keys().filter(|k| k.is_ok()).count()
     }
 
-    /// Stops capturing a connection user space cannot use.
+    /// Stops capturing a connection user space cannot use. When the table
+    /// is full the connection goes on being captured (and dropped in user
+    /// space): counted, and said once.
     pub(crate) fn ignore_conn(&mut self, conn_id: u64) {
-        if let Err(err) = self.ignored_conns.insert(conn_id, 1, 0) {
-            tracing::debug!(component = "ebpf.Tracer", conn_id, error = %err, "cannot ignore connection");
+        let Err(err) = self.ignored_conns.insert(conn_id, 1, 0) else { return };
+        self.ignored_conns_full += 1;
+        if self.ignored_conns_full == 1 {
+            tracing::warn!(
+                component = "ebpf.Tracer",
+                table = "ignored_conns",
+                error = %err,
+                "kernel table full: connections of unsupported protocols are captured and dropped in user space \
+                 until entries free up (counted in obi_ebpf_table_full_total, table ignored_connections)"
+            );
         }
+    }
+
+    /// Forgets an ignored connection that closed (absent is fine: the
+    /// kernel removes the ones it sees close).
+    pub(crate) fn unignore_conn(&mut self, conn_id: u64) {
+        let _ = self.ignored_conns.remove(&conn_id);
     }
 
     pub(crate) fn stats(&self) -> KernelStats {
@@ -258,6 +278,7 @@ impl Tracer {
             root_multiplexed: sum(abi::STAT_ROOT_MULTIPLEXED),
             hints_used: sum(abi::STAT_HINTS_USED),
             hints_ignored: sum(abi::STAT_HINTS_IGNORED),
+            ignored_conns_full: self.ignored_conns_full,
         }
     }
 

@@ -167,6 +167,7 @@ pub(crate) struct Tracker {
     env: SessionEnv,
     spans: Vec<Span>,
     to_ignore: Vec<u64>,
+    to_unignore: Vec<u64>,
     /// OBI_DEBUG_EVENTS=1: print every data event on stderr (troubleshooting).
     debug_events: bool,
 }
@@ -276,6 +277,7 @@ impl Tracker {
             },
             spans: Vec::new(),
             to_ignore: Vec::new(),
+            to_unignore: Vec::new(),
             debug_events: std::env::var_os("OBI_DEBUG_EVENTS").is_some(),
         }
     }
@@ -341,6 +343,12 @@ impl Tracker {
         std::mem::take(&mut self.to_ignore)
     }
 
+    /// Ignored connections that closed: the kernel should forget them
+    /// (after the ones to ignore are marked).
+    pub(crate) fn take_unignored(&mut self) -> Vec<u64> {
+        std::mem::take(&mut self.to_unignore)
+    }
+
     /// Handles one ring-buffer record.
     pub(crate) fn handle_record(&mut self, record: &[u8]) {
         self.env.stats.events += 1;
@@ -384,6 +392,12 @@ impl Tracker {
 
     fn close_conn(&mut self, key: u64, ts: u64) {
         let Some(mut conn) = self.conns.remove(&key) else { return };
+        if matches!(conn.proto, Proto::Ignored) {
+            // The kernel forgets an ignored connection when it closes, but
+            // it may have closed before it was marked: unmark it for good.
+            self.to_ignore.retain(|&id| id != key);
+            self.to_unignore.push(key);
+        }
         if let Proto::Parsed(_, session) = &mut conn.proto {
             session.on_close(ts, &mut self.env.cx(&conn.meta));
             self.emit_finished(conn.meta);
