@@ -270,3 +270,95 @@ fn ignored_connections_leave_the_kernel_table_when_they_close() {
     assert_totals_add_up(&t);
     assert!(started.elapsed() < Duration::from_secs(90), "{:?}", started.elapsed());
 }
+
+/// A directory of small files for busybox httpd to serve.
+fn www_dir(name: &str) -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(format!("obi-loss-{name}-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    for i in 0..N_DUP {
+        std::fs::write(dir.join(format!("f{i}.txt")), format!("file {i}\n")).unwrap();
+    }
+    dir
+}
+
+/// Requests per server in the fd 0/1 tests.
+const N_DUP: usize = 50;
+
+/// Sends N_DUP requests (one connection each), checking each got its file;
+/// returns the server spans of `port` once N_DUP of them arrived (or the
+/// wait ran out).
+fn get_files(agent: &Agent, port: u16) -> Vec<Value> {
+    for i in 0..N_DUP {
+        let resp = get_once(port, &format!("/f{i}.txt"));
+        assert!(
+            resp.starts_with("HTTP/1.") && resp.contains(" 200 ") && resp.ends_with(&format!("file {i}\n")),
+            "{resp}"
+        );
+    }
+    http_server_spans(agent, port, N_DUP)
+}
+
+/// Each request traced exactly once, as a GET answered 200, by `service`.
+fn assert_each_file_traced_once(spans: &[Value], service: &str, totals: &HashMap<String, u64>) {
+    let mut urls: Vec<&str> = spans.iter().map(|s| attr(s, "url")).collect();
+    urls.sort_unstable();
+    let mut want: Vec<String> = (0..N_DUP).map(|i| format!("/f{i}.txt")).collect();
+    want.sort_unstable();
+    assert_eq!(urls, want, "one span per request; totals: {totals:?}");
+    for s in spans {
+        assert_eq!(attr(s, "status"), "200", "{s:#}");
+        assert_eq!(attr(s, "method"), "GET");
+        assert_eq!(field(s, "hostName"), service, "{s:#}");
+    }
+}
+
+/// busybox httpd forks a child per connection, which moves the socket to
+/// fds 0 and 1 (dup2) and closes the original: every request traced once.
+#[test]
+fn busybox_httpd_children_on_fds_0_and_1_are_traced() {
+    require_root();
+    let port = free_port();
+    let dir = www_dir("busybox");
+    let server = spawn(
+        "busybox-httpd",
+        Command::new("busybox").args(["httpd", "-f", "-p", &format!("127.0.0.1:{port}"), "-h"]).arg(&dir),
+    );
+    wait_port(port, WAIT);
+    let mut agent = Agent::builder().env("OTEL_EBPF_OPEN_PORT", &port.to_string()).start();
+    agent.wait_instrumented(server.pid(), WAIT);
+    let spans = get_files(&agent, port);
+    std::thread::sleep(Duration::from_secs(2));
+    assert!(agent.stop().is_some_and(|s| s.success()));
+    let t = totals(&agent);
+    assert_each_file_traced_once(&spans, "busybox", &t);
+    assert_eq!(t["map.traced_pids"], 1, "{t:?}");
+    assert_totals_add_up(&t);
+}
+
+/// An inetd-style launcher: accept, fork, dup2 the socket to fds 0 and 1,
+/// exec the handler (busybox httpd -i): every request traced once.
+#[test]
+fn inetd_style_handlers_on_fds_0_and_1_are_traced() {
+    require_root();
+    let port = free_port();
+    let dir = www_dir("inetd");
+    let busybox = String::from_utf8(Command::new("which").arg("busybox").output().unwrap().stdout).unwrap();
+    let server = start_server(
+        "inetd",
+        Command::new(python())
+            .arg(apps_dir().join("forking_server.py"))
+            .arg(port.to_string())
+            .args(["inetd", busybox.trim(), "httpd", "-i", "-h"])
+            .arg(&dir),
+    );
+    let mut agent = Agent::builder().env("OTEL_EBPF_OPEN_PORT", &port.to_string()).start();
+    agent.wait_instrumented(server.pid(), WAIT);
+    let spans = get_files(&agent, port);
+    std::thread::sleep(Duration::from_secs(2));
+    assert!(agent.stop().is_some_and(|s| s.success()));
+    let t = totals(&agent);
+    // The handler is busybox: named so once it exec'd, not after the launcher.
+    assert_each_file_traced_once(&spans, "busybox", &t);
+    assert_eq!(t["map.traced_pids"], 1, "{t:?}");
+    assert_totals_add_up(&t);
+}

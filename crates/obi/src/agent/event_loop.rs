@@ -47,6 +47,9 @@ impl Agent {
         self.attach_pending_tls();
         let tracker = &mut self.tracker;
         self.kernel.events.drain(|rec| tracker.handle_record(rec));
+        // Process events written before the data just read (an exec) decide
+        // the name of the spans it made (named when they are taken).
+        self.drain_process_events();
         // A process's last events are in the ring before its exit reaches us:
         // forget it only once they are processed.
         self.forget_exited();

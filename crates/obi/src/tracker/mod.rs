@@ -160,6 +160,10 @@ struct Held {
 pub(crate) struct Tracker {
     conns: HashMap<u64, Conn>,
     services: HashMap<u32, Arc<Service>>,
+    /// Spans emitted since the last `settle`, with their end (monotonic ns).
+    settling: Vec<(Span, u64)>,
+    /// When each process that exec'd did so (monotonic ns), until it is gone.
+    execs: HashMap<u32, u64>,
     held: HashMap<u32, Held>,
     /// TLS session key by the socket under it.
     tls_by_socket: HashMap<SocketKey, u64>,
@@ -261,6 +265,8 @@ impl Tracker {
         Tracker {
             conns: HashMap::new(),
             services: HashMap::new(),
+            settling: Vec::new(),
+            execs: HashMap::new(),
             held: HashMap::new(),
             tls_by_socket: HashMap::new(),
             clock,
@@ -311,19 +317,28 @@ impl Tracker {
         true
     }
 
-    /// Forgets a process and everything pending for it. Its connections end
-    /// with it (an exit closes them without close()): what they finished,
-    /// like a response delimited by the close, becomes spans first.
+    /// A named process exec'd: it is another program now. Its spans wait
+    /// for discovery to name it again; its connections go on (sockets
+    /// survive an exec: inetd handlers, CGI scripts).
+    pub(crate) fn unname(&mut self, pid: u32, exec_mono: u64) {
+        self.services.remove(&pid);
+        self.execs.insert(pid, exec_mono);
+    }
+
+    /// Forgets a process that is gone. Its connections end with it (an exit
+    /// closes them without close()): what they finished, like a response
+    /// delimited by the close, becomes spans first. Spans still waiting for
+    /// a name keep waiting out their hold: discovery may name the process
+    /// from its exec record after the exit was seen.
     pub(crate) fn remove_service(&mut self, pid: u32) {
         let owned: Vec<(u64, u64)> =
             self.conns.iter().filter(|(_, c)| c.meta.pid == pid).map(|(&k, c)| (k, c.last_mono)).collect();
         for (key, last) in owned {
             self.close_conn(key, last);
         }
+        self.settle();
         self.services.remove(&pid);
-        if let Some(held) = self.held.remove(&pid) {
-            self.env.stats.unnamed_spans_dropped += held.spans.len() as u64;
-        }
+        self.execs.remove(&pid);
         self.tls_by_socket.retain(|k, _| k.0 != pid);
         self.env.relay.forget(pid);
     }
@@ -335,6 +350,7 @@ impl Tracker {
 
     /// Spans completed since the last call.
     pub(crate) fn take_spans(&mut self) -> Vec<Span> {
+        self.settle();
         std::mem::take(&mut self.spans)
     }
 
@@ -529,20 +545,50 @@ impl Tracker {
     fn emit_finished(&mut self, conn: ConnMeta) {
         let mut finished = std::mem::take(&mut self.env.finished);
         for f in finished.drain(..) {
+            let end = f.end_mono;
             let span = self.build_span(&conn, f);
-            self.emit(span);
+            self.emit(span, end);
         }
         self.env.finished = finished;
     }
 
-    /// Queues a finished span, or holds it until its process is named.
-    fn emit(&mut self, span: Span) {
+    /// Queues a finished span (`end_mono`: its last byte) until `settle`.
+    fn emit(&mut self, span: Span, end_mono: u64) {
         self.env.stats.spans += 1;
-        let pid = span.service.pid;
-        if self.services.contains_key(&pid) {
-            self.spans.push(span);
-            return;
+        self.settling.push((span, end_mono));
+    }
+
+    /// Names the spans emitted since the last call, once the process events
+    /// written before their bytes are processed (the loop drains them again
+    /// after the data): a span that ended after its process exec'd (an
+    /// inetd handler, a CGI script) belongs to the new program, named by
+    /// discovery (it waits for that); one that ended before keeps the name
+    /// it was emitted with; one of a process not named yet waits.
+    pub(crate) fn settle(&mut self) {
+        for (mut span, end_mono) in std::mem::take(&mut self.settling) {
+            let pid = span.service.pid;
+            let before_exec = self.execs.get(&pid).is_some_and(|&exec| end_mono < exec);
+            if before_exec {
+                if span.service.instance_id.is_empty() {
+                    self.hold(span);
+                } else {
+                    self.spans.push(span);
+                }
+                continue;
+            }
+            match self.services.get(&pid) {
+                Some(svc) => {
+                    span.service = svc.clone();
+                    self.spans.push(span);
+                }
+                None => self.hold(span),
+            }
         }
+    }
+
+    /// Holds a span until its process is named.
+    fn hold(&mut self, span: Span) {
+        let pid = span.service.pid;
         let now = crate::clock::monotonic_ns();
         let held = self.held.entry(pid).or_insert_with(|| Held { since_mono: now, spans: Vec::new() });
         if held.spans.len() < MAX_HELD {
@@ -581,9 +627,18 @@ impl Tracker {
         }
     }
 
+    /// Forgets a process discovery rejected: what it produced is dropped now.
+    pub(crate) fn reject(&mut self, pid: u32) {
+        self.remove_service(pid);
+        if let Some(held) = self.held.remove(&pid) {
+            self.env.stats.unnamed_spans_dropped += held.spans.len() as u64;
+        }
+    }
+
     /// The agent stops: spans still waiting for their process to be named
     /// are counted dropped (none is lost uncounted).
     pub(crate) fn finish(&mut self) {
+        self.settle();
         let held: u64 = self.held.drain().map(|(_, h)| h.spans.len() as u64).sum();
         self.env.stats.unnamed_spans_dropped += held;
     }
@@ -611,8 +666,9 @@ impl Tracker {
         }
         for (meta, list) in finished {
             for f in list {
+                let end = f.end_mono;
                 let span = self.build_span(&meta, f);
-                self.emit(span);
+                self.emit(span, end);
             }
         }
         let before = self.conns.len();
