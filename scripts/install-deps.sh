@@ -17,6 +17,7 @@ apt_packages=(
 	postgresql        # database client tests (initdb, pg_ctl, pgbench; own cluster in a temp dir)
 	memcached         # cache client tests (own instance on a free port)
 	mariadb-server mariadb-client # MySQL client tests (mariadb-install-db, mariadbd, mysqlslap; own instance in a temp dir)
+	busybox           # fork-per-connection servers on fds 0/1 (busybox httpd, and as an inetd handler)
 )
 missing=()
 for p in "${apt_packages[@]}"; do

@@ -18,6 +18,8 @@ use crate::transform::routes::Verdict;
 pub(super) struct Processes {
     /// Gone: removed once their last events are processed.
     forgotten: Vec<u32>,
+    /// Exits read after the turn's data: forgotten next turn.
+    exited_late: Vec<u32>,
     /// Rejected by discovery: removed, with what they produced, once their
     /// last events are processed.
     rejected: Vec<u32>,
@@ -90,8 +92,15 @@ impl Agent {
     /// unnames it until discovery names the new program; an exit is
     /// forgotten once this turn's events are processed (the kernel already
     /// took the pid out of its filter).
-    pub(super) fn drain_process_events(&mut self) {
+    ///
+    /// `after_data`: this drain follows the turn's data drain; an exit it
+    /// reads may come after data events not read yet, so that process is
+    /// forgotten at the end of the next turn.
+    pub(super) fn drain_process_events(&mut self, after_data: bool) {
         let Agent { kernel, processes, discovery, stats, tracker, .. } = self;
+        if !after_data {
+            processes.forgotten.append(&mut processes.exited_late);
+        }
         kernel.proc_events.drain(|rec| {
             if let Some(ev) = abi::ProcEvent::read(rec) {
                 match ev.kind {
@@ -110,6 +119,7 @@ impl Agent {
                             processes.execed.insert(ev.pid, exec.exe_ino);
                         }
                     }
+                    abi::PEV_EXIT if after_data => processes.exited_late.push(ev.pid),
                     abi::PEV_EXIT => processes.forgotten.push(ev.pid),
                     _ => {}
                 }

@@ -40,7 +40,7 @@ impl Agent {
         while let Ok(ev) = self.discovery.decisions.try_recv() {
             self.on_discovery(ev);
         }
-        self.drain_process_events();
+        self.drain_process_events(false);
         // The kernel reports libssl mappings only for traced processes,
         // including ones traced provisionally since exec and not yet named:
         // probing them now, not after discovery, catches their first request.
@@ -49,7 +49,7 @@ impl Agent {
         self.kernel.events.drain(|rec| tracker.handle_record(rec));
         // Process events written before the data just read (an exec) decide
         // the name of the spans it made (named when they are taken).
-        self.drain_process_events();
+        self.drain_process_events(true);
         // A process's last events are in the ring before its exit reaches us:
         // forget it only once they are processed.
         self.forget_exited();
