@@ -192,6 +192,37 @@ fn requests_split_into_tiny_first_writes_are_all_traced() {
     }
 }
 
+/// The same on the client side: a traced client whose requests start with
+/// tiny writes gets one client span per request.
+#[test]
+fn client_requests_split_into_tiny_first_writes_are_all_traced() {
+    require_root();
+    let port = free_port();
+    let _server = python_server(port);
+    let agent =
+        Agent::builder().config("discovery:\n  instrument:\n    - cmd_args: '*tiny_writes_client.py*'\n").start();
+    let mut client = spawn_with_stdin(
+        "tiny-writes-client",
+        Command::new(python()).arg(apps_dir().join("tiny_writes_client.py")).arg(port.to_string()),
+    );
+    agent.wait_instrumented(client.pid(), WAIT);
+    client.child.stdin.take().unwrap().write_all(b"go\n").unwrap();
+    assert!(client.wait_exit(WAIT).is_some_and(|s| s.success()), "{:?}", client.lines());
+    assert!(client.lines().contains(&"done 14".to_string()), "{:?}", client.lines());
+
+    let spans = agent.wait_spans(14, WAIT, |s| is_type(s, "HTTPClient") && host_port(s) == port);
+    let mut urls: Vec<&str> = spans.iter().map(|s| attr(s, "url")).collect();
+    urls.sort_unstable();
+    let mut want: Vec<String> = (0..2).map(|i| format!("/leaf/client-bytewise/{i}")).collect();
+    want.extend((1..=4).flat_map(|f| (0..3).map(move |i| format!("/leaf/client-first{f}/{i}"))));
+    want.sort_unstable();
+    assert_eq!(urls, want, "one client span per request");
+    for s in &spans {
+        assert_eq!(attr(s, "method"), "GET");
+        assert_eq!(attr(s, "status"), "200");
+    }
+}
+
 /// Bytes no parser recognises.
 const NOT_A_PROTOCOL: &[u8] = b"\x01\x7fzz-no-protocol-zz\x00\xfe\n";
 
