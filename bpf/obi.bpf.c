@@ -314,6 +314,10 @@ static __always_inline int io_enter(__u32 fd, __u64 buf, __u32 iovcnt, __u64 cou
 	struct obi_conn_state *cs = conn_get_or_init(&ref, pid_tgid >> 32);
 	if (!cs)
 		return 0;
+	/* A socket handed to a forked child (or exec'd handler) is the child's:
+	 * its state is swept with the child if it exits without close(). */
+	if (cs->tgid != pid_tgid >> 32)
+		cs->tgid = pid_tgid >> 32;
 	tls_observe_syscall(pid_tgid, ref.ino, cs, dir);
 	/* TLS connections are traced from their plaintext (uprobes) instead. */
 	if (cs->flags & OBI_CONN_TLS)
@@ -612,6 +616,10 @@ int obi_enter_close(struct trace_event_raw_sys_enter *ctx)
 	struct obi_sock_ref ref;
 	if (!fd_to_tcp_sock(ctx->args[0], &ref))
 		return 0;
+	/* Another descriptor (a dup, a forked child's copy) keeps the
+	 * connection open: it goes on, and so does its state. */
+	if (file_shared(ref.file))
+		return 0;
 	bpf_map_delete_elem(&ignored_conns, &ref.ino);
 	bpf_map_delete_elem(&hints, &ref.ino);
 	struct obi_conn_state *cs = conn_get(ref.ino);
@@ -895,16 +903,21 @@ int obi_exit_mmap(struct trace_event_raw_sys_exit *ctx)
  * provisionally from its first instruction, so short-lived clients (curl)
  * are not lost while user space reads /proc to decide; user space removes
  * the ones that do not match and drops what they produced. */
+/* Without it, a traced process that execs is still reported: it is another
+ * program now (an inetd handler, a CGI script) and user space names it
+ * anew; it stays traced meanwhile, as its sockets survive the exec. */
 SEC("tracepoint/sched/sched_process_exec")
 int obi_sched_exec(struct trace_event_raw_sched_process_exec *ctx)
 {
-	if (!obi_watch_exec)
-		return 0;
 	__u32 tgid = bpf_get_current_pid_tgid() >> 32;
 	if (tgid == obi_agent_tgid)
 		return 0;
-	struct obi_pid_info info = {.flags = OBI_PID_PROVISIONAL};
-	bpf_map_update_elem(&traced_pids, &tgid, &info, BPF_NOEXIST);
+	if (obi_watch_exec) {
+		struct obi_pid_info info = {.flags = OBI_PID_PROVISIONAL};
+		bpf_map_update_elem(&traced_pids, &tgid, &info, BPF_NOEXIST);
+	} else if (obi_trace_all || !bpf_map_lookup_elem(&traced_pids, &tgid)) {
+		return 0;
+	}
 
 	struct obi_exec_event *e = bpf_ringbuf_reserve(&proc_events, sizeof(*e), 0);
 	if (!e) {
@@ -916,6 +929,7 @@ int obi_sched_exec(struct trace_event_raw_sched_process_exec *ctx)
 	e->base.pid = tgid;
 	e->base.ppid = BPF_CORE_READ(task, real_parent, tgid);
 	e->base.ts = bpf_ktime_get_ns();
+	e->exe_ino = BPF_CORE_READ(task, mm, exe_file, f_inode, i_ino);
 	__u32 off = ctx->__data_loc_filename & 0xffff;
 	long n = bpf_probe_read_kernel_str(e->path, sizeof(e->path), (void *)ctx + off);
 	e->path_len = n > 0 ? n - 1 : 0;
@@ -960,7 +974,6 @@ int obi_sched_exit(void *ctx)
 {
 	__u64 pid_tgid = bpf_get_current_pid_tgid();
 	__u32 tgid = pid_tgid >> 32;
-	__u32 tid = (__u32)pid_tgid;
 	if (!pid_traced(tgid))
 		return 0;
 	bpf_map_delete_elem(&server_traces, &pid_tgid);
@@ -971,7 +984,13 @@ int obi_sched_exit(void *ctx)
 	bpf_map_delete_elem(&last_recv_conn, &pid_tgid);
 	bpf_map_delete_elem(&outgoing_tp, &pid_tgid);
 	bpf_map_delete_elem(&mmap_libssl, &pid_tgid);
-	if (tid == tgid)
+	/* The last thread of the process: it leaves the filter here, so a
+	 * forked child user space never named leaves no entry behind and a
+	 * reused pid is not traced. */
+	struct task_struct *task = (struct task_struct *)bpf_get_current_task();
+	if (BPF_CORE_READ(task, signal, live.counter) == 0) {
+		bpf_map_delete_elem(&traced_pids, &tgid);
 		proc_event(OBI_PEV_EXIT, tgid, 0);
+	}
 	return 0;
 }

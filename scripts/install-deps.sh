@@ -20,6 +20,7 @@ apt_packages=(
 	podman runc       # the container test builds and runs the image (tests/container.rs; runc: crun refuses these VMs' hybrid cgroups)
 	binutils          # readelf and strip for deploy/stage-rootfs.sh
 	tmux              # runs `obi top` in a terminal of fixed size for its test (send-keys, capture-pane)
+	busybox           # fork-per-connection servers on fds 0/1 (busybox httpd, and as an inetd handler)
 )
 missing=()
 for p in "${apt_packages[@]}"; do

@@ -173,6 +173,7 @@ struct obi_exec_event {
 	__u16 path_len; /* bytes of path (the file exec'd), no NUL */
 	__u16 args_len; /* bytes of args: NUL-separated argv */
 	__u32 _pad;
+	__u64 exe_ino; /* inode of the program now running, 0 if unknown */
 	__u8 path[OBI_EXEC_PATH_LEN];
 	__u8 args[OBI_EXEC_ARGS_LEN];
 };
@@ -209,7 +210,7 @@ _Static_assert(sizeof(struct obi_tp) == 40, "obi_tp layout");
 _Static_assert(sizeof(struct obi_event_hdr) == 152, "obi_event_hdr layout");
 _Static_assert(sizeof(struct obi_proc_event) == 24, "obi_proc_event layout");
 _Static_assert(sizeof(struct obi_conn_state) == 96, "obi_conn_state layout");
-_Static_assert(sizeof(struct obi_exec_event) == 544, "obi_exec_event layout");
+_Static_assert(sizeof(struct obi_exec_event) == 552, "obi_exec_event layout");
 _Static_assert(sizeof(struct obi_pid_info) == 8, "obi_pid_info layout");
 _Static_assert(sizeof(struct obi_ssl_key) == 16, "obi_ssl_key layout");
 

@@ -32,6 +32,9 @@ static __always_inline struct obi_conn_state *conn_init(struct obi_sock_ref *ref
 	cs.tgid = tgid;
 	cs.role = role;
 	cs.last_dir = OBI_DIR_NONE;
+	/* A new connection on a reused inode is not the one user space ignored. */
+	if (role != OBI_ROLE_UNKNOWN)
+		bpf_map_delete_elem(&ignored_conns, &ref->ino);
 	if (bpf_map_update_elem(&conn_state, &ref->ino, &cs, BPF_ANY)) {
 		stat_inc(OBI_STAT_CONN_TABLE_FULL);
 		return NULL;

@@ -7,10 +7,39 @@
 
 struct obi_sock_ref {
 	struct sock *sk;
+	struct file *file;
 	__u64 ino; /* socket inode number: our connection id */
 };
 
-/* Fills ref and returns true when fd is an IPv4/IPv6 stream socket. */
+/* struct file counts its references in f_ref from Linux 6.13 (references
+ * minus one; negative values are the saturated and dead states), in
+ * f_count before. Both layouts are named here so the program builds
+ * against either vmlinux.h and CO-RE picks the running kernel's. */
+struct file___f_ref {
+	struct {
+		atomic64_t refcnt;
+	} f_ref;
+} __attribute__((preserve_access_index));
+
+struct file___f_count {
+	atomic_long_t f_count;
+} __attribute__((preserve_access_index));
+
+/* Whether a descriptor other than the one being closed still holds the
+ * socket: a copy made by dup2 (inetd, busybox httpd) or inherited by a
+ * fork (pre-fork and fork-per-connection servers). Closing one copy does
+ * not end the connection. */
+static __noinline bool file_shared(struct file *file)
+{
+	struct file___f_ref *f = (void *)file;
+	if (bpf_core_field_exists(f->f_ref)) {
+		__s64 refs = BPF_CORE_READ(f, f_ref.refcnt.counter);
+		return refs > 0;
+	}
+	struct file___f_count *old = (void *)file;
+	return BPF_CORE_READ(old, f_count.counter) > 1;
+}
+
 static __always_inline bool fd_to_tcp_sock(__u32 fd, struct obi_sock_ref *ref)
 {
 	struct task_struct *task = (struct task_struct *)bpf_get_current_task();
@@ -39,6 +68,7 @@ static __always_inline bool fd_to_tcp_sock(__u32 fd, struct obi_sock_ref *ref)
 	if (family != AF_INET && family != AF_INET6)
 		return false;
 	ref->sk = sk;
+	ref->file = file;
 	ref->ino = BPF_CORE_READ(inode, i_ino);
 	return true;
 }

@@ -69,6 +69,13 @@ pub(crate) struct Service {
 }
 
 impl Service {
+    /// The identity of a child this process forked (and that has not
+    /// exec'd): the same program, environment and selection, its own pid.
+    pub(crate) fn forked(&self, pid: u32) -> Service {
+        let host = self.instance_id.rsplit_once(':').map_or(self.instance_id.as_str(), |(h, _)| h);
+        Service { pid, instance_id: format!("{host}:{pid}"), ..self.clone() }
+    }
+
     /// OBI's `Service.Job()`: `namespace/name`, or just `name`.
     pub(crate) fn job(&self) -> String {
         if self.namespace.is_empty() { self.name.clone() } else { format!("{}/{}", self.namespace, self.name) }

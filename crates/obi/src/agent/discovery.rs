@@ -2,6 +2,7 @@
 //! discovery's decisions (instrument, forget) are applied to the kernel side,
 //! the tracker and the internal metrics.
 
+use std::collections::HashMap;
 use std::ffi::OsStr;
 use std::os::unix::ffi::OsStrExt;
 use std::path::PathBuf;
@@ -15,10 +16,18 @@ use crate::transform::routes::Verdict;
 /// Processes with work the loop must finish at the right moment.
 #[derive(Debug, Default)]
 pub(super) struct Processes {
-    /// Gone or rejected: removed once their last events are processed.
+    /// Gone: removed once their last events are processed.
     forgotten: Vec<u32>,
+    /// Exits read after the turn's data: forgotten next turn.
+    exited_late: Vec<u32>,
+    /// Rejected by discovery: removed, with what they produced, once their
+    /// last events are processed.
+    rejected: Vec<u32>,
     /// Traced, with libssl mapped or just instrumented: TLS probes to attach.
     tls_pending: Vec<u32>,
+    /// Traced processes that exec'd, with the inode of their new program,
+    /// until discovery names them (or forgets them).
+    execed: HashMap<u32, u64>,
 }
 
 impl Agent {
@@ -26,14 +35,24 @@ impl Agent {
         match ev {
             DiscoveryEvent::Instrument(svc) => {
                 let tracer = &mut self.kernel.tracer;
+                // Read from /proc before an exec the kernel reported since:
+                // the name of the program it was. Discovery names the new
+                // one when it handles the exec.
+                if let Some(&ino) = self.processes.execed.get(&svc.pid) {
+                    if svc.exe_ino != 0 && svc.exe_ino != ino {
+                        return;
+                    }
+                    self.processes.execed.remove(&svc.pid);
+                }
                 // Forget-then-instrument (an exec): the old identity goes, but the
                 // pid stays in the kernel filter so nothing it does meanwhile
-                // (like mapping libssl) is missed.
+                // (like mapping libssl) is missed, and its connections stay
+                // (sockets survive an exec).
                 let forgotten = &mut self.processes.forgotten;
                 if let Some(i) = forgotten.iter().position(|&p| p == svc.pid) {
                     forgotten.swap_remove(i);
                     tracer.reset_tls(svc.pid);
-                    self.tracker.remove_service(svc.pid);
+                    self.tracker.unname(svc.pid, crate::clock::monotonic_ns());
                 }
                 if let Err(err) = tracer.trace_pid(svc.pid) {
                     tracing::warn!(component = "ebpf.Tracer", pid = svc.pid, error = %format!("{:#}", anyhow::Error::new(err)), "cannot trace process");
@@ -51,24 +70,59 @@ impl Agent {
                 let alive = Span::process_alive(svc, self.clock.now_wall());
                 self.exporters.fanout.send_routed(vec![alive], &[Verdict::TracesOnly]);
             }
-            DiscoveryEvent::Forget { pid } | DiscoveryEvent::Reject { pid } => {
+            DiscoveryEvent::Forget { pid } => {
+                self.processes.execed.remove(&pid);
                 self.exporters.internal.process_forgotten(pid);
                 self.nodejs.forgotten(pid);
                 self.processes.forgotten.push(pid);
+            }
+            DiscoveryEvent::Reject { pid } => {
+                self.processes.execed.remove(&pid);
+                self.exporters.internal.process_forgotten(pid);
+                self.nodejs.forgotten(pid);
+                self.processes.rejected.push(pid);
             }
         }
     }
 
     /// Kernel process events: libssl mappings are ours to act on, the rest
     /// goes to discovery (dropped, and counted, when its queue is full).
-    pub(super) fn drain_process_events(&mut self) {
-        let Agent { kernel, processes, discovery, stats, .. } = self;
+    /// A fork of a named process is named at once, before its first event is
+    /// read (discovery names it again later, if it still runs); an exec
+    /// unnames it until discovery names the new program; an exit is
+    /// forgotten once this turn's events are processed (the kernel already
+    /// took the pid out of its filter).
+    ///
+    /// `after_data`: this drain follows the turn's data drain; an exit it
+    /// reads may come after data events not read yet, so that process is
+    /// forgotten at the end of the next turn.
+    pub(super) fn drain_process_events(&mut self, after_data: bool) {
+        let Agent { kernel, processes, discovery, stats, tracker, .. } = self;
+        if !after_data {
+            processes.forgotten.append(&mut processes.exited_late);
+        }
         kernel.proc_events.drain(|rec| {
-            if let Some(ev) = abi::ProcEvent::read(rec)
-                && ev.kind == abi::PEV_TLS_LIB
-            {
-                processes.tls_pending.push(ev.pid);
-                return;
+            if let Some(ev) = abi::ProcEvent::read(rec) {
+                match ev.kind {
+                    abi::PEV_TLS_LIB => {
+                        processes.tls_pending.push(ev.pid);
+                        return;
+                    }
+                    abi::PEV_FORK => {
+                        tracker.adopt_fork(ev.pid, ev.ppid);
+                    }
+                    abi::PEV_EXEC => {
+                        tracker.unname(ev.pid, ev.ts);
+                        if let Some(exec) = abi::ExecEvent::read(rec)
+                            && exec.exe_ino != 0
+                        {
+                            processes.execed.insert(ev.pid, exec.exe_ino);
+                        }
+                    }
+                    abi::PEV_EXIT if after_data => processes.exited_late.push(ev.pid),
+                    abi::PEV_EXIT => processes.forgotten.push(ev.pid),
+                    _ => {}
+                }
             }
             let Some(t) = to_trigger(rec) else { return };
             if matches!(t, Trigger::Listen(_)) && !discovery.needs_ports {
@@ -90,6 +144,10 @@ impl Agent {
         for pid in self.processes.forgotten.drain(..) {
             self.kernel.tracer.untrace_pid(pid);
             self.tracker.remove_service(pid);
+        }
+        for pid in self.processes.rejected.drain(..) {
+            self.kernel.tracer.untrace_pid(pid);
+            self.tracker.reject(pid);
         }
     }
 }

@@ -37,22 +37,28 @@ impl Agent {
     }
 
     /// One pass through the pipeline.
-    fn turn(&mut self) {
+    pub(super) fn turn(&mut self) {
         while let Ok(ev) = self.discovery.decisions.try_recv() {
             self.on_discovery(ev);
         }
-        self.drain_process_events();
+        self.drain_process_events(false);
         // The kernel reports libssl mappings only for traced processes,
         // including ones traced provisionally since exec and not yet named:
         // probing them now, not after discovery, catches their first request.
         self.attach_pending_tls();
         let tracker = &mut self.tracker;
         self.kernel.events.drain(|rec| tracker.handle_record(rec));
+        // Process events written before the data just read (an exec) decide
+        // the name of the spans it made (named when they are taken).
+        self.drain_process_events(true);
         // A process's last events are in the ring before its exit reaches us:
         // forget it only once they are processed.
         self.forget_exited();
         for conn in self.tracker.take_ignored() {
             self.kernel.tracer.ignore_conn(conn);
+        }
+        for conn in self.tracker.take_unignored() {
+            self.kernel.tracer.unignore_conn(conn);
         }
         self.route_spans();
     }

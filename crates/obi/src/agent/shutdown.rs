@@ -1,5 +1,6 @@
-//! Stopping in an order that loses nothing: discovery first (no new
-//! processes), then the kernel side (no new events), then the sinks drain,
+//! Stopping in an order that loses nothing: the kernel side stops writing
+//! events and the loop processes what it wrote, then discovery (no new
+//! processes), then the kernel side goes, then the sinks drain,
 //! then the readers of the metrics store (the last OTLP metrics export holds
 //! every span), and the `totals` line once every count is final.
 
@@ -8,7 +9,12 @@ use super::stats::{self, Sources};
 use crate::config::TracePrinter;
 
 impl Agent {
-    pub(super) async fn shutdown(self) {
+    pub(super) async fn shutdown(mut self) {
+        // No new events, then the last ones through the pipeline: every event
+        // the kernel wrote is read, and every span is handed on or counted.
+        self.kernel.tracer.stop_events();
+        self.turn();
+        self.tracker.finish();
         let Agent { cfg, kernel, tracker, discovery, exporters, stats, .. } = self;
         let kernel_stats = kernel.tracer.stats();
         let maps = kernel.tracer.map_sizes();

@@ -79,7 +79,7 @@ const fn counter(
     Some(Exposed { name, help, labels, kind: Kind::Counter })
 }
 
-const STAT_COUNT: usize = 25;
+const STAT_COUNT: usize = 28;
 
 /// Rows of one page family (same name) must be next to each other.
 static STATS: [Stat; STAT_COUNT] = [
@@ -135,6 +135,28 @@ static STATS: [Stat; STAT_COUNT] = [
         in_totals: false,
     },
     Stat {
+        key: "ignored_conns_full",
+        read: |s| s.kernel.ignored_conns_full,
+        exposed: counter(
+            "obi_ebpf_table_full_total",
+            "kernel events not tracked because a kernel table was full",
+            &[("table", "ignored_connections")],
+        ),
+        loss: None,
+        in_totals: false,
+    },
+    Stat {
+        key: "kernel_ignored",
+        read: |s| s.kernel.ignored,
+        exposed: counter(
+            "obi_ebpf_ignored_syscalls_total",
+            "syscalls the kernel side skipped on connections user space ignores",
+            &[],
+        ),
+        loss: None,
+        in_totals: true,
+    },
+    Stat {
         key: "events_read",
         read: |s| s.tracker.events,
         exposed: counter("obi_ebpf_events_read_total", "kernel events read and processed by user space", &[]),
@@ -152,6 +174,13 @@ static STATS: [Stat; STAT_COUNT] = [
         key: "spans",
         read: |s| s.tracker.spans,
         exposed: counter("obi_spans_total", "spans produced", &[]),
+        loss: None,
+        in_totals: true,
+    },
+    Stat {
+        key: "spans_emitted",
+        read: |s| s.counters.spans_emitted,
+        exposed: counter("obi_spans_emitted_total", "spans handed to the exporters", &[]),
         loss: None,
         in_totals: true,
     },
@@ -288,7 +317,7 @@ static STATS: [Stat; STAT_COUNT] = [
             &[],
         ),
         loss: None,
-        in_totals: false,
+        in_totals: true,
     },
     Stat {
         key: "series_expired",
@@ -390,8 +419,10 @@ pub(super) fn log_totals(sources: &Sources, maps: &str, otlp_traces: Option<&Exp
         component = "obi.Instrumenter",
         kernel_events = v("kernel_events"),
         ringbuf_full = v("ringbuf_full"),
+        kernel_ignored = v("kernel_ignored"),
         events_read = v("events_read"),
         spans = v("spans"),
+        spans_emitted = v("spans_emitted"),
         parse_failures = v("parse_failures"),
         ignored_conns = v("ignored_conns"),
         unnamed_spans_dropped = v("unnamed_spans_dropped"),
@@ -400,6 +431,7 @@ pub(super) fn log_totals(sources: &Sources, maps: &str, otlp_traces: Option<&Exp
         injected = v("injected"),
         parent_hints_used = v("parent_hints_used"),
         parent_hints_ignored = v("parent_hints_ignored"),
+        own_spans_dropped = v("own_spans_dropped"),
         maps = %maps,
         otlp_traces = %otlp_traces.map(|s| s.to_string()).unwrap_or_else(|| "disabled".into()),
         "totals"

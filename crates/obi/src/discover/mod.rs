@@ -290,8 +290,21 @@ impl Discovery {
             }
             Trigger::Exec(exec) => {
                 let pid = exec.pid;
+                let was_tracked = self.tracked.contains_key(&pid);
                 let mut events = self.recheck(pid, false);
-                if events.is_empty() && !self.tracked.contains_key(&pid) && !has_image(pid) {
+                if let Some(t) = self.tracked.get(&pid)
+                    && was_tracked
+                    && events.is_empty()
+                {
+                    // Read after its exec already (a fork whose /proc we read
+                    // late): the loop unnamed it at the exec, name it again.
+                    events.push(DiscoveryEvent::Instrument(t.service.clone()));
+                } else if was_tracked && !self.tracked.contains_key(&pid) && !has_image(pid) {
+                    // A traced process exec'd (an inetd handler) and is gone
+                    // already: name the program it became from the exec
+                    // record, so what it served is kept.
+                    events.extend(self.match_exited(&exec));
+                } else if events.is_empty() && !self.tracked.contains_key(&pid) && !has_image(pid) {
                     // Gone already, or exited and not yet reaped (a zombie
                     // keeps its /proc/PID/stat but not its executable):
                     // decide from what the kernel saw at exec.

@@ -179,7 +179,9 @@ fn scan_instruments_then_forgets() {
     // Instrumented once.
     assert!(d.scan().is_empty());
     assert!(d.on_trigger(Trigger::Listen(pid)).is_empty());
-    assert!(d.on_trigger(Trigger::Exec(ExecInfo::pid_only(pid))).is_empty());
+    // An exec the kernel reported of a process already read as what it runs
+    // now: its name is confirmed (the loop unnamed it at the exec).
+    assert_eq!(d.on_trigger(Trigger::Exec(ExecInfo::pid_only(pid))), vec![DiscoveryEvent::Instrument(svc.clone())]);
 
     server.kill();
     assert_eq!(d.scan(), vec![DiscoveryEvent::Forget { pid }]);

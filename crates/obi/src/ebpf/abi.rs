@@ -121,6 +121,8 @@ pub(crate) struct ExecEvent {
     pub(crate) path_len: u16,
     pub(crate) args_len: u16,
     pub(crate) _pad: u32,
+    /// Inode of the program now running, 0 if unknown.
+    pub(crate) exe_ino: u64,
     pub(crate) path: [u8; EXEC_PATH_LEN],
     pub(crate) args: [u8; EXEC_ARGS_LEN],
 }
@@ -230,7 +232,8 @@ mod tests {
         assert_eq!(size_of::<PidInfo>(), 8);
         assert_eq!(offset_of!(ConnState, msg_start_ts), 80);
         assert_eq!(size_of::<ConnState>(), 96);
-        assert_eq!(size_of::<ExecEvent>(), 544);
+        assert_eq!(offset_of!(ExecEvent, exe_ino), 32);
+        assert_eq!(size_of::<ExecEvent>(), 552);
         assert_eq!(offset_of!(SslKey, ssl), 0);
         assert_eq!(offset_of!(SslKey, tgid), 8);
         assert_eq!(size_of::<SslKey>(), 16);

@@ -22,7 +22,7 @@ use std::path::Path;
 
 use aya::maps::{HashMap as BpfHashMap, MapData, PerCpuArray, RingBuf};
 use aya::programs::trace_point::TracePointLinkId;
-use aya::programs::{RawTracePoint, TracePoint};
+use aya::programs::{Program, RawTracePoint, TracePoint};
 use aya::{Btf, Ebpf, EbpfLoader, Endianness};
 
 use crate::config::Config;
@@ -83,6 +83,8 @@ pub(crate) struct KernelStats {
     pub(crate) root_multiplexed: u64,
     pub(crate) hints_used: u64,
     pub(crate) hints_ignored: u64,
+    /// Connections user space could not mark ignored (ignored_conns full).
+    pub(crate) ignored_conns_full: u64,
 }
 
 /// A feature the kernel refused at load, which the agent runs without.
@@ -102,6 +104,8 @@ pub(crate) struct Tracer {
     ebpf: Ebpf,
     traced_pids: BpfHashMap<MapData, u32, abi::PidInfo>,
     ignored_conns: BpfHashMap<MapData, u64, u8>,
+    /// Connections that could not be marked ignored: the table was full.
+    ignored_conns_full: u64,
     stats: PerCpuArray<MapData, u64>,
     _propagation: Option<propagation::Propagation>,
     tls: tls::TlsProbes,
@@ -113,15 +117,7 @@ impl Drop for Tracer {
     /// Detaches the slow-to-close links in parallel; the rest (raw
     /// tracepoints, programs, maps) close quickly with the fields.
     fn drop(&mut self) {
-        let mut links: Vec<detach::Link> = Vec::new();
-        for (program, id) in self.tracepoint_links.drain(..) {
-            let tp: Option<&mut TracePoint> = self.ebpf.program_mut(program).and_then(|p| p.try_into().ok());
-            if let Some(link) = tp.and_then(|tp| tp.take_link(id).ok()) {
-                links.push(Box::new(link));
-            }
-        }
-        links.extend(self.tls.take_links());
-        detach::close_all(links);
+        detach::close_all(self.take_slow_links());
     }
 }
 
@@ -214,6 +210,7 @@ impl Tracer {
             ebpf,
             traced_pids,
             ignored_conns,
+            ignored_conns_full: 0,
             stats,
             _propagation: propagation,
             tls,
@@ -229,6 +226,38 @@ impl Tracer {
     /// How many programs are loaded.
     pub(crate) fn program_count(&self) -> usize {
         self.ebpf.programs().filter(|(_, p)| p.fd().is_ok()).count()
+    }
+
+    /// Detaches the programs that write events (tracepoints, and the TLS
+    /// uprobes' programs), keeping the maps: what the rings hold is then
+    /// final and the counters stop moving, so the last totals add up. The
+    /// slow-to-close links go in parallel (see [`detach`]).
+    pub(crate) fn stop_events(&mut self) {
+        detach::close_all(self.take_slow_links());
+        for (name, prog) in self.ebpf.programs_mut() {
+            let res = match prog {
+                Program::TracePoint(p) => p.unload(),
+                Program::RawTracePoint(p) => p.unload(),
+                _ => Ok(()),
+            };
+            if let Err(err) = res {
+                tracing::debug!(component = "ebpf.Tracer", program = name, error = %err, "cannot detach");
+            }
+        }
+    }
+
+    /// The tracepoint and uprobe links still attached, taken out of their
+    /// programs to be closed together.
+    fn take_slow_links(&mut self) -> Vec<detach::Link> {
+        let mut links: Vec<detach::Link> = Vec::new();
+        for (program, id) in self.tracepoint_links.drain(..) {
+            let tp: Option<&mut TracePoint> = self.ebpf.program_mut(program).and_then(|p| p.try_into().ok());
+            if let Some(link) = tp.and_then(|tp| tp.take_link(id).ok()) {
+                links.push(Box::new(link));
+            }
+        }
+        links.extend(self.tls.take_links());
+        links
     }
 
     /// Takes the data event ring buffer (once).
@@ -304,11 +333,27 @@ impl Tracer {
         self.traced_pids.keys().filter(|k| k.is_ok()).count()
     }
 
-    /// Stops capturing a connection user space cannot use.
+    /// Stops capturing a connection user space cannot use. When the table
+    /// is full the connection goes on being captured (and dropped in user
+    /// space): counted, and said once.
     pub(crate) fn ignore_conn(&mut self, conn_id: u64) {
-        if let Err(err) = self.ignored_conns.insert(conn_id, 1, 0) {
-            tracing::debug!(component = "ebpf.Tracer", conn_id, error = %err, "cannot ignore connection");
+        let Err(err) = self.ignored_conns.insert(conn_id, 1, 0) else { return };
+        self.ignored_conns_full += 1;
+        if self.ignored_conns_full == 1 {
+            tracing::warn!(
+                component = "ebpf.Tracer",
+                table = "ignored_conns",
+                error = %err,
+                "kernel table full: connections of unsupported protocols are captured and dropped in user space \
+                 until entries free up (counted in obi_ebpf_table_full_total, table ignored_connections)"
+            );
         }
+    }
+
+    /// Forgets an ignored connection that closed (absent is fine: the
+    /// kernel removes the ones it sees close).
+    pub(crate) fn unignore_conn(&mut self, conn_id: u64) {
+        let _ = self.ignored_conns.remove(&conn_id);
     }
 
     pub(crate) fn stats(&self) -> KernelStats {
@@ -327,6 +372,7 @@ impl Tracer {
             root_multiplexed: sum(abi::STAT_ROOT_MULTIPLEXED),
             hints_used: sum(abi::STAT_HINTS_USED),
             hints_ignored: sum(abi::STAT_HINTS_IGNORED),
+            ignored_conns_full: self.ignored_conns_full,
         }
     }
 

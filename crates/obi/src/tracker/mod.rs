@@ -5,6 +5,7 @@
 
 mod broker_relay;
 pub(crate) mod event;
+mod first_bytes;
 mod http1;
 mod http2;
 mod memcached;
@@ -30,6 +31,7 @@ use crate::ebpf::abi;
 use crate::service::Service;
 use crate::span::{Endpoint, Span, SpanDetail, SpanKind};
 use event::Event;
+use first_bytes::FirstBytes;
 use session::{Detect, Feed, Finished, Io, Protocol, Session, SessionCx, Side};
 use trace_ids::TraceRemap;
 
@@ -119,6 +121,9 @@ struct ConnMeta {
 struct Conn {
     meta: ConnMeta,
     proto: Proto,
+    /// While detecting: the first bytes seen so far, when one event did not
+    /// tell the protocol.
+    first: Option<Box<FirstBytes>>,
     last_mono: u64,
     failures: u8,
 }
@@ -157,6 +162,10 @@ struct Held {
 pub(crate) struct Tracker {
     conns: HashMap<u64, Conn>,
     services: HashMap<u32, Arc<Service>>,
+    /// Spans emitted since the last `settle`, with their end (monotonic ns).
+    settling: Vec<(Span, u64)>,
+    /// When each process that exec'd did so (monotonic ns), until it is gone.
+    execs: HashMap<u32, u64>,
     held: HashMap<u32, Held>,
     /// TLS session key by the socket under it.
     tls_by_socket: HashMap<SocketKey, u64>,
@@ -166,6 +175,7 @@ pub(crate) struct Tracker {
     env: SessionEnv,
     spans: Vec<Span>,
     to_ignore: Vec<u64>,
+    to_unignore: Vec<u64>,
     /// OBI_DEBUG_EVENTS=1: print every data event on stderr (troubleshooting).
     debug_events: bool,
 }
@@ -222,6 +232,26 @@ enum Detection {
     Nobody,
 }
 
+/// Detection over the connection's first bytes: `ev` joins those gathered
+/// so far in `first` (or starts them anew); on a decision they move to
+/// `gathered`, for the session to be fed, and `first` is left empty.
+fn gather_and_detect(
+    first: &mut Option<Box<FirstBytes>>,
+    ev: &Event<'_>,
+    gathered: &mut Option<Box<FirstBytes>>,
+) -> Detection {
+    let joined = first.take().and_then(|mut fb| fb.extend(ev).then_some(fb));
+    let decision = match &joined {
+        Some(fb) => detect(&fb.event()),
+        None => detect(ev),
+    };
+    match decision {
+        Detection::Wait => *first = Some(joined.unwrap_or_else(|| Box::new(FirstBytes::new(ev)))),
+        _ => *gathered = joined,
+    }
+    decision
+}
+
 fn detect(ev: &Event<'_>) -> Detection {
     let mut wait = false;
     for &p in PROTOCOLS {
@@ -239,6 +269,8 @@ impl Tracker {
         Tracker {
             conns: HashMap::new(),
             services: HashMap::new(),
+            settling: Vec::new(),
+            execs: HashMap::new(),
             held: HashMap::new(),
             tls_by_socket: HashMap::new(),
             tls_seen: HashSet::new(),
@@ -256,6 +288,7 @@ impl Tracker {
             },
             spans: Vec::new(),
             to_ignore: Vec::new(),
+            to_unignore: Vec::new(),
             debug_events: std::env::var_os("OBI_DEBUG_EVENTS").is_some(),
         }
     }
@@ -276,13 +309,41 @@ impl Tracker {
         self.services.insert(svc.pid, svc);
     }
 
-    /// Forgets a process and everything pending for it.
-    pub(crate) fn remove_service(&mut self, pid: u32) {
-        self.services.remove(&pid);
-        if let Some(held) = self.held.remove(&pid) {
-            self.env.stats.unnamed_spans_dropped += held.spans.len() as u64;
+    /// Names a child `parent` forked with the parent's identity, at once:
+    /// a fork-per-connection child may serve its request and exit before
+    /// discovery could read its /proc. False when the parent is not named.
+    pub(crate) fn adopt_fork(&mut self, child: u32, parent: u32) -> bool {
+        if self.services.contains_key(&child) {
+            return true;
         }
-        self.conns.retain(|_, c| c.meta.pid != pid);
+        let Some(svc) = self.services.get(&parent) else { return false };
+        let svc = Arc::new(svc.forked(child));
+        self.add_service(svc);
+        true
+    }
+
+    /// A named process exec'd: it is another program now. Its spans wait
+    /// for discovery to name it again; its connections go on (sockets
+    /// survive an exec: inetd handlers, CGI scripts).
+    pub(crate) fn unname(&mut self, pid: u32, exec_mono: u64) {
+        self.services.remove(&pid);
+        self.execs.insert(pid, exec_mono);
+    }
+
+    /// Forgets a process that is gone. Its connections end with it (an exit
+    /// closes them without close()): what they finished, like a response
+    /// delimited by the close, becomes spans first. Spans still waiting for
+    /// a name keep waiting out their hold: discovery may name the process
+    /// from its exec record after the exit was seen.
+    pub(crate) fn remove_service(&mut self, pid: u32) {
+        let owned: Vec<(u64, u64)> =
+            self.conns.iter().filter(|(_, c)| c.meta.pid == pid).map(|(&k, c)| (k, c.last_mono)).collect();
+        for (key, last) in owned {
+            self.close_conn(key, last);
+        }
+        self.settle();
+        self.services.remove(&pid);
+        self.execs.remove(&pid);
         self.tls_by_socket.retain(|k, _| k.0 != pid);
         self.tls_seen.remove(&pid);
         self.env.relay.forget(pid);
@@ -295,12 +356,19 @@ impl Tracker {
 
     /// Spans completed since the last call.
     pub(crate) fn take_spans(&mut self) -> Vec<Span> {
+        self.settle();
         std::mem::take(&mut self.spans)
     }
 
     /// Connections the kernel should stop capturing.
     pub(crate) fn take_ignored(&mut self) -> Vec<u64> {
         std::mem::take(&mut self.to_ignore)
+    }
+
+    /// Ignored connections that closed: the kernel should forget them
+    /// (after the ones to ignore are marked).
+    pub(crate) fn take_unignored(&mut self) -> Vec<u64> {
+        std::mem::take(&mut self.to_unignore)
     }
 
     /// Handles one ring-buffer record.
@@ -329,6 +397,7 @@ impl Tracker {
                 tls: ev.has(abi::F_TLS),
             },
             proto: Proto::Detecting,
+            first: None,
             last_mono: ev.hdr.ts_exit,
             failures: 0,
         }
@@ -351,6 +420,12 @@ impl Tracker {
 
     fn close_conn(&mut self, key: u64, ts: u64) {
         let Some(mut conn) = self.conns.remove(&key) else { return };
+        if matches!(conn.proto, Proto::Ignored) {
+            // The kernel forgets an ignored connection when it closes, but
+            // it may have closed before it was marked: unmark it for good.
+            self.to_ignore.retain(|&id| id != key);
+            self.to_unignore.push(key);
+        }
         if let Proto::Parsed(_, session) = &mut conn.proto {
             session.on_close(ts, &mut self.env.cx(&conn.meta));
             self.emit_finished(conn.meta);
@@ -369,6 +444,10 @@ impl Tracker {
         }
         let conn = self.conns.entry(id).or_insert_with(|| Self::new_conn(ev));
         conn.last_mono = ev.hdr.ts_exit;
+        // The process that moves the bytes serves them: a socket accepted by
+        // a parent and handed to a forked child (or exec'd handler) is the
+        // child's from its first read.
+        conn.meta.pid = ev.hdr.tgid;
         if conn.meta.role == Role::Unknown {
             conn.meta.role = Role::from_abi(ev.hdr.role);
         }
@@ -381,8 +460,11 @@ impl Tracker {
         {
             conn.proto = Proto::Parsed(p, p.new_session());
         }
+        // While detecting, the bytes of several events may be needed: they
+        // are gathered, and the session is then fed all of them as one event.
+        let mut gathered = None;
         match &conn.proto {
-            Proto::Detecting => match detect(ev) {
+            Proto::Detecting => match gather_and_detect(&mut conn.first, ev, &mut gathered) {
                 Detection::Wait => return,
                 Detection::Found(p, sender_is_client) => {
                     conn.proto = Proto::Parsed(p, p.new_session());
@@ -402,6 +484,8 @@ impl Tracker {
             }
             _ => {}
         }
+        let fed = gathered.as_deref().map(FirstBytes::event);
+        let ev = fed.as_ref().unwrap_or(ev);
         let side = match (conn.meta.role, ev.is_send()) {
             (Role::Server, false) | (Role::Client, true) => Side::Request,
             (Role::Server, true) | (Role::Client, false) => Side::Response,
@@ -483,20 +567,50 @@ impl Tracker {
     fn emit_finished(&mut self, conn: ConnMeta) {
         let mut finished = std::mem::take(&mut self.env.finished);
         for f in finished.drain(..) {
+            let end = f.end_mono;
             let span = self.build_span(&conn, f);
-            self.emit(span);
+            self.emit(span, end);
         }
         self.env.finished = finished;
     }
 
-    /// Queues a finished span, or holds it until its process is named.
-    fn emit(&mut self, span: Span) {
+    /// Queues a finished span (`end_mono`: its last byte) until `settle`.
+    fn emit(&mut self, span: Span, end_mono: u64) {
         self.env.stats.spans += 1;
-        let pid = span.service.pid;
-        if self.services.contains_key(&pid) {
-            self.spans.push(span);
-            return;
+        self.settling.push((span, end_mono));
+    }
+
+    /// Names the spans emitted since the last call, once the process events
+    /// written before their bytes are processed (the loop drains them again
+    /// after the data): a span that ended after its process exec'd (an
+    /// inetd handler, a CGI script) belongs to the new program, named by
+    /// discovery (it waits for that); one that ended before keeps the name
+    /// it was emitted with; one of a process not named yet waits.
+    pub(crate) fn settle(&mut self) {
+        for (mut span, end_mono) in std::mem::take(&mut self.settling) {
+            let pid = span.service.pid;
+            let before_exec = self.execs.get(&pid).is_some_and(|&exec| end_mono < exec);
+            if before_exec {
+                if span.service.instance_id.is_empty() {
+                    self.hold(span);
+                } else {
+                    self.spans.push(span);
+                }
+                continue;
+            }
+            match self.services.get(&pid) {
+                Some(svc) => {
+                    span.service = svc.clone();
+                    self.spans.push(span);
+                }
+                None => self.hold(span),
+            }
         }
+    }
+
+    /// Holds a span until its process is named.
+    fn hold(&mut self, span: Span) {
+        let pid = span.service.pid;
         let now = crate::clock::monotonic_ns();
         let held = self.held.entry(pid).or_insert_with(|| Held { since_mono: now, spans: Vec::new() });
         if held.spans.len() < MAX_HELD {
@@ -539,6 +653,22 @@ impl Tracker {
         }
     }
 
+    /// Forgets a process discovery rejected: what it produced is dropped now.
+    pub(crate) fn reject(&mut self, pid: u32) {
+        self.remove_service(pid);
+        if let Some(held) = self.held.remove(&pid) {
+            self.env.stats.unnamed_spans_dropped += held.spans.len() as u64;
+        }
+    }
+
+    /// The agent stops: spans still waiting for their process to be named
+    /// are counted dropped (none is lost uncounted).
+    pub(crate) fn finish(&mut self) {
+        self.settle();
+        let held: u64 = self.held.drain().map(|(_, h)| h.spans.len() as u64).sum();
+        self.env.stats.unnamed_spans_dropped += held;
+    }
+
     /// Periodic housekeeping: idle connections, sessions' timeouts, id remaps.
     pub(crate) fn tick(&mut self, now_mono: u64) {
         self.env.remap.expire(now_mono, 300 * 1_000_000_000);
@@ -562,8 +692,9 @@ impl Tracker {
         }
         for (meta, list) in finished {
             for f in list {
+                let end = f.end_mono;
                 let span = self.build_span(&meta, f);
-                self.emit(span);
+                self.emit(span, end);
             }
         }
         let before = self.conns.len();

@@ -310,9 +310,61 @@ fn rejected_processes_lose_their_held_spans() {
             Ev::data(1, abi::ROLE_SERVER, abi::DIR_SEND, 2, RESP).flags(abi::F_MSG_START, tp(1, 2, 0)),
         ],
     );
-    t.remove_service(PID);
+    t.reject(PID);
     assert!(t.take_spans().is_empty());
     assert_eq!(t.stats().unnamed_spans_dropped, 1);
+}
+
+#[test]
+fn gone_processes_keep_their_held_spans_until_named_or_the_hold_ends() {
+    let mut t = Tracker::new(Clock::new(), 0);
+    feed(
+        &mut t,
+        &[
+            Ev::data(1, abi::ROLE_SERVER, abi::DIR_RECV, 1, REQ).flags(START, tp(1, 2, 0)),
+            Ev::data(1, abi::ROLE_SERVER, abi::DIR_SEND, 2, RESP).flags(abi::F_MSG_START, tp(1, 2, 0)),
+        ],
+    );
+    // Exited before discovery named it from its exec record.
+    t.remove_service(PID);
+    assert!(t.take_spans().is_empty());
+    t.add_service(Arc::new(Service { name: "from-exec".into(), pid: PID, ..Default::default() }));
+    let spans = t.take_spans();
+    assert_eq!(spans.len(), 1);
+    assert_eq!(spans[0].service.name, "from-exec");
+    assert_eq!(t.stats().unnamed_spans_dropped, 0);
+}
+
+#[test]
+fn forks_take_their_parents_name_and_execs_wait_for_a_new_one() {
+    const CHILD: u32 = PID + 1;
+    let mut t = Tracker::new(Clock::new(), 0);
+    let parent = Service { name: "launcher".into(), pid: PID, instance_id: format!("h:{PID}"), ..Default::default() };
+    t.add_service(Arc::new(parent));
+    assert!(t.adopt_fork(CHILD, PID));
+    assert!(!t.adopt_fork(CHILD + 1, CHILD + 7), "a fork of an unnamed process is not named");
+    let served = |t: &mut Tracker, ts: u64| {
+        let ev = |dir, ts, data: &[u8], flags| {
+            let mut e = Ev::data(1, abi::ROLE_SERVER, dir, ts, data).flags(flags, tp(1, 2, 0));
+            e.hdr.tgid = CHILD;
+            e
+        };
+        let evs = [ev(abi::DIR_RECV, ts, REQ, START), ev(abi::DIR_SEND, ts + 1, RESP, abi::F_MSG_START)];
+        feed(t, &evs);
+    };
+    served(&mut t, 10);
+    let spans = t.take_spans();
+    assert_eq!(spans.len(), 1);
+    assert_eq!((spans[0].service.name.as_str(), spans[0].service.pid), ("launcher", CHILD));
+    assert_eq!(spans[0].service.instance_id, format!("h:{CHILD}"));
+    // It exec'd at 100: what ends after is the new program's.
+    t.unname(CHILD, 100);
+    served(&mut t, 200);
+    assert!(t.take_spans().is_empty(), "held until discovery names the new program");
+    t.add_service(Arc::new(Service { name: "handler".into(), pid: CHILD, ..Default::default() }));
+    let spans = t.take_spans();
+    assert_eq!(spans.len(), 1);
+    assert_eq!(spans[0].service.name, "handler");
 }
 
 #[test]
