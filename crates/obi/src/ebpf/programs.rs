@@ -125,7 +125,7 @@ pub(crate) const ATTACHMENTS: &[Attachment] = &[
         program: "obi_enter_epoll_wait",
         hooks: &[sc("sys_enter_epoll_pwait2")],
         required: false,
-        lost: "event-loop detection for loops built on epoll_pwait2 (Linux 5.11+): their client calls may take a wrong parent",
+        lost: "event-loop detection for loops waiting in epoll_pwait2, whose client calls may then take a wrong parent (nothing before Linux 5.11, which has no such syscall)",
     },
     Attachment {
         program: "obi_enter_poll",
