@@ -140,11 +140,13 @@ async fn start_metrics_endpoints(
     }
     let mut handles = Vec::new();
     for (port, pages) in by_port {
-        let listener = prom::bind(port).await?;
+        let listener = prom::bind(cfg.metrics.scrape_host, port).await?;
+        let address = listener.local_addr().map(|a| a.ip().to_string()).unwrap_or_default();
         for (path, _) in &pages {
-            tracing::info!(component = "prom.Exporter", port, path = %path, "opening prometheus scrape endpoint");
+            tracing::info!(component = "prom.Exporter", port, path = %path, address = %address, "opening prometheus scrape endpoint");
         }
-        handles.push(prom::spawn_server(listener, port, pages, internal.clone(), stop.clone()));
+        let limits = prom::ScrapeLimits::from_config(&cfg.metrics);
+        handles.push(prom::spawn_server(listener, port, pages, limits, internal.clone(), stop.clone()));
     }
     Ok(handles)
 }

@@ -24,6 +24,7 @@ const DISCOVERY_QUEUE: usize = 4096;
 pub(super) async fn start(cfg: Config) -> Result<Agent> {
     let cfg = Arc::new(cfg);
     check_machine(&cfg)?;
+    raise_fd_limit();
     let hostname = hostname(&cfg);
     let self_pid = std::process::id();
     let matcher = discover::criteria::Matcher::new(&cfg, self_pid);
@@ -87,6 +88,33 @@ fn load_kernel(cfg: &Config, exec_events: bool) -> Result<Kernel> {
     let proc_events = Ring::new(tracer.take_proc_events()?)?;
     release_freed_heap();
     Ok(Kernel { tracer, events, proc_events })
+}
+
+/// Raises the soft limit on open files to the hard limit: the default soft
+/// limit (1024) is small next to what the agent opens (kernel maps and
+/// probes, /proc files, scrape and OTLP connections), and running out stops
+/// tracing new processes.
+fn raise_fd_limit() {
+    let mut lim = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+    // SAFETY: getrlimit writes one rlimit into the valid struct it is given.
+    if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) } != 0 {
+        let err = std::io::Error::last_os_error();
+        tracing::warn!(component = "obi.Instrumenter", error = %err, "cannot read the open file limit");
+        return;
+    }
+    let before = lim.rlim_cur;
+    if lim.rlim_cur < lim.rlim_max {
+        let raised = libc::rlimit { rlim_cur: lim.rlim_max, rlim_max: lim.rlim_max };
+        // SAFETY: setrlimit reads one valid rlimit.
+        if unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &raised) } == 0 {
+            lim = raised;
+        } else {
+            let err = std::io::Error::last_os_error();
+            tracing::warn!(component = "obi.Instrumenter", error = %err, soft = before, hard = lim.rlim_max, "cannot raise the open file limit");
+            return;
+        }
+    }
+    tracing::info!(component = "obi.Instrumenter", open_files = lim.rlim_cur, was = before, "open file limit");
 }
 
 fn hostname(cfg: &Config) -> String {

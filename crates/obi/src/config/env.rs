@@ -428,6 +428,40 @@ pub(crate) static ENV_VARS: &[EnvVar] = &[
         }),
     },
     EnvVar {
+        name: "OTEL_EBPF_PROMETHEUS_HOST",
+        fallbacks: &[],
+        yaml: "prometheus_export.host",
+        help: "IP address the scrape endpoints listen on (default: every interface, as OBI)",
+        target: Target::Config(|c, v, _| {
+            c.metrics.scrape_host = Some(super::metrics::parse_host(v)?);
+            Ok(())
+        }),
+    },
+    EnvVar {
+        name: "OTEL_EBPF_PROMETHEUS_IDLE_TIMEOUT",
+        fallbacks: &[],
+        yaml: "prometheus_export.idle_timeout",
+        help: "close scrape connections that send no request for this long (default 30s)",
+        target: Target::Config(|c, v, _| {
+            let d = parse_go_duration(v)?;
+            if d.is_zero() {
+                return Err(super::metrics::MetricsValueError::ZeroIdleTimeout(v.to_string()).into());
+            }
+            c.metrics.scrape_idle_timeout = d;
+            Ok(())
+        }),
+    },
+    EnvVar {
+        name: "OTEL_EBPF_PROMETHEUS_MAX_CONNECTIONS",
+        fallbacks: &[],
+        yaml: "prometheus_export.max_connections",
+        help: "open scrape connections per endpoint; more are refused (default 64)",
+        target: Target::Config(|c, v, _| {
+            c.metrics.scrape_max_connections = super::metrics::parse_max_connections(v)?;
+            Ok(())
+        }),
+    },
+    EnvVar {
         name: "OTEL_EBPF_PROMETHEUS_TTL",
         fallbacks: &[],
         yaml: "prometheus_export.ttl",
