@@ -10,15 +10,17 @@ use crate::config::TracePrinter;
 impl Agent {
     pub(super) async fn shutdown(self) {
         let Agent { cfg, kernel, tracker, discovery, exporters, stats, .. } = self;
+        // One deadline for every step: `shutdown_timeout` is the whole stop.
+        let deadline = std::time::Instant::now() + cfg.shutdown_timeout;
         let kernel_stats = kernel.tracer.stats();
         let maps = kernel.tracer.map_sizes();
         let _ = discovery.stop.send(true);
-        let _ = tokio::time::timeout(cfg.shutdown_timeout, discovery.task).await;
+        let _ = tokio::time::timeout_at(deadline.into(), discovery.task).await;
         // Detaches every program.
         drop(kernel);
         let otlp_traces = exporters.otlp_traces.clone();
         let recorder = exporters.recorder.clone();
-        exporters.shutdown(cfg.shutdown_timeout).await;
+        exporters.shutdown(deadline).await;
         let sources = Sources {
             kernel: kernel_stats,
             tracker: tracker.stats(),
