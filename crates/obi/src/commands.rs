@@ -45,7 +45,7 @@ fn run(args: &crate::cli::RunArgs) -> ExitCode {
 }
 
 fn check(args: &CheckArgs) -> ExitCode {
-    let cfg = crate::config::load_unvalidated(&args.run_args().overrides(), &|k| std::env::var(k).ok());
+    let cfg = crate::config::load_unvalidated_from_process_env(&args.run_args().overrides());
     let needs = cfg.as_ref().map(crate::preflight::Needs::from_config).unwrap_or_default();
     let checks = crate::preflight::run(&needs);
     if args.json {

@@ -65,10 +65,12 @@ fn check_machine(cfg: &Config) -> Result<()> {
     let checks = preflight::run(&preflight::Needs::from_config(cfg));
     let failures = preflight::failures(&checks);
     if !failures.is_empty() {
+        // One line per failure; the final error only counts them, so that
+        // each is said once.
         for f in &failures {
             tracing::error!(component = "obi.Preflight", "{f}");
         }
-        bail!("this machine cannot run obi-rs: {}", failures.join("; "));
+        bail!("this machine cannot run obi-rs: {} requirement(s) not met, logged above", failures.len());
     }
     preflight::ensure_tracefs().context("tracefs is needed to attach tracepoints")?;
     if cfg.ebpf.context_propagation.wants_tcp_options() {

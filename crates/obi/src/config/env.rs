@@ -49,6 +49,45 @@ pub(crate) enum EnvValueError {
     Port(String),
     #[error("invalid TTL {0:?}: must be greater than zero, e.g. 5m")]
     ZeroTtl(String),
+    #[error("the value is not valid UTF-8 ({0:?}); obi-rs reads UTF-8 values only")]
+    NotUtf8(std::ffi::OsString),
+}
+
+/// Reads one variable of the process environment (injectable for tests).
+pub(crate) type ReadVar = fn(&str) -> Result<String, std::env::VarError>;
+
+/// The process environment as the loader sees it. A set variable whose value
+/// is not valid UTF-8 reads as unset (the loader's lookup yields strings) but
+/// is remembered, so that loading then fails naming it instead of acting as
+/// if it were absent.
+pub(crate) struct ProcessEnv {
+    read: ReadVar,
+    not_utf8: std::cell::RefCell<Vec<(String, std::ffi::OsString)>>,
+}
+
+impl ProcessEnv {
+    pub(crate) fn new(read: ReadVar) -> Self {
+        ProcessEnv { read, not_utf8: Default::default() }
+    }
+
+    pub(crate) fn lookup(&self, name: &str) -> Option<String> {
+        match (self.read)(name) {
+            Ok(v) => Some(v),
+            Err(std::env::VarError::NotPresent) => None,
+            Err(std::env::VarError::NotUnicode(raw)) => {
+                self.not_utf8.borrow_mut().push((name.to_string(), raw));
+                None
+            }
+        }
+    }
+
+    /// The first variable read so far whose value is not UTF-8, as an error.
+    pub(crate) fn check(&self) -> Result<(), ConfigError> {
+        match self.not_utf8.borrow().first() {
+            Some((var, raw)) => Err(ConfigError::Env { var: var.clone(), source: EnvValueError::NotUtf8(raw.clone()) }),
+            None => Ok(()),
+        }
+    }
 }
 
 /// The last line of a multi-line error (the regex crate's summary).
