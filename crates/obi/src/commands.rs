@@ -35,7 +35,11 @@ fn run(args: &crate::cli::RunArgs) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(crate::agent::run(cfg)) {
+    let result = runtime.block_on(crate::agent::run(cfg));
+    // The stop kept to its deadline: blocking work still running (a detach
+    // the kernel completes at exit, a /proc scan) is not waited for.
+    runtime.shutdown_background();
+    match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
             tracing::error!(component = "obi", error = %format!("{err:#}"), "obi-rs cannot run");
