@@ -25,6 +25,7 @@ pub(super) async fn start(cfg: Config) -> Result<Agent> {
     let cfg = Arc::new(cfg);
     check_machine(&cfg)?;
     raise_fd_limit();
+    keep_large_blocks_mapped();
     let hostname = hostname(&cfg);
     let self_pid = std::process::id();
     let matcher = discover::criteria::Matcher::new(&cfg, self_pid);
@@ -124,6 +125,19 @@ fn hostname(cfg: &Config) -> String {
         return h.clone();
     }
     std::fs::read_to_string("/proc/sys/kernel/hostname").map(|h| h.trim().to_string()).unwrap_or_default()
+}
+
+/// glibc raises its mmap threshold each time a large block is freed; from
+/// then on large short-lived buffers (an encoded OTLP batch is about a
+/// megabyte) come from the heap, whose holes the process keeps: resident
+/// size creeps up while an exporter keeps failing. A fixed threshold keeps
+/// them mapped, and returned to the system when freed.
+fn keep_large_blocks_mapped() {
+    #[cfg(target_env = "gnu")]
+    // SAFETY: mallopt only changes an allocator setting.
+    unsafe {
+        libc::mallopt(libc::M_MMAP_THRESHOLD, 128 << 10);
+    }
 }
 
 /// Loading parsed the kernel's BTF and relocated every program: megabytes
