@@ -73,7 +73,11 @@ fn run_agent(cfg: Config) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(crate::agent::run(cfg)) {
+    let result = runtime.block_on(crate::agent::run(cfg));
+    // The stop kept to its deadline: blocking work still running (a detach
+    // the kernel completes at exit, a /proc scan) is not waited for.
+    runtime.shutdown_background();
+    match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
             tracing::error!(component = "obi", error = %format!("{err:#}"), "obi-rs cannot run");
@@ -83,7 +87,7 @@ fn run_agent(cfg: Config) -> ExitCode {
 }
 
 fn check(args: &CheckArgs) -> ExitCode {
-    let cfg = crate::config::load_unvalidated(&args.run_args().overrides(), &|k| std::env::var(k).ok());
+    let cfg = crate::config::load_unvalidated_from_process_env(&args.run_args().overrides());
     let needs = cfg.as_ref().map(crate::preflight::Needs::from_config).unwrap_or_default();
     // What the agent does first, so the memlock check reports what its maps get.
     let _ = crate::ebpf::memlock::raise();

@@ -371,11 +371,20 @@ fn btf_check(btf_path: Option<&Path>) -> Check {
 
 fn tracepoint_checks() -> Vec<Check> {
     let Some(tracefs) = tracefs_path() else {
-        return vec![Check::warn(
-            "tracefs",
-            "tracefs is not mounted",
-            "obi mounts it at /sys/kernel/tracing when it starts; or run: mount -t tracefs nodev /sys/kernel/tracing",
-        )];
+        let mounts = std::fs::read_to_string("/proc/self/mounts").unwrap_or_default();
+        return vec![match tracefs_mounts(&mounts).first() {
+            // Mounted, but `events` cannot be looked at: not root.
+            Some(at) => Check::warn(
+                "tracefs",
+                format!("tracefs is mounted at {at} but cannot be read (permission denied)"),
+                "run as root or with the capabilities above",
+            ),
+            None => Check::warn(
+                "tracefs",
+                "tracefs is not mounted",
+                "obi mounts it at /sys/kernel/tracing when it starts; or run: mount -t tracefs nodev /sys/kernel/tracing",
+            ),
+        }];
     };
     let mut out = Vec::new();
     for (att, hook) in all_hooks() {
@@ -403,6 +412,19 @@ pub(crate) fn startup_warnings(checks: &[Check]) -> Vec<String> {
         .iter()
         .filter(|c| c.status == Status::Warn && confinement::STARTUP_WARNINGS.contains(&c.name.as_str()))
         .map(|c| format!("{}: {}. Fix: {}", c.name, c.detail, c.fix))
+        .collect()
+}
+
+/// Where tracefs is mounted, from `/proc/self/mounts` (readable by anyone,
+/// unlike tracefs itself).
+fn tracefs_mounts(mounts: &str) -> Vec<&str> {
+    mounts
+        .lines()
+        .filter_map(|l| {
+            let mut f = l.split_whitespace();
+            let (_, at, fstype) = (f.next()?, f.next()?, f.next()?);
+            (fstype == "tracefs").then_some(at)
+        })
         .collect()
 }
 
@@ -455,6 +477,14 @@ mod tests {
         let c = capability_check(caps, Some((5, 4)));
         assert_eq!(c.status, Status::Fail);
         assert!(c.detail.contains("CAP_SYS_ADMIN"));
+    }
+
+    #[test]
+    fn tracefs_mount_points_come_from_the_mount_table() {
+        let mounts = "sysfs /sys sysfs rw 0 0\ntracefs /sys/kernel/tracing tracefs rw,nosuid 0 0\n\
+                      debugfs /sys/kernel/debug debugfs rw 0 0\n";
+        assert_eq!(tracefs_mounts(mounts), ["/sys/kernel/tracing"]);
+        assert!(tracefs_mounts("sysfs /sys sysfs rw 0 0\n").is_empty());
     }
 
     #[test]

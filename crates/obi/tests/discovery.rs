@@ -125,7 +125,13 @@ fn check_reports_this_machine() {
     for cap in ["CAP_BPF", "CAP_PERFMON", "CAP_SYS_PTRACE", "CAP_DAC_READ_SEARCH"] {
         assert!(text.contains(cap), "{cap} not named:\n{text}");
     }
-    // The agent itself refuses with the same message.
+    // tracefs is mounted (the root run above read it), only unreadable.
+    assert!(
+        text.contains("tracefs is mounted at /sys/kernel/tracing but cannot be read (permission denied)"),
+        "{text}"
+    );
+    assert!(!text.contains("not mounted"), "{text}");
+    // The agent itself refuses with the same message, said once.
     let out = Command::new("setpriv")
         .args(["--reuid=65534", "--regid=65534", "--clear-groups"])
         .arg(&bin)
@@ -136,8 +142,42 @@ fn check_reports_this_machine() {
     // Logs go to stderr.
     let text = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success());
-    assert!(text.contains("the following capabilities are required: CAP_SYS_PTRACE"), "{text}");
+    assert_eq!(text.matches("the following capabilities are required: CAP_SYS_PTRACE").count(), 1, "{text}");
+    assert!(text.contains("this machine cannot run obi-rs: 1 requirement(s) not met, logged above"), "{text}");
     assert!(!text.contains("tracefs reachable"), "an unreadable tracefs is not an unmounted one:\n{text}");
+}
+
+/// A BTF file that does not exist is one error line, not two.
+#[test]
+fn missing_btf_is_reported_once() {
+    require_root();
+    let out = Command::new(env!("CARGO_BIN_EXE_obi"))
+        .env_clear()
+        .env("OTEL_EBPF_OPEN_PORT", "8080")
+        .env("OTEL_EBPF_TRACE_PRINTER", "text")
+        .env("OTEL_EBPF_BTF_PATH", "/nonexistent/vmlinux")
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert_eq!(text.matches("/nonexistent/vmlinux").count(), 1, "{text}");
+    assert!(text.contains("level=ERROR msg=\"btf: OTEL_EBPF_BTF_PATH=/nonexistent/vmlinux does not exist"), "{text}");
+}
+
+/// A variable whose value is not UTF-8 is named as such, not taken for unset.
+#[test]
+fn non_utf8_environment_values_are_named() {
+    use std::os::unix::ffi::OsStrExt;
+    let out = Command::new(env!("CARGO_BIN_EXE_obi"))
+        .env_clear()
+        .env("OTEL_EBPF_OPEN_PORT", "8080")
+        .env("OTEL_EBPF_TRACE_PRINTER", std::ffi::OsStr::from_bytes(b"te\xffxt"))
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{text}");
+    assert!(text.contains("OTEL_EBPF_TRACE_PRINTER: the value is not valid UTF-8"), "{text}");
+    assert_eq!(text.lines().count(), 1, "{text}");
 }
 
 /// Bad configuration: one clear error line and exit code 2.

@@ -590,3 +590,119 @@ fn grpc_calls_produce_rpc_histograms() {
     let b = total(&s, "rpc_server_duration_seconds_bucket", &[("service_name", "rpc-server"), ("le", "+Inf")]);
     assert_eq!(b, 4.0);
 }
+
+/// Raises this test process's soft open file limit to its hard limit (it
+/// holds thousands of client sockets) and returns that limit.
+fn allow_open_files() -> u64 {
+    let mut lim = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+    // SAFETY: getrlimit/setrlimit read and write one valid rlimit.
+    unsafe {
+        assert_eq!(libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim), 0);
+        lim.rlim_cur = lim.rlim_max;
+        assert_eq!(libc::setrlimit(libc::RLIMIT_NOFILE, &lim), 0, "{}", std::io::Error::last_os_error());
+    }
+    lim.rlim_max
+}
+
+fn open_fds(pid: u32) -> usize {
+    std::fs::read_dir(format!("/proc/{pid}/fd")).unwrap().count()
+}
+
+/// 2,000 idle connections to the scrape port, twice the 1,024 descriptors
+/// of a default soft limit, change nothing for tracing: the agent raises its
+/// soft limit to the hard one, keeps at most `max_connections` open (the rest
+/// are closed at once, counted and logged once), closes idle ones after the
+/// idle timeout, and a server started afterwards is instrumented and traced
+/// with exact counts while /metrics still answers.
+#[test]
+fn idle_scrape_connections_cannot_blind_the_agent() {
+    require_root();
+    let _serial = serial();
+    const IDLE: usize = 2000;
+    const MAX: usize = 64;
+    let hard = allow_open_files();
+    assert!(hard >= 4096, "this test needs a hard open file limit of at least 4096, not {hard}");
+    let (app, prom_port) = (free_port(), free_port());
+    // The agent starts with the usual soft limit of 1024.
+    let agent = Agent::builder()
+        .wrapped(&["prlimit", &format!("--nofile=1024:{hard}")])
+        .env("OTEL_EBPF_OPEN_PORT", &app.to_string())
+        .env("OTEL_EBPF_PROMETHEUS_PORT", &prom_port.to_string())
+        .env("OTEL_EBPF_PROMETHEUS_HOST", "127.0.0.1")
+        .env("OTEL_EBPF_PROMETHEUS_IDLE_TIMEOUT", "8s")
+        .env("OTEL_EBPF_INTERNAL_METRICS_EXPORTER", "prometheus")
+        .env("OTEL_SERVICE_NAME", "fd-test")
+        .start();
+    let limit = agent.proc.lines().into_iter().find(|l| l.contains("msg=\"open file limit\"")).expect("limit line");
+    assert!(limit.contains(&format!(" open_files={hard} ")) && limit.contains(" was=1024"), "{limit}");
+    let opened = agent
+        .proc
+        .wait_line(|l| l.contains("msg=\"opening prometheus scrape endpoint\""), WAIT)
+        .expect("endpoint line");
+    assert!(opened.contains(" address=127.0.0.1"), "{opened}");
+    let pid = agent.proc.pid();
+    let fds_before = open_fds(pid);
+
+    let started = Instant::now();
+    let idle: Vec<std::net::TcpStream> =
+        (0..IDLE).map(|_| std::net::TcpStream::connect(("127.0.0.1", prom_port)).expect("connect")).collect();
+    let connect_time = started.elapsed();
+    assert!(connect_time < Duration::from_secs(6), "connecting took {connect_time:?}, longer than the idle timeout");
+    std::thread::sleep(Duration::from_millis(500));
+    let fds_during = open_fds(pid);
+    assert!(fds_during <= fds_before + MAX + 4, "agent holds {fds_during} fds (before: {fds_before})");
+
+    // A server started after the flood is instrumented and traced exactly.
+    let server = python_server(app);
+    agent.wait_instrumented(server.pid(), WAIT);
+    let mut client = python_client(app, &["GET:/status/200"], &["--repeat", "50"]);
+    assert!(client.wait_exit(WAIT).is_some_and(|s| s.success()));
+    let spans = agent.wait_spans(50, WAIT, |s| is_type(s, "HTTP") && host_port(s) == app);
+    assert_eq!(spans.len(), 50);
+
+    // The idle connections the agent kept are closed after the idle timeout;
+    // /metrics answers again, with every refusal counted.
+    // Scrapes before then are refused (and counted) too.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let mut refused_scrapes = 0;
+    let page = loop {
+        let page = scrape(prom_port, "/internal/metrics");
+        if page.contains("obi_prometheus_connections_refused_total") {
+            break page;
+        }
+        refused_scrapes += 1;
+        assert!(Instant::now() < deadline, "/internal/metrics did not answer");
+        std::thread::sleep(Duration::from_millis(500));
+    };
+    let refused = parse(&page)
+        .into_iter()
+        .find(|s| s.name == "obi_prometheus_connections_refused_total")
+        .expect("refused counter");
+    assert_eq!(refused.labels.get("port").map(String::as_str), Some(prom_port.to_string().as_str()));
+    assert_eq!(refused.value, (IDLE - MAX + refused_scrapes) as f64);
+    eprintln!(
+        "{IDLE} idle connections in {connect_time:?}; agent fds {fds_before} before, {fds_during} during; \
+         refused {} (of which {refused_scrapes} scrapes before the idle timeout)",
+        refused.value
+    );
+    let metrics = scrape(prom_port, "/metrics");
+    let count = parse(&metrics)
+        .into_iter()
+        .filter(|s| s.name == "http_server_request_duration_seconds_count")
+        .filter(|s| s.labels.get("service_name").map(String::as_str) == Some("fd-test"))
+        .map(|s| s.value)
+        .sum::<f64>();
+    assert_eq!(count, 50.0, "{metrics}");
+    let refusal_logs = agent.proc.lines().iter().filter(|l| l.contains("scrape connections refused")).count();
+    assert_eq!(refusal_logs, 1, "one line for the burst");
+    // Every idle connection was closed by the agent: refused at once, or
+    // after the idle timeout.
+    let closed = idle
+        .iter()
+        .filter(|s| {
+            s.set_nonblocking(true).unwrap();
+            matches!(std::io::Read::read(&mut &**s, &mut [0u8; 16]), Ok(0))
+        })
+        .count();
+    assert_eq!(closed, IDLE, "connections still open on the agent's side");
+}

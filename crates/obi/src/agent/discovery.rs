@@ -8,7 +8,7 @@ use std::os::unix::ffi::OsStrExt;
 use std::path::PathBuf;
 
 use super::Agent;
-use crate::discover::{self, DiscoveryEvent, ExecInfo, Trigger};
+use crate::discover::{DiscoveryEvent, ExecInfo, Trigger};
 use crate::ebpf::abi;
 use crate::span::Span;
 use crate::transform::routes::Verdict;
@@ -28,6 +28,8 @@ pub(super) struct Processes {
     /// Traced processes that exec'd, with the inode of their new program,
     /// until discovery names them (or forgets them).
     execed: HashMap<u32, u64>,
+    /// Logs instrumented forked children per parent.
+    pub(super) forks: super::fork_log::ForkLog,
 }
 
 impl Agent {
@@ -58,7 +60,7 @@ impl Agent {
                     tracing::warn!(component = "ebpf.Tracer", pid = svc.pid, error = %format!("{:#}", anyhow::Error::new(err)), "cannot trace process");
                     return;
                 }
-                discover::log_instrumenting(&svc);
+                self.processes.forks.instrumenting(&svc, std::time::Instant::now());
                 let exe = svc.exe_path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
                 self.exporters.internal.process_instrumented(svc.pid, &exe);
                 self.tracker.add_service(svc.clone());
@@ -125,6 +127,11 @@ impl Agent {
                 }
             }
             let Some(t) = to_trigger(rec) else { return };
+            match t {
+                Trigger::Fork { pid, parent } => processes.forks.forked(pid, parent, std::time::Instant::now()),
+                Trigger::Exit(pid) => processes.forks.exited(pid),
+                _ => {}
+            }
             if matches!(t, Trigger::Listen(_)) && !discovery.needs_ports {
                 return;
             }
@@ -163,6 +170,14 @@ fn attach_tls(tracer: &mut crate::ebpf::Tracer, pid: u32) {
             "OpenSSL probes attached"
         ),
         Ok(_) => {}
+        // Short-lived processes (a forked child per request) are often gone
+        // by the time their probes are attached: nothing was missed.
+        Err(err) if process_gone(pid) => tracing::debug!(
+            component = "ebpf.TLS",
+            pid,
+            error = %format!("{:#}", anyhow::Error::new(err)),
+            "process exited before its TLS probes were attached"
+        ),
         Err(err) => tracing::warn!(
             component = "ebpf.TLS",
             pid,
@@ -170,6 +185,13 @@ fn attach_tls(tracer: &mut crate::ebpf::Tracer, pid: u32) {
             "cannot trace TLS of this process; its HTTPS traffic will not be seen"
         ),
     }
+}
+
+/// The process has exited (reaped, or a zombie: state `Z` or `X`).
+fn process_gone(pid: u32) -> bool {
+    let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else { return true };
+    let state = stat.rsplit_once(')').and_then(|(_, rest)| rest.trim_start().chars().next());
+    matches!(state, Some('Z' | 'X') | None)
 }
 
 fn to_trigger(rec: &[u8]) -> Option<Trigger> {

@@ -87,6 +87,7 @@ impl Agent {
     fn housekeeping(&mut self) {
         self.clock.resync();
         self.tracker.tick(clock::monotonic_ns());
+        self.processes.forks.flush(Instant::now());
         self.stats.report_and_publish(&self.kernel.tracer, &self.tracker, &self.exporters);
     }
 }

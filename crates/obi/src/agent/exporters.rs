@@ -25,6 +25,8 @@ pub(super) struct Exporters {
     pub(crate) internal: Arc<InternalMetrics>,
     /// Totals of the OTLP traces exporter, when it runs.
     pub(crate) otlp_traces: Option<Arc<ExportStats>>,
+    /// The OTLP traces exporter's task and what tells it to give up.
+    otlp_traces_task: Option<(JoinHandle<()>, watch::Sender<bool>)>,
     /// Counts of the metrics store's sink, when it runs.
     pub(crate) recorder: Option<Arc<RecorderStats>>,
     /// Set when the user quits the live view of `obi top`.
@@ -60,11 +62,13 @@ impl Exporters {
             quit = Some(quit_rx);
         }
         let mut otlp_traces = None;
+        let mut otlp_traces_task = None;
         if let Some(traces) = &cfg.export.otlp_traces {
             let (rx, _) = fanout.add_sink("otlp_traces", Signal::Traces);
-            let (task, stats) = otlp::traces::spawn(traces.clone(), host.clone(), rx)
+            let (abandon, abandon_rx) = watch::channel(false);
+            let (task, stats) = otlp::traces::spawn(traces.clone(), host.clone(), rx, abandon_rx)
                 .context("cannot start the OTLP traces exporter")?;
-            sink_tasks.push(task);
+            otlp_traces_task = Some((task, abandon));
             otlp_traces = Some(stats);
         }
 
@@ -90,15 +94,28 @@ impl Exporters {
         if let (Some(settings), Some(store)) = (otlp_metrics, store) {
             readers.push(metrics::otlp::spawn_exporter(settings, store, host, internal.clone(), stop_rx)?);
         }
-        Ok(Exporters { fanout, internal, otlp_traces, recorder, quit, sink_threads, sink_tasks, readers, stop_readers })
+        Ok(Exporters {
+            fanout,
+            internal,
+            otlp_traces,
+            otlp_traces_task,
+            recorder,
+            quit,
+            sink_threads,
+            sink_tasks,
+            readers,
+            stop_readers,
+        })
     }
 
-    /// Closes the sinks' queues and waits (up to `timeout`) for them to
-    /// drain; then stops what reads the metrics store, so that the last OTLP
-    /// metrics export holds every span.
-    pub(crate) async fn shutdown(mut self, timeout: Duration) {
+    /// Closes the sinks' queues and lets them drain, all by `deadline`: the
+    /// printer and the metrics store first, then what reads the store (the
+    /// last OTLP metrics export holds every span) while the OTLP traces
+    /// exporter still sends. Just before the deadline the traces exporter
+    /// gives up and counts what it could not deliver; readers still running
+    /// at the deadline are stopped.
+    pub(crate) async fn shutdown(mut self, deadline: Instant) {
         self.fanout.close();
-        let deadline = Instant::now() + timeout;
         for t in self.sink_threads {
             while !t.is_finished() && Instant::now() < deadline {
                 tokio::time::sleep(Duration::from_millis(10)).await;
@@ -108,11 +125,32 @@ impl Exporters {
             let _ = tokio::time::timeout_at(deadline.into(), t).await;
         }
         let _ = self.stop_readers.send(true);
-        for r in self.readers {
-            let _ = tokio::time::timeout(timeout, r).await;
+        if let Some((mut task, abandon)) = self.otlp_traces_task {
+            let give_up_at = deadline.checked_sub(ABANDON_MARGIN).unwrap_or(deadline);
+            if tokio::time::timeout_at(give_up_at.into(), &mut task).await.is_err() {
+                let _ = abandon.send(true);
+                // Counting what is left takes no time; the margin is for a busy runtime.
+                if tokio::time::timeout(ABANDON_MARGIN, &mut task).await.is_err() {
+                    task.abort();
+                    tracing::warn!(component = "otel.TracesExporter", "the traces exporter did not stop in time");
+                }
+            }
+        }
+        for mut r in self.readers {
+            if tokio::time::timeout_at(deadline.into(), &mut r).await.is_err() {
+                r.abort();
+                tracing::warn!(
+                    component = "export",
+                    "an exporter did not finish before the shutdown deadline; stopped"
+                );
+            }
         }
     }
 }
+
+/// Time kept before the shutdown deadline for the OTLP traces exporter to
+/// count what it could not deliver.
+const ABANDON_MARGIN: Duration = Duration::from_millis(200);
 
 fn printer_format(p: TracePrinter) -> Option<printer::PrinterFormat> {
     match p {
@@ -149,11 +187,13 @@ async fn start_metrics_endpoints(
     }
     let mut handles = Vec::new();
     for (port, pages) in by_port {
-        let listener = prom::bind(port).await?;
+        let listener = prom::bind(cfg.metrics.scrape_host, port).await?;
+        let address = listener.local_addr().map(|a| a.ip().to_string()).unwrap_or_default();
         for (path, _) in &pages {
-            tracing::info!(component = "prom.Exporter", port, path = %path, "opening prometheus scrape endpoint");
+            tracing::info!(component = "prom.Exporter", port, path = %path, address = %address, "opening prometheus scrape endpoint");
         }
-        handles.push(prom::spawn_server(listener, port, pages, internal.clone(), stop.clone()));
+        let limits = prom::ScrapeLimits::from_config(&cfg.metrics);
+        handles.push(prom::spawn_server(listener, port, pages, limits, internal.clone(), stop.clone()));
     }
     Ok(handles)
 }

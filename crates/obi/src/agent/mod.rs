@@ -10,7 +10,8 @@
 //! - [`exporters`]: the sinks behind the fan-out and the metrics endpoints.
 //! - [`event_loop`]: moves events through the pipeline until a signal.
 //! - [`discovery`]: what the loop does when processes come and go (Node.js
-//!   processes also get their parent-hint script, see [`crate::nodejs`]).
+//!   processes also get their parent-hint script, see [`crate::nodejs`]);
+//!   [`fork_log`] summarizes the lines of forked children per parent.
 //! - [`stats`]: the one table of counters behind the internal metrics page,
 //!   the loss warnings and the `totals` line.
 //! - [`shutdown`]: stops the pieces in an order that loses nothing.
@@ -18,6 +19,7 @@
 mod discovery;
 mod event_loop;
 mod exporters;
+mod fork_log;
 mod shutdown;
 mod startup;
 mod stats;

@@ -1,8 +1,9 @@
-//! Stopping in an order that loses nothing: the kernel side stops writing
-//! events and the loop processes what it wrote, then discovery (no new
-//! processes), then the kernel side goes, then the sinks drain,
-//! then the readers of the metrics store (the last OTLP metrics export holds
-//! every span), and the `totals` line once every count is final.
+//! Stopping in an order that loses nothing, within `shutdown_timeout` in
+//! total: the kernel side stops writing events and the loop processes what
+//! it wrote, then discovery (no new processes), then the rest of the kernel
+//! side is released while the sinks drain, then the readers of the metrics
+//! store (the last OTLP metrics export holds every span), and the `totals`
+//! line once every count is final.
 
 use super::Agent;
 use super::stats::{self, Sources};
@@ -10,6 +11,8 @@ use crate::config::TracePrinter;
 
 impl Agent {
     pub(super) async fn shutdown(mut self) {
+        // One deadline for every step: `shutdown_timeout` is the whole stop.
+        let deadline = std::time::Instant::now() + self.cfg.shutdown_timeout;
         // No new events, then the last ones through the pipeline: every event
         // the kernel wrote is read, and every span is handed on or counted.
         self.kernel.tracer.stop_events();
@@ -19,12 +22,27 @@ impl Agent {
         let kernel_stats = kernel.tracer.stats();
         let maps = kernel.tracer.map_sizes();
         let _ = discovery.stop.send(true);
-        let _ = tokio::time::timeout(cfg.shutdown_timeout, discovery.task).await;
-        // Detaches every program.
-        drop(kernel);
+        let started = std::time::Instant::now();
+        let _ = tokio::time::timeout_at(deadline.into(), discovery.task).await;
+        // The slow links went in stop_events (in parallel); what is left
+        // (programs, maps, other links) is released while the sinks drain,
+        // which no longer depends on it. What is not released by the deadline
+        // the kernel finishes when the process exits.
+        let mut detach = tokio::task::spawn_blocking(move || drop(kernel));
         let otlp_traces = exporters.otlp_traces.clone();
         let recorder = exporters.recorder.clone();
-        exporters.shutdown(cfg.shutdown_timeout).await;
+        exporters.shutdown(deadline).await;
+        tracing::debug!(component = "obi.Instrumenter", took = ?started.elapsed(), "exporters stopped");
+        match tokio::time::timeout_at(deadline.into(), &mut detach).await {
+            Ok(_) => {
+                tracing::debug!(component = "obi.Instrumenter", took = ?started.elapsed(), "eBPF programs detached")
+            }
+            Err(_) => tracing::info!(
+                component = "obi.Instrumenter",
+                shutdown_timeout = ?cfg.shutdown_timeout,
+                "eBPF programs still detaching at the shutdown deadline; the kernel completes it as the process exits"
+            ),
+        }
         let sources = Sources {
             kernel: kernel_stats,
             tracker: tracker.stats(),

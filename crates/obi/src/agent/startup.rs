@@ -24,6 +24,8 @@ const DISCOVERY_QUEUE: usize = 4096;
 pub(super) async fn start(cfg: Config) -> Result<Agent> {
     let cfg = Arc::new(cfg);
     check_machine(&cfg)?;
+    raise_fd_limit();
+    keep_large_blocks_mapped();
     let hostname = hostname(&cfg);
     let self_pid = std::process::id();
     let matcher = discover::criteria::Matcher::new(&cfg, self_pid);
@@ -70,10 +72,12 @@ fn check_machine(cfg: &Config) -> Result<()> {
     let checks = preflight::run(&preflight::Needs::from_config(cfg));
     let failures = preflight::failures(&checks);
     if !failures.is_empty() {
+        // One line per failure; the final error only counts them, so that
+        // each is said once.
         for f in &failures {
             tracing::error!(component = "obi.Preflight", "{f}");
         }
-        bail!("this machine cannot run obi-rs: {}", failures.join("; "));
+        bail!("this machine cannot run obi-rs: {} requirement(s) not met, logged above", failures.len());
     }
     for w in preflight::startup_warnings(&checks) {
         tracing::warn!(component = "obi.Preflight", "{w}");
@@ -98,11 +102,51 @@ fn load_kernel(cfg: &Config, exec_events: bool) -> Result<Kernel> {
     Ok(Kernel { tracer, events, proc_events })
 }
 
+/// Raises the soft limit on open files to the hard limit: the default soft
+/// limit (1024) is small next to what the agent opens (kernel maps and
+/// probes, /proc files, scrape and OTLP connections), and running out stops
+/// tracing new processes.
+fn raise_fd_limit() {
+    let mut lim = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+    // SAFETY: getrlimit writes one rlimit into the valid struct it is given.
+    if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) } != 0 {
+        let err = std::io::Error::last_os_error();
+        tracing::warn!(component = "obi.Instrumenter", error = %err, "cannot read the open file limit");
+        return;
+    }
+    let before = lim.rlim_cur;
+    if lim.rlim_cur < lim.rlim_max {
+        let raised = libc::rlimit { rlim_cur: lim.rlim_max, rlim_max: lim.rlim_max };
+        // SAFETY: setrlimit reads one valid rlimit.
+        if unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &raised) } == 0 {
+            lim = raised;
+        } else {
+            let err = std::io::Error::last_os_error();
+            tracing::warn!(component = "obi.Instrumenter", error = %err, soft = before, hard = lim.rlim_max, "cannot raise the open file limit");
+            return;
+        }
+    }
+    tracing::info!(component = "obi.Instrumenter", open_files = lim.rlim_cur, was = before, "open file limit");
+}
+
 fn hostname(cfg: &Config) -> String {
     if let Some(h) = &cfg.hostname {
         return h.clone();
     }
     std::fs::read_to_string("/proc/sys/kernel/hostname").map(|h| h.trim().to_string()).unwrap_or_default()
+}
+
+/// glibc raises its mmap threshold each time a large block is freed; from
+/// then on large short-lived buffers (an encoded OTLP batch is about a
+/// megabyte) come from the heap, whose holes the process keeps: resident
+/// size creeps up while an exporter keeps failing. A fixed threshold keeps
+/// them mapped, and returned to the system when freed.
+fn keep_large_blocks_mapped() {
+    #[cfg(target_env = "gnu")]
+    // SAFETY: mallopt only changes an allocator setting.
+    unsafe {
+        libc::mallopt(libc::M_MMAP_THRESHOLD, 128 << 10);
+    }
 }
 
 /// Loading parsed the kernel's BTF and relocated every program: megabytes

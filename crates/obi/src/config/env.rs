@@ -53,6 +53,45 @@ pub(crate) enum EnvValueError {
     ServiceNames(#[from] super::service_names::ServiceNamesError),
     #[error(transparent)]
     DefaultServiceName(#[from] super::service_names::DefaultServiceNameError),
+    #[error("the value is not valid UTF-8 ({0:?}); obi-rs reads UTF-8 values only")]
+    NotUtf8(std::ffi::OsString),
+}
+
+/// Reads one variable of the process environment (injectable for tests).
+pub(crate) type ReadVar = fn(&str) -> Result<String, std::env::VarError>;
+
+/// The process environment as the loader sees it. A set variable whose value
+/// is not valid UTF-8 reads as unset (the loader's lookup yields strings) but
+/// is remembered, so that loading then fails naming it instead of acting as
+/// if it were absent.
+pub(crate) struct ProcessEnv {
+    read: ReadVar,
+    not_utf8: std::cell::RefCell<Vec<(String, std::ffi::OsString)>>,
+}
+
+impl ProcessEnv {
+    pub(crate) fn new(read: ReadVar) -> Self {
+        ProcessEnv { read, not_utf8: Default::default() }
+    }
+
+    pub(crate) fn lookup(&self, name: &str) -> Option<String> {
+        match (self.read)(name) {
+            Ok(v) => Some(v),
+            Err(std::env::VarError::NotPresent) => None,
+            Err(std::env::VarError::NotUnicode(raw)) => {
+                self.not_utf8.borrow_mut().push((name.to_string(), raw));
+                None
+            }
+        }
+    }
+
+    /// The first variable read so far whose value is not UTF-8, as an error.
+    pub(crate) fn check(&self) -> Result<(), ConfigError> {
+        match self.not_utf8.borrow().first() {
+            Some((var, raw)) => Err(ConfigError::Env { var: var.clone(), source: EnvValueError::NotUtf8(raw.clone()) }),
+            None => Ok(()),
+        }
+    }
 }
 
 /// The last line of a multi-line error (the regex crate's summary).
@@ -448,6 +487,40 @@ pub(crate) static ENV_VARS: &[EnvVar] = &[
         help: "HTTP path of the Prometheus metrics (default /metrics)",
         target: Target::Config(|c, v, _| {
             c.metrics.prometheus_path = super::metrics::check_http_path(v)?;
+            Ok(())
+        }),
+    },
+    EnvVar {
+        name: "OTEL_EBPF_PROMETHEUS_HOST",
+        fallbacks: &[],
+        yaml: "prometheus_export.host",
+        help: "IP address the scrape endpoints listen on (default: every interface, as OBI)",
+        target: Target::Config(|c, v, _| {
+            c.metrics.scrape_host = Some(super::metrics::parse_host(v)?);
+            Ok(())
+        }),
+    },
+    EnvVar {
+        name: "OTEL_EBPF_PROMETHEUS_IDLE_TIMEOUT",
+        fallbacks: &[],
+        yaml: "prometheus_export.idle_timeout",
+        help: "close scrape connections that send no request for this long (default 30s)",
+        target: Target::Config(|c, v, _| {
+            let d = parse_go_duration(v)?;
+            if d.is_zero() {
+                return Err(super::metrics::MetricsValueError::ZeroIdleTimeout(v.to_string()).into());
+            }
+            c.metrics.scrape_idle_timeout = d;
+            Ok(())
+        }),
+    },
+    EnvVar {
+        name: "OTEL_EBPF_PROMETHEUS_MAX_CONNECTIONS",
+        fallbacks: &[],
+        yaml: "prometheus_export.max_connections",
+        help: "open scrape connections per endpoint; more are refused (default 64)",
+        target: Target::Config(|c, v, _| {
+            c.metrics.scrape_max_connections = super::metrics::parse_max_connections(v)?;
             Ok(())
         }),
     },

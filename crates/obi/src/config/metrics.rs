@@ -23,6 +23,12 @@ pub(crate) const DEFAULT_DURATION_BUCKETS: &[f64] =
 pub(crate) const DEFAULT_SIZE_BUCKETS: &[f64] = &[0.0, 32.0, 64.0, 128.0, 256.0, 512.0, 1024.0, 2048.0, 4096.0, 8192.0];
 /// Default `prometheus_export.ttl` (OBI's documented default).
 pub(crate) const DEFAULT_TTL: Duration = Duration::from_secs(5 * 60);
+/// Default `prometheus_export.idle_timeout`: a scrape connection that sends
+/// no request for this long is closed.
+pub(crate) const DEFAULT_SCRAPE_IDLE_TIMEOUT: Duration = Duration::from_secs(30);
+/// Default `prometheus_export.max_connections`: open scrape connections per
+/// endpoint; more are refused (a Prometheus server needs one).
+pub(crate) const DEFAULT_SCRAPE_MAX_CONNECTIONS: usize = 64;
 /// Default `routes.max_path_segment_cardinality`.
 pub(crate) const DEFAULT_MAX_SEGMENT_CARDINALITY: usize = 10;
 
@@ -58,6 +64,22 @@ pub(crate) enum MetricsValueError {
     UnorderedBuckets(Vec<f64>),
     #[error("invalid HTTP path {0:?} (must start with '/' and contain no spaces)")]
     HttpPath(String),
+    #[error("invalid listen address {0:?} (expected an IP address such as 127.0.0.1, 0.0.0.0 or ::)")]
+    Host(String),
+    #[error("invalid connection limit {0:?} (expected a number of at least 1)")]
+    MaxConnections(String),
+    #[error("invalid idle timeout {0:?}: must be greater than zero, e.g. 30s")]
+    ZeroIdleTimeout(String),
+}
+
+/// `prometheus_export.host`: an IP address.
+pub(crate) fn parse_host(v: &str) -> Result<std::net::IpAddr, MetricsValueError> {
+    v.trim().trim_start_matches('[').trim_end_matches(']').parse().map_err(|_| MetricsValueError::Host(v.to_string()))
+}
+
+/// `prometheus_export.max_connections`: at least 1.
+pub(crate) fn parse_max_connections(v: &str) -> Result<usize, MetricsValueError> {
+    v.trim().parse().ok().filter(|n| *n > 0).ok_or_else(|| MetricsValueError::MaxConnections(v.to_string()))
 }
 
 /// What to do with paths that match no `routes.patterns` entry.
@@ -159,6 +181,13 @@ impl InternalExporter {
 pub(crate) struct MetricsConfig {
     /// `prometheus_export.path`.
     pub(crate) prometheus_path: String,
+    /// `prometheus_export.host`: the address every scrape endpoint listens
+    /// on; `None` is every interface, IPv4 and IPv6 (as OBI).
+    pub(crate) scrape_host: Option<std::net::IpAddr>,
+    /// `prometheus_export.idle_timeout`.
+    pub(crate) scrape_idle_timeout: Duration,
+    /// `prometheus_export.max_connections`, per endpoint.
+    pub(crate) scrape_max_connections: usize,
     /// `prometheus_export.ttl`: series not updated for this long are removed.
     pub(crate) ttl: Duration,
     /// `prometheus_export.buckets.duration_histogram`, seconds.
@@ -184,6 +213,9 @@ impl Default for MetricsConfig {
     fn default() -> Self {
         MetricsConfig {
             prometheus_path: "/metrics".to_string(),
+            scrape_host: None,
+            scrape_idle_timeout: DEFAULT_SCRAPE_IDLE_TIMEOUT,
+            scrape_max_connections: DEFAULT_SCRAPE_MAX_CONNECTIONS,
             ttl: DEFAULT_TTL,
             duration_buckets: DEFAULT_DURATION_BUCKETS.to_vec(),
             size_buckets: DEFAULT_SIZE_BUCKETS.to_vec(),
@@ -354,6 +386,9 @@ pub(crate) fn apply_prometheus_section(
         &[
             "port",
             "path",
+            "host",
+            "idle_timeout",
+            "max_connections",
             "ttl",
             "buckets",
             "features",
@@ -369,6 +404,17 @@ pub(crate) fn apply_prometheus_section(
         let p = child(path, k);
         match k.as_str() {
             "path" => m.prometheus_path = check_http_path(&string(&p, val)?).map_err(|e| err(&p, e))?,
+            "host" => m.scrape_host = Some(parse_host(&string(&p, val)?).map_err(|e| err(&p, e))?),
+            "idle_timeout" => {
+                let d = duration(&p, val)?;
+                if d.is_zero() {
+                    return Err(err(&p, "must be greater than zero, e.g. 30s"));
+                }
+                m.scrape_idle_timeout = d;
+            }
+            "max_connections" => {
+                m.scrape_max_connections = parse_max_connections(&string(&p, val)?).map_err(|e| err(&p, e))?
+            }
             "ttl" => {
                 let d = duration(&p, val)?;
                 if d.is_zero() {
@@ -604,10 +650,30 @@ mod tests {
             (json!({"buckets": {"duration_histogram": [1, 0]}}), "prometheus_export.buckets.duration_histogram"),
             (json!({"features": ["nope"]}), "prometheus_export.features"),
             (json!({"instrumentations": ["htp"]}), "prometheus_export.instrumentations"),
+            (json!({"host": "localhost"}), "prometheus_export.host"),
+            (json!({"idle_timeout": "0s"}), "prometheus_export.idle_timeout"),
+            (json!({"max_connections": 0}), "prometheus_export.max_connections"),
         ] {
             let e = apply_prometheus_section(&mut MetricsConfig::default(), "prometheus_export", &bad).unwrap_err();
             assert_eq!(e.key, key, "{bad}: {e:?}");
         }
+    }
+
+    #[test]
+    fn scrape_endpoint_limits() {
+        let mut m = MetricsConfig::default();
+        assert_eq!(m.scrape_host, None, "every interface by default, as OBI");
+        assert_eq!((m.scrape_idle_timeout, m.scrape_max_connections), (Duration::from_secs(30), 64));
+        apply_prometheus_section(
+            &mut m,
+            "prometheus_export",
+            &json!({"host": "127.0.0.1", "idle_timeout": "2s", "max_connections": 8}),
+        )
+        .unwrap();
+        assert_eq!(m.scrape_host, Some(std::net::Ipv4Addr::LOCALHOST.into()));
+        assert_eq!((m.scrape_idle_timeout, m.scrape_max_connections), (Duration::from_secs(2), 8));
+        assert_eq!(parse_host("[::1]").unwrap(), std::net::Ipv6Addr::LOCALHOST);
+        assert!(parse_max_connections("-1").is_err());
     }
 
     #[test]

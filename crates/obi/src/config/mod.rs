@@ -493,9 +493,26 @@ pub(crate) fn load_unvalidated(
     Ok(cfg)
 }
 
-/// [`load`] with the process environment.
+/// [`load`] with the process environment; a variable it reads whose value is
+/// not UTF-8 is an error naming it.
 pub(crate) fn load_from_process_env(overrides: &Overrides) -> Result<Config, ConfigError> {
-    load(overrides, &|k| std::env::var(k).ok())
+    load_checked(&env::ProcessEnv::new(|k| std::env::var(k)), |env| load(overrides, env))
+}
+
+/// [`load_unvalidated`] with the process environment (for `obi check`).
+pub(crate) fn load_unvalidated_from_process_env(overrides: &Overrides) -> Result<Config, ConfigError> {
+    load_checked(&env::ProcessEnv::new(|k| std::env::var(k)), |env| load_unvalidated(overrides, env))
+}
+
+/// Runs a loader on `env`; a non-UTF-8 value it met wins over its result
+/// (which took that variable for unset, and may complain about something else).
+fn load_checked(
+    env: &env::ProcessEnv,
+    loader: impl FnOnce(&dyn Fn(&str) -> Option<String>) -> Result<Config, ConfigError>,
+) -> Result<Config, ConfigError> {
+    let res = loader(&|k| env.lookup(k));
+    env.check()?;
+    res
 }
 
 /// Parses YAML text on top of the defaults, without environment overrides or

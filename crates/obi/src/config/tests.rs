@@ -696,3 +696,29 @@ fn nodejs_injection_is_on_by_default_and_switchable() {
     );
     assert!(yaml_err("nodejs:\n  enabled: maybe\n").contains("nodejs.enabled"));
 }
+
+/// A variable set to bytes that are not UTF-8 is named in the error, not
+/// taken for unset (which gave "you need to define at least one exporter").
+#[test]
+fn non_utf8_values_are_named_not_taken_for_unset() {
+    use std::os::unix::ffi::OsStringExt;
+    let read: env::ReadVar = |k| match k {
+        "OTEL_EBPF_OPEN_PORT" => Ok("80".into()),
+        "OTEL_EBPF_TRACE_PRINTER" => {
+            Err(std::env::VarError::NotUnicode(std::ffi::OsString::from_vec(b"te\xffxt".to_vec())))
+        }
+        _ => Err(std::env::VarError::NotPresent),
+    };
+    let process = env::ProcessEnv::new(read);
+    let e = load_checked(&process, |env| load(&Overrides::default(), env)).unwrap_err().to_string();
+    assert!(e.starts_with("OTEL_EBPF_TRACE_PRINTER: the value is not valid UTF-8"), "{e}");
+    assert!(e.contains(r#""te\xFFxt""#), "{e}");
+    // Valid values load as before.
+    let ok: env::ReadVar = |k| match k {
+        "OTEL_EBPF_OPEN_PORT" => Ok("80".into()),
+        "OTEL_EBPF_TRACE_PRINTER" => Ok("text".into()),
+        _ => Err(std::env::VarError::NotPresent),
+    };
+    let process = env::ProcessEnv::new(ok);
+    load_checked(&process, |env| load(&Overrides::default(), env)).unwrap();
+}

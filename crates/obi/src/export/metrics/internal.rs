@@ -76,6 +76,8 @@ pub(crate) struct InternalMetrics {
     pub(crate) sinks: Mutex<BTreeMap<&'static str, SinkCounters>>,
     /// Scrapes per (port, path).
     prom_requests: Mutex<BTreeMap<(u16, String), u64>>,
+    /// Scrape connections refused (over `prometheus_export.max_connections`) per port.
+    prom_refused: Mutex<BTreeMap<u16, u64>>,
     /// Instrumented processes: pid -> process name.
     processes: Mutex<BTreeMap<u32, String>>,
 }
@@ -97,6 +99,11 @@ impl InternalMetrics {
     pub(crate) fn prometheus_request(&self, port: u16, path: &str) {
         let mut m = self.prom_requests.lock().unwrap_or_else(|e| e.into_inner());
         *m.entry((port, path.to_string())).or_default() += 1;
+    }
+
+    /// Counts a scrape connection closed at once because `port` had too many open.
+    pub(crate) fn prometheus_connection_refused(&self, port: u16) {
+        *self.prom_refused.lock().unwrap_or_else(|e| e.into_inner()).entry(port).or_default() += 1;
     }
 
     pub(crate) fn process_instrumented(&self, pid: u32, name: &str) {
@@ -166,6 +173,14 @@ impl InternalMetrics {
         for ((port, path), n) in &reqs {
             out.push_str("obi_prometheus_http_requests_total");
             write_labels(out, [("path", path.as_str()), ("port", &port.to_string())]);
+            let _ = writeln!(out, " {n}");
+        }
+
+        let refused = self.prom_refused.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        out.push_str("# HELP obi_prometheus_connections_refused_total scrape connections closed at once because the endpoint had prometheus_export.max_connections open\n# TYPE obi_prometheus_connections_refused_total counter\n");
+        for (port, n) in &refused {
+            out.push_str("obi_prometheus_connections_refused_total");
+            write_labels(out, [("port", port.to_string().as_str())]);
             let _ = writeln!(out, " {n}");
         }
 

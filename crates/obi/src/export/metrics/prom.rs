@@ -1,15 +1,20 @@
 //! Prometheus text exposition (format 0.0.4) of the metrics store, and the
-//! HTTP endpoint that serves it (`prometheus_export.port` / `.path`).
+//! HTTP endpoint that serves it (`prometheus_export.port` / `.path` /
+//! `.host`), which bounds what clients can hold: connections idle for
+//! `idle_timeout` are closed and at most `max_connections` are open (more are
+//! closed at once, counted and logged), so a flood of idle connections cannot
+//! take the file descriptors the agent needs to trace.
 
 use std::fmt::Write as _;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
 use http_body_util::Full;
 use hyper::body::Bytes;
 use hyper::{Request, Response, StatusCode};
-use tokio::sync::watch;
+use tokio::sync::{Semaphore, watch};
 
 use super::exposition::{CONTENT_TYPE, Labels, label_name, write_build_labels, write_float};
 use super::internal::InternalMetrics;
@@ -193,37 +198,133 @@ impl Page {
     }
 }
 
-/// Binds a scrape endpoint on all interfaces (like OBI).
-pub(crate) async fn bind(port: u16) -> Result<tokio::net::TcpListener> {
-    tokio::net::TcpListener::bind(("0.0.0.0", port))
-        .await
-        .with_context(|| format!("cannot open the Prometheus scrape endpoint on port {port}"))
+/// How many connections a scrape endpoint keeps open, and for how long.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct ScrapeLimits {
+    /// A connection that sends no (complete) request head for this long is
+    /// closed, whether new or kept alive after a scrape.
+    pub(crate) idle_timeout: Duration,
+    /// Connections beyond this many are closed as soon as accepted.
+    pub(crate) max_connections: usize,
 }
 
-/// Serves `pages` (path -> page) on `listener` until `shutdown` turns true.
+impl ScrapeLimits {
+    pub(crate) fn from_config(cfg: &MetricsConfig) -> Self {
+        ScrapeLimits { idle_timeout: cfg.scrape_idle_timeout, max_connections: cfg.scrape_max_connections }
+    }
+}
+
+/// How often refused connections and failed accepts are logged.
+const REFUSAL_LOG_INTERVAL: Duration = Duration::from_secs(60);
+/// Pause after a failed accept (out of file descriptors): the error would
+/// otherwise come back at once, in a busy loop.
+const ACCEPT_RETRY: Duration = Duration::from_millis(100);
+
+/// Binds a scrape endpoint on `host`, or on every interface like OBI (`[::]`,
+/// which also accepts IPv4 unless the kernel is set to IPv6-only; `0.0.0.0`
+/// where IPv6 is unavailable).
+pub(crate) async fn bind(host: Option<IpAddr>, port: u16) -> Result<tokio::net::TcpListener> {
+    let opened = match host {
+        Some(ip) => tokio::net::TcpListener::bind((ip, port)).await,
+        None => match tokio::net::TcpListener::bind((Ipv6Addr::UNSPECIFIED, port)).await {
+            Err(e) if e.kind() != std::io::ErrorKind::AddrInUse && e.kind() != std::io::ErrorKind::PermissionDenied => {
+                tokio::net::TcpListener::bind((Ipv4Addr::UNSPECIFIED, port)).await
+            }
+            r => r,
+        },
+    };
+    opened.with_context(|| match host {
+        Some(ip) => format!("cannot open the Prometheus scrape endpoint on {}", SocketAddr::new(ip, port)),
+        None => format!("cannot open the Prometheus scrape endpoint on port {port}"),
+    })
+}
+
+/// Counts and logs (at most every [`REFUSAL_LOG_INTERVAL`]) what the accept
+/// loop turned away.
+struct Refusals {
+    port: u16,
+    max_connections: usize,
+    unlogged: u64,
+    last_log: Option<Instant>,
+    accept_errors: u64,
+    last_accept_log: Option<Instant>,
+}
+
+impl Refusals {
+    fn refused(&mut self, internal: &InternalMetrics) {
+        internal.prometheus_connection_refused(self.port);
+        self.unlogged += 1;
+        if self.last_log.is_none_or(|t| t.elapsed() >= REFUSAL_LOG_INTERVAL) {
+            tracing::warn!(
+                component = "prom.Exporter",
+                port = self.port,
+                refused = self.unlogged,
+                max_connections = self.max_connections,
+                "scrape connections refused: too many open (prometheus_export.max_connections)"
+            );
+            self.unlogged = 0;
+            self.last_log = Some(Instant::now());
+        }
+    }
+
+    fn accept_failed(&mut self, err: &std::io::Error) {
+        self.accept_errors += 1;
+        if self.last_accept_log.is_none_or(|t| t.elapsed() >= REFUSAL_LOG_INTERVAL) {
+            tracing::warn!(
+                component = "prom.Exporter",
+                port = self.port,
+                error = %err,
+                failures = self.accept_errors,
+                "cannot accept scrape connections"
+            );
+            self.accept_errors = 0;
+            self.last_accept_log = Some(Instant::now());
+        }
+    }
+}
+
+/// Serves `pages` (path -> page) on `listener` until `shutdown` turns true,
+/// within `limits`.
 pub(crate) fn spawn_server(
     listener: tokio::net::TcpListener,
     port: u16,
     pages: Vec<(String, Page)>,
+    limits: ScrapeLimits,
     internal: Arc<InternalMetrics>,
     mut shutdown: watch::Receiver<bool>,
 ) -> tokio::task::JoinHandle<()> {
     let pages = Arc::new(pages);
+    let open = Arc::new(Semaphore::new(limits.max_connections));
+    let mut refusals = Refusals {
+        port,
+        max_connections: limits.max_connections,
+        unlogged: 0,
+        last_log: None,
+        accept_errors: 0,
+        last_accept_log: None,
+    };
     tokio::spawn(async move {
         loop {
             let stream = tokio::select! {
                 r = listener.accept() => match r {
                     Ok((s, _)) => s,
                     Err(err) => {
-                        tracing::debug!(component = "prom.Exporter", error = %err, "accept failed");
+                        refusals.accept_failed(&err);
+                        tokio::time::sleep(ACCEPT_RETRY).await;
                         continue;
                     }
                 },
                 _ = shutdown.changed() => break,
             };
+            let Ok(permit) = open.clone().try_acquire_owned() else {
+                drop(stream);
+                refusals.refused(&internal);
+                continue;
+            };
             let pages = pages.clone();
             let internal = internal.clone();
             tokio::spawn(async move {
+                let _permit = permit;
                 let svc = hyper::service::service_fn(move |req: Request<hyper::body::Incoming>| {
                     let pages = pages.clone();
                     let internal = internal.clone();
@@ -245,8 +346,16 @@ pub(crate) fn spawn_server(
                     }
                 });
                 let io = hyper_util::rt::TokioIo::new(stream);
-                if let Err(err) = hyper::server::conn::http1::Builder::new().serve_connection(io, svc).await {
-                    tracing::debug!(component = "prom.Exporter", error = %err, "scrape connection failed");
+                // The header read timeout runs from the moment hyper waits for a
+                // request head: on a new connection and on one kept alive after
+                // a scrape, so it is the idle timeout.
+                let served = hyper::server::conn::http1::Builder::new()
+                    .timer(hyper_util::rt::TokioTimer::new())
+                    .header_read_timeout(limits.idle_timeout)
+                    .serve_connection(io, svc)
+                    .await;
+                if let Err(err) = served {
+                    tracing::debug!(component = "prom.Exporter", error = %err, "scrape connection closed");
                 }
             });
         }

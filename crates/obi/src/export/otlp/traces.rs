@@ -19,7 +19,7 @@ use std::time::Duration;
 
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 use opentelemetry_proto::tonic::trace::v1::Span as OtlpSpan;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, watch};
 use tokio::time::Instant;
 
 use super::backoff::Backoff;
@@ -37,12 +37,14 @@ pub(crate) const DROP_LOG_INTERVAL: Duration = Duration::from_secs(10);
 
 const COMPONENT: &str = "otel.TracesExporter";
 
-/// Counters of the traces exporter.
+/// Counters of the traces exporter. Once it has stopped, every span it
+/// received is in exactly one of `filtered`, `sampled_out`, `exported` and
+/// `dropped`, and `dropped` is the sum of its reasons.
 #[derive(Debug, Default)]
 pub(crate) struct ExportStats {
     /// Spans the receiver accepted.
     pub(crate) exported: AtomicU64,
-    /// Spans lost: queue full, retries given up, rejected by the receiver.
+    /// Spans lost, for any of the reasons below.
     pub(crate) dropped: AtomicU64,
     /// Export requests that failed for good.
     pub(crate) failed_requests: AtomicU64,
@@ -50,6 +52,42 @@ pub(crate) struct ExportStats {
     pub(crate) retries: AtomicU64,
     /// Spans not exported by the sampler.
     pub(crate) sampled_out: AtomicU64,
+    /// Spans read from the exporter's input queue.
+    pub(crate) received: AtomicU64,
+    /// Spans of instrumentations not exported (and the agent's pseudo-spans).
+    pub(crate) filtered: AtomicU64,
+    /// Dropped: the export queue (`queue_size`) was full.
+    pub(crate) dropped_queue_full: AtomicU64,
+    /// Dropped: the receiver failed for good (permanent error, retries
+    /// exhausted, or the batch could not be encoded).
+    pub(crate) dropped_failed: AtomicU64,
+    /// Dropped: the receiver answered and rejected them (partial success).
+    pub(crate) dropped_rejected: AtomicU64,
+    /// Dropped: not delivered when the shutdown deadline came (queued, or in
+    /// a request the receiver had not answered).
+    pub(crate) dropped_shutdown: AtomicU64,
+}
+
+/// Why spans were dropped.
+#[derive(Debug, Clone, Copy)]
+enum DropReason {
+    QueueFull,
+    Failed,
+    Rejected,
+    Shutdown,
+}
+
+impl ExportStats {
+    fn drop_spans(&self, reason: DropReason, n: u64) {
+        self.dropped.fetch_add(n, Ordering::Relaxed);
+        let counter = match reason {
+            DropReason::QueueFull => &self.dropped_queue_full,
+            DropReason::Failed => &self.dropped_failed,
+            DropReason::Rejected => &self.dropped_rejected,
+            DropReason::Shutdown => &self.dropped_shutdown,
+        };
+        counter.fetch_add(n, Ordering::Relaxed);
+    }
 }
 
 impl fmt::Display for ExportStats {
@@ -57,21 +95,32 @@ impl fmt::Display for ExportStats {
         let g = |c: &AtomicU64| c.load(Ordering::Relaxed);
         write!(
             f,
-            "exported={} dropped={} failed_requests={} retries={} sampled_out={}",
+            "exported={} dropped={} failed_requests={} retries={} sampled_out={} received={} filtered={} \
+             dropped_queue_full={} dropped_failed={} dropped_rejected={} dropped_shutdown={}",
             g(&self.exported),
             g(&self.dropped),
             g(&self.failed_requests),
             g(&self.retries),
-            g(&self.sampled_out)
+            g(&self.sampled_out),
+            g(&self.received),
+            g(&self.filtered),
+            g(&self.dropped_queue_full),
+            g(&self.dropped_failed),
+            g(&self.dropped_rejected),
+            g(&self.dropped_shutdown),
         )
     }
 }
 
-/// Starts the exporter task reading `rx` until it closes. Needs a tokio runtime.
+/// Starts the exporter task reading `rx` until it closes and what it holds
+/// is sent, or until `abandon` turns true: then every span not delivered
+/// (still in `rx`, queued, or in a request not answered) is counted dropped
+/// at once and the task ends. Needs a tokio runtime.
 pub(crate) fn spawn(
     cfg: OtlpTracesSettings,
     host: HostInfo,
     rx: mpsc::Receiver<SpanBatch>,
+    abandon: watch::Receiver<bool>,
 ) -> Result<(tokio::task::JoinHandle<()>, Arc<ExportStats>), TlsSetupError> {
     let transport = Transport::new(cfg.endpoint.clone())?;
     let stats = Arc::new(ExportStats::default());
@@ -84,7 +133,7 @@ pub(crate) fn spawn(
         "exporting traces"
     );
     let exporter = Exporter::new(cfg, transport, host, stats.clone());
-    Ok((tokio::spawn(exporter.run(rx)), stats))
+    Ok((tokio::spawn(exporter.run(rx, abandon)), stats))
 }
 
 type Attempt = Pin<Box<dyn Future<Output = Result<ExportOk, ExportError>> + Send>>;
@@ -151,8 +200,10 @@ impl Exporter {
         }
     }
 
-    async fn run(mut self, mut rx: mpsc::Receiver<SpanBatch>) {
+    async fn run(mut self, mut rx: mpsc::Receiver<SpanBatch>, mut abandon: watch::Receiver<bool>) {
         let mut attempt: Option<Attempt> = None;
+        // Until its sender is gone.
+        let mut watching = true;
         let mut tick = tokio::time::interval(Duration::from_secs(1));
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
@@ -174,6 +225,17 @@ impl Exporter {
                 }
                 _ = tokio::time::sleep_until(self.batch_deadline.unwrap_or_else(Instant::now)), if self.batch_deadline.is_some() => self.seal(),
                 _ = tick.tick() => self.log_drops(false),
+                r = abandon.wait_for(|a| *a), if watching => {
+                    if r.is_err() {
+                        watching = false;
+                        continue;
+                    }
+                    drop(r);
+                    // Dropping the attempt cancels the request.
+                    drop(attempt.take());
+                    self.abandon(&mut rx);
+                    break;
+                }
             }
             if attempt.is_none() && self.current.is_none() {
                 if let Some(batch) = self.ready.pop_front() {
@@ -196,19 +258,28 @@ impl Exporter {
         Box::pin(async move { transport.export_encoded(&request).await })
     }
 
+    /// The trace context of `span` if it is to be exported; counts it
+    /// (received, and filtered or sampled out) either way.
+    fn admit(&self, span: &Span) -> Option<crate::span::TraceContext> {
+        self.stats.received.fetch_add(1, Ordering::Relaxed);
+        // Pseudo-spans have no instrumentation and are never exported.
+        if !span.semantics().instrumentation().is_some_and(|i| self.cfg.instrumentations.includes(i)) {
+            self.stats.filtered.fetch_add(1, Ordering::Relaxed);
+            return None;
+        }
+        let trace = convert::complete_ids(&span.trace);
+        if !self.cfg.sampler.should_sample(&trace) {
+            self.stats.sampled_out.fetch_add(1, Ordering::Relaxed);
+            return None;
+        }
+        Some(trace)
+    }
+
     fn accept(&mut self, batch: &[Span]) {
         for span in batch {
-            // Pseudo-spans have no instrumentation and are never exported.
-            if !span.semantics().instrumentation().is_some_and(|i| self.cfg.instrumentations.includes(i)) {
-                continue;
-            }
-            let trace = convert::complete_ids(&span.trace);
-            if !self.cfg.sampler.should_sample(&trace) {
-                self.stats.sampled_out.fetch_add(1, Ordering::Relaxed);
-                continue;
-            }
+            let Some(trace) = self.admit(span) else { continue };
             if self.queued >= self.cfg.queue_size {
-                self.drop_spans(1);
+                self.drop_spans(DropReason::QueueFull, 1);
                 continue;
             }
             convert::to_otlp_spans(span, &trace, &mut |otlp| self.pending.push((span.service.clone(), otlp)));
@@ -254,6 +325,32 @@ impl Exporter {
         }
     }
 
+    /// The shutdown deadline came: everything not delivered is dropped,
+    /// including what is still in the input queue.
+    fn abandon(&mut self, rx: &mut mpsc::Receiver<SpanBatch>) {
+        rx.close();
+        let mut unsent = 0u64;
+        while let Ok(batch) = rx.try_recv() {
+            unsent += batch.iter().filter(|s| self.admit(s).is_some()).count() as u64;
+        }
+        unsent += self.queued as u64;
+        self.pending.clear();
+        self.pending_spans = 0;
+        self.ready.clear();
+        self.current = None;
+        self.queued = 0;
+        if unsent > 0 {
+            self.drop_spans(DropReason::Shutdown, unsent);
+            tracing::warn!(
+                component = COMPONENT,
+                endpoint = %self.cfg.endpoint.url,
+                spans = unsent,
+                last_error = %self.last_error,
+                "shutdown deadline reached: undelivered spans dropped"
+            );
+        }
+    }
+
     fn on_result(&mut self, res: Result<ExportOk, ExportError>) {
         let Some(mut cur) = self.current.take() else { return };
         match res {
@@ -262,7 +359,7 @@ impl Exporter {
                 let rejected = (ok.rejected.max(0) as usize).min(cur.batch.spans);
                 self.stats.exported.fetch_add((cur.batch.spans - rejected) as u64, Ordering::Relaxed);
                 if rejected > 0 || !ok.message.is_empty() {
-                    self.stats.dropped.fetch_add(rejected as u64, Ordering::Relaxed);
+                    self.stats.drop_spans(DropReason::Rejected, rejected as u64);
                     tracing::warn!(component = COMPONENT, rejected, message = %ok.message, "the receiver rejected spans");
                 }
                 if let Some(since) = self.failing_since.take() {
@@ -306,11 +403,11 @@ impl Exporter {
     fn give_up(&mut self, spans: usize) {
         self.queued -= spans;
         self.stats.failed_requests.fetch_add(1, Ordering::Relaxed);
-        self.drop_spans(spans as u64);
+        self.drop_spans(DropReason::Failed, spans as u64);
     }
 
-    fn drop_spans(&mut self, n: u64) {
-        self.stats.dropped.fetch_add(n, Ordering::Relaxed);
+    fn drop_spans(&mut self, reason: DropReason, n: u64) {
+        self.stats.drop_spans(reason, n);
         self.dropped_unlogged += n;
         if self.failing_since.is_some() {
             self.dropped_while_failing += n;
@@ -448,7 +545,8 @@ mod tests {
             },
         };
         let (tx, input) = mpsc::channel(16);
-        let (task, stats) = spawn(cfg, HostInfo::default(), input).unwrap();
+        let (_keep, abandon) = watch::channel(false);
+        let (task, stats) = spawn(cfg, HostInfo::default(), input, abandon).unwrap();
         // 30 HTTP spans (and a pseudo-span, never exported) while the receiver answers 503.
         let mut batch: Vec<Span> = (1..=30).map(|n| span(Some(Shape::HttpServer), n)).collect();
         batch.push(span(None, 0));
@@ -482,12 +580,57 @@ mod tests {
         let mut cfg = crate::config::load_unvalidated(&Default::default(), &env).unwrap().export.otlp_traces.unwrap();
         cfg.batch_timeout = Duration::from_millis(10);
         let (tx, input) = mpsc::channel(16);
-        let (task, stats) = spawn(cfg, HostInfo::default(), input).unwrap();
+        let (_keep, abandon) = watch::channel(false);
+        let (task, stats) = spawn(cfg, HostInfo::default(), input, abandon).unwrap();
         tx.send(Arc::new(vec![span(Some(Shape::HttpServer), 1), span(Some(Shape::HttpServer), 2)])).await.unwrap();
         wait_for("the failure", || stats.failed_requests.load(Ordering::Relaxed) == 1).await;
         assert_eq!(stats.dropped.load(Ordering::Relaxed), 2);
         assert_eq!(stats.retries.load(Ordering::Relaxed), 0);
         drop(tx);
         tokio::time::timeout(Duration::from_secs(5), task).await.unwrap().unwrap();
+    }
+
+    /// A receiver that accepts connections and never answers: at the
+    /// deadline the exporter stops at once and every span it received is
+    /// counted, the one in the unanswered request and the queued ones as
+    /// dropped at shutdown.
+    #[tokio::test]
+    async fn abandon_counts_every_undelivered_span() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        tokio::spawn(async move {
+            let mut held = Vec::new();
+            while let Ok((sock, _)) = listener.accept().await {
+                held.push(sock);
+            }
+        });
+        let env = |k: &str| (k == "OTEL_EXPORTER_OTLP_ENDPOINT").then(|| format!("http://127.0.0.1:{port}"));
+        let mut cfg = crate::config::load_unvalidated(&Default::default(), &env).unwrap().export.otlp_traces.unwrap();
+        cfg.batch_timeout = Duration::from_millis(10);
+        cfg.batch_max_size = 4;
+        let (tx, input) = mpsc::channel(16);
+        let (abandon_tx, abandon) = watch::channel(false);
+        let (task, stats) = spawn(cfg, HostInfo::default(), input, abandon).unwrap();
+        // 10 spans and a pseudo-span; then 3 more the exporter has not read.
+        let mut batch: Vec<Span> = (1..=10).map(|n| span(Some(Shape::HttpServer), n)).collect();
+        batch.push(span(None, 0));
+        tx.send(Arc::new(batch)).await.unwrap();
+        wait_for("the first batch", || stats.received.load(Ordering::Relaxed) == 11).await;
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        let late: Vec<Span> = (11..=13).map(|n| span(Some(Shape::HttpClient), n)).collect();
+        let late = Arc::new(late);
+        // The exporter may read it before the deadline or not: counted either way.
+        tx.send(late).await.unwrap();
+        drop(tx);
+        let started = std::time::Instant::now();
+        abandon_tx.send(true).unwrap();
+        tokio::time::timeout(Duration::from_millis(500), task).await.expect("stops at once").unwrap();
+        assert!(started.elapsed() < Duration::from_millis(500));
+        let g = |c: &AtomicU64| c.load(Ordering::Relaxed);
+        assert_eq!(g(&stats.received), 14, "{stats}");
+        assert_eq!(g(&stats.filtered), 1, "{stats}");
+        assert_eq!(g(&stats.exported), 0, "{stats}");
+        assert_eq!(g(&stats.dropped_shutdown), 13, "{stats}");
+        assert_eq!(g(&stats.dropped), 13, "{stats}");
     }
 }
