@@ -17,8 +17,6 @@
 
 use std::path::{Path, PathBuf};
 
-use crate::service::Language;
-
 /// Directories walked up from a Node.js script looking for `package.json`.
 const MAX_PACKAGE_DEPTH: usize = 8;
 
@@ -62,18 +60,23 @@ impl ProcessFiles for ProcFiles {
 
 /// The application's name from its command line, or `None` (see the module
 /// docs). `exe_name` is the executable's basename.
-pub(crate) fn app_name(lang: Language, exe_name: &str, argv: &[String], files: &dyn ProcessFiles) -> Option<String> {
+pub(crate) fn app_name(exe_name: &str, argv: &[String], files: &dyn ProcessFiles) -> Option<String> {
     // A process title set by the program blanks the rest of the command line.
     let args: Vec<String> = argv.iter().skip(1).filter(|a| !a.is_empty()).cloned().collect();
     let args = args.as_slice();
-    let name = if lang == Language::NodeJs || exe_name.starts_with("node") {
+    // Chosen by the runtime's executable, not the detected language: the
+    // language of a process read just as it exec'd can still be its
+    // parent's (a Python launcher exec'ing `busybox httpd` was named `httpd`
+    // by the Python rule), it can be unsettled for a young process, and a
+    // program embedding a runtime has no script on its command line.
+    let name = if exe_name.starts_with("node") {
         match node_script(args) {
             Some(script) => node_name(&absolute(script, files)?, files),
             None => node_title(argv.first()?, exe_name),
         }
-    } else if lang == Language::Python || exe_name.starts_with("python") {
+    } else if exe_name.starts_with("python") {
         python_name(args)
-    } else if lang == Language::Java || exe_name == "java" {
+    } else if exe_name == "java" {
         java_name(args)
     } else {
         None
@@ -267,8 +270,8 @@ mod tests {
         s.split_whitespace().map(str::to_string).collect()
     }
 
-    fn name(lang: Language, exe: &str, cmd: &str, files: &Files) -> Option<String> {
-        app_name(lang, exe, &argv(cmd), files)
+    fn name(exe: &str, cmd: &str, files: &Files) -> Option<String> {
+        app_name(exe, &argv(cmd), files)
     }
 
     #[test]
@@ -278,7 +281,7 @@ mod tests {
         f.files.insert("/srv/shop/package.json".into(), r#"{"name": "@acme/shop-api", "version": "1.0.0"}"#.into());
         f.links.insert("/usr/bin/node-red".into(), "../../opt/apps/node_modules/node-red/red.js".into());
         f.cwd = Some("/srv/shop".into());
-        let n = |cmd| name(Language::NodeJs, "node", cmd, &f);
+        let n = |cmd| name("node", cmd, &f);
         assert_eq!(n("node /opt/apps/node_modules/node-red/red.js -u /data").as_deref(), Some("node-red"));
         assert_eq!(n("node --max-old-space-size=128 /usr/bin/node-red").as_deref(), Some("node-red"));
         // Relative to the working directory; nested sources; scope dropped.
@@ -300,11 +303,11 @@ mod tests {
         // Node-RED sets `process.title`: the command line becomes the title
         // and NULs (empty arguments).
         let titled: Vec<String> = ["node-red", "", "", ""].iter().map(|s| s.to_string()).collect();
-        assert_eq!(app_name(Language::NodeJs, "node", &titled, &f).as_deref(), Some("node-red"));
+        assert_eq!(app_name("node", &titled, &f).as_deref(), Some("node-red"));
         // An empty argument is never a script (it would name the process
         // after its working directory).
         let blank: Vec<String> = ["node", "", ""].iter().map(|s| s.to_string()).collect();
-        assert_eq!(app_name(Language::NodeJs, "node", &blank, &f), None);
+        assert_eq!(app_name("node", &blank, &f), None);
     }
 
     #[test]
@@ -312,14 +315,14 @@ mod tests {
         let mut f = Files::default();
         f.files.insert("/a/package.json".into(), "{not json".into());
         f.files.insert("/b/package.json".into(), r#"{"version":"1"}"#.into());
-        assert_eq!(name(Language::NodeJs, "node", "node /a/main.js", &f).as_deref(), Some("main"));
-        assert_eq!(name(Language::NodeJs, "node", "node /b/main.js", &f).as_deref(), Some("main"));
+        assert_eq!(name("node", "node /a/main.js", &f).as_deref(), Some("main"));
+        assert_eq!(name("node", "node /b/main.js", &f).as_deref(), Some("main"));
     }
 
     #[test]
     fn python_scripts_and_modules() {
         let f = Files::default();
-        let n = |cmd| name(Language::Python, "python3.11", cmd, &f);
+        let n = |cmd| name("python3.11", cmd, &f);
         assert_eq!(n("python3 app.py --port 80").as_deref(), Some("app"));
         assert_eq!(n("/usr/bin/python3 -u /srv/tests/http_server.py 8080").as_deref(), Some("http_server"));
         assert_eq!(n("python3 -m http.server 8000").as_deref(), Some("http.server"));
@@ -338,7 +341,7 @@ mod tests {
     #[test]
     fn java_jars_and_classes() {
         let f = Files::default();
-        let n = |cmd| name(Language::Java, "java", cmd, &f);
+        let n = |cmd| name("java", cmd, &f);
         assert_eq!(n("java -Xmx512m -jar /opt/app/orders-1.2.jar --server.port=8080").as_deref(), Some("orders-1.2"));
         assert_eq!(
             n("java -cp /tmp/classes:/lib/x.jar com.example.FanoutServer 8080").as_deref(),
@@ -352,7 +355,7 @@ mod tests {
     #[test]
     fn other_runtimes_keep_the_executable_name() {
         let f = Files::default();
-        assert_eq!(name(Language::Go, "influxd", "influxd run", &f), None);
-        assert_eq!(name(Language::Generic, "mosquitto", "mosquitto -c /etc/m.conf", &f), None);
+        assert_eq!(name("influxd", "influxd run", &f), None);
+        assert_eq!(name("mosquitto", "mosquitto -c /etc/m.conf", &f), None);
     }
 }

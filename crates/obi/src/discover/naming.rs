@@ -97,7 +97,7 @@ pub(crate) fn build_service_with_origin(
     let names = Names {
         rule,
         app: &|| match cfg.default_service_name {
-            DefaultServiceName::App => app_name(lang, &exe_basename(p), &p.cmdline, &ProcFiles(p.pid)),
+            DefaultServiceName::App => app_name(&exe_basename(p), &p.cmdline, &ProcFiles(p.pid)),
             DefaultServiceName::Executable => None,
         },
     };
