@@ -107,7 +107,7 @@ class Load:
             self.counts[what] += 1
 
     def http(self, port, kind="http"):
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}/soak", timeout=10) as r:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/status/200", timeout=10) as r:
             r.read()
         self.count(kind)
 

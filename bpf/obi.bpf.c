@@ -809,12 +809,21 @@ struct obi_tp_data_ready {
 
 #define OBI_TCP_ESTABLISHED 1
 #define OBI_TCP_SYN_RECV 3
+#define OBI_TCP_CLOSE 7
 
 SEC("tracepoint/sock/inet_sock_set_state")
 int obi_sock_state(struct obi_tp_sock_state *ctx)
 {
-	if (ctx->protocol == IPPROTO_TCP && ctx->oldstate == OBI_TCP_SYN_RECV && ctx->newstate == OBI_TCP_ESTABLISHED)
+	if (ctx->protocol != IPPROTO_TCP)
+		return 0;
+	if (ctx->oldstate == OBI_TCP_SYN_RECV && ctx->newstate == OBI_TCP_ESTABLISHED) {
 		arrival_established(ctx->skaddr);
+	} else if (ctx->newstate == OBI_TCP_CLOSE) {
+		/* A socket that never carried a request (not HTTP, or closed
+		 * first) would otherwise stay until the LRU evicts it. */
+		__u64 sk = ctx->skaddr;
+		bpf_map_delete_elem(&arrivals, &sk);
+	}
 	return 0;
 }
 
