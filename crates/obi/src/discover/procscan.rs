@@ -116,8 +116,30 @@ pub(crate) fn read_process(pid: u32, with_ports: bool) -> Option<ProcessInfo> {
     read_process_with(&mut ScanContext::new(), pid, with_ports)
 }
 
+/// Reads of a process that exec'd while being read, before giving up (the
+/// exec's own trigger reads it again).
+const EXEC_RACE_RETRIES: usize = 3;
+
 /// Like [`read_process`], sharing parsed socket tables through `ctx`.
+///
+/// A process can exec while it is read: its executable and its command line
+/// must come from the same program (a Python launcher read as it exec'd
+/// `busybox httpd` had Python's executable and busybox's arguments, and was
+/// named `httpd` by the Python rule). So the executable is read again at the
+/// end, and the whole read repeated when it changed.
 pub(crate) fn read_process_with(ctx: &mut ScanContext, pid: u32, with_ports: bool) -> Option<ProcessInfo> {
+    for _ in 0..EXEC_RACE_RETRIES {
+        let info = read_once(ctx, pid, with_ports)?;
+        let exe = fs::read_link(format!("/proc/{pid}/exe")).ok()?;
+        let meta = fs::metadata(format!("/proc/{pid}/exe")).ok()?;
+        if strip_deleted(exe) == info.exe_path && (meta.ino(), meta.dev()) == (info.exe_ino, info.exe_dev) {
+            return Some(info);
+        }
+    }
+    None
+}
+
+fn read_once(ctx: &mut ScanContext, pid: u32, with_ports: bool) -> Option<ProcessInfo> {
     let exe = fs::read_link(format!("/proc/{pid}/exe")).ok()?;
     let exe_path = strip_deleted(exe);
     let meta = fs::metadata(format!("/proc/{pid}/exe")).ok()?;
