@@ -60,8 +60,15 @@ fn yaml_selects_two_of_three_servers_and_env_overrides_it() {
 #[test]
 fn short_lived_processes_leave_no_stale_kernel_state() {
     require_root();
-    let base = free_port();
-    let ports: Vec<u16> = (0..10).map(|i| base.wrapping_add(i * 7) % 20000 + 30000).collect();
+    // Free ports, not derived ones: a derived port can be some other
+    // connection's local port (a server then cannot bind it).
+    let mut ports: Vec<u16> = Vec::new();
+    while ports.len() < 10 {
+        let p = free_port();
+        if !ports.contains(&p) {
+            ports.push(p);
+        }
+    }
     let range = ports.iter().map(|p| p.to_string()).collect::<Vec<_>>().join(",");
     let mut agent = Agent::builder().env("OTEL_EBPF_OPEN_PORT", &range).start();
     for &port in &ports {
