@@ -95,7 +95,7 @@ fn check(args: &CheckArgs) -> ExitCode {
     // Then what the agent would load, unless something above already stops it.
     match &cfg {
         Ok(cfg) if !checks.iter().any(|c| c.status == crate::preflight::Status::Fail) => {
-            checks.extend(crate::ebpf::trial::checks(cfg));
+            checks.extend(crate::preflight::trial::checks(cfg));
         }
         _ => {
             checks.push(crate::preflight::Check::warn("eBPF programs", "not loaded: fix the failures above first", ""))

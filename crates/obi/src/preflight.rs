@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 use crate::ebpf::programs::{Hook, all_hooks};
 
 mod confinement;
+pub(crate) mod trial;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub(crate) enum Status {
@@ -94,13 +95,7 @@ pub(crate) fn kernel_version() -> Option<(u32, u32, String)> {
     Some((major, minor, release))
 }
 
-/// Where tracefs is mounted, if anywhere.
-pub(crate) fn tracefs_path() -> Option<PathBuf> {
-    ["/sys/kernel/tracing", "/sys/kernel/debug/tracing"]
-        .into_iter()
-        .map(PathBuf::from)
-        .find(|p| p.join("events").is_dir())
-}
+pub(crate) use crate::ebpf::tracefs_path;
 
 /// Errors of the fixes preflight applies itself (mounting pseudo file systems).
 #[derive(Debug, thiserror::Error)]

@@ -9,7 +9,6 @@ pub(crate) mod programs;
 pub(crate) mod propagation;
 pub(crate) mod ring;
 pub(crate) mod tls;
-pub(crate) mod trial;
 
 /// What to do when the kernel has no BTF (shared with `obi check`).
 pub(crate) const NO_BTF_HELP: &str = "the kernel has no BTF type information (/sys/kernel/btf/vmlinux is missing), which \
@@ -18,7 +17,7 @@ ship one; on Raspberry Pi OS, Ubuntu's or Debian's arm64 kernels have it), or po
 for this exact kernel (for example one from BTFHub)";
 
 use std::collections::BTreeMap;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use aya::maps::{HashMap as BpfHashMap, MapData, PerCpuArray, RingBuf};
 use aya::programs::trace_point::TracePointLinkId;
@@ -471,4 +470,13 @@ fn load_btf(path: Option<&Path>) -> Result<Btf> {
             .map_err(|source| TracerError::BtfFile { path: path.to_path_buf(), source });
     }
     Btf::from_sys_fs().map_err(TracerError::NoKernelBtf)
+}
+
+/// Where tracefs is mounted with its events (it holds the tracepoints the
+/// programs attach to, and `uprobe_events`), if anywhere.
+pub(crate) fn tracefs_path() -> Option<PathBuf> {
+    ["/sys/kernel/tracing", "/sys/kernel/debug/tracing"]
+        .into_iter()
+        .map(PathBuf::from)
+        .find(|p| p.join("events").is_dir())
 }

@@ -99,7 +99,7 @@ pub(crate) fn attach(
     ret: bool,
     pid: Option<u32>,
 ) -> Result<TracefsUprobe, TracefsUprobeError> {
-    let tracefs = crate::preflight::tracefs_path().ok_or(TracefsUprobeError::NoTracefs)?;
+    let tracefs = crate::ebpf::tracefs_path().ok_or(TracefsUprobeError::NoTracefs)?;
     let path = target.to_string_lossy();
     if path.contains(char::is_whitespace) {
         return Err(TracefsUprobeError::PathWithSpace(target.to_path_buf()));

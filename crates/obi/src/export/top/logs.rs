@@ -10,8 +10,6 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use tracing_subscriber::fmt::MakeWriter;
 
-use crate::logging::StderrWriter;
-
 /// Lines kept for the pane.
 pub(crate) const KEPT: usize = 200;
 
@@ -45,7 +43,8 @@ pub(crate) struct PaneOrStderr;
 
 pub(crate) enum PaneWriter {
     Pane,
-    Stderr(<StderrWriter as MakeWriter<'static>>::Writer),
+    /// Locked for the one line being written, as the agent's own logger does.
+    Stderr(io::StderrLock<'static>),
 }
 
 impl Write for PaneWriter {
@@ -60,7 +59,10 @@ impl Write for PaneWriter {
                 keep(buf);
                 Ok(())
             }
-            PaneWriter::Stderr(w) => w.write_all(buf),
+            PaneWriter::Stderr(w) => {
+                w.write_all(buf)?;
+                w.flush()
+            }
         }
     }
     fn flush(&mut self) -> io::Result<()> {
@@ -74,11 +76,7 @@ impl Write for PaneWriter {
 impl<'a> MakeWriter<'a> for PaneOrStderr {
     type Writer = PaneWriter;
     fn make_writer(&'a self) -> PaneWriter {
-        if CAPTURING.load(Ordering::Relaxed) {
-            PaneWriter::Pane
-        } else {
-            PaneWriter::Stderr(StderrWriter.make_writer())
-        }
+        if CAPTURING.load(Ordering::Relaxed) { PaneWriter::Pane } else { PaneWriter::Stderr(io::stderr().lock()) }
     }
 }
 

@@ -5,9 +5,9 @@
 
 use std::time::Instant;
 
-use super::{LoadOptions, Tracer};
+use super::Check;
 use crate::config::Config;
-use crate::preflight::Check;
+use crate::ebpf::{LoadOptions, Tracer};
 
 /// The checks of a trial load: one for the load, one per refused feature.
 pub(crate) fn checks(cfg: &Config) -> Vec<Check> {
