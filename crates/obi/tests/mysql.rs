@@ -37,9 +37,14 @@ impl Server {
     fn start_with(port: u16, tls: bool) -> Server {
         let dir = tempfile::tempdir().unwrap();
         let data = dir.path().join("data");
+        // Temporary tables in a directory of its own: two bootstraps at once
+        // in /tmp failed ("Could not remove temporary table ... error: 2").
+        let tmp = dir.path().join("tmp");
+        std::fs::create_dir(&tmp).unwrap();
         run(Command::new("mariadb-install-db")
             .arg("--no-defaults")
             .arg(format!("--datadir={}", data.display()))
+            .arg(format!("--tmpdir={}", tmp.display()))
             .args(["--user=root", "--auth-root-authentication-method=socket", "--skip-test-db"]));
         let mut more = Vec::new();
         if tls {
@@ -52,6 +57,7 @@ impl Server {
             .arg(format!("--socket={}", dir.path().join("sock").display()))
             .arg(format!("--pid-file={}", dir.path().join("pid").display()))
             .arg(format!("--log-error={}", dir.path().join("log").display()))
+            .arg(format!("--tmpdir={}", tmp.display()))
             .arg(format!("--port={port}"))
             .args(["--bind-address=127.0.0.1", "--user=root", "--skip-log-bin", "--innodb-flush-log-at-trx-commit=0"])
             .args(&more)
