@@ -127,7 +127,13 @@ fn an_idle_server_shows_no_queue() {
     agent.wait_instrumented(server.pid(), WAIT);
     let timed = timed_requests(port, "/slow/10", 3, true);
     let waits = check_in_queue(&agent, port, &timed);
-    for (_, agent_wait) in waits {
-        assert!(agent_wait < 2_000, "in queue {agent_wait} µs on an idle server");
+    // check_in_queue held each figure to the real wait. A request the server
+    // read at once must show no queue; one a busy machine (other tests)
+    // made wait for the server's thread shows that wait, rightly.
+    for (real, agent_wait) in waits {
+        assert!(
+            agent_wait < 2_000 || real >= 1_000,
+            "in queue {agent_wait} µs on an idle server (real wait ≤ {real} µs)"
+        );
     }
 }
