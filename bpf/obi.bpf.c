@@ -351,7 +351,8 @@ static __always_inline int io_enter(__u32 fd, __u64 buf, __u32 iovcnt, __u64 cou
 			if (cs->role == OBI_ROLE_SERVER)
 				arrival_rearm(a.sk);
 			if (obi_ctx_propagation && s && (a.flags & OBI_F_REQUEST) && cs->role == OBI_ROLE_CLIENT &&
-			    !(cs->flags & OBI_CONN_H2) && http1_request_start(s->data, n))
+			    !(cs->flags & OBI_CONN_H2) && http1_request_start(s->data, n) &&
+			    pid_selected(pid_tgid >> 32))
 				arm_injection(s->data, n, &cs->tp, pid_tgid);
 		}
 	}
@@ -454,7 +455,8 @@ int obi_enter_accept(struct trace_event_raw_sys_enter *ctx)
 SEC("tracepoint/syscalls/sys_enter_connect")
 int obi_enter_connect(struct trace_event_raw_sys_enter *ctx)
 {
-	if (obi_ctx_propagation && pid_traced(bpf_get_current_pid_tgid() >> 32))
+	/* Only selected processes: a socket in sock_dir is one sk_msg may change. */
+	if (obi_ctx_propagation && pid_selected(bpf_get_current_pid_tgid() >> 32))
 		connect_slot_fill(ctx->args[1], ctx->args[2]);
 	return fd_op_enter(ctx->args[0], OP_CONNECT, OBI_SC_CONNECT);
 }
@@ -967,12 +969,17 @@ int obi_sched_fork(void *ctx)
 	struct task_struct *parent = (struct task_struct *)args[0];
 	struct task_struct *child = (struct task_struct *)args[1];
 	__u32 ptgid = BPF_CORE_READ(parent, tgid);
-	if (!pid_traced(ptgid))
+	if (ptgid == obi_agent_tgid || obi_trace_all)
+		return 0;
+	struct obi_pid_info *pinfo = pid_info(ptgid);
+	if (!pinfo)
 		return 0;
 	__u32 ctgid = BPF_CORE_READ(child, tgid);
-	if (ctgid == ptgid || obi_trace_all)
+	if (ctgid == ptgid)
 		return 0;
-	struct obi_pid_info info = {};
+	/* A child of a process user space has not chosen yet is no more chosen
+	 * than its parent. */
+	struct obi_pid_info info = {.flags = pinfo->flags & OBI_PID_PROVISIONAL};
 	bpf_map_update_elem(&traced_pids, &ctgid, &info, BPF_NOEXIST);
 	proc_event(OBI_PEV_FORK, ctgid, ptgid);
 	return 0;

@@ -30,6 +30,20 @@ static __always_inline bool pid_traced(__u32 tgid)
 	return bpf_map_lookup_elem(&traced_pids, &tgid) != NULL;
 }
 
+/* Traced and chosen by user space: not merely watched from its exec until
+ * discovery decides (OBI_PID_PROVISIONAL). Anything that changes what the
+ * process sends (traceparent injection) waits for this: a process nobody
+ * selected must never see its traffic touched. */
+static __always_inline bool pid_selected(__u32 tgid)
+{
+	if (tgid == obi_agent_tgid)
+		return false;
+	if (obi_trace_all)
+		return true;
+	struct obi_pid_info *info = bpf_map_lookup_elem(&traced_pids, &tgid);
+	return info && !(info->flags & OBI_PID_PROVISIONAL);
+}
+
 static __always_inline __u64 ringbuf_flags(void *rb)
 {
 	if (bpf_ringbuf_query(rb, BPF_RB_AVAIL_DATA) >= obi_wakeup_bytes) {

@@ -350,3 +350,29 @@ fn injection_leaves_http2_and_tls_clients_alone() {
     let h2_servers = agent.wait_spans(5, WAIT, |s| is_type(s, "HTTP") && host_port(s) == h2_port);
     assert_eq!(h2_servers.len(), 5, "{h2_servers:#?}");
 }
+
+/// From its exec until discovery decides, every new process is watched
+/// (so a selected one loses no early span), but only a selected one may have
+/// its traffic changed. Before the fix, curl runs nobody selected had a
+/// traceparent put into their requests by any agent that watched execs (in
+/// the suite, by the agent of another test running at the same time).
+#[test]
+fn unselected_processes_are_never_injected() {
+    require_root();
+    let port = free_port();
+    let _echo = start_server(
+        "raw-echo",
+        Command::new(python()).arg(apps_dir().join("raw_echo_server.py")).arg(port.to_string()),
+    );
+    // A selection by command line: the agent watches every exec.
+    let agent = agent_for(&[], "    - cmd_args: '*selects-nothing-at-all*'\n");
+    for i in 0..20 {
+        let out = curl(&[&format!("http://127.0.0.1:{port}/unselected/{i}")]);
+        assert!(out.starts_with(&format!("GET /unselected/{i} HTTP/1.1\r\n")), "request {i} did not arrive: {out:?}");
+        assert!(
+            !out.to_ascii_lowercase().contains("traceparent"),
+            "request {i} of an unselected curl changed: {out:?}"
+        );
+    }
+    assert!(agent.spans().iter().all(|s| attr(s, "url") != "/unselected/0"), "an unselected process was reported");
+}

@@ -207,7 +207,7 @@ impl SessionEnv {
 fn debug_event(key: u64, ev: &Event<'_>) {
     let h = &ev.hdr;
     eprintln!(
-        "event conn={key:x} pid={} tid={} dir={} role={} flags={:#x} syscall={} bytes={} ports={}->{} data={:?}",
+        "event conn={key:x} pid={} tid={} dir={} role={} flags={:#x} syscall={} bytes={} ports={}->{} tp={:032x}-{:016x}-{} data={:?}",
         h.tgid,
         h.tid,
         h.dir,
@@ -217,6 +217,9 @@ fn debug_event(key: u64, ev: &Event<'_>) {
         h.bytes,
         h.tuple.lport,
         h.tuple.rport,
+        u128::from_be_bytes(h.tp.trace_id),
+        u64::from_be_bytes(h.tp.span_id),
+        h.tp.valid,
         String::from_utf8_lossy(&ev.data[..ev.data.len().min(48)])
     );
 }
