@@ -158,6 +158,29 @@ struct {
 	__type(value, __u8);
 } mux_threads SEC(".maps");
 
+/* Members added to each epoll set a traced process created while watched,
+ * keyed by (tgid << 32 | epoll fd): a wait on a set of one descriptor does
+ * not multiplex (psycopg waits for its one socket that way). A set missing
+ * here (created before tracing, inherited, dup'd, evicted) counts as many. */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, OBI_MAX_THREADS);
+	__type(key, __u64);
+	__type(value, __u32);
+} epoll_sets SEC(".maps");
+
+/* An epoll_ctl ADD or DEL in flight, per thread: (epoll_sets key << 2) |
+ * EPOLL_CHANGE_*. */
+#define EPOLL_CHANGE_ADD 0
+#define EPOLL_CHANGE_DEL 1
+#define EPOLL_CHANGE_ADD_SET 2
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, OBI_MAX_THREADS);
+	__type(key, __u64);
+	__type(value, __u64);
+} epoll_ctl_args SEC(".maps");
+
 /* One byte per local TCP port on which a traced process accepted a
  * connection, eight per element: lets sk_data_ready skip every other socket
  * of the host with an array read instead of a hash lookup. */
@@ -615,6 +638,9 @@ int obi_enter_close(struct trace_event_raw_sys_enter *ctx)
 	__u64 pid_tgid = bpf_get_current_pid_tgid();
 	if (!pid_traced(pid_tgid >> 32))
 		return 0;
+	/* A closed epoll set's number may next name another set. */
+	__u64 ekey = epoll_key(pid_tgid, ctx->args[0]);
+	bpf_map_delete_elem(&epoll_sets, &ekey);
 	struct obi_sock_ref ref;
 	if (!fd_to_tcp_sock(ctx->args[0], &ref))
 		return 0;
@@ -771,10 +797,93 @@ static __always_inline int waits_on_many(void)
 	return 0;
 }
 
+/* epoll_wait/epoll_pwait/epoll_pwait2(epfd, ...): a set of one known member
+ * is a blocking wait on one socket; anything else multiplexes. */
 SEC("tracepoint/syscalls/sys_enter_epoll_wait")
 int obi_enter_epoll_wait(struct trace_event_raw_sys_enter *ctx)
 {
-	return waits_on_many();
+	__u64 pid_tgid = bpf_get_current_pid_tgid();
+	if (!pid_traced(pid_tgid >> 32))
+		return 0;
+	__u64 key = epoll_key(pid_tgid, ctx->args[0]);
+	__u32 *members = bpf_map_lookup_elem(&epoll_sets, &key);
+	if (members && *members <= 1)
+		return 0;
+	mark_multiplexing(pid_tgid);
+	return 0;
+}
+
+/* epoll_create/epoll_create1 returned a new, empty set. */
+SEC("tracepoint/syscalls/sys_exit_epoll_create1")
+int obi_exit_epoll_create(struct trace_event_raw_sys_exit *ctx)
+{
+	long epfd = ctx->ret;
+	if (epfd < 0)
+		return 0;
+	__u64 pid_tgid = bpf_get_current_pid_tgid();
+	if (!pid_traced(pid_tgid >> 32))
+		return 0;
+	__u64 key = epoll_key(pid_tgid, epfd);
+	__u32 zero = 0;
+	bpf_map_update_elem(&epoll_sets, &key, &zero, BPF_ANY);
+	return 0;
+}
+
+/* epoll_ctl(epfd, op, fd, event): ADD and DEL change the set's count when
+ * they succeed, so the exit applies what the entry saw. */
+SEC("tracepoint/syscalls/sys_enter_epoll_ctl")
+int obi_enter_epoll_ctl(struct trace_event_raw_sys_enter *ctx)
+{
+	__u64 op = ctx->args[1];
+	if (op != 1 /* EPOLL_CTL_ADD */ && op != 2 /* EPOLL_CTL_DEL */)
+		return 0;
+	__u64 pid_tgid = bpf_get_current_pid_tgid();
+	if (!pid_traced(pid_tgid >> 32))
+		return 0;
+	__u64 key = epoll_key(pid_tgid, ctx->args[0]);
+	if (!bpf_map_lookup_elem(&epoll_sets, &key))
+		return 0;
+	/* A set inside a set multiplexes whatever the outer count says: it
+	 * counts as two. (A nested set that was not created under our eyes
+	 * counts as one: epoll fds cannot be told from sockets without
+	 * reading kernel structures.) */
+	__u64 member = epoll_key(pid_tgid, ctx->args[2]);
+	__u64 kind = op == 2 ? EPOLL_CHANGE_DEL : EPOLL_CHANGE_ADD;
+	if (op == 1 && bpf_map_lookup_elem(&epoll_sets, &member))
+		kind = EPOLL_CHANGE_ADD_SET;
+	__u64 change = (key << 2) | kind;
+	bpf_map_update_elem(&epoll_ctl_args, &pid_tgid, &change, BPF_ANY);
+	return 0;
+}
+
+SEC("tracepoint/syscalls/sys_exit_epoll_ctl")
+int obi_exit_epoll_ctl(struct trace_event_raw_sys_exit *ctx)
+{
+	long ret = ctx->ret;
+	__u64 pid_tgid = bpf_get_current_pid_tgid();
+	__u64 *saved = bpf_map_lookup_elem(&epoll_ctl_args, &pid_tgid);
+	if (!saved)
+		return 0;
+	__u64 change = *saved;
+	bpf_map_delete_elem(&epoll_ctl_args, &pid_tgid);
+	if (ret != 0)
+		return 0;
+	__u64 key = change >> 2;
+	__u32 *members = bpf_map_lookup_elem(&epoll_sets, &key);
+	if (!members)
+		return 0;
+	switch (change & 3) {
+	case EPOLL_CHANGE_ADD:
+		__sync_fetch_and_add(members, 1);
+		break;
+	case EPOLL_CHANGE_ADD_SET:
+		__sync_fetch_and_add(members, 2);
+		break;
+	default:
+		if (*members > 0)
+			__sync_fetch_and_add(members, -1);
+	}
+	return 0;
 }
 
 /* poll() on one descriptor is a blocking read with a timeout (CPython,
@@ -994,6 +1103,7 @@ int obi_sched_exit(void *ctx)
 		return 0;
 	bpf_map_delete_elem(&server_traces, &pid_tgid);
 	bpf_map_delete_elem(&mux_threads, &pid_tgid);
+	bpf_map_delete_elem(&epoll_ctl_args, &pid_tgid);
 	bpf_map_delete_elem(&pending_io, &pid_tgid);
 	bpf_map_delete_elem(&ssl_args, &pid_tgid);
 	bpf_map_delete_elem(&ssl_pending_bind, &pid_tgid);

@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: GPL-2.0-only OR Apache-2.0 */
 /* Per-connection state and the trace context of the request in flight.
- * Maps: conn_state, ignored_conns, tls_state, server_traces, mux_threads.
+ * Maps: conn_state, ignored_conns, tls_state, server_traces, mux_threads,
+ * epoll_sets.
  *
  * A client request is the child of "the request this thread serves" only
  * when that can be known: the thread read that request itself, the request
@@ -89,6 +90,12 @@ static __always_inline void mark_multiplexing(__u64 pid_tgid)
 		return;
 	__u8 one = 1;
 	bpf_map_update_elem(&mux_threads, &pid_tgid, &one, BPF_ANY);
+}
+
+/* Key of an epoll set in epoll_sets: the process and the set's fd. */
+static __always_inline __u64 epoll_key(__u64 pid_tgid, __u64 epfd)
+{
+	return (pid_tgid & 0xffffffff00000000ULL) | (__u32)epfd;
 }
 
 /* The request this thread serves, when it can parent the thread's client

@@ -13,6 +13,12 @@ use serde_json::Value;
 const WAIT: Duration = Duration::from_secs(30);
 /// How far the agent's "in queue" may be from the real wait.
 const TOLERANCE_US: i64 = 10_000;
+/// The client's "sent" is not the arrival: on a loaded machine the kernel
+/// may hand loopback bytes to the server's socket later (softirq work moved
+/// to ksoftirqd, which waits for a CPU like any thread; 12 ms seen in a
+/// suite run beside two compilers). The queue starts at that arrival, so
+/// the agent's figure may be short of the client's by that much, never over.
+const DELIVERY_SLACK_US: i64 = 30_000;
 
 /// One timed request: its path and the real wait before its handler
 /// started, as bounds (the client knows when it started and finished
@@ -68,7 +74,7 @@ fn check_in_queue(agent: &Agent, port: u16, timed: &[Timed]) -> Vec<(i64, i64)> 
         let (lo, hi) = (t.waited_min_us, t.waited_max_us);
         eprintln!("{}: real wait {lo}..{hi} µs, agent's in queue {in_queue} µs", t.path);
         assert!(
-            in_queue >= lo - TOLERANCE_US && in_queue <= hi + TOLERANCE_US,
+            in_queue >= lo - TOLERANCE_US - DELIVERY_SLACK_US && in_queue <= hi + TOLERANCE_US,
             "{}: in queue {in_queue} µs, real wait {lo}..{hi} µs",
             t.path
         );

@@ -384,6 +384,7 @@ impl Tracer {
             "ignored_conns",
             "server_traces",
             "mux_threads",
+            "epoll_sets",
             "pending_io",
             "tls_state",
             "ssl_args",
@@ -418,6 +419,7 @@ impl Tracer {
             "server_traces" => count::<u64, 48>(map),
             "pending_io" => count::<u64, 48>(map),
             "mux_threads" => count::<u64, 1>(map),
+            "epoll_sets" => count::<u64, 4>(map),
             "hints" => count::<u64, { std::mem::size_of::<abi::Tp>() }>(map),
             _ => None,
         }

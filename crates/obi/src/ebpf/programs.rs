@@ -128,6 +128,24 @@ pub(crate) const ATTACHMENTS: &[Attachment] = &[
         lost: "event-loop detection for loops waiting in epoll_pwait2, whose client calls may then take a wrong parent (nothing before Linux 5.11, which has no such syscall)",
     },
     Attachment {
+        program: "obi_exit_epoll_create",
+        hooks: &[sc("sys_exit_epoll_create1"), sc("sys_exit_epoll_create")],
+        required: false,
+        lost: "parents for threads that wait on one socket through epoll (psycopg): their client calls start their own traces",
+    },
+    Attachment {
+        program: "obi_exit_epoll_ctl",
+        hooks: &[sc("sys_exit_epoll_ctl")],
+        required: false,
+        lost: "parents for threads that wait on one socket through epoll (psycopg): their client calls start their own traces",
+    },
+    Attachment {
+        program: "obi_enter_epoll_ctl",
+        hooks: &[sc("sys_enter_epoll_ctl")],
+        required: false,
+        lost: "parents for threads that wait on one socket through epoll (psycopg): their client calls start their own traces",
+    },
+    Attachment {
         program: "obi_enter_poll",
         hooks: &[sc("sys_enter_poll"), sc("sys_enter_ppoll")],
         required: false,
