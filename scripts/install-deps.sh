@@ -53,8 +53,11 @@ for major in "${!node_versions[@]}"; do
 	fi
 done
 apps="$node_prefix/apps/node_modules"
-if ! [[ -f "$apps/express/package.json" && -f "$apps/node-red/package.json" && -f "$apps/mqtt/package.json" ]]; then
-	npm install -q --no-audit --no-fund --prefix "$node_prefix/apps" express@4.22.1 node-red@4.1.15 mqtt@5.16.0 >/dev/null
+# node-postgres (pg) and ioredis are the database clients of the Node.js side.
+if ! [[ -f "$apps/express/package.json" && -f "$apps/node-red/package.json" && -f "$apps/mqtt/package.json" &&
+	-f "$apps/pg/package.json" && -f "$apps/ioredis/package.json" ]]; then
+	npm install -q --no-audit --no-fund --prefix "$node_prefix/apps" express@4.22.1 node-red@4.1.15 mqtt@5.16.0 \
+		pg@8.23.1 ioredis@6.0.0 >/dev/null
 fi
 # The OTLP receiver of the exporter tests (crates/obi/tests/apps/otlp_receiver.py)
 # and the gRPC test server and client (grpc_server.py, grpc_client.py) run on
@@ -71,8 +74,9 @@ if ! "$venv/bin/python3" -c 'import paho.mqtt' 2>/dev/null; then
 	"$venv/bin/pip" install -q --disable-pip-version-check 'paho-mqtt==2.1.0'
 fi
 # Database clients of the database tests (crates/obi/tests/db_*.rs).
-if ! "$venv/bin/python3" -c 'import redis, psycopg, pymemcache' 2>/dev/null; then
-	"$venv/bin/pip" install -q --disable-pip-version-check 'redis==5.2.1' 'psycopg[binary]==3.2.3' 'pymemcache==4.0.0'
+if ! "$venv/bin/python3" -c 'import redis, psycopg, pymemcache, asyncpg' 2>/dev/null; then
+	"$venv/bin/pip" install -q --disable-pip-version-check 'redis==5.2.1' 'psycopg[binary]==3.2.3' 'pymemcache==4.0.0' \
+		'asyncpg==0.30.0'
 fi
 # PyMySQL sends statements as COM_QUERY (it substitutes parameters itself);
 # mysql-connector-python's prepared cursors use COM_STMT_PREPARE / EXECUTE.

@@ -307,3 +307,58 @@ fn postgres_calls_under_concurrency_take_their_request_as_parent() {
     // an event loop, so every call takes its request as parent.
     assert_eq!((audit.right, audit.wrong, audit.total()), (requests * calls, 0, requests * calls), "{audit:?}");
 }
+
+/// asyncpg (PyPI), an asyncio client with its own habits: every statement
+/// with arguments is prepared in a round trip of its own (Parse/Describe)
+/// and then run by name from its cache, executemany sends many
+/// Bind/Execute before one Sync, a pool runs queries on four connections at
+/// once and resets each connection it takes back. One span per statement
+/// the server ran or refused, with the text it was prepared with.
+#[test]
+fn asyncpg_statement_cache_executemany_and_pool() {
+    require_root();
+    let port = free_port();
+    let _cluster = Cluster::start(port);
+    let agent = Agent::builder()
+        .config(&format!("discovery:\n  instrument:\n    - cmd_args: '*asyncpg_client.py {port} *'\n"))
+        .start();
+    let mut client = spawn(
+        "asyncpg",
+        Command::new(venv_python()).arg(apps_dir().join("asyncpg_client.py")).args([&port.to_string(), PASSWORD]),
+    );
+    assert!(client.wait_exit(WAIT).is_some_and(|s| s.success()), "client failed: {:?}", client.lines());
+    assert_eq!(client.lines(), ["select f1", "error 42P01", "counts 3", "ok"]);
+    let insert = ("INSERT", "fruit", "INSERT INTO fruit (id, name) VALUES ($1, $2)", "");
+    let update = ("UPDATE", "fruit", "UPDATE fruit SET name = $1 WHERE id = $2", "");
+    let count = ("SELECT", "fruit", "SELECT count(*) FROM fruit WHERE id >= $1", "");
+    let reset = ("SELECT", "", "SELECT pg_advisory_unlock_all();\nCLOSE ALL;\nUNLISTEN *;\nRESET ALL;", "");
+    let mut want = vec![
+        ("CREATE", "fruit", "CREATE TABLE fruit (id int PRIMARY KEY, name text)", ""),
+        insert,
+        insert,
+        insert,
+        ("SELECT", "fruit", "SELECT name FROM fruit WHERE id = $1", ""),
+        update,
+        update,
+        update,
+        update,
+        ("BEGIN", "", "BEGIN;", ""),
+        ("DELETE", "fruit", "DELETE FROM fruit WHERE id = $1", ""),
+        ("COMMIT", "", "COMMIT;", ""),
+        // Refused when asyncpg prepared it: no Execute was ever sent.
+        ("SELECT", "nope", "SELECT * FROM nope WHERE id = $1", "42P01"),
+    ];
+    // The pool's eight queries and the reset of each connection it took
+    // back: their order across four connections is the event loop's.
+    want.extend([count; 8]);
+    want.extend([reset; 8]);
+    let spans = agent.wait_spans(want.len(), WAIT, sql_client_of(port));
+    let mut got = common::sql_calls(&spans);
+    let (serial, pooled) = got.split_at_mut(13);
+    pooled.sort();
+    let mut want: Vec<_> =
+        want.iter().map(|(a, b, c, d)| (a.to_string(), b.to_string(), c.to_string(), d.to_string())).collect();
+    want[13..].sort();
+    assert_eq!([serial, pooled].concat(), want, "{spans:#?}");
+    assert!(!agent.proc.lines().iter().any(|l| l.contains(PASSWORD)), "the password leaked");
+}

@@ -22,6 +22,7 @@ use super::event::Event;
 use super::session::{Detect, Feed, Io, Piece, Protocol, Session, SessionCx, Side};
 use super::sql_statement::{Op, Statement, finish};
 use super::trace_ids;
+use crate::span::TraceContext;
 use crate::span::db::{DbCall, DbError};
 
 /// PostgreSQL, recognised by the client's startup (or SSL request) message.
@@ -50,7 +51,7 @@ const MAX_PENDING: usize = 16384;
 /// A client message the server will answer, in order.
 #[derive(Debug)]
 enum Pending {
-    Parse,
+    Parse(Prepare),
     Bind,
     Describe,
     Close,
@@ -59,6 +60,16 @@ enum Pending {
     Query(Op),
     /// A `FunctionCall` (no span: it runs a function by its OID).
     Function,
+}
+
+/// A `Parse`, kept until the server answers it: a statement the server
+/// refuses with no `Execute` of it before the `Sync` (asyncpg prepares in a
+/// round trip of its own) failed all the same, and is the span.
+#[derive(Debug)]
+struct Prepare {
+    statement: Arc<Statement>,
+    start_mono: u64,
+    kernel: Option<TraceContext>,
 }
 
 #[derive(Default)]
@@ -143,9 +154,9 @@ impl PgSession {
                     self.invalid = !cut;
                     return;
                 };
-                let stmt = Statement::new(text, cut, Dialect::Postgres, keep);
-                remember(&mut self.statements, name, Arc::new(stmt));
-                Pending::Parse
+                let statement = Arc::new(Statement::new(text, cut, Dialect::Postgres, keep));
+                remember(&mut self.statements, name, statement.clone());
+                Pending::Parse(Prepare { statement, start_mono: start, kernel: io.kernel_ctx })
             }
             b'B' => {
                 if let Some((portal, stmt)) = postgres::bind_message(body) {
@@ -227,7 +238,7 @@ impl PgSession {
     /// it cannot (we lost track of the conversation).
     fn answer(&mut self, tag: u8, body: &[u8], ts: u64, cx: &mut SessionCx<'_>) -> bool {
         match tag {
-            b'1' => matches!(self.pending.pop_front(), Some(Pending::Parse)),
+            b'1' => matches!(self.pending.pop_front(), Some(Pending::Parse(_))),
             b'2' => matches!(self.pending.pop_front(), Some(Pending::Bind)),
             b'3' => matches!(self.pending.pop_front(), Some(Pending::Close)),
             b'n' => matches!(self.pending.pop_front(), Some(Pending::Describe)),
@@ -281,10 +292,11 @@ impl PgSession {
                     finish(op, ts, cx);
                 }
             }
-            Some(Pending::Parse | Pending::Bind | Pending::Describe | Pending::Close | Pending::Function) => {
+            Some(Pending::Parse(_) | Pending::Bind | Pending::Describe | Pending::Close | Pending::Function) => {
                 // The statement this message prepared fails: its Execute,
-                // if one was sent before the Sync, carries the error.
-                self.pending.pop_front();
+                // if one was sent before the Sync, carries the error; else a
+                // refused Parse is the failed call.
+                let failed = self.pending.pop_front();
                 let execute = self
                     .pending
                     .iter()
@@ -293,6 +305,11 @@ impl PgSession {
                 if let Some(Some(Pending::Execute(mut op))) = execute.map(|i| self.pending.remove(i)) {
                     op.call.error = Some(error);
                     finish(op, ts, cx);
+                } else if let Some(Pending::Parse(prepare)) = failed {
+                    let mut call = prepare.statement.call("postgresql", &self.database);
+                    call.error = Some(error);
+                    let ctx = trace_ids::request_context(&mut self.last_kernel_span, prepare.kernel, cx.server);
+                    finish(Op { call, start_mono: prepare.start_mono, ctx }, ts, cx);
                 }
             }
             // Startup or authentication failed: no statement ran.

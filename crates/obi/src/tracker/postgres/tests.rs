@@ -249,3 +249,32 @@ fn detection() {
     assert_eq!(detect(&query("SELECT 1")), Detect::No);
     assert_eq!(detect(b"*1\r\n$4\r\nPING\r\n"), Detect::No);
 }
+
+#[test]
+fn a_refused_prepare_is_the_failed_call() {
+    // asyncpg prepares in a round trip of its own (Parse, Describe, Sync):
+    // the server refusing the statement is the call that failed.
+    let mut h = started();
+    h.send(
+        10,
+        7,
+        &cat(&[
+            parse("__asyncpg_stmt_1__", "SELECT * FROM nope WHERE id = $1"),
+            msg(b'D', b"S__asyncpg_stmt_1__\0"),
+            msg(b'S', b""),
+        ]),
+    );
+    h.recv(20, &cat(&[error("42P01", "relation \"nope\" does not exist"), ready()]));
+    assert_eq!(
+        spans(&h),
+        vec![("SELECT nope".into(), "SELECT * FROM nope WHERE id = $1".into(), "42P01".into(), 10, 20)]
+    );
+    assert_eq!(h.finished[0].trace.span_id, [7; 8], "the kernel's context of the send");
+    // A prepare the server accepts is no call; its later execution is.
+    h.send(30, 8, &cat(&[parse("s2", "SELECT now()"), msg(b'D', b"Ss2\0"), msg(b'S', b"")]));
+    h.recv(40, &cat(&[msg(b'1', b""), msg(b't', b"\0\0"), msg(b'T', b"\0\x01"), ready()]));
+    assert_eq!(h.finished.len(), 1);
+    h.send(50, 9, &cat(&[bind("", "s2"), execute(""), msg(b'S', b"")]));
+    h.recv(60, &cat(&[msg(b'2', b""), complete("SELECT 1"), ready()]));
+    assert_eq!(spans(&h)[1], ("SELECT".into(), "SELECT now()".into(), "".into(), 50, 60));
+}
