@@ -249,3 +249,58 @@ fn redis_calls_nest_under_their_server_request() {
     let audit = common::audit::parent_audit("redis_calls_nest_under_their_server_request", &spans);
     assert_eq!(audit, common::audit::Audit { right: requests * calls, root: 0, wrong: 0 });
 }
+
+/// ioredis (npm) on Node.js: plain commands, an error, a pipeline, a
+/// transaction and twenty commands in flight at once on one connection
+/// give one client span per command, matched one for one by the traced
+/// server's spans.
+#[test]
+fn ioredis_commands_pipeline_transaction_and_commands_in_flight() {
+    require_root();
+    let port = free_port();
+    let server = redis_server(port);
+    let agent = Agent::builder()
+        .config(&format!(
+            "discovery:\n  instrument:\n    - open_ports: {port}\n    - cmd_args: '*ioredis_client.js {port}'\n"
+        ))
+        .start();
+    agent.wait_instrumented(server.proc.pid(), WAIT);
+    let mut client =
+        spawn("ioredis", Command::new("node").arg(apps_dir().join("ioredis_client.js")).arg(port.to_string()));
+    assert!(client.wait_exit(WAIT).is_some_and(|s| s.success()), "client failed: {:?}", client.lines());
+    assert_eq!(client.lines(), ["get ada", "error ERR", "multi 2 5", "missing 20", "ok"]);
+    // ioredis 6 speaks RESP3 (HELLO 3) and names itself (CLIENT SETINFO,
+    // which Redis 7.0 refuses) on connecting.
+    let mut want: Vec<(String, String, String)> = vec![
+        ("HELLO", "hello 3", ""),
+        ("CLIENT", "client SETINFO LIB-VER ?", "ERR"),
+        ("CLIENT", "client SETINFO LIB-NAME ?", "ERR"),
+        ("SET", "set user:1 ?", ""),
+        ("GET", "get user:1", ""),
+        ("INCRBY", "incrby user:1 ?", "ERR"),
+    ]
+    .into_iter()
+    .map(|(a, b, c)| (a.to_string(), b.to_string(), c.to_string()))
+    .collect();
+    want.extend(std::iter::repeat_n(("RPUSH".into(), "rpush list ?".into(), String::new()), 5));
+    for (op, text) in
+        [("MULTI", "multi"), ("INCRBY", "incrby counter ?"), ("INCRBY", "incrby counter ?"), ("EXEC", "exec")]
+    {
+        want.push((op.into(), text.into(), String::new()));
+    }
+    want.extend((0..20).map(|i| ("GET".to_string(), format!("get missing:{i}"), String::new())));
+    let clients = agent.wait_spans(want.len(), WAIT, of("RedisClient", port));
+    assert_eq!(db_calls(&clients), want, "{clients:#?}");
+    // The twenty in flight at once: each its own span.
+    let gets: Vec<&Value> = clients.iter().filter(|s| attr(s, "statement").starts_with("get missing:")).collect();
+    assert_eq!(gets.iter().map(|s| field(s, "spanID")).collect::<HashSet<_>>().len(), 20);
+    // Named after its script, not `node`.
+    assert!(clients.iter().all(|s| field(s, "peerName") == "ioredis_client"), "{clients:#?}");
+
+    let servers = agent.wait_spans(want.len(), WAIT, of("RedisServer", port));
+    let mut got: Vec<String> = servers.iter().map(|s| attr(s, "operation").to_string()).collect();
+    let mut sent: Vec<String> = want.iter().map(|w| w.0.clone()).collect();
+    got.sort();
+    sent.sort();
+    assert_eq!(got, sent);
+}
