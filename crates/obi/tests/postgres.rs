@@ -1,6 +1,7 @@
 //! PostgreSQL end to end: a cluster of its own (Debian `postgresql`, run as
 //! the postgres user in a temporary directory on a free port, SCRAM
-//! passwords over TCP), psycopg (PyPI) and `pgbench` as clients, the real
+//! passwords over TCP), psycopg and asyncpg (PyPI), node-postgres (npm) and
+//! `pgbench` as clients, the real
 //! agent and real eBPF. Runs as root.
 
 mod common;
@@ -361,4 +362,43 @@ fn asyncpg_statement_cache_executemany_and_pool() {
     want[13..].sort();
     assert_eq!([serial, pooled].concat(), want, "{spans:#?}");
     assert!(!agent.proc.lines().iter().any(|l| l.contains(PASSWORD)), "the password leaked");
+}
+
+/// node-postgres (npm `pg`) on Node.js: simple queries, parameterised ones
+/// (the unnamed statement), a named prepared statement run three times
+/// (parsed once), a transaction, an error, and a pool of four connections
+/// running eight queries at once. One span per statement, exact.
+#[test]
+fn node_postgres_queries_prepared_transaction_and_pool() {
+    require_root();
+    let port = free_port();
+    let _cluster = Cluster::start(port);
+    let agent = Agent::builder()
+        .config(&format!("discovery:\n  instrument:\n    - cmd_args: '*node_pg_client.js {port} *'\n"))
+        .start();
+    let mut client = spawn(
+        "node-postgres",
+        Command::new("node").arg(apps_dir().join("node_pg_client.js")).args([&port.to_string(), PASSWORD]),
+    );
+    assert!(client.wait_exit(WAIT).is_some_and(|s| s.success()), "client failed: {:?}", client.lines());
+    assert_eq!(client.lines(), ["select r2", "error 42P01", "counts 3", "ok"]);
+    let insert = ("INSERT", "veg", "INSERT INTO veg (id, name) VALUES ($1, $2)", "");
+    // Parsed once under its name, then bound and executed by name.
+    let rename = ("UPDATE", "veg", "UPDATE veg SET name = $1 WHERE id = $2", "");
+    let mut want = vec![
+        ("CREATE", "veg", "CREATE TABLE veg (id int PRIMARY KEY, name text)", ""),
+        insert,
+        insert,
+        insert,
+        rename,
+        rename,
+        rename,
+        ("SELECT", "veg", "SELECT name FROM veg WHERE id = $1", ""),
+        ("BEGIN", "", "BEGIN", ""),
+        ("DELETE", "veg", "DELETE FROM veg WHERE id = $1", ""),
+        ("COMMIT", "", "COMMIT", ""),
+        ("SELECT", "nope", "SELECT * FROM nope WHERE id = $1", "42P01"),
+    ];
+    want.extend([("SELECT", "veg", "SELECT count(*) AS n FROM veg WHERE id >= $1", ""); 8]);
+    expect_sql_spans(&agent, port, &want, PASSWORD);
 }
