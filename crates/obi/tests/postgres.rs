@@ -1,8 +1,7 @@
 //! PostgreSQL end to end: a cluster of its own (Debian `postgresql`, run as
 //! the postgres user in a temporary directory on a free port, SCRAM
 //! passwords over TCP), psycopg and asyncpg (PyPI), node-postgres (npm) and
-//! `pgbench` as clients, the real
-//! agent and real eBPF. Runs as root.
+//! `pgbench` as clients, the real agent and real eBPF. Runs as root.
 
 mod common;
 

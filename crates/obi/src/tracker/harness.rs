@@ -15,6 +15,8 @@ pub(crate) struct Harness<S: Session> {
     pub(crate) finished: Vec<Finished>,
     /// We are the server of the connection.
     pub(crate) server: bool,
+    /// The connection was seen from its opening (true unless a test says).
+    pub(crate) from_start: bool,
     pub(crate) relay: BrokerRelay,
 }
 
@@ -33,6 +35,7 @@ impl<S: Session + Default> Harness<S> {
             stats: TrackerStats::default(),
             finished: Vec::new(),
             server: false,
+            from_start: true,
             relay: BrokerRelay::default(),
         }
     }
@@ -49,8 +52,12 @@ impl<S: Session> Harness<S> {
         missing: u64,
     ) -> Feed {
         let io = Io { side, ts, tid: 1, msg_start: true, queued: None, kernel_ctx: kernel, data, missing, tail: &[] };
-        let Harness { session, settings, remap, stats, finished, server, relay } = self;
-        session.on_data(&io, &mut SessionCx { server: *server, pid: 1, settings, remap, stats, finished, relay })
+        let Harness { session, settings, remap, stats, finished, server, from_start, relay } = self;
+        let from_start = *from_start;
+        session.on_data(
+            &io,
+            &mut SessionCx { server: *server, from_start, pid: 1, settings, remap, stats, finished, relay },
+        )
     }
 
     /// The client sends `data` in one write that the kernel gave context `[kernel; 8]`.
@@ -65,7 +72,11 @@ impl<S: Session> Harness<S> {
 
     /// The connection closes.
     pub(crate) fn close(&mut self, ts: u64) {
-        let Harness { session, settings, remap, stats, finished, server, relay } = self;
-        session.on_close(ts, &mut SessionCx { server: *server, pid: 1, settings, remap, stats, finished, relay });
+        let Harness { session, settings, remap, stats, finished, server, from_start, relay } = self;
+        let from_start = *from_start;
+        session.on_close(
+            ts,
+            &mut SessionCx { server: *server, from_start, pid: 1, settings, remap, stats, finished, relay },
+        );
     }
 }

@@ -116,6 +116,8 @@ struct ConnMeta {
     remote: (IpAddr, u16),
     /// Plaintext of a TLS session (the OpenSSL probes): HTTP on it is https.
     tls: bool,
+    /// Seen from its opening (an accept or connect event), not joined midway.
+    from_start: bool,
 }
 
 struct Conn {
@@ -194,6 +196,7 @@ impl SessionEnv {
     fn cx(&mut self, meta: &ConnMeta) -> SessionCx<'_> {
         SessionCx {
             server: meta.role == Role::Server,
+            from_start: meta.from_start,
             pid: meta.pid,
             settings: &self.settings,
             remap: &mut self.remap,
@@ -389,7 +392,7 @@ impl Tracker {
         }
     }
 
-    fn new_conn(ev: &Event<'_>) -> Conn {
+    fn new_conn(ev: &Event<'_>, from_start: bool) -> Conn {
         let (local, remote) = event::endpoints(&ev.hdr.tuple);
         Conn {
             meta: ConnMeta {
@@ -398,6 +401,7 @@ impl Tracker {
                 local,
                 remote,
                 tls: ev.has(abi::F_TLS),
+                from_start,
             },
             proto: Proto::Detecting,
             first: None,
@@ -408,7 +412,7 @@ impl Tracker {
 
     fn on_open(&mut self, ev: &Event<'_>) {
         // An inode reused without a close we saw: start over.
-        self.conns.insert(ev.hdr.conn_id, Self::new_conn(ev));
+        self.conns.insert(ev.hdr.conn_id, Self::new_conn(ev, true));
         self.enforce_cap();
     }
 
@@ -445,7 +449,8 @@ impl Tracker {
             self.track_tls_socket(id, ev);
             self.announce_tls(ev.hdr.tgid);
         }
-        let conn = self.conns.entry(id).or_insert_with(|| Self::new_conn(ev));
+        // Joined midway: what the connection did before is unknown.
+        let conn = self.conns.entry(id).or_insert_with(|| Self::new_conn(ev, false));
         conn.last_mono = ev.hdr.ts_exit;
         // The process that moves the bytes serves them: a socket accepted by
         // a parent and handed to a forked child (or exec'd handler) is the

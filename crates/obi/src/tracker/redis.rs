@@ -53,6 +53,8 @@ enum After {
     NoReplies,
     /// `HELLO 3`: RESP3 from its reply on.
     Resp3,
+    /// `SELECT <db>`: the connection's database from its `+OK` on.
+    Select(Option<u32>),
 }
 
 fn after(name: &str, frame: &Frame<'_>) -> After {
@@ -62,6 +64,8 @@ fn after(name: &str, frame: &Frame<'_>) -> After {
         "MONITOR" => After::Monitor,
         "CLIENT" if arg(1).eq_ignore_ascii_case(b"REPLY") => After::NoReplies,
         "HELLO" if arg(1) == b"3" => After::Resp3,
+        "SELECT" => After::Select(std::str::from_utf8(arg(1)).ok().and_then(|d| d.parse().ok())),
+        "RESET" => After::Select(Some(0)),
         _ => After::Reply,
     }
 }
@@ -92,6 +96,20 @@ struct RedisSession {
     invalid: bool,
     /// Replies were turned off: pairing is over.
     give_up: bool,
+    /// The database the connection is on (`db.namespace`).
+    database: Database,
+}
+
+/// Which database a connection is on, as far as its traffic says.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+enum Database {
+    /// Nothing seen yet.
+    #[default]
+    Unset,
+    Known(u32),
+    /// Joined midway, or a `SELECT` whose effect cannot be known (queued
+    /// in a transaction): no namespace, rather than a guess.
+    Unknown,
 }
 
 impl RedisSession {
@@ -132,7 +150,7 @@ impl RedisSession {
     }
 
     fn on_replies(&mut self, io: &Io<'_>, cx: &mut SessionCx<'_>) {
-        let Self { replies, pending, resp3, stop, invalid, .. } = self;
+        let Self { replies, pending, resp3, stop, invalid, database, .. } = self;
         let mut on = |e: RespEvent<'_>| {
             let f = match e {
                 RespEvent::Frame(f) => f,
@@ -159,9 +177,20 @@ impl RedisSession {
             }
             match p.after {
                 After::Resp3 if p.call.error.is_none() => *resp3 = true,
+                After::Select(db) if p.call.error.is_none() => {
+                    // `+OK` switched; `+QUEUED` (MULTI) may switch at EXEC.
+                    let ok = f.kind == Kind::Simple && matches!(f.part(0), Some(b"OK" | b"RESET"));
+                    *database = match db {
+                        Some(db) if ok => Database::Known(db),
+                        _ => Database::Unknown,
+                    };
+                }
                 After::Subscribe if !*resp3 => *stop = true,
                 After::Monitor => *stop = true,
                 _ => {}
+            }
+            if let Database::Known(db) = *database {
+                p.call.namespace = db.to_string();
             }
             cx.finished.push(Finished {
                 detail: SpanDetail::Redis(RedisSpan { call: p.call }),
@@ -202,6 +231,10 @@ fn reply_error(f: &Frame<'_>) -> DbError {
 
 impl Session for RedisSession {
     fn on_data(&mut self, io: &Io<'_>, cx: &mut SessionCx<'_>) -> Feed {
+        if self.database == Database::Unset {
+            // Every connection starts on database 0.
+            self.database = if cx.from_start { Database::Known(0) } else { Database::Unknown };
+        }
         match io.side {
             Side::Request => self.on_commands(io, cx),
             Side::Response => self.on_replies(io, cx),

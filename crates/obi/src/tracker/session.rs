@@ -128,6 +128,10 @@ pub(crate) struct Finished {
 pub(crate) struct SessionCx<'a> {
     /// We are the server of this connection.
     pub(crate) server: bool,
+    /// The connection was seen from its opening (accept/connect), so its
+    /// protocol state starts from the protocol's defaults (a Redis
+    /// connection starts on database 0).
+    pub(crate) from_start: bool,
     /// The process on our end.
     pub(crate) pid: u32,
     pub(crate) settings: &'a TrackerSettings,

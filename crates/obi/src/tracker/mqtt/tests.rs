@@ -88,6 +88,7 @@ impl Harness {
         let io = Io { side, ts, tid: 1, msg_start: false, queued: None, kernel_ctx: None, data, missing, tail };
         let mut cx = SessionCx {
             server: self.server,
+            from_start: true,
             pid: 7,
             settings: &self.settings,
             remap: &mut self.remap,
@@ -103,6 +104,7 @@ impl Harness {
     fn close(&mut self) {
         let mut cx = SessionCx {
             server: self.server,
+            from_start: true,
             pid: 7,
             settings: &self.settings,
             remap: &mut self.remap,
@@ -380,6 +382,7 @@ impl Broker {
         let io = Io { side, ts, tid, msg_start: false, queued: None, kernel_ctx: None, data, missing: 0, tail: &[] };
         let mut cx = SessionCx {
             server: true,
+            from_start: true,
             pid: 7,
             settings: &self.settings,
             remap: &mut self.remap,

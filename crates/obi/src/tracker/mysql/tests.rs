@@ -450,9 +450,11 @@ fn rows_hidden_by_a_gap_end_with_the_read_that_ends_with_their_terminator() {
         missing: (second.len() - 4096) as u64,
         tail: &second[second.len() - 16..],
     };
-    let Harness { session, settings, remap, stats, finished, server, relay } = &mut h;
-    let feed =
-        session.on_data(&io, &mut SessionCx { server: *server, pid: 1, settings, remap, stats, finished, relay });
+    let Harness { session, settings, remap, stats, finished, server, relay, .. } = &mut h;
+    let feed = session.on_data(
+        &io,
+        &mut SessionCx { server: *server, from_start: true, pid: 1, settings, remap, stats, finished, relay },
+    );
     assert_eq!(feed, Feed::Ok);
     assert_eq!(spans(&h).iter().map(|s| (s.0.as_str(), s.5)).collect::<Vec<_>>(), [("SELECT t", 9)]);
     // The next answer is read normally.

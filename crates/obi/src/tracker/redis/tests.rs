@@ -182,3 +182,53 @@ fn detection() {
     assert_eq!(detect(b"GET / HTTP/1.1\r\n"), Detect::No);
     assert_eq!(detect(b"+OK\r\n"), Detect::No);
 }
+
+/// (operation, db.namespace) of each finished span.
+fn namespaces(h: &H) -> Vec<(String, String)> {
+    h.finished
+        .iter()
+        .map(|f| {
+            let SpanDetail::Redis(r) = &f.detail else { panic!("not redis") };
+            (r.call.operation.clone(), r.call.namespace.clone())
+        })
+        .collect()
+}
+
+#[test]
+fn the_database_is_zero_until_a_select_succeeds() {
+    let mut h = H::client();
+    h.send(1, 1, &cmd(&["GET", "a"]));
+    h.recv(2, b"$-1\r\n");
+    // Pipelined behind the SELECT: already on database 3.
+    let mut w = cmd(&["SELECT", "3"]);
+    w.extend(cmd(&["GET", "b"]));
+    w.extend(cmd(&["SELECT", "99"]));
+    w.extend(cmd(&["GET", "c"]));
+    h.send(3, 2, &w);
+    h.recv(4, b"+OK\r\n$-1\r\n-ERR DB index is out of range\r\n$-1\r\n");
+    // RESET goes back to database 0.
+    h.send(5, 3, &cmd(&["RESET"]));
+    h.recv(6, b"+RESET\r\n");
+    let want = [("GET", "0"), ("SELECT", "3"), ("GET", "3"), ("SELECT", "3"), ("GET", "3"), ("RESET", "0")];
+    let want: Vec<(String, String)> = want.iter().map(|(a, b)| (a.to_string(), b.to_string())).collect();
+    assert_eq!(namespaces(&h), want);
+}
+
+#[test]
+fn no_database_is_guessed() {
+    // Joined midway: the connection may have selected any database before.
+    let mut h = H::client();
+    h.from_start = false;
+    h.send(1, 1, &cmd(&["GET", "a"]));
+    h.recv(2, b"$-1\r\n");
+    assert_eq!(namespaces(&h), [("GET".to_string(), String::new())]);
+    // A SELECT queued in a transaction: its effect is not known here.
+    let mut h = H::client();
+    let mut w = cmd(&["MULTI"]);
+    w.extend(cmd(&["SELECT", "2"]));
+    w.extend(cmd(&["EXEC"]));
+    w.extend(cmd(&["GET", "x"]));
+    h.send(1, 1, &w);
+    h.recv(2, b"+OK\r\n+QUEUED\r\n*1\r\n+OK\r\n$-1\r\n");
+    assert_eq!(namespaces(&h).last().unwrap(), &("GET".to_string(), String::new()));
+}
