@@ -182,6 +182,8 @@ fn check_http_spans(agent: &Agent, rx: &Proc, server: &Proc, port: u16, transpor
             "server.port": port,
             "http.request.body.size": 0,
             "http.response.body.size": "status 503\n".len(),
+            // The server is traced on this host and answered before: named.
+            "peer.service": "frontend",
         })
     );
     assert_eq!(c["resource"]["service.name"], "curl");

@@ -539,6 +539,7 @@ mod tests {
                 flags: 1,
             },
             service: service("node", "", Language::NodeJs),
+            peer_service: None,
         }
     }
 
@@ -573,6 +574,7 @@ mod tests {
                 flags: 1,
             },
             service: service("bar", "foo", Language::Go),
+            peer_service: None,
         }
     }
 
@@ -602,6 +604,7 @@ mod tests {
                 flags: 0,
             },
             service: service("frontend", "shop", Language::Python),
+            peer_service: None,
         }
     }
 
@@ -624,6 +627,7 @@ mod tests {
             end_ns: start + 1_501_000,
             trace: TraceContext::default(),
             service: service("greeter", "", Language::Go),
+            peer_service: None,
         }
     }
 

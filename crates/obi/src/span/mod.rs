@@ -212,6 +212,9 @@ pub(crate) struct Span {
     pub(crate) end_ns: u64,
     pub(crate) trace: TraceContext,
     pub(crate) service: Arc<Service>,
+    /// The traced service at the other end, when it runs on this host: the
+    /// server of a client span (OTel `peer.service`). None when unknown.
+    pub(crate) peer_service: Option<Arc<Service>>,
 }
 
 impl Span {
@@ -245,6 +248,7 @@ impl Span {
             end_ns: now_ns,
             trace: TraceContext::default(),
             service,
+            peer_service: None,
         }
     }
 }
@@ -307,6 +311,7 @@ pub(crate) mod fixtures {
             end_ns: 1_000_000_000 + dur_ms * 1_000_000,
             trace: TraceContext::default(),
             service,
+            peer_service: None,
         }
     }
 

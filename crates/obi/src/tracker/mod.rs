@@ -8,6 +8,7 @@ pub(crate) mod event;
 mod first_bytes;
 mod http1;
 mod http2;
+mod local_servers;
 mod memcached;
 mod mqtt;
 mod mysql;
@@ -176,6 +177,8 @@ pub(crate) struct Tracker {
     clock: Clock,
     env: SessionEnv,
     spans: Vec<Span>,
+    /// Traced servers of this host by the endpoint they answer on.
+    local_servers: local_servers::LocalServers,
     to_ignore: Vec<u64>,
     to_unignore: Vec<u64>,
     /// OBI_DEBUG_EVENTS=1: print every data event on stderr (troubleshooting).
@@ -293,6 +296,7 @@ impl Tracker {
                 relay: broker_relay::BrokerRelay::default(),
             },
             spans: Vec::new(),
+            local_servers: Default::default(),
             to_ignore: Vec::new(),
             to_unignore: Vec::new(),
             debug_events: std::env::var_os("OBI_DEBUG_EVENTS").is_some(),
@@ -333,6 +337,7 @@ impl Tracker {
     /// survive an exec: inetd handlers, CGI scripts).
     pub(crate) fn unname(&mut self, pid: u32, exec_mono: u64) {
         self.services.remove(&pid);
+        self.local_servers.forget(pid);
         self.execs.insert(pid, exec_mono);
     }
 
@@ -349,6 +354,7 @@ impl Tracker {
         }
         self.settle();
         self.services.remove(&pid);
+        self.local_servers.forget(pid);
         self.execs.remove(&pid);
         self.tls_by_socket.retain(|k, _| k.0 != pid);
         self.tls_seen.remove(&pid);
@@ -363,6 +369,7 @@ impl Tracker {
     /// Spans completed since the last call.
     pub(crate) fn take_spans(&mut self) -> Vec<Span> {
         self.settle();
+        self.local_servers.apply(&mut self.spans, &self.services);
         std::mem::take(&mut self.spans)
     }
 
@@ -658,6 +665,7 @@ impl Tracker {
             end_ns: self.clock.to_wall(f.end_mono).max(start),
             trace: f.trace,
             service,
+            peer_service: None,
         }
     }
 

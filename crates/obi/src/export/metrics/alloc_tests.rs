@@ -66,6 +66,7 @@ fn steady_state_aggregation_does_not_allocate() {
             end_ns: 1_000_000 * i as u64,
             trace: TraceContext::default(),
             service: svc.clone(),
+            peer_service: None,
         })
         .collect();
     let mut store = MetricsStore::new(&MetricsConfig::default());

@@ -54,6 +54,10 @@ fn any_value(v: SpanValue<'_>) -> Value {
 pub(crate) fn span_attributes(span: &Span) -> Vec<KeyValue> {
     let mut a = Vec::with_capacity(10);
     span.semantics().otel_attributes(span, &mut |key, value| a.push(kv(key, any_value(value))));
+    // The traced service at the other end, when the agent knows it.
+    if let Some(peer) = span.peer_service.as_ref().filter(|p| !p.name.is_empty()) {
+        a.push(kv("peer.service", any_value(crate::span::Value::Str(&peer.name))));
+    }
     a
 }
 
@@ -212,6 +216,7 @@ mod tests {
             end_ns: 5_000,
             trace: TraceContext { trace_id: [0xab; 16], span_id: [0xcd; 8], parent_span_id: [0; 8], flags: 1 },
             service: service(),
+            peer_service: None,
         }
     }
 
