@@ -982,8 +982,9 @@ int obi_enter_mmap(struct trace_event_raw_sys_enter *ctx)
 	if (fd < 0 || !(ctx->args[2] & PROT_EXEC))
 		return 0;
 	__u64 pid_tgid = bpf_get_current_pid_tgid();
-	struct obi_pid_info *info = pid_info(pid_tgid >> 32);
-	if (!info || (info->flags & OBI_PID_TLS))
+	/* Also when probes are attached already: a second OpenSSL (a Python
+	 * wheel's own, loaded by psycopg after the interpreter's) needs its own. */
+	if (!pid_info(pid_tgid >> 32))
 		return 0;
 	struct task_struct *task = (struct task_struct *)bpf_get_current_task();
 	struct fdtable *fdt = BPF_CORE_READ(task, files, fdt);
@@ -997,10 +998,13 @@ int obi_enter_mmap(struct trace_event_raw_sys_enter *ctx)
 	char buf[16] = {};
 	if (bpf_probe_read_kernel_str(buf, sizeof(buf), name) < 0)
 		return 0;
-	/* "libssl.so" as two little-endian words ("libssl.s" + "o"). */
+	/* "libssl.so..." (as two little-endian words, "libssl.s" + "o"), or
+	 * "libssl-<hash>.so..." (the copy a Python wheel bundles). */
 	__u64 w;
 	__builtin_memcpy(&w, buf, 8);
-	if (w == 0x732e6c737362696cULL && buf[8] == 'o') {
+	bool plain = w == 0x732e6c737362696cULL && buf[8] == 'o';
+	bool bundled = (w & 0x00ffffffffffffffULL) == 0x002d6c737362696cULL;
+	if (plain || bundled) {
 		__u8 one = 1;
 		bpf_map_update_elem(&mmap_libssl, &pid_tgid, &one, BPF_ANY);
 	}

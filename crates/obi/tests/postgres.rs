@@ -42,9 +42,19 @@ struct Cluster {
 
 impl Cluster {
     fn start(port: u16) -> Cluster {
+        Cluster::start_with(port, false)
+    }
+
+    /// `tls`: the server also offers SSL, with a self-signed certificate.
+    fn start_with(port: u16, tls: bool) -> Cluster {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path();
         std::fs::write(path.join("pw"), "postgres\n").unwrap();
+        let mut ssl_options = String::new();
+        if tls {
+            let (cert, key) = self_signed_cert(path);
+            ssl_options = format!(" -c ssl=on -c ssl_cert_file={} -c ssl_key_file={}", cert.display(), key.display());
+        }
         run(&mut {
             let mut c = Command::new("chown");
             c.args(["-R", "postgres:postgres"]).arg(path);
@@ -60,7 +70,7 @@ impl Cluster {
         run(&mut {
             let mut c = as_postgres("pg_ctl");
             c.arg("-D").arg(path.join("data")).arg("-l").arg(path.join("log")).args(["-w", "-o"]);
-            c.arg(format!("-p {port} -k {} -c listen_addresses=127.0.0.1 -c fsync=off", path.display()));
+            c.arg(format!("-p {port} -k {} -c listen_addresses=127.0.0.1 -c fsync=off{ssl_options}", path.display()));
             c.arg("start");
             c
         });
@@ -93,21 +103,37 @@ impl Drop for Cluster {
 
 #[test]
 fn psycopg_simple_extended_prepared_pipeline_copy() {
+    psycopg_traffic(false);
+}
+
+/// The same traffic over SSL: the plaintext comes from the OpenSSL probes
+/// on the copy of OpenSSL that psycopg-binary bundles (`libssl-<hash>.so.3`,
+/// loaded after the interpreter's own libssl), the same spans exactly.
+#[test]
+fn psycopg_over_ssl_through_the_openssl_probes() {
+    psycopg_traffic(true);
+}
+
+fn psycopg_traffic(tls: bool) {
     require_root();
     let (port, prom) = (free_port(), free_port());
-    let _cluster = Cluster::start(port);
+    let _cluster = Cluster::start_with(port, tls);
     let agent = Agent::builder()
         .config(&format!("discovery:\n  instrument:\n    - cmd_args: '*pg_client.py {port} *'\n"))
         .env("OTEL_EBPF_PROMETHEUS_PORT", &prom.to_string())
         .start();
     let mut client = spawn(
         "psycopg",
-        Command::new(venv_python()).arg(apps_dir().join("pg_client.py")).args([&port.to_string(), PASSWORD]),
+        Command::new(venv_python())
+            .arg(apps_dir().join("pg_client.py"))
+            .args([&port.to_string(), PASSWORD])
+            .args(tls.then_some("--ssl")),
     );
     assert!(client.wait_exit(WAIT).is_some_and(|s| s.success()), "client failed: {:?}", client.lines());
     let _ = client.wait_line(|l| l == "ok", WAIT);
     assert_eq!(client.lines().last().map(String::as_str), Some("ok"), "{:?}", client.lines());
-    assert_eq!(client.lines(), ["select apple", "error 42P01", "count 6", "ok"]);
+    let ssl = format!("ssl {}", if tls { "True" } else { "False" });
+    assert_eq!(client.lines(), [ssl.as_str(), "select apple", "error 42P01", "count 6", "ok"]);
 
     let insert = ("INSERT", "items", "INSERT INTO items (id, name) VALUES ($1, $2)", "");
     let update = ("UPDATE", "items", "UPDATE items SET name = $1 WHERE id = $2", "");

@@ -381,8 +381,14 @@ impl TlsProbes {
     }
 }
 
-/// Mapped `libssl.so*` files of `pid`, through /proc/<pid>/root so
-/// containers resolve correctly.
+/// `libssl.so*`, or `libssl-<hash>.so*`: the copy a Python wheel bundles
+/// (psycopg-binary's libpq uses its own).
+fn is_libssl(file_name: &str) -> bool {
+    file_name.starts_with("libssl.so") || (file_name.starts_with("libssl-") && file_name.contains(".so"))
+}
+
+/// Mapped OpenSSL libraries of `pid` (see [`is_libssl`]), through
+/// /proc/<pid>/root so containers resolve correctly.
 fn mapped_libssl(pid: u32) -> Vec<PathBuf> {
     let root = PathBuf::from(format!("/proc/{pid}/root"));
     let mut out: Vec<PathBuf> = Vec::new();
@@ -390,7 +396,7 @@ fn mapped_libssl(pid: u32) -> Vec<PathBuf> {
         for line in maps.lines() {
             let Some(path) = line.split_whitespace().nth(5) else { continue };
             let name = path.rsplit('/').next().unwrap_or("");
-            if name.starts_with("libssl.so") {
+            if is_libssl(name) {
                 let full = root.join(path.trim_start_matches('/'));
                 if !out.contains(&full) {
                     out.push(full);
@@ -438,6 +444,16 @@ fn vaddr_to_offset(elf: &object::File<'_>, addr: u64) -> Option<u64> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn bundled_openssl_copies_are_openssl_too() {
+        for name in ["libssl.so.3", "libssl.so.1.1", "libssl-a3315354.so.3"] {
+            assert!(is_libssl(name), "{name}");
+        }
+        for name in ["libssl3.so", "libsslx.so", "libcrypto.so.3", "libssl-notes.txt"] {
+            assert!(!is_libssl(name), "{name}");
+        }
+    }
 
     #[test]
     fn resolves_libssl_functions_to_file_offsets() {

@@ -1,7 +1,9 @@
 """psycopg traffic for the PostgreSQL test: simple and extended protocol,
 prepared statements, a pipeline, COPY, errors and a password change.
 
-Usage: pg_client.py PORT PASSWORD
+Usage: pg_client.py PORT PASSWORD [--ssl]
+--ssl: the connection is encrypted (sslmode=require), with psycopg-binary's
+own libpq and OpenSSL.
 Prints one line per step that the test checks, then "ok".
 """
 import sys
@@ -13,7 +15,11 @@ port, password = int(sys.argv[1]), sys.argv[2]
 # Let the agent instrument this process before its first connection.
 time.sleep(0.5)
 
-conn = psycopg.connect(host="127.0.0.1", port=port, user="obi", password=password, dbname="postgres", autocommit=True)
+sslmode = "require" if "--ssl" in sys.argv[3:] else "disable"
+conn = psycopg.connect(
+    host="127.0.0.1", port=port, user="obi", password=password, dbname="postgres", autocommit=True, sslmode=sslmode
+)
+print("ssl", conn.info.pgconn.ssl_in_use)
 cur = conn.cursor()
 # Simple query protocol: no parameters, two statements.
 cur.execute("CREATE TABLE items (id int PRIMARY KEY, name text); CREATE INDEX items_name ON items (name)")
