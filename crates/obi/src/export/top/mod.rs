@@ -146,8 +146,18 @@ pub(crate) fn spawn(
 }
 
 fn run(mut rx: mpsc::Receiver<SpanBatch>, stats: &SinkStats) -> io::Result<()> {
-    let mut terminal = ratatui::try_init()?;
+    // Log lines go to the pane before the screen is taken: one written in
+    // between would stay on it, in the cells the first frame leaves blank.
     logs::capture(true);
+    let mut terminal = match ratatui::try_init() {
+        Ok(t) => t,
+        Err(e) => {
+            logs::capture(false);
+            return Err(e);
+        }
+    };
+    // Whatever reached the screen before: cleared, and every cell drawn.
+    terminal.clear()?;
     // ratatui's hook restores the terminal on panic; log lines must reach
     // stderr again too.
     let restore_terminal = std::panic::take_hook();
