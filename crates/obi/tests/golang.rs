@@ -1,0 +1,97 @@
+//! Go programs under the real agent: the binary is read without help
+//! (release, functions, stripped or not) and logged; a binary the Go probes
+//! cannot handle is said so, and its syscall-level spans still come.
+//! The Go test app (apps/go_fanout.go) is built with Debian's toolchains
+//! (scripts/install-deps.sh installs them).
+
+mod common;
+
+use std::path::PathBuf;
+use std::process::Command;
+use std::time::Duration;
+
+use common::*;
+
+const WAIT: Duration = Duration::from_secs(30);
+
+/// Builds the Go test app with the toolchain in `goroot`.
+fn go_app(goroot: &str, ldflags: &str, name: &str) -> PathBuf {
+    let out = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(name);
+    run(Command::new(apps_dir().join("build_go.sh")).args([goroot, ldflags]).arg(&out));
+    out
+}
+
+/// `go version` of a toolchain: `go1.19.8` -> `1.19.8`.
+fn release(goroot: &str) -> String {
+    let out = Command::new(format!("{goroot}/bin/go")).arg("version").env("GOTOOLCHAIN", "local").output().unwrap();
+    let text = String::from_utf8(out.stdout).unwrap();
+    text.split_whitespace().nth(2).unwrap().trim_start_matches("go").to_string()
+}
+
+fn start_go_server(binary: &PathBuf, port: u16) -> Proc {
+    start_server("go server", Command::new(binary).arg("-listen").arg(format!("127.0.0.1:{port}")))
+}
+
+/// Go 1.19 stripped, Go 1.23 with symbols, and Go 1.15 (too old for the
+/// Go probes), each serving one request.
+#[test]
+fn go_binaries_are_read_and_logged_and_old_ones_still_traced() {
+    require_root();
+    let apps = [
+        (go_app("/usr/lib/go-1.19", "-s -w", "go119-stripped"), release("/usr/lib/go-1.19"), "gopclntab"),
+        (go_app("/usr/lib/go-1.23", "", "go123"), release("/usr/lib/go-1.23"), "symtab"),
+    ];
+    let old = go_app("/usr/lib/go-1.15", "-s -w", "go115-stripped");
+    let ports = [free_port(), free_port(), free_port()];
+    let servers: Vec<Proc> = apps
+        .iter()
+        .map(|(bin, _, _)| bin)
+        .chain([&old])
+        .zip(ports)
+        .map(|(bin, port)| start_go_server(bin, port))
+        .collect();
+    let selection = ports.map(|p| p.to_string()).join(",");
+    let agent = Agent::builder().env("OTEL_EBPF_OPEN_PORT", &selection).start();
+    for s in &servers {
+        agent.wait_instrumented(s.pid(), WAIT);
+    }
+    let log_line = |pid: u32, msg: &str| {
+        let needle = format!(" pid={pid} ");
+        agent
+            .proc
+            .wait_line(|l| l.contains(msg) && l.contains(&needle), WAIT)
+            .unwrap_or_else(|| panic!("no {msg} for pid {pid}: {:#?}", agent.proc.lines()))
+    };
+    for ((_, version, symbols), server) in apps.iter().zip(&servers) {
+        let line = log_line(server.pid(), "msg=\"Go binary understood\"");
+        assert!(line.contains(&format!(" go_version={version} ")), "{line}");
+        assert!(line.contains(&format!(" symbols={symbols} ")), "{line}");
+        for f in ["runtime.newproc1@0x", "net/http.(*conn).serve@0x", "net/http.(*persistConn).roundTrip@0x"] {
+            assert!(line.contains(f), "{f} missing: {line}");
+        }
+    }
+    let line = log_line(servers[2].pid(), "Go binary cannot be handled");
+    assert!(line.contains("level=WARN"), "{line}");
+    assert!(
+        line.contains(&format!("Go {} is older than 1.17.0", release("/usr/lib/go-1.15"))),
+        "the reason names the release: {line}"
+    );
+    assert!(line.contains("syscall-level spans"), "says what still works: {line}");
+    let instrumenting =
+        agent.proc.lines().into_iter().filter(|l| l.contains("msg=\"instrumenting process\"")).collect::<Vec<_>>();
+    for s in &servers {
+        let needle = format!(" pid={} ", s.pid());
+        assert!(instrumenting.iter().any(|l| l.contains(&needle) && l.contains(" type=go ")), "{instrumenting:#?}");
+    }
+
+    // Every one of them, the too-old one included, is traced from its sockets.
+    for p in ports {
+        assert_eq!(curl(&[&format!("http://127.0.0.1:{p}/leaf")]).trim(), "leaf");
+    }
+    for p in ports {
+        let spans = agent.wait_spans(1, WAIT, |s| is_type(s, "HTTP") && host_port(s) == p);
+        assert_eq!(spans.len(), 1, "port {p}: {spans:#?}");
+        assert_eq!(attr(&spans[0], "url"), "/leaf", "{:#}", spans[0]);
+        assert_eq!(attr(&spans[0], "status"), "200", "{:#}", spans[0]);
+    }
+}
