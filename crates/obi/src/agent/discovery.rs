@@ -68,6 +68,7 @@ impl Agent {
                 // is in the kernel filter, so none misses its first requests.
                 self.processes.tls_pending.push(svc.pid);
                 self.nodejs.instrumented(&svc);
+                self.golang.instrumented(&svc);
                 // A trace-side event: the metrics store has nothing to record.
                 let alive = Span::process_alive(svc, self.clock.now_wall());
                 self.exporters.fanout.send_routed(vec![alive], &[Verdict::TracesOnly]);
@@ -76,12 +77,14 @@ impl Agent {
                 self.processes.execed.remove(&pid);
                 self.exporters.internal.process_forgotten(pid);
                 self.nodejs.forgotten(pid);
+                self.golang.forgotten(pid);
                 self.processes.forgotten.push(pid);
             }
             DiscoveryEvent::Reject { pid } => {
                 self.processes.execed.remove(&pid);
                 self.exporters.internal.process_forgotten(pid);
                 self.nodejs.forgotten(pid);
+                self.golang.forgotten(pid);
                 self.processes.rejected.push(pid);
             }
         }
