@@ -14,6 +14,7 @@ mod elf;
 mod offsets;
 mod pclntab;
 mod registry;
+mod returns;
 mod version;
 
 #[cfg(test)]
@@ -45,6 +46,9 @@ pub(crate) const PROBED_FUNCTIONS: [&str; 5] = [
 ];
 /// Of [`PROBED_FUNCTIONS`], the ones without which nothing can be followed.
 const REQUIRED_FUNCTIONS: [&str; 2] = ["runtime.newproc1", "runtime.goexit1"];
+/// Of [`PROBED_FUNCTIONS`], the ones whose returns are probed too (the new
+/// goroutine is `newproc1`'s result).
+const RETURN_PROBED: [&str; 1] = ["runtime.newproc1"];
 
 /// Where the function addresses came from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -63,6 +67,9 @@ pub(crate) struct GoFunction {
     pub(crate) end: u64,
     /// File offset of `entry` (what a uprobe is placed by).
     pub(crate) file_offset: u64,
+    /// File offsets of its `ret` instructions, for the functions whose
+    /// returns are probed (empty for the others).
+    pub(crate) returns: Vec<u64>,
 }
 
 /// A Go binary the probes can handle.
@@ -102,6 +109,8 @@ pub(crate) enum InspectError {
     MissingFunction(&'static str),
     #[error("function {0} lies outside the loaded segments")]
     NotLoaded(&'static str),
+    #[error("function {0}: {1}")]
+    Returns(&'static str, #[source] returns::ReturnsError),
 }
 
 /// Reads what the Go probes need from the executable at `path`.
@@ -138,7 +147,17 @@ pub(crate) fn inspect(path: &Path) -> Result<GoProgram, InspectError> {
             continue;
         };
         let file_offset = elf::file_offset(&elf, range.entry).ok_or(InspectError::NotLoaded(name))?;
-        functions.push(GoFunction { name, entry: range.entry, end: range.end, file_offset });
+        let mut returns = Vec::new();
+        if RETURN_PROBED.contains(name) {
+            let code = usize::try_from(file_offset)
+                .ok()
+                .zip(usize::try_from(range.end - range.entry).ok())
+                .and_then(|(at, len)| map.get(at..at.checked_add(len)?))
+                .ok_or(InspectError::NotLoaded(name))?;
+            let found = returns::return_addresses(code, range.entry).map_err(|e| InspectError::Returns(name, e))?;
+            returns = found.into_iter().map(|ret| file_offset + (ret - range.entry)).collect();
+        }
+        functions.push(GoFunction { name, entry: range.entry, end: range.end, file_offset, returns });
     }
     Ok(GoProgram { version, offsets, source, functions })
 }

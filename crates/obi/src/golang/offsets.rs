@@ -12,13 +12,30 @@ use super::version::{GoVersion, VersionError};
 const TABLE_JSON: &str = include_str!("offsets.json");
 
 /// The fields, by `package.type.field` name as in the data file.
-pub(crate) const G_GOID: &str = "runtime.g.goid";
-pub(crate) const HTTP_CONN_RWC: &str = "net/http.conn.rwc";
-pub(crate) const PERSIST_CONN_CONN: &str = "net/http.persistConn.conn";
-pub(crate) const NET_CONN_FD: &str = "net.conn.fd";
-pub(crate) const NETFD_PFD: &str = "net.netFD.pfd";
-pub(crate) const POLL_FD_SYSFD: &str = "internal/poll.FD.Sysfd";
-const ALL_FIELDS: [&str; 6] = [G_GOID, HTTP_CONN_RWC, PERSIST_CONN_CONN, NET_CONN_FD, NETFD_PFD, POLL_FD_SYSFD];
+const G_GOID: &str = "runtime.g.goid";
+const HTTP_CONN_RWC: &str = "net/http.conn.rwc";
+const HTTP_CONN_TLS_STATE: &str = "net/http.conn.tlsState";
+const PERSIST_CONN_CONN: &str = "net/http.persistConn.conn";
+const PERSIST_CONN_TLS_STATE: &str = "net/http.persistConn.tlsState";
+const NET_CONN_FD: &str = "net.conn.fd";
+const NETFD_PFD: &str = "net.netFD.pfd";
+const NETFD_FAMILY: &str = "net.netFD.family";
+const NETFD_SOTYPE: &str = "net.netFD.sotype";
+const NETFD_NET: &str = "net.netFD.net";
+const POLL_FD_SYSFD: &str = "internal/poll.FD.Sysfd";
+const ALL_FIELDS: [&str; 11] = [
+    G_GOID,
+    HTTP_CONN_RWC,
+    HTTP_CONN_TLS_STATE,
+    PERSIST_CONN_CONN,
+    PERSIST_CONN_TLS_STATE,
+    NET_CONN_FD,
+    NETFD_PFD,
+    NETFD_FAMILY,
+    NETFD_SOTYPE,
+    NETFD_NET,
+    POLL_FD_SYSFD,
+];
 
 #[derive(Debug, thiserror::Error)]
 pub(crate) enum OffsetsError {
@@ -58,14 +75,24 @@ pub(crate) struct OffsetTable {
     fields: Vec<(&'static str, Vec<(GoVersion, u32)>)>,
 }
 
-/// The offsets for one release, in the order the probes use them.
+/// The offsets for one release. From a server connection (`*http.conn`)
+/// or a client one (`*http.persistConn`) to the socket: the `net.Conn`
+/// interface's data pointer (plaintext only: the TLS state must be nil) is a
+/// `*net.TCPConn`, whose `conn.fd` is a `*netFD`, checked to be one (family
+/// `AF_INET`/`AF_INET6`, type `SOCK_STREAM`, network `tcp*`) before its
+/// `pfd.Sysfd` is taken as the socket's descriptor.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct GoOffsets {
     pub(crate) g_goid: u32,
     pub(crate) http_conn_rwc: u32,
+    pub(crate) http_conn_tls_state: u32,
     pub(crate) persist_conn_conn: u32,
+    pub(crate) persist_conn_tls_state: u32,
     pub(crate) net_conn_fd: u32,
     pub(crate) netfd_pfd: u32,
+    pub(crate) netfd_family: u32,
+    pub(crate) netfd_sotype: u32,
+    pub(crate) netfd_net: u32,
     pub(crate) poll_fd_sysfd: u32,
 }
 
@@ -123,9 +150,14 @@ impl OffsetTable {
         Ok(GoOffsets {
             g_goid: at(G_GOID),
             http_conn_rwc: at(HTTP_CONN_RWC),
+            http_conn_tls_state: at(HTTP_CONN_TLS_STATE),
             persist_conn_conn: at(PERSIST_CONN_CONN),
+            persist_conn_tls_state: at(PERSIST_CONN_TLS_STATE),
             net_conn_fd: at(NET_CONN_FD),
             netfd_pfd: at(NETFD_PFD),
+            netfd_family: at(NETFD_FAMILY),
+            netfd_sotype: at(NETFD_SOTYPE),
+            netfd_net: at(NETFD_NET),
             poll_fd_sysfd: at(POLL_FD_SYSFD),
         })
     }
@@ -134,14 +166,20 @@ impl OffsetTable {
     #[cfg(test)]
     pub(crate) fn named(&self, version: GoVersion) -> Vec<(&'static str, u32)> {
         let o = self.for_version(version).unwrap();
-        vec![
-            (G_GOID, o.g_goid),
-            (HTTP_CONN_RWC, o.http_conn_rwc),
-            (PERSIST_CONN_CONN, o.persist_conn_conn),
-            (NET_CONN_FD, o.net_conn_fd),
-            (NETFD_PFD, o.netfd_pfd),
-            (POLL_FD_SYSFD, o.poll_fd_sysfd),
-        ]
+        let values = [
+            o.g_goid,
+            o.http_conn_rwc,
+            o.http_conn_tls_state,
+            o.persist_conn_conn,
+            o.persist_conn_tls_state,
+            o.net_conn_fd,
+            o.netfd_pfd,
+            o.netfd_family,
+            o.netfd_sotype,
+            o.netfd_net,
+            o.poll_fd_sysfd,
+        ];
+        ALL_FIELDS.into_iter().zip(values).collect()
     }
 }
 

@@ -70,7 +70,8 @@ fn source_name(source: SymbolSource) -> &'static str {
     }
 }
 
-/// `name@0xaddr` for each function found.
+/// `name@0xaddr` for each function found, `(rets:N)` after those
+/// whose returns are probed.
 fn functions_summary(p: &GoProgram) -> String {
     let mut out = String::new();
     for f in &p.functions {
@@ -78,6 +79,9 @@ fn functions_summary(p: &GoProgram) -> String {
             out.push(',');
         }
         let _ = write!(out, "{}@{:#x}", f.name, f.entry);
+        if !f.returns.is_empty() {
+            let _ = write!(out, "(rets:{})", f.returns.len());
+        }
     }
     out
 }

@@ -85,6 +85,13 @@ fn full_binaries_use_the_symbol_table() {
             assert_eq!(f.entry, t.entry, "{goroot} {}", f.name);
             // Go pads functions: the table's end may pass the symbol's size.
             assert!(f.end <= t.end && t.end - f.end < 64, "{goroot} {} ends {:#x} vs {:#x}", f.name, f.end, t.end);
+            // Decoding up to the table's end (padding included) finds the same returns.
+            if !f.returns.is_empty() {
+                let code = &data[f.file_offset as usize..][..(t.end - t.entry) as usize];
+                let rets = returns::return_addresses(code, t.entry).unwrap();
+                let rets: Vec<u64> = rets.into_iter().map(|r| f.file_offset + (r - t.entry)).collect();
+                assert_eq!(rets, f.returns, "{goroot} {}", f.name);
+            }
         }
     }
 }
@@ -109,6 +116,13 @@ fn stripped_binaries_use_the_function_table() {
                 code.windows(4).position(|w| w == [0x3b, 0x66, 0x10, 0x0f] || w == [0x49, 0x3b, 0x66, 0x10]);
             assert!(stack_check.is_some_and(|at| at < 10), "{goroot} {}: {code:02x?}", f.name);
             assert!(f.end > f.entry && f.end - f.entry < 64 * 1024, "{goroot} {}", f.name);
+            // Returns found where they are probed, each a `ret` (0xc3)
+            // inside the function.
+            assert_eq!(f.returns.is_empty(), !RETURN_PROBED.contains(&f.name), "{goroot} {}", f.name);
+            for &ret in &f.returns {
+                assert_eq!(data[ret as usize], 0xc3, "{goroot} {} at {ret:#x}", f.name);
+                assert!(ret > f.file_offset && ret - f.file_offset < f.end - f.entry);
+            }
         }
     }
 }
