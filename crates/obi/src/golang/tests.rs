@@ -143,6 +143,20 @@ fn too_old_go_is_refused_with_its_version() {
 }
 
 #[test]
+fn stripped_binary_without_function_table_is_refused() {
+    // Renaming the section (in the section-name table) hides it, as a
+    // packer or a broken build would.
+    let mut data = read(&built(GO_1_23, Build::Stripped));
+    let at = data.windows(11).position(|w| w == b".gopclntab\0").unwrap();
+    data[at + 1] = b'x';
+    let f = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(f.path(), &data).unwrap();
+    let err = inspect(f.path()).unwrap_err();
+    assert!(matches!(err, InspectError::NoFunctionTable), "{err}");
+    assert_eq!(err.to_string(), "no symbol table and no .gopclntab section: function addresses unknown");
+}
+
+#[test]
 fn non_go_binaries_are_refused() {
     assert!(matches!(inspect(Path::new("/bin/sh")), Err(InspectError::NoBuildInfo)));
     assert!(matches!(inspect(Path::new("/nonexistent/go-app")), Err(InspectError::Io(_))));
