@@ -1,10 +1,14 @@
 //! Go programs under the real agent: the binary is read without help
 //! (release, functions, stripped or not) and logged; a binary the Go probes
-//! cannot handle is said so, and its syscall-level spans still come.
+//! cannot handle is said so, and its syscall-level spans still come; the
+//! client calls of a Go net/http server get their parents from the
+//! goroutine (the parent audit, 50 concurrent requests x 2 calls).
 //! The Go test app (apps/go_fanout.go) is built with Debian's toolchains
 //! (scripts/install-deps.sh installs them).
 
 mod common;
+
+use common::audit::{self, Fanout};
 
 use std::path::PathBuf;
 use std::process::Command;
@@ -94,4 +98,57 @@ fn go_binaries_are_read_and_logged_and_old_ones_still_traced() {
         assert_eq!(attr(&spans[0], "url"), "/leaf", "{:#}", spans[0]);
         assert_eq!(attr(&spans[0], "status"), "200", "{:#}", spans[0]);
     }
+}
+
+/// A Go net/http server calling a Python server with net/http's client, 50
+/// requests at once, 2 calls each, built by `goroot` with `ldflags`: calls
+/// from the handler's goroutine are children of its request (100%); calls
+/// from goroutines the handler starts are roots (the probes do not follow
+/// goroutine creation). Never a wrong parent.
+fn go_net_http_parents(goroot: &str, ldflags: &str, name: &str) {
+    require_root();
+    let binary = go_app(goroot, ldflags, name);
+    let (front, back) = (free_port(), free_port());
+    let go = start_go_server(&binary, front);
+    let leaf = python_server(back);
+    let agent = Agent::builder()
+        .env("OTEL_EBPF_BPF_CONTEXT_PROPAGATION", "headers")
+        .env("OTEL_EBPF_OPEN_PORT", &format!("{front},{back}"))
+        .start();
+    agent.wait_instrumented(go.pid(), WAIT);
+    agent.wait_instrumented(leaf.pid(), WAIT);
+    let needle = format!(" pid={} ", go.pid());
+    agent
+        .proc
+        .wait_line(
+            |l| l.contains("msg=\"Go net/http probes attached\"") && l.contains(&needle) && l.contains(" probes=2"),
+            WAIT,
+        )
+        .unwrap_or_else(|| panic!("no Go probes: {:#?}", agent.proc.lines()));
+
+    let release = release(goroot);
+    let inline = Fanout { requests: 50, concurrency: 50, calls: 2, via: "inline" };
+    let spans = audit::fanout_spans(&agent, front, back, &inline);
+    let result = audit::parent_audit(&format!("go {release} {name} net/http, calls inline"), &spans);
+    assert_eq!(result, audit::Audit { right: 100, root: 0, wrong: 0 });
+
+    let spawned = Fanout { requests: 50, concurrency: 50, calls: 2, via: "goroutine" };
+    let spans = audit::fanout_spans(&agent, front, back, &spawned);
+    let result = audit::parent_audit(&format!("go {release} {name} net/http, calls from new goroutines"), &spans);
+    assert_eq!(result, audit::Audit { right: 0, root: 100, wrong: 0 });
+}
+
+#[test]
+fn go_1_19_stripped_net_http_parents() {
+    go_net_http_parents("/usr/lib/go-1.19", "-s -w", "go119-stripped-parents");
+}
+
+#[test]
+fn go_1_23_net_http_parents() {
+    go_net_http_parents("/usr/lib/go-1.23", "", "go123-parents");
+}
+
+#[test]
+fn go_1_23_stripped_net_http_parents() {
+    go_net_http_parents("/usr/lib/go-1.23", "-s -w", "go123-stripped-parents");
 }

@@ -23,10 +23,11 @@ pub(crate) struct Registry {
 impl Registry {
     /// A process discovery decided to instrument: inspects its binary when
     /// it runs Go (through `/proc/<pid>/exe`, which also reaches binaries
-    /// in other mount namespaces and deleted ones).
-    pub(crate) fn instrumented(&mut self, svc: &Service) {
+    /// in other mount namespaces and deleted ones). Returns what was read
+    /// when the Go probes can handle it.
+    pub(crate) fn instrumented(&mut self, svc: &Service) -> Option<&GoProgram> {
         if svc.language != Language::Go {
-            return;
+            return None;
         }
         let started = Instant::now();
         let exe = PathBuf::from(format!("/proc/{}/exe", svc.pid));
@@ -45,6 +46,7 @@ impl Registry {
                     "Go binary understood"
                 );
                 self.programs.insert(svc.pid, program);
+                self.programs.get(&svc.pid)
             }
             Err(err) => {
                 tracing::warn!(
@@ -54,6 +56,7 @@ impl Registry {
                     reason = %err,
                     "Go binary cannot be handled: {STILL_WORKS}"
                 );
+                None
             }
         }
     }

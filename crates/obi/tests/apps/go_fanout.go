@@ -1,7 +1,14 @@
-// A net/http server for the Go tests. With -calls URL, each request to
-// /fanout makes -n sequential GETs of URL with net/http's client and
-// answers once they are done; without it, every request is answered at
-// once ("leaf"). Prints "ready <port>" when it serves.
+// A net/http server for the Go tests, written for Go 1.15 and later.
+//
+//   /fanout/<id>/<calls>?via=<via>&base=<url>  makes <calls> GETs of
+//       <base>/leaf/<id>/<k> with net/http's client (the parent audit's
+//       convention, tests/common/audit.rs), then answers. via=inline: one
+//       after the other from the handler's goroutine; via=goroutine: each
+//       from a goroutine of its own, waited for.
+//   any other path, with -calls URL: -n GETs of URL, then answers.
+//   any other path, without -calls: answers "leaf" at once.
+//
+// Prints "ready <port>" when it serves.
 package main
 
 import (
@@ -12,28 +19,81 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"strconv"
+	"strings"
+	"sync"
 )
+
+var client = &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 256}}
+
+func get(url string) error {
+	resp, err := client.Get(url)
+	if err != nil {
+		return err
+	}
+	io.Copy(ioutil.Discard, resp.Body)
+	resp.Body.Close()
+	return nil
+}
+
+func fanout(w http.ResponseWriter, r *http.Request) {
+	parts := strings.Split(strings.TrimPrefix(r.URL.Path, "/fanout/"), "/")
+	if len(parts) < 2 {
+		http.Error(w, "want /fanout/<id>/<calls>", http.StatusBadRequest)
+		return
+	}
+	id := parts[0]
+	calls, err := strconv.Atoi(parts[1])
+	if err != nil {
+		http.Error(w, err.Error(), http.StatusBadRequest)
+		return
+	}
+	base := r.URL.Query().Get("base")
+	errs := make([]error, calls)
+	if r.URL.Query().Get("via") == "goroutine" {
+		var wg sync.WaitGroup
+		for k := 0; k < calls; k++ {
+			wg.Add(1)
+			go func(k int) {
+				defer wg.Done()
+				errs[k] = get(fmt.Sprintf("%s/leaf/%s/%d", base, id, k))
+			}(k)
+		}
+		wg.Wait()
+	} else {
+		for k := 0; k < calls; k++ {
+			errs[k] = get(fmt.Sprintf("%s/leaf/%s/%d", base, id, k))
+		}
+	}
+	for _, err := range errs {
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusBadGateway)
+			return
+		}
+	}
+	io.WriteString(w, "fanout done\n")
+}
 
 func main() {
 	listen := flag.String("listen", "127.0.0.1:0", "address to serve on")
-	calls := flag.String("calls", "", "URL each /fanout request GETs")
-	n := flag.Int("n", 2, "GETs per /fanout request")
+	calls := flag.String("calls", "", "URL each request GETs")
+	n := flag.Int("n", 2, "GETs per request with -calls")
 	flag.Parse()
 
-	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 256}}
 	http.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		if strings.HasPrefix(r.URL.Path, "/fanout/") && r.URL.Query().Get("base") != "" {
+			fanout(w, r)
+			return
+		}
 		if *calls == "" {
 			io.WriteString(w, "leaf\n")
 			return
 		}
 		for i := 0; i < *n; i++ {
-			resp, err := client.Get(*calls)
-			if err != nil {
+			if err := get(*calls); err != nil {
 				http.Error(w, err.Error(), http.StatusBadGateway)
 				return
 			}
-			io.Copy(ioutil.Discard, resp.Body)
-			resp.Body.Close()
 		}
 		io.WriteString(w, "fanout done\n")
 	})
