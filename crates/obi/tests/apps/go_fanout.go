@@ -4,7 +4,10 @@
 //       <base>/leaf/<id>/<k> with net/http's client (the parent audit's
 //       convention, tests/common/audit.rs), then answers. via=inline: one
 //       after the other from the handler's goroutine; via=goroutine: each
-//       from a goroutine of its own, waited for.
+//       from a goroutine of its own, waited for; via=pool: each handed to a
+//       shared pool of worker goroutines, grown (from the handler's
+//       goroutine) when no worker is idle, like a lazily grown thread pool
+//       (any via starting with "pool").
 //   any other path, with -calls URL: -n GETs of URL, then answers.
 //   any other path, without -calls: answers "leaf" at once.
 //
@@ -25,6 +28,31 @@ import (
 )
 
 var client = &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 256}}
+
+type job struct {
+	url  string
+	done chan error
+}
+
+var jobs = make(chan job)
+
+func worker() {
+	for j := range jobs {
+		j.done <- get(j.url)
+	}
+}
+
+// pooled runs get(url) on an idle worker, starting one when none is idle.
+func pooled(url string) error {
+	j := job{url, make(chan error, 1)}
+	select {
+	case jobs <- j:
+	default:
+		go worker()
+		jobs <- j
+	}
+	return <-j.done
+}
 
 func get(url string) error {
 	resp, err := client.Get(url)
@@ -60,6 +88,10 @@ func fanout(w http.ResponseWriter, r *http.Request) {
 			}(k)
 		}
 		wg.Wait()
+	} else if strings.HasPrefix(r.URL.Query().Get("via"), "pool") {
+		for k := 0; k < calls; k++ {
+			errs[k] = pooled(fmt.Sprintf("%s/leaf/%s/%d", base, id, k))
+		}
 	} else {
 		for k := 0; k < calls; k++ {
 			errs[k] = get(fmt.Sprintf("%s/leaf/%s/%d", base, id, k))
