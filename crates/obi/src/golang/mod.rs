@@ -30,12 +30,16 @@ pub(crate) use pclntab::TableFormat;
 pub(crate) use registry::Registry;
 pub(crate) use version::GoVersion;
 
-/// The functions the Go probes attach to. Every Go program has the
-/// runtime ones; the net/http ones only programs that use it.
+/// The functions looked up in each Go binary. The probes attach to
+/// `(*conn).serve` and `(*persistConn).roundTrip` (`crate::ebpf::golang`);
+/// the runtime ones, which every Go program has, are what following
+/// goroutine creation would use (measured and not kept: docs/go.md) and
+/// confirm that the function table was read right. The net/http ones are
+/// only in programs that use it.
 pub(crate) const PROBED_FUNCTIONS: [&str; 5] = [
     // Goroutine creation: who created whom.
     "runtime.newproc1",
-    // Goroutine exit: its bookkeeping can go.
+    // Goroutine exit.
     "runtime.goexit1",
     // A net/http server connection's goroutine (one per connection).
     "net/http.(*conn).serve",
@@ -44,10 +48,11 @@ pub(crate) const PROBED_FUNCTIONS: [&str; 5] = [
     // A net/http server handler call (one per request).
     "net/http.serverHandler.ServeHTTP",
 ];
-/// Of [`PROBED_FUNCTIONS`], the ones without which nothing can be followed.
+/// Of [`PROBED_FUNCTIONS`], the ones every Go binary has: missing means
+/// the table was misread.
 const REQUIRED_FUNCTIONS: [&str; 2] = ["runtime.newproc1", "runtime.goexit1"];
-/// Of [`PROBED_FUNCTIONS`], the ones whose returns are probed too (the new
-/// goroutine is `newproc1`'s result).
+/// Of [`PROBED_FUNCTIONS`], the ones whose `ret` instructions are found
+/// (the new goroutine is `newproc1`'s result).
 const RETURN_PROBED: [&str; 1] = ["runtime.newproc1"];
 
 /// Where the function addresses came from.
