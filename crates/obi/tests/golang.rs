@@ -137,6 +137,21 @@ fn go_net_http_parents(goroot: &str, ldflags: &str, name: &str) {
     let result = audit::parent_audit(&format!("go {release} {name} net/http, calls from new goroutines"), &spans);
     assert_eq!(result, audit::Audit { right: 0, root: 100, wrong: 0 });
 
+    // One keep-alive connection, 20 requests one after the other: one
+    // serving goroutine whose socket moves from request to request.
+    let base = format!("http%3A%2F%2F127.0.0.1%3A{back}");
+    let paths: Vec<String> = (0..20).map(|i| format!("GET:/fanout/keepalive-{i}/2?via=inline&base={base}")).collect();
+    let mut client = python_client(front, &paths.iter().map(String::as_str).collect::<Vec<_>>(), &[]);
+    assert!(client.wait_exit(WAIT).is_some_and(|s| s.success()));
+    assert_eq!(client.lines().iter().filter(|l| l.starts_with("200 ")).count(), 20, "{:#?}", client.lines());
+    let ours = |s: &serde_json::Value| attr(s, "url").contains("/keepalive-");
+    let clients = agent.wait_spans(40, WAIT, |s| ours(s) && is_type(s, "HTTPClient"));
+    let fronts = agent.wait_spans(20, WAIT, |s| ours(s) && is_type(s, "HTTP") && host_port(s) == front);
+    assert_eq!((fronts.len(), clients.len()), (20, 40));
+    let spans: Vec<_> = agent.spans().into_iter().filter(ours).collect();
+    let result = audit::parent_audit(&format!("go {release} {name} net/http, keep-alive, calls inline"), &spans);
+    assert_eq!(result, audit::Audit { right: 40, root: 0, wrong: 0 });
+
     // A lazily grown worker pool: a worker started by one request serves
     // others, at once and in the next burst. Inheriting the creator's
     // request (what OBI does) put 45 of 100 calls of the first burst under
