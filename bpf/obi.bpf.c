@@ -1124,3 +1124,36 @@ int obi_sched_exit(void *ctx)
 	}
 	return 0;
 }
+
+/* ---- Go net/http parents (see obi/go.bpf.h) ------------------------------- */
+
+/* Struct offsets per Go process, written by user space when it attaches. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, OBI_MAX_TRACED_PROCS);
+	__type(key, __u32);
+	__type(value, struct obi_go_offsets);
+} go_procs SEC(".maps");
+
+/* The server socket (descriptor) each goroutine running
+ * net/http.(*conn).serve serves; LRU: goroutine ids are never reused. */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, OBI_MAX_GO_SERVING);
+	__type(key, struct obi_go_key);
+	__type(value, __u32);
+} go_serving SEC(".maps");
+
+#include "obi/go.bpf.h"
+
+SEC("uprobe")
+int obi_go_conn_serve(struct pt_regs *ctx)
+{
+	return go_conn_serve(ctx);
+}
+
+SEC("uprobe")
+int obi_go_round_trip(struct pt_regs *ctx)
+{
+	return go_round_trip(ctx);
+}

@@ -87,6 +87,21 @@ fi
 if ! [[ -x "$venv/bin/podman-compose" ]]; then
 	"$venv/bin/pip" install -q --disable-pip-version-check 'podman-compose==1.5.0'
 fi
+# Go toolchains of the Go tests (crates/obi/src/golang/tests.rs,
+# crates/obi/tests/golang.rs): bookworm's golang-1.19, the newest Go in
+# bookworm-backports (1.23) and bullseye's 1.15 (older than the Go probes
+# support), through the kernel matrix's private apt configuration, which
+# leaves the machine's sources untouched.
+go_missing=()
+for v in 1.15 1.19 1.23; do
+	[[ -x /usr/lib/go-$v/bin/go ]] || go_missing+=("golang-$v-go")
+done
+if ((${#go_missing[@]})); then
+	source "$(dirname "$0")/../tests/kernels/apt.sh"
+	kernels_apt_setup
+	kernels_apt_update
+	apt-get "${KERNELS_APT_OPTS[@]}" install -y -qq --no-install-recommends "${go_missing[@]}" >/dev/null
+fi
 # qemu for the kernel matrix (tests/kernels), from bookworm-backports.
 "$(dirname "$0")/../tests/kernels/install-qemu.sh"
 # The package's postinst may start a system-wide Prometheus where services are

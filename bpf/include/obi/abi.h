@@ -204,6 +204,24 @@ struct obi_ssl_key {
 	__u32 _pad;
 };
 
+/* Value of go_procs (user space writes it per Go process): byte offsets of
+ * the Go struct fields the Go probes read, for the process's Go release
+ * (crates/obi/src/golang/offsets.json; see obi/go.bpf.h). */
+struct obi_go_offsets {
+	__u32 g_goid;                 /* runtime.g.goid */
+	__u32 http_conn_rwc;          /* net/http.conn.rwc (net.Conn) */
+	__u32 http_conn_tls_state;    /* net/http.conn.tlsState */
+	__u32 persist_conn_conn;      /* net/http.persistConn.conn (net.Conn) */
+	__u32 persist_conn_tls_state; /* net/http.persistConn.tlsState */
+	__u32 net_conn_fd;            /* net.conn.fd (*netFD) */
+	__u32 netfd_pfd;              /* net.netFD.pfd (internal/poll.FD) */
+	__u32 netfd_family;           /* net.netFD.family */
+	__u32 netfd_sotype;           /* net.netFD.sotype */
+	__u32 netfd_net;              /* net.netFD.net (string) */
+	__u32 poll_fd_sysfd;          /* internal/poll.FD.Sysfd */
+	__u32 _pad;
+};
+
 /* Pinned layouts: the Rust mirrors assert the same numbers. */
 _Static_assert(sizeof(struct obi_conn_tuple) == 40, "obi_conn_tuple layout");
 _Static_assert(sizeof(struct obi_tp) == 40, "obi_tp layout");
@@ -213,5 +231,6 @@ _Static_assert(sizeof(struct obi_conn_state) == 96, "obi_conn_state layout");
 _Static_assert(sizeof(struct obi_exec_event) == 552, "obi_exec_event layout");
 _Static_assert(sizeof(struct obi_pid_info) == 8, "obi_pid_info layout");
 _Static_assert(sizeof(struct obi_ssl_key) == 16, "obi_ssl_key layout");
+_Static_assert(sizeof(struct obi_go_offsets) == 48, "obi_go_offsets layout");
 
 #endif /* OBI_ABI_H */

@@ -53,5 +53,7 @@
 /* Client sockets with a parent hint not yet consumed by their next request
  * (hints). LRU: a hint whose request never came ages out. */
 #define OBI_MAX_HINTS 16384
+/* Goroutines serving a net/http server connection (obi/go.bpf.h). */
+#define OBI_MAX_GO_SERVING 16384
 
 #endif /* OBI_CAPACITY_BPF_H */

@@ -137,4 +137,12 @@ struct obi_ssl_args {
 	__u8 _pad[6];
 };
 
+/* Key of go_serving: a goroutine of a process (goroutine ids are never
+ * reused within a process). */
+struct obi_go_key {
+	__u32 tgid;
+	__u32 _pad;
+	__u64 goid;
+};
+
 #endif /* OBI_TYPES_BPF_H */

@@ -15,6 +15,7 @@ mod config;
 mod discover;
 mod ebpf;
 mod export;
+mod golang;
 mod logging;
 mod nodejs;
 mod preflight;

@@ -68,6 +68,9 @@ impl Agent {
                 // is in the kernel filter, so none misses its first requests.
                 self.processes.tls_pending.push(svc.pid);
                 self.nodejs.instrumented(&svc);
+                if let Some(program) = self.golang.instrumented(&svc) {
+                    attach_go(&mut self.kernel.tracer, svc.pid, program);
+                }
                 // A trace-side event: the metrics store has nothing to record.
                 let alive = Span::process_alive(svc, self.clock.now_wall());
                 self.exporters.fanout.send_routed(vec![alive], &[Verdict::TracesOnly]);
@@ -76,12 +79,14 @@ impl Agent {
                 self.processes.execed.remove(&pid);
                 self.exporters.internal.process_forgotten(pid);
                 self.nodejs.forgotten(pid);
+                self.golang.forgotten(pid);
                 self.processes.forgotten.push(pid);
             }
             DiscoveryEvent::Reject { pid } => {
                 self.processes.execed.remove(&pid);
                 self.exporters.internal.process_forgotten(pid);
                 self.nodejs.forgotten(pid);
+                self.golang.forgotten(pid);
                 self.processes.rejected.push(pid);
             }
         }
@@ -183,6 +188,29 @@ fn attach_tls(tracer: &mut crate::ebpf::Tracer, pid: u32) {
             pid,
             error = %format!("{:#}", anyhow::Error::new(err)),
             "cannot trace TLS of this process; its HTTPS traffic will not be seen"
+        ),
+    }
+}
+
+fn attach_go(tracer: &mut crate::ebpf::Tracer, pid: u32, program: &crate::golang::GoProgram) {
+    use crate::ebpf::golang::GoProbeError;
+    match tracer.trace_go(pid, program) {
+        Ok(probes) => tracing::info!(component = "ebpf.Go", pid, probes, "Go net/http probes attached"),
+        // A Go program that neither serves nor calls with net/http.
+        Err(GoProbeError::NoNetHttp) => {
+            tracing::debug!(component = "ebpf.Go", pid, "no net/http in this Go program: no Go probes")
+        }
+        Err(err) if process_gone(pid) => tracing::debug!(
+            component = "ebpf.Go",
+            pid,
+            error = %format!("{:#}", anyhow::Error::new(err)),
+            "process exited before its Go probes were attached"
+        ),
+        Err(err) => tracing::warn!(
+            component = "ebpf.Go",
+            pid,
+            error = %format!("{:#}", anyhow::Error::new(err)),
+            "cannot attach the Go probes: this process's client calls get no goroutine-aware parents (they are roots)"
         ),
     }
 }

@@ -54,6 +54,8 @@ struct Agent {
     processes: discovery::Processes,
     /// Gives Node.js processes the parent-hint script.
     nodejs: crate::nodejs::Injector,
+    /// What was read from the binaries of Go processes.
+    golang: crate::golang::Registry,
     routes: Routes,
     exporters: exporters::Exporters,
     stats: stats::Stats,

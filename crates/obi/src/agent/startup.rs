@@ -53,6 +53,7 @@ pub(super) async fn start(cfg: Config) -> Result<Agent> {
         discovery,
         processes: discovery::Processes::default(),
         nodejs,
+        golang: crate::golang::Registry::default(),
         routes,
         exporters,
         stats: stats::Stats::default(),

@@ -178,11 +178,31 @@ pub(crate) struct SslKey {
     pub(crate) _pad: u32,
 }
 
+/// `struct obi_go_offsets`, the value of the `go_procs` map: the Go struct
+/// field offsets the Go probes read in one process (see `crate::golang`).
+#[repr(C)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct GoOffsets {
+    pub(crate) g_goid: u32,
+    pub(crate) http_conn_rwc: u32,
+    pub(crate) http_conn_tls_state: u32,
+    pub(crate) persist_conn_conn: u32,
+    pub(crate) persist_conn_tls_state: u32,
+    pub(crate) net_conn_fd: u32,
+    pub(crate) netfd_pfd: u32,
+    pub(crate) netfd_family: u32,
+    pub(crate) netfd_sotype: u32,
+    pub(crate) netfd_net: u32,
+    pub(crate) poll_fd_sysfd: u32,
+    pub(crate) _pad: u32,
+}
+
 // SAFETY: plain-old-data structs with no padding holes the kernel could leave
 // uninitialised in a way that matters (every field is an integer array).
 unsafe impl aya::Pod for PidInfo {}
 unsafe impl aya::Pod for ConnState {}
 unsafe impl aya::Pod for SslKey {}
+unsafe impl aya::Pod for GoOffsets {}
 
 impl EventHdr {
     pub(crate) const SIZE: usize = std::mem::size_of::<EventHdr>();
@@ -237,6 +257,9 @@ mod tests {
         assert_eq!(offset_of!(SslKey, ssl), 0);
         assert_eq!(offset_of!(SslKey, tgid), 8);
         assert_eq!(size_of::<SslKey>(), 16);
+        assert_eq!(offset_of!(GoOffsets, g_goid), 0);
+        assert_eq!(offset_of!(GoOffsets, poll_fd_sysfd), 40);
+        assert_eq!(size_of::<GoOffsets>(), 48);
     }
 
     #[test]

@@ -4,6 +4,7 @@ pub(crate) mod abi;
 
 mod detach;
 mod error;
+pub(crate) mod golang;
 pub(crate) mod memlock;
 pub(crate) mod programs;
 pub(crate) mod propagation;
@@ -108,6 +109,7 @@ pub(crate) struct Tracer {
     stats: PerCpuArray<MapData, u64>,
     _propagation: Option<propagation::Propagation>,
     tls: tls::TlsProbes,
+    go: golang::GoProbes,
     /// Tracepoint links, closed together on drop (see [`detach`]).
     tracepoint_links: Vec<(&'static str, TracePointLinkId)>,
 }
@@ -204,6 +206,16 @@ impl Tracer {
                 error,
             });
         }
+        let mut go = golang::GoProbes::default();
+        if let Err(err) = go.load(&mut ebpf) {
+            let error = format!("{:#}", anyhow::Error::new(err));
+            tracing::warn!(component = "ebpf.Go", error = %error, "Go uprobes unavailable: Go client calls get no goroutine-aware parents");
+            unavailable.push(Unavailable {
+                what: "Go net/http uprobes".into(),
+                lost: "goroutine-aware parents of Go net/http client calls (they become roots)",
+                error,
+            });
+        }
         Ok(Tracer {
             unavailable,
             ebpf,
@@ -213,6 +225,7 @@ impl Tracer {
             stats,
             _propagation: propagation,
             tls,
+            go,
             tracepoint_links,
         })
     }
@@ -256,6 +269,7 @@ impl Tracer {
             }
         }
         links.extend(self.tls.take_links());
+        links.extend(self.go.take_links());
         links
     }
 
@@ -275,6 +289,7 @@ impl Tracer {
 
     pub(crate) fn untrace_pid(&mut self, pid: u32) {
         self.tls.detach(pid);
+        self.go.detach(&mut self.ebpf, pid);
         // Missing keys are fine: the process may never have been added.
         let _ = self.traced_pids.remove(&pid);
         self.sweep_connections(pid);
@@ -305,11 +320,22 @@ impl Tracer {
         }
     }
 
-    /// Drops the TLS probes of a process that exec'd (they belonged to the
-    /// old program); the process stays traced.
+    /// Drops the TLS and Go probes of a process that exec'd (they belonged
+    /// to the old program); the process stays traced.
     pub(crate) fn reset_tls(&mut self, pid: u32) {
         self.tls.detach(pid);
+        self.go.detach(&mut self.ebpf, pid);
         let _ = self.traced_pids.insert(pid, abi::PidInfo::default(), 0);
+    }
+
+    /// Attaches the Go net/http probes to a traced Go process (see
+    /// [`golang`]). Returns how many were attached.
+    pub(crate) fn trace_go(
+        &mut self,
+        pid: u32,
+        program: &crate::golang::GoProgram,
+    ) -> Result<usize, golang::GoProbeError> {
+        self.go.attach(&mut self.ebpf, pid, program)
     }
 
     /// Attaches the OpenSSL uprobes to a traced process, if it uses OpenSSL.

@@ -1,0 +1,143 @@
+// A net/http server for the Go tests, written for Go 1.15 and later.
+//
+//   /fanout/<id>/<calls>?via=<via>&base=<url>  makes <calls> GETs of
+//       <base>/leaf/<id>/<k> with net/http's client (the parent audit's
+//       convention, tests/common/audit.rs), then answers. via=inline: one
+//       after the other from the handler's goroutine; via=goroutine: each
+//       from a goroutine of its own, waited for; via=pool: each handed to a
+//       shared pool of worker goroutines, grown (from the handler's
+//       goroutine) when no worker is idle, like a lazily grown thread pool
+//       (any via starting with "pool").
+//   any other path, with -calls URL: -n GETs of URL, then answers.
+//   any other path, without -calls: answers "leaf" at once.
+//
+// Prints "ready <port>" when it serves.
+package main
+
+import (
+	"flag"
+	"fmt"
+	"io"
+	"io/ioutil"
+	"net"
+	"net/http"
+	"os"
+	"strconv"
+	"strings"
+	"sync"
+)
+
+var client = &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 256}}
+
+type job struct {
+	url  string
+	done chan error
+}
+
+var jobs = make(chan job)
+
+func worker() {
+	for j := range jobs {
+		j.done <- get(j.url)
+	}
+}
+
+// pooled runs get(url) on an idle worker, starting one when none is idle.
+func pooled(url string) error {
+	j := job{url, make(chan error, 1)}
+	select {
+	case jobs <- j:
+	default:
+		go worker()
+		jobs <- j
+	}
+	return <-j.done
+}
+
+func get(url string) error {
+	resp, err := client.Get(url)
+	if err != nil {
+		return err
+	}
+	io.Copy(ioutil.Discard, resp.Body)
+	resp.Body.Close()
+	return nil
+}
+
+func fanout(w http.ResponseWriter, r *http.Request) {
+	parts := strings.Split(strings.TrimPrefix(r.URL.Path, "/fanout/"), "/")
+	if len(parts) < 2 {
+		http.Error(w, "want /fanout/<id>/<calls>", http.StatusBadRequest)
+		return
+	}
+	id := parts[0]
+	calls, err := strconv.Atoi(parts[1])
+	if err != nil {
+		http.Error(w, err.Error(), http.StatusBadRequest)
+		return
+	}
+	base := r.URL.Query().Get("base")
+	errs := make([]error, calls)
+	if r.URL.Query().Get("via") == "goroutine" {
+		var wg sync.WaitGroup
+		for k := 0; k < calls; k++ {
+			wg.Add(1)
+			go func(k int) {
+				defer wg.Done()
+				errs[k] = get(fmt.Sprintf("%s/leaf/%s/%d", base, id, k))
+			}(k)
+		}
+		wg.Wait()
+	} else if strings.HasPrefix(r.URL.Query().Get("via"), "pool") {
+		for k := 0; k < calls; k++ {
+			errs[k] = pooled(fmt.Sprintf("%s/leaf/%s/%d", base, id, k))
+		}
+	} else {
+		for k := 0; k < calls; k++ {
+			errs[k] = get(fmt.Sprintf("%s/leaf/%s/%d", base, id, k))
+		}
+	}
+	for _, err := range errs {
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusBadGateway)
+			return
+		}
+	}
+	io.WriteString(w, "fanout done\n")
+}
+
+func main() {
+	listen := flag.String("listen", "127.0.0.1:0", "address to serve on")
+	calls := flag.String("calls", "", "URL each request GETs")
+	n := flag.Int("n", 2, "GETs per request with -calls")
+	flag.Parse()
+
+	http.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		if strings.HasPrefix(r.URL.Path, "/fanout/") && r.URL.Query().Get("base") != "" {
+			fanout(w, r)
+			return
+		}
+		if *calls == "" {
+			io.WriteString(w, "leaf\n")
+			return
+		}
+		for i := 0; i < *n; i++ {
+			if err := get(*calls); err != nil {
+				http.Error(w, err.Error(), http.StatusBadGateway)
+				return
+			}
+		}
+		io.WriteString(w, "fanout done\n")
+	})
+	ln, err := net.Listen("tcp", *listen)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	fmt.Printf("ready %d\n", ln.Addr().(*net.TCPAddr).Port)
+	os.Stdout.Sync()
+	if err := http.Serve(ln, nil); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+}
