@@ -84,6 +84,8 @@ while [ "$i" -lt "$WAIT" ]; do
 done
 [ "$started" = no ] && started=timeout
 fact "agent_started=$started"
+# 1 when the agent runs its no-BTF build (a kernel without BTF).
+fact "no_btf=$(grep -c 'running without BTF' "$WORK/log")"
 fact "agent_start_s=$(since "$start")"
 
 if [ "$started" = yes ]; then

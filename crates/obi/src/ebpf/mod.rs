@@ -262,6 +262,11 @@ impl Tracer {
         &self.unavailable
     }
 
+    /// Which build of the programs is loaded.
+    pub(crate) fn build(&self) -> &'static str {
+        if self.no_btf { "no-BTF build" } else { "CO-RE build" }
+    }
+
     /// How many programs are loaded.
     pub(crate) fn program_count(&self) -> usize {
         self.ebpf.programs().filter(|(_, p)| p.fd().is_ok()).count()

@@ -57,12 +57,13 @@ impl BtfSource {
 }
 
 /// What the no-BTF mode cannot do, said once at start and by `obi check`.
-pub(crate) const LOST: &str = "children a traced process forks are traced only once discovery finds them; \
-a socket is known by the descriptor accept/connect returned (copies made by dup or inherited are not traced, \
-and closing one copy ends the connection); servers that accept with a NULL address (libuv/Node.js) and \
-connections opened before the agent in processes started later are not traced; the time requests waited \
-in queue is known for a connection's first request only; libssl loaded after a process started is not \
-probed; a process ends when its main thread exits";
+pub(crate) const LOST: &str = "forked children are traced only once discovery finds them (no fork hook); \
+a socket is known by the descriptor accept/connect returned, so copies made by dup or inherited across fork \
+are not traced (a process chosen later has its open connections read from /proc) and closing one copy ends \
+the connection; servers that accept with a NULL address (libuv/Node.js) are not traced; \"in queue\" time \
+only for a connection's first request; libssl loaded after a process started is not probed; exec events \
+carry no arguments (a process gone before /proc is read is matched by its path only); the kernel side \
+ends a process when its main thread exits";
 
 /// Programs that read kernel structures and are not in the no-BTF
 /// object, with what their absence costs (also in [`LOST`]).
