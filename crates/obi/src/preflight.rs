@@ -501,7 +501,7 @@ mod tests {
     fn ignoring_the_kernels_btf_warns_with_what_is_lost() {
         let c = btf_check(None, true);
         assert_eq!(c.status, Status::Warn);
-        assert!(c.detail.contains("no-BTF mode") && c.detail.contains("forks"), "{}", c.detail);
+        assert!(c.detail.contains("no-BTF mode") && c.detail.contains("forked children"), "{}", c.detail);
     }
 
     #[test]

@@ -135,3 +135,58 @@ fn keep_alive_without_btf() {
     let big = spans.iter().find(|s| attr(s, "url") == "/big/5000").unwrap();
     assert_eq!(attr(big, "responseLen"), "5000");
 }
+
+/// A keep-alive connection open before the agent started: both ends are
+/// registered from /proc when their processes are chosen. The client's two
+/// requests after that are traced; the server's first one is not (its
+/// thread was already blocked in recv() when the agent attached, so that
+/// read has no entry), its second is.
+#[test]
+fn connection_opened_before_the_agent_without_btf() {
+    use std::io::Write;
+    require_root();
+    let port = free_port();
+    let server = python_server(port);
+    let dir = tempfile::tempdir().unwrap();
+    let script = dir.path().join("early_client.py");
+    std::fs::write(
+        &script,
+        "import http.client, sys\n\
+         c = http.client.HTTPConnection('127.0.0.1', int(sys.argv[1]), timeout=30)\n\
+         c.request('GET', '/leaf/before'); c.getresponse().read()\n\
+         print('port', c.sock.getsockname()[1], flush=True)\n\
+         sys.stdin.readline()\n\
+         for path in ('/leaf/after', '/leaf/again'):\n\
+         \x20   c.request('GET', path); r = c.getresponse(); r.read()\n\
+         \x20   print('got', path, r.status, flush=True)\n",
+    )
+    .unwrap();
+    let mut client =
+        spawn_with_stdin("early-client", std::process::Command::new(python()).arg(&script).arg(port.to_string()));
+    let line = client.wait_line(|l| l.starts_with("port "), WAIT).expect("the client's first request");
+    let client_port = line.trim_start_matches("port ").to_string();
+
+    let agent = no_btf_agent(&format!(
+        "discovery:\n  instrument:\n    - open_ports: {port}\n    - cmd_args: '*early_client.py*'\n"
+    ));
+    agent.wait_instrumented(server.pid(), WAIT);
+    agent.wait_instrumented(client.pid(), WAIT);
+    client.child.stdin.take().unwrap().write_all(b"go\n").unwrap();
+    assert!(client.wait_exit(WAIT).is_some_and(|s| s.success()), "{:?}", client.lines());
+    assert!(client.lines().contains(&"got /leaf/again 200".to_string()), "{:?}", client.lines());
+
+    agent.wait_spans(1, WAIT, server_spans_on(port));
+    agent.wait_spans(2, WAIT, client_spans_to(port));
+    std::thread::sleep(Duration::from_secs(1));
+    let spans: Vec<Value> = agent.spans().into_iter().filter(|s| server_spans_on(port)(s)).collect();
+    let clients: Vec<Value> = agent.spans().into_iter().filter(|s| client_spans_to(port)(s)).collect();
+    let urls = |set: &[Value]| set.iter().map(|s| attr(s, "url").to_string()).collect::<Vec<_>>();
+    assert_eq!(urls(&spans), ["/leaf/again"], "{spans:#?}");
+    assert_eq!(urls(&clients), ["/leaf/after", "/leaf/again"], "{clients:#?}");
+    for s in spans.iter().chain(&clients) {
+        assert_eq!(attr(s, "status"), "200");
+        assert_eq!(field(s, "peerPort"), client_port, "{s:#}");
+        assert_eq!(field(s, "peer"), "127.0.0.1");
+        assert_eq!(field(s, "host"), "127.0.0.1");
+    }
+}

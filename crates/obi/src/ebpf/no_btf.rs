@@ -11,7 +11,7 @@
 
 use std::collections::HashMap;
 use std::fs;
-use std::net::Ipv6Addr;
+use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
 
 use super::abi;
@@ -142,7 +142,7 @@ fn parse_endpoint(s: &str) -> Option<([u8; 16], u16)> {
     match addr.len() {
         8 => {
             let word = u32::from_str_radix(addr, 16).ok()?.to_ne_bytes();
-            bytes = Ipv6Addr::from(std::net::Ipv4Addr::from(word).to_ipv6_mapped()).octets();
+            bytes = Ipv4Addr::from(word).to_ipv6_mapped().octets();
         }
         32 => {
             for (i, chunk) in bytes.chunks_mut(4).enumerate() {
@@ -158,6 +158,7 @@ fn parse_endpoint(s: &str) -> Option<([u8; 16], u16)> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::net::Ipv6Addr;
 
     #[test]
     fn the_kernels_btf_is_used_unless_a_file_is_given_or_it_is_ignored() {
@@ -181,7 +182,7 @@ mod tests {
         parse_established(v4, false, &mut m);
         parse_established(v6, true, &mut m);
         assert!(!m.contains_key(&111), "listening sockets are not connections");
-        let loopback4: [u8; 16] = Ipv6Addr::from(std::net::Ipv4Addr::LOCALHOST.to_ipv6_mapped()).octets();
+        let loopback4: [u8; 16] = Ipv4Addr::LOCALHOST.to_ipv6_mapped().octets();
         let t = m[&222];
         assert_eq!((t.laddr, t.lport, t.raddr, t.rport, t.family), (loopback4, 8080, loopback4, 50000, AF_INET));
         let t = m[&333];
