@@ -219,8 +219,10 @@ static __always_inline bool fd_sock_learn(__u32 fd, struct obi_sk_info *info, st
 }
 
 /* connect() returned: the socket its thread was connecting (seen at
- * SYN_SENT) is now known by its descriptor. */
-static __always_inline bool fd_sock_connected(__u32 fd, __u64 sk, struct obi_sock_ref *ref)
+ * SYN_SENT) is now known by its descriptor. Not inlined (nor is
+ * fd_sock_accepted): their frames stay off obi_sys_exit's, whose call chain
+ * through the HTTP/2 walk must stay within 512 bytes of stack. */
+static __noinline bool fd_sock_connected(__u32 fd, __u64 sk, struct obi_sock_ref *ref)
 {
 	if (!sk)
 		return false; /* not TCP, or no SYN sent */
@@ -233,7 +235,7 @@ static __always_inline bool fd_sock_connected(__u32 fd, __u64 sk, struct obi_soc
 
 /* accept() returned fd and wrote the peer's address at uaddr: the passive
  * connection from that peer is the one accepted. */
-static __always_inline bool fd_sock_accepted(__u32 fd, __u64 uaddr, struct obi_sock_ref *ref)
+static __noinline bool fd_sock_accepted(__u32 fd, __u64 uaddr, struct obi_sock_ref *ref)
 {
 	if (!uaddr)
 		return false;
