@@ -289,6 +289,41 @@ struct {
 	__type(value, __u8);
 } mmap_libssl SEC(".maps");
 
+#ifdef OBI_NO_BTF
+/* ---- maps: sockets by descriptor, without kernel BTF (obi/fd_sockets.bpf.h) */
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, OBI_MAX_CONNS);
+	__type(key, struct obi_fd_key);
+	__type(value, struct obi_fd_sock);
+} fd_socks SEC(".maps");
+
+/* TCP sockets traced threads connect or accept, keyed by struct sock *. */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, OBI_MAX_CONNS);
+	__type(key, __u64);
+	__type(value, struct obi_sk_info);
+} sk_info SEC(".maps");
+
+/* Passively opened connections waiting for their accept(), by peer. */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, OBI_MAX_ARRIVALS);
+	__type(key, struct obi_peer_key);
+	__type(value, struct obi_sk_info);
+} passive_peers SEC(".maps");
+
+/* Execs of each traced process, so descriptors an exec closed are not trusted. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, OBI_MAX_TRACED_PROCS);
+	__type(key, __u32);
+	__type(value, __u32);
+} exec_gen SEC(".maps");
+#endif
+
 /* ---- helpers (they use the maps above) ---------------------------------- */
 
 #include "obi/common.bpf.h"
@@ -471,7 +506,17 @@ static __always_inline int fd_op_enter(__u32 fd, __u8 op, __u8 sc)
 SEC("tracepoint/syscalls/sys_enter_accept")
 int obi_enter_accept(struct trace_event_raw_sys_enter *ctx)
 {
+#ifdef OBI_NO_BTF
+	/* The peer address accept() writes names the connection (obi/fd_sockets.bpf.h). */
+	fd_op_enter(ctx->args[0], OP_ACCEPT, OBI_SC_ACCEPT);
+	__u64 pid_tgid = bpf_get_current_pid_tgid();
+	struct obi_io_args *a = bpf_map_lookup_elem(&pending_io, &pid_tgid);
+	if (a && a->op == OP_ACCEPT)
+		a->buf = ctx->args[1];
+	return 0;
+#else
 	return fd_op_enter(ctx->args[0], OP_ACCEPT, OBI_SC_ACCEPT);
+#endif
 }
 
 /* connect(fd, addr, len) */
@@ -590,8 +635,14 @@ static __always_inline int exit_io(__u64 pid_tgid, struct obi_io_args *a, long r
 static __always_inline int exit_open(__u64 pid_tgid, struct obi_io_args *a, __u32 fd, __u8 role)
 {
 	struct obi_sock_ref ref;
+#ifdef OBI_NO_BTF
+	bool known = role == OBI_ROLE_SERVER ? fd_sock_accepted(fd, a->buf, &ref) : fd_sock_connected(fd, a->sk, &ref);
+	if (!known)
+		return 0;
+#else
 	if (!fd_to_tcp_sock(fd, &ref))
 		return 0;
+#endif
 	struct obi_conn_state *cs = conn_init(&ref, pid_tgid >> 32, role);
 	if (!cs)
 		return 0;
@@ -644,6 +695,7 @@ int obi_enter_close(struct trace_event_raw_sys_enter *ctx)
 	struct obi_sock_ref ref;
 	if (!fd_to_tcp_sock(ctx->args[0], &ref))
 		return 0;
+	fd_sock_forget(ctx->args[0]);
 	/* Another descriptor (a dup, a forked child's copy) keeps the
 	 * connection open: it goes on, and so does its state. */
 	if (file_shared(ref.file))
@@ -666,6 +718,17 @@ int obi_enter_close(struct trace_event_raw_sys_enter *ctx)
 	bpf_map_delete_elem(&h2_state, &ref.ino);
 	return 0;
 }
+
+#ifdef OBI_NO_BTF
+/* dup2(old, new) and dup3(old, new, flags) close whatever new named. */
+SEC("tracepoint/syscalls/sys_enter_dup3")
+int obi_enter_dup3(struct trace_event_raw_sys_enter *ctx)
+{
+	if (pid_traced(bpf_get_current_pid_tgid() >> 32) && ctx->args[0] != ctx->args[1])
+		fd_sock_forget(ctx->args[1]);
+	return 0;
+}
+#endif
 
 /* ---- parent hints (see obi/hints.bpf.h) ----------------------------------- */
 
@@ -927,6 +990,9 @@ int obi_sock_state(struct obi_tp_sock_state *ctx)
 {
 	if (ctx->protocol != IPPROTO_TCP)
 		return 0;
+#ifdef OBI_NO_BTF
+	fd_sockets_state((const struct obi_tp_sock_state_full *)ctx);
+#endif
 	if (ctx->oldstate == OBI_TCP_SYN_RECV && ctx->newstate == OBI_TCP_ESTABLISHED) {
 		arrival_established(ctx->skaddr);
 	} else if (ctx->newstate == OBI_TCP_CLOSE) {
@@ -938,6 +1004,7 @@ int obi_sock_state(struct obi_tp_sock_state *ctx)
 	return 0;
 }
 
+#ifndef OBI_NO_BTF /* reads the socket's port from struct sock */
 SEC("tracepoint/sock/sk_data_ready")
 int obi_sk_data_ready(struct obi_tp_data_ready *ctx)
 {
@@ -945,6 +1012,7 @@ int obi_sk_data_ready(struct obi_tp_data_ready *ctx)
 		arrival_data((struct sock *)ctx->skaddr);
 	return 0;
 }
+#endif
 
 /* ---- process lifecycle ------------------------------------------------ */
 
@@ -974,6 +1042,7 @@ int obi_exit_listen(struct trace_event_raw_sys_exit *ctx)
 
 /* A traced process that loads OpenSSL after it started (Python imports
  * ssl lazily) gets its TLS probes before its first handshake completes. */
+#ifndef OBI_NO_BTF /* reads the mapped file's name through the task's files */
 SEC("tracepoint/syscalls/sys_enter_mmap")
 int obi_enter_mmap(struct trace_event_raw_sys_enter *ctx)
 {
@@ -1010,6 +1079,7 @@ int obi_enter_mmap(struct trace_event_raw_sys_enter *ctx)
 	}
 	return 0;
 }
+#endif
 
 SEC("tracepoint/syscalls/sys_exit_mmap")
 int obi_exit_mmap(struct trace_event_raw_sys_exit *ctx)
@@ -1036,6 +1106,10 @@ int obi_sched_exec(struct trace_event_raw_sched_process_exec *ctx)
 	__u32 tgid = bpf_get_current_pid_tgid() >> 32;
 	if (tgid == obi_agent_tgid)
 		return 0;
+#ifdef OBI_NO_BTF
+	if (pid_traced(tgid))
+		fd_sockets_exec(tgid);
+#endif
 	if (obi_watch_exec) {
 		struct obi_pid_info info = {.flags = OBI_PID_PROVISIONAL};
 		bpf_map_update_elem(&traced_pids, &tgid, &info, BPF_NOEXIST);
@@ -1048,15 +1122,28 @@ int obi_sched_exec(struct trace_event_raw_sched_process_exec *ctx)
 		stat_inc(OBI_STAT_PROC_RINGBUF_FULL);
 		return 0;
 	}
+#ifdef OBI_NO_BTF
+	/* Parent, executable inode and arguments live in the task: user space
+	 * reads them from /proc. */
+	e->base.ppid = 0;
+	e->exe_ino = 0;
+	e->args_len = 0;
+#else
 	struct task_struct *task = (struct task_struct *)bpf_get_current_task();
+#endif
 	e->base.kind = OBI_PEV_EXEC;
 	e->base.pid = tgid;
+#ifndef OBI_NO_BTF
 	e->base.ppid = BPF_CORE_READ(task, real_parent, tgid);
+#endif
 	e->base.ts = bpf_ktime_get_ns();
+#ifndef OBI_NO_BTF
 	e->exe_ino = BPF_CORE_READ(task, mm, exe_file, f_inode, i_ino);
+#endif
 	__u32 off = ctx->__data_loc_filename & 0xffff;
 	long n = bpf_probe_read_kernel_str(e->path, sizeof(e->path), (void *)ctx + off);
 	e->path_len = n > 0 ? n - 1 : 0;
+#ifndef OBI_NO_BTF
 	__u64 start = BPF_CORE_READ(task, mm, arg_start);
 	__u64 end = BPF_CORE_READ(task, mm, arg_end);
 	__u64 len = end > start ? end - start : 0;
@@ -1066,6 +1153,7 @@ int obi_sched_exec(struct trace_event_raw_sched_process_exec *ctx)
 	e->args_len = 0;
 	if (len && len <= sizeof(e->args) && bpf_probe_read_user(e->args, len, (const void *)start) == 0)
 		e->args_len = len;
+#endif
 	bpf_ringbuf_submit(e, 0);
 	return 0;
 }
@@ -1073,6 +1161,7 @@ int obi_sched_exec(struct trace_event_raw_sched_process_exec *ctx)
 /* Children of traced processes are traced at once (pre-fork servers).
  * New threads inherit nothing: a thread cannot be told apart from a pooled
  * one, so its calls would risk a wrong parent (see obi/conn.bpf.h). */
+#ifndef OBI_NO_BTF /* reads both tasks' tgid */
 SEC("raw_tracepoint/sched_process_fork")
 int obi_sched_fork(void *ctx)
 {
@@ -1097,6 +1186,7 @@ int obi_sched_fork(void *ctx)
 	proc_event(OBI_PEV_FORK, ctgid, ptgid);
 	return 0;
 }
+#endif
 
 SEC("tracepoint/sched/sched_process_exit")
 int obi_sched_exit(void *ctx)
@@ -1117,8 +1207,15 @@ int obi_sched_exit(void *ctx)
 	/* The last thread of the process: it leaves the filter here, so a
 	 * forked child user space never named leaves no entry behind and a
 	 * reused pid is not traced. */
+#ifdef OBI_NO_BTF
+	/* No thread count without the task: the leader's exit ends the process
+	 * (a leader that exits before its threads ends it early). */
+	if ((__u32)pid_tgid == tgid) {
+		bpf_map_delete_elem(&exec_gen, &tgid);
+#else
 	struct task_struct *task = (struct task_struct *)bpf_get_current_task();
 	if (BPF_CORE_READ(task, signal, live.counter) == 0) {
+#endif
 		bpf_map_delete_elem(&traced_pids, &tgid);
 		proc_event(OBI_PEV_EXIT, tgid, 0);
 	}

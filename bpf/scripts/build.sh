@@ -13,6 +13,7 @@ root=$(cd "$(dirname "$0")/../.." && pwd)
 cd "$root"
 CLANG=${CLANG:-clang}
 STRIP=${LLVM_STRIP:-llvm-strip}
+OBJCOPY=${LLVM_OBJCOPY:-llvm-objcopy}
 out=bpf/obj
 check=0
 if [[ ${1:-} == --check ]]; then
@@ -21,21 +22,46 @@ if [[ ${1:-} == --check ]]; then
 	trap 'rm -rf "$out"' EXIT
 fi
 
-for tool in "$CLANG" "$STRIP"; do
+for tool in "$CLANG" "$STRIP" "$OBJCOPY"; do
 	command -v "$tool" >/dev/null || { echo "build.sh: $tool not found (apt-get install clang llvm)" >&2; exit 1; }
 done
 
 declare -A target_arch=([x86_64]=x86 [arm64]=arm64)
 mkdir -p "$out"
+# Bytes 28..31 of .BTF.ext (little endian): the length of its CO-RE
+# relocation records. A no-BTF object must have none: aya applies no
+# relocation without a target BTF, so each would read at the build's offsets.
+core_relo_len() {
+	local ext len
+	ext=$(mktemp)
+	"$OBJCOPY" --dump-section .BTF.ext="$ext" "$1" /dev/null
+	len=$(od -An -tu4 -j28 -N4 "$ext" | tr -d ' ')
+	rm -f "$ext"
+	echo "${len:-0}"
+}
+
+# Each source is built twice: <name>.<arch>.bpf.o reads kernel structures
+# with CO-RE; <name>-nobtf.<arch>.bpf.o (-DOBI_NO_BTF) reads none, for
+# kernels without BTF. BPF_NO_PRESERVE_ACCESS_INDEX makes vmlinux.h's types
+# plain C, so what it still uses (tracepoint contexts, pt_regs, iovec: ABI)
+# compiles to fixed offsets.
 for src in bpf/*.bpf.c; do
 	name=$(basename "$src" .bpf.c)
 	for arch in x86_64 arm64; do
-		obj="$out/$name.$arch.bpf.o"
-		"$CLANG" -target bpf -D__TARGET_ARCH_${target_arch[$arch]} -g -O2 -Wall -Werror \
-			-ffile-prefix-map="$root"=. -fno-ident \
-			-Ibpf/include -Ibpf/include/libbpf -Ibpf/include/vmlinux/$arch \
-			-c "$src" -o "$obj"
-		"$STRIP" -g "$obj"
+		for variant in "" -nobtf; do
+			obj="$out/$name$variant.$arch.bpf.o"
+			defs=()
+			[[ -n $variant ]] && defs=(-DOBI_NO_BTF -DBPF_NO_PRESERVE_ACCESS_INDEX)
+			"$CLANG" -target bpf -D__TARGET_ARCH_${target_arch[$arch]} "${defs[@]}" -g -O2 -Wall -Werror \
+				-ffile-prefix-map="$root"=. -fno-ident \
+				-Ibpf/include -Ibpf/include/libbpf -Ibpf/include/vmlinux/$arch \
+				-c "$src" -o "$obj"
+			"$STRIP" -g "$obj"
+			if [[ -n $variant ]] && (($(core_relo_len "$obj") != 0)); then
+				echo "build.sh: $obj has CO-RE relocations; the no-BTF build must read no kernel structure" >&2
+				exit 1
+			fi
+		done
 	done
 done
 

@@ -16,7 +16,9 @@ mkdir -p /tmp && mount -t tmpfs tmpfs /tmp
 ip link set lo up
 
 # Settings from the kernel command line: obi.wait=<seconds for the agent>,
-# obi.memlock=unlimited (raise RLIMIT_MEMLOCK by hand before the agent starts).
+# obi.memlock=unlimited (raise RLIMIT_MEMLOCK by hand before the agent starts),
+# obi.btf=hidden (a tmpfs over /sys/kernel/btf: a kernel without BTF, as far
+# as the agent can tell; it has to choose its no-BTF mode by itself).
 wait_agent=$(sed -n 's/.*obi\.wait=\([0-9]*\).*/\1/p' /proc/cmdline)
 : "${wait_agent:=120}"
 # Results go to the second serial port; each fact is one short write.
@@ -26,6 +28,10 @@ echo "@@ boot_s=$(cut -d' ' -f1 /proc/uptime)" >"$out"
 if grep -q 'obi\.memlock=unlimited' /proc/cmdline; then
 	ulimit -l unlimited
 	echo "@@ memlock=raised by hand" >"$out"
+fi
+if grep -q 'obi\.btf=hidden' /proc/cmdline; then
+	mount -t tmpfs tmpfs /sys/kernel/btf
+	echo "@@ btf=hidden" >"$out"
 fi
 mkdir -p /tmp/work
 OUT=/tmp/results SMOKE_OBI=/obi SMOKE_NGINX=/usr/sbin/nginx SMOKE_CURL=/usr/bin/curl \

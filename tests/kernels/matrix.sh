@@ -12,7 +12,9 @@
 # OBI_KERNELS_HOST=0 (skip the host kernel's row), OBI_KERNELS_HOST_PORT
 # (first of the host run's three ports, default 18180),
 # OBI_KERNELS_MEMLOCK=unlimited (the guest raises RLIMIT_MEMLOCK by hand before
-# starting the agent: shows what fails after memlock on kernels before 5.11).
+# starting the agent: shows what fails after memlock on kernels before 5.11),
+# OBI_KERNELS_MODES (default "btf nobtf": each kernel as it is, then with its
+# BTF hidden, which the agent must notice and trace without).
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 repo="$(cd "$here/../.." && pwd)"
@@ -36,9 +38,9 @@ fact() { sed -n "s/^@@ $2=//p" "$1" | tail -1; }
 section() { awk -v s="@@ $2" '/^@@ / { on = ($0 == s); next } on' "$1"; }
 
 # One line of the table for a result file, and whether it passed:
-# report RELEASE RESULT_FILE SECS EXPECTED(yes/no); sets $failed.
+# report RELEASE RESULT_FILE SECS EXPECTED(yes/no) MODE(btf/nobtf); sets $failed.
 report() {
-	local release="$1" res="$2" secs="$3" expected_ok="$4"
+	local release="$1" res="$2" secs="$3" expected_ok="$4" mode="$5"
 	local check=ok started agent_log agent line
 	if [[ "$(fact "$res" check_rc)" != 0 ]]; then
 		check=fail
@@ -66,29 +68,40 @@ report() {
 	if [[ "$check" == fail ]]; then
 		agent="$agent | check: $(section "$res" check | grep -m1 '^FAIL' || true)"
 	fi
-	printf '%-28s %-5s %-6s %-3s %-3s %-3s %-4s %s\n' "$release" "$secs" "$check" "${h1:--}" "${h2:--}" "${tls:--}" \
+	# The no-BTF row passes only if the agent really ran its no-BTF build.
+	local no_btf
+	no_btf=$(fact "$res" no_btf)
+	[[ "$mode" == nobtf && "$started" == yes && "$no_btf" != 1 ]] && agent="$agent; NOT in no-BTF mode"
+	[[ "$mode" == nobtf ]] && release="$release no-BTF"
+	printf '%-34s %-5s %-6s %-3s %-3s %-3s %-4s %s\n' "$release" "$secs" "$check" "${h1:--}" "${h2:--}" "${tls:--}" \
 		"${prop:--}" "$(tr -s ' ' <<<"$agent")"
 	if [[ "$expected_ok" == yes ]] &&
-		[[ "$check" != ok || "$started" != yes || "$h1" != 1 || "$h2" != 1 || "$tls" != 1 || "$prop" != yes ]]; then
+		[[ "$check" != ok || "$started" != yes || "$h1" != 1 || "$h2" != 1 || "$tls" != 1 || "$prop" != yes ||
+			("$mode" == nobtf && "$no_btf" != 1) ]]; then
 		echo "matrix: $release is expected to work and failed (full output: $res)" >&2
 		failed=1
 	fi
 }
 
-printf '%-28s %-5s %-6s %-3s %-3s %-3s %-4s %s\n' KERNEL SECS CHECK H1 H2 TLS PROP AGENT
+read -ra modes <<<"${OBI_KERNELS_MODES:-btf nobtf}"
+printf '%-34s %-5s %-6s %-3s %-3s %-3s %-4s %s\n' KERNEL SECS CHECK H1 H2 TLS PROP AGENT
 failed=0
 for release in "${releases[@]}"; do
+for mode in "${modes[@]}"; do
 	kdir="$KERNELS_CACHE/kernels/$release"
-	res="$outdir/$release.txt"
-	rm -f "$res" "$res.raw" "$outdir/$release.console"
+	name="$release"
+	btf_arg=""
+	[[ "$mode" == nobtf ]] && name="$release-nobtf" btf_arg=" obi.btf=hidden"
+	res="$outdir/$name.txt"
+	rm -f "$res" "$res.raw" "$outdir/$name.console"
 	t0=$(date +%s)
 	# TCG on purpose: KVM is not usable on the CI machines, and TCG is what the
 	# timings in README.md were measured with.
 	nice -n "$niceness" timeout "$timeout_s" qemu-system-x86_64 -accel tcg -cpu max \
 		-m 1024 -smp 1 -no-reboot -display none -monitor none -nic none \
 		-kernel "$kdir/vmlinuz" -initrd "$initrd" \
-		-append "console=ttyS0 panic=-1 quiet obi.wait=$agent_wait obi.memlock=${OBI_KERNELS_MEMLOCK:-default}" \
-		-serial "file:$outdir/$release.console" -serial "file:$res.raw" \
+		-append "console=ttyS0 panic=-1 quiet obi.wait=$agent_wait obi.memlock=${OBI_KERNELS_MEMLOCK:-default}$btf_arg" \
+		-serial "file:$outdir/$name.console" -serial "file:$res.raw" \
 		</dev/null >/dev/null 2>&1 || true
 	secs=$(($(date +%s) - t0))
 	# The guest's tty turns each newline into CR LF.
@@ -97,13 +110,22 @@ for release in "${releases[@]}"; do
 	series=$(sed -E 's/^([0-9]+\.[0-9]+).*/\1/' <<<"$release")
 	expected_ok=no
 	grep -qxF "$series" <<<"$expected" && expected_ok=yes
-	report "$release" "$res" "$secs" "$expected_ok"
+	report "$release" "$res" "$secs" "$expected_ok" "$mode"
+done
 done
 
 # The host kernel: the same smoke test, natively (OBI_KERNELS_HOST=0 skips it).
+# In the no-BTF mode the smoke runs in a private mount namespace with a tmpfs
+# over /sys/kernel/btf, as in the guests.
 if [[ "${OBI_KERNELS_HOST:-1}" == 1 ]]; then
+for mode in "${modes[@]}"; do
 	release="host $(uname -r)"
 	res="$outdir/host.txt"
+	hide=()
+	if [[ "$mode" == nobtf ]]; then
+		res="$outdir/host-nobtf.txt"
+		hide=(unshare -m sh -c 'mount -t tmpfs tmpfs /sys/kernel/btf && exec "$0" "$@"')
+	fi
 	work=$(mktemp -d)
 	openssl req -x509 -newkey rsa:2048 -nodes -subj /CN=localhost -days 30 \
 		-keyout "$work/key.pem" -out "$work/cert.pem" 2>/dev/null
@@ -113,9 +135,10 @@ if [[ "${OBI_KERNELS_HOST:-1}" == 1 ]]; then
 	# Ports well away from the integration tests' (they pick free ports).
 	OUT="$res" SMOKE_OBI="$OBI_BIN_PATH" SMOKE_NGINX="$(command -v nginx)" SMOKE_CURL="$(command -v curl)" \
 		CERT="$work/cert.pem" KEY="$work/key.pem" WORK="$work/run" PORT="${OBI_KERNELS_HOST_PORT:-18180}" \
-		WAIT="$agent_wait" timeout "$timeout_s" sh "$here/smoke.sh" || true
+		WAIT="$agent_wait" timeout "$timeout_s" "${hide[@]}" sh "$here/smoke.sh" || true
 	echo "@@ end" >>"$res"
 	rm -rf "$work"
-	report "$release" "$res" "$(($(date +%s) - t0))" yes
+	report "$release" "$res" "$(($(date +%s) - t0))" yes "$mode"
+done
 fi
 exit "$failed"

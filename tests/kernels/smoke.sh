@@ -67,6 +67,7 @@ discovery:
   instrument:
     - open_ports: $PORT-$tls_port
     - exe_path: '*/curl'
+    - cmd_args: '*obi-smoke-prop*'
 EOF
 start=$(up)
 # Created before the agent starts, so the wait below never reads a missing file.
@@ -84,6 +85,8 @@ while [ "$i" -lt "$WAIT" ]; do
 done
 [ "$started" = no ] && started=timeout
 fact "agent_started=$started"
+# 1 when the agent runs its no-BTF build (a kernel without BTF).
+fact "no_btf=$(grep -c 'running without BTF' "$WORK/log")"
 fact "agent_start_s=$(since "$start")"
 
 if [ "$started" = yes ]; then
@@ -96,7 +99,12 @@ if [ "$started" = yes ]; then
 	done
 	fact "instrumented=$instrumented"
 	fact "instrumented_s=$(since "$start")"
-	"$SMOKE_CURL" -s -o /dev/null "http://127.0.0.1:$PORT/matrix-h1"
+	# Only a process discovery has chosen gets a traceparent injected, and a
+	# curl selected by its executable is chosen some time after its exec (a
+	# slow guest: after its request). So the HTTP/1 request's curl is exec'd
+	# by a shell that discovery chose first (the pid survives the exec).
+	sh -c 'i=0; while [ $i -lt 100 ] && ! grep -q "instrumenting process.* pid=$$ " "$0"; do sleep 0.2; i=$((i+1)); done; shift; exec "$@"' \
+		"$WORK/log" obi-smoke-prop "$SMOKE_CURL" -s -o /dev/null "http://127.0.0.1:$PORT/matrix-h1"
 	fact "curl_h1_rc=$?"
 	"$SMOKE_CURL" -s -o /dev/null --http2-prior-knowledge "http://127.0.0.1:$h2_port/matrix-h2"
 	fact "curl_h2_rc=$?"

@@ -222,6 +222,21 @@ struct obi_go_offsets {
 	__u32 _pad;
 };
 
+/* Without kernel BTF (bpf/include/obi/fd_sockets.bpf.h) sockets are known by
+ * descriptor: key and value of fd_socks, which user space also fills with the
+ * sockets a process had before it was traced and sweeps when it is gone. */
+struct obi_fd_key {
+	__u32 tgid;
+	__u32 fd;
+};
+
+struct obi_fd_sock {
+	__u64 conn_id; /* socket inode (registered from /proc) or an id drawn at accept/connect */
+	__u64 sk;      /* struct sock * from sock:inet_sock_set_state, 0 if unknown */
+	__u32 exec_gen; /* exec_gen of the process when the descriptor was learnt */
+	__u32 _pad;
+};
+
 /* Pinned layouts: the Rust mirrors assert the same numbers. */
 _Static_assert(sizeof(struct obi_conn_tuple) == 40, "obi_conn_tuple layout");
 _Static_assert(sizeof(struct obi_tp) == 40, "obi_tp layout");
@@ -232,5 +247,7 @@ _Static_assert(sizeof(struct obi_exec_event) == 552, "obi_exec_event layout");
 _Static_assert(sizeof(struct obi_pid_info) == 8, "obi_pid_info layout");
 _Static_assert(sizeof(struct obi_ssl_key) == 16, "obi_ssl_key layout");
 _Static_assert(sizeof(struct obi_go_offsets) == 48, "obi_go_offsets layout");
+_Static_assert(sizeof(struct obi_fd_key) == 8, "obi_fd_key layout");
+_Static_assert(sizeof(struct obi_fd_sock) == 24, "obi_fd_sock layout");
 
 #endif /* OBI_ABI_H */

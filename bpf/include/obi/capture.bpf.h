@@ -33,6 +33,14 @@ static __always_inline __u32 copy_user_at(struct obi_scratch *s, __u32 off, cons
 	 * the verifier needs to see it to bound the destination. */
 	__u64 o = off;
 	asm volatile("%0 &= %1" : "+r"(o) : "i"(OBI_MAX_CAPTURE - 1));
+#ifdef OBI_NO_BTF
+	/* In this build clang spills n before the check above and passes a
+	 * second fill of it, which verifiers before ~6.5 see unbounded: bound
+	 * the value passed itself, as (n - 1) masked, plus one. */
+	__u64 m = n - 1;
+	asm volatile("%0 &= %1" : "+r"(m) : "i"(OBI_MAX_CAPTURE - 1));
+	n = m + 1;
+#endif
 	if (bpf_probe_read_user(&s->data[o], n, src))
 		return 0;
 	return n;

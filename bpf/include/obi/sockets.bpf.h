@@ -1,9 +1,15 @@
 /* SPDX-License-Identifier: GPL-2.0-only OR Apache-2.0 */
-/* From a file descriptor of the current task to its TCP socket (CO-RE). */
+/* From a file descriptor of the current task to its TCP socket (CO-RE).
+ * Without kernel BTF the same functions look the descriptor up instead
+ * (obi/fd_sockets.bpf.h). */
 #ifndef OBI_SOCKETS_BPF_H
 #define OBI_SOCKETS_BPF_H
 
 #include "obi/base.bpf.h"
+
+#ifdef OBI_NO_BTF
+#include "obi/fd_sockets.bpf.h"
+#else
 
 struct obi_sock_ref {
 	struct sock *sk;
@@ -96,4 +102,10 @@ static __always_inline void read_tuple(struct sock *sk, struct obi_conn_tuple *t
 	}
 }
 
+/* The walk reads the descriptor table itself: nothing to forget. */
+static __always_inline void fd_sock_forget(__u32 fd)
+{
+}
+
+#endif /* OBI_NO_BTF */
 #endif /* OBI_SOCKETS_BPF_H */

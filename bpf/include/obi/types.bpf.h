@@ -125,6 +125,25 @@ struct obi_connect_slot {
 	__u32 _pad;
 };
 
+/* ---- sockets by descriptor, without kernel BTF (obi/fd_sockets.bpf.h) ---- */
+
+/* A TCP socket seen by sock:inet_sock_set_state (sk_info, keyed by struct
+ * sock *; passive_peers, keyed by the peer of a connection not yet accepted). */
+struct obi_sk_info {
+	struct obi_conn_tuple tuple; /* family 0 until the connection is established */
+	__u64 conn_id;               /* 0 until accept/connect returned its descriptor */
+	__u64 sk;
+	__u8 ambiguous; /* two unaccepted connections from the same peer address and port */
+	__u8 _pad[7];
+};
+
+struct obi_peer_key {
+	__u8 addr[16]; /* IPv6 or IPv4-mapped */
+	__u16 port;    /* host byte order */
+	__u16 _pad;
+	__u32 _pad2;
+};
+
 /* ---- TLS (ssl_args) ----------------------------------------------------- */
 
 struct obi_ssl_args {

@@ -152,13 +152,19 @@ pub(crate) fn lockdown_mode() -> Option<String> {
 pub(crate) struct Needs {
     /// The user's OTEL_EBPF_BTF_PATH, if any.
     pub(crate) btf_path: Option<PathBuf>,
+    /// OTEL_EBPF_BTF_IGNORE_KERNEL: the no-BTF mode even where the kernel has BTF.
+    pub(crate) btf_ignore_kernel: bool,
     /// Context propagation into HTTP headers (sockops + sk_msg on cgroup v2).
     pub(crate) propagation: bool,
 }
 
 impl Needs {
     pub(crate) fn from_config(cfg: &crate::config::Config) -> Self {
-        Needs { btf_path: cfg.ebpf.btf_path.clone(), propagation: cfg.ebpf.context_propagation.injects_headers() }
+        Needs {
+            btf_path: cfg.ebpf.btf_path.clone(),
+            btf_ignore_kernel: cfg.ebpf.btf_ignore_kernel,
+            propagation: cfg.ebpf.context_propagation.injects_headers(),
+        }
     }
 }
 
@@ -178,7 +184,7 @@ pub(crate) fn run(needs: &Needs) -> Vec<Check> {
     });
     out.push(capability_check(effective_caps(), kernel.as_ref().map(|k| (k.0, k.1))));
     out.extend(confinement::checks(effective_caps(), tracefs_path().as_deref()));
-    out.push(btf_check(btf_path));
+    out.push(btf_check(btf_path, needs.btf_ignore_kernel));
     out.extend(tracepoint_checks());
     out.push(lockdown_check(lockdown_mode().as_deref()));
     out.extend(kernel_feature_checks(needs.propagation));
@@ -349,18 +355,27 @@ fn capability_check(caps: u64, kernel: Option<(u32, u32)>) -> Check {
     }
 }
 
-fn btf_check(btf_path: Option<&Path>) -> Check {
-    if let Some(p) = btf_path {
-        return if p.is_file() {
-            Check::ok("btf", format!("using {} (OTEL_EBPF_BTF_PATH)", p.display()))
-        } else {
+/// Which build of the programs the agent will load, and what the no-BTF
+/// one loses.
+fn btf_check(btf_path: Option<&Path>, ignore_kernel: bool) -> Check {
+    use crate::ebpf::no_btf::{BtfSource, LOST};
+    match BtfSource::choose(btf_path, ignore_kernel) {
+        BtfSource::File(p) if !p.is_file() => {
             Check::fail("btf", format!("OTEL_EBPF_BTF_PATH={} does not exist", p.display()), "fix the path")
-        };
-    }
-    if Path::new("/sys/kernel/btf/vmlinux").is_file() {
-        Check::ok("btf", "/sys/kernel/btf/vmlinux")
-    } else {
-        Check::fail("btf", "no /sys/kernel/btf/vmlinux", crate::ebpf::NO_BTF_HELP)
+        }
+        source @ (BtfSource::File(_) | BtfSource::Kernel) => {
+            Check::ok("btf", format!("using {}: sockets read from kernel structures (CO-RE)", source.describe()))
+        }
+        source @ BtfSource::None { forced } => Check::warn(
+            "btf",
+            format!("{}; the no-BTF mode traces without reading kernel structures. Lost: {LOST}", source.describe()),
+            if forced {
+                "unset OTEL_EBPF_BTF_IGNORE_KERNEL for full tracing"
+            } else {
+                "for full tracing, a kernel built with CONFIG_DEBUG_INFO_BTF=y or OTEL_EBPF_BTF_PATH set to a BTF file \
+                 for this exact kernel (for example one from BTFHub)"
+            },
+        ),
     }
 }
 
@@ -483,8 +498,15 @@ mod tests {
     }
 
     #[test]
+    fn ignoring_the_kernels_btf_warns_with_what_is_lost() {
+        let c = btf_check(None, true);
+        assert_eq!(c.status, Status::Warn);
+        assert!(c.detail.contains("no-BTF mode") && c.detail.contains("forked children"), "{}", c.detail);
+    }
+
+    #[test]
     fn missing_btf_file_fails_with_its_path() {
-        let c = btf_check(Some(Path::new("/nonexistent/btf")));
+        let c = btf_check(Some(Path::new("/nonexistent/btf")), true);
         assert_eq!(c.status, Status::Fail);
         assert!(c.detail.contains("/nonexistent/btf"));
     }

@@ -415,6 +415,16 @@ pub(crate) static ENV_VARS: &[EnvVar] = &[
         }),
     },
     EnvVar {
+        name: "OTEL_EBPF_BTF_IGNORE_KERNEL",
+        fallbacks: &[],
+        yaml: "ebpf.btf_ignore_kernel",
+        help: "ignore the kernel's own BTF: without OTEL_EBPF_BTF_PATH, run the no-BTF mode (default false)",
+        target: Target::Config(|c, v, _| {
+            c.ebpf.btf_ignore_kernel = parse_go_bool(v)?;
+            Ok(())
+        }),
+    },
+    EnvVar {
         name: "OTEL_EBPF_BPF_CONTEXT_PROPAGATION",
         fallbacks: &[],
         yaml: "ebpf.context_propagation",

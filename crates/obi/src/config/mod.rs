@@ -234,6 +234,9 @@ pub(crate) struct EbpfConfig {
     pub(crate) http_request_timeout: Duration,
     /// Explicit BTF file for kernels without /sys/kernel/btf/vmlinux.
     pub(crate) btf_path: Option<std::path::PathBuf>,
+    /// `ebpf.btf_ignore_kernel`: act as if the kernel had no BTF (the
+    /// no-BTF mode unless `btf_path` is set).
+    pub(crate) btf_ignore_kernel: bool,
     /// `ebpf.context_propagation` (`OTEL_EBPF_BPF_CONTEXT_PROPAGATION`).
     pub(crate) context_propagation: ContextPropagation,
     /// `ebpf.track_request_headers`: read incoming `traceparent` headers.
@@ -254,6 +257,7 @@ impl Default for EbpfConfig {
             batch_timeout: Duration::from_millis(100),
             http_request_timeout: Duration::ZERO,
             btf_path: None,
+            btf_ignore_kernel: false,
             context_propagation: ContextPropagation::Disabled,
             track_request_headers: false,
             db_query_literals: false,

@@ -234,6 +234,7 @@ const EBPF_KEYS: &[&str] = &[
     "batch_length",
     "http_request_timeout",
     "btf_path",
+    "btf_ignore_kernel",
     "context_propagation",
     "enable_context_propagation",
     "track_request_headers",
@@ -821,6 +822,7 @@ impl<'a> Doc<'a> {
                 }
                 "http_request_timeout" => cfg.ebpf.http_request_timeout = self.duration(&p, v)?,
                 "btf_path" => cfg.ebpf.btf_path = self.opt_string(&p, v)?.map(PathBuf::from),
+                "btf_ignore_kernel" => cfg.ebpf.btf_ignore_kernel = self.bool(&p, v)?,
                 "context_propagation" => {
                     if let Some(s) = self.string(&p, v)? {
                         cfg.ebpf.context_propagation = s.parse().map_err(|m: ParseError| self.err(&p, v, m))?;

@@ -197,12 +197,32 @@ pub(crate) struct GoOffsets {
     pub(crate) _pad: u32,
 }
 
+/// `struct obi_fd_key`: a descriptor of a process (no-BTF mode's fd_socks).
+#[repr(C)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct FdKey {
+    pub(crate) tgid: u32,
+    pub(crate) fd: u32,
+}
+
+/// `struct obi_fd_sock`: the connection a descriptor names (no-BTF mode).
+#[repr(C)]
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct FdSock {
+    pub(crate) conn_id: u64,
+    pub(crate) sk: u64,
+    pub(crate) exec_gen: u32,
+    pub(crate) _pad: u32,
+}
+
 // SAFETY: plain-old-data structs with no padding holes the kernel could leave
 // uninitialised in a way that matters (every field is an integer array).
 unsafe impl aya::Pod for PidInfo {}
 unsafe impl aya::Pod for ConnState {}
 unsafe impl aya::Pod for SslKey {}
 unsafe impl aya::Pod for GoOffsets {}
+unsafe impl aya::Pod for FdKey {}
+unsafe impl aya::Pod for FdSock {}
 
 impl EventHdr {
     pub(crate) const SIZE: usize = std::mem::size_of::<EventHdr>();
@@ -260,6 +280,9 @@ mod tests {
         assert_eq!(offset_of!(GoOffsets, g_goid), 0);
         assert_eq!(offset_of!(GoOffsets, poll_fd_sysfd), 40);
         assert_eq!(size_of::<GoOffsets>(), 48);
+        assert_eq!(size_of::<FdKey>(), 8);
+        assert_eq!(offset_of!(FdSock, exec_gen), 16);
+        assert_eq!(size_of::<FdSock>(), 24);
     }
 
     #[test]

@@ -6,19 +6,19 @@ mod detach;
 mod error;
 pub(crate) mod golang;
 pub(crate) mod memlock;
+pub(crate) mod no_btf;
 pub(crate) mod programs;
 pub(crate) mod propagation;
 pub(crate) mod ring;
 pub(crate) mod tls;
 
-/// What to do when the kernel has no BTF (shared with `obi check`).
-pub(crate) const NO_BTF_HELP: &str = "the kernel has no BTF type information (/sys/kernel/btf/vmlinux is missing), which \
-obi-rs needs to read kernel structures portably. Use a kernel built with CONFIG_DEBUG_INFO_BTF=y (most distributions \
-ship one; on Raspberry Pi OS, Ubuntu's or Debian's arm64 kernels have it), or point OTEL_EBPF_BTF_PATH at a BTF file \
-for this exact kernel (for example one from BTFHub)";
+/// What to do when the kernel's BTF cannot be read (shared with `obi check`).
+pub(crate) const NO_BTF_HELP: &str = "the kernel's BTF type information (/sys/kernel/btf/vmlinux) cannot be read. \
+Point OTEL_EBPF_BTF_PATH at a BTF file for this exact kernel (for example one from BTFHub), or set \
+OTEL_EBPF_BTF_IGNORE_KERNEL=true to run without BTF (README: what is lost without BTF)";
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use aya::maps::{HashMap as BpfHashMap, MapData, PerCpuArray, RingBuf};
 use aya::programs::trace_point::TracePointLinkId;
@@ -28,14 +28,23 @@ use aya::{Btf, Ebpf, EbpfLoader, Endianness};
 use crate::config::Config;
 pub(crate) use error::TracerError;
 use error::{load_error, program_load_error};
-use programs::{ATTACHMENTS, Hook};
+use no_btf::BtfSource;
+use programs::{ATTACHMENTS, Attachment, Hook, NO_BTF_ATTACHMENTS};
 
 type Result<T, E = TracerError> = std::result::Result<T, E>;
+
+/// `BPF_NOEXIST`: insert only if the key is absent.
+const BPF_NOEXIST: u64 = 1;
 
 #[cfg(target_arch = "x86_64")]
 static OBJECT: &[u8] = aya::include_bytes_aligned!("../../../../bpf/obj/obi.x86_64.bpf.o");
 #[cfg(target_arch = "aarch64")]
 static OBJECT: &[u8] = aya::include_bytes_aligned!("../../../../bpf/obj/obi.arm64.bpf.o");
+/// The same programs built to read no kernel structure (see [`no_btf`]).
+#[cfg(target_arch = "x86_64")]
+static OBJECT_NO_BTF: &[u8] = aya::include_bytes_aligned!("../../../../bpf/obj/obi-nobtf.x86_64.bpf.o");
+#[cfg(target_arch = "aarch64")]
+static OBJECT_NO_BTF: &[u8] = aya::include_bytes_aligned!("../../../../bpf/obj/obi-nobtf.arm64.bpf.o");
 
 /// Settings baked into the programs at load time.
 #[derive(Debug, Clone)]
@@ -48,7 +57,7 @@ pub(crate) struct LoadOptions {
     pub(crate) trace_all: bool,
     /// Inject `traceparent` into outgoing HTTP/1 requests.
     pub(crate) ctx_propagation: bool,
-    pub(crate) btf_path: Option<std::path::PathBuf>,
+    pub(crate) btf: BtfSource,
 }
 
 impl LoadOptions {
@@ -62,7 +71,7 @@ impl LoadOptions {
             watch_exec,
             trace_all: cfg.discovery.system_wide,
             ctx_propagation: cfg.ebpf.context_propagation.injects_headers(),
-            btf_path: cfg.ebpf.btf_path.clone(),
+            btf: BtfSource::choose(cfg.ebpf.btf_path.as_deref(), cfg.ebpf.btf_ignore_kernel),
         }
     }
 }
@@ -101,6 +110,8 @@ pub(crate) struct Unavailable {
 /// The loaded and attached kernel side. Dropping it detaches everything.
 pub(crate) struct Tracer {
     unavailable: Vec<Unavailable>,
+    /// The no-BTF build is loaded: sockets are known by descriptor.
+    no_btf: bool,
     ebpf: Ebpf,
     traced_pids: BpfHashMap<MapData, u32, abi::PidInfo>,
     ignored_conns: BpfHashMap<MapData, u64, u8>,
@@ -127,13 +138,23 @@ impl Tracer {
     /// attaches every hook. Required hooks that fail abort with a message
     /// naming the hook; optional ones are reported in `missing`.
     pub(crate) fn load(opts: &LoadOptions) -> Result<Tracer> {
-        let btf = load_btf(opts.btf_path.as_deref())?;
+        let btf = match &opts.btf {
+            BtfSource::Kernel => Some(Btf::from_sys_fs().map_err(TracerError::NoKernelBtf)?),
+            BtfSource::File(path) => Some(
+                Btf::parse_file(path, Endianness::default())
+                    .map_err(|source| TracerError::BtfFile { path: path.clone(), source })?,
+            ),
+            BtfSource::None { .. } => None,
+        };
+        let no_btf = btf.is_none();
         let watch_exec = opts.watch_exec as u8;
         let trace_all = opts.trace_all as u8;
         let ctx_propagation = opts.ctx_propagation as u8;
         let mut loader = EbpfLoader::new();
+        // Without a target BTF aya applies no CO-RE relocation: only the
+        // no-BTF build, which has none, may be loaded so.
         loader
-            .btf(Some(&btf))
+            .btf(btf.as_ref())
             .override_global("obi_agent_tgid", &opts.agent_tgid, true)
             .override_global("obi_capture_size", &opts.capture_size, true)
             .override_global("obi_wakeup_bytes", &opts.wakeup_bytes, true)
@@ -141,19 +162,37 @@ impl Tracer {
             .override_global("obi_trace_all", &trace_all, true)
             .override_global("obi_ctx_propagation", &ctx_propagation, true)
             .map_max_entries("events", opts.ring_buffer_size);
-        let mut ebpf = loader.load(OBJECT).map_err(load_error)?;
+        let mut ebpf = loader.load(if no_btf { OBJECT_NO_BTF } else { OBJECT }).map_err(load_error)?;
 
         let mut loaded = BTreeMap::new();
         let mut unavailable = Vec::new();
         let mut tracepoint_links = Vec::new();
-        for att in ATTACHMENTS {
+        if no_btf {
+            tracing::warn!(
+                component = "ebpf.Tracer",
+                btf = %opts.btf.describe(),
+                lost = no_btf::LOST,
+                "running without BTF: sockets are known from the accept/connect/close syscalls, not read from the kernel"
+            );
+        }
+        let extra: &[Attachment] = if no_btf { NO_BTF_ATTACHMENTS } else { &[] };
+        for att in ATTACHMENTS.iter().chain(extra) {
+            if no_btf && let Some((_, lost)) = no_btf::NEEDS_BTF.iter().find(|(p, _)| *p == att.program) {
+                tracing::debug!(component = "ebpf.Tracer", program = att.program, lost, "not in the no-BTF build");
+                continue;
+            }
+            let required = att.required || (no_btf && no_btf::REQUIRED.contains(&att.program));
             for hook in att.hooks {
                 if let Err(err) = attach(&mut ebpf, &mut loaded, &mut tracepoint_links, att.program, hook) {
-                    if att.required {
+                    if required {
                         return Err(TracerError::RequiredHook {
                             program: att.program,
                             hook: hook.describe(),
-                            needed_for: if att.lost.is_empty() { "all request capture" } else { att.lost },
+                            needed_for: if att.lost.is_empty() || !att.required {
+                                "all request capture"
+                            } else {
+                                att.lost
+                            },
                             source: Box::new(err),
                         });
                     }
@@ -218,6 +257,7 @@ impl Tracer {
         }
         Ok(Tracer {
             unavailable,
+            no_btf,
             ebpf,
             traced_pids,
             ignored_conns,
@@ -233,6 +273,11 @@ impl Tracer {
     /// What the kernel refused at load and the agent runs without.
     pub(crate) fn unavailable(&self) -> &[Unavailable] {
         &self.unavailable
+    }
+
+    /// Which build of the programs is loaded.
+    pub(crate) fn build(&self) -> &'static str {
+        if self.no_btf { "no-BTF build" } else { "CO-RE build" }
     }
 
     /// How many programs are loaded.
@@ -284,7 +329,41 @@ impl Tracer {
     }
 
     pub(crate) fn trace_pid(&mut self, pid: u32) -> Result<()> {
-        self.traced_pids.insert(pid, abi::PidInfo::default(), 0).map_err(|source| TracerError::TracePid { pid, source })
+        self.traced_pids
+            .insert(pid, abi::PidInfo::default(), 0)
+            .map_err(|source| TracerError::TracePid { pid, source })?;
+        if self.no_btf {
+            self.register_existing_sockets(pid);
+        }
+        Ok(())
+    }
+
+    /// No-BTF mode: the connections a process had before it was traced,
+    /// from /proc, known by descriptor and inode like the kernel's own
+    /// walk would know them. One already known is left alone.
+    fn register_existing_sockets(&mut self, pid: u32) {
+        let sockets = no_btf::existing_sockets(pid);
+        if sockets.is_empty() {
+            return;
+        }
+        let exec_gen = self
+            .ebpf
+            .map("exec_gen")
+            .and_then(|m| aya::maps::HashMap::<&MapData, u32, u32>::try_from(m).ok())
+            .and_then(|m| m.get(&pid, 0).ok())
+            .unwrap_or(0);
+        let mut registered = 0usize;
+        for (fd, ino, tuple) in sockets {
+            let conn = abi::ConnState { tuple, tgid: pid, last_dir: 0xff, ..Default::default() };
+            let fd_sock = abi::FdSock { conn_id: ino, sk: 0, exec_gen, _pad: 0 };
+            // BPF_NOEXIST on the descriptor: one the kernel learnt meanwhile wins.
+            if self.map_insert("conn_state", ino, conn, 0)
+                && self.map_insert("fd_socks", abi::FdKey { tgid: pid, fd }, fd_sock, BPF_NOEXIST)
+            {
+                registered += 1;
+            }
+        }
+        tracing::debug!(component = "ebpf.Tracer", pid, registered, "connections opened before tracing (no-BTF mode)");
     }
 
     pub(crate) fn untrace_pid(&mut self, pid: u32) {
@@ -310,6 +389,9 @@ impl Tracer {
         for ino in &inodes {
             let _ = self.ignored_conns.remove(ino);
         }
+        if self.no_btf {
+            self.sweep_descriptors(pid);
+        }
         if let Some(map) = self.ebpf.map_mut("tls_state")
             && let Ok(mut tls) = aya::maps::HashMap::<&mut MapData, abi::SslKey, abi::ConnState>::try_from(map)
         {
@@ -317,6 +399,31 @@ impl Tracer {
             for k in &keys {
                 let _ = tls.remove(k);
             }
+        }
+    }
+
+    /// Inserts into a hash map of the object; false if it could not.
+    fn map_insert<K: aya::Pod, V: aya::Pod>(&mut self, name: &str, key: K, value: V, flags: u64) -> bool {
+        self.ebpf
+            .map_mut(name)
+            .and_then(|m| aya::maps::HashMap::<&mut MapData, K, V>::try_from(m).ok())
+            .is_some_and(|mut m| m.insert(key, value, flags).is_ok())
+    }
+
+    /// No-BTF mode: the descriptors of a process that is gone.
+    fn sweep_descriptors(&mut self, pid: u32) {
+        if let Some(map) = self.ebpf.map_mut("fd_socks")
+            && let Ok(mut fds) = aya::maps::HashMap::<&mut MapData, abi::FdKey, abi::FdSock>::try_from(map)
+        {
+            let keys: Vec<abi::FdKey> = fds.keys().filter_map(|k| k.ok()).filter(|k| k.tgid == pid).collect();
+            for k in &keys {
+                let _ = fds.remove(k);
+            }
+        }
+        if let Some(map) = self.ebpf.map_mut("exec_gen")
+            && let Ok(mut gens) = aya::maps::HashMap::<&mut MapData, u32, u32>::try_from(map)
+        {
+            let _ = gens.remove(&pid);
         }
     }
 
@@ -417,6 +524,7 @@ impl Tracer {
             "outgoing_tp",
             "last_recv_conn",
             "hints",
+            "fd_socks",
         ] {
             if let Some(n) = self.map_len(name) {
                 out.push_str(&format!(" {name}={n}"));
@@ -447,6 +555,7 @@ impl Tracer {
             "mux_threads" => count::<u64, 1>(map),
             "epoll_sets" => count::<u64, 4>(map),
             "hints" => count::<u64, { std::mem::size_of::<abi::Tp>() }>(map),
+            "fd_socks" => count::<abi::FdKey, { std::mem::size_of::<abi::FdSock>() }>(map),
             _ => None,
         }
     }
@@ -489,15 +598,6 @@ fn attach(
         }
     }
     Ok(())
-}
-
-/// BTF of the running kernel, or the file the user pointed us to.
-fn load_btf(path: Option<&Path>) -> Result<Btf> {
-    if let Some(path) = path {
-        return Btf::parse_file(path, Endianness::default())
-            .map_err(|source| TracerError::BtfFile { path: path.to_path_buf(), source });
-    }
-    Btf::from_sys_fs().map_err(TracerError::NoKernelBtf)
 }
 
 /// Where tracefs is mounted with its events (it holds the tracepoints the

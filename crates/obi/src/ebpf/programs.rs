@@ -213,6 +213,17 @@ pub(crate) const ATTACHMENTS: &[Attachment] = &[
     },
 ];
 
+/// Attachments of the no-BTF build only (see `no_btf`).
+pub(crate) const NO_BTF_ATTACHMENTS: &[Attachment] = &[
+    Attachment { program: "obi_enter_dup3", hooks: &[sc("sys_enter_dup3")], required: true, lost: "" },
+    Attachment {
+        program: "obi_enter_dup3",
+        hooks: &[sc("sys_enter_dup2")],
+        required: false,
+        lost: "nothing where dup2 does not exist (arm64); elsewhere a socket replaced with dup2 stays known by its descriptor",
+    },
+];
+
 /// Every tracepoint the agent may use, for the preflight check.
 pub(crate) fn all_hooks() -> impl Iterator<Item = (&'static Attachment, Hook)> {
     ATTACHMENTS.iter().flat_map(|a| a.hooks.iter().map(move |h| (a, *h)))

@@ -17,9 +17,10 @@ pub(crate) fn checks(cfg: &Config) -> Vec<Check> {
             let mut out = vec![Check::ok(
                 "eBPF programs",
                 format!(
-                    "{} loaded and attached in {:.1} s, then detached",
+                    "{} loaded and attached in {:.1} s ({}), then detached",
                     tracer.program_count(),
-                    started.elapsed().as_secs_f64()
+                    started.elapsed().as_secs_f64(),
+                    tracer.build()
                 ),
             )];
             for u in tracer.unavailable() {

@@ -466,6 +466,11 @@ impl Tracker {
         if conn.meta.role == Role::Unknown {
             conn.meta.role = Role::from_abi(ev.hdr.role);
         }
+        // Without kernel BTF a non-blocking connect() returns before the
+        // kernel knows the connection's addresses: its later events bring them.
+        if conn.meta.local.1 == 0 && ev.hdr.tuple.lport != 0 && !tls {
+            (conn.meta.local, conn.meta.remote) = event::endpoints(&ev.hdr.tuple);
+        }
         if matches!(conn.proto, Proto::Ignored) {
             return;
         }

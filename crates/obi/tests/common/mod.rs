@@ -291,7 +291,8 @@ impl AgentBuilder {
             None => Command::new(env!("CARGO_BIN_EXE_obi")),
         };
         cmd.env_clear();
-        for k in ["PATH", "HOME", "TZ", "OBI_DEBUG_EVENTS"] {
+        // OTEL_EBPF_BTF_IGNORE_KERNEL=true runs a suite in the no-BTF mode.
+        for k in ["PATH", "HOME", "TZ", "OBI_DEBUG_EVENTS", "OTEL_EBPF_BTF_IGNORE_KERNEL"] {
             if let Some(v) = std::env::var_os(k) {
                 cmd.env(k, v);
             }

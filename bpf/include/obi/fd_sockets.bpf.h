@@ -1,0 +1,267 @@
+/* SPDX-License-Identifier: GPL-2.0-only OR Apache-2.0 */
+/*
+ * Sockets by descriptor, for kernels without BTF (the object built with
+ * -DOBI_NO_BTF). Without BTF the layout of struct file, socket and sock is
+ * unknown, so nothing here reads kernel memory; everything comes from
+ * stable interfaces:
+ *  - accept/accept4/connect tell which descriptor is a new connection;
+ *    close and dup2/dup3 (a descriptor replaced) end it: fd_socks, keyed by
+ *    (tgid, fd);
+ *  - sock:inet_sock_set_state (a tracepoint with a fixed format) names the
+ *    struct sock and the 4-tuple: CLOSE -> SYN_SENT runs inside the
+ *    connect() of the thread, ESTABLISHED carries the addresses; a passive
+ *    connection is matched to its accept() by the peer address accept
+ *    writes to user memory (accept with a NULL address is not traced);
+ *  - sockets a process had before it was traced are registered by user
+ *    space from /proc (crates/obi/src/ebpf/fd_sockets.rs).
+ * An exec closes CLOEXEC descriptors without close(): entries learnt
+ * before the process's last exec are not trusted (exec_gen).
+ * Maps: fd_socks, sk_info, passive_peers, exec_gen.
+ */
+#ifndef OBI_FD_SOCKETS_BPF_H
+#define OBI_FD_SOCKETS_BPF_H
+
+#include "obi/common.bpf.h"
+
+struct obi_sock_ref {
+	struct sock *sk;
+	struct file *file; /* always NULL here */
+	__u64 ino;         /* our connection id */
+};
+
+static __always_inline __u32 exec_generation(__u32 tgid)
+{
+	__u32 *gen = bpf_map_lookup_elem(&exec_gen, &tgid);
+	return gen ? *gen : 0;
+}
+
+/* An exec of a traced process: what its descriptors were is forgotten. */
+static __always_inline void fd_sockets_exec(__u32 tgid)
+{
+	__u32 *gen = bpf_map_lookup_elem(&exec_gen, &tgid);
+	if (gen) {
+		*gen += 1;
+		return;
+	}
+	__u32 first = 1;
+	bpf_map_update_elem(&exec_gen, &tgid, &first, BPF_ANY);
+}
+
+static __always_inline bool fd_to_tcp_sock(__u32 fd, struct obi_sock_ref *ref)
+{
+	struct obi_fd_key k = {.tgid = bpf_get_current_pid_tgid() >> 32, .fd = fd};
+	struct obi_fd_sock *v = bpf_map_lookup_elem(&fd_socks, &k);
+	if (!v)
+		return false;
+	if (v->exec_gen != exec_generation(k.tgid)) {
+		bpf_map_delete_elem(&fd_socks, &k);
+		return false;
+	}
+	ref->sk = (struct sock *)v->sk;
+	ref->file = NULL;
+	ref->ino = v->conn_id;
+	return true;
+}
+
+/* Another descriptor holding the same socket is not known by descriptor:
+ * closing one ends the connection for us. */
+static __always_inline bool file_shared(struct file *file)
+{
+	return false;
+}
+
+/* The descriptor no longer names the socket (close, or dup2 over it). */
+static __always_inline void fd_sock_forget(__u32 fd)
+{
+	struct obi_fd_key k = {.tgid = bpf_get_current_pid_tgid() >> 32, .fd = fd};
+	bpf_map_delete_elem(&fd_socks, &k);
+}
+
+static __always_inline void read_tuple(struct sock *sk, struct obi_conn_tuple *t)
+{
+	__u64 key = (__u64)sk;
+	struct obi_sk_info *info = key ? bpf_map_lookup_elem(&sk_info, &key) : NULL;
+	if (info)
+		*t = info->tuple;
+}
+
+static __always_inline void v4_mapped(__u8 dst[16], const __u8 addr[4])
+{
+	__builtin_memset(dst, 0, 10);
+	dst[10] = 0xff;
+	dst[11] = 0xff;
+	__builtin_memcpy(dst + 12, addr, 4);
+}
+
+/* The fields of sock:inet_sock_set_state (its format file in tracefs).
+ * Addresses as words: the verifier allows only loads at fixed offsets of
+ * the context, not a copy through a pointer into it. */
+struct obi_tp_sock_state_full {
+	__u64 _common;
+	__u64 skaddr;
+	__s32 oldstate;
+	__s32 newstate;
+	__u16 sport;
+	__u16 dport;
+	__u16 family;
+	__u16 protocol;
+	__u32 saddr;
+	__u32 daddr;
+	__u64 saddr_v6[2];
+	__u64 daddr_v6[2];
+};
+
+static __always_inline void tuple_from_state(const struct obi_tp_sock_state_full *ctx, struct obi_conn_tuple *t)
+{
+	t->family = ctx->family;
+	t->lport = ctx->sport;
+	t->rport = ctx->dport;
+	if (ctx->family == AF_INET) {
+		__u32 s = ctx->saddr, d = ctx->daddr;
+		v4_mapped(t->laddr, (const __u8 *)&s);
+		v4_mapped(t->raddr, (const __u8 *)&d);
+	} else {
+		__u64 s[2] = {ctx->saddr_v6[0], ctx->saddr_v6[1]};
+		__u64 d[2] = {ctx->daddr_v6[0], ctx->daddr_v6[1]};
+		__builtin_memcpy(t->laddr, s, 16);
+		__builtin_memcpy(t->raddr, d, 16);
+	}
+}
+
+#define OBI_TCP_ESTABLISHED 1
+#define OBI_TCP_SYN_SENT 2
+#define OBI_TCP_SYN_RECV 3
+#define OBI_TCP_CLOSE 7
+
+/* Inside connect(): the socket a traced thread is connecting. */
+static __always_inline void fd_sockets_syn_sent(__u64 sk)
+{
+	__u64 pid_tgid = bpf_get_current_pid_tgid();
+	struct obi_io_args *a = bpf_map_lookup_elem(&pending_io, &pid_tgid);
+	if (!a || a->op != OP_CONNECT)
+		return;
+	a->sk = sk;
+	struct obi_sk_info info = {.sk = sk};
+	bpf_map_update_elem(&sk_info, &sk, &info, BPF_ANY);
+}
+
+static __always_inline void peer_key_of(struct obi_peer_key *k, const struct obi_conn_tuple *t)
+{
+	__builtin_memcpy(k->addr, t->raddr, 16);
+	k->port = t->rport;
+}
+
+/* Every state change of a TCP socket (sock:inet_sock_set_state). */
+static __always_inline void fd_sockets_state(const struct obi_tp_sock_state_full *ctx)
+{
+	__u64 sk = ctx->skaddr;
+	if (ctx->oldstate == OBI_TCP_CLOSE && ctx->newstate == OBI_TCP_SYN_SENT) {
+		fd_sockets_syn_sent(sk);
+		return;
+	}
+	struct obi_conn_tuple t = {};
+	if (ctx->oldstate == OBI_TCP_SYN_SENT && ctx->newstate == OBI_TCP_ESTABLISHED) {
+		/* Only the connections traced threads made have an entry. */
+		struct obi_sk_info *info = bpf_map_lookup_elem(&sk_info, &sk);
+		if (!info)
+			return;
+		tuple_from_state(ctx, &t);
+		info->tuple = t;
+		__u64 conn_id = info->conn_id;
+		struct obi_conn_state *cs = conn_id ? bpf_map_lookup_elem(&conn_state, &conn_id) : NULL;
+		if (cs)
+			cs->tuple = t;
+		return;
+	}
+	struct obi_peer_key pk = {};
+	if (ctx->oldstate == OBI_TCP_SYN_RECV && ctx->newstate == OBI_TCP_ESTABLISHED) {
+		/* Waits for the accept() that returns it. */
+		struct obi_sk_info info = {.sk = sk};
+		tuple_from_state(ctx, &info.tuple);
+		peer_key_of(&pk, &info.tuple);
+		if (bpf_map_update_elem(&passive_peers, &pk, &info, BPF_NOEXIST) == 0)
+			return;
+		struct obi_sk_info *other = bpf_map_lookup_elem(&passive_peers, &pk);
+		if (other && other->sk != sk)
+			other->ambiguous = 1;
+		return;
+	}
+	if (ctx->newstate == OBI_TCP_CLOSE) {
+		bpf_map_delete_elem(&sk_info, &sk);
+		tuple_from_state(ctx, &t);
+		peer_key_of(&pk, &t);
+		struct obi_sk_info *waiting = bpf_map_lookup_elem(&passive_peers, &pk);
+		if (waiting && waiting->sk == sk)
+			bpf_map_delete_elem(&passive_peers, &pk);
+	}
+}
+
+static __always_inline __u64 new_conn_id(void)
+{
+	/* Bit 63: never a socket inode (those registered from /proc). */
+	return ((__u64)bpf_get_prandom_u32() << 32 | bpf_get_prandom_u32()) | (1ULL << 63);
+}
+
+static __always_inline bool fd_sock_learn(__u32 fd, struct obi_sk_info *info, struct obi_sock_ref *ref)
+{
+	__u32 tgid = bpf_get_current_pid_tgid() >> 32;
+	struct obi_fd_key k = {.tgid = tgid, .fd = fd};
+	struct obi_fd_sock v = {.conn_id = new_conn_id(), .sk = info->sk, .exec_gen = exec_generation(tgid)};
+	info->conn_id = v.conn_id;
+	if (bpf_map_update_elem(&sk_info, &v.sk, info, BPF_ANY) || bpf_map_update_elem(&fd_socks, &k, &v, BPF_ANY)) {
+		stat_inc(OBI_STAT_CONN_TABLE_FULL);
+		return false;
+	}
+	ref->sk = (struct sock *)v.sk;
+	ref->file = NULL;
+	ref->ino = v.conn_id;
+	return true;
+}
+
+/* connect() returned: the socket its thread was connecting (seen at
+ * SYN_SENT) is now known by its descriptor. Not inlined (nor is
+ * fd_sock_accepted): their frames stay off obi_sys_exit's, whose call chain
+ * through the HTTP/2 walk must stay within 512 bytes of stack. */
+static __noinline bool fd_sock_connected(__u32 fd, __u64 sk, struct obi_sock_ref *ref)
+{
+	if (!sk)
+		return false; /* not TCP, or no SYN sent */
+	struct obi_sk_info *seen = bpf_map_lookup_elem(&sk_info, &sk);
+	struct obi_sk_info info = {.sk = sk};
+	if (seen)
+		info.tuple = seen->tuple;
+	return fd_sock_learn(fd, &info, ref);
+}
+
+/* accept() returned fd and wrote the peer's address at uaddr: the passive
+ * connection from that peer is the one accepted. */
+static __noinline bool fd_sock_accepted(__u32 fd, __u64 uaddr, struct obi_sock_ref *ref)
+{
+	if (!uaddr)
+		return false;
+	__u16 hdr[2] = {}; /* family, port (network order) */
+	if (bpf_probe_read_user(hdr, sizeof(hdr), (const void *)uaddr))
+		return false;
+	struct obi_peer_key pk = {.port = bpf_ntohs(hdr[1])};
+	__u8 a4[4];
+	if (hdr[0] == AF_INET) {
+		if (bpf_probe_read_user(a4, 4, (const void *)(uaddr + 4)))
+			return false;
+		v4_mapped(pk.addr, a4);
+	} else if (hdr[0] == AF_INET6) {
+		if (bpf_probe_read_user(pk.addr, 16, (const void *)(uaddr + 8)))
+			return false;
+	} else {
+		return false;
+	}
+	struct obi_sk_info *waiting = bpf_map_lookup_elem(&passive_peers, &pk);
+	if (!waiting)
+		return false;
+	struct obi_sk_info info = *waiting;
+	bpf_map_delete_elem(&passive_peers, &pk);
+	if (info.ambiguous)
+		return false;
+	return fd_sock_learn(fd, &info, ref);
+}
+
+#endif /* OBI_FD_SOCKETS_BPF_H */
