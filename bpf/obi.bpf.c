@@ -581,6 +581,14 @@ static __always_inline int exit_io(__u64 pid_tgid, struct obi_io_args *a, long r
 	struct obi_conn_state *cs = conn_get(a->conn_id);
 	if (!cs)
 		return 0;
+#ifdef OBI_NO_BTF
+	if (cs->flags & OBI_CONN_TUPLE_PENDING) {
+		/* A send before any read cannot be told TCP yet: not reported. */
+		if (a->dir == OBI_DIR_RECV)
+			fd_sock_not_tcp(pid_tgid, a->fd, a->conn_id);
+		return 0;
+	}
+#endif
 	struct obi_scratch *s = scratch_get();
 	if (!s)
 		return 0;
@@ -646,6 +654,13 @@ static __always_inline int exit_open(__u64 pid_tgid, struct obi_io_args *a, __u3
 	struct obi_conn_state *cs = conn_init(&ref, pid_tgid >> 32, role);
 	if (!cs)
 		return 0;
+#ifdef OBI_NO_BTF
+	if (!ref.sk) {
+		/* Accepted with a NULL address: reported once a read names it. */
+		cs->flags |= OBI_CONN_TUPLE_PENDING;
+		return 0;
+	}
+#endif
 	if (role == OBI_ROLE_SERVER)
 		arrival_note_port(cs->tuple.lport);
 	struct obi_scratch *s = scratch_get();
@@ -720,6 +735,14 @@ int obi_enter_close(struct trace_event_raw_sys_enter *ctx)
 }
 
 #ifdef OBI_NO_BTF
+/* Inside a recv that TCP's receive path serves (obi/fd_sockets.bpf.h). */
+SEC("tracepoint/tcp/tcp_rcv_space_adjust")
+int obi_tcp_rcv_space(struct obi_tp_tcp_sk *ctx)
+{
+	fd_sockets_rcv(ctx);
+	return 0;
+}
+
 /* dup2(old, new) and dup3(old, new, flags) close whatever new named. */
 SEC("tracepoint/syscalls/sys_enter_dup3")
 int obi_enter_dup3(struct trace_event_raw_sys_enter *ctx)

@@ -152,6 +152,7 @@ struct obi_proc_event {
 #define OBI_CONN_TLS 0x1 /* carries TLS: plaintext comes from uprobes, skip ciphertext */
 #define OBI_CONN_H2 0x2  /* HTTP/2 (preface seen): capture frame by frame */
 #define OBI_CONN_TLS_EXACT 0x4 /* TLS state tied to its socket from inside an SSL call (socket BIO) */
+#define OBI_CONN_TUPLE_PENDING 0x8 /* no-BTF: accepted with a NULL address, not yet seen in TCP's receive path */
 
 /*
  * HTTP/2 events (OBI_F_H2) carry, instead of the first bytes of a buffer,

@@ -11,7 +11,8 @@
  *    struct sock and the 4-tuple: CLOSE -> SYN_SENT runs inside the
  *    connect() of the thread, ESTABLISHED carries the addresses; a passive
  *    connection is matched to its accept() by the peer address accept
- *    writes to user memory (accept with a NULL address is not traced);
+ *    writes to user memory; one accepted with a NULL address is named by
+ *    its first read (tcp:tcp_rcv_space_adjust runs inside it);
  *  - sockets a process had before it was traced are registered by user
  *    space from /proc (crates/obi/src/ebpf/fd_sockets.rs).
  * An exec closes CLOEXEC descriptors without close(): entries learnt
@@ -208,7 +209,8 @@ static __always_inline bool fd_sock_learn(__u32 fd, struct obi_sk_info *info, st
 	struct obi_fd_key k = {.tgid = tgid, .fd = fd};
 	struct obi_fd_sock v = {.conn_id = new_conn_id(), .sk = info->sk, .exec_gen = exec_generation(tgid)};
 	info->conn_id = v.conn_id;
-	if (bpf_map_update_elem(&sk_info, &v.sk, info, BPF_ANY) || bpf_map_update_elem(&fd_socks, &k, &v, BPF_ANY)) {
+	if ((v.sk && bpf_map_update_elem(&sk_info, &v.sk, info, BPF_ANY)) ||
+	    bpf_map_update_elem(&fd_socks, &k, &v, BPF_ANY)) {
 		stat_inc(OBI_STAT_CONN_TABLE_FULL);
 		return false;
 	}
@@ -234,11 +236,16 @@ static __noinline bool fd_sock_connected(__u32 fd, __u64 sk, struct obi_sock_ref
 }
 
 /* accept() returned fd and wrote the peer's address at uaddr: the passive
- * connection from that peer is the one accepted. */
+ * connection from that peer is the one accepted. With a NULL address
+ * (libuv, so Node.js; Mosquitto) the descriptor is learnt without its
+ * socket (ref->sk stays 0): its first read names it (fd_sockets_rcv), and
+ * until then nothing of it is reported. */
 static __noinline bool fd_sock_accepted(__u32 fd, __u64 uaddr, struct obi_sock_ref *ref)
 {
-	if (!uaddr)
-		return false;
+	if (!uaddr) {
+		struct obi_sk_info unknown = {};
+		return fd_sock_learn(fd, &unknown, ref);
+	}
 	__u16 hdr[2] = {}; /* family, port (network order) */
 	if (bpf_probe_read_user(hdr, sizeof(hdr), (const void *)uaddr))
 		return false;
@@ -262,6 +269,81 @@ static __noinline bool fd_sock_accepted(__u32 fd, __u64 uaddr, struct obi_sock_r
 	if (info.ambiguous)
 		return false;
 	return fd_sock_learn(fd, &info, ref);
+}
+
+/* The fields of tcp:tcp_rcv_space_adjust this uses: the tcp_event_sk
+ * layout (fixed since Linux 4.16; later kernels append fields). */
+struct obi_tp_tcp_sk {
+	__u64 _common;
+	__u64 skaddr;
+	__u16 sport;
+	__u16 dport;
+	__u16 family;
+	/* Addresses at offsets 22, 26, 30 and 46: read as 16-bit words, the
+	 * widest loads the verifier allows there (context loads must be
+	 * aligned to their size). */
+	__u16 saddr[2];
+	__u16 daddr[2];
+	__u16 saddr_v6[8];
+	__u16 daddr_v6[8];
+};
+
+/* n 16-bit words of the context into dst, one aligned load each. */
+#define OBI_CTX_WORDS(dst, src, n)                        \
+	do {                                              \
+		_Pragma("unroll") for (int _i = 0; _i < (n); _i++) \
+			(dst)[_i] = (src)[_i];                    \
+	} while (0)
+
+/* TCP's receive path copies data to a reading thread (tcp:tcp_rcv_space_adjust
+ * runs inside its recv): if that read is on a descriptor accepted with a
+ * NULL address, this names its socket and addresses. */
+static __always_inline void fd_sockets_rcv(const struct obi_tp_tcp_sk *ctx)
+{
+	__u64 pid_tgid = bpf_get_current_pid_tgid();
+	struct obi_io_args *a = bpf_map_lookup_elem(&pending_io, &pid_tgid);
+	if (!a || a->op != OP_IO || a->dir != OBI_DIR_RECV)
+		return;
+	__u64 conn_id = a->conn_id;
+	struct obi_conn_state *cs = bpf_map_lookup_elem(&conn_state, &conn_id);
+	if (!cs || !(cs->flags & OBI_CONN_TUPLE_PENDING))
+		return;
+	struct obi_fd_key k = {.tgid = pid_tgid >> 32, .fd = a->fd};
+	struct obi_fd_sock *v = bpf_map_lookup_elem(&fd_socks, &k);
+	if (!v || v->conn_id != conn_id)
+		return;
+	struct obi_sk_info info = {.sk = ctx->skaddr, .conn_id = conn_id};
+	struct obi_conn_tuple *t = &info.tuple;
+	t->family = ctx->family;
+	t->lport = ctx->sport;
+	t->rport = ctx->dport;
+	if (ctx->family == AF_INET) {
+		__u16 s[2], d[2];
+		OBI_CTX_WORDS(s, ctx->saddr, 2);
+		OBI_CTX_WORDS(d, ctx->daddr, 2);
+		v4_mapped(t->laddr, (const __u8 *)s);
+		v4_mapped(t->raddr, (const __u8 *)d);
+	} else {
+		__u16 s[8], d[8];
+		OBI_CTX_WORDS(s, ctx->saddr_v6, 8);
+		OBI_CTX_WORDS(d, ctx->daddr_v6, 8);
+		__builtin_memcpy(t->laddr, s, 16);
+		__builtin_memcpy(t->raddr, d, 16);
+	}
+	v->sk = info.sk;
+	a->sk = info.sk;
+	cs->tuple = info.tuple;
+	cs->flags &= ~OBI_CONN_TUPLE_PENDING;
+	bpf_map_update_elem(&sk_info, &info.sk, &info, BPF_ANY);
+}
+
+/* A read on a descriptor accepted with a NULL address returned data without
+ * TCP's receive path naming it: not a TCP socket (a Unix one); forgotten. */
+static __always_inline void fd_sock_not_tcp(__u64 pid_tgid, __u32 fd, __u64 conn_id)
+{
+	struct obi_fd_key k = {.tgid = pid_tgid >> 32, .fd = fd};
+	bpf_map_delete_elem(&fd_socks, &k);
+	bpf_map_delete_elem(&conn_state, &conn_id);
 }
 
 #endif /* OBI_FD_SOCKETS_BPF_H */

@@ -190,3 +190,44 @@ fn connection_opened_before_the_agent_without_btf() {
         assert_eq!(field(s, "host"), "127.0.0.1");
     }
 }
+
+/// Node.js accepts with a NULL address (libuv: `accept4(fd, NULL, NULL)`),
+/// so the peer's address cannot name the connection: its first read does
+/// (tcp:tcp_rcv_space_adjust runs inside it). Five curl requests on new
+/// connections and four keep-alive requests from the python client: each
+/// one server span with the client's real port, agreeing with the clients.
+#[test]
+fn node_server_accepting_with_a_null_address_without_btf() {
+    require_root();
+    let port = free_port();
+    let server = node_server(port);
+    let agent = no_btf_agent(&format!(
+        "discovery:\n  instrument:\n    - open_ports: {port}\n    - exe_path: '*/curl'\n    - cmd_args: '*http_client.py 127.0.0.1 {port}*'\n"
+    ));
+    agent.wait_instrumented(server.pid(), WAIT);
+    for i in 0..5 {
+        let out =
+            curl(&["-o", "/dev/null", "-w", "%{http_code}", &format!("http://127.0.0.1:{port}/status/{}", 200 + i)]);
+        assert_eq!(out, format!("{}", 200 + i));
+    }
+    let paths = ["GET:/ka/1", "GET:/ka/2", "GET:/ka/3", "GET:/ka/4"];
+    let mut client = python_client(port, &paths, &[]);
+    client.wait_exit(WAIT);
+
+    let spans = agent.wait_spans(9, WAIT, server_spans_on(port));
+    assert_eq!(spans.len(), 9, "{spans:#?}");
+    for s in &spans {
+        assert_eq!(field(s, "host"), "127.0.0.1", "{s:#}");
+        assert_eq!(field(s, "peer"), "127.0.0.1", "{s:#}");
+        assert_ne!(field(s, "peerPort"), "0", "{s:#}");
+        assert_ne!(field(s, "peerPort"), port.to_string(), "{s:#}");
+    }
+    let clients = agent.wait_spans(9, WAIT, client_spans_to(port));
+    assert_eq!(clients.len(), 9, "{clients:#?}");
+    // Five connections of one request, one of four: six client ports, the
+    // same on both sides.
+    assert_eq!(peer_ports(&spans), peer_ports(&clients), "server {spans:#?}\nclients {clients:#?}");
+    assert_eq!(peer_ports(&spans).len(), 6);
+    let keep_alive: Vec<&Value> = spans.iter().filter(|s| attr(s, "url").starts_with("/ka/")).collect();
+    assert_eq!(peer_ports(&keep_alive.into_iter().cloned().collect::<Vec<_>>()).len(), 1);
+}

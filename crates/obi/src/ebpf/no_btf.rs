@@ -60,7 +60,8 @@ impl BtfSource {
 pub(crate) const LOST: &str = "forked children are traced only once discovery finds them (no fork hook); \
 a socket is known by the descriptor accept/connect returned, so copies made by dup or inherited across fork \
 are not traced (a process chosen later has its open connections read from /proc) and closing one copy ends \
-the connection; servers that accept with a NULL address (Node.js and other libuv servers, Mosquitto) are not traced; \"in queue\" time \
+the connection; a connection accepted with a NULL address (Node.js, Mosquitto) is named by its first read, \
+so what the server sends before it reads is not reported; \"in queue\" time \
 only for a connection's first request; libssl loaded after a process started is not probed; exec events \
 carry no arguments (a process gone before /proc is read is matched by its path only); the kernel side \
 ends a process when its main thread exits";

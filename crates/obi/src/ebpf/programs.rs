@@ -215,6 +215,12 @@ pub(crate) const ATTACHMENTS: &[Attachment] = &[
 
 /// Attachments of the no-BTF build only (see `no_btf`).
 pub(crate) const NO_BTF_ATTACHMENTS: &[Attachment] = &[
+    Attachment {
+        program: "obi_tcp_rcv_space",
+        hooks: &[TracePoint("tcp", "tcp_rcv_space_adjust")],
+        required: false,
+        lost: "servers that accept with a NULL address (Node.js and other libuv servers, Mosquitto): not traced",
+    },
     Attachment { program: "obi_enter_dup3", hooks: &[sc("sys_enter_dup3")], required: true, lost: "" },
     Attachment {
         program: "obi_enter_dup3",
