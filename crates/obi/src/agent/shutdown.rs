@@ -15,7 +15,9 @@ impl Agent {
         let deadline = std::time::Instant::now() + self.cfg.shutdown_timeout;
         // No new events, then the last ones through the pipeline: every event
         // the kernel wrote is read, and every span is handed on or counted.
+        let stopping = std::time::Instant::now();
         self.kernel.tracer.stop_events();
+        tracing::debug!(component = "obi.Instrumenter", took = ?stopping.elapsed(), "kernel events stopped");
         self.turn();
         self.tracker.finish();
         let Agent { cfg, kernel, tracker, discovery, exporters, stats, .. } = self;
@@ -24,6 +26,7 @@ impl Agent {
         let _ = discovery.stop.send(true);
         let started = std::time::Instant::now();
         let _ = tokio::time::timeout_at(deadline.into(), discovery.task).await;
+        tracing::debug!(component = "obi.Instrumenter", took = ?started.elapsed(), "discovery stopped");
         // The slow links went in stop_events (in parallel); what is left
         // (programs, maps, other links) is released while the sinks drain,
         // which no longer depends on it. What is not released by the deadline

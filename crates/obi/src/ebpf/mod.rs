@@ -290,7 +290,11 @@ impl Tracer {
     /// final and the counters stop moving, so the last totals add up. The
     /// slow-to-close links go in parallel (see [`detach`]).
     pub(crate) fn stop_events(&mut self) {
-        detach::close_all(self.take_slow_links());
+        let started = std::time::Instant::now();
+        let links = self.take_slow_links();
+        let count = links.len();
+        detach::close_all(links);
+        tracing::debug!(component = "ebpf.Tracer", links = count, took = ?started.elapsed(), "probe links closed");
         for (name, prog) in self.ebpf.programs_mut() {
             let res = match prog {
                 Program::TracePoint(p) => p.unload(),

@@ -113,6 +113,12 @@ impl Proc {
 
 impl Drop for Proc {
     fn drop(&mut self) {
+        // The whole process group: a server's workers (nginx's outlive a
+        // killed master) and a forking server's children go with it. Left
+        // behind, traced nginx workers slowed every later agent's detach
+        // from 0.03 s to 1.9 s.
+        // SAFETY: kill(2) on the group this Proc's child leads (spawn_reading).
+        unsafe { libc::kill(-(self.child.id() as i32), libc::SIGKILL) };
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
@@ -130,7 +136,9 @@ pub(crate) fn spawn_with_stdin(name: &str, cmd: &mut Command) -> Proc {
 }
 
 fn spawn_reading(name: &str, cmd: &mut Command) -> Proc {
+    use std::os::unix::process::CommandExt;
     let mut child = cmd
+        .process_group(0)
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
