@@ -322,6 +322,29 @@ struct {
 	__type(key, __u32);
 	__type(value, __u32);
 } exec_gen SEC(".maps");
+
+/* The arguments of an execve in flight, by process: after the exec they are
+ * in the new program's memory, which only the task's mm would locate. */
+struct obi_exec_args {
+	__u32 len;
+	__u32 _pad;
+	/* Twice the copied size: each string read starts below the first half. */
+	__u8 buf[2 * OBI_EXEC_ARGS_LEN];
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct obi_exec_args);
+} exec_args_scratch SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 1024);
+	__type(key, __u32);
+	__type(value, struct obi_exec_args);
+} exec_args SEC(".maps");
 #endif
 
 /* ---- helpers (they use the maps above) ---------------------------------- */
@@ -1146,11 +1169,11 @@ int obi_sched_exec(struct trace_event_raw_sched_process_exec *ctx)
 		return 0;
 	}
 #ifdef OBI_NO_BTF
-	/* Parent, executable inode and arguments live in the task: user space
-	 * reads them from /proc. */
+	/* Parent and executable inode live in the task: user space reads them
+	 * from /proc. The arguments were kept when the exec began. */
 	e->base.ppid = 0;
 	e->exe_ino = 0;
-	e->args_len = 0;
+	exec_args_take(tgid, e);
 #else
 	struct task_struct *task = (struct task_struct *)bpf_get_current_task();
 #endif
@@ -1180,6 +1203,22 @@ int obi_sched_exec(struct trace_event_raw_sched_process_exec *ctx)
 	bpf_ringbuf_submit(e, 0);
 	return 0;
 }
+
+#ifdef OBI_NO_BTF
+/* execve(path, argv, envp) and execveat(dirfd, path, argv, envp, flags):
+ * the arguments, read from the old program's memory while it is still there. */
+SEC("tracepoint/syscalls/sys_enter_execve")
+int obi_enter_execve(struct trace_event_raw_sys_enter *ctx)
+{
+	return exec_args_keep(ctx->args[1]);
+}
+
+SEC("tracepoint/syscalls/sys_enter_execveat")
+int obi_enter_execveat(struct trace_event_raw_sys_enter *ctx)
+{
+	return exec_args_keep(ctx->args[2]);
+}
+#endif
 
 /* Children of traced processes are traced at once (pre-fork servers).
  * New threads inherit nothing: a thread cannot be told apart from a pooled

@@ -17,7 +17,9 @@
  *    space from /proc (crates/obi/src/ebpf/fd_sockets.rs).
  * An exec closes CLOEXEC descriptors without close(): entries learnt
  * before the process's last exec are not trusted (exec_gen).
- * Maps: fd_socks, sk_info, passive_peers, exec_gen.
+ * The arguments of an exec are read from the old program when execve begins
+ * (the new program's are found only through its task).
+ * Maps: fd_socks, sk_info, passive_peers, exec_gen, exec_args, exec_args_scratch.
  */
 #ifndef OBI_FD_SOCKETS_BPF_H
 #define OBI_FD_SOCKETS_BPF_H
@@ -344,6 +346,59 @@ static __always_inline void fd_sock_not_tcp(__u64 pid_tgid, __u32 fd, __u64 conn
 	struct obi_fd_key k = {.tgid = pid_tgid >> 32, .fd = fd};
 	bpf_map_delete_elem(&fd_socks, &k);
 	bpf_map_delete_elem(&conn_state, &conn_id);
+}
+
+/* Strings of argv kept at most (the CO-RE build copies the same 256 bytes
+ * of the argument area). */
+#define OBI_EXEC_MAX_ARGS 24
+
+/* An execve begins: keep its arguments, NUL-separated, for the exec event
+ * (exec_args_take). Only while execs are watched, or for traced processes. */
+static __always_inline int exec_args_keep(__u64 argv)
+{
+	__u64 pid_tgid = bpf_get_current_pid_tgid();
+	__u32 tgid = pid_tgid >> 32;
+	if (!argv || tgid == obi_agent_tgid || !(obi_watch_exec || pid_traced(tgid)))
+		return 0;
+	__u32 zero = 0;
+	struct obi_exec_args *a = bpf_map_lookup_elem(&exec_args_scratch, &zero);
+	if (!a)
+		return 0;
+	__u32 off = 0;
+	for (int i = 0; i < OBI_EXEC_MAX_ARGS; i++) {
+		__u64 arg = 0;
+		if (off >= OBI_EXEC_ARGS_LEN ||
+		    bpf_probe_read_user(&arg, sizeof(arg), (const void *)(argv + i * sizeof(arg))) || !arg)
+			break;
+		/* The mask the verifier needs; the barrier keeps clang from
+		 * dropping it (it knows off < OBI_EXEC_ARGS_LEN here). */
+		__u32 at = off;
+		barrier_var(at);
+		at &= OBI_EXEC_ARGS_LEN - 1;
+		long n = bpf_probe_read_user_str(a->buf + at, OBI_EXEC_ARGS_LEN, (const void *)arg);
+		if (n <= 0)
+			break;
+		off += n;
+	}
+	a->len = off > OBI_EXEC_ARGS_LEN ? OBI_EXEC_ARGS_LEN : off;
+	bpf_map_update_elem(&exec_args, &tgid, a, BPF_ANY);
+	return 0;
+}
+
+/* The exec happened: its kept arguments go into the event. (An exec from a
+ * thread other than the main one keeps the process id, so tgid matches.) */
+static __always_inline void exec_args_take(__u32 tgid, struct obi_exec_event *e)
+{
+	e->args_len = 0;
+	struct obi_exec_args *a = bpf_map_lookup_elem(&exec_args, &tgid);
+	if (!a)
+		return;
+	/* A constant size (the buffer holds twice as much): no bound for the
+	 * verifier to lose. */
+	__u32 len = a->len;
+	if (len && bpf_probe_read_kernel(e->args, OBI_EXEC_ARGS_LEN, a->buf) == 0)
+		e->args_len = len > OBI_EXEC_ARGS_LEN ? OBI_EXEC_ARGS_LEN : len;
+	bpf_map_delete_elem(&exec_args, &tgid);
 }
 
 #endif /* OBI_FD_SOCKETS_BPF_H */

@@ -32,13 +32,6 @@ fn client_spans_to(port: u16) -> impl Fn(&Value) -> bool {
     move |s| is_type(s, "HTTPClient") && host_port(s) == port
 }
 
-/// Extra arguments for the python client: it stays alive a while after its
-/// last response. Without BTF an exec event carries no arguments, so a
-/// client selected by its command line is recognised only by reading /proc;
-/// one gone before that (under load: after ~100 ms) is matched by its path
-/// only, and its spans are dropped (docs/no-btf.md).
-const LINGER: &[&str] = &["--linger-ms", "1500"];
-
 fn peer_ports(spans: &[Value]) -> BTreeSet<String> {
     spans.iter().map(|s| field(s, "peerPort").to_string()).collect()
 }
@@ -60,7 +53,7 @@ fn http1_server_and_clients_without_btf() {
 
     curl(&[&format!("http://127.0.0.1:{port}/index.html")]);
     curl(&[&format!("http://127.0.0.1:{port}/missing")]);
-    let mut client = python_client(port, &["GET:/index.html?x=1"], LINGER);
+    let mut client = python_client(port, &["GET:/index.html?x=1"], &[]);
     client.wait_exit(WAIT);
     assert!(client.lines().contains(&"200 1234".to_string()), "{:?}", client.lines());
 
@@ -118,11 +111,7 @@ fn keep_alive_without_btf() {
     ));
     agent.wait_instrumented(server.pid(), WAIT);
 
-    let mut client = python_client(
-        port,
-        &["GET:/", "GET:/status/404", "POST:/", "GET:/big/5000"],
-        &["--body", "300", "--linger-ms", "1500"],
-    );
+    let mut client = python_client(port, &["GET:/", "GET:/status/404", "POST:/", "GET:/big/5000"], &["--body", "300"]);
     client.wait_exit(WAIT);
     assert!(client.lines().contains(&"done".to_string()), "{:?}", client.lines());
 
@@ -222,7 +211,7 @@ fn node_server_accepting_with_a_null_address_without_btf() {
         assert_eq!(out, format!("{}", 200 + i));
     }
     let paths = ["GET:/ka/1", "GET:/ka/2", "GET:/ka/3", "GET:/ka/4"];
-    let mut client = python_client(port, &paths, LINGER);
+    let mut client = python_client(port, &paths, &[]);
     client.wait_exit(WAIT);
 
     let spans = agent.wait_spans(9, WAIT, server_spans_on(port));
@@ -241,4 +230,40 @@ fn node_server_accepting_with_a_null_address_without_btf() {
     assert_eq!(peer_ports(&spans).len(), 6);
     let keep_alive: Vec<&Value> = spans.iter().filter(|s| attr(s, "url").starts_with("/ka/")).collect();
     assert_eq!(peer_ports(&keep_alive.into_iter().cloned().collect::<Vec<_>>()).len(), 1);
+}
+
+/// Short-lived clients chosen by their command line: 40 curl runs at once,
+/// selected by a word in their URL, each gone within milliseconds, most of
+/// them before discovery gets to read their /proc. Without BTF the exec
+/// event still carries the arguments (read from the old program's memory
+/// when execve begins): 40 of 40 client spans. Without them such a process
+/// was matched by its path only and its spans dropped (seen: 0 and 3 of 40).
+#[test]
+fn short_lived_clients_selected_by_their_arguments_without_btf() {
+    require_root();
+    let port = free_port();
+    let server = python_server(port);
+    let agent = no_btf_agent(&format!(
+        "discovery:\n  instrument:\n    - open_ports: {port}\n    - cmd_args: '*/chosen-by-args/*'\n"
+    ));
+    agent.wait_instrumented(server.pid(), WAIT);
+    // All started before any is waited for (from this test process, which
+    // nothing selects).
+    let mut runs: Vec<std::process::Child> = (0..40)
+        .map(|i| {
+            std::process::Command::new("curl")
+                .args(["-s", "-o", "/dev/null", &format!("http://127.0.0.1:{port}/chosen-by-args/{i}")])
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    for run in &mut runs {
+        assert!(run.wait().unwrap().success());
+    }
+    curl(&[&format!("http://127.0.0.1:{port}/not-chosen")]);
+    let clients = agent.wait_spans(40, WAIT, client_spans_to(port));
+    assert_eq!(clients.len(), 40, "{clients:#?}");
+    assert!(clients.iter().all(|c| field(c, "peerName") == "curl"), "{clients:#?}");
+    // The unselected curl (another URL) made no client span.
+    assert!(clients.iter().all(|c| attr(c, "url").starts_with("/chosen-by-args/")), "{clients:#?}");
 }

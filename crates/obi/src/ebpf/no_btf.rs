@@ -62,8 +62,8 @@ a socket is known by the descriptor accept/connect returned, so copies made by d
 are not traced (a process chosen later has its open connections read from /proc) and closing one copy ends \
 the connection; a connection accepted with a NULL address (Node.js, Mosquitto) is named by its first read, \
 so what the server sends before it reads is not reported; \"in queue\" time \
-only for a connection's first request; libssl loaded after a process started is not probed; exec events \
-carry no arguments (a process gone before /proc is read is matched by its path only); the kernel side \
+only for a connection's first request; libssl loaded after a process started is not probed; a TLS session tied to a NULL-address connection \
+before its first read may lack its addresses; exec events carry no parent (read from /proc); the kernel side \
 ends a process when its main thread exits";
 
 /// Programs that read kernel structures and are not in the no-BTF

@@ -216,6 +216,18 @@ pub(crate) const ATTACHMENTS: &[Attachment] = &[
 /// Attachments of the no-BTF build only (see `no_btf`).
 pub(crate) const NO_BTF_ATTACHMENTS: &[Attachment] = &[
     Attachment {
+        program: "obi_enter_execve",
+        hooks: &[sc("sys_enter_execve")],
+        required: false,
+        lost: "arguments of new programs: one selected by its command line is recognised from /proc, and one gone first is matched by its path only",
+    },
+    Attachment {
+        program: "obi_enter_execveat",
+        hooks: &[sc("sys_enter_execveat")],
+        required: false,
+        lost: "arguments of programs started with execveat (fexecve)",
+    },
+    Attachment {
         program: "obi_tcp_rcv_space",
         hooks: &[TracePoint("tcp", "tcp_rcv_space_adjust")],
         required: false,

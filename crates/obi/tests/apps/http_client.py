@@ -1,14 +1,11 @@
 #!/usr/bin/env python3
 """Test HTTP client: sends requests over ONE keep-alive connection (http.client).
 
-Usage: http_client.py HOST PORT METHOD:PATH [METHOD:PATH ...] [--repeat N] [--body BYTES] [--linger-ms MS]
+Usage: http_client.py HOST PORT METHOD:PATH [METHOD:PATH ...] [--repeat N] [--body BYTES]
 Prints one line per response: "<status> <body bytes>", then "done".
---linger-ms: stay alive that long after the last response (so an agent that
-must read /proc to recognise this process finds it still running).
 """
 import argparse
 import http.client
-import time
 
 
 def main():
@@ -18,7 +15,6 @@ def main():
     ap.add_argument("requests", nargs="+")
     ap.add_argument("--repeat", type=int, default=1)
     ap.add_argument("--body", type=int, default=0)
-    ap.add_argument("--linger-ms", type=int, default=0)
     args = ap.parse_args()
     conn = http.client.HTTPConnection(args.host, args.port, timeout=30)
     for _ in range(args.repeat):
@@ -31,7 +27,6 @@ def main():
             print(resp.status, len(data), flush=True)
     conn.close()
     print("done", flush=True)
-    time.sleep(args.linger_ms / 1000)
 
 
 if __name__ == "__main__":
