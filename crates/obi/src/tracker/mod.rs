@@ -165,6 +165,10 @@ struct Held {
 pub(crate) struct Tracker {
     conns: HashMap<u64, Conn>,
     services: HashMap<u32, Arc<Service>>,
+    /// Connections ignored per process not named yet: counted once it is
+    /// named (a process watched from its exec and then rejected is not ours
+    /// to count), forgotten if it is rejected or gone first.
+    ignored_unnamed: HashMap<u32, u64>,
     /// Spans emitted since the last `settle`, with their end (monotonic ns).
     settling: Vec<(Span, u64)>,
     /// When each process that exec'd did so (monotonic ns), until it is gone.
@@ -207,6 +211,21 @@ impl SessionEnv {
             finished: &mut self.finished,
             relay: &mut self.relay,
         }
+    }
+}
+
+/// A connection of `pid` is given up: counted now if the process is named,
+/// else when it is (see `Tracker::ignored_unnamed`).
+fn count_ignored(
+    services: &HashMap<u32, Arc<Service>>,
+    unnamed: &mut HashMap<u32, u64>,
+    stats: &mut TrackerStats,
+    pid: u32,
+) {
+    if services.contains_key(&pid) {
+        stats.ignored_conns += 1;
+    } else {
+        *unnamed.entry(pid).or_default() += 1;
     }
 }
 
@@ -278,6 +297,7 @@ impl Tracker {
         Tracker {
             conns: HashMap::new(),
             services: HashMap::new(),
+            ignored_unnamed: HashMap::new(),
             settling: Vec::new(),
             execs: HashMap::new(),
             held: HashMap::new(),
@@ -315,6 +335,9 @@ impl Tracker {
                 span.service = svc.clone();
                 self.spans.push(span);
             }
+        }
+        if let Some(n) = self.ignored_unnamed.remove(&svc.pid) {
+            self.env.stats.ignored_conns += n;
         }
         self.services.insert(svc.pid, svc);
     }
@@ -354,6 +377,7 @@ impl Tracker {
         }
         self.settle();
         self.services.remove(&pid);
+        self.ignored_unnamed.remove(&pid);
         self.local_servers.forget(pid);
         self.execs.remove(&pid);
         self.tls_by_socket.retain(|k, _| k.0 != pid);
@@ -492,7 +516,7 @@ impl Tracker {
                 }
                 Detection::Nobody => {
                     conn.proto = Proto::Ignored;
-                    self.env.stats.ignored_conns += 1;
+                    count_ignored(&self.services, &mut self.ignored_unnamed, &mut self.env.stats, conn.meta.pid);
                     self.to_ignore.push(id);
                     return;
                 }
@@ -538,7 +562,7 @@ impl Tracker {
                 conn.failures += 1;
                 if conn.failures >= MAX_FAILURES {
                     conn.proto = Proto::Ignored;
-                    self.env.stats.ignored_conns += 1;
+                    count_ignored(&self.services, &mut self.ignored_unnamed, &mut self.env.stats, conn.meta.pid);
                     self.to_ignore.push(id);
                 }
             }
@@ -676,6 +700,7 @@ impl Tracker {
 
     /// Forgets a process discovery rejected: what it produced is dropped now.
     pub(crate) fn reject(&mut self, pid: u32) {
+        self.ignored_unnamed.remove(&pid);
         self.remove_service(pid);
         if let Some(held) = self.held.remove(&pid) {
             self.env.stats.unnamed_spans_dropped += held.spans.len() as u64;

@@ -266,6 +266,24 @@ fn garbage_connection_is_ignored_without_spans() {
 }
 
 #[test]
+fn ignored_connections_count_once_their_process_is_named() {
+    // Watched from its exec, not named yet: its garbage connection waits.
+    let mut t = Tracker::new(Clock::new(), 0);
+    let garbage = b"\x00\x13\x37garbage\xff\xfe";
+    feed(&mut t, &[Ev::data(1, abi::ROLE_SERVER, abi::DIR_RECV, 1, garbage).flags(START, tp(1, 2, 0))]);
+    assert_eq!(t.stats().ignored_conns, 0);
+    t.add_service(Arc::new(Service { name: "svc".into(), pid: PID, ..Default::default() }));
+    assert_eq!(t.stats().ignored_conns, 1, "named: its connection counts");
+    // Another process watched from its exec and rejected: never counted.
+    let mut other = Ev::data(2, abi::ROLE_SERVER, abi::DIR_RECV, 1, garbage).flags(START, tp(1, 2, 0));
+    other.hdr.tgid = PID + 1;
+    feed(&mut t, &[other]);
+    t.reject(PID + 1);
+    t.add_service(Arc::new(Service { name: "later".into(), pid: PID + 1, ..Default::default() }));
+    assert_eq!(t.stats().ignored_conns, 1);
+}
+
+#[test]
 fn tls_connections_are_ignored() {
     let mut t = tracker_with_service();
     feed(
