@@ -139,18 +139,23 @@ fn unhex(s: &str) -> Vec<u8> {
 
 /// Runs raw_client.py (instrumented) against the echo server; returns what
 /// the server received for each request.
-fn send_raw(port: u16, writes: &[Vec<u8>], responses: usize, pause_ms: u64) -> Vec<Vec<u8>> {
+/// Runs the raw client once `agent` has chosen it: only chosen processes
+/// have a traceparent injected, and the client connects at once otherwise.
+fn send_raw(agent: &Agent, port: u16, writes: &[Vec<u8>], responses: usize, pause_ms: u64) -> Vec<Vec<u8>> {
     let case = serde_json::json!({
         "writes": writes.iter().map(|w| hex(w)).collect::<Vec<_>>(),
         "responses": responses,
         "pause_ms": pause_ms,
+        "wait_stdin": true,
     });
     let file = tempfile::NamedTempFile::new().unwrap();
     std::fs::write(file.path(), case.to_string()).unwrap();
-    let mut p = spawn(
+    let mut p = spawn_with_stdin(
         "raw-client",
         Command::new(python()).arg(apps_dir().join("raw_client.py")).arg(port.to_string()).arg(file.path()),
     );
+    agent.wait_instrumented(p.pid(), WAIT);
+    std::io::Write::write_all(p.child.stdin.as_mut().unwrap(), b"go\n").unwrap();
     assert!(p.wait_exit(WAIT).is_some_and(|s| s.success()), "raw client failed");
     let line = p.lines().pop().expect("raw client output");
     let v: Value = serde_json::from_str(&line).unwrap();
@@ -188,7 +193,7 @@ fn injection_never_corrupts_requests() {
 
     // A plain GET: injected right after the request line.
     let get = b"GET /plain?q=1 HTTP/1.1\r\nHost: svc\r\nUser-Agent: t\r\n\r\n".to_vec();
-    let got = send_raw(port, std::slice::from_ref(&get), 1, 0);
+    let got = send_raw(&agent, port, std::slice::from_ref(&get), 1, 0);
     let (rest, tp) = strip_one_traceparent(&got[0]);
     assert_eq!(rest, get, "bytes other than the header changed");
     let tp = tp.expect("a traceparent must be injected");
@@ -201,7 +206,7 @@ fn injection_never_corrupts_requests() {
     // A 200 KB POST: body byte-exact.
     let mut post = b"POST /upload HTTP/1.1\r\nHost: svc\r\nContent-Length: 200000\r\n\r\n".to_vec();
     post.extend((0..200_000u32).map(|i| (i % 251) as u8));
-    let got = send_raw(port, std::slice::from_ref(&post), 1, 0);
+    let got = send_raw(&agent, port, std::slice::from_ref(&post), 1, 0);
     let (rest, tp) = strip_one_traceparent(&got[0]);
     assert!(tp.is_some());
     assert!(rest == post, "POST body changed");
@@ -212,23 +217,23 @@ fn injection_never_corrupts_requests() {
         big.extend_from_slice(format!("X-Filler-{i}: {}\r\n", "v".repeat(64)).as_bytes());
     }
     big.extend_from_slice(b"\r\n");
-    let got = send_raw(port, std::slice::from_ref(&big), 1, 0);
+    let got = send_raw(&agent, port, std::slice::from_ref(&big), 1, 0);
     let (rest, tp) = strip_one_traceparent(&got[0]);
     assert!(tp.is_some());
     assert!(rest == big, "large head changed");
 
     // The app already propagates: left exactly as sent.
     let own = b"GET /own HTTP/1.1\r\nHost: svc\r\nTraceParent: 00-aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa-bbbbbbbbbbbbbbbb-01\r\n\r\n".to_vec();
-    let got = send_raw(port, std::slice::from_ref(&own), 1, 0);
+    let got = send_raw(&agent, port, std::slice::from_ref(&own), 1, 0);
     assert_eq!(got[0], own, "a request with its own traceparent must not change");
     let own_first =
         b"GET /own2 HTTP/1.1\r\ntraceparent: 00-aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa-bbbbbbbbbbbbbbbb-01\r\n\r\n".to_vec();
-    let got = send_raw(port, std::slice::from_ref(&own_first), 1, 0);
+    let got = send_raw(&agent, port, std::slice::from_ref(&own_first), 1, 0);
     assert_eq!(got[0], own_first, "a traceparent right after the request line counts too");
 
     // Request line split over two writes: not touched, still intact.
     let split = b"GET /split HTTP/1.1\r\nHost: svc\r\n\r\n".to_vec();
-    let got = send_raw(port, &[split[..7].to_vec(), split[7..].to_vec()], 1, 50);
+    let got = send_raw(&agent, port, &[split[..7].to_vec(), split[7..].to_vec()], 1, 50);
     assert_eq!(got[0], split);
 
     // Pipelined requests in one write, then keep-alive requests: each
@@ -237,7 +242,7 @@ fn injection_never_corrupts_requests() {
     for p in ["/p1", "/p2", "/p3"] {
         pipelined.extend_from_slice(format!("GET {p} HTTP/1.1\r\nHost: svc\r\n\r\n").as_bytes());
     }
-    let got = send_raw(port, &[pipelined], 3, 0);
+    let got = send_raw(&agent, port, &[pipelined], 3, 0);
     for (i, p) in ["/p1", "/p2", "/p3"].iter().enumerate() {
         let (rest, _) = strip_one_traceparent(&got[i]);
         assert_eq!(rest, format!("GET {p} HTTP/1.1\r\nHost: svc\r\n\r\n").into_bytes());
@@ -249,7 +254,7 @@ fn injection_never_corrupts_requests() {
     }
     // Sequential keep-alive requests on one connection (the client waits
     // for nothing between them here, so they may also coalesce).
-    let got = send_raw(port, &writes, 5, 100);
+    let got = send_raw(&agent, port, &writes, 5, 100);
     for (i, w) in ka.iter().enumerate() {
         let (rest, _) = strip_one_traceparent(&got[i]);
         assert_eq!(&rest, w);

@@ -2,7 +2,8 @@
 """Sends exact bytes to an HTTP server and prints what the echo server saw.
 
 Usage: raw_client.py PORT CASE_FILE
-CASE_FILE is JSON: {"writes": [<hex>, ...], "responses": N, "pause_ms": 0}
+CASE_FILE is JSON: {"writes": [<hex>, ...], "responses": N, "pause_ms": 0, "wait_stdin": false}
+wait_stdin: read a line from stdin before connecting (the test says when).
 Each write is sent with one send() call (pause_ms apart); the client then reads
 N responses. Prints one JSON line: {"echoed": [<hex of each response body>]}.
 """
@@ -29,6 +30,8 @@ def read_response(sock, buf):
 def main():
     port = int(sys.argv[1])
     case = json.load(open(sys.argv[2]))
+    if case.get("wait_stdin"):
+        sys.stdin.readline()
     sock = socket.create_connection(("127.0.0.1", port))
     for i, w in enumerate(case["writes"]):
         if i and case.get("pause_ms"):
