@@ -1007,19 +1007,9 @@ int obi_enter_poll(struct trace_event_raw_sys_enter *ctx)
 
 /* ---- request arrival (see obi/arrival.bpf.h) ------------------------------- */
 
-/* The fields of sock:inet_sock_set_state and sock:sk_data_ready this uses
- * (stable tracepoint formats, see /sys/kernel/tracing/events/sock). */
-struct obi_tp_sock_state {
-	__u64 _common;
-	__u64 skaddr;
-	__s32 oldstate;
-	__s32 newstate;
-	__u16 sport;
-	__u16 dport;
-	__u16 family;
-	__u16 protocol;
-};
-
+/* The fields of sock:sk_data_ready this uses (a stable tracepoint format,
+ * see /sys/kernel/tracing/events/sock); inet_sock_set_state's are in
+ * obi/types.bpf.h. */
 struct obi_tp_data_ready {
 	__u64 _common;
 	__u64 skaddr;
@@ -1027,9 +1017,6 @@ struct obi_tp_data_ready {
 	__u16 protocol;
 };
 
-#define OBI_TCP_ESTABLISHED 1
-#define OBI_TCP_SYN_RECV 3
-#define OBI_TCP_CLOSE 7
 
 SEC("tracepoint/sock/inet_sock_set_state")
 int obi_sock_state(struct obi_tp_sock_state *ctx)
@@ -1037,7 +1024,7 @@ int obi_sock_state(struct obi_tp_sock_state *ctx)
 	if (ctx->protocol != IPPROTO_TCP)
 		return 0;
 #ifdef OBI_NO_BTF
-	fd_sockets_state((const struct obi_tp_sock_state_full *)ctx);
+	fd_sockets_state(ctx);
 #endif
 	if (ctx->oldstate == OBI_TCP_SYN_RECV && ctx->newstate == OBI_TCP_ESTABLISHED) {
 		arrival_established(ctx->skaddr);

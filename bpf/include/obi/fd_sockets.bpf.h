@@ -96,25 +96,7 @@ static __always_inline void v4_mapped(__u8 dst[16], const __u8 addr[4])
 	__builtin_memcpy(dst + 12, addr, 4);
 }
 
-/* The fields of sock:inet_sock_set_state (its format file in tracefs).
- * Addresses as words: the verifier allows only loads at fixed offsets of
- * the context, not a copy through a pointer into it. */
-struct obi_tp_sock_state_full {
-	__u64 _common;
-	__u64 skaddr;
-	__s32 oldstate;
-	__s32 newstate;
-	__u16 sport;
-	__u16 dport;
-	__u16 family;
-	__u16 protocol;
-	__u32 saddr;
-	__u32 daddr;
-	__u64 saddr_v6[2];
-	__u64 daddr_v6[2];
-};
-
-static __always_inline void tuple_from_state(const struct obi_tp_sock_state_full *ctx, struct obi_conn_tuple *t)
+static __always_inline void tuple_from_state(const struct obi_tp_sock_state *ctx, struct obi_conn_tuple *t)
 {
 	t->family = ctx->family;
 	t->lport = ctx->sport;
@@ -131,10 +113,6 @@ static __always_inline void tuple_from_state(const struct obi_tp_sock_state_full
 	}
 }
 
-#define OBI_TCP_ESTABLISHED 1
-#define OBI_TCP_SYN_SENT 2
-#define OBI_TCP_SYN_RECV 3
-#define OBI_TCP_CLOSE 7
 
 /* Inside connect(): the socket a traced thread is connecting. */
 static __always_inline void fd_sockets_syn_sent(__u64 sk)
@@ -155,7 +133,7 @@ static __always_inline void peer_key_of(struct obi_peer_key *k, const struct obi
 }
 
 /* Every state change of a TCP socket (sock:inet_sock_set_state). */
-static __always_inline void fd_sockets_state(const struct obi_tp_sock_state_full *ctx)
+static __always_inline void fd_sockets_state(const struct obi_tp_sock_state *ctx)
 {
 	__u64 sk = ctx->skaddr;
 	if (ctx->oldstate == OBI_TCP_CLOSE && ctx->newstate == OBI_TCP_SYN_SENT) {

@@ -164,4 +164,30 @@ struct obi_go_key {
 	__u64 goid;
 };
 
+/* ---- tracepoint contexts ------------------------------------------------- */
+
+/* sock:inet_sock_set_state (its format file in tracefs, stable since 4.16).
+ * Addresses as words: the verifier allows only loads at fixed offsets of
+ * the context, not a copy through a pointer into it. */
+struct obi_tp_sock_state {
+	__u64 _common;
+	__u64 skaddr;
+	__s32 oldstate;
+	__s32 newstate;
+	__u16 sport;
+	__u16 dport;
+	__u16 family;
+	__u16 protocol;
+	__u32 saddr;
+	__u32 daddr;
+	__u64 saddr_v6[2];
+	__u64 daddr_v6[2];
+};
+
+/* TCP states as that tracepoint reports them. */
+#define OBI_TCP_ESTABLISHED 1
+#define OBI_TCP_SYN_SENT 2
+#define OBI_TCP_SYN_RECV 3
+#define OBI_TCP_CLOSE 7
+
 #endif /* OBI_TYPES_BPF_H */
