@@ -1,7 +1,8 @@
 // SPDX-License-Identifier: GPL-2.0-only OR Apache-2.0
 /*
- * obi-rs kernel side: syscall tracepoints only (no kprobes, no fentry), so it
- * loads on kernels built without them.
+ * obi-rs kernel side: tracepoints only (no kprobes, no fentry), so it loads
+ * on kernels built without them. Syscalls come through the raw sys_enter and
+ * sys_exit tracepoints, dispatched by number (obi/syscalls.bpf.h).
  *
  * Every data syscall has a small entry program that saves its arguments per
  * thread and one shared exit program that turns the result into an event.
@@ -347,6 +348,21 @@ struct {
 } exec_args SEC(".maps");
 #endif
 
+/* The handler of each syscall, at its number (see obi/syscalls.bpf.h). */
+struct {
+	__uint(type, BPF_MAP_TYPE_PROG_ARRAY);
+	__uint(max_entries, OBI_SYSCALL_SLOTS);
+	__type(key, __u32);
+	__type(value, __u32);
+} sys_enter_progs SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PROG_ARRAY);
+	__uint(max_entries, OBI_SYSCALL_SLOTS);
+	__type(key, __u32);
+	__type(value, __u32);
+} sys_exit_progs SEC(".maps");
+
 /* ---- helpers (they use the maps above) ---------------------------------- */
 
 #include "obi/common.bpf.h"
@@ -356,6 +372,27 @@ struct {
 #include "obi/capture.bpf.h"
 #include "obi/tls.bpf.h"
 #include "obi/h2.bpf.h"
+#include "obi/syscalls.bpf.h"
+
+/* ---- syscall dispatch (see obi/syscalls.bpf.h) -------------------------- */
+
+SEC("raw_tracepoint/sys_enter")
+int obi_syscall_enter(void *ctx)
+{
+	/* sys_enter(regs, id) */
+	bpf_tail_call(ctx, &sys_enter_progs, (__u32)((__u64 *)ctx)[1]);
+	return 0;
+}
+
+SEC("raw_tracepoint/sys_exit")
+int obi_syscall_exit(void *ctx)
+{
+	/* sys_exit(regs, ret): the number is in the saved registers. */
+	long nr = sc_exit_nr(((__u64 *)ctx)[0]);
+	if (nr >= 0)
+		bpf_tail_call(ctx, &sys_exit_progs, (__u32)nr);
+	return 0;
+}
 
 /* ---- syscall programs --------------------------------------------------- */
 
@@ -452,60 +489,51 @@ static __always_inline int msg_enter(__u32 fd, __u64 msghdr, __u8 dir, __u8 sc)
 	return io_enter(fd, (__u64)mh.msg_iov, cnt, 0, dir, sc);
 }
 
-SEC("tracepoint/syscalls/sys_enter_read")
-int obi_enter_read(struct trace_event_raw_sys_enter *ctx)
+OBI_SYSCALL_ENTER(obi_enter_read)
 {
 	return io_enter(ctx->args[0], ctx->args[1], 0, ctx->args[2], OBI_DIR_RECV, OBI_SC_READ);
 }
 
-SEC("tracepoint/syscalls/sys_enter_write")
-int obi_enter_write(struct trace_event_raw_sys_enter *ctx)
+OBI_SYSCALL_ENTER(obi_enter_write)
 {
 	return io_enter(ctx->args[0], ctx->args[1], 0, ctx->args[2], OBI_DIR_SEND, OBI_SC_WRITE);
 }
 
-SEC("tracepoint/syscalls/sys_enter_readv")
-int obi_enter_readv(struct trace_event_raw_sys_enter *ctx)
+OBI_SYSCALL_ENTER(obi_enter_readv)
 {
 	return io_enter(ctx->args[0], ctx->args[1], ctx->args[2], 0, OBI_DIR_RECV, OBI_SC_READV);
 }
 
-SEC("tracepoint/syscalls/sys_enter_writev")
-int obi_enter_writev(struct trace_event_raw_sys_enter *ctx)
+OBI_SYSCALL_ENTER(obi_enter_writev)
 {
 	return io_enter(ctx->args[0], ctx->args[1], ctx->args[2], 0, OBI_DIR_SEND, OBI_SC_WRITEV);
 }
 
-SEC("tracepoint/syscalls/sys_enter_recvfrom")
-int obi_enter_recvfrom(struct trace_event_raw_sys_enter *ctx)
+OBI_SYSCALL_ENTER(obi_enter_recvfrom)
 {
 	if (ctx->args[3] & MSG_PEEK) /* peeked bytes are read again later */
 		return 0;
 	return io_enter(ctx->args[0], ctx->args[1], 0, ctx->args[2], OBI_DIR_RECV, OBI_SC_RECVFROM);
 }
 
-SEC("tracepoint/syscalls/sys_enter_sendto")
-int obi_enter_sendto(struct trace_event_raw_sys_enter *ctx)
+OBI_SYSCALL_ENTER(obi_enter_sendto)
 {
 	return io_enter(ctx->args[0], ctx->args[1], 0, ctx->args[2], OBI_DIR_SEND, OBI_SC_SENDTO);
 }
 
-SEC("tracepoint/syscalls/sys_enter_recvmsg")
-int obi_enter_recvmsg(struct trace_event_raw_sys_enter *ctx)
+OBI_SYSCALL_ENTER(obi_enter_recvmsg)
 {
 	if (ctx->args[2] & MSG_PEEK)
 		return 0;
 	return msg_enter(ctx->args[0], ctx->args[1], OBI_DIR_RECV, OBI_SC_RECVMSG);
 }
 
-SEC("tracepoint/syscalls/sys_enter_sendmsg")
-int obi_enter_sendmsg(struct trace_event_raw_sys_enter *ctx)
+OBI_SYSCALL_ENTER(obi_enter_sendmsg)
 {
 	return msg_enter(ctx->args[0], ctx->args[1], OBI_DIR_SEND, OBI_SC_SENDMSG);
 }
 
-SEC("tracepoint/syscalls/sys_enter_sendfile64")
-int obi_enter_sendfile(struct trace_event_raw_sys_enter *ctx)
+OBI_SYSCALL_ENTER(obi_enter_sendfile)
 {
 	/* out_fd is the socket; no user buffer to capture. */
 	return io_enter(ctx->args[0], 0, 0, 0, OBI_DIR_SEND, OBI_SC_SENDFILE);
@@ -526,8 +554,7 @@ static __always_inline int fd_op_enter(__u32 fd, __u8 op, __u8 sc)
 }
 
 /* accept(fd, addr, len) and accept4(fd, addr, len, flags) */
-SEC("tracepoint/syscalls/sys_enter_accept")
-int obi_enter_accept(struct trace_event_raw_sys_enter *ctx)
+OBI_SYSCALL_ENTER(obi_enter_accept)
 {
 #ifdef OBI_NO_BTF
 	/* The peer address accept() writes names the connection (obi/fd_sockets.bpf.h). */
@@ -543,8 +570,7 @@ int obi_enter_accept(struct trace_event_raw_sys_enter *ctx)
 }
 
 /* connect(fd, addr, len) */
-SEC("tracepoint/syscalls/sys_enter_connect")
-int obi_enter_connect(struct trace_event_raw_sys_enter *ctx)
+OBI_SYSCALL_ENTER(obi_enter_connect)
 {
 	/* Only selected processes: a socket in sock_dir is one sk_msg may change. */
 	if (obi_ctx_propagation && pid_selected(bpf_get_current_pid_tgid() >> 32))
@@ -696,8 +722,7 @@ static __always_inline int exit_open(__u64 pid_tgid, struct obi_io_args *a, __u3
 
 /* One exit program for every syscall above: the saved arguments say what
  * the syscall was. */
-SEC("tracepoint/syscalls/sys_exit_read")
-int obi_sys_exit(struct trace_event_raw_sys_exit *ctx)
+OBI_SYSCALL_EXIT(obi_sys_exit)
 {
 	__u64 pid_tgid = bpf_get_current_pid_tgid();
 	struct obi_io_args *saved = bpf_map_lookup_elem(&pending_io, &pid_tgid);
@@ -721,8 +746,7 @@ int obi_sys_exit(struct trace_event_raw_sys_exit *ctx)
 	return 0;
 }
 
-SEC("tracepoint/syscalls/sys_enter_close")
-int obi_enter_close(struct trace_event_raw_sys_enter *ctx)
+OBI_SYSCALL_ENTER(obi_enter_close)
 {
 	__u64 pid_tgid = bpf_get_current_pid_tgid();
 	if (!pid_traced(pid_tgid >> 32))
@@ -767,8 +791,7 @@ int obi_tcp_rcv_space(struct obi_tp_tcp_sk *ctx)
 }
 
 /* dup2(old, new) and dup3(old, new, flags) close whatever new named. */
-SEC("tracepoint/syscalls/sys_enter_dup3")
-int obi_enter_dup3(struct trace_event_raw_sys_enter *ctx)
+OBI_SYSCALL_ENTER(obi_enter_dup3)
 {
 	if (pid_traced(bpf_get_current_pid_tgid() >> 32) && ctx->args[0] != ctx->args[1])
 		fd_sock_forget(ctx->args[1]);
@@ -779,16 +802,14 @@ int obi_enter_dup3(struct trace_event_raw_sys_enter *ctx)
 /* ---- parent hints (see obi/hints.bpf.h) ----------------------------------- */
 
 /* access(path, mode): what libuv calls on x86_64. */
-SEC("tracepoint/syscalls/sys_enter_access")
-int obi_enter_access(struct trace_event_raw_sys_enter *ctx)
+OBI_SYSCALL_ENTER(obi_enter_access)
 {
 	return hint_record((const char *)ctx->args[0]);
 }
 
 /* faccessat(dirfd, path, mode) and faccessat2(dirfd, path, mode, flags):
  * what access() becomes where there is no access syscall (arm64). */
-SEC("tracepoint/syscalls/sys_enter_faccessat")
-int obi_enter_faccessat(struct trace_event_raw_sys_enter *ctx)
+OBI_SYSCALL_ENTER(obi_enter_faccessat)
 {
 	return hint_record((const char *)ctx->args[1]);
 }
@@ -908,8 +929,7 @@ static __always_inline int waits_on_many(void)
 
 /* epoll_wait/epoll_pwait/epoll_pwait2(epfd, ...): a set of one known member
  * is a blocking wait on one socket; anything else multiplexes. */
-SEC("tracepoint/syscalls/sys_enter_epoll_wait")
-int obi_enter_epoll_wait(struct trace_event_raw_sys_enter *ctx)
+OBI_SYSCALL_ENTER(obi_enter_epoll_wait)
 {
 	__u64 pid_tgid = bpf_get_current_pid_tgid();
 	if (!pid_traced(pid_tgid >> 32))
@@ -923,8 +943,7 @@ int obi_enter_epoll_wait(struct trace_event_raw_sys_enter *ctx)
 }
 
 /* epoll_create/epoll_create1 returned a new, empty set. */
-SEC("tracepoint/syscalls/sys_exit_epoll_create1")
-int obi_exit_epoll_create(struct trace_event_raw_sys_exit *ctx)
+OBI_SYSCALL_EXIT(obi_exit_epoll_create)
 {
 	long epfd = ctx->ret;
 	if (epfd < 0)
@@ -940,8 +959,7 @@ int obi_exit_epoll_create(struct trace_event_raw_sys_exit *ctx)
 
 /* epoll_ctl(epfd, op, fd, event): ADD and DEL change the set's count when
  * they succeed, so the exit applies what the entry saw. */
-SEC("tracepoint/syscalls/sys_enter_epoll_ctl")
-int obi_enter_epoll_ctl(struct trace_event_raw_sys_enter *ctx)
+OBI_SYSCALL_ENTER(obi_enter_epoll_ctl)
 {
 	__u64 op = ctx->args[1];
 	if (op != 1 /* EPOLL_CTL_ADD */ && op != 2 /* EPOLL_CTL_DEL */)
@@ -965,8 +983,7 @@ int obi_enter_epoll_ctl(struct trace_event_raw_sys_enter *ctx)
 	return 0;
 }
 
-SEC("tracepoint/syscalls/sys_exit_epoll_ctl")
-int obi_exit_epoll_ctl(struct trace_event_raw_sys_exit *ctx)
+OBI_SYSCALL_EXIT(obi_exit_epoll_ctl)
 {
 	long ret = ctx->ret;
 	__u64 pid_tgid = bpf_get_current_pid_tgid();
@@ -997,8 +1014,7 @@ int obi_exit_epoll_ctl(struct trace_event_raw_sys_exit *ctx)
 
 /* poll() on one descriptor is a blocking read with a timeout (CPython,
  * Java sockets with timeouts): only two or more mean multiplexing. */
-SEC("tracepoint/syscalls/sys_enter_poll")
-int obi_enter_poll(struct trace_event_raw_sys_enter *ctx)
+OBI_SYSCALL_ENTER(obi_enter_poll)
 {
 	if (ctx->args[1] < 2)
 		return 0;
@@ -1064,8 +1080,7 @@ static __always_inline void proc_event(__u8 kind, __u32 pid, __u32 ppid)
 }
 
 /* A new listening socket may make a process match an open-port selector. */
-SEC("tracepoint/syscalls/sys_exit_listen")
-int obi_exit_listen(struct trace_event_raw_sys_exit *ctx)
+OBI_SYSCALL_EXIT(obi_exit_listen)
 {
 	__u32 tgid = bpf_get_current_pid_tgid() >> 32;
 	if (ctx->ret == 0 && tgid != obi_agent_tgid)
@@ -1076,8 +1091,7 @@ int obi_exit_listen(struct trace_event_raw_sys_exit *ctx)
 /* A traced process that loads OpenSSL after it started (Python imports
  * ssl lazily) gets its TLS probes before its first handshake completes. */
 #ifndef OBI_NO_BTF /* reads the mapped file's name through the task's files */
-SEC("tracepoint/syscalls/sys_enter_mmap")
-int obi_enter_mmap(struct trace_event_raw_sys_enter *ctx)
+OBI_SYSCALL_ENTER(obi_enter_mmap)
 {
 	const __u64 PROT_EXEC = 4;
 	long fd = ctx->args[4];
@@ -1114,8 +1128,7 @@ int obi_enter_mmap(struct trace_event_raw_sys_enter *ctx)
 }
 #endif
 
-SEC("tracepoint/syscalls/sys_exit_mmap")
-int obi_exit_mmap(struct trace_event_raw_sys_exit *ctx)
+OBI_SYSCALL_EXIT(obi_exit_mmap)
 {
 	__u64 pid_tgid = bpf_get_current_pid_tgid();
 	if (!bpf_map_lookup_elem(&mmap_libssl, &pid_tgid))
@@ -1194,14 +1207,12 @@ int obi_sched_exec(struct trace_event_raw_sched_process_exec *ctx)
 #ifdef OBI_NO_BTF
 /* execve(path, argv, envp) and execveat(dirfd, path, argv, envp, flags):
  * the arguments, read from the old program's memory while it is still there. */
-SEC("tracepoint/syscalls/sys_enter_execve")
-int obi_enter_execve(struct trace_event_raw_sys_enter *ctx)
+OBI_SYSCALL_ENTER_ANY(obi_enter_execve)
 {
 	return exec_args_keep(ctx->args[1]);
 }
 
-SEC("tracepoint/syscalls/sys_enter_execveat")
-int obi_enter_execveat(struct trace_event_raw_sys_enter *ctx)
+OBI_SYSCALL_ENTER_ANY(obi_enter_execveat)
 {
 	return exec_args_keep(ctx->args[2]);
 }

@@ -18,6 +18,10 @@
 /* iovec entries walked per readv/writev/recvmsg/sendmsg. */
 #define OBI_MAX_IOV 8
 
+/* Entries of the syscall program arrays (sys_enter_progs, sys_exit_progs):
+ * above every syscall number of x86_64 and arm64. */
+#define OBI_SYSCALL_SLOTS 512
+
 /* obi_event_hdr.kind */
 #define OBI_EV_DATA 1       /* bytes moved on a traced TCP socket */
 #define OBI_EV_CONN_OPEN 2  /* accept/connect completed */

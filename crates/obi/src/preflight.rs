@@ -4,7 +4,7 @@
 use std::fs;
 use std::path::{Path, PathBuf};
 
-use crate::ebpf::programs::{Hook, all_hooks};
+use crate::ebpf::programs::all_hooks;
 
 mod confinement;
 pub(crate) mod trial;
@@ -398,16 +398,15 @@ fn tracepoint_checks() -> Vec<Check> {
     };
     let mut out = Vec::new();
     for (att, hook) in all_hooks() {
-        let (category, name) = match hook {
-            Hook::TracePoint(c, n) => (c, n),
-            Hook::RawTracePoint(n) => ("sched", n),
-        };
+        // Syscalls are reached through the raw_syscalls tracepoints, which
+        // are checked once: no event per syscall is needed.
+        let Some((category, name)) = hook.tracefs_event() else { continue };
         let present = tracefs.join("events").join(category).join(name).join("id").is_file();
         let label = hook.describe();
         out.push(if present {
             Check::ok(label, "present")
         } else if att.required {
-            Check::fail(label, "missing", "a kernel with CONFIG_FTRACE_SYSCALLS=y is required")
+            Check::fail(label, "missing", "a kernel built with CONFIG_TRACEPOINTS=y is required")
         } else {
             Check::warn(label, format!("missing: no {}", att.lost), "")
         });

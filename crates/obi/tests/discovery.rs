@@ -107,7 +107,7 @@ fn check_reports_this_machine() {
         "ok    kernel",
         "ok    capabilities",
         "ok    btf",
-        "tracepoint syscalls:sys_enter_read",
+        "raw tracepoint sys_enter",
         "sched_process_exec",
         "ok    eBPF programs",
     ] {

@@ -5,6 +5,8 @@
 #![allow(dead_code)]
 
 pub(crate) const MAX_CAPTURE: usize = 4096;
+/// Entries of the syscall program arrays.
+pub(crate) const SYSCALL_SLOTS: u32 = 512;
 pub(crate) const TAIL_LEN: usize = 16;
 
 pub(crate) const EV_DATA: u8 = 1;
@@ -283,6 +285,12 @@ mod tests {
         assert_eq!(size_of::<FdKey>(), 8);
         assert_eq!(offset_of!(FdSock, exec_gen), 16);
         assert_eq!(size_of::<FdSock>(), 24);
+    }
+
+    #[test]
+    fn syscall_slots_match_the_c_header() {
+        let header = include_str!("../../../../bpf/include/obi/abi.h");
+        assert!(header.contains(&format!("#define OBI_SYSCALL_SLOTS {SYSCALL_SLOTS}")));
     }
 
     #[test]

@@ -1,9 +1,12 @@
 //! Closing many probe links at once.
 //!
 //! Closing a perf-event link (a tracepoint or uprobe) waits for a kernel RCU
-//! grace period, ~70 ms each on the test VMs: the 39 tracepoint links took
-//! 2.9 s to close one after the other, most of the agent's shutdown time.
-//! Closed from several threads, the waits overlap.
+//! grace period, 40-70 ms each on the test VMs. Closed from several threads,
+//! the waits overlap where the kernel lets them: uprobes do, but tracepoint
+//! events queue on the kernel's event_mutex (6.18: 39 syscall events took
+//! 1.7 s from 16 threads). That is why syscalls now come through two raw
+//! tracepoints (bpf/include/obi/syscalls.bpf.h), which close at once, and
+//! only a handful of perf-event tracepoints are left for this.
 
 /// Threads used to close links; more buys nothing once the waits overlap.
 const CLOSERS: usize = 16;

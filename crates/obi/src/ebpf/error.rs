@@ -59,6 +59,15 @@ pub(crate) enum TracerError {
         #[source]
         source: Box<ProgramError>,
     },
+    #[error("registering {program} for {hook} in {map}")]
+    SyscallSlot {
+        program: &'static str,
+        hook: String,
+        map: &'static str,
+        /// Boxed: aya's error is large and this enum is returned often.
+        #[source]
+        source: Box<MapError>,
+    },
     #[error("cannot attach {program} ({hook}); obi-rs needs it for {needed_for}")]
     RequiredHook {
         program: &'static str,

@@ -10,6 +10,7 @@ pub(crate) mod no_btf;
 pub(crate) mod programs;
 pub(crate) mod propagation;
 pub(crate) mod ring;
+mod syscalls;
 pub(crate) mod tls;
 
 /// What to do when the kernel's BTF cannot be read (shared with `obi check`).
@@ -20,7 +21,7 @@ OTEL_EBPF_BTF_IGNORE_KERNEL=true to run without BTF (README: what is lost withou
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
-use aya::maps::{HashMap as BpfHashMap, MapData, PerCpuArray, RingBuf};
+use aya::maps::{HashMap as BpfHashMap, MapData, PerCpuArray, ProgramArray, RingBuf};
 use aya::programs::trace_point::TracePointLinkId;
 use aya::programs::{Program, RawTracePoint, TracePoint};
 use aya::{Btf, Ebpf, EbpfLoader, Endianness};
@@ -29,7 +30,7 @@ use crate::config::Config;
 pub(crate) use error::TracerError;
 use error::{load_error, program_load_error};
 use no_btf::BtfSource;
-use programs::{ATTACHMENTS, Attachment, Hook, NO_BTF_ATTACHMENTS};
+use programs::{ATTACHMENTS, Attachment, Hook, NO_BTF_ATTACHMENTS, SYSCALL_DISPATCH};
 
 type Result<T, E = TracerError> = std::result::Result<T, E>;
 
@@ -176,7 +177,8 @@ impl Tracer {
             );
         }
         let extra: &[Attachment] = if no_btf { NO_BTF_ATTACHMENTS } else { &[] };
-        for att in ATTACHMENTS.iter().chain(extra) {
+        // The dispatchers come last: then every handler is in its slot.
+        for att in ATTACHMENTS.iter().chain(extra).chain(SYSCALL_DISPATCH) {
             if no_btf && let Some((_, lost)) = no_btf::NEEDS_BTF.iter().find(|(p, _)| *p == att.program) {
                 tracing::debug!(component = "ebpf.Tracer", program = att.program, lost, "not in the no-BTF build");
                 continue;
@@ -599,6 +601,28 @@ fn attach(
                 tp.load().map_err(|e| program_load_error(program, e))?;
             }
             tp.attach(name).map_err(attach_error)?;
+        }
+        Hook::SyscallEnter(name) | Hook::SyscallExit(name) => {
+            let handler: &mut RawTracePoint = prog.try_into().map_err(attach_error)?;
+            if first {
+                handler.load().map_err(|e| program_load_error(program, e))?;
+            }
+            // Not a syscall of this architecture: nothing can call it.
+            let Some(nr) = syscalls::number(name) else {
+                tracing::debug!(component = "ebpf.Tracer", program, syscall = name, "no such syscall here");
+                return Ok(());
+            };
+            let fd = handler.fd().map_err(attach_error)?.try_clone().map_err(|e| attach_error(e.into()))?;
+            let slots = if matches!(hook, Hook::SyscallEnter(_)) { "sys_enter_progs" } else { "sys_exit_progs" };
+            let map = ebpf.map_mut(slots).ok_or(TracerError::MissingMap(slots))?;
+            let mut array =
+                ProgramArray::try_from(map).map_err(|source| TracerError::MapType { name: slots, source })?;
+            array.set(nr, &fd, 0).map_err(|source| TracerError::SyscallSlot {
+                program,
+                hook: hook.describe(),
+                map: slots,
+                source: Box::new(source),
+            })?;
         }
     }
     Ok(())

@@ -7,6 +7,11 @@ pub(crate) enum Hook {
     TracePoint(&'static str, &'static str),
     /// `raw_tracepoint/<name>`
     RawTracePoint(&'static str),
+    /// Entry of the named syscall, reached through the raw `sys_enter`
+    /// tracepoint's dispatcher (see `bpf/include/obi/syscalls.bpf.h`).
+    SyscallEnter(&'static str),
+    /// Return of the named syscall, through the `sys_exit` dispatcher.
+    SyscallExit(&'static str),
 }
 
 impl Hook {
@@ -14,6 +19,18 @@ impl Hook {
         match self {
             Hook::TracePoint(cat, name) => format!("tracepoint {cat}:{name}"),
             Hook::RawTracePoint(name) => format!("raw tracepoint {name}"),
+            Hook::SyscallEnter(name) => format!("{name}() entry"),
+            Hook::SyscallExit(name) => format!("{name}() return"),
+        }
+    }
+
+    /// The tracefs event (category, name) this hook needs, if one.
+    pub(crate) fn tracefs_event(&self) -> Option<(&'static str, &'static str)> {
+        match *self {
+            Hook::TracePoint(category, name) => Some((category, name)),
+            Hook::RawTracePoint(name @ ("sys_enter" | "sys_exit")) => Some(("raw_syscalls", name)),
+            Hook::RawTracePoint(name) => Some(("sched", name)),
+            Hook::SyscallEnter(_) | Hook::SyscallExit(_) => None,
         }
     }
 }
@@ -27,127 +44,135 @@ pub(crate) struct Attachment {
     pub(crate) lost: &'static str,
 }
 
-use Hook::{RawTracePoint, TracePoint};
+use Hook::{RawTracePoint, SyscallEnter as enter, SyscallExit as exit, TracePoint};
 
-const fn sc(name: &'static str) -> Hook {
-    TracePoint("syscalls", name)
-}
+/// The syscall dispatchers, attached after every handler is in its slot:
+/// returns first, so an entry never saves arguments nobody consumes.
+pub(crate) const SYSCALL_DISPATCH: &[Attachment] = &[
+    Attachment {
+        program: "obi_syscall_exit",
+        hooks: &[RawTracePoint("sys_exit")],
+        required: true,
+        lost: "all request capture",
+    },
+    Attachment {
+        program: "obi_syscall_enter",
+        hooks: &[RawTracePoint("sys_enter")],
+        required: true,
+        lost: "all request capture",
+    },
+];
 
-/// Every attachment of the socket tracer, in attach order: exits first, so
-/// an entry never saves arguments nobody consumes.
+/// Every attachment of the socket tracer. Syscall hooks only fill program
+/// array slots; nothing reaches them before [`SYSCALL_DISPATCH`] attaches.
 pub(crate) const ATTACHMENTS: &[Attachment] = &[
     Attachment {
         program: "obi_sys_exit",
-        hooks: &[sc("sys_exit_read"), sc("sys_exit_write"), sc("sys_exit_accept4"), sc("sys_exit_connect")],
+        hooks: &[exit("read"), exit("write"), exit("accept4"), exit("connect")],
         required: true,
         lost: "all request capture",
     },
     Attachment {
         program: "obi_sys_exit",
         hooks: &[
-            sc("sys_exit_readv"),
-            sc("sys_exit_writev"),
-            sc("sys_exit_recvfrom"),
-            sc("sys_exit_sendto"),
-            sc("sys_exit_recvmsg"),
-            sc("sys_exit_sendmsg"),
-            sc("sys_exit_sendfile64"),
-            sc("sys_exit_accept"),
+            exit("readv"),
+            exit("writev"),
+            exit("recvfrom"),
+            exit("sendto"),
+            exit("recvmsg"),
+            exit("sendmsg"),
+            exit("sendfile"),
+            exit("accept"),
         ],
         required: false,
         lost: "traffic through this syscall",
     },
-    Attachment { program: "obi_enter_read", hooks: &[sc("sys_enter_read")], required: true, lost: "" },
-    Attachment { program: "obi_enter_write", hooks: &[sc("sys_enter_write")], required: true, lost: "" },
+    Attachment { program: "obi_enter_read", hooks: &[enter("read")], required: true, lost: "" },
+    Attachment { program: "obi_enter_write", hooks: &[enter("write")], required: true, lost: "" },
+    Attachment { program: "obi_enter_accept", hooks: &[enter("accept4")], required: true, lost: "server connections" },
     Attachment {
         program: "obi_enter_accept",
-        hooks: &[sc("sys_enter_accept4")],
-        required: true,
-        lost: "server connections",
-    },
-    Attachment {
-        program: "obi_enter_accept",
-        hooks: &[sc("sys_enter_accept")],
+        hooks: &[enter("accept")],
         required: false,
         lost: "server connections accepted with accept()",
     },
-    Attachment { program: "obi_enter_connect", hooks: &[sc("sys_enter_connect")], required: true, lost: "" },
-    Attachment { program: "obi_enter_close", hooks: &[sc("sys_enter_close")], required: true, lost: "" },
+    Attachment { program: "obi_enter_connect", hooks: &[enter("connect")], required: true, lost: "" },
+    Attachment { program: "obi_enter_close", hooks: &[enter("close")], required: true, lost: "" },
     Attachment {
         program: "obi_enter_readv",
-        hooks: &[sc("sys_enter_readv")],
+        hooks: &[enter("readv")],
         required: false,
         lost: "requests read with readv()",
     },
     Attachment {
         program: "obi_enter_writev",
-        hooks: &[sc("sys_enter_writev")],
+        hooks: &[enter("writev")],
         required: false,
         lost: "responses written with writev() (nginx, many C servers)",
     },
     Attachment {
         program: "obi_enter_recvfrom",
-        hooks: &[sc("sys_enter_recvfrom")],
+        hooks: &[enter("recvfrom")],
         required: false,
         lost: "traffic read with recv()/recvfrom() (Python, Node.js)",
     },
     Attachment {
         program: "obi_enter_sendto",
-        hooks: &[sc("sys_enter_sendto")],
+        hooks: &[enter("sendto")],
         required: false,
         lost: "traffic written with send()/sendto() (Python, Node.js)",
     },
     Attachment {
         program: "obi_enter_recvmsg",
-        hooks: &[sc("sys_enter_recvmsg")],
+        hooks: &[enter("recvmsg")],
         required: false,
         lost: "traffic read with recvmsg()",
     },
     Attachment {
         program: "obi_enter_sendmsg",
-        hooks: &[sc("sys_enter_sendmsg")],
+        hooks: &[enter("sendmsg")],
         required: false,
         lost: "traffic written with sendmsg()",
     },
     Attachment {
         program: "obi_enter_sendfile",
-        hooks: &[sc("sys_enter_sendfile64")],
+        hooks: &[enter("sendfile")],
         required: false,
         lost: "response sizes of files sent with sendfile() (static file servers)",
     },
     Attachment {
         program: "obi_enter_epoll_wait",
-        hooks: &[sc("sys_enter_epoll_wait"), sc("sys_enter_epoll_pwait")],
+        hooks: &[enter("epoll_wait"), enter("epoll_pwait")],
         required: true,
         lost: "",
     },
     Attachment {
         program: "obi_enter_epoll_wait",
-        hooks: &[sc("sys_enter_epoll_pwait2")],
+        hooks: &[enter("epoll_pwait2")],
         required: false,
         lost: "event-loop detection for loops waiting in epoll_pwait2, whose client calls may then take a wrong parent (nothing before Linux 5.11, which has no such syscall)",
     },
     Attachment {
         program: "obi_exit_epoll_create",
-        hooks: &[sc("sys_exit_epoll_create1"), sc("sys_exit_epoll_create")],
+        hooks: &[exit("epoll_create1"), exit("epoll_create")],
         required: false,
         lost: "parents for threads that wait on one socket through epoll (psycopg): their client calls start their own traces",
     },
     Attachment {
         program: "obi_exit_epoll_ctl",
-        hooks: &[sc("sys_exit_epoll_ctl")],
+        hooks: &[exit("epoll_ctl")],
         required: false,
         lost: "parents for threads that wait on one socket through epoll (psycopg): their client calls start their own traces",
     },
     Attachment {
         program: "obi_enter_epoll_ctl",
-        hooks: &[sc("sys_enter_epoll_ctl")],
+        hooks: &[enter("epoll_ctl")],
         required: false,
         lost: "parents for threads that wait on one socket through epoll (psycopg): their client calls start their own traces",
     },
     Attachment {
         program: "obi_enter_poll",
-        hooks: &[sc("sys_enter_poll"), sc("sys_enter_ppoll")],
+        hooks: &[enter("poll"), enter("ppoll")],
         required: false,
         lost: "event-loop detection for loops built on poll(): their client calls may take a wrong parent",
     },
@@ -165,31 +190,31 @@ pub(crate) const ATTACHMENTS: &[Attachment] = &[
     },
     Attachment {
         program: "obi_enter_access",
-        hooks: &[sc("sys_enter_access")],
+        hooks: &[enter("access")],
         required: false,
         lost: "Node.js parent hints on x86_64 (client spans of Node.js servers start their own traces)",
     },
     Attachment {
         program: "obi_enter_faccessat",
-        hooks: &[sc("sys_enter_faccessat"), sc("sys_enter_faccessat2")],
+        hooks: &[enter("faccessat"), enter("faccessat2")],
         required: false,
         lost: "Node.js parent hints where access() is faccessat() (arm64)",
     },
     Attachment {
         program: "obi_exit_listen",
-        hooks: &[sc("sys_exit_listen")],
+        hooks: &[exit("listen")],
         required: false,
         lost: "immediate discovery of new servers (the periodic /proc scan still finds them)",
     },
     Attachment {
         program: "obi_exit_mmap",
-        hooks: &[sc("sys_exit_mmap")],
+        hooks: &[exit("mmap")],
         required: false,
         lost: "TLS tracing of processes that load OpenSSL after they were instrumented",
     },
     Attachment {
         program: "obi_enter_mmap",
-        hooks: &[sc("sys_enter_mmap")],
+        hooks: &[enter("mmap")],
         required: false,
         lost: "TLS tracing of processes that load OpenSSL after they were instrumented",
     },
@@ -217,13 +242,13 @@ pub(crate) const ATTACHMENTS: &[Attachment] = &[
 pub(crate) const NO_BTF_ATTACHMENTS: &[Attachment] = &[
     Attachment {
         program: "obi_enter_execve",
-        hooks: &[sc("sys_enter_execve")],
+        hooks: &[enter("execve")],
         required: false,
         lost: "arguments of new programs: one selected by its command line is recognised from /proc, and one gone first is matched by its path only",
     },
     Attachment {
         program: "obi_enter_execveat",
-        hooks: &[sc("sys_enter_execveat")],
+        hooks: &[enter("execveat")],
         required: false,
         lost: "arguments of programs started with execveat (fexecve)",
     },
@@ -233,16 +258,16 @@ pub(crate) const NO_BTF_ATTACHMENTS: &[Attachment] = &[
         required: false,
         lost: "servers that accept with a NULL address (Node.js and other libuv servers, Mosquitto): not traced",
     },
-    Attachment { program: "obi_enter_dup3", hooks: &[sc("sys_enter_dup3")], required: true, lost: "" },
+    Attachment { program: "obi_enter_dup3", hooks: &[enter("dup3")], required: true, lost: "" },
     Attachment {
         program: "obi_enter_dup3",
-        hooks: &[sc("sys_enter_dup2")],
+        hooks: &[enter("dup2")],
         required: false,
         lost: "nothing where dup2 does not exist (arm64); elsewhere a socket replaced with dup2 stays known by its descriptor",
     },
 ];
 
-/// Every tracepoint the agent may use, for the preflight check.
+/// Every hook the agent may use, for the preflight check.
 pub(crate) fn all_hooks() -> impl Iterator<Item = (&'static Attachment, Hook)> {
-    ATTACHMENTS.iter().flat_map(|a| a.hooks.iter().map(move |h| (a, *h)))
+    ATTACHMENTS.iter().chain(SYSCALL_DISPATCH).flat_map(|a| a.hooks.iter().map(move |h| (a, *h)))
 }
