@@ -3,10 +3,17 @@
 builds: the eBPF run time the kernel accounts to each obi program
 (kernel.bpf_stats_enabled) divided by the requests served meanwhile.
 
-Two situations per server:
+Three situations per server:
   traced    the agent instruments the server (OTEL_EBPF_OPEN_PORT=its port)
   untraced  the agent runs but instruments something else: what a process
             that is not traced pays for the agent's hooks
+  none      no agent (once per server, not per build): the baseline
+
+Besides the BPF run time (which the kernel accounts to the program a hook
+runs, so a tail-called handler counts under its dispatcher, and which misses
+the tracepoint machinery around the program), each run reports the server's
+own CPU time per request (user + system, all its processes: this includes
+every cost the agent adds to the app) and the agent's CPU time per request.
 
 Servers: nginx (1 worker, epoll) and Node.js (event loop), 1 KiB responses,
 closed-loop wrk load with keep-alive connections; server on CPU 0, wrk on CPU 1.
@@ -106,6 +113,22 @@ def bpf_stats(ids):
     return stats
 
 
+def cpu_seconds(pid):
+    """User + system CPU seconds of process `pid` and all its descendants."""
+    tick = os.sysconf("SC_CLK_TCK")
+    total, todo = 0.0, [pid]
+    while todo:
+        p = todo.pop()
+        try:
+            fields = Path(f"/proc/{p}/stat").read_text().rsplit(")", 1)[1].split()
+            total += (int(fields[11]) + int(fields[12])) / tick
+            for task in Path(f"/proc/{p}/task").iterdir():
+                todo += [int(c) for c in (task / "children").read_text().split()]
+        except (OSError, ValueError):
+            pass
+    return total
+
+
 def wrk(port, duration, conns=50):
     out = subprocess.run(
         ["taskset", "-c", "1", "wrk", "-t1", f"-c{conns}", f"-d{duration}s", f"http://127.0.0.1:{port}/"],
@@ -116,11 +139,17 @@ def wrk(port, duration, conns=50):
 
 
 def run_once(agent, server, situation, duration, workdir):
+    """(requests, {program: (ns/request, runs/request)}, server CPU us/request, agent CPU us/request)"""
     port = free_port()
     srv = subprocess.Popen(["taskset", "-c", "0"] + SERVERS[server](workdir, port),
                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         wait_port(port)
+        if situation == "none":
+            wrk(port, 1)  # warm-up
+            cpu0 = cpu_seconds(srv.pid)
+            requests = wrk(port, duration)
+            return requests, {}, (cpu_seconds(srv.pid) - cpu0) * 1e6 / requests, 0.0
         target = port if situation == "traced" else free_port()
         env = dict(os.environ, OTEL_EBPF_OPEN_PORT=str(target), OTEL_EBPF_TRACE_PRINTER="counter")
         # Logs and the counter printer share the agent's output here.
@@ -140,7 +169,10 @@ def run_once(agent, server, situation, duration, workdir):
             wrk(port, 1)  # warm-up
             ids = prog_ids(ag.pid)
             before = bpf_stats(ids)
+            cpu0, agent0 = cpu_seconds(srv.pid), cpu_seconds(ag.pid)
             requests = wrk(port, duration)
+            server_us = (cpu_seconds(srv.pid) - cpu0) * 1e6 / requests
+            agent_us = (cpu_seconds(ag.pid) - agent0) * 1e6 / requests
             after = bpf_stats(ids)
         finally:
             ag.terminate()
@@ -152,7 +184,7 @@ def run_once(agent, server, situation, duration, workdir):
     for name, (ns, cnt) in after.items():
         b_ns, b_cnt = before.get(name, (0, 0))
         per_prog[name] = ((ns - b_ns) / requests, (cnt - b_cnt) / requests)
-    return requests, per_prog
+    return requests, per_prog, server_us, agent_us
 
 
 def main():
@@ -172,28 +204,34 @@ def main():
     with tempfile.TemporaryDirectory() as tmp:
         for rep in range(args.reps):
             for server in args.servers.split(","):
-                for situation in ["traced", "untraced"]:
-                    for label, path in agents:
-                        r = run_once(path, server, situation, args.duration, Path(tmp))
-                        results[(server, situation, label)].append(r)
-                        total = sum(ns for ns, _ in r[1].values())
-                        print(f"rep {rep} {server:5} {situation:8} {label:10} {r[0]:8} req  {total:7.0f} ns/req",
-                              flush=True)
+                runs = [("none", "-", None)] + [(sit, label, path) for sit in ["traced", "untraced"]
+                                                 for label, path in agents]
+                # Every other repetition in reverse order, so drift hits each alike.
+                for situation, label, path in runs if rep % 2 == 0 else reversed(runs):
+                    r = run_once(path, server, situation, args.duration, Path(tmp))
+                    results[(server, situation, label)].append(r)
+                    total = sum(ns for ns, _ in r[1].values())
+                    print(f"rep {rep} {server:5} {situation:8} {label:10} {r[0]:8} req  {total:7.0f} BPF ns/req"
+                          f"  server {r[2]:6.2f} us/req  agent {r[3]:6.2f} us/req", flush=True)
     subprocess.run(["sysctl", "-qw", "kernel.bpf_stats_enabled=0"], check=True)
 
-    lines = ["| server | situation | build | req/s | BPF ns/request (total) | top programs (ns/request, runs/request) |",
-             "|---|---|---|---|---|---|"]
+    lines = ["| server | situation | build | req/s | server CPU µs/request | agent CPU µs/request "
+             "| BPF ns/request (total) | top programs (ns/request, runs/request) |",
+             "|---|---|---|---|---|---|---|---|"]
     for (server, situation, label), runs in results.items():
         progs = defaultdict(lambda: [0.0, 0.0])
-        for _, per in runs:
+        server_us = sum(r[2] for r in runs) / len(runs)
+        agent_us = sum(r[3] for r in runs) / len(runs)
+        for _, per, _, _ in runs:
             for name, (ns, cnt) in per.items():
                 progs[name][0] += ns / len(runs)
                 progs[name][1] += cnt / len(runs)
         total = sum(v[0] for v in progs.values())
-        rate = sum(r for r, _ in runs) / len(runs) / args.duration
+        rate = sum(r[0] for r in runs) / len(runs) / args.duration
         top = sorted(progs.items(), key=lambda kv: -kv[1][0])[:6]
         tops = ", ".join(f"{n} {v[0]:.0f} ({v[1]:.2f})" for n, v in top if v[1] > 0)
-        lines.append(f"| {server} | {situation} | {label} | {rate:,.0f} | {total:.0f} | {tops} |")
+        lines.append(f"| {server} | {situation} | {label} | {rate:,.0f} | {server_us:.2f} | {agent_us:.2f} "
+                     f"| {total:.0f} | {tops} |")
     table = "\n".join(lines)
     print(table)
     if args.out:

@@ -47,6 +47,11 @@ const volatile __u8 obi_watch_exec = 0;         /* report every exec */
 const volatile __u8 obi_trace_all = 0;          /* no PID filter (system wide) */
 /* 0 = off, 1 = inject W3C headers into HTTP/1 requests. */
 const volatile __u8 obi_ctx_propagation = 0;
+/* This architecture's numbers of the receives obi_exit_recv tells apart
+ * (read is the default shape); -1: no such syscall. */
+const volatile long obi_nr_readv = -1;
+const volatile long obi_nr_recvfrom = -1;
+const volatile long obi_nr_recvmsg = -1;
 
 /* ---- maps: processes, events, counters ---------------------------------- */
 
@@ -421,17 +426,18 @@ static __always_inline __u32 peek_send(struct obi_scratch *s, __u64 buf, __u32 i
 	return copy_user_at(s, 0, (const void *)buf, count, cap);
 }
 
-static __always_inline int io_enter(__u32 fd, __u64 buf, __u32 iovcnt, __u64 count, __u8 dir, __u8 sc)
+/* What every data syscall of a traced thread does first: find the
+ * connection and decide whether its bytes are wanted. NULL: not ours (not
+ * TCP, TLS, ignored); else `a` describes the transfer. */
+static __always_inline struct obi_conn_state *io_prepare(__u64 pid_tgid, __u32 fd, __u64 buf, __u32 iovcnt,
+							  __u8 dir, __u8 sc, struct obi_io_args *a)
 {
-	__u64 pid_tgid = bpf_get_current_pid_tgid();
-	if (!pid_traced(pid_tgid >> 32))
-		return 0;
 	struct obi_sock_ref ref;
 	if (!fd_to_tcp_sock(fd, &ref))
-		return 0;
+		return NULL;
 	struct obi_conn_state *cs = conn_get_or_init(&ref, pid_tgid >> 32);
 	if (!cs)
-		return 0;
+		return NULL;
 	/* A socket handed to a forked child (or exec'd handler) is the child's:
 	 * its state is swept with the child if it exits without close(). */
 	if (cs->tgid != pid_tgid >> 32)
@@ -439,21 +445,32 @@ static __always_inline int io_enter(__u32 fd, __u64 buf, __u32 iovcnt, __u64 cou
 	tls_observe_syscall(pid_tgid, ref.ino, cs, dir);
 	/* TLS connections are traced from their plaintext (uprobes) instead. */
 	if (cs->flags & OBI_CONN_TLS)
-		return 0;
+		return NULL;
 	if (conn_ignored(ref.ino)) {
 		stat_inc(OBI_STAT_IGNORED);
-		return 0;
+		return NULL;
 	}
+	a->ts_enter = bpf_ktime_get_ns();
+	a->conn_id = ref.ino;
+	a->buf = buf;
+	a->fd = fd;
+	a->iovcnt = iovcnt;
+	a->op = OP_IO;
+	a->dir = dir;
+	a->syscall = sc;
+	a->sk = (__u64)ref.sk;
+	return cs;
+}
+
+static __always_inline int io_enter(__u32 fd, __u64 buf, __u32 iovcnt, __u64 count, __u8 dir, __u8 sc)
+{
+	__u64 pid_tgid = bpf_get_current_pid_tgid();
+	if (!pid_traced(pid_tgid >> 32))
+		return 0;
 	struct obi_io_args a = {};
-	a.ts_enter = bpf_ktime_get_ns();
-	a.conn_id = ref.ino;
-	a.buf = buf;
-	a.fd = fd;
-	a.iovcnt = iovcnt;
-	a.op = OP_IO;
-	a.dir = dir;
-	a.syscall = sc;
-	a.sk = (__u64)ref.sk;
+	struct obi_conn_state *cs = io_prepare(pid_tgid, fd, buf, iovcnt, dir, sc, &a);
+	if (!cs)
+		return 0;
 	if (dir == OBI_DIR_SEND) {
 		/* Outgoing requests get their trace context before any byte leaves,
 		 * so a sk_msg program can inject it. */
@@ -465,7 +482,7 @@ static __always_inline int io_enter(__u32 fd, __u64 buf, __u32 iovcnt, __u64 cou
 				if (s)
 					n = peek_send(s, buf, iovcnt, count);
 			}
-			a.flags = conn_msg_start(cs, ref.ino, dir, pid_tgid, s ? s->data : NULL, n);
+			a.flags = conn_msg_start(cs, a.conn_id, dir, pid_tgid, s ? s->data : NULL, n);
 			if (cs->role == OBI_ROLE_SERVER)
 				arrival_rearm(a.sk);
 			if (obi_ctx_propagation && s && (a.flags & OBI_F_REQUEST) && cs->role == OBI_ROLE_CLIENT &&
@@ -489,24 +506,19 @@ static __always_inline int msg_enter(__u32 fd, __u64 msghdr, __u8 dir, __u8 sc)
 	return io_enter(fd, (__u64)mh.msg_iov, cnt, 0, dir, sc);
 }
 
+#ifdef OBI_NO_BTF
+/* Receives are handled at their return alone (obi_exit_recv), except here:
+ * the no-BTF build's tcp_rcv_space_adjust hook must know, during the read,
+ * which descriptor it is on (obi/fd_sockets.bpf.h). */
 OBI_SYSCALL_ENTER(obi_enter_read)
 {
 	return io_enter(ctx->args[0], ctx->args[1], 0, ctx->args[2], OBI_DIR_RECV, OBI_SC_READ);
 }
 
-OBI_SYSCALL_ENTER(obi_enter_write)
-{
-	return io_enter(ctx->args[0], ctx->args[1], 0, ctx->args[2], OBI_DIR_SEND, OBI_SC_WRITE);
-}
 
 OBI_SYSCALL_ENTER(obi_enter_readv)
 {
 	return io_enter(ctx->args[0], ctx->args[1], ctx->args[2], 0, OBI_DIR_RECV, OBI_SC_READV);
-}
-
-OBI_SYSCALL_ENTER(obi_enter_writev)
-{
-	return io_enter(ctx->args[0], ctx->args[1], ctx->args[2], 0, OBI_DIR_SEND, OBI_SC_WRITEV);
 }
 
 OBI_SYSCALL_ENTER(obi_enter_recvfrom)
@@ -516,16 +528,27 @@ OBI_SYSCALL_ENTER(obi_enter_recvfrom)
 	return io_enter(ctx->args[0], ctx->args[1], 0, ctx->args[2], OBI_DIR_RECV, OBI_SC_RECVFROM);
 }
 
-OBI_SYSCALL_ENTER(obi_enter_sendto)
-{
-	return io_enter(ctx->args[0], ctx->args[1], 0, ctx->args[2], OBI_DIR_SEND, OBI_SC_SENDTO);
-}
-
 OBI_SYSCALL_ENTER(obi_enter_recvmsg)
 {
 	if (ctx->args[2] & MSG_PEEK)
 		return 0;
 	return msg_enter(ctx->args[0], ctx->args[1], OBI_DIR_RECV, OBI_SC_RECVMSG);
+}
+#endif
+
+OBI_SYSCALL_ENTER(obi_enter_write)
+{
+	return io_enter(ctx->args[0], ctx->args[1], 0, ctx->args[2], OBI_DIR_SEND, OBI_SC_WRITE);
+}
+
+OBI_SYSCALL_ENTER(obi_enter_writev)
+{
+	return io_enter(ctx->args[0], ctx->args[1], ctx->args[2], 0, OBI_DIR_SEND, OBI_SC_WRITEV);
+}
+
+OBI_SYSCALL_ENTER(obi_enter_sendto)
+{
+	return io_enter(ctx->args[0], ctx->args[1], 0, ctx->args[2], OBI_DIR_SEND, OBI_SC_SENDTO);
 }
 
 OBI_SYSCALL_ENTER(obi_enter_sendmsg)
@@ -745,6 +768,47 @@ OBI_SYSCALL_EXIT(obi_sys_exit)
 	}
 	return 0;
 }
+
+#ifndef OBI_NO_BTF
+/* Receives, at their return alone: the registers still hold the arguments,
+ * and nothing needs doing before the bytes arrive. One program run per
+ * receive, and a receive that found nothing (EAGAIN in an event loop)
+ * costs no socket lookup. */
+OBI_SYSCALL_EXIT_ARGS(obi_exit_recv)
+{
+	long ret = ctx->ret;
+	__u64 pid_tgid = bpf_get_current_pid_tgid();
+	/* A TLS library's failed read still binds its session to the socket. */
+	if (ret <= 0 && !tls_pid(pid_tgid >> 32))
+		return 0;
+	__u64 buf = ctx->args[1];
+	__u32 iovcnt = 0;
+	__u8 sc = OBI_SC_READ;
+	if (ctx->nr == obi_nr_recvfrom) {
+		if (ctx->args[3] & MSG_PEEK) /* peeked bytes are read again later */
+			return 0;
+		sc = OBI_SC_RECVFROM;
+	} else if (ctx->nr == obi_nr_readv) {
+		iovcnt = ctx->args[2];
+		sc = OBI_SC_READV;
+	} else if (ctx->nr == obi_nr_recvmsg) {
+		if (ctx->args[2] & MSG_PEEK)
+			return 0;
+		struct user_msghdr mh;
+		if (bpf_probe_read_user(&mh, sizeof(mh), (const void *)buf))
+			return 0;
+		buf = (__u64)mh.msg_iov;
+		iovcnt = mh.msg_iovlen;
+		if (iovcnt == 0)
+			return 0;
+		sc = OBI_SC_RECVMSG;
+	}
+	struct obi_io_args a = {};
+	if (!io_prepare(pid_tgid, ctx->args[0], buf, iovcnt, OBI_DIR_RECV, sc, &a))
+		return 0;
+	return exit_io(pid_tgid, &a, ret);
+}
+#endif
 
 OBI_SYSCALL_ENTER(obi_enter_close)
 {

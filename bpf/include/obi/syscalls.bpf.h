@@ -30,9 +30,17 @@ struct obi_sc_exit {
 	long ret;
 };
 
+/* A return that needs its arguments too (a receive, handled there alone). */
+struct obi_sc_exit_args {
+	__u64 args[6];
+	long ret;
+	long nr;
+};
+
 #if defined(__TARGET_ARCH_x86)
 /* struct pt_regs of x86_64 from r10 (offset 56) to cs: every register the
- * syscall ABI uses, in the kernel's order. */
+ * syscall ABI uses, in the kernel's order. The argument registers are
+ * unchanged when the syscall returns (the result goes to ax). */
 struct obi_x86_syscall_regs {
 	__u64 r10, r9, r8, ax, cx, dx, si, di, orig_ax, ip, cs;
 };
@@ -43,19 +51,21 @@ struct obi_x86_syscall_regs {
  * selector (FRED kernels keep flags above them). */
 #define OBI_X86_USER32_CS 0x23
 
-static __always_inline int sc_enter_args(__u64 regs, struct obi_sc_enter *a)
+/* The arguments and number of the current syscall; -1 for one to ignore. */
+static __always_inline int sc_read_regs(__u64 regs, __u64 *args, long *nr)
 {
 	struct obi_x86_syscall_regs r;
 	if (bpf_probe_read_kernel(&r, sizeof(r), (void *)(regs + OBI_X86_SYSCALL_REGS_OFF)))
 		return -1;
 	if ((r.cs & 0xffff) == OBI_X86_USER32_CS)
 		return -1;
-	a->args[0] = r.di;
-	a->args[1] = r.si;
-	a->args[2] = r.dx;
-	a->args[3] = r.r10;
-	a->args[4] = r.r8;
-	a->args[5] = r.r9;
+	args[0] = r.di;
+	args[1] = r.si;
+	args[2] = r.dx;
+	args[3] = r.r10;
+	args[4] = r.r8;
+	args[5] = r.r9;
+	*nr = r.orig_ax;
 	return 0;
 }
 
@@ -74,32 +84,33 @@ static __always_inline long sc_exit_nr(__u64 regs)
 #elif defined(__TARGET_ARCH_arm64)
 /* struct pt_regs of arm64: regs[31], sp, pc, pstate (264), orig_x0 (272),
  * syscallno (280, s32). x0 holds the result once the syscall returns; the
- * first argument stays in orig_x0. */
+ * first argument stays in orig_x0, the others in x1-x5. */
 #define OBI_ARM64_PSTATE_OFF 264
 /* An AArch32 (compat) task: other syscall numbers. */
 #define OBI_ARM64_PSR_MODE32 0x10
 
-static __always_inline int sc_enter_args(__u64 regs, struct obi_sc_enter *a)
+struct obi_arm64_syscall_tail {
+	__u64 pstate, orig_x0;
+	__s32 syscallno;
+	__u32 pad;
+};
+
+static __always_inline int sc_read_regs(__u64 regs, __u64 *args, long *nr)
 {
-	struct {
-		__u64 pstate, orig_x0;
-	} tail;
-	if (bpf_probe_read_kernel(a->args, sizeof(a->args), (void *)regs) ||
+	struct obi_arm64_syscall_tail tail;
+	if (bpf_probe_read_kernel(args, 6 * sizeof(__u64), (void *)regs) ||
 	    bpf_probe_read_kernel(&tail, sizeof(tail), (void *)(regs + OBI_ARM64_PSTATE_OFF)))
 		return -1;
 	if (tail.pstate & OBI_ARM64_PSR_MODE32)
 		return -1;
-	a->args[0] = tail.orig_x0;
+	args[0] = tail.orig_x0;
+	*nr = tail.syscallno;
 	return 0;
 }
 
 static __always_inline long sc_exit_nr(__u64 regs)
 {
-	struct {
-		__u64 pstate, orig_x0;
-		__s32 syscallno;
-		__u32 pad;
-	} tail;
+	struct obi_arm64_syscall_tail tail;
 	if (bpf_probe_read_kernel(&tail, sizeof(tail), (void *)(regs + OBI_ARM64_PSTATE_OFF)))
 		return -1;
 	if (tail.pstate & OBI_ARM64_PSR_MODE32)
@@ -120,7 +131,8 @@ static __always_inline long sc_exit_nr(__u64 regs)
 	int name(void *raw)                                                    \
 	{                                                                      \
 		struct obi_sc_enter args;                                      \
-		if (!(filter) || sc_enter_args(((__u64 *)raw)[0], &args))      \
+		long nr;                                                       \
+		if (!(filter) || sc_read_regs(((__u64 *)raw)[0], args.args, &nr)) \
 			return 0;                                              \
 		return name##_body(&args);                                     \
 	}                                                                      \
@@ -141,5 +153,22 @@ static __always_inline long sc_exit_nr(__u64 regs)
 		return name##_body(&res);                                      \
 	}                                                                      \
 	static __always_inline int name##_body(struct obi_sc_exit *ctx)
+
+/* A handler of the returns of traced processes' syscalls that needs their
+ * arguments: the body sees `ctx->args[]`, `ctx->ret` and `ctx->nr`. */
+#define OBI_SYSCALL_EXIT_ARGS(name)                                            \
+	static __always_inline int name##_body(struct obi_sc_exit_args *ctx);  \
+	SEC("raw_tracepoint")                                                  \
+	int name(void *raw)                                                    \
+	{                                                                      \
+		if (!pid_traced(bpf_get_current_pid_tgid() >> 32))             \
+			return 0;                                              \
+		struct obi_sc_exit_args a;                                     \
+		a.ret = (long)((__u64 *)raw)[1];                               \
+		if (sc_read_regs(((__u64 *)raw)[0], a.args, &a.nr))            \
+			return 0;                                              \
+		return name##_body(&a);                                        \
+	}                                                                      \
+	static __always_inline int name##_body(struct obi_sc_exit_args *ctx)
 
 #endif

@@ -334,7 +334,11 @@ fn injection_leaves_http2_and_tls_clients_alone() {
             .arg("--tls")
             .args([&cert, &key]),
     );
-    let agent = agent_for(&[h2_port, tls_port], "    - exe_path: '*/curl'\n");
+    // Only this test's curls: a selector of every curl would inject into
+    // the requests of tests running at the same time (it did: their first
+    // server span got a parent).
+    let own_curls = format!("    - cmd_args: '*127.0.0.1:{h2_port}/*'\n    - cmd_args: '*127.0.0.1:{tls_port}/*'\n");
+    let agent = agent_for(&[h2_port, tls_port], &own_curls);
     agent.wait_instrumented(h2.pid(), WAIT);
     agent.wait_instrumented(tls.pid(), WAIT);
     for i in 0..5 {

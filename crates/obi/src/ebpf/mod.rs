@@ -30,7 +30,7 @@ use crate::config::Config;
 pub(crate) use error::TracerError;
 use error::{load_error, program_load_error};
 use no_btf::BtfSource;
-use programs::{ATTACHMENTS, Attachment, Hook, NO_BTF_ATTACHMENTS, SYSCALL_DISPATCH};
+use programs::{ATTACHMENTS, Attachment, BTF_ATTACHMENTS, Hook, NO_BTF_ATTACHMENTS, SYSCALL_DISPATCH};
 
 type Result<T, E = TracerError> = std::result::Result<T, E>;
 
@@ -151,6 +151,7 @@ impl Tracer {
         let watch_exec = opts.watch_exec as u8;
         let trace_all = opts.trace_all as u8;
         let ctx_propagation = opts.ctx_propagation as u8;
+        let [nr_readv, nr_recvfrom, nr_recvmsg] = ["readv", "recvfrom", "recvmsg"].map(syscalls::number_or_none);
         let mut loader = EbpfLoader::new();
         // Without a target BTF aya applies no CO-RE relocation: only the
         // no-BTF build, which has none, may be loaded so.
@@ -162,6 +163,9 @@ impl Tracer {
             .override_global("obi_watch_exec", &watch_exec, true)
             .override_global("obi_trace_all", &trace_all, true)
             .override_global("obi_ctx_propagation", &ctx_propagation, true)
+            .override_global("obi_nr_readv", &nr_readv, !no_btf)
+            .override_global("obi_nr_recvfrom", &nr_recvfrom, !no_btf)
+            .override_global("obi_nr_recvmsg", &nr_recvmsg, !no_btf)
             .map_max_entries("events", opts.ring_buffer_size);
         let mut ebpf = loader.load(if no_btf { OBJECT_NO_BTF } else { OBJECT }).map_err(load_error)?;
 
@@ -176,7 +180,7 @@ impl Tracer {
                 "running without BTF: sockets are known from the accept/connect/close syscalls, not read from the kernel"
             );
         }
-        let extra: &[Attachment] = if no_btf { NO_BTF_ATTACHMENTS } else { &[] };
+        let extra: &[Attachment] = if no_btf { NO_BTF_ATTACHMENTS } else { BTF_ATTACHMENTS };
         // The dispatchers come last: then every handler is in its slot.
         for att in ATTACHMENTS.iter().chain(extra).chain(SYSCALL_DISPATCH) {
             if no_btf && let Some((_, lost)) = no_btf::NEEDS_BTF.iter().find(|(p, _)| *p == att.program) {

@@ -68,26 +68,19 @@ pub(crate) const SYSCALL_DISPATCH: &[Attachment] = &[
 pub(crate) const ATTACHMENTS: &[Attachment] = &[
     Attachment {
         program: "obi_sys_exit",
-        hooks: &[exit("read"), exit("write"), exit("accept4"), exit("connect")],
-        required: true,
-        lost: "all request capture",
-    },
-    Attachment {
-        program: "obi_sys_exit",
         hooks: &[
-            exit("readv"),
+            exit("write"),
+            exit("accept4"),
+            exit("connect"),
             exit("writev"),
-            exit("recvfrom"),
             exit("sendto"),
-            exit("recvmsg"),
             exit("sendmsg"),
             exit("sendfile"),
             exit("accept"),
         ],
-        required: false,
-        lost: "traffic through this syscall",
+        required: true,
+        lost: "all request capture",
     },
-    Attachment { program: "obi_enter_read", hooks: &[enter("read")], required: true, lost: "" },
     Attachment { program: "obi_enter_write", hooks: &[enter("write")], required: true, lost: "" },
     Attachment { program: "obi_enter_accept", hooks: &[enter("accept4")], required: true, lost: "server connections" },
     Attachment {
@@ -99,34 +92,16 @@ pub(crate) const ATTACHMENTS: &[Attachment] = &[
     Attachment { program: "obi_enter_connect", hooks: &[enter("connect")], required: true, lost: "" },
     Attachment { program: "obi_enter_close", hooks: &[enter("close")], required: true, lost: "" },
     Attachment {
-        program: "obi_enter_readv",
-        hooks: &[enter("readv")],
-        required: false,
-        lost: "requests read with readv()",
-    },
-    Attachment {
         program: "obi_enter_writev",
         hooks: &[enter("writev")],
         required: false,
         lost: "responses written with writev() (nginx, many C servers)",
     },
     Attachment {
-        program: "obi_enter_recvfrom",
-        hooks: &[enter("recvfrom")],
-        required: false,
-        lost: "traffic read with recv()/recvfrom() (Python, Node.js)",
-    },
-    Attachment {
         program: "obi_enter_sendto",
         hooks: &[enter("sendto")],
         required: false,
         lost: "traffic written with send()/sendto() (Python, Node.js)",
-    },
-    Attachment {
-        program: "obi_enter_recvmsg",
-        hooks: &[enter("recvmsg")],
-        required: false,
-        lost: "traffic read with recvmsg()",
     },
     Attachment {
         program: "obi_enter_sendmsg",
@@ -238,8 +213,28 @@ pub(crate) const ATTACHMENTS: &[Attachment] = &[
     },
 ];
 
+/// Attachments of the normal (CO-RE) build only.
+pub(crate) const BTF_ATTACHMENTS: &[Attachment] = &[Attachment {
+    program: "obi_exit_recv",
+    hooks: &[exit("read"), exit("readv"), exit("recvfrom"), exit("recvmsg")],
+    required: true,
+    lost: "all request capture",
+}];
+
 /// Attachments of the no-BTF build only (see `no_btf`).
 pub(crate) const NO_BTF_ATTACHMENTS: &[Attachment] = &[
+    // Receives save their arguments at entry there: the tcp_rcv_space_adjust
+    // hook needs them during the read.
+    Attachment {
+        program: "obi_sys_exit",
+        hooks: &[exit("read"), exit("readv"), exit("recvfrom"), exit("recvmsg")],
+        required: true,
+        lost: "all request capture",
+    },
+    Attachment { program: "obi_enter_read", hooks: &[enter("read")], required: true, lost: "" },
+    Attachment { program: "obi_enter_readv", hooks: &[enter("readv")], required: true, lost: "" },
+    Attachment { program: "obi_enter_recvfrom", hooks: &[enter("recvfrom")], required: true, lost: "" },
+    Attachment { program: "obi_enter_recvmsg", hooks: &[enter("recvmsg")], required: true, lost: "" },
     Attachment {
         program: "obi_enter_execve",
         hooks: &[enter("execve")],
@@ -269,5 +264,5 @@ pub(crate) const NO_BTF_ATTACHMENTS: &[Attachment] = &[
 
 /// Every hook the agent may use, for the preflight check.
 pub(crate) fn all_hooks() -> impl Iterator<Item = (&'static Attachment, Hook)> {
-    ATTACHMENTS.iter().chain(SYSCALL_DISPATCH).flat_map(|a| a.hooks.iter().map(move |h| (a, *h)))
+    ATTACHMENTS.iter().chain(BTF_ATTACHMENTS).chain(SYSCALL_DISPATCH).flat_map(|a| a.hooks.iter().map(move |h| (a, *h)))
 }

@@ -39,6 +39,11 @@ pub(crate) fn number(name: &str) -> Option<u32> {
     u32::try_from(nr).ok().filter(|n| *n < SYSCALL_SLOTS)
 }
 
+/// The number as the kernel objects' constants take it: -1 for none.
+pub(crate) fn number_or_none(name: &str) -> i64 {
+    number(name).map_or(-1, i64::from)
+}
+
 /// The older syscalls that newer architectures dropped.
 #[cfg(target_arch = "x86_64")]
 fn legacy(name: &str) -> Option<u32> {
@@ -61,11 +66,11 @@ fn legacy(_name: &str) -> Option<u32> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::ebpf::programs::{ATTACHMENTS, Hook, NO_BTF_ATTACHMENTS};
+    use crate::ebpf::programs::{ATTACHMENTS, BTF_ATTACHMENTS, Hook, NO_BTF_ATTACHMENTS};
 
     #[test]
     fn every_syscall_hook_has_a_number_here() {
-        for att in ATTACHMENTS.iter().chain(NO_BTF_ATTACHMENTS) {
+        for att in ATTACHMENTS.iter().chain(BTF_ATTACHMENTS).chain(NO_BTF_ATTACHMENTS) {
             for hook in att.hooks {
                 if let Hook::SyscallEnter(name) | Hook::SyscallExit(name) = hook {
                     assert!(number(name).is_some(), "{} ({}): no syscall number on x86_64", name, att.program);

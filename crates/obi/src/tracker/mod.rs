@@ -165,10 +165,10 @@ struct Held {
 pub(crate) struct Tracker {
     conns: HashMap<u64, Conn>,
     services: HashMap<u32, Arc<Service>>,
-    /// Connections ignored per process not named yet: counted once it is
-    /// named (a process watched from its exec and then rejected is not ours
-    /// to count), forgotten if it is rejected or gone first.
-    ignored_unnamed: HashMap<u32, u64>,
+    /// Losses of each process not named yet: counted once it is named (a
+    /// process watched from its exec and then rejected is not ours to
+    /// count), forgotten if it is rejected or gone first.
+    unnamed_losses: HashMap<u32, UnnamedLosses>,
     /// Spans emitted since the last `settle`, with their end (monotonic ns).
     settling: Vec<(Span, u64)>,
     /// When each process that exec'd did so (monotonic ns), until it is gone.
@@ -214,18 +214,25 @@ impl SessionEnv {
     }
 }
 
+/// What a process not named yet lost, held until it is named.
+#[derive(Debug, Default, Clone, Copy)]
+struct UnnamedLosses {
+    ignored_conns: u64,
+    parse_failures: u64,
+}
+
 /// A connection of `pid` is given up: counted now if the process is named,
-/// else when it is (see `Tracker::ignored_unnamed`).
+/// else when it is (see `Tracker::unnamed_losses`).
 fn count_ignored(
     services: &HashMap<u32, Arc<Service>>,
-    unnamed: &mut HashMap<u32, u64>,
+    unnamed: &mut HashMap<u32, UnnamedLosses>,
     stats: &mut TrackerStats,
     pid: u32,
 ) {
     if services.contains_key(&pid) {
         stats.ignored_conns += 1;
     } else {
-        *unnamed.entry(pid).or_default() += 1;
+        unnamed.entry(pid).or_default().ignored_conns += 1;
     }
 }
 
@@ -297,7 +304,7 @@ impl Tracker {
         Tracker {
             conns: HashMap::new(),
             services: HashMap::new(),
-            ignored_unnamed: HashMap::new(),
+            unnamed_losses: HashMap::new(),
             settling: Vec::new(),
             execs: HashMap::new(),
             held: HashMap::new(),
@@ -336,8 +343,9 @@ impl Tracker {
                 self.spans.push(span);
             }
         }
-        if let Some(n) = self.ignored_unnamed.remove(&svc.pid) {
-            self.env.stats.ignored_conns += n;
+        if let Some(lost) = self.unnamed_losses.remove(&svc.pid) {
+            self.env.stats.ignored_conns += lost.ignored_conns;
+            self.env.stats.parse_failures += lost.parse_failures;
         }
         self.services.insert(svc.pid, svc);
     }
@@ -377,7 +385,7 @@ impl Tracker {
         }
         self.settle();
         self.services.remove(&pid);
-        self.ignored_unnamed.remove(&pid);
+        self.unnamed_losses.remove(&pid);
         self.local_servers.forget(pid);
         self.execs.remove(&pid);
         self.tls_by_socket.retain(|k, _| k.0 != pid);
@@ -516,7 +524,7 @@ impl Tracker {
                 }
                 Detection::Nobody => {
                     conn.proto = Proto::Ignored;
-                    count_ignored(&self.services, &mut self.ignored_unnamed, &mut self.env.stats, conn.meta.pid);
+                    count_ignored(&self.services, &mut self.unnamed_losses, &mut self.env.stats, conn.meta.pid);
                     self.to_ignore.push(id);
                     return;
                 }
@@ -554,15 +562,27 @@ impl Tracker {
             missing: ev.missing(),
             tail: ev.tail,
         };
+        // Sessions count their own parse failures; a process not named
+        // yet has them held (see `unnamed_losses`).
+        let failures_before = self.env.stats.parse_failures;
         let mut cx = self.env.cx(&conn.meta);
-        match session.on_data(&io, &mut cx) {
+        let feed = session.on_data(&io, &mut cx);
+        if !self.services.contains_key(&conn.meta.pid) {
+            let failed = self.env.stats.parse_failures - failures_before + u64::from(feed == Feed::Invalid);
+            self.env.stats.parse_failures = failures_before;
+            if failed > 0 {
+                self.unnamed_losses.entry(conn.meta.pid).or_default().parse_failures += failed;
+            }
+        } else if feed == Feed::Invalid {
+            self.env.stats.parse_failures += 1;
+        }
+        match feed {
             Feed::Ok => {}
             Feed::Invalid => {
-                self.env.stats.parse_failures += 1;
                 conn.failures += 1;
                 if conn.failures >= MAX_FAILURES {
                     conn.proto = Proto::Ignored;
-                    count_ignored(&self.services, &mut self.ignored_unnamed, &mut self.env.stats, conn.meta.pid);
+                    count_ignored(&self.services, &mut self.unnamed_losses, &mut self.env.stats, conn.meta.pid);
                     self.to_ignore.push(id);
                 }
             }
@@ -700,7 +720,7 @@ impl Tracker {
 
     /// Forgets a process discovery rejected: what it produced is dropped now.
     pub(crate) fn reject(&mut self, pid: u32) {
-        self.ignored_unnamed.remove(&pid);
+        self.unnamed_losses.remove(&pid);
         self.remove_service(pid);
         if let Some(held) = self.held.remove(&pid) {
             self.env.stats.unnamed_spans_dropped += held.spans.len() as u64;

@@ -284,6 +284,35 @@ fn ignored_connections_count_once_their_process_is_named() {
 }
 
 #[test]
+fn parse_failures_count_once_their_process_is_named() {
+    // An HTTP request answered with bytes that are no HTTP response.
+    let exchange = |conn: u64, pid: u32| {
+        let mut req = Ev::data(conn, abi::ROLE_SERVER, abi::DIR_RECV, 1, b"GET / HTTP/1.1\r\nHost: a\r\n\r\n")
+            .flags(START | abi::F_REQUEST, tp(1, 2, 0));
+        let mut resp = Ev::data(conn, abi::ROLE_SERVER, abi::DIR_SEND, 2, b"\x00\x13garbage\xff\r\n\r\n")
+            .flags(START, tp(1, 2, 0));
+        req.hdr.tgid = pid;
+        resp.hdr.tgid = pid;
+        [req, resp]
+    };
+    let mut t = tracker_with_service();
+    feed(&mut t, &exchange(1, PID));
+    assert_eq!(t.stats().parse_failures, 1, "a named process's failure counts at once");
+
+    // Watched from its exec, not named yet: held until it is.
+    feed(&mut t, &exchange(2, PID + 1));
+    assert_eq!(t.stats().parse_failures, 1);
+    t.add_service(Arc::new(Service { name: "later".into(), pid: PID + 1, ..Default::default() }));
+    assert_eq!(t.stats().parse_failures, 2, "named: its failure counts");
+
+    // Rejected: never counted.
+    feed(&mut t, &exchange(3, PID + 2));
+    t.reject(PID + 2);
+    t.add_service(Arc::new(Service { name: "reused".into(), pid: PID + 2, ..Default::default() }));
+    assert_eq!(t.stats().parse_failures, 2);
+}
+
+#[test]
 fn tls_connections_are_ignored() {
     let mut t = tracker_with_service();
     feed(
