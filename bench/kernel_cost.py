@@ -19,9 +19,17 @@ Servers: nginx (1 worker, epoll) and Node.js (event loop), 1 KiB responses,
 closed-loop wrk load with keep-alive connections; server on CPU 0, wrk on CPU 1.
 Builds alternate run by run so drift hits each alike.
 
-Usage (root; needs bpftool, wrk, nginx, node):
-  bench/kernel_cost.py --agent NEW [--agent OLD ...] [--reps 3] [--duration 8] [--out FILE.md]
-Each --agent is LABEL=PATH or PATH (label = path).
+What the agent exports (--exporters, each a separate variant of every build):
+  counter   the counter printer (one line per second on stdout, nothing else)
+  prom      Prometheus /metrics on, scraped every 5 s, and the counter printer
+  otlp      traces over OTLP/gRPC to bench/otlp_receiver.py (pinned to CPU 1
+            with wrk), and the counter printer
+
+Usage (root; needs bpftool, wrk, nginx, node; otlp needs bench/setup.sh's venv):
+  bench/kernel_cost.py --agent NEW [--agent OLD ...] [--reps 3] [--duration 8]
+                       [--exporters counter,prom,otlp] [--out FILE.md]
+Each --agent is LABEL=PATH or PATH (label = path). Ring-buffer drops are read
+from the agent's totals line at exit.
 """
 import argparse
 import json
@@ -138,8 +146,52 @@ def wrk(port, duration, conns=50):
     return int(m.group(1))
 
 
-def run_once(agent, server, situation, duration, workdir):
-    """(requests, {program: (ns/request, runs/request)}, server CPU us/request, agent CPU us/request)"""
+VENV_PY = HERE / ".venv" / "bin" / "python"
+
+
+class Exporter:
+    """The environment and helpers one exporter variant needs."""
+
+    def __init__(self, kind):
+        self.kind, self.receiver, self.scraper, self.stop = kind, None, None, threading.Event()
+        self.env = {"OTEL_EBPF_TRACE_PRINTER": "counter"}
+        if kind == "prom":
+            self.port = free_port()
+            self.env["OTEL_EBPF_PROMETHEUS_PORT"] = str(self.port)
+        elif kind == "otlp":
+            grpc_port, http_port = free_port(), free_port()
+            self.receiver = subprocess.Popen(
+                ["taskset", "-c", "1", str(VENV_PY), str(HERE / "otlp_receiver.py"),
+                 "--grpc-port", str(grpc_port), "--http-port", str(http_port)],
+                stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+            if "ready" not in self.receiver.stdout.readline():
+                raise RuntimeError("otlp_receiver.py did not start")
+            self.env.update({"OTEL_EXPORTER_OTLP_TRACES_ENDPOINT": f"http://127.0.0.1:{grpc_port}",
+                             "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL": "grpc"})
+        elif kind != "counter":
+            raise SystemExit(f"kernel_cost.py: unknown exporter {kind!r} (counter, prom, otlp)")
+
+    def scrape_while_running(self):
+        if self.kind != "prom":
+            return
+
+        def scrape():
+            while not self.stop.wait(5):
+                subprocess.run(["curl", "-s", "-o", "/dev/null", f"http://127.0.0.1:{self.port}/metrics"])
+
+        self.stop.clear()
+        threading.Thread(target=scrape, daemon=True).start()
+
+    def close(self):
+        self.stop.set()
+        if self.receiver:
+            self.receiver.terminate()
+            self.receiver.wait(timeout=10)
+
+
+def run_once(agent, server, situation, duration, workdir, exporter="counter"):
+    """(requests, {program: (ns/request, runs/request)}, server CPU us/request, agent CPU us/request,
+    ring-buffer drops)"""
     port = free_port()
     srv = subprocess.Popen(["taskset", "-c", "0"] + SERVERS[server](workdir, port),
                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -149,17 +201,22 @@ def run_once(agent, server, situation, duration, workdir):
             wrk(port, 1)  # warm-up
             cpu0 = cpu_seconds(srv.pid)
             requests = wrk(port, duration)
-            return requests, {}, (cpu_seconds(srv.pid) - cpu0) * 1e6 / requests, 0.0
+            return requests, {}, (cpu_seconds(srv.pid) - cpu0) * 1e6 / requests, 0.0, 0
         target = port if situation == "traced" else free_port()
-        env = dict(os.environ, OTEL_EBPF_OPEN_PORT=str(target), OTEL_EBPF_TRACE_PRINTER="counter")
+        exp = Exporter(exporter)
+        env = dict(os.environ, OTEL_EBPF_OPEN_PORT=str(target), **exp.env)
         # Logs and the counter printer share the agent's output here.
         ag = subprocess.Popen([agent], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
         started = threading.Event()
+        drops = []
 
         def drain():
             for line in ag.stdout:
                 if "obi-rs started" in line:
                     started.set()
+                m = re.search(r"msg=totals .*ringbuf_full=(\d+)", line)
+                if m:
+                    drops.append(int(m.group(1)))
 
         threading.Thread(target=drain, daemon=True).start()
         try:
@@ -169,14 +226,16 @@ def run_once(agent, server, situation, duration, workdir):
             wrk(port, 1)  # warm-up
             ids = prog_ids(ag.pid)
             before = bpf_stats(ids)
+            exp.scrape_while_running()
             cpu0, agent0 = cpu_seconds(srv.pid), cpu_seconds(ag.pid)
             requests = wrk(port, duration)
             server_us = (cpu_seconds(srv.pid) - cpu0) * 1e6 / requests
             agent_us = (cpu_seconds(ag.pid) - agent0) * 1e6 / requests
             after = bpf_stats(ids)
         finally:
-            ag.terminate()
+            ag.send_signal(2)
             ag.wait(timeout=30)
+            exp.close()
     finally:
         srv.terminate()
         srv.wait(timeout=10)
@@ -184,7 +243,8 @@ def run_once(agent, server, situation, duration, workdir):
     for name, (ns, cnt) in after.items():
         b_ns, b_cnt = before.get(name, (0, 0))
         per_prog[name] = ((ns - b_ns) / requests, (cnt - b_cnt) / requests)
-    return requests, per_prog, server_us, agent_us
+    time.sleep(0.2)  # the drain thread reads the totals line
+    return requests, per_prog, server_us, agent_us, sum(drops)
 
 
 def main():
@@ -193,36 +253,43 @@ def main():
     ap.add_argument("--servers", default="nginx,node")
     ap.add_argument("--reps", type=int, default=3)
     ap.add_argument("--duration", type=int, default=8)
+    ap.add_argument("--exporters", default="counter")
+    ap.add_argument("--no-bpf-stats", action="store_true",
+                    help="leave kernel.bpf_stats_enabled off: the accounting costs two clock reads per program "
+                         "run, which inflates the server's CPU figures, the more the more programs run")
     ap.add_argument("--out")
     args = ap.parse_args()
     for tool in ["bpftool", "wrk", "taskset"]:
         if not shutil.which(tool):
             sys.exit(f"kernel_cost.py: {tool} not found (bench/setup.sh installs it)")
     agents = [(a.split("=", 1) if "=" in a else (a, a)) for a in args.agent]
-    subprocess.run(["sysctl", "-qw", "kernel.bpf_stats_enabled=1"], check=True)
+    subprocess.run(["sysctl", "-qw", f"kernel.bpf_stats_enabled={0 if args.no_bpf_stats else 1}"], check=True)
     results = defaultdict(list)  # (server, situation, label) -> [(requests, per_prog)]
     with tempfile.TemporaryDirectory() as tmp:
         for rep in range(args.reps):
             for server in args.servers.split(","):
-                runs = [("none", "-", None)] + [(sit, label, path) for sit in ["traced", "untraced"]
-                                                 for label, path in agents]
+                exporters = args.exporters.split(",")
+                runs = [("none", "-", None, "-")] + [
+                    (sit, label, path, exp) for sit in ["traced", "untraced"] for label, path in agents
+                    for exp in (exporters if sit == "traced" else exporters[:1])]
                 # Every other repetition in reverse order, so drift hits each alike.
-                for situation, label, path in runs if rep % 2 == 0 else reversed(runs):
-                    r = run_once(path, server, situation, args.duration, Path(tmp))
-                    results[(server, situation, label)].append(r)
+                for situation, label, path, exp in runs if rep % 2 == 0 else reversed(runs):
+                    r = run_once(path, server, situation, args.duration, Path(tmp), exp)
+                    results[(server, situation, label, exp)].append(r)
                     total = sum(ns for ns, _ in r[1].values())
-                    print(f"rep {rep} {server:5} {situation:8} {label:10} {r[0]:8} req  {total:7.0f} BPF ns/req"
-                          f"  server {r[2]:6.2f} us/req  agent {r[3]:6.2f} us/req", flush=True)
+                    print(f"rep {rep} {server:5} {situation:8} {label:10} {exp:7} {r[0]:8} req  {total:7.0f} BPF "
+                          f"ns/req  server {r[2]:6.2f} us/req  agent {r[3]:6.2f} us/req  drops {r[4]}", flush=True)
     subprocess.run(["sysctl", "-qw", "kernel.bpf_stats_enabled=0"], check=True)
 
-    lines = ["| server | situation | build | req/s | server CPU µs/request | agent CPU µs/request "
-             "| BPF ns/request (total) | top programs (ns/request, runs/request) |",
-             "|---|---|---|---|---|---|---|---|"]
-    for (server, situation, label), runs in results.items():
+    lines = ["| server | situation | build | exporter | req/s | server CPU µs/request | agent CPU µs/request "
+             "| ring drops | BPF ns/request (total) | top programs (ns/request, runs/request) |",
+             "|---|---|---|---|---|---|---|---|---|---|"]
+    for (server, situation, label, exp), runs in results.items():
+        drops = sum(r[4] for r in runs)
         progs = defaultdict(lambda: [0.0, 0.0])
         server_us = sum(r[2] for r in runs) / len(runs)
         agent_us = sum(r[3] for r in runs) / len(runs)
-        for _, per, _, _ in runs:
+        for _, per, *_ in runs:
             for name, (ns, cnt) in per.items():
                 progs[name][0] += ns / len(runs)
                 progs[name][1] += cnt / len(runs)
@@ -230,8 +297,8 @@ def main():
         rate = sum(r[0] for r in runs) / len(runs) / args.duration
         top = sorted(progs.items(), key=lambda kv: -kv[1][0])[:6]
         tops = ", ".join(f"{n} {v[0]:.0f} ({v[1]:.2f})" for n, v in top if v[1] > 0)
-        lines.append(f"| {server} | {situation} | {label} | {rate:,.0f} | {server_us:.2f} | {agent_us:.2f} "
-                     f"| {total:.0f} | {tops} |")
+        lines.append(f"| {server} | {situation} | {label} | {exp} | {rate:,.0f} | {server_us:.2f} | {agent_us:.2f} "
+                     f"| {drops} | {total:.0f} | {tops} |")
     table = "\n".join(lines)
     print(table)
     if args.out:
