@@ -98,12 +98,12 @@ static __always_inline int hint_record(const char *path)
 	return 0;
 }
 
-/* At a client request's start on a plaintext connection: applies and
- * consumes its hint. False when there is none (the caller guesses). */
+/* At a client request's start: applies and consumes its hint. False when
+ * there is none (the caller guesses). Keyed by the request's connection
+ * id: a socket inode, also for Go's TLS sessions (obi/go.bpf.h); OpenSSL
+ * sessions (SSL* ids) never get one. */
 static __always_inline bool hint_apply(struct obi_conn_state *cs, __u64 conn_id)
 {
-	if (cs->flags & OBI_CONN_TLS)
-		return false;
 	struct obi_tp *h = bpf_map_lookup_elem(&hints, &conn_id);
 	if (!h)
 		return false;
