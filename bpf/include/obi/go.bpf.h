@@ -6,15 +6,16 @@
  *
  * Two uprobes, at function entries only (Go moves stacks: no uretprobes):
  * - net/http.(*conn).serve, once per server connection, records which
- *   socket the running goroutine serves (go_serving);
+ *   socket the running goroutine serves (go_serving), HTTPS too;
  * - net/http.(*persistConn).roundTrip, once per client request, leaves a
  *   parent hint for the client socket (the hints map of obi/hints.bpf.h):
  *   the request currently read on the socket the goroutine serves, or a
  *   root when the goroutine serves none (a goroutine the handler started,
  *   a background job). The client request's first send consumes it.
- * Only plaintext connections whose net.Conn really is a TCP netFD (family,
- * socket type and network name are checked before its descriptor is used)
- * are followed: anything else gets no hint, never a guessed one.
+ * Only connections whose net.Conn (or, for HTTPS, the net.Conn under the
+ * *tls.Conn) really is a TCP netFD (family, socket type and network name
+ * are checked before its descriptor is used) are followed: anything else
+ * gets no hint, never a guessed one.
  *
  * Go's TLS (crypto/tls never calls OpenSSL) is read as plaintext where the
  * application hands it over, like OpenSSL's SSL_read/SSL_write (see
@@ -111,18 +112,26 @@ static __always_inline int go_conn_fd(const struct obi_go_offsets *off, const vo
 	return go_net_conn_fd(off, holder + conn_field);
 }
 
-/* The socket inode of an HTTPS net/http connection (holder+conn_field
- * holds its *tls.Conn when the TLS state is set); 0 if none. */
+/* The descriptor of the TCP socket under the *tls.Conn held by the
+ * net.Conn interface value at iface, or -1. */
+static __always_inline int go_tls_conn_fd(const struct obi_go_offsets *off, const void *iface)
+{
+	const void *conn = NULL;
+	if (bpf_probe_read_user(&conn, sizeof(conn), iface + 8) || !conn)
+		return -1;
+	return go_net_conn_fd(off, conn + off->tls_conn_conn);
+}
+
+/* The socket inode of an HTTPS net/http client connection (holder +
+ * conn_field holds its *tls.Conn when the TLS state is set); 0 if none. */
 static __always_inline __u64 go_conn_tls_ino(const struct obi_go_offsets *off, const void *holder, __u32 conn_field,
 					     __u32 tls_field)
 {
-	const void *tls = NULL, *conn = NULL;
+	const void *tls = NULL;
 	if (!holder || bpf_probe_read_user(&tls, sizeof(tls), holder + tls_field) || !tls)
 		return 0;
-	if (bpf_probe_read_user(&conn, sizeof(conn), holder + conn_field + 8) || !conn)
-		return 0;
 	struct obi_sock_ref ref;
-	int fd = go_net_conn_fd(off, conn + off->tls_conn_conn);
+	int fd = go_tls_conn_fd(off, holder + conn_field);
 	if (fd < 0 || !fd_to_tcp_sock(fd, &ref))
 		return 0;
 	return ref.ino;
@@ -138,7 +147,13 @@ static __always_inline int go_conn_serve(struct pt_regs *ctx)
 	struct obi_go_key key = {.tgid = tgid};
 	if (!go_goid(ctx, off, &key.goid))
 		return 0;
-	int fd = go_conn_fd(off, GO_ARG1(ctx), off->http_conn_rwc, off->http_conn_tls_state);
+	const void *c = GO_ARG1(ctx);
+	int fd = go_conn_fd(off, c, off->http_conn_rwc, off->http_conn_tls_state);
+	/* HTTPS: rwc is a *tls.Conn (its TLS state is set later, once this
+	 * goroutine has done the handshake); a plain TCPConn fails the netFD
+	 * checks read that way, and a *tls.Conn fails them read as a TCPConn. */
+	if (fd < 0 && c)
+		fd = go_tls_conn_fd(off, c + off->http_conn_rwc);
 	if (fd < 0) {
 		bpf_map_delete_elem(&go_serving, &key);
 		return 0;

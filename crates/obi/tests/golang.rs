@@ -44,7 +44,13 @@ fn start_go_https_server(binary: &PathBuf, port: u16, cert_dir: &Path) -> Proc {
     let (cert, key) = self_signed_cert(cert_dir);
     start_server(
         "go https server",
-        Command::new(binary).arg("-listen").arg(format!("127.0.0.1:{port}")).arg("-cert").arg(cert).arg("-key").arg(key),
+        Command::new(binary)
+            .arg("-listen")
+            .arg(format!("127.0.0.1:{port}"))
+            .arg("-cert")
+            .arg(cert)
+            .arg("-key")
+            .arg(key),
     )
 }
 
@@ -53,10 +59,7 @@ fn wait_go_probes(agent: &Agent, pid: u32) {
     let needle = format!(" pid={pid} ");
     agent
         .proc
-        .wait_line(
-            |l| l.contains("msg=\"Go net/http and crypto/tls probes attached\"") && l.contains(&needle),
-            WAIT,
-        )
+        .wait_line(|l| l.contains("msg=\"Go net/http and crypto/tls probes attached\"") && l.contains(&needle), WAIT)
         .unwrap_or_else(|| panic!("no Go probes on {pid}: {:#?}", agent.proc.lines()));
 }
 
@@ -214,7 +217,9 @@ fn curl_https(version_flag: &str, parallel: bool, extra: &[&str], urls: &[String
 /// A Go net/http HTTPS server (crypto/tls, self-signed certificate) built by
 /// `goroot` with `ldflags`, for HTTP/1.1 and HTTP/2 (curl): 20 requests one
 /// after the other on one connection (statuses 200-503), 50 at once (HTTP/1.1:
-/// 50 connections; HTTP/2: 50 streams on one), 5 POSTs of 1000 bytes. Every
+/// 50 connections; HTTP/2: 50 streams on one), 5 POSTs of 1000 bytes, a
+/// 300,000-byte response (HTTP/2: many DATA frames over many TLS writes,
+/// walked frame by frame). Every
 /// request gives exactly one server span with its method, URL, status and
 /// sizes, and nothing else comes from the port (the socket's ciphertext is
 /// not reported).
@@ -234,6 +239,7 @@ fn go_https_server(goroot: &str, ldflags: &str, name: &str) {
     let codes = ["200", "201", "404", "500", "503"];
     // (url, method, status, request body bytes)
     let mut expected: Vec<(String, &str, &str, &str)> = Vec::new();
+    let mut bigs = Vec::new();
     for (flag, version, tag) in [("--http1.1", "1.1", "h1"), ("--http2", "2", "h2")] {
         let url = |path: &str| format!("https://127.0.0.1:{port}{path}");
         let seq: Vec<(String, &str)> =
@@ -254,10 +260,23 @@ fn go_https_server(goroot: &str, ldflags: &str, name: &str) {
             assert_eq!(got, want, "curl {flag}");
             expected.extend(paths.iter().map(|(p, code)| (p.clone(), method, *code, sent)));
         }
+        let big = format!("/big/300000/{tag}");
+        assert_eq!(curl_https(flag, false, &[], &[url(&big)]), vec![format!("200 {version}")]);
+        bigs.push(big);
     }
 
-    let spans = agent.wait_spans(expected.len(), WAIT, |s| is_type(s, "HTTP") && host_port(s) == port);
-    assert_eq!(spans.len(), expected.len(), "{spans:#?}");
+    let total = expected.len() + bigs.len();
+    let spans = agent.wait_spans(total, WAIT, |s| is_type(s, "HTTP") && host_port(s) == port);
+    assert_eq!(spans.len(), total, "{spans:#?}");
+    for big in &bigs {
+        let found: Vec<_> = spans.iter().filter(|s| attr(s, "url") == big).collect();
+        assert_eq!(found.len(), 1, "exactly one span for {big}: {found:#?}");
+        assert_eq!(attr(found[0], "status"), "200", "{:#}", found[0]);
+    }
+    // HTTP/1.1 sends it chunked (its size then counts the chunk framing, as
+    // for plaintext); HTTP/2's DATA frames carry exactly the body.
+    let h2_big = spans.iter().find(|s| attr(s, "url") == "/big/300000/h2").unwrap();
+    assert_eq!(attr(h2_big, "responseLen"), "300000", "{h2_big:#}");
     for (path, method, status, sent) in &expected {
         let found: Vec<_> = spans.iter().filter(|s| attr(s, "url") == path).collect();
         assert_eq!(found.len(), 1, "exactly one span for {path}: {found:#?}");
@@ -267,7 +286,7 @@ fn go_https_server(goroot: &str, ldflags: &str, name: &str) {
     }
     std::thread::sleep(Duration::from_secs(1));
     let from_port = agent.spans().into_iter().filter(|s| host_port(s) == port).count();
-    assert_eq!(from_port, expected.len(), "no other span from the HTTPS port (ciphertext, duplicates)");
+    assert_eq!(from_port, total, "no other span from the HTTPS port (ciphertext, duplicates)");
     let needle = format!(" pid={} ", server.pid());
     assert!(
         agent.proc.lines().iter().any(|l| l.contains("through Go crypto/tls uprobes") && l.contains(&needle)),
@@ -287,15 +306,16 @@ fn go_1_23_https_server() {
 
 /// A Go net/http server whose handler calls a Go HTTPS server with net/http's
 /// client (crypto/tls on both sides), 50 requests at once, 2 calls each,
-/// over HTTP/1.1 and over HTTP/2 (`-h2`): exact counts of server and client
-/// spans on both sides. HTTP/1.1 client calls get their parent from
-/// roundTrip's hint (100% right); HTTP/2 client calls do not go through it
-/// and are roots, never a thread's guess.
+/// over HTTP/1.1 and over HTTP/2 (`-h2`), and from a front that serves HTTPS
+/// itself: exact counts of server and client spans on both sides. HTTP/1.1
+/// client calls get their parent from roundTrip's hint (100% right), HTTPS
+/// front or not; HTTP/2 client calls do not go through it and are roots,
+/// never a thread's guess.
 fn go_https_client(goroot: &str, ldflags: &str, name: &str) {
     require_root();
     let binary = go_app(goroot, ldflags, name);
     let dir = tempfile::tempdir().unwrap();
-    let (h1_front, h2_front, back) = (free_port(), free_port(), free_port());
+    let (h1_front, h2_front, tls_front, back) = (free_port(), free_port(), free_port(), free_port());
     let leaf = start_go_https_server(&binary, back, dir.path());
     let front = |port: u16, h2: bool| {
         let mut cmd = Command::new(&binary);
@@ -306,8 +326,20 @@ fn go_https_client(goroot: &str, ldflags: &str, name: &str) {
         start_server("go front", &mut cmd)
     };
     let (h1, h2) = (front(h1_front, false), front(h2_front, true));
-    let agent = Agent::builder().env("OTEL_EBPF_OPEN_PORT", &format!("{h1_front},{h2_front},{back}")).start();
-    for p in [&leaf, &h1, &h2] {
+    let (cert, key) = (dir.path().join("cert.pem"), dir.path().join("key.pem"));
+    let https_front = start_server(
+        "go https front",
+        Command::new(&binary)
+            .arg("-listen")
+            .arg(format!("127.0.0.1:{tls_front}"))
+            .args(["-insecure", "-cert"])
+            .arg(&cert)
+            .arg("-key")
+            .arg(&key),
+    );
+    let agent =
+        Agent::builder().env("OTEL_EBPF_OPEN_PORT", &format!("{h1_front},{h2_front},{tls_front},{back}")).start();
+    for p in [&leaf, &h1, &h2, &https_front] {
         agent.wait_instrumented(p.pid(), WAIT);
         wait_go_probes(&agent, p.pid());
     }
@@ -320,12 +352,30 @@ fn go_https_client(goroot: &str, ldflags: &str, name: &str) {
     let h2_spans = audit::fanout_spans_to(&agent, h2_front, "https", back, &load("tls2"));
     let result = audit::parent_audit(&format!("go {release} {name} net/http over TLS, HTTP/2"), &h2_spans);
     assert_eq!(result, audit::Audit { right: 0, root: 100, wrong: 0 });
-    for s in h1_spans.iter().chain(&h2_spans).filter(|s| is_type(s, "HTTPClient")) {
+
+    // The HTTPS front, 50 requests at once (curl: one connection each).
+    let base = format!("https%3A%2F%2F127.0.0.1%3A{back}");
+    let urls: Vec<String> = (0..50)
+        .map(|i| format!("https://127.0.0.1:{tls_front}/fanout/tlsfront-{i}/2?via=inline&base={base}"))
+        .collect();
+    let statuses = curl_https("--http1.1", true, &[], &urls);
+    assert_eq!(statuses, vec!["200 1.1".to_string(); 50]);
+    let ours = |s: &serde_json::Value| attr(s, "url").contains("/tlsfront-");
+    let fronts = agent.wait_spans(50, WAIT, |s| ours(s) && is_type(s, "HTTP") && host_port(s) == tls_front);
+    let clients = agent.wait_spans(100, WAIT, |s| ours(s) && is_type(s, "HTTPClient") && host_port(s) == back);
+    let backs = agent.wait_spans(100, WAIT, |s| ours(s) && is_type(s, "HTTP") && host_port(s) == back);
+    assert_eq!((fronts.len(), clients.len(), backs.len()), (50, 100, 100));
+    let tls_front_spans: Vec<_> = agent.spans().into_iter().filter(ours).collect();
+    let result =
+        audit::parent_audit(&format!("go {release} {name} HTTPS server calling over TLS, HTTP/1.1"), &tls_front_spans);
+    assert_eq!(result, audit::Audit { right: 100, root: 0, wrong: 0 });
+
+    for s in h1_spans.iter().chain(&h2_spans).chain(&tls_front_spans).filter(|s| is_type(s, "HTTPClient")) {
         assert_eq!((attr(s, "method"), attr(s, "status")), ("GET", "200"), "{s:#}");
     }
     std::thread::sleep(Duration::from_secs(1));
     let at_back = agent.spans().into_iter().filter(|s| host_port(s) == back).count();
-    assert_eq!(at_back, 400, "200 client and 200 server spans on the HTTPS port, nothing else");
+    assert_eq!(at_back, 600, "300 client and 300 server spans on the HTTPS port, nothing else");
 }
 
 #[test]

@@ -9,6 +9,7 @@
 //       goroutine) when no worker is idle, like a lazily grown thread pool
 //       (any via starting with "pool").
 //   /status/<code>/...  answers "leaf" with that status.
+//   /big/<n>/...  answers n bytes.
 //   any other path, with -calls URL: -n GETs of URL, then answers.
 //   any other path, without -calls: answers "leaf" at once.
 //
@@ -128,6 +129,15 @@ func main() {
 	http.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		if strings.HasPrefix(r.URL.Path, "/fanout/") && r.URL.Query().Get("base") != "" {
 			fanout(w, r)
+			return
+		}
+		if strings.HasPrefix(r.URL.Path, "/big/") {
+			n, err := strconv.Atoi(strings.Split(r.URL.Path, "/")[2])
+			if err != nil {
+				http.Error(w, err.Error(), http.StatusBadRequest)
+				return
+			}
+			w.Write([]byte(strings.Repeat("x", n)))
 			return
 		}
 		if strings.HasPrefix(r.URL.Path, "/status/") {
