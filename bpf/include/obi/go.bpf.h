@@ -239,11 +239,17 @@ static __always_inline int go_tls_write(struct pt_regs *ctx)
 	a.dir = OBI_DIR_SEND;
 	/* A request that roundTrip gave no hint (HTTP/2, a bare tls.Conn) is a
 	 * root: goroutines move between threads, so the thread cannot say. */
-	if (ts->role != OBI_ROLE_SERVER && ts->last_dir != OBI_DIR_SEND) {
+	bool rooted = ts->role != OBI_ROLE_SERVER && ts->last_dir != OBI_DIR_SEND;
+	if (rooted) {
 		struct obi_tp root = {};
 		bpf_map_update_elem(&hints, &a.ssl, &root, BPF_NOEXIST);
 	}
-	return tls_emit(&a, pid_tgid, len, ts, OBI_SC_GO_TLS_READ);
+	tls_emit(&a, pid_tgid, len, ts, OBI_SC_GO_TLS_READ);
+	/* A response after all (a connection joined midway, its role unknown
+	 * until now): no hint is left behind for the socket. */
+	if (rooted && ts->role == OBI_ROLE_SERVER)
+		bpf_map_delete_elem(&hints, &a.ssl);
+	return 0;
 }
 
 /* Entry of crypto/tls.(*Conn).Read(c *Conn, b []byte) (int, error): ties
