@@ -1346,7 +1346,7 @@ int obi_sched_exit(void *ctx)
 	return 0;
 }
 
-/* ---- Go net/http parents (see obi/go.bpf.h) ------------------------------- */
+/* ---- Go net/http parents and crypto/tls (see obi/go.bpf.h) -------------- */
 
 /* Struct offsets per Go process, written by user space when it attaches. */
 struct {
@@ -1365,6 +1365,15 @@ struct {
 	__type(value, __u32);
 } go_serving SEC(".maps");
 
+/* The buffer of each goroutine inside crypto/tls.(*Conn).Read, from its
+ * entry to its return. */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, OBI_MAX_GO_TLS_READS);
+	__type(key, struct obi_go_key);
+	__type(value, struct obi_ssl_args);
+} go_tls_reads SEC(".maps");
+
 #include "obi/go.bpf.h"
 
 SEC("uprobe")
@@ -1377,4 +1386,22 @@ SEC("uprobe")
 int obi_go_round_trip(struct pt_regs *ctx)
 {
 	return go_round_trip(ctx);
+}
+
+SEC("uprobe")
+int obi_go_tls_write(struct pt_regs *ctx)
+{
+	return go_tls_write(ctx);
+}
+
+SEC("uprobe")
+int obi_go_tls_read(struct pt_regs *ctx)
+{
+	return go_tls_read(ctx);
+}
+
+SEC("uprobe")
+int obi_go_tls_read_ret(struct pt_regs *ctx)
+{
+	return go_tls_read_ret(ctx);
 }

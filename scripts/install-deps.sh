@@ -21,6 +21,7 @@ apt_packages=(
 	binutils          # readelf and strip for deploy/stage-rootfs.sh
 	tmux              # runs `obi top` in a terminal of fixed size for its test (send-keys, capture-pane)
 	busybox           # fork-per-connection servers on fds 0/1 (busybox httpd, and as an inetd handler)
+	influxdb          # a real Go server (InfluxDB 1.6, Go 1.19) for the Go probes (own instance on free ports)
 )
 missing=()
 for p in "${apt_packages[@]}"; do

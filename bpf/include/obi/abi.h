@@ -41,7 +41,7 @@
 #define OBI_F_TRUNCATED 0x02   /* captured < bytes: the middle is missing */
 #define OBI_F_REQUEST 0x04     /* MSG_START of a request (server recv / client send) */
 #define OBI_F_ROLE_GUESSED 0x08 /* role inferred from the payload, not accept/connect */
-#define OBI_F_TLS 0x10          /* plaintext from a TLS library; conn_id is the SSL* */
+#define OBI_F_TLS 0x10          /* plaintext from a TLS library; conn_id is the SSL* (OpenSSL) or the socket inode (Go) */
 #define OBI_F_H2 0x20           /* data is a stream of HTTP/2 frame records (OBI_H2_*) */
 
 /* Which syscall produced a data event (debugging and metrics only). */
@@ -59,6 +59,8 @@
 #define OBI_SC_CLOSE 12
 #define OBI_SC_SSL_READ 13
 #define OBI_SC_SSL_WRITE 14
+#define OBI_SC_GO_TLS_READ 15  /* crypto/tls.(*Conn).Read (Go) */
+#define OBI_SC_GO_TLS_WRITE 16 /* crypto/tls.(*Conn).Write (Go) */
 
 /* obi_proc_event.kind */
 #define OBI_PEV_EXEC 1   /* a process called exec (only when exec watching is on) */
@@ -202,9 +204,10 @@ struct obi_conn_state {
 	__u8 _pad;
 };
 
-/* Key of tls_state: a TLS session is an SSL object of one process. */
+/* Key of tls_state: a TLS session is an SSL object of one process (or, for
+ * Go's crypto/tls, the socket a *tls.Conn sits on). */
 struct obi_ssl_key {
-	__u64 ssl; /* SSL* in the process's address space */
+	__u64 ssl; /* SSL* in the process's address space, or a socket inode (Go) */
 	__u32 tgid;
 	__u32 _pad;
 };
@@ -224,7 +227,7 @@ struct obi_go_offsets {
 	__u32 netfd_sotype;           /* net.netFD.sotype */
 	__u32 netfd_net;              /* net.netFD.net (string) */
 	__u32 poll_fd_sysfd;          /* internal/poll.FD.Sysfd */
-	__u32 _pad;
+	__u32 tls_conn_conn;          /* crypto/tls.Conn.conn (net.Conn) */
 };
 
 /* Without kernel BTF (bpf/include/obi/fd_sockets.bpf.h) sockets are known by

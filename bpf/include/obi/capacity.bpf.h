@@ -55,5 +55,8 @@
 #define OBI_MAX_HINTS 16384
 /* Goroutines serving a net/http server connection (obi/go.bpf.h). */
 #define OBI_MAX_GO_SERVING 16384
+/* Goroutines inside crypto/tls.(*Conn).Read (go_tls_reads): one per open
+ * Go TLS connection, whose reader usually waits there. */
+#define OBI_MAX_GO_TLS_READS 16384
 
 #endif /* OBI_CAPACITY_BPF_H */

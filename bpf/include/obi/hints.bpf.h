@@ -61,14 +61,21 @@ static __always_inline bool parse_hint(const char *path, __u32 *client_fd, __u32
 }
 
 /* The trace context of the server request on fd: its connection's current
- * request. False when fd is no plaintext server connection with one. */
+ * request. False when fd is no server connection with one. A TLS socket's
+ * requests are in its plaintext session, found here when the session is
+ * known by the socket (Go's crypto/tls, obi/go.bpf.h); OpenSSL sessions
+ * are known by their SSL*, so their sockets give none. */
 static __always_inline bool server_request_tp(__u32 fd, struct obi_tp *tp)
 {
 	struct obi_sock_ref ref;
 	if (!fd_to_tcp_sock(fd, &ref))
 		return false;
 	struct obi_conn_state *cs = bpf_map_lookup_elem(&conn_state, &ref.ino);
-	if (!cs || cs->role != OBI_ROLE_SERVER || !cs->tp.valid || (cs->flags & OBI_CONN_TLS))
+	if (cs && (cs->flags & OBI_CONN_TLS)) {
+		struct obi_ssl_key k = {.ssl = ref.ino, .tgid = bpf_get_current_pid_tgid() >> 32};
+		cs = bpf_map_lookup_elem(&tls_state, &k);
+	}
+	if (!cs || cs->role != OBI_ROLE_SERVER || !cs->tp.valid)
 		return false;
 	*tp = cs->tp;
 	return true;
@@ -98,12 +105,12 @@ static __always_inline int hint_record(const char *path)
 	return 0;
 }
 
-/* At a client request's start on a plaintext connection: applies and
- * consumes its hint. False when there is none (the caller guesses). */
+/* At a client request's start: applies and consumes its hint. False when
+ * there is none (the caller guesses). Keyed by the request's connection
+ * id: a socket inode, also for Go's TLS sessions (obi/go.bpf.h); OpenSSL
+ * sessions (SSL* ids) never get one. */
 static __always_inline bool hint_apply(struct obi_conn_state *cs, __u64 conn_id)
 {
-	if (cs->flags & OBI_CONN_TLS)
-		return false;
 	struct obi_tp *h = bpf_map_lookup_elem(&hints, &conn_id);
 	if (!h)
 		return false;

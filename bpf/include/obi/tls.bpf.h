@@ -106,6 +106,71 @@ static __always_inline int ssl_enter(void *ssl, const void *buf, void *len_ptr, 
 	return 0;
 }
 
+/* Sends the plaintext a TLS call moved (a: the call; bytes: how many;
+ * ts: its session, tied to its socket; sc: the OBI_SC_* the event names
+ * for a read, sc + 1 for a write) as a data event flagged OBI_F_TLS,
+ * or walks it frame by frame for HTTP/2. Shared with Go's crypto/tls
+ * probes (obi/go.bpf.h). */
+static __always_inline int tls_emit(const struct obi_ssl_args *a, __u64 pid_tgid, __u64 bytes,
+				    struct obi_conn_state *ts, __u8 sc)
+{
+	__u32 tgid = pid_tgid >> 32;
+	struct obi_scratch *s = scratch_get();
+	if (!s)
+		return 0;
+	s->hdr.tail_len = 0;
+	s->hdr.captured = 0;
+	/* HTTP/2 inside TLS (ALPN h2): frame by frame, as for plaintext sockets. */
+	bool msg_start = ts->last_dir != a->dir;
+	bool h2 = ts->flags & OBI_CONN_H2;
+	__u64 h2_start = 0;
+	if (!h2 && msg_start && bytes >= OBI_H2_PREFACE_LEN) {
+		__u8 pre[OBI_H2_PREFACE_LEN];
+		if (bpf_probe_read_user(pre, sizeof(pre), (const void *)a->buf) == 0 && is_h2_preface(pre)) {
+			ts->flags |= OBI_CONN_H2;
+			h2 = true;
+			h2_start = OBI_H2_PREFACE_LEN;
+		}
+	}
+	if (!h2)
+		capture_plain(s, a->buf, bytes);
+	__u8 flags = OBI_F_TLS;
+	if (msg_start)
+		flags |= conn_msg_start(ts, a->ssl, a->dir, pid_tgid, s->data, s->hdr.captured);
+	if (!h2 && s->hdr.captured < bytes)
+		flags |= OBI_F_TRUNCATED;
+
+	struct obi_event_hdr *h = &s->hdr;
+	h->kind = OBI_EV_DATA;
+	h->dir = a->dir;
+	h->role = ts->role;
+	h->flags = flags;
+	h->tgid = tgid;
+	h->tid = (__u32)pid_tgid;
+	h->syscall = a->dir == OBI_DIR_RECV ? sc : sc + 1;
+	h->conn_id = a->ssl;
+	h->ts_enter = a->ts;
+	h->ts_exit = bpf_ktime_get_ns();
+	h->bytes = bytes;
+	h->tuple = ts->tuple;
+	h->tp = ts->tp;
+	h->queued_at = 0; /* arrival times are tracked per socket, not per SSL object */
+	if (h2) {
+		/* Keyed apart from socket inodes: SSL objects are user addresses. */
+		h2_capture(a->ssl | OBI_H2_TLS_KEY, OBI_H2_HOW(a->dir, h2_start), a->buf, 0, bytes);
+		return 0;
+	}
+	__u64 size = sizeof(struct obi_event_hdr) + s->hdr.captured;
+	barrier_var(size);
+	if (size > sizeof(struct obi_scratch))
+		return 0;
+	if (bpf_ringbuf_output(&events, s, size, ringbuf_flags(&events)))
+		stat_inc(OBI_STAT_RINGBUF_FULL);
+	else
+		stat_inc(OBI_STAT_EVENTS);
+	return 0;
+}
+
 static __always_inline int ssl_exit(long ret)
 {
 	__u64 pid_tgid = bpf_get_current_pid_tgid();
@@ -146,60 +211,7 @@ static __always_inline int ssl_exit(long ret)
 		}
 	}
 
-	struct obi_scratch *s = scratch_get();
-	if (!s)
-		return 0;
-	s->hdr.tail_len = 0;
-	s->hdr.captured = 0;
-	/* HTTP/2 inside TLS (ALPN h2): frame by frame, as for plaintext sockets. */
-	bool msg_start = ts->last_dir != a.dir;
-	bool h2 = ts->flags & OBI_CONN_H2;
-	__u64 h2_start = 0;
-	if (!h2 && msg_start && bytes >= OBI_H2_PREFACE_LEN) {
-		__u8 pre[OBI_H2_PREFACE_LEN];
-		if (bpf_probe_read_user(pre, sizeof(pre), (const void *)a.buf) == 0 && is_h2_preface(pre)) {
-			ts->flags |= OBI_CONN_H2;
-			h2 = true;
-			h2_start = OBI_H2_PREFACE_LEN;
-		}
-	}
-	if (!h2)
-		capture_plain(s, a.buf, bytes);
-	__u8 flags = OBI_F_TLS;
-	if (msg_start)
-		flags |= conn_msg_start(ts, a.ssl, a.dir, pid_tgid, s->data, s->hdr.captured);
-	if (!h2 && s->hdr.captured < bytes)
-		flags |= OBI_F_TRUNCATED;
-
-	struct obi_event_hdr *h = &s->hdr;
-	h->kind = OBI_EV_DATA;
-	h->dir = a.dir;
-	h->role = ts->role;
-	h->flags = flags;
-	h->tgid = tgid;
-	h->tid = (__u32)pid_tgid;
-	h->syscall = a.dir == OBI_DIR_RECV ? OBI_SC_SSL_READ : OBI_SC_SSL_WRITE;
-	h->conn_id = a.ssl;
-	h->ts_enter = a.ts;
-	h->ts_exit = bpf_ktime_get_ns();
-	h->bytes = bytes;
-	h->tuple = ts->tuple;
-	h->tp = ts->tp;
-	h->queued_at = 0; /* arrival times are tracked per socket, not per SSL object */
-	if (h2) {
-		/* Keyed apart from socket inodes: SSL objects are user addresses. */
-		h2_capture(a.ssl | OBI_H2_TLS_KEY, OBI_H2_HOW(a.dir, h2_start), a.buf, 0, bytes);
-		return 0;
-	}
-	__u64 size = sizeof(struct obi_event_hdr) + s->hdr.captured;
-	barrier_var(size);
-	if (size > sizeof(struct obi_scratch))
-		return 0;
-	if (bpf_ringbuf_output(&events, s, size, ringbuf_flags(&events)))
-		stat_inc(OBI_STAT_RINGBUF_FULL);
-	else
-		stat_inc(OBI_STAT_EVENTS);
-	return 0;
+	return tls_emit(&a, pid_tgid, bytes, ts, OBI_SC_SSL_READ);
 }
 
 #endif /* OBI_TLS_BPF_H */

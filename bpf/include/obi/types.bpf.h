@@ -147,7 +147,7 @@ struct obi_peer_key {
 /* ---- TLS (ssl_args) ----------------------------------------------------- */
 
 struct obi_ssl_args {
-	__u64 ssl;
+	__u64 ssl; /* the session's id (tls_state): SSL*, or a socket inode (Go) */
 	__u64 buf;
 	__u64 len_ptr; /* size_t* of the _ex forms, else 0 */
 	__u64 ts;
@@ -156,8 +156,8 @@ struct obi_ssl_args {
 	__u8 _pad[6];
 };
 
-/* Key of go_serving: a goroutine of a process (goroutine ids are never
- * reused within a process). */
+/* Key of go_serving and go_tls_reads: a goroutine of a process (goroutine
+ * ids are never reused within a process). */
 struct obi_go_key {
 	__u32 tgid;
 	__u32 _pad;

@@ -195,10 +195,10 @@ fn attach_tls(tracer: &mut crate::ebpf::Tracer, pid: u32) {
 fn attach_go(tracer: &mut crate::ebpf::Tracer, pid: u32, program: &crate::golang::GoProgram) {
     use crate::ebpf::golang::GoProbeError;
     match tracer.trace_go(pid, program) {
-        Ok(probes) => tracing::info!(component = "ebpf.Go", pid, probes, "Go net/http probes attached"),
-        // A Go program that neither serves nor calls with net/http.
+        Ok(probes) => tracing::info!(component = "ebpf.Go", pid, probes, "Go net/http and crypto/tls probes attached"),
+        // A Go program that uses neither net/http nor crypto/tls.
         Err(GoProbeError::NoNetHttp) => {
-            tracing::debug!(component = "ebpf.Go", pid, "no net/http in this Go program: no Go probes")
+            tracing::debug!(component = "ebpf.Go", pid, "no net/http or crypto/tls in this Go program: no Go probes")
         }
         Err(err) if process_gone(pid) => tracing::debug!(
             component = "ebpf.Go",
@@ -210,7 +210,7 @@ fn attach_go(tracer: &mut crate::ebpf::Tracer, pid: u32, program: &crate::golang
             component = "ebpf.Go",
             pid,
             error = %format!("{:#}", anyhow::Error::new(err)),
-            "cannot attach the Go probes: this process's client calls get no goroutine-aware parents (they are roots)"
+            "cannot attach the Go probes: this process's client calls get no goroutine-aware parents (they are roots) and its Go TLS (HTTPS) is not seen"
         ),
     }
 }

@@ -27,6 +27,10 @@ pub(crate) const F_ROLE_GUESSED: u8 = 0x08;
 pub(crate) const F_TLS: u8 = 0x10;
 /// The data is HTTP/2 frame records, not the start of a buffer (see obi_protocols::http2::records).
 pub(crate) const F_H2: u8 = 0x20;
+/// `syscall` of TLS plaintext events from Go's crypto/tls probes (the
+/// OpenSSL ones use other numbers): read, and write (`+ 1`).
+pub(crate) const SC_GO_TLS_READ: u8 = 15;
+pub(crate) const SC_GO_TLS_WRITE: u8 = 16;
 
 pub(crate) const PID_PROVISIONAL: u32 = 0x1;
 pub(crate) const PID_TLS: u32 = 0x2;
@@ -170,7 +174,7 @@ pub(crate) struct ConnState {
 }
 
 /// `struct obi_ssl_key`, the key of the `tls_state` map: a TLS session
-/// (SSL object address, process). User space sweeps the sessions of
+/// (SSL object address, or for Go the socket inode; process). User space sweeps the sessions of
 /// processes that are gone.
 #[repr(C)]
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -196,7 +200,7 @@ pub(crate) struct GoOffsets {
     pub(crate) netfd_sotype: u32,
     pub(crate) netfd_net: u32,
     pub(crate) poll_fd_sysfd: u32,
-    pub(crate) _pad: u32,
+    pub(crate) tls_conn_conn: u32,
 }
 
 /// `struct obi_fd_key`: a descriptor of a process (no-BTF mode's fd_socks).
@@ -281,6 +285,7 @@ mod tests {
         assert_eq!(size_of::<SslKey>(), 16);
         assert_eq!(offset_of!(GoOffsets, g_goid), 0);
         assert_eq!(offset_of!(GoOffsets, poll_fd_sysfd), 40);
+        assert_eq!(offset_of!(GoOffsets, tls_conn_conn), 44);
         assert_eq!(size_of::<GoOffsets>(), 48);
         assert_eq!(size_of::<FdKey>(), 8);
         assert_eq!(offset_of!(FdSock, exec_gen), 16);

@@ -1,7 +1,8 @@
-//! The Go net/http probes (bpf/include/obi/go.bpf.h): two entry uprobes per
-//! Go process, placed by the file offsets [`crate::golang`] read from its
-//! binary, and the process's struct offsets in the `go_procs` map. Attached
-//! per process (its `/proc/<pid>/exe`), so other processes never trap.
+//! The Go probes (bpf/include/obi/go.bpf.h): uprobes per Go process on
+//! net/http (parents of client calls) and crypto/tls (HTTPS plaintext),
+//! placed by the file offsets [`crate::golang`] read from its binary, and
+//! the process's struct offsets in the `go_procs` map. Attached per process
+//! (its `/proc/<pid>/exe`), so other processes never trap.
 
 use std::collections::HashMap;
 use std::num::NonZeroU32;
@@ -15,9 +16,22 @@ use aya::programs::{ProgramError, UProbe};
 use super::abi;
 use crate::golang::{GoOffsets, GoProgram};
 
-/// (program, Go function it is attached to), entries only.
-const PROBES: [(&str, &str); 2] =
-    [("obi_go_conn_serve", "net/http.(*conn).serve"), ("obi_go_round_trip", "net/http.(*persistConn).roundTrip")];
+/// Where in a function a program is attached.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum At {
+    Entry,
+    /// Every `ret` instruction (Go moves stacks: never a uretprobe).
+    Returns,
+}
+
+/// (program, Go function, where).
+const PROBES: [(&str, &str, At); 5] = [
+    ("obi_go_conn_serve", "net/http.(*conn).serve", At::Entry),
+    ("obi_go_round_trip", "net/http.(*persistConn).roundTrip", At::Entry),
+    ("obi_go_tls_write", "crypto/tls.(*Conn).Write", At::Entry),
+    ("obi_go_tls_read", "crypto/tls.(*Conn).Read", At::Entry),
+    ("obi_go_tls_read_ret", "crypto/tls.(*Conn).Read", At::Returns),
+];
 const OFFSETS_MAP: &str = "go_procs";
 
 #[derive(Debug, thiserror::Error)]
@@ -47,8 +61,10 @@ pub(crate) enum GoProbeError {
     Map(#[from] MapError),
     #[error("pid 0")]
     PidZero,
-    #[error("the binary has neither net/http function: nothing to probe")]
+    #[error("the binary has none of the net/http and crypto/tls functions: nothing to probe")]
     NoNetHttp,
+    #[error("crypto/tls.(*Conn).Read has no return found: its plaintext could not be read")]
+    NoReturns,
 }
 
 /// The Go probes of every Go process; dropping a process's links detaches it.
@@ -61,7 +77,7 @@ pub(crate) struct GoProbes {
 impl GoProbes {
     /// Loads (verifies) the programs, at startup like the TLS probes.
     pub(crate) fn load(&mut self, ebpf: &mut Ebpf) -> Result<(), GoProbeError> {
-        for (program, _) in PROBES {
+        for (program, _, _) in PROBES {
             let load_error = |source| GoProbeError::Load { program, source };
             let p: &mut UProbe = ebpf
                 .program_mut(program)
@@ -75,18 +91,23 @@ impl GoProbes {
     }
 
     /// Writes the process's offsets, then attaches its probes. Returns how
-    /// many were attached (the net/http functions the binary has).
+    /// many uprobes were attached (one per `ret` for return probes).
     pub(crate) fn attach(&mut self, ebpf: &mut Ebpf, pid: u32, program: &GoProgram) -> Result<usize, GoProbeError> {
         if !self.loaded {
             return Err(GoProbeError::NotLoaded);
         }
         let scope = UProbeScope::OneProcess(NonZeroU32::new(pid).ok_or(GoProbeError::PidZero)?);
-        let targets: Vec<(&'static str, u64)> = PROBES
-            .iter()
-            .filter_map(|(prog, func)| {
-                program.functions.iter().find(|f| f.name == *func).map(|f| (*prog, f.file_offset))
-            })
-            .collect();
+        let mut targets: Vec<(&'static str, u64)> = Vec::new();
+        for (prog, func, at) in PROBES {
+            let Some(f) = program.functions.iter().find(|f| f.name == func) else { continue };
+            match at {
+                At::Entry => targets.push((prog, f.file_offset)),
+                // A read whose result is never seen would leave its entry
+                // saved for nothing: refuse rather than half-trace.
+                At::Returns if f.returns.is_empty() => return Err(GoProbeError::NoReturns),
+                At::Returns => targets.extend(f.returns.iter().map(|&ret| (prog, ret))),
+            }
+        }
         if targets.is_empty() {
             return Err(GoProbeError::NoNetHttp);
         }
@@ -155,6 +176,6 @@ fn to_abi(o: &GoOffsets) -> abi::GoOffsets {
         netfd_sotype: o.netfd_sotype,
         netfd_net: o.netfd_net,
         poll_fd_sysfd: o.poll_fd_sysfd,
-        _pad: 0,
+        tls_conn_conn: o.tls_conn_conn,
     }
 }

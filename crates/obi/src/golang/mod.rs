@@ -31,12 +31,13 @@ pub(crate) use registry::Registry;
 pub(crate) use version::GoVersion;
 
 /// The functions looked up in each Go binary. The probes attach to
-/// `(*conn).serve` and `(*persistConn).roundTrip` (`crate::ebpf::golang`);
+/// `(*conn).serve`, `(*persistConn).roundTrip` and crypto/tls's
+/// `(*Conn).Read` and `(*Conn).Write` (`crate::ebpf::golang`);
 /// the runtime ones, which every Go program has, are what following
 /// goroutine creation would use (measured and not kept: docs/go.md) and
-/// confirm that the function table was read right. The net/http ones are
-/// only in programs that use it.
-pub(crate) const PROBED_FUNCTIONS: [&str; 5] = [
+/// confirm that the function table was read right. The net/http and
+/// crypto/tls ones are only in programs that use them.
+pub(crate) const PROBED_FUNCTIONS: [&str; 7] = [
     // Goroutine creation: who created whom.
     "runtime.newproc1",
     // Goroutine exit.
@@ -47,13 +48,17 @@ pub(crate) const PROBED_FUNCTIONS: [&str; 5] = [
     "net/http.(*persistConn).roundTrip",
     // A net/http server handler call (one per request).
     "net/http.serverHandler.ServeHTTP",
+    // Go's TLS: the plaintext an application reads (at the returns) and
+    // writes (at the entry).
+    "crypto/tls.(*Conn).Read",
+    "crypto/tls.(*Conn).Write",
 ];
 /// Of [`PROBED_FUNCTIONS`], the ones every Go binary has: missing means
 /// the table was misread.
 const REQUIRED_FUNCTIONS: [&str; 2] = ["runtime.newproc1", "runtime.goexit1"];
 /// Of [`PROBED_FUNCTIONS`], the ones whose `ret` instructions are found
-/// (the new goroutine is `newproc1`'s result).
-const RETURN_PROBED: [&str; 1] = ["runtime.newproc1"];
+/// (the new goroutine is `newproc1`'s result; the bytes `Read` returned).
+const RETURN_PROBED: [&str; 2] = ["runtime.newproc1", "crypto/tls.(*Conn).Read"];
 
 /// Where the function addresses came from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -23,7 +23,8 @@ const NETFD_FAMILY: &str = "net.netFD.family";
 const NETFD_SOTYPE: &str = "net.netFD.sotype";
 const NETFD_NET: &str = "net.netFD.net";
 const POLL_FD_SYSFD: &str = "internal/poll.FD.Sysfd";
-const ALL_FIELDS: [&str; 11] = [
+const TLS_CONN_CONN: &str = "crypto/tls.Conn.conn";
+const ALL_FIELDS: [&str; 12] = [
     G_GOID,
     HTTP_CONN_RWC,
     HTTP_CONN_TLS_STATE,
@@ -35,6 +36,7 @@ const ALL_FIELDS: [&str; 11] = [
     NETFD_SOTYPE,
     NETFD_NET,
     POLL_FD_SYSFD,
+    TLS_CONN_CONN,
 ];
 
 #[derive(Debug, thiserror::Error)]
@@ -94,6 +96,8 @@ pub(crate) struct GoOffsets {
     pub(crate) netfd_sotype: u32,
     pub(crate) netfd_net: u32,
     pub(crate) poll_fd_sysfd: u32,
+    /// The `net.Conn` under a `*tls.Conn` (its socket, as above).
+    pub(crate) tls_conn_conn: u32,
 }
 
 /// Why a release has no offsets.
@@ -159,6 +163,7 @@ impl OffsetTable {
             netfd_sotype: at(NETFD_SOTYPE),
             netfd_net: at(NETFD_NET),
             poll_fd_sysfd: at(POLL_FD_SYSFD),
+            tls_conn_conn: at(TLS_CONN_CONN),
         })
     }
 
@@ -178,6 +183,7 @@ impl OffsetTable {
             o.netfd_sotype,
             o.netfd_net,
             o.poll_fd_sysfd,
+            o.tls_conn_conn,
         ];
         ALL_FIELDS.into_iter().zip(values).collect()
     }

@@ -486,7 +486,7 @@ impl Tracker {
         }
         if tls {
             self.track_tls_socket(id, ev);
-            self.announce_tls(ev.hdr.tgid);
+            self.announce_tls(ev.hdr.tgid, matches!(ev.hdr.syscall, abi::SC_GO_TLS_READ | abi::SC_GO_TLS_WRITE));
         }
         // Joined midway: what the connection did before is unknown.
         let conn = self.conns.entry(id).or_insert_with(|| Self::new_conn(ev, false));
@@ -621,10 +621,19 @@ impl Tracker {
     /// Turns the exchanges sessions finished into spans of `conn`.
     /// Says once per process that its TLS is traced: only processes that
     /// really speak TLS (many map libssl and never do).
-    fn announce_tls(&mut self, pid: u32) {
+    fn announce_tls(&mut self, pid: u32, go: bool) {
         if self.tls_seen.insert(pid) {
             let service = self.services.get(&pid).map(|s| s.name.as_str()).unwrap_or_default();
-            tracing::info!(component = "ebpf.TLS", pid, service, "tracing TLS plaintext through OpenSSL uprobes");
+            if go {
+                tracing::info!(
+                    component = "ebpf.TLS",
+                    pid,
+                    service,
+                    "tracing TLS plaintext through Go crypto/tls uprobes"
+                );
+            } else {
+                tracing::info!(component = "ebpf.TLS", pid, service, "tracing TLS plaintext through OpenSSL uprobes");
+            }
         }
     }
 

@@ -8,13 +8,20 @@
 //       shared pool of worker goroutines, grown (from the handler's
 //       goroutine) when no worker is idle, like a lazily grown thread pool
 //       (any via starting with "pool").
+//   /status/<code>/...  answers "leaf" with that status.
+//   /big/<n>/...  answers n bytes.
 //   any other path, with -calls URL: -n GETs of URL, then answers.
 //   any other path, without -calls: answers "leaf" at once.
+//
+// With -cert and -key it serves HTTPS (HTTP/1.1 and, by ALPN, HTTP/2);
+// -insecure makes its client accept any certificate, -h2 lets its client
+// speak HTTP/2 over TLS.
 //
 // Prints "ready <port>" when it serves.
 package main
 
 import (
+	"crypto/tls"
 	"flag"
 	"fmt"
 	"io"
@@ -110,11 +117,38 @@ func main() {
 	listen := flag.String("listen", "127.0.0.1:0", "address to serve on")
 	calls := flag.String("calls", "", "URL each request GETs")
 	n := flag.Int("n", 2, "GETs per request with -calls")
+	cert := flag.String("cert", "", "certificate file: serve HTTPS")
+	key := flag.String("key", "", "key file of -cert")
+	insecure := flag.Bool("insecure", false, "client: accept any server certificate")
+	h2 := flag.Bool("h2", false, "client: HTTP/2 over TLS when the server offers it")
 	flag.Parse()
+	transport := client.Transport.(*http.Transport)
+	transport.TLSClientConfig = &tls.Config{InsecureSkipVerify: *insecure}
+	transport.ForceAttemptHTTP2 = *h2
 
 	http.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		if strings.HasPrefix(r.URL.Path, "/fanout/") && r.URL.Query().Get("base") != "" {
 			fanout(w, r)
+			return
+		}
+		if strings.HasPrefix(r.URL.Path, "/big/") {
+			n, err := strconv.Atoi(strings.Split(r.URL.Path, "/")[2])
+			if err != nil {
+				http.Error(w, err.Error(), http.StatusBadRequest)
+				return
+			}
+			w.Write([]byte(strings.Repeat("x", n)))
+			return
+		}
+		if strings.HasPrefix(r.URL.Path, "/status/") {
+			code, err := strconv.Atoi(strings.Split(r.URL.Path, "/")[2])
+			if err != nil {
+				http.Error(w, err.Error(), http.StatusBadRequest)
+				return
+			}
+			io.Copy(ioutil.Discard, r.Body)
+			w.WriteHeader(code)
+			io.WriteString(w, "leaf\n")
 			return
 		}
 		if *calls == "" {
@@ -136,7 +170,11 @@ func main() {
 	}
 	fmt.Printf("ready %d\n", ln.Addr().(*net.TCPAddr).Port)
 	os.Stdout.Sync()
-	if err := http.Serve(ln, nil); err != nil {
+	serve := func() error { return http.Serve(ln, nil) }
+	if *cert != "" {
+		serve = func() error { return http.ServeTLS(ln, nil, *cert, *key) }
+	}
+	if err := serve(); err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
 	}

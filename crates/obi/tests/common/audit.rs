@@ -47,8 +47,14 @@ fn url_encode(s: &str) -> String {
 /// waits for every span (front server spans, client spans, back server
 /// spans, exact counts) and returns this burst's spans.
 pub(crate) fn fanout_spans(agent: &Agent, front: u16, back: u16, load: &Fanout) -> Vec<Value> {
+    fanout_spans_to(agent, front, "http", back, load)
+}
+
+/// [`fanout_spans`] with calls to `<scheme>://127.0.0.1:<back>` (a server
+/// answering "leaf\n" on `/leaf/...`).
+pub(crate) fn fanout_spans_to(agent: &Agent, front: u16, scheme: &str, back: u16, load: &Fanout) -> Vec<Value> {
     let Fanout { requests: n, concurrency, calls, via } = *load;
-    let base = url_encode(&format!("http://127.0.0.1:{back}"));
+    let base = url_encode(&format!("{scheme}://127.0.0.1:{back}"));
     let url = format!("http://127.0.0.1:{front}/fanout/{via}-{{i}}/{calls}?via={via}&base={base}");
     let mut client = spawn(
         "fanout-load",
