@@ -239,7 +239,7 @@ fn start_agent(caps: &[&str], sandbox: Sandbox, ports: &str) -> (Container, Agen
     let proc = spawn("obi-container", &mut cmd);
     proc.wait_line(|l| l.contains("msg=\"obi-rs started\""), Duration::from_secs(60))
         .unwrap_or_else(|| panic!("agent container did not start: {:#?}", proc.lines()));
-    (guard, Agent { proc })
+    (guard, Agent { proc, config_file: None })
 }
 
 /// The agent's start in a container missing one piece: it must exit with

@@ -302,12 +302,12 @@ fn ignored_connections_leave_the_kernel_table_when_they_close() {
     assert!(started.elapsed() < Duration::from_secs(90), "{:?}", started.elapsed());
 }
 
-/// A directory of small files for busybox httpd to serve.
-fn www_dir(name: &str) -> std::path::PathBuf {
-    let dir = std::env::temp_dir().join(format!("obi-loss-{name}-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
+/// A directory of small files for busybox httpd to serve, removed on drop
+/// (a fixed path under /tmp piled up one per run).
+fn www_dir(name: &str) -> tempfile::TempDir {
+    let dir = tempfile::Builder::new().prefix(&format!("obi-loss-{name}-")).tempdir().unwrap();
     for i in 0..N_DUP {
-        std::fs::write(dir.join(format!("f{i}.txt")), format!("file {i}\n")).unwrap();
+        std::fs::write(dir.path().join(format!("f{i}.txt")), format!("file {i}\n")).unwrap();
     }
     dir
 }
@@ -352,7 +352,7 @@ fn busybox_httpd_children_on_fds_0_and_1_are_traced() {
     let dir = www_dir("busybox");
     let server = spawn(
         "busybox-httpd",
-        Command::new("busybox").args(["httpd", "-f", "-p", &format!("127.0.0.1:{port}"), "-h"]).arg(&dir),
+        Command::new("busybox").args(["httpd", "-f", "-p", &format!("127.0.0.1:{port}"), "-h"]).arg(dir.path()),
     );
     wait_port(port, WAIT);
     let mut agent = Agent::builder().env("OTEL_EBPF_OPEN_PORT", &port.to_string()).start();
@@ -380,7 +380,7 @@ fn inetd_style_handlers_on_fds_0_and_1_are_traced() {
             .arg(apps_dir().join("forking_server.py"))
             .arg(port.to_string())
             .args(["inetd", busybox.trim(), "httpd", "-i", "-h"])
-            .arg(&dir),
+            .arg(dir.path()),
     );
     let mut agent = Agent::builder().env("OTEL_EBPF_OPEN_PORT", &port.to_string()).start();
     agent.wait_instrumented(server.pid(), WAIT);

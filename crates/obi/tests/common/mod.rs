@@ -256,6 +256,8 @@ pub(crate) fn python_client(port: u16, requests: &[&str], extra: &[&str]) -> Pro
 /// The agent under test, printing spans as JSON.
 pub(crate) struct Agent {
     pub(crate) proc: Proc,
+    /// The YAML file given with --config, removed with the agent.
+    pub(crate) config_file: Option<tempfile::NamedTempFile>,
 }
 
 pub(crate) struct AgentBuilder {
@@ -311,13 +313,14 @@ impl AgentBuilder {
         for (k, v) in &self.env {
             cmd.env(k, v);
         }
-        if let Some(yaml) = &self.config {
-            let path = std::env::temp_dir().join(format!("obi-test-{}-{}.yml", std::process::id(), free_port()));
-            std::fs::File::create(&path).unwrap().write_all(yaml.as_bytes()).unwrap();
-            cmd.arg("--config").arg(path);
-        }
+        let config_file = self.config.as_ref().map(|yaml| {
+            let mut file = tempfile::Builder::new().prefix("obi-test-").suffix(".yml").tempfile().unwrap();
+            file.write_all(yaml.as_bytes()).unwrap();
+            cmd.arg("--config").arg(file.path());
+            file
+        });
         let proc = spawn("obi", &mut cmd);
-        let agent = Agent { proc };
+        let agent = Agent { proc, config_file };
         agent
             .proc
             .wait_line(|l| l.contains("msg=\"obi-rs started\""), Duration::from_secs(30))
