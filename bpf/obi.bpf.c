@@ -462,11 +462,10 @@ static __always_inline struct obi_conn_state *io_prepare(__u64 pid_tgid, __u32 f
 	return cs;
 }
 
+/* Only from syscall entries, which OBI_SYSCALL_ENTER filters by process. */
 static __always_inline int io_enter(__u32 fd, __u64 buf, __u32 iovcnt, __u64 count, __u8 dir, __u8 sc)
 {
 	__u64 pid_tgid = bpf_get_current_pid_tgid();
-	if (!pid_traced(pid_tgid >> 32))
-		return 0;
 	struct obi_io_args a = {};
 	struct obi_conn_state *cs = io_prepare(pid_tgid, fd, buf, iovcnt, dir, sc, &a);
 	if (!cs)
@@ -565,8 +564,6 @@ OBI_SYSCALL_ENTER(obi_enter_sendfile)
 static __always_inline int fd_op_enter(__u32 fd, __u8 op, __u8 sc)
 {
 	__u64 pid_tgid = bpf_get_current_pid_tgid();
-	if (!pid_traced(pid_tgid >> 32))
-		return 0;
 	struct obi_io_args a = {};
 	a.ts_enter = bpf_ktime_get_ns();
 	a.fd = fd;
@@ -813,8 +810,6 @@ OBI_SYSCALL_EXIT_ARGS(obi_exit_recv)
 OBI_SYSCALL_ENTER(obi_enter_close)
 {
 	__u64 pid_tgid = bpf_get_current_pid_tgid();
-	if (!pid_traced(pid_tgid >> 32))
-		return 0;
 	/* A closed epoll set's number may next name another set. */
 	__u64 ekey = epoll_key(pid_tgid, ctx->args[0]);
 	bpf_map_delete_elem(&epoll_sets, &ekey);
@@ -857,7 +852,7 @@ int obi_tcp_rcv_space(struct obi_tp_tcp_sk *ctx)
 /* dup2(old, new) and dup3(old, new, flags) close whatever new named. */
 OBI_SYSCALL_ENTER(obi_enter_dup3)
 {
-	if (pid_traced(bpf_get_current_pid_tgid() >> 32) && ctx->args[0] != ctx->args[1])
+	if (ctx->args[0] != ctx->args[1])
 		fd_sock_forget(ctx->args[1]);
 	return 0;
 }
@@ -985,9 +980,7 @@ undo:
  * thread does next was caused by whichever of them woke it. */
 static __always_inline int waits_on_many(void)
 {
-	__u64 pid_tgid = bpf_get_current_pid_tgid();
-	if (pid_traced(pid_tgid >> 32))
-		mark_multiplexing(pid_tgid);
+	mark_multiplexing(bpf_get_current_pid_tgid());
 	return 0;
 }
 
@@ -996,8 +989,6 @@ static __always_inline int waits_on_many(void)
 OBI_SYSCALL_ENTER(obi_enter_epoll_wait)
 {
 	__u64 pid_tgid = bpf_get_current_pid_tgid();
-	if (!pid_traced(pid_tgid >> 32))
-		return 0;
 	__u64 key = epoll_key(pid_tgid, ctx->args[0]);
 	__u32 *members = bpf_map_lookup_elem(&epoll_sets, &key);
 	if (members && *members <= 1)
@@ -1029,8 +1020,6 @@ OBI_SYSCALL_ENTER(obi_enter_epoll_ctl)
 	if (op != 1 /* EPOLL_CTL_ADD */ && op != 2 /* EPOLL_CTL_DEL */)
 		return 0;
 	__u64 pid_tgid = bpf_get_current_pid_tgid();
-	if (!pid_traced(pid_tgid >> 32))
-		return 0;
 	__u64 key = epoll_key(pid_tgid, ctx->args[0]);
 	if (!bpf_map_lookup_elem(&epoll_sets, &key))
 		return 0;

@@ -81,12 +81,10 @@ static __always_inline bool server_request_tp(__u32 fd, struct obi_tp *tp)
 	return true;
 }
 
-/* Entry of access()/faccessat()/faccessat2() in a traced process. */
+/* Entry of access()/faccessat()/faccessat2() in a traced process (the
+ * syscall entry shim has filtered by process). */
 static __always_inline int hint_record(const char *path)
 {
-	__u32 tgid = bpf_get_current_pid_tgid() >> 32;
-	if (!pid_traced(tgid))
-		return 0;
 	__u32 client_fd, server_fd;
 	if (!parse_hint(path, &client_fd, &server_fd))
 		return 0;
