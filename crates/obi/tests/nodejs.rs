@@ -117,9 +117,10 @@ fn wait_inspector_closed(port: u16) {
 /// burst once the script is in.
 fn injected_audit(test: &str, app: &mut Proc, front: u16, via: &str) -> Audit {
     let back = free_port();
-    let _leaf = python_server(back);
+    let leaf = python_server(back);
     let agent = agent_for(front, back, &[]);
     agent.wait_instrumented(app.pid(), WAIT);
+    agent.wait_instrumented(leaf.pid(), WAIT);
     agent.wait_injected(app.pid(), WAIT);
     std::thread::sleep(Duration::from_secs(1));
     assert!(app.is_running(), "the app must survive the injection");
@@ -172,9 +173,10 @@ fn node_red_is_named_node_red() {
     let _port = one_inspector();
     let (app, port, _dir) = node_red(&node_bin(22));
     let back = free_port();
-    let _leaf = python_server(back);
+    let leaf_server = python_server(back);
     let agent = agent_for(port, back, &[("OTEL_EBPF_SERVICE_NAMES", &format!("exe:nothing-here=x,{back}=leaf"))]);
     agent.wait_instrumented(app.pid(), WAIT);
+    agent.wait_instrumented(leaf_server.pid(), WAIT);
     let out = curl(&[&format!("http://127.0.0.1:{port}/fanout/7/2?base=http://127.0.0.1:{back}")]);
     assert!(!out.is_empty(), "Node-RED did not answer");
     let server = agent.wait_spans(1, WAIT, |s| is_type(s, "HTTP") && host_port(s) == port);
@@ -216,9 +218,12 @@ fn inspector_on_another_port_is_found() {
 /// (when it tried), and no client span gets a wrong parent: they are roots.
 fn app_survives_without_injection(test: &str, mut app: Proc, front: u16, env: &[(&str, &str)], warned: bool) {
     let back = free_port();
-    let _leaf = python_server(back);
+    let leaf = python_server(back);
     let agent = agent_for(front, back, env);
     agent.wait_instrumented(app.pid(), WAIT);
+    // The leaf too: its spans are counted (CI once saw 76 of 100 when the
+    // load started before discovery reached it).
+    agent.wait_instrumented(leaf.pid(), WAIT);
     if warned {
         agent_line(&agent, app.pid(), "msg=\"cannot inject the Node.js script")
             .unwrap_or_else(|| panic!("no warning; agent said: {:#?}", agent.proc.lines()));
