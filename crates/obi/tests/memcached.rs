@@ -14,7 +14,8 @@ use serde_json::Value;
 const WAIT: Duration = Duration::from_secs(30);
 
 /// set, get, multi-get, a miss, delete, an error and a `noreply` set: one
-/// client span per answered command, none for the unanswered one.
+/// client span per answered command, none for the unanswered one; the
+/// traced server shows the same commands as server spans.
 #[test]
 fn pymemcache_get_set_multi_get_errors() {
     require_root();
@@ -25,9 +26,15 @@ fn pymemcache_get_set_multi_get_errors() {
     );
     wait_port(port, Duration::from_secs(15));
     let agent = Agent::builder()
-        .config(&format!("discovery:\n  instrument:\n    - cmd_args: '*memcached_client.py {port}'\n"))
+        .config(&format!(
+            "discovery:\n  instrument:\n    - cmd_args: '*memcached_client.py {port}'\n    - open_ports: {port}\n"
+        ))
         .env("OTEL_EBPF_PROMETHEUS_PORT", &prom.to_string())
         .start();
+    agent
+        .proc
+        .wait_line(|l| l.contains("instrumenting process") && l.contains("memcached"), WAIT)
+        .expect("the server is instrumented");
     let mut client = spawn(
         "pymemcache",
         Command::new(venv_python()).arg(apps_dir().join("memcached_client.py")).arg(port.to_string()),
@@ -54,10 +61,14 @@ fn pymemcache_get_set_multi_get_errors() {
     assert_eq!(db_calls(&spans), want, "{spans:#?}");
     let err = spans.iter().find(|s| attr(s, "operation") == "incr").unwrap();
     assert_eq!(attr(err, "errorMessage"), "cannot increment or decrement non-numeric value");
+    let servers = agent.wait_spans(want.len(), WAIT, |s| is_type(s, "MemcachedServer") && host_port(s) == port);
+    assert_eq!(db_calls(&servers), want, "{servers:#?}");
+    assert!(servers.iter().all(|s| field(s, "kind") == "SPAN_KIND_SERVER" && field(s, "hostName") == "memcached"));
 
     let name = "db_client_operation_duration_seconds_count";
     let mc = [("db_system_name", "memcached")];
     let samples = scrape_until(prom, WAIT, |s| total(s, name, &mc) >= want.len() as f64);
+    // Client calls only: server spans feed no client histogram.
     assert_eq!(total(&samples, name, &mc), want.len() as f64);
     assert_eq!(total(&samples, name, &[("db_operation_name", "incr"), ("error_type", "CLIENT_ERROR")]), 1.0);
 }

@@ -168,8 +168,25 @@ fn pymysql_queries_and_connector_prepared_statements() {
         ["select apple", "error 1146", "rows 5000", "big 100000", "count 1", "error 1146 42S02", "ok"]
     );
 
+    let want = mysql_client_calls();
+    let spans = expect_sql_spans(&agent, port, &want, PASSWORD);
+    for failed in spans.iter().filter(|s| attr(s, "errorCode") == "1146") {
+        assert_eq!(attr(failed, "errorMessage"), "(42S02) Table 'obi.nope' doesn't exist");
+    }
+
+    let name = "db_client_operation_duration_seconds_count";
+    let maria = [("db_system_name", "mariadb")];
+    let samples = scrape_until(prom, WAIT, |s| total(s, name, &maria) >= want.len() as f64);
+    assert_eq!(total(&samples, name, &maria), want.len() as f64);
+    assert_eq!(total(&samples, name, &[("db_operation_name", "UPDATE")]), 3.0);
+    assert_eq!(total(&samples, name, &[("db_operation_name", "SELECT"), ("error_type", "1146")]), 2.0);
+}
+
+/// What `mysql_client.py` runs, as (operation, table, statement, errorCode)
+/// in order: the spans its calls make on either side of the connection.
+fn mysql_client_calls() -> Vec<(&'static str, &'static str, &'static str, &'static str)> {
     let update = ("UPDATE", "items", "UPDATE items SET name = ? WHERE id = ?", "");
-    let want = [
+    vec![
         // PyMySQL: every statement is a COM_QUERY with its literals in it.
         ("SET", "", "SET NAMES utf8mb4", ""),
         ("CREATE", "items", "CREATE TABLE items (id INT PRIMARY KEY, name VARCHAR(?))", ""),
@@ -189,18 +206,7 @@ fn pymysql_queries_and_connector_prepared_statements() {
         update,
         ("SELECT", "items", "SELECT count(*) FROM items WHERE name = ?", ""),
         ("SELECT", "nope", "SELECT * FROM nope WHERE id = ?", "1146"),
-    ];
-    let spans = expect_sql_spans(&agent, port, &want, PASSWORD);
-    for failed in spans.iter().filter(|s| attr(s, "errorCode") == "1146") {
-        assert_eq!(attr(failed, "errorMessage"), "(42S02) Table 'obi.nope' doesn't exist");
-    }
-
-    let name = "db_client_operation_duration_seconds_count";
-    let maria = [("db_system_name", "mariadb")];
-    let samples = scrape_until(prom, WAIT, |s| total(s, name, &maria) >= want.len() as f64);
-    assert_eq!(total(&samples, name, &maria), want.len() as f64);
-    assert_eq!(total(&samples, name, &[("db_operation_name", "UPDATE")]), 3.0);
-    assert_eq!(total(&samples, name, &[("db_operation_name", "SELECT"), ("error_type", "1146")]), 2.0);
+    ]
 }
 
 /// The number after `label` in the tool's report.
@@ -322,4 +328,46 @@ fn tls_connection_through_the_openssl_probes() {
     let internal = internal_when(prom, "obi_exporter_spans_total", 3.0, WAIT);
     assert_eq!(total(&internal, "obi_parse_failures_total", &[]), 0.0);
     assert_eq!(total(&internal, "obi_ignored_connections_total", &[]), 0.0);
+}
+
+/// A traced MariaDB (one process, a thread per connection): a server span
+/// per statement of untraced PyMySQL and mysql-connector clients, the same
+/// statements their client spans show (prepared ones with the text of
+/// their prepare); server spans feed no client histogram.
+#[test]
+fn traced_server_shows_a_server_span_per_statement() {
+    require_root();
+    let (port, prom) = (free_port(), free_port());
+    let _server = Server::start(port);
+    let agent = Agent::builder()
+        .config(&format!("discovery:\n  instrument:\n    - open_ports: {port}\n"))
+        .env("OTEL_EBPF_PROMETHEUS_PORT", &prom.to_string())
+        .start();
+    agent
+        .proc
+        .wait_line(|l| l.contains("instrumenting process") && l.contains("mariadbd"), WAIT)
+        .expect("the server is instrumented");
+    let mut cmd = Command::new(venv_python());
+    cmd.arg(apps_dir().join("mysql_client.py")).args([&port.to_string(), PASSWORD]);
+    let mut client = spawn_with_stdin("mysql_client.py", &mut cmd);
+    client.child.stdin.take().unwrap().write_all(b"go\n").unwrap();
+    assert!(client.wait_exit(WAIT).is_some_and(|s| s.success()), "client failed: {:?}", client.lines());
+    let want: Vec<(String, String, String, String)> = mysql_client_calls()
+        .iter()
+        .map(|(a, b, c, d)| (a.to_string(), b.to_string(), c.to_string(), d.to_string()))
+        .collect();
+    let spans = agent.wait_spans(want.len(), WAIT, |s| is_type(s, "SQLServer") && host_port(s) == port);
+    assert_eq!(sql_calls(&spans), want, "{spans:#?}");
+    for s in &spans {
+        assert_eq!(field(s, "kind"), "SPAN_KIND_SERVER");
+        assert_eq!(field(s, "hostName"), "mariadbd");
+    }
+    for failed in spans.iter().filter(|s| attr(s, "errorCode") == "1146") {
+        assert_eq!(attr(failed, "errorMessage"), "(42S02) Table 'obi.nope' doesn't exist");
+    }
+    assert!(!agent.proc.lines().iter().any(|l| l.contains(PASSWORD)), "the password leaked");
+    std::thread::sleep(Duration::from_secs(1));
+    assert_eq!(agent.spans().iter().filter(|s| host_port(s) == port).count(), want.len());
+    let samples = scrape_until(prom, WAIT, |s| !s.is_empty());
+    assert_eq!(total(&samples, "db_client_operation_duration_seconds_count", &[]), 0.0);
 }

@@ -135,9 +135,35 @@ fn psycopg_traffic(tls: bool) {
     let ssl = format!("ssl {}", if tls { "True" } else { "False" });
     assert_eq!(client.lines(), [ssl.as_str(), "select apple", "error 42P01", "count 6", "ok"]);
 
+    let want = psycopg_calls();
+    let spans = expect_sql_spans(&agent, port, &want, PASSWORD);
+    let failed = spans.iter().find(|s| attr(s, "errorCode") == "42P01").unwrap();
+    assert_eq!(attr(failed, "errorMessage"), "relation \"nope\" does not exist");
+
+    // The pipeline's four statements: own span ids, one parentage.
+    let mut sorted = spans.clone();
+    sorted.sort_by_key(|s| field(s, "start").parse::<u64>().unwrap_or(0));
+    let pipeline = &sorted[7..11];
+    let ids: std::collections::HashSet<&str> = pipeline.iter().map(|s| field(s, "spanID")).collect();
+    assert_eq!(ids.len(), 4);
+    let parentage: std::collections::HashSet<(&str, &str)> =
+        pipeline.iter().map(|s| (field(s, "traceID"), field(s, "parentSpanID"))).collect();
+    assert_eq!(parentage.len(), 1, "{pipeline:#?}");
+
+    let name = "db_client_operation_duration_seconds_count";
+    let pg = [("db_system_name", "postgresql")];
+    let samples = scrape_until(prom, WAIT, |s| total(s, name, &pg) >= want.len() as f64);
+    assert_eq!(total(&samples, name, &pg), want.len() as f64);
+    assert_eq!(total(&samples, name, &[("db_operation_name", "INSERT")]), 4.0);
+    assert_eq!(total(&samples, name, &[("db_operation_name", "SELECT"), ("error_type", "42P01")]), 1.0);
+}
+
+/// What `pg_client.py` runs, as (operation, table, statement, errorCode) in
+/// order: the spans its calls make on either side of the connection.
+fn psycopg_calls() -> [(&'static str, &'static str, &'static str, &'static str); 14] {
     let insert = ("INSERT", "items", "INSERT INTO items (id, name) VALUES ($1, $2)", "");
     let update = ("UPDATE", "items", "UPDATE items SET name = $1 WHERE id = $2", "");
-    let want = [
+    [
         // Simple query protocol, two statements: one span, named after the first.
         (
             "CREATE",
@@ -161,27 +187,7 @@ fn psycopg_traffic(tls: bool) {
         ("SELECT", "items", "SELECT count(*) FROM items", ""),
         // The password is never shown.
         ("ALTER", "", "ALTER ROLE obi PASSWORD ?", ""),
-    ];
-    let spans = expect_sql_spans(&agent, port, &want, PASSWORD);
-    let failed = spans.iter().find(|s| attr(s, "errorCode") == "42P01").unwrap();
-    assert_eq!(attr(failed, "errorMessage"), "relation \"nope\" does not exist");
-
-    // The pipeline's four statements: own span ids, one parentage.
-    let mut sorted = spans.clone();
-    sorted.sort_by_key(|s| field(s, "start").parse::<u64>().unwrap_or(0));
-    let pipeline = &sorted[7..11];
-    let ids: std::collections::HashSet<&str> = pipeline.iter().map(|s| field(s, "spanID")).collect();
-    assert_eq!(ids.len(), 4);
-    let parentage: std::collections::HashSet<(&str, &str)> =
-        pipeline.iter().map(|s| (field(s, "traceID"), field(s, "parentSpanID"))).collect();
-    assert_eq!(parentage.len(), 1, "{pipeline:#?}");
-
-    let name = "db_client_operation_duration_seconds_count";
-    let pg = [("db_system_name", "postgresql")];
-    let samples = scrape_until(prom, WAIT, |s| total(s, name, &pg) >= want.len() as f64);
-    assert_eq!(total(&samples, name, &pg), want.len() as f64);
-    assert_eq!(total(&samples, name, &[("db_operation_name", "INSERT")]), 4.0);
-    assert_eq!(total(&samples, name, &[("db_operation_name", "SELECT"), ("error_type", "42P01")]), 1.0);
+    ]
 }
 
 /// Spans of `operation` on `table` among `spans`.
@@ -426,4 +432,47 @@ fn node_postgres_queries_prepared_transaction_and_pool() {
     ];
     want.extend([("SELECT", "veg", "SELECT count(*) AS n FROM veg WHERE id >= $1", ""); 8]);
     expect_sql_spans(&agent, port, &want, PASSWORD);
+}
+
+/// A traced PostgreSQL: each backend (a process the postmaster forks per
+/// connection) gives a server span per statement of an untraced client,
+/// the same statements the client's spans show; server spans feed no
+/// client histogram.
+#[test]
+fn traced_server_shows_a_server_span_per_statement() {
+    require_root();
+    let (port, prom) = (free_port(), free_port());
+    let _cluster = Cluster::start(port);
+    let agent = Agent::builder()
+        .config(&format!("discovery:\n  instrument:\n    - open_ports: {port}\n"))
+        .env("OTEL_EBPF_PROMETHEUS_PORT", &prom.to_string())
+        .start();
+    agent
+        .proc
+        .wait_line(|l| l.contains("instrumenting process") && l.contains("bin/postgres"), WAIT)
+        .expect("the postmaster is instrumented");
+    let mut client = spawn(
+        "psycopg",
+        Command::new(venv_python()).arg(apps_dir().join("pg_client.py")).args([&port.to_string(), PASSWORD]),
+    );
+    assert!(client.wait_exit(WAIT).is_some_and(|s| s.success()), "client failed: {:?}", client.lines());
+    let want = psycopg_calls();
+    let spans = agent.wait_spans(want.len(), WAIT, |s| is_type(s, "SQLServer") && host_port(s) == port);
+    let want: Vec<(String, String, String, String)> =
+        want.iter().map(|(a, b, c, d)| (a.to_string(), b.to_string(), c.to_string(), d.to_string())).collect();
+    assert_eq!(sql_calls(&spans), want, "{spans:#?}");
+    for s in &spans {
+        assert_eq!(field(s, "kind"), "SPAN_KIND_SERVER");
+        assert_eq!(field(s, "hostName"), "postgres");
+        assert_eq!(field(s, "parentSpanID"), "0000000000000000", "no caller's context reaches a database");
+    }
+    assert!(!agent.proc.lines().iter().any(|l| l.contains(PASSWORD)), "the password leaked");
+    let failed = spans.iter().find(|s| attr(s, "errorCode") == "42P01").unwrap();
+    assert_eq!(attr(failed, "errorMessage"), "relation \"nope\" does not exist");
+    // Nothing but these statements from the server, and no client histogram.
+    std::thread::sleep(Duration::from_secs(1));
+    let db_spans = agent.spans().into_iter().filter(|s| host_port(s) == port).count();
+    assert_eq!(db_spans, want.len());
+    let samples = scrape_until(prom, WAIT, |s| !s.is_empty());
+    assert_eq!(total(&samples, "db_client_operation_duration_seconds_count", &[]), 0.0);
 }

@@ -15,7 +15,8 @@ use super::{AttrSink, Semantics, Span, SpanDetail, SpanKind, Summary, Value};
 pub(crate) trait DbProtocol {
     /// OBI's printer type of client spans (`RedisClient`, `SQLClient`).
     const CLIENT_TYPE: &'static str;
-    /// ... and of server spans.
+    /// ... and of server spans (`RedisServer`, `SQLServer`: OBI has no SQL
+    /// server spans; the name follows its Redis one).
     const SERVER_TYPE: &'static str;
     /// The name `instrumentations` lists enable it by.
     const INSTRUMENTATION: &'static str;

@@ -16,7 +16,7 @@ pub(crate) struct SqlSpan {
 
 impl DbProtocol for SqlSpan {
     const CLIENT_TYPE: &'static str = "SQLClient";
-    const SERVER_TYPE: &'static str = "SQLClient";
+    const SERVER_TYPE: &'static str = "SQLServer";
     const INSTRUMENTATION: &'static str = "sql";
 
     fn call(&self) -> &DbCall {

@@ -1,4 +1,4 @@
-//! MySQL (and MariaDB) on one connection, from the client's side:
+//! MySQL (and MariaDB) on one connection, from either side:
 //! recognises the server's greeting (or, on a connection joined later, a
 //! client's first `COM_QUERY`/`COM_STMT_PREPARE`), follows the login
 //! without showing it, then pairs each command with its answer, in order.
@@ -17,8 +17,9 @@
 //! the login, and is parsed from there (the greeting, and with it the
 //! server's name, is not part of it: such spans say `mysql`).
 //!
-//! Not parsed: compressed connections, and the server's side (OBI has no
-//! SQL server span).
+//! Not parsed: compressed connections. A traced server gives the same spans
+//! as server spans (`SQLServer`, which OBI does not have: it traces clients
+//! only).
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
@@ -679,10 +680,6 @@ fn used_database(call: &DbCall) -> Option<&str> {
 
 impl Session for MySession {
     fn on_data(&mut self, io: &Io<'_>, cx: &mut SessionCx<'_>) -> Feed {
-        if cx.server {
-            // OBI has no SQL server spans: the client's side is the one traced.
-            return Feed::Lost;
-        }
         match io.side {
             Side::Request => self.on_client(io, cx),
             Side::Response => self.on_server(io, cx),

@@ -1,4 +1,4 @@
-//! PostgreSQL on one connection, from the client's side: recognises the
+//! PostgreSQL on one connection, from either side: recognises the
 //! startup message, decodes both directions and turns each simple `Query`
 //! and each extended-protocol `Execute` into a span that ends with its
 //! result (or error), in order, so pipelined statements pair correctly.
@@ -9,8 +9,9 @@
 //!
 //! Not parsed: connections that switch to TLS (their plaintext reaches the
 //! tracker through the OpenSSL probes as a connection of its own only when
-//! the client uses a traced libssl), connections joined after their startup
-//! message, and the server's side (OBI has no SQL server span).
+//! the client uses a traced libssl) and connections joined after their
+//! startup message. A traced server's backends give the same spans as
+//! server spans (`SQLServer`, which OBI does not have: it traces clients only).
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
@@ -382,10 +383,6 @@ fn feed_event(stream: &mut MessageStream, io: &Io<'_>, on: &mut dyn FnMut(PgEven
 
 impl Session for PgSession {
     fn on_data(&mut self, io: &Io<'_>, cx: &mut SessionCx<'_>) -> Feed {
-        if cx.server {
-            // OBI has no SQL server spans: the client's side is the one traced.
-            return Feed::Lost;
-        }
         match io.side {
             Side::Request => self.on_client(io, cx),
             Side::Response => self.on_server(io, cx),

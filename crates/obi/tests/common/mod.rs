@@ -260,6 +260,22 @@ pub(crate) struct Agent {
     pub(crate) config_file: Option<tempfile::NamedTempFile>,
 }
 
+/// A failing test shows the end of its agent's log: a CI failure is then
+/// readable without a re-run (spans on stdout are left out).
+impl Drop for Agent {
+    fn drop(&mut self) {
+        if !std::thread::panicking() {
+            return;
+        }
+        let stdout: std::collections::HashSet<String> = self.proc.stdout_lines().into_iter().collect();
+        let logs: Vec<String> = self.proc.lines().into_iter().filter(|l| !stdout.contains(l)).collect();
+        eprintln!("--- the agent's last {} log lines ---", logs.len().min(60));
+        for line in &logs[logs.len().saturating_sub(60)..] {
+            eprintln!("{line}");
+        }
+    }
+}
+
 pub(crate) struct AgentBuilder {
     /// A command the agent runs under (e.g. `setpriv ...`), if any.
     wrapper: Vec<String>,

@@ -491,11 +491,33 @@ fn malformed_answers_drop_the_connection_and_are_counted() {
     assert!(h.finished.is_empty());
 }
 
+/// A traced server reads the commands and writes the answers: the same
+/// spans as its client's, each its own trace once the kernel's context
+/// (given to the read that started it) has been used.
 #[test]
-fn server_side_is_not_parsed() {
+fn the_server_side_gives_the_same_spans() {
     let mut h = H::client();
     h.server = true;
-    assert_eq!(h.send(0, 0, &greeting("8.0.36", u32::MAX)), Feed::Lost);
+    assert_eq!(h.recv(0, &greeting("5.5.5-10.11.6-MariaDB-0+deb12u1", u32::MAX)), Feed::Ok);
+    assert_eq!(h.send(0, 0, &login(CAPS)), Feed::Ok);
+    assert_eq!(h.recv(0, &ok(2, 2)), Feed::Ok);
+    assert_eq!(h.send(10, 5, &query("SELECT v FROM t WHERE id = 1")), Feed::Ok);
+    assert_eq!(h.recv(20, &result(&["apple"], false)), Feed::Ok);
+    assert_eq!(h.send(30, 5, &query("SELECT * FROM nope")), Feed::Ok);
+    assert_eq!(h.recv(40, &err(1, 1146, "42S02", "Table 'obi.nope' doesn't exist")), Feed::Ok);
+    let got: Vec<(String, String, u64, u64)> = spans(&h)
+        .into_iter()
+        .map(|(name, query, code, _, start, end)| (name, query + " " + &code, start, end))
+        .collect();
+    assert_eq!(
+        got,
+        [
+            ("SELECT t".to_string(), "SELECT v FROM t WHERE id = ? ".to_string(), 10, 20),
+            ("SELECT nope".to_string(), "SELECT * FROM nope 1146".to_string(), 30, 40)
+        ]
+    );
+    assert_eq!(h.finished[0].trace, crate::tracker::harness::ctx(5));
+    assert_ne!(h.finished[1].trace.trace_id, [7; 16], "a server's next request is a trace of its own");
     assert_eq!(h.stats.parse_failures, 0);
 }
 

@@ -233,10 +233,30 @@ fn a_gap_in_a_long_query_keeps_the_pairing() {
     assert!(spans[0].1.starts_with("SELECT ?") && spans[0].1.ends_with("..."), "{}", spans[0].1);
 }
 
+/// A traced server (a backend) reads the messages and writes the results:
+/// the same spans as its client's, each its own trace once the kernel's
+/// context (given to the read that started it) has been used.
 #[test]
-fn the_server_side_is_not_parsed() {
-    let mut h = H { server: true, ..started() };
-    assert_eq!(h.send(1, 1, &query("SELECT 1")), Feed::Lost);
+fn the_server_side_gives_the_same_spans() {
+    let mut h = H::client();
+    h.server = true;
+    assert_eq!(h.send(0, 0, &startup()), Feed::Ok);
+    assert_eq!(h.recv(0, &cat(&[msg(b'R', &[0, 0, 0, 0]), msg(b'K', &[0; 8]), ready()])), Feed::Ok);
+    assert_eq!(h.send(10, 5, &query("SELECT 1")), Feed::Ok);
+    assert_eq!(h.recv(20, &cat(&[complete("SELECT 1"), ready()])), Feed::Ok);
+    assert_eq!(h.send(30, 5, &query("DELETE FROM t")), Feed::Ok);
+    assert_eq!(h.recv(40, &cat(&[complete("DELETE 0"), ready()])), Feed::Ok);
+    let got: Vec<(String, String, u64, u64)> =
+        spans(&h).into_iter().map(|(name, query, _, start, end)| (name, query, start, end)).collect();
+    assert_eq!(
+        got,
+        [
+            ("SELECT".to_string(), "SELECT ?".to_string(), 10, 20),
+            ("DELETE t".to_string(), "DELETE FROM t".to_string(), 30, 40)
+        ]
+    );
+    assert_eq!(h.finished[0].trace, ctx(5));
+    assert_ne!(h.finished[1].trace.trace_id, [7; 16], "a server's next request is a trace of its own");
 }
 
 #[test]
