@@ -5,7 +5,6 @@
 pub(crate) mod prom;
 
 use std::io::{BufRead, BufReader, Read, Write};
-use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
@@ -49,9 +48,15 @@ pub(crate) fn apps_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/apps")
 }
 
-/// A port nobody listens on right now.
+/// A port nobody listens on right now. Bound, never listened on: a listen,
+/// even for an instant, would let the agent of a test running beside this
+/// one select the test process itself (when the kernel hands out the port
+/// that agent waits for), and with it every child the tests spawn.
 pub(crate) fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    use socket2::{Domain, Socket, Type};
+    let socket = Socket::new(Domain::IPV4, Type::STREAM, None).unwrap();
+    socket.bind(&std::net::SocketAddr::from(([127, 0, 0, 1], 0)).into()).unwrap();
+    socket.local_addr().unwrap().as_socket().unwrap().port()
 }
 
 /// A child process killed (and reaped) on drop.
