@@ -187,7 +187,7 @@ static STATS: [Stat; STAT_COUNT] = [
     Stat {
         key: "parse_failures",
         read: |s| s.tracker.parse_failures,
-        exposed: counter("obi_parse_failures_total", "messages that could not be parsed", &[("protocol", "http1")]),
+        exposed: counter("obi_parse_failures_total", "messages that could not be parsed, of any protocol", &[]),
         loss: None,
         in_totals: true,
     },

@@ -48,12 +48,14 @@ pub(crate) fn build_request(
     let ttl = ttl.as_nanos().min(u64::MAX as u128) as u64;
     let mut resources: Vec<ResourceMetrics> = Vec::new();
     let mut by_instance: HashMap<&str, usize> = HashMap::new();
+    // Index of each metric name's Metric in each resource touched so far:
+    // families sharing a name (the database client histogram of Redis and
+    // of SQL) are one metric, as OTLP wants one stream set per name.
+    let mut metric_of: HashMap<(usize, &str), usize> = HashMap::new();
     for fam in store.families() {
         if !family_wanted(fam.def, instr) {
             continue;
         }
-        // Index of this family's Metric in each resource touched so far.
-        let mut metric_of: HashMap<usize, usize> = HashMap::new();
         for s in fam.series().filter(|s| is_live(s.last_ns, now_ns, ttl)) {
             let r = *by_instance.entry(s.service.instance_id.as_str()).or_insert_with(|| {
                 resources.push(ResourceMetrics {
@@ -64,7 +66,7 @@ pub(crate) fn build_request(
                 resources.len() - 1
             });
             let metrics = &mut resources[r].scope_metrics[0].metrics;
-            let m = *metric_of.entry(r).or_insert_with(|| {
+            let m = *metric_of.entry((r, fam.def.otel)).or_insert_with(|| {
                 metrics.push(Metric {
                     name: fam.def.otel.to_string(),
                     description: fam.def.help.to_string(),

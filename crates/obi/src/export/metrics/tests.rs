@@ -442,4 +442,15 @@ fn database_families_share_one_metric() {
     };
     let text = render_with(&store, &sql_only, 0);
     assert!(text.contains("db_system_name=\"postgresql\"") && !text.contains("db_system_name=\"redis\""), "{text}");
+    // Over OTLP too: one metric of that name in the process's resource, a
+    // data point per system.
+    let host = HostInfo { host_name: "h".into(), host_id: Some("id".into()) };
+    let all = crate::config::instrumentations::Instrumentations::default();
+    let req = super::otlp::build_request(&store, &host, &all, Duration::from_secs(60), 2, 99).unwrap();
+    let metrics = &req.resource_metrics[0].scope_metrics[0].metrics;
+    let db: Vec<_> = metrics.iter().filter(|m| m.name == "db.client.operation.duration").collect();
+    assert_eq!(db.len(), 1, "{metrics:#?}");
+    use opentelemetry_proto::tonic::metrics::v1::metric::Data;
+    let Some(Data::Histogram(h)) = &db[0].data else { panic!("not a histogram") };
+    assert_eq!(h.data_points.len(), 2);
 }
