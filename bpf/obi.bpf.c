@@ -625,10 +625,7 @@ static __always_inline void emit(struct obi_scratch *s)
 	barrier_var(size);
 	if (size > sizeof(struct obi_scratch))
 		return;
-	if (bpf_ringbuf_output(&events, s, size, ringbuf_flags(&events)))
-		stat_inc(OBI_STAT_RINGBUF_FULL);
-	else
-		stat_inc(OBI_STAT_EVENTS);
+	events_output(s, size);
 }
 
 /* First n bytes of a syscall's buffer (plain, or the first iovec). */

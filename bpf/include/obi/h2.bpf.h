@@ -140,10 +140,7 @@ static __always_inline void h2_flush(struct obi_h2_walk *w, struct obi_scratch *
 	__u64 size = sizeof(struct obi_event_hdr) + out;
 	barrier_var(size);
 	if (size <= sizeof(struct obi_scratch)) {
-		if (bpf_ringbuf_output(&events, s, size, ringbuf_flags(&events)))
-			stat_inc(OBI_STAT_RINGBUF_FULL);
-		else
-			stat_inc(OBI_STAT_EVENTS);
+		events_output(s, size);
 	}
 	/* Later pieces of the same syscall are not a new message. */
 	s->hdr.flags &= ~(OBI_F_MSG_START | OBI_F_REQUEST);

@@ -164,10 +164,7 @@ static __always_inline int tls_emit(const struct obi_ssl_args *a, __u64 pid_tgid
 	barrier_var(size);
 	if (size > sizeof(struct obi_scratch))
 		return 0;
-	if (bpf_ringbuf_output(&events, s, size, ringbuf_flags(&events)))
-		stat_inc(OBI_STAT_RINGBUF_FULL);
-	else
-		stat_inc(OBI_STAT_EVENTS);
+	events_output(s, size);
 	return 0;
 }
 

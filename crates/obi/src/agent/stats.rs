@@ -79,7 +79,7 @@ const fn counter(
     Some(Exposed { name, help, labels, kind: Kind::Counter })
 }
 
-const STAT_COUNT: usize = 28;
+const STAT_COUNT: usize = 29;
 
 /// Rows of one page family (same name) must be next to each other.
 static STATS: [Stat; STAT_COUNT] = [
@@ -151,6 +151,17 @@ static STATS: [Stat; STAT_COUNT] = [
         exposed: counter(
             "obi_ebpf_ignored_syscalls_total",
             "syscalls the kernel side skipped on connections user space ignores",
+            &[],
+        ),
+        loss: None,
+        in_totals: true,
+    },
+    Stat {
+        key: "wakeups",
+        read: |s| s.kernel.wakeups,
+        exposed: counter(
+            "obi_ebpf_wakeups_total",
+            "times the kernel side woke the agent to read a backlog in its ring buffer",
             &[],
         ),
         loss: None,
@@ -420,6 +431,7 @@ pub(super) fn log_totals(sources: &Sources, maps: &str, otlp_traces: Option<&Exp
         kernel_events = v("kernel_events"),
         ringbuf_full = v("ringbuf_full"),
         kernel_ignored = v("kernel_ignored"),
+        wakeups = v("wakeups"),
         events_read = v("events_read"),
         spans = v("spans"),
         spans_emitted = v("spans_emitted"),
