@@ -74,11 +74,18 @@ fn burst(agent: &Agent, front: u16, grpc_port: u16, http_port: u16, via: &str, g
     fronts.into_iter().chain(grpc_clients).chain(http_clients).collect()
 }
 
-/// Calls from the handler's goroutine, gRPC only and gRPC with net/http:
-/// 100% right parents; calls from goroutines the handler starts: roots.
-fn go_grpc_parents(goroot: &str, ldflags: &str, name: &str) {
-    require_root();
-    let binary = go::build("build_go_grpc.sh", goroot, ldflags, name);
+/// The front (`binary`), its gRPC leaf (the same app with `-leaf`), a
+/// Python HTTP leaf, and an agent instrumenting the three.
+struct Setup {
+    front: u16,
+    grpc_port: u16,
+    http_port: u16,
+    go: Proc,
+    agent: Agent,
+    _leaves: (Proc, Proc),
+}
+
+fn setup(binary: &std::path::Path) -> Setup {
     let (front, grpc_port, http_port) = (free_port(), free_port(), free_port());
     // The gRPC leaf is the same app with -leaf (grpc-go's server). grpcio's
     // server reads frames in pieces small enough to split a frame header
@@ -86,12 +93,12 @@ fn go_grpc_parents(goroot: &str, ldflags: &str, name: &str) {
     // connection (bpf/include/obi/h2.bpf.h): its spans would not be exact.
     let grpc_leaf = start_server(
         "go grpc leaf",
-        Command::new(&binary).arg("-leaf").arg("-listen").arg(format!("127.0.0.1:{grpc_port}")),
+        Command::new(binary).arg("-leaf").arg("-listen").arg(format!("127.0.0.1:{grpc_port}")),
     );
     let http_leaf = python_server(http_port);
     let go = start_server(
         "go grpc front",
-        Command::new(&binary)
+        Command::new(binary)
             .arg("-listen")
             .arg(format!("127.0.0.1:{front}"))
             .arg("-grpc")
@@ -103,6 +110,15 @@ fn go_grpc_parents(goroot: &str, ldflags: &str, name: &str) {
     for p in [&go, &grpc_leaf, &http_leaf] {
         agent.wait_instrumented(p.pid(), WAIT);
     }
+    Setup { front, grpc_port, http_port, go, agent, _leaves: (grpc_leaf, http_leaf) }
+}
+
+/// Calls from the handler's goroutine, gRPC only and gRPC with net/http:
+/// 100% right parents; calls from goroutines the handler starts: roots.
+fn go_grpc_parents(goroot: &str, ldflags: &str, name: &str) {
+    require_root();
+    let binary = go::build("build_go_grpc.sh", goroot, ldflags, name);
+    let Setup { front, grpc_port, http_port, go, agent, _leaves } = setup(&binary);
     let understood = log_line(&agent, go.pid(), "msg=\"Go binary understood\"");
     assert!(understood.contains(" grpc=1.33 "), "{understood}");
     assert!(understood.contains("(*http2Client).NewStream@0x"), "{understood}");
@@ -136,4 +152,39 @@ fn go_1_23_grpc_parents() {
 #[test]
 fn go_1_23_stripped_grpc_parents() {
     go_grpc_parents("/usr/lib/go-1.23", "-s -w", "go123-stripped-grpc");
+}
+
+/// A grpc-go whose release the agent has no offsets for (the app with its
+/// compiled-in user agent changed from 1.33 to 1.34): the agent says so and
+/// its gRPC calls are roots, never guessed; net/http calls keep their parents.
+#[test]
+fn unknown_grpc_release_calls_are_roots() {
+    require_root();
+    let built = go::build("build_go_grpc.sh", "/usr/lib/go-1.23", "-s -w", "go123-stripped-grpc-unknown");
+    let mut bytes = std::fs::read(&built).unwrap();
+    let (from, to) = (b"grpc-go/1.33.", b"grpc-go/1.34.");
+    let mut patched = 0;
+    while let Some(at) = bytes.windows(from.len()).position(|w| w == from) {
+        bytes[at..at + to.len()].copy_from_slice(to);
+        patched += 1;
+    }
+    assert!(patched > 0, "no grpc-go user agent in the app");
+    let binary = built.with_file_name("go123-stripped-grpc-1.34");
+    std::fs::write(&binary, &bytes).unwrap();
+    std::fs::set_permissions(&binary, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+
+    let Setup { front, grpc_port, http_port, go, agent, _leaves } = setup(&binary);
+    let understood = log_line(&agent, go.pid(), "msg=\"Go binary understood\"");
+    assert!(understood.contains(" grpc=unknown "), "{understood}");
+    let warning = log_line(&agent, go.pid(), "grpc-go client not followed");
+    assert!(warning.contains("level=WARN") && warning.contains("grpc-go 1.34"), "{warning}");
+    let attached = log_line(&agent, go.pid(), "msg=\"Go net/http and crypto/tls probes attached\"");
+    assert!(attached.contains(" grpc=false"), "{attached}");
+
+    let spans = burst(&agent, front, grpc_port, http_port, "mixed", 50);
+    let grpc_calls: Vec<Value> = spans.iter().filter(|s| !is_type(s, "HTTPClient")).cloned().collect();
+    let result = audit::parent_audit("go 1.23.5 grpc-go 1.34 (unknown), gRPC calls", &grpc_calls);
+    assert_eq!(result, audit::Audit { right: 0, root: 50, wrong: 0 });
+    let result = audit::parent_audit("go 1.23.5 grpc-go 1.34 (unknown), net/http calls", &spans);
+    assert_eq!(result, audit::Audit { right: 50, root: 50, wrong: 0 });
 }
