@@ -17,6 +17,14 @@ every cost the agent adds to the app) and the agent's CPU time per request.
 
 Servers: nginx (1 worker, epoll) and Node.js (event loop), 1 KiB responses,
 closed-loop wrk load with keep-alive connections; server on CPU 0, wrk on CPU 1.
+Go servers (the Go test apps, crates/obi/tests/apps, built with --goroot):
+  go          go_fanout.go answering "leaf" (no outgoing call)
+  go-fanout   go_fanout.go making 2 net/http calls per request to a leaf
+  go-grpc     go_grpc_fanout making 2 grpc-go calls per request (one HTTP/2
+              connection) to a leaf
+The leaves (copies of the apps, not traced) run on CPU 1 with wrk; only the
+front's CPU is counted. The obi_go_* programs are the Go uprobes: their runs
+per request are the uprobe hits.
 Builds alternate run by run so drift hits each alike.
 
 What the agent exports (--exporters, each a separate variant of every build):
@@ -27,6 +35,7 @@ What the agent exports (--exporters, each a separate variant of every build):
 
 Usage (root; needs bpftool, wrk, nginx, node; otlp needs bench/setup.sh's venv):
   bench/kernel_cost.py --agent NEW [--agent OLD ...] [--reps 3] [--duration 8]
+                       [--servers nginx,node,go,go-fanout,go-grpc] [--goroot /usr/lib/go-1.23]
                        [--exporters counter,prom,otlp] [--out FILE.md]
 Each --agent is LABEL=PATH or PATH (label = path). Ring-buffer drops are read
 from the agent's totals line at exit.
@@ -91,7 +100,52 @@ def node(_workdir, port):
     return ["node", str(HERE / "apps" / "node_app.js"), str(port)]
 
 
-SERVERS = {"nginx": nginx, "node": node}
+APPS = HERE.parent / "crates" / "obi" / "tests" / "apps"
+GOROOT = "/usr/lib/go-1.23"
+_built = {}
+_leaves = {}
+
+
+def go_binary(script, workdir):
+    """The Go test app built by `script` with GOROOT (once per run)."""
+    if script not in _built:
+        out = workdir / script.replace(".sh", "")
+        subprocess.run([str(APPS / script), GOROOT, "-s -w", str(out)], check=True)
+        _built[script] = out
+    return _built[script]
+
+
+def go_leaf(script, workdir, args):
+    """Port of a leaf server (a copy of the app, untraced, on CPU 1), started once."""
+    if script not in _leaves:
+        port = free_port()
+        leaf = workdir / (script + ".leaf")
+        shutil.copy(go_binary(script, workdir), leaf)
+        proc = subprocess.Popen(["taskset", "-c", "1", str(leaf), "-listen", f"127.0.0.1:{port}"] + args,
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        wait_port(port)
+        _leaves[script] = (proc, port)
+    return _leaves[script][1]
+
+
+def go(workdir, port):
+    return [str(go_binary("build_go.sh", workdir)), "-listen", f"127.0.0.1:{port}"]
+
+
+def go_fanout(workdir, port):
+    leaf = go_leaf("build_go.sh", workdir, [])
+    return go(workdir, port) + ["-calls", f"http://127.0.0.1:{leaf}/leaf", "-n", "2"]
+
+
+def go_grpc(workdir, port):
+    leaf = go_leaf("build_go_grpc.sh", workdir, ["-leaf"])
+    return [str(go_binary("build_go_grpc.sh", workdir)), "-listen", f"127.0.0.1:{port}",
+            "-grpc", f"127.0.0.1:{leaf}"]
+
+
+SERVERS = {"nginx": nginx, "node": node, "go": go, "go-fanout": go_fanout, "go-grpc": go_grpc}
+# What wrk requests, when not "/".
+PATHS = {"go-grpc": "/fanout/bench/2?via=grpc"}
 
 
 def prog_ids(pid):
@@ -137,9 +191,9 @@ def cpu_seconds(pid):
     return total
 
 
-def wrk(port, duration, conns=50):
+def wrk(port, duration, conns=50, path="/"):
     out = subprocess.run(
-        ["taskset", "-c", "1", "wrk", "-t1", f"-c{conns}", f"-d{duration}s", f"http://127.0.0.1:{port}/"],
+        ["taskset", "-c", "1", "wrk", "-t1", f"-c{conns}", f"-d{duration}s", f"http://127.0.0.1:{port}{path}"],
         capture_output=True, text=True, check=True,
     ).stdout
     m = re.search(r"(\d+) requests in", out)
@@ -195,12 +249,13 @@ def run_once(agent, server, situation, duration, workdir, exporter="counter"):
     port = free_port()
     srv = subprocess.Popen(["taskset", "-c", "0"] + SERVERS[server](workdir, port),
                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    path = PATHS.get(server, "/")
     try:
         wait_port(port)
         if situation == "none":
-            wrk(port, 1)  # warm-up
+            wrk(port, 1, path=path)  # warm-up
             cpu0 = cpu_seconds(srv.pid)
-            requests = wrk(port, duration)
+            requests = wrk(port, duration, path=path)
             return requests, {}, (cpu_seconds(srv.pid) - cpu0) * 1e6 / requests, 0.0, 0
         target = port if situation == "traced" else free_port()
         exp = Exporter(exporter)
@@ -223,12 +278,12 @@ def run_once(agent, server, situation, duration, workdir, exporter="counter"):
             if not started.wait(90):
                 raise RuntimeError(f"{agent} did not start")
             time.sleep(3 if situation == "traced" else 1)  # discovery
-            wrk(port, 1)  # warm-up
+            wrk(port, 1, path=path)  # warm-up
             ids = prog_ids(ag.pid)
             before = bpf_stats(ids)
             exp.scrape_while_running()
             cpu0, agent0 = cpu_seconds(srv.pid), cpu_seconds(ag.pid)
-            requests = wrk(port, duration)
+            requests = wrk(port, duration, path=path)
             server_us = (cpu_seconds(srv.pid) - cpu0) * 1e6 / requests
             agent_us = (cpu_seconds(ag.pid) - agent0) * 1e6 / requests
             after = bpf_stats(ids)
@@ -248,12 +303,14 @@ def run_once(agent, server, situation, duration, workdir, exporter="counter"):
 
 
 def main():
+    global GOROOT
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--agent", action="append", required=True)
     ap.add_argument("--servers", default="nginx,node")
     ap.add_argument("--reps", type=int, default=3)
     ap.add_argument("--duration", type=int, default=8)
     ap.add_argument("--exporters", default="counter")
+    ap.add_argument("--goroot", default=GOROOT, help="Go toolchain of the Go servers")
     ap.add_argument("--no-bpf-stats", action="store_true",
                     help="leave kernel.bpf_stats_enabled off: the accounting costs two clock reads per program "
                          "run, which inflates the server's CPU figures, the more the more programs run")
@@ -263,6 +320,7 @@ def main():
         if not shutil.which(tool):
             sys.exit(f"kernel_cost.py: {tool} not found (bench/setup.sh installs it)")
     agents = [(a.split("=", 1) if "=" in a else (a, a)) for a in args.agent]
+    GOROOT = args.goroot
     subprocess.run(["sysctl", "-qw", f"kernel.bpf_stats_enabled={0 if args.no_bpf_stats else 1}"], check=True)
     results = defaultdict(list)  # (server, situation, label) -> [(requests, per_prog)]
     with tempfile.TemporaryDirectory() as tmp:
@@ -279,11 +337,14 @@ def main():
                     total = sum(ns for ns, _ in r[1].values())
                     print(f"rep {rep} {server:5} {situation:8} {label:10} {exp:7} {r[0]:8} req  {total:7.0f} BPF "
                           f"ns/req  server {r[2]:6.2f} us/req  agent {r[3]:6.2f} us/req  drops {r[4]}", flush=True)
+        for proc, _ in _leaves.values():
+            proc.terminate()
     subprocess.run(["sysctl", "-qw", "kernel.bpf_stats_enabled=0"], check=True)
 
     lines = ["| server | situation | build | exporter | req/s | server CPU µs/request | agent CPU µs/request "
-             "| ring drops | BPF ns/request (total) | top programs (ns/request, runs/request) |",
-             "|---|---|---|---|---|---|---|---|---|---|"]
+             "| ring drops | BPF ns/request (total) | Go uprobes: hits/request (ns/request) "
+             "| top programs (ns/request, runs/request) |",
+             "|---|---|---|---|---|---|---|---|---|---|---|"]
     for (server, situation, label, exp), runs in results.items():
         drops = sum(r[4] for r in runs)
         progs = defaultdict(lambda: [0.0, 0.0])
@@ -297,8 +358,10 @@ def main():
         rate = sum(r[0] for r in runs) / len(runs) / args.duration
         top = sorted(progs.items(), key=lambda kv: -kv[1][0])[:6]
         tops = ", ".join(f"{n} {v[0]:.0f} ({v[1]:.2f})" for n, v in top if v[1] > 0)
+        go_progs = [v for n, v in progs.items() if n.startswith("obi_go_")]
+        go_cost = f"{sum(v[1] for v in go_progs):.2f} ({sum(v[0] for v in go_progs):.0f})" if go_progs else "-"
         lines.append(f"| {server} | {situation} | {label} | {exp} | {rate:,.0f} | {server_us:.2f} | {agent_us:.2f} "
-                     f"| {drops} | {total:.0f} | {tops} |")
+                     f"| {drops} | {total:.0f} | {go_cost} | {tops} |")
     table = "\n".join(lines)
     print(table)
     if args.out:

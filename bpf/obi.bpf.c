@@ -1391,3 +1391,9 @@ int obi_go_tls_read_ret(struct pt_regs *ctx)
 {
 	return go_tls_read_ret(ctx);
 }
+
+SEC("uprobe")
+int obi_go_grpc_new_stream_ret(struct pt_regs *ctx)
+{
+	return go_grpc_new_stream_ret(ctx);
+}

@@ -103,6 +103,11 @@ if ((${#go_missing[@]})); then
 	kernels_apt_update
 	apt-get "${KERNELS_APT_OPTS[@]}" install -y -qq --no-install-recommends "${go_missing[@]}" >/dev/null
 fi
+# grpc-go and its dependencies as Go sources under /usr/share/gocode, for the
+# Go gRPC test app (crates/obi/tests/apps/build_go_grpc.sh, GOPATH mode).
+if ! [[ -d /usr/share/gocode/src/google.golang.org/grpc ]]; then
+	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends golang-google-grpc-dev >/dev/null
+fi
 # qemu for the kernel matrix (tests/kernels), from bookworm-backports.
 "$(dirname "$0")/../tests/kernels/install-qemu.sh"
 # The package's postinst may start a system-wide Prometheus where services are

@@ -26,6 +26,10 @@
 #define OBI_EV_DATA 1       /* bytes moved on a traced TCP socket */
 #define OBI_EV_CONN_OPEN 2  /* accept/connect completed */
 #define OBI_EV_CONN_CLOSE 3 /* close() of a traced socket */
+/* The parent of one HTTP/2 client stream (Go's grpc-go, obi/go.bpf.h):
+ * conn_id is the socket inode, bytes the stream id, tp the parent (valid 0:
+ * a root); nothing follows the header. */
+#define OBI_EV_H2_STREAM_PARENT 4
 
 /* obi_event_hdr.dir */
 #define OBI_DIR_RECV 0
@@ -228,6 +232,11 @@ struct obi_go_offsets {
 	__u32 netfd_net;              /* net.netFD.net (string) */
 	__u32 poll_fd_sysfd;          /* internal/poll.FD.Sysfd */
 	__u32 tls_conn_conn;          /* crypto/tls.Conn.conn (net.Conn) */
+	/* grpc-go's, all 0 when its release is not known (no gRPC probe). */
+	__u32 grpc_stream_id;     /* internal/transport.Stream.id */
+	__u32 grpc_stream_ct;     /* internal/transport.Stream.ct (*http2Client) */
+	__u32 grpc_client_conn;   /* internal/transport.http2Client.conn (net.Conn) */
+	__u32 _pad;
 };
 
 /* Without kernel BTF (bpf/include/obi/fd_sockets.bpf.h) sockets are known by
@@ -254,7 +263,7 @@ _Static_assert(sizeof(struct obi_conn_state) == 96, "obi_conn_state layout");
 _Static_assert(sizeof(struct obi_exec_event) == 552, "obi_exec_event layout");
 _Static_assert(sizeof(struct obi_pid_info) == 8, "obi_pid_info layout");
 _Static_assert(sizeof(struct obi_ssl_key) == 16, "obi_ssl_key layout");
-_Static_assert(sizeof(struct obi_go_offsets) == 48, "obi_go_offsets layout");
+_Static_assert(sizeof(struct obi_go_offsets) == 64, "obi_go_offsets layout");
 _Static_assert(sizeof(struct obi_fd_key) == 8, "obi_fd_key layout");
 _Static_assert(sizeof(struct obi_fd_sock) == 24, "obi_fd_sock layout");
 

@@ -30,6 +30,16 @@
  * is known by the socket's inode. HTTPS client requests take their parent
  * from roundTrip's hint or are roots: never the thread's guess.
  *
+ * grpc-go's client multiplexes calls as streams on one HTTP/2 connection,
+ * whose frames another goroutine (its loopyWriter) writes: a per-socket
+ * hint cannot fit. At each `ret` of internal/transport.(*http2Client).
+ * NewStream, on the calling goroutine, the new *Stream (RAX) holds its id
+ * (assigned in NewStream) and its transport, whose net.Conn is the socket
+ * (checked as above); the goroutine's server request (or a root) is sent
+ * to user space keyed by (socket, stream id), where the HTTP/2 parser
+ * gives it to that stream's span. Stream ids are never reused on a
+ * connection, so a parent cannot land on another call.
+ *
  * The current goroutine is the g register (R14, amd64, Go 1.17+); the
  * arguments are in RAX, RBX, RCX..., the first result in RAX. Struct
  * offsets come from go_procs, per process.
@@ -192,6 +202,51 @@ static __always_inline int go_round_trip(struct pt_regs *ctx)
 	if (!server_fd || !server_request_tp(*server_fd, &tp))
 		__builtin_memset(&tp, 0, sizeof(tp));
 	bpf_map_update_elem(&hints, &conn_id, &tp, BPF_ANY);
+	return 0;
+}
+
+/* At each `ret` of grpc-go's internal/transport.(*http2Client).NewStream
+ * (ctx, callHdr) (*Stream, error): the stream's parent, for user space. */
+static __always_inline int go_grpc_new_stream_ret(struct pt_regs *ctx)
+{
+	__u32 tgid = bpf_get_current_pid_tgid() >> 32;
+	const struct obi_go_offsets *off = bpf_map_lookup_elem(&go_procs, &tgid);
+	if (!off || !off->grpc_client_conn || !pid_traced(tgid))
+		return 0;
+	const void *s = GO_ARG1(ctx);
+	const void *transport = NULL;
+	__u32 id = 0;
+	if (!s || bpf_probe_read_user(&id, sizeof(id), s + off->grpc_stream_id) ||
+	    bpf_probe_read_user(&transport, sizeof(transport), s + off->grpc_stream_ct) || !transport)
+		return 0;
+	/* Client-initiated streams have odd ids (RFC 9113 5.1.1). */
+	if (!(id & 1) || id > 0x7fffffff) {
+		stat_inc(OBI_STAT_HINTS_IGNORED);
+		return 0;
+	}
+	struct obi_sock_ref client;
+	int fd = go_net_conn_fd(off, transport + off->grpc_client_conn);
+	if (fd < 0 || !fd_to_tcp_sock(fd, &client)) {
+		stat_inc(OBI_STAT_HINTS_IGNORED);
+		return 0;
+	}
+	struct obi_event_hdr h = {};
+	struct obi_go_key key = {.tgid = tgid};
+	__u32 *server_fd = NULL;
+	if (go_goid(ctx, off, &key.goid))
+		server_fd = bpf_map_lookup_elem(&go_serving, &key);
+	/* The goroutine's server request, or a root: never a guess. */
+	if (!server_fd || !server_request_tp(*server_fd, &h.tp))
+		__builtin_memset(&h.tp, 0, sizeof(h.tp));
+	h.kind = OBI_EV_H2_STREAM_PARENT;
+	h.dir = OBI_DIR_SEND;
+	h.role = OBI_ROLE_CLIENT;
+	h.tgid = tgid;
+	h.tid = (__u32)bpf_get_current_pid_tgid();
+	h.conn_id = client.ino;
+	h.ts_enter = h.ts_exit = bpf_ktime_get_ns();
+	h.bytes = id;
+	events_output(&h, sizeof(h));
 	return 0;
 }
 

@@ -7,6 +7,7 @@ mod common;
 use std::process::Command;
 use std::time::Duration;
 
+use common::go;
 use common::*;
 use serde_json::Value;
 
@@ -121,6 +122,57 @@ fn keep_alive_requests_waiting_for_a_busy_event_loop() {
     let waits = check_in_queue(&agent, port, &timed);
     let longest = waits.iter().map(|(real, _)| *real).max().unwrap();
     assert!(longest >= 700_000, "the test did not make requests wait: {waits:?}");
+}
+
+/// A Go net/http server (tests/apps/go_fanout.go, Go 1.23) whose accept
+/// loop takes one connection at a time (`-max-conns 1`), 200 ms per
+/// request, 5 requests arriving together on 5 new connections: each waited
+/// in the listen backlog for the ones before it. The kernel's arrival time
+/// (the connection's establishment) says how long, no uprobe needed; OBI
+/// starts a Go request at the creation of its connection's goroutine, after
+/// the accept, which misses this wait.
+#[test]
+fn go_new_connections_waiting_for_a_throttled_accept_loop() {
+    require_root();
+    let binary = go::build("build_go.sh", "/usr/lib/go-1.23", "", "go123-anatomy");
+    let port = free_port();
+    let server = start_server(
+        "go-throttled",
+        Command::new(&binary).arg("-listen").arg(format!("127.0.0.1:{port}")).args(["-max-conns", "1"]),
+    );
+    let agent = Agent::builder().env("OTEL_EBPF_OPEN_PORT", &port.to_string()).start();
+    agent.wait_instrumented(server.pid(), WAIT);
+    let timed = timed_requests(port, "/slow/200", 5, false);
+    let waits = check_in_queue(&agent, port, &timed);
+    let longest = waits.iter().map(|(real, _)| *real).max().unwrap();
+    assert!(longest >= 700_000, "the test did not make requests wait: {waits:?}");
+}
+
+/// A Go net/http server on one CPU (`GOMAXPROCS=1`, Go 1.19, stripped)
+/// whose handlers spin the CPU for 200 ms, 5 keep-alive connections sending
+/// at once: each request's goroutine waits for the scheduler (Go preempts a
+/// spinning goroutine every 10 ms or so) before it reads its request. The
+/// kernel's arrival time (the bytes reaching the socket) to that read is
+/// the wait, as for any server.
+#[test]
+fn go_keep_alive_requests_waiting_on_one_cpu() {
+    require_root();
+    if !std::path::Path::new("/sys/kernel/tracing/events/sock/sk_data_ready").exists() {
+        eprintln!("skipped: this kernel has no sock:sk_data_ready (Linux 6.6+)");
+        return;
+    }
+    let binary = go::build("build_go.sh", "/usr/lib/go-1.19", "-s -w", "go119-stripped-anatomy");
+    let port = free_port();
+    let server = start_server(
+        "go-one-cpu",
+        Command::new(&binary).arg("-listen").arg(format!("127.0.0.1:{port}")).env("GOMAXPROCS", "1"),
+    );
+    let agent = Agent::builder().env("OTEL_EBPF_OPEN_PORT", &port.to_string()).start();
+    agent.wait_instrumented(server.pid(), WAIT);
+    let timed = timed_requests(port, "/busy/200", 5, true);
+    let waits = check_in_queue(&agent, port, &timed);
+    let longest = waits.iter().map(|(real, _)| *real).max().unwrap();
+    assert!(longest >= 10_000, "the test did not make requests wait: {waits:?}");
 }
 
 /// A server that is waiting for the request shows no queue time.

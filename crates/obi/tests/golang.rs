@@ -11,6 +11,7 @@
 mod common;
 
 use common::audit::{self, Fanout};
+use common::go;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -22,16 +23,11 @@ const WAIT: Duration = Duration::from_secs(30);
 
 /// Builds the Go test app with the toolchain in `goroot`.
 fn go_app(goroot: &str, ldflags: &str, name: &str) -> PathBuf {
-    let out = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(name);
-    run(Command::new(apps_dir().join("build_go.sh")).args([goroot, ldflags]).arg(&out));
-    out
+    go::build("build_go.sh", goroot, ldflags, name)
 }
 
-/// `go version` of a toolchain: `go1.19.8` -> `1.19.8`.
 fn release(goroot: &str) -> String {
-    let out = Command::new(format!("{goroot}/bin/go")).arg("version").env("GOTOOLCHAIN", "local").output().unwrap();
-    let text = String::from_utf8(out.stdout).unwrap();
-    text.split_whitespace().nth(2).unwrap().trim_start_matches("go").to_string()
+    go::release(goroot)
 }
 
 fn start_go_server(binary: &PathBuf, port: u16) -> Proc {

@@ -195,7 +195,10 @@ fn attach_tls(tracer: &mut crate::ebpf::Tracer, pid: u32) {
 fn attach_go(tracer: &mut crate::ebpf::Tracer, pid: u32, program: &crate::golang::GoProgram) {
     use crate::ebpf::golang::GoProbeError;
     match tracer.trace_go(pid, program) {
-        Ok(probes) => tracing::info!(component = "ebpf.Go", pid, probes, "Go net/http and crypto/tls probes attached"),
+        Ok(probes) => {
+            let grpc = program.grpc.as_ref().is_some_and(|g| g.is_ok());
+            tracing::info!(component = "ebpf.Go", pid, probes, grpc, "Go net/http and crypto/tls probes attached")
+        }
         // A Go program that uses neither net/http nor crypto/tls.
         Err(GoProbeError::NoNetHttp) => {
             tracing::debug!(component = "ebpf.Go", pid, "no net/http or crypto/tls in this Go program: no Go probes")

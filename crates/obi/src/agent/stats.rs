@@ -79,7 +79,7 @@ const fn counter(
     Some(Exposed { name, help, labels, kind: Kind::Counter })
 }
 
-const STAT_COUNT: usize = 29;
+const STAT_COUNT: usize = 30;
 
 /// Rows of one page family (same name) must be next to each other.
 static STATS: [Stat; STAT_COUNT] = [
@@ -241,6 +241,13 @@ static STATS: [Stat; STAT_COUNT] = [
     Stat {
         key: "h2_desynced_conns",
         read: |s| s.tracker.h2_desynced_conns,
+        exposed: None,
+        loss: None,
+        in_totals: true,
+    },
+    Stat {
+        key: "stream_parents_unused",
+        read: |s| s.tracker.stream_parents_unused,
         exposed: None,
         loss: None,
         in_totals: true,
@@ -439,6 +446,7 @@ pub(super) fn log_totals(sources: &Sources, maps: &str, otlp_traces: Option<&Exp
         ignored_conns = v("ignored_conns"),
         unnamed_spans_dropped = v("unnamed_spans_dropped"),
         h2_desynced_conns = v("h2_desynced_conns"),
+        stream_parents_unused = v("stream_parents_unused"),
         mqtt_malformed_conns = v("mqtt_malformed_conns"),
         injected = v("injected"),
         parent_hints_used = v("parent_hints_used"),

@@ -12,6 +12,9 @@ pub(crate) const TAIL_LEN: usize = 16;
 pub(crate) const EV_DATA: u8 = 1;
 pub(crate) const EV_CONN_OPEN: u8 = 2;
 pub(crate) const EV_CONN_CLOSE: u8 = 3;
+/// The parent of one HTTP/2 client stream (Go's grpc-go): `conn_id` the
+/// socket, `bytes` the stream id, `tp` the parent (`valid == 0`: a root).
+pub(crate) const EV_H2_STREAM_PARENT: u8 = 4;
 
 pub(crate) const DIR_RECV: u8 = 0;
 pub(crate) const DIR_SEND: u8 = 1;
@@ -201,6 +204,11 @@ pub(crate) struct GoOffsets {
     pub(crate) netfd_net: u32,
     pub(crate) poll_fd_sysfd: u32,
     pub(crate) tls_conn_conn: u32,
+    /// grpc-go's, all 0 when its release is not known (no gRPC probe).
+    pub(crate) grpc_stream_id: u32,
+    pub(crate) grpc_stream_ct: u32,
+    pub(crate) grpc_client_conn: u32,
+    pub(crate) _pad: u32,
 }
 
 /// `struct obi_fd_key`: a descriptor of a process (no-BTF mode's fd_socks).
@@ -286,7 +294,8 @@ mod tests {
         assert_eq!(offset_of!(GoOffsets, g_goid), 0);
         assert_eq!(offset_of!(GoOffsets, poll_fd_sysfd), 40);
         assert_eq!(offset_of!(GoOffsets, tls_conn_conn), 44);
-        assert_eq!(size_of::<GoOffsets>(), 48);
+        assert_eq!(offset_of!(GoOffsets, grpc_client_conn), 56);
+        assert_eq!(size_of::<GoOffsets>(), 64);
         assert_eq!(size_of::<FdKey>(), 8);
         assert_eq!(offset_of!(FdSock, exec_gen), 16);
         assert_eq!(size_of::<FdSock>(), 24);

@@ -14,7 +14,7 @@ use aya::programs::uprobe::{UProbeAttachLocation, UProbeLink, UProbeScope};
 use aya::programs::{ProgramError, UProbe};
 
 use super::abi;
-use crate::golang::{GoOffsets, GoProgram};
+use crate::golang::{GRPC_NEW_STREAM, GoOffsets, GoProgram, GrpcOffsets};
 
 /// Where in a function a program is attached.
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -25,12 +25,14 @@ enum At {
 }
 
 /// (program, Go function, where).
-const PROBES: [(&str, &str, At); 5] = [
+const PROBES: [(&str, &str, At); 6] = [
     ("obi_go_conn_serve", "net/http.(*conn).serve", At::Entry),
     ("obi_go_round_trip", "net/http.(*persistConn).roundTrip", At::Entry),
     ("obi_go_tls_write", "crypto/tls.(*Conn).Write", At::Entry),
     ("obi_go_tls_read", "crypto/tls.(*Conn).Read", At::Entry),
     ("obi_go_tls_read_ret", "crypto/tls.(*Conn).Read", At::Returns),
+    // Only when grpc-go's release is known (`GoProgram::grpc`).
+    ("obi_go_grpc_new_stream_ret", GRPC_NEW_STREAM, At::Returns),
 ];
 const OFFSETS_MAP: &str = "go_procs";
 
@@ -63,8 +65,8 @@ pub(crate) enum GoProbeError {
     PidZero,
     #[error("the binary has none of the net/http and crypto/tls functions: nothing to probe")]
     NoNetHttp,
-    #[error("crypto/tls.(*Conn).Read has no return found: its plaintext could not be read")]
-    NoReturns,
+    #[error("{0} has no return found: what it returns could not be read")]
+    NoReturns(&'static str),
 }
 
 /// The Go probes of every Go process; dropping a process's links detaches it.
@@ -98,13 +100,17 @@ impl GoProbes {
         }
         let scope = UProbeScope::OneProcess(NonZeroU32::new(pid).ok_or(GoProbeError::PidZero)?);
         let mut targets: Vec<(&'static str, u64)> = Vec::new();
+        let grpc = program.grpc.as_ref().and_then(|g| g.as_ref().ok()).map(|c| c.offsets);
         for (prog, func, at) in PROBES {
             let Some(f) = program.functions.iter().find(|f| f.name == func) else { continue };
+            if func == GRPC_NEW_STREAM && grpc.is_none() {
+                continue;
+            }
             match at {
                 At::Entry => targets.push((prog, f.file_offset)),
                 // A read whose result is never seen would leave its entry
                 // saved for nothing: refuse rather than half-trace.
-                At::Returns if f.returns.is_empty() => return Err(GoProbeError::NoReturns),
+                At::Returns if f.returns.is_empty() => return Err(GoProbeError::NoReturns(func)),
                 At::Returns => targets.extend(f.returns.iter().map(|&ret| (prog, ret))),
             }
         }
@@ -114,7 +120,7 @@ impl GoProbes {
         // Offsets first: a probe hit without them does nothing.
         let map = ebpf.map_mut(OFFSETS_MAP).ok_or(GoProbeError::MissingMap)?;
         let mut procs = BpfHashMap::<&mut MapData, u32, abi::GoOffsets>::try_from(map)?;
-        procs.insert(pid, to_abi(&program.offsets), 0)?;
+        procs.insert(pid, to_abi(&program.offsets, grpc), 0)?;
         let target = PathBuf::from(format!("/proc/{pid}/exe"));
         let mut links = Vec::with_capacity(targets.len());
         for (prog, offset) in targets {
@@ -163,7 +169,10 @@ impl GoProbes {
     }
 }
 
-fn to_abi(o: &GoOffsets) -> abi::GoOffsets {
+/// The process's offsets; grpc-go's are 0 (the probe does nothing) when
+/// its release is not known.
+fn to_abi(o: &GoOffsets, grpc: Option<GrpcOffsets>) -> abi::GoOffsets {
+    let g = grpc.unwrap_or(GrpcOffsets { stream_id: 0, stream_ct: 0, client_conn: 0 });
     abi::GoOffsets {
         g_goid: o.g_goid,
         http_conn_rwc: o.http_conn_rwc,
@@ -177,5 +186,9 @@ fn to_abi(o: &GoOffsets) -> abi::GoOffsets {
         netfd_net: o.netfd_net,
         poll_fd_sysfd: o.poll_fd_sysfd,
         tls_conn_conn: o.tls_conn_conn,
+        grpc_stream_id: g.stream_id,
+        grpc_stream_ct: g.stream_ct,
+        grpc_client_conn: g.client_conn,
+        _pad: 0,
     }
 }

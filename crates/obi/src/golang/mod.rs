@@ -11,6 +11,7 @@
 
 mod buildinfo;
 mod elf;
+mod grpc;
 mod offsets;
 mod pclntab;
 mod registry;
@@ -24,6 +25,7 @@ use std::path::Path;
 
 use object::Object;
 
+pub(crate) use grpc::{GrpcClient, GrpcError, GrpcOffsets, NEW_STREAM as GRPC_NEW_STREAM};
 pub(crate) use offsets::GoOffsets;
 use offsets::NotCovered;
 pub(crate) use pclntab::TableFormat;
@@ -58,7 +60,8 @@ pub(crate) const PROBED_FUNCTIONS: [&str; 7] = [
 const REQUIRED_FUNCTIONS: [&str; 2] = ["runtime.newproc1", "runtime.goexit1"];
 /// Of [`PROBED_FUNCTIONS`], the ones whose `ret` instructions are found
 /// (the new goroutine is `newproc1`'s result; the bytes `Read` returned).
-const RETURN_PROBED: [&str; 2] = ["runtime.newproc1", "crypto/tls.(*Conn).Read"];
+/// (grpc-go's `NewStream`, looked up too, returns the new client stream.)
+const RETURN_PROBED: [&str; 3] = ["runtime.newproc1", "crypto/tls.(*Conn).Read", grpc::NEW_STREAM];
 
 /// Where the function addresses came from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -88,8 +91,12 @@ pub(crate) struct GoProgram {
     pub(crate) version: GoVersion,
     pub(crate) offsets: GoOffsets,
     pub(crate) source: SymbolSource,
-    /// The [`PROBED_FUNCTIONS`] found, in that order.
+    /// The [`PROBED_FUNCTIONS`] found, in that order, then grpc-go's
+    /// [`GRPC_NEW_STREAM`] when the binary has it.
     pub(crate) functions: Vec<GoFunction>,
+    /// grpc-go's client: `None` when the binary has no `NewStream`; an
+    /// error when its release or offsets are not known (no gRPC probe).
+    pub(crate) grpc: Option<Result<GrpcClient, GrpcError>>,
 }
 
 /// Why a binary cannot be handled.
@@ -139,17 +146,19 @@ pub(crate) fn inspect(path: &Path) -> Result<GoProgram, InspectError> {
     let table = offsets::table().map_err(|e| InspectError::Offsets(e.to_string()))?;
     let offsets = table.for_version(version)?;
 
-    let (source, found) = match elf::symtab_find(&elf, &PROBED_FUNCTIONS) {
+    let names: Vec<&'static str> = PROBED_FUNCTIONS.iter().copied().chain([grpc::NEW_STREAM]).collect();
+    let (source, found) = match elf::symtab_find(&elf, &names) {
         Some(found) => (SymbolSource::Symtab, found),
         None => {
             let (_, data) = elf::section(&elf, ".gopclntab").ok_or(InspectError::NoFunctionTable)?;
             let text = elf::section(&elf, ".text").map_or(0, |(addr, _)| addr);
             let pcln = pclntab::Pclntab::parse(data, text)?;
-            (SymbolSource::Pclntab(pcln.format), pcln.find(&PROBED_FUNCTIONS))
+            (SymbolSource::Pclntab(pcln.format), pcln.find(&names))
         }
     };
-    let mut functions = Vec::with_capacity(PROBED_FUNCTIONS.len());
-    for (name, range) in PROBED_FUNCTIONS.iter().zip(found) {
+    let mut functions = Vec::with_capacity(names.len());
+    let mut grpc = None;
+    for (name, range) in names.iter().zip(found) {
         let Some(range) = range else {
             if REQUIRED_FUNCTIONS.contains(name) {
                 return Err(InspectError::MissingFunction(name));
@@ -164,10 +173,21 @@ pub(crate) fn inspect(path: &Path) -> Result<GoProgram, InspectError> {
                 .zip(usize::try_from(range.end - range.entry).ok())
                 .and_then(|(at, len)| map.get(at..at.checked_add(len)?))
                 .ok_or(InspectError::NotLoaded(name))?;
-            let found = returns::return_addresses(code, range.entry).map_err(|e| InspectError::Returns(name, e))?;
+            let found = match returns::return_addresses(code, range.entry) {
+                Ok(found) => found,
+                // The gRPC probe alone is given up: net/http and TLS do not need it.
+                Err(e) if *name == grpc::NEW_STREAM => {
+                    grpc = Some(Err(GrpcError::Returns(e.to_string())));
+                    continue;
+                }
+                Err(e) => return Err(InspectError::Returns(name, e)),
+            };
             returns = found.into_iter().map(|ret| file_offset + (ret - range.entry)).collect();
+        }
+        if *name == grpc::NEW_STREAM {
+            grpc = Some(grpc::client(&elf));
         }
         functions.push(GoFunction { name, entry: range.entry, end: range.end, file_offset, returns });
     }
-    Ok(GoProgram { version, offsets, source, functions })
+    Ok(GoProgram { version, offsets, source, functions, grpc })
 }

@@ -42,9 +42,19 @@ impl Registry {
                     symbols = source_name(program.source),
                     functions = %functions_summary(&program),
                     goid_offset = program.offsets.g_goid,
+                    grpc = %grpc_summary(&program),
                     took_ms = started.elapsed().as_millis() as u64,
                     "Go binary understood"
                 );
+                if let Some(Err(err)) = &program.grpc {
+                    tracing::warn!(
+                        component = "golang",
+                        pid = svc.pid,
+                        cmd = %cmd,
+                        reason = %err,
+                        "grpc-go client not followed: its calls are roots (never a guessed parent)"
+                    );
+                }
                 self.programs.insert(svc.pid, program);
                 self.programs.get(&svc.pid)
             }
@@ -70,6 +80,16 @@ fn source_name(source: SymbolSource) -> &'static str {
     match source {
         SymbolSource::Symtab => "symtab",
         SymbolSource::Pclntab(_) => "gopclntab",
+    }
+}
+
+/// grpc-go's release when its client is followed, else `none` (no grpc-go
+/// client) or `unknown` (the warning says why).
+fn grpc_summary(p: &GoProgram) -> String {
+    match &p.grpc {
+        None => "none".to_string(),
+        Some(Ok(c)) => format!("{}.{}", c.major, c.minor),
+        Some(Err(_)) => "unknown".to_string(),
     }
 }
 

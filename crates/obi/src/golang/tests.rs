@@ -29,24 +29,37 @@ enum Build {
 /// Builds the test app once per (toolchain, flags) with
 /// tests/apps/build_go.sh and returns its path.
 fn built(goroot: &str, build: Build) -> PathBuf {
-    static BUILT: OnceLock<Mutex<HashMap<(String, Build), PathBuf>>> = OnceLock::new();
+    built_app("build_go.sh", "fanout", goroot, build)
+}
+
+/// The grpc-go test app (tests/apps/go_grpc_fanout), built like [`built`].
+fn built_grpc(goroot: &str, build: Build) -> PathBuf {
+    built_app("build_go_grpc.sh", "grpc-fanout", goroot, build)
+}
+
+/// (app, toolchain, flags) -> the binary.
+type Builds = HashMap<(String, String, Build), PathBuf>;
+
+fn built_app(script: &str, app: &str, goroot: &str, build: Build) -> PathBuf {
+    static BUILT: OnceLock<Mutex<Builds>> = OnceLock::new();
     let mut done = BUILT.get_or_init(Default::default).lock().unwrap_or_else(|e| e.into_inner());
-    if let Some(p) = done.get(&(goroot.to_string(), build)) {
+    let key = (app.to_string(), goroot.to_string(), build);
+    if let Some(p) = done.get(&key) {
         return p.clone();
     }
     let dir = std::env::temp_dir().join("obi-golang-tests");
     std::fs::create_dir_all(&dir).unwrap();
     let release = goroot.rsplit('-').next().unwrap();
     // Same name in every run: the script replaces the file atomically.
-    let out = dir.join(format!("fanout-{release}-{build:?}"));
+    let out = dir.join(format!("{app}-{release}-{build:?}"));
     let ldflags = match build {
         Build::Full => "-compressdwarf=false",
         Build::Stripped => "-s -w",
     };
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/apps/build_go.sh");
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/apps").join(script);
     let status = Command::new(script).args([goroot, ldflags]).arg(&out).status().unwrap();
-    assert!(status.success(), "building the Go test app with {goroot} failed");
-    done.insert((goroot.to_string(), build), out.clone());
+    assert!(status.success(), "building the Go test app {app} with {goroot} failed");
+    done.insert(key, out.clone());
     out
 }
 
@@ -181,6 +194,32 @@ fn offset_table_matches_the_dwarf_of_real_binaries() {
             );
         }
     }
+}
+
+#[test]
+fn grpc_client_is_found_and_its_offsets_match_the_dwarf() {
+    const TRANSPORT: &str = "google.golang.org/grpc/internal/transport";
+    for goroot in [GO_1_19, GO_1_23] {
+        let full = inspect(&built_grpc(goroot, Build::Full)).unwrap();
+        let client = full.grpc.clone().expect("NewStream found").unwrap();
+        assert_eq!((client.major, client.minor), (1, 33));
+        let members = dwarf_members(&read(&built_grpc(goroot, Build::Full)));
+        let at = |ty: &str, member: &str| members.get(&(format!("{TRANSPORT}.{ty}"), member.to_string())).copied();
+        let o = client.offsets;
+        assert_eq!(at("Stream", "id"), Some(u64::from(o.stream_id)), "{goroot}");
+        assert_eq!(at("Stream", "ct"), Some(u64::from(o.stream_ct)), "{goroot}");
+        assert_eq!(at("http2Client", "conn"), Some(u64::from(o.client_conn)), "{goroot}");
+        // Stripped: the same function, returns and release from the
+        // function table and .rodata.
+        let stripped = inspect(&built_grpc(goroot, Build::Stripped)).unwrap();
+        assert_eq!(stripped.grpc, full.grpc, "{goroot}");
+        let new_stream = |p: &GoProgram| p.functions.iter().find(|f| f.name == GRPC_NEW_STREAM).cloned().unwrap();
+        let (f, s) = (new_stream(&full), new_stream(&stripped));
+        assert!(!s.returns.is_empty(), "{goroot}");
+        assert_eq!((f.entry, f.returns.len()), (s.entry, s.returns.len()), "{goroot}");
+    }
+    // The net/http app has no grpc-go.
+    assert_eq!(inspect(&built(GO_1_23, Build::Stripped)).unwrap().grpc, None);
 }
 
 /// `(struct type, member) -> byte offset` for every struct in the DWARF.

@@ -51,6 +51,41 @@ fn looks_like_settings(data: &[u8]) -> bool {
 struct Http2Session {
     conn: H2Conn,
     done: Vec<H2Exchange>,
+    parents: StreamParents,
+}
+
+/// Parents a runtime named for client streams (Go's grpc-go probe, which
+/// knows the calling goroutine's server request), until their stream
+/// finishes. A stream id is never reused on a connection, so a parent
+/// cannot reach another stream; one whose stream finished first (the
+/// runtime was slower than the answer) is never used and ages out.
+#[derive(Default)]
+struct StreamParents(Vec<(u32, Option<TraceContext>, u64)>);
+
+/// More pending than this: the oldest is dropped (counted unused).
+const MAX_STREAM_PARENTS: usize = 4096;
+
+impl StreamParents {
+    /// Records a parent; returns how many were dropped to make room.
+    fn insert(&mut self, stream: u32, parent: Option<TraceContext>, ts: u64) -> u64 {
+        let dropped = if self.0.len() >= MAX_STREAM_PARENTS { u64::from(self.0.remove(0).0 != stream) } else { 0 };
+        self.0.retain(|(s, _, _)| *s != stream);
+        self.0.push((stream, parent, ts));
+        dropped
+    }
+
+    /// The parent named for `stream`, if any (`Some(None)`: a root).
+    fn take(&mut self, stream: u32) -> Option<Option<TraceContext>> {
+        let at = self.0.iter().position(|(s, _, _)| *s == stream)?;
+        Some(self.0.swap_remove(at).1)
+    }
+
+    /// Forgets the parents recorded before `older_than`; returns how many.
+    fn expire(&mut self, older_than: u64) -> u64 {
+        let before = self.0.len();
+        self.0.retain(|(_, _, ts)| *ts >= older_than);
+        (before - self.0.len()) as u64
+    }
 }
 
 impl Session for Http2Session {
@@ -64,28 +99,45 @@ impl Session for Http2Session {
             tracing::debug!(component = "tracker", reason = ?why, "HTTP/2 decoding lost sync; no more spans from this connection");
         }
         for ex in self.done.drain(..) {
-            cx.finished.push(finished(ex));
+            let named = if cx.server { None } else { self.parents.take(ex.stream) };
+            let mut done = finished(ex, named);
+            if named.is_some_and(|p| p.is_some()) {
+                done.trace = cx.joined(done.trace);
+            }
+            cx.finished.push(done);
         }
         if self.conn.desync().is_some() { Feed::Lost } else { Feed::Ok }
+    }
+
+    fn stream_parent(&mut self, stream: u32, parent: Option<TraceContext>, ts: u64) -> bool {
+        self.parents.insert(stream, parent, ts) == 0
     }
 
     /// Forgets streams idle as long as a connection may be.
     fn tick(&mut self, now_mono: u64, cx: &mut SessionCx<'_>) {
         let older_than = now_mono.saturating_sub(cx.settings.idle_conn_ns);
         cx.stats.unanswered_requests += self.conn.expire(older_than) as u64;
+        cx.stats.stream_parents_unused += self.parents.expire(older_than);
     }
 }
 
 /// A finished stream as a span's protocol part: gRPC when its content type
-/// says so, else HTTP. A `traceparent` the request carried is continued,
-/// else a new trace starts.
-fn finished(ex: H2Exchange) -> Finished {
+/// says so, else HTTP. A `traceparent` the request carried is continued;
+/// else a client stream whose parent a runtime named (`named`: `Some(None)`
+/// is a root) is that parent's child; else a new trace starts.
+fn finished(ex: H2Exchange, named: Option<Option<TraceContext>>) -> Finished {
     let incoming = ex.request.traceparent.as_deref().and_then(trace_ids::parse_traceparent);
-    let trace = match incoming {
-        Some((trace_id, parent_span_id, flags)) => {
+    let trace = match (incoming, named) {
+        (Some((trace_id, parent_span_id, flags)), _) => {
             TraceContext { trace_id, span_id: trace_ids::random_span_id(), parent_span_id, flags }
         }
-        None => trace_ids::new_root(),
+        (None, Some(Some(parent))) => TraceContext {
+            trace_id: parent.trace_id,
+            span_id: trace_ids::random_span_id(),
+            parent_span_id: parent.span_id,
+            flags: parent.flags,
+        },
+        (None, _) => trace_ids::new_root(),
     };
     let grpc = ex.request.is_grpc();
     let authority = (!ex.request.authority.is_empty()).then_some(ex.request.authority);
@@ -134,6 +186,21 @@ fn grpc_status(grpc_status: Option<u32>, reset: bool) -> i32 {
 mod tests {
     use super::*;
     use crate::ebpf::abi::EventHdr;
+
+    #[test]
+    fn stream_parents_are_taken_once_and_age_out() {
+        let mut p = StreamParents::default();
+        assert_eq!(p.insert(1, None, 10), 0);
+        assert_eq!(p.insert(3, Some(trace_ids::new_root()), 20), 0);
+        assert!(matches!(p.take(1), Some(None)));
+        assert!(p.take(1).is_none());
+        assert_eq!(p.expire(25), 1);
+        assert!(p.take(3).is_none());
+        for stream in 0..MAX_STREAM_PARENTS as u32 {
+            assert_eq!(p.insert(stream * 2 + 1, None, 30), 0);
+        }
+        assert_eq!(p.insert(u32::MAX, None, 40), 1, "the oldest makes room");
+    }
 
     #[test]
     fn waits_on_a_servers_settings_and_rejects_other_bytes() {

@@ -154,6 +154,10 @@ pub(crate) struct TrackerStats {
     pub(crate) mqtt_malformed_conns: u64,
     /// MQTT packets whose fields lay beyond the capture (no span for them).
     pub(crate) mqtt_unreadable_packets: u64,
+    /// Parents a runtime named for HTTP/2 client streams (Go's grpc-go
+    /// probe) that no span used: no HTTP/2 client connection to give them
+    /// to, or their stream finished first (the call is then a root).
+    pub(crate) stream_parents_unused: u64,
 }
 
 /// Spans of a process that is traced but not (yet) named by discovery.
@@ -427,6 +431,7 @@ impl Tracker {
             abi::EV_CONN_OPEN => self.on_open(&ev),
             abi::EV_DATA => self.on_data(&ev),
             abi::EV_CONN_CLOSE => self.on_close(&ev),
+            abi::EV_H2_STREAM_PARENT => self.on_stream_parent(&ev),
             _ => self.env.stats.malformed_events += 1,
         }
     }
@@ -453,6 +458,22 @@ impl Tracker {
         // An inode reused without a close we saw: start over.
         self.conns.insert(ev.hdr.conn_id, Self::new_conn(ev, true));
         self.enforce_cap();
+    }
+
+    /// A runtime named the parent of an HTTP/2 client stream (Go's grpc-go
+    /// probe): kept for that stream's span (the connection's frames come
+    /// from another goroutine, so no per-socket hint fits).
+    fn on_stream_parent(&mut self, ev: &Event<'_>) {
+        let taken = match self.conns.get_mut(&ev.hdr.conn_id) {
+            Some(Conn { meta, proto: Proto::Parsed(_, session), .. }) if meta.role == Role::Client => {
+                let stream = u32::try_from(ev.hdr.bytes).unwrap_or(0);
+                session.stream_parent(stream, trace_ids::from_kernel(&ev.hdr.tp), ev.hdr.ts_exit)
+            }
+            _ => false,
+        };
+        if !taken {
+            self.env.stats.stream_parents_unused += 1;
+        }
     }
 
     fn on_close(&mut self, ev: &Event<'_>) {

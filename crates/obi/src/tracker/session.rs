@@ -171,6 +171,13 @@ pub(crate) enum Feed {
 pub(crate) trait Session: Send {
     fn on_data(&mut self, io: &Io<'_>, cx: &mut SessionCx<'_>) -> Feed;
 
+    /// A runtime named the parent (`None`: a root) of the client stream
+    /// `stream` at `ts` (Go's grpc-go probe). False when this protocol has
+    /// no streams to give it to.
+    fn stream_parent(&mut self, _stream: u32, _parent: Option<TraceContext>, _ts: u64) -> bool {
+        false
+    }
+
     /// The connection closed at `ts`.
     fn on_close(&mut self, _ts: u64, _cx: &mut SessionCx<'_>) {}
 

@@ -495,6 +495,63 @@ fn grpc_over_http2_records_becomes_a_grpc_span() {
     assert_eq!(t.stats().h2_desynced_conns, 0);
 }
 
+/// A runtime's parent for a client stream (Go's grpc-go probe) goes to that
+/// stream's span alone: stream 1 gets the named parent, stream 3 the named
+/// root, stream 5 (none named) a root; a parent for a stream that never
+/// comes, or for a connection that is not HTTP/2, is counted unused.
+#[test]
+fn named_stream_parents_go_to_their_streams() {
+    use obi_protocols::http2::records::{REC_PREFACE, push_record};
+    let mut t = tracker_with_service();
+    let request = |stream: u32| {
+        let mut b = vec![0x83, 0x86];
+        b.extend(lit(":path", &format!("/leaf/{stream}")));
+        b.extend(lit("content-type", "application/grpc"));
+        h2_headers(stream, 0x4 | 0x1, &b)
+    };
+    let mut first = Vec::new();
+    push_record(&mut first, REC_PREFACE, &[]);
+    first.extend(request(1));
+    first.extend(request(3));
+    first.extend(request(5));
+    let mut response = Vec::new();
+    for stream in [5, 3, 1] {
+        response.extend(h2_headers(stream, 0x4, &[0x88]));
+        response.extend(h2_headers(stream, 0x4 | 0x1, &lit("grpc-status", "0")));
+    }
+    let parent = |conn: u64, stream: u64, tp: Tp| {
+        let mut e = Ev::new(abi::EV_H2_STREAM_PARENT, conn, abi::ROLE_CLIENT);
+        e.hdr.bytes = stream;
+        e.hdr.tp = tp;
+        e
+    };
+    let h2 = abi::F_H2 | abi::F_MSG_START;
+    feed(
+        &mut t,
+        &[
+            Ev::new(abi::EV_CONN_OPEN, 7, abi::ROLE_CLIENT),
+            Ev::data(7, abi::ROLE_CLIENT, abi::DIR_SEND, 1_000, &first).flags(h2, Tp::default()),
+            parent(7, 1, tp(0xaa, 0xbb, 0)),
+            parent(7, 3, Tp::default()),
+            parent(7, 9, tp(0xcc, 0xdd, 0)),
+            parent(8, 1, tp(0xcc, 0xdd, 0)),
+            Ev::data(7, abi::ROLE_CLIENT, abi::DIR_RECV, 4_000, &response).flags(h2, Tp::default()),
+        ],
+    );
+    let spans = t.take_spans();
+    let by_path = |path: &str| spans.iter().find(|s| grpc(s).method == path).unwrap();
+    let named = by_path("/leaf/1");
+    assert_eq!((named.trace.trace_id, named.trace.parent_span_id), ([0xaa; 16], [0xbb; 8]));
+    assert_ne!(named.trace.span_id, [0xbb; 8]);
+    for root in ["/leaf/3", "/leaf/5"] {
+        let s = by_path(root);
+        assert_eq!(s.trace.parent_span_id, [0; 8], "{root}");
+        assert_ne!(s.trace.trace_id, [0xaa; 16], "{root}");
+    }
+    // Stream 9's waits for its stream; connection 8 is unknown.
+    assert_eq!(t.stats().stream_parents_unused, 1);
+}
+
 #[test]
 fn h2c_upgrade_switches_to_http2_and_websockets_are_ignored() {
     use obi_protocols::http2::records::{REC_PREFACE, push_record};

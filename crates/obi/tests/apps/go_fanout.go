@@ -1,21 +1,25 @@
 // A net/http server for the Go tests, written for Go 1.15 and later.
 //
-//   /fanout/<id>/<calls>?via=<via>&base=<url>  makes <calls> GETs of
-//       <base>/leaf/<id>/<k> with net/http's client (the parent audit's
-//       convention, tests/common/audit.rs), then answers. via=inline: one
-//       after the other from the handler's goroutine; via=goroutine: each
-//       from a goroutine of its own, waited for; via=pool: each handed to a
-//       shared pool of worker goroutines, grown (from the handler's
-//       goroutine) when no worker is idle, like a lazily grown thread pool
-//       (any via starting with "pool").
-//   /status/<code>/...  answers "leaf" with that status.
-//   /big/<n>/...  answers n bytes.
-//   any other path, with -calls URL: -n GETs of URL, then answers.
-//   any other path, without -calls: answers "leaf" at once.
+//	/fanout/<id>/<calls>?via=<via>&base=<url>  makes <calls> GETs of
+//	    <base>/leaf/<id>/<k> with net/http's client (the parent audit's
+//	    convention, tests/common/audit.rs), then answers. via=inline: one
+//	    after the other from the handler's goroutine; via=goroutine: each
+//	    from a goroutine of its own, waited for; via=pool: each handed to a
+//	    shared pool of worker goroutines, grown (from the handler's
+//	    goroutine) when no worker is idle, like a lazily grown thread pool
+//	    (any via starting with "pool").
+//	/status/<code>/...  answers "leaf" with that status.
+//	/big/<n>/...  answers n bytes.
+//	/slow/<ms>/... sleeps, /busy/<ms>/... spins the CPU for ms milliseconds,
+//	    then answers; X-Handler-Start: when the handler started (wall
+//	    clock, ns), for the "in queue" tests (tests/anatomy.rs).
+//	any other path, with -calls URL: -n GETs of URL, then answers.
+//	any other path, without -calls: answers "leaf" at once.
 //
 // With -cert and -key it serves HTTPS (HTTP/1.1 and, by ALPN, HTTP/2);
 // -insecure makes its client accept any certificate, -h2 lets its client
-// speak HTTP/2 over TLS.
+// speak HTTP/2 over TLS. -max-conns N serves at most N connections at once
+// (the others wait in the listen backlog).
 //
 // Prints "ready <port>" when it serves.
 package main
@@ -32,6 +36,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"time"
 )
 
 var client = &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 256}}
@@ -69,6 +74,53 @@ func get(url string) error {
 	io.Copy(ioutil.Discard, resp.Body)
 	resp.Body.Close()
 	return nil
+}
+
+// limitListener accepts a connection only when fewer than cap(sem) are open.
+type limitListener struct {
+	net.Listener
+	sem chan struct{}
+}
+
+func (l *limitListener) Accept() (net.Conn, error) {
+	l.sem <- struct{}{}
+	c, err := l.Listener.Accept()
+	if err != nil {
+		<-l.sem
+		return nil, err
+	}
+	return &limitConn{Conn: c, release: func() { <-l.sem }}, nil
+}
+
+type limitConn struct {
+	net.Conn
+	once    sync.Once
+	release func()
+}
+
+func (c *limitConn) Close() error {
+	err := c.Conn.Close()
+	c.once.Do(c.release)
+	return err
+}
+
+// timed answers /slow/<ms> and /busy/<ms>, saying when the handler started.
+func timed(w http.ResponseWriter, r *http.Request, busy bool) {
+	started := time.Now()
+	ms, err := strconv.Atoi(strings.Split(r.URL.Path, "/")[2])
+	if err != nil {
+		http.Error(w, err.Error(), http.StatusBadRequest)
+		return
+	}
+	until := started.Add(time.Duration(ms) * time.Millisecond)
+	if busy {
+		for n := 0; time.Now().Before(until); n++ {
+		}
+	} else {
+		time.Sleep(time.Until(until))
+	}
+	w.Header().Set("X-Handler-Start", strconv.FormatInt(started.UnixNano(), 10))
+	io.WriteString(w, "slow\n")
 }
 
 func fanout(w http.ResponseWriter, r *http.Request) {
@@ -121,6 +173,7 @@ func main() {
 	key := flag.String("key", "", "key file of -cert")
 	insecure := flag.Bool("insecure", false, "client: accept any server certificate")
 	h2 := flag.Bool("h2", false, "client: HTTP/2 over TLS when the server offers it")
+	maxConns := flag.Int("max-conns", 0, "serve at most this many connections at once (0: no limit)")
 	flag.Parse()
 	transport := client.Transport.(*http.Transport)
 	transport.TLSClientConfig = &tls.Config{InsecureSkipVerify: *insecure}
@@ -129,6 +182,10 @@ func main() {
 	http.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		if strings.HasPrefix(r.URL.Path, "/fanout/") && r.URL.Query().Get("base") != "" {
 			fanout(w, r)
+			return
+		}
+		if strings.HasPrefix(r.URL.Path, "/slow/") || strings.HasPrefix(r.URL.Path, "/busy/") {
+			timed(w, r, strings.HasPrefix(r.URL.Path, "/busy/"))
 			return
 		}
 		if strings.HasPrefix(r.URL.Path, "/big/") {
@@ -168,7 +225,11 @@ func main() {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
 	}
-	fmt.Printf("ready %d\n", ln.Addr().(*net.TCPAddr).Port)
+	port := ln.Addr().(*net.TCPAddr).Port
+	if *maxConns > 0 {
+		ln = &limitListener{ln, make(chan struct{}, *maxConns)}
+	}
+	fmt.Printf("ready %d\n", port)
 	os.Stdout.Sync()
 	serve := func() error { return http.Serve(ln, nil) }
 	if *cert != "" {

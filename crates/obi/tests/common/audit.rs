@@ -3,7 +3,7 @@
 //! counts how the agent's parents compare with that truth.
 //!
 //! Convention: a server request `/fanout/<id>/...` makes its outgoing calls
-//! to `/leaf/<id>/<k>` (HTTP), or on key `leaf:<id>:<k>` (a database or
+//! to `/leaf/<id>/<k>` (HTTP, or the gRPC method of that name), or on key `leaf:<id>:<k>` (a database or
 //! cache command, the key in its statement). A client span for such a call is
 //! - right when its parent is the server span of `/fanout/<id>/...` (the
 //!   span itself, or its "processing" child when OTLP splits it);
@@ -132,10 +132,10 @@ fn id_in(path: &str, kind: &str) -> Option<String> {
     parts.next().filter(|id| !id.is_empty()).map(str::to_owned)
 }
 
-/// The request id a client span's call names: `/leaf/<id>/...` in its URL,
-/// or a `leaf:<id>:` key in its statement.
+/// The request id a client span's call names: `/leaf/<id>/...` in its URL
+/// or gRPC method, or a `leaf:<id>:` key in its statement.
 fn leaf_id(client: &Value) -> Option<String> {
-    if let Some(id) = id_in(attr(client, "url"), "leaf") {
+    if let Some(id) = id_in(attr(client, "url"), "leaf").or_else(|| id_in(attr(client, "method"), "leaf")) {
         return Some(id);
     }
     let statement = attr(client, "statement");

@@ -13,6 +13,7 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 
 pub(crate) mod audit;
+pub(crate) mod go;
 
 /// Fails fast with a clear message when the tests cannot run here.
 pub(crate) fn require_root() {
