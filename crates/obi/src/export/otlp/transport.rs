@@ -62,7 +62,12 @@ impl<R> Clone for Encoded<R> {
     }
 }
 
-impl<R> Encoded<R> {}
+impl<R> Encoded<R> {
+    /// A request already encoded as protobuf (see [`Transport::sends_json`]).
+    pub(crate) fn protobuf(body: Vec<u8>) -> Self {
+        Encoded { body: Bytes::from(body), _signal: PhantomData }
+    }
+}
 
 /// gRPC codec that sends already-encoded protobuf bytes and decodes the
 /// response message.
@@ -219,10 +224,15 @@ impl Transport {
         Ok(Transport { endpoint, inner })
     }
 
+    /// Whether this endpoint takes JSON (`http/json`), not protobuf.
+    pub(crate) fn sends_json(&self) -> bool {
+        self.endpoint.protocol == Protocol::HttpJson
+    }
+
     /// Encodes a request the way this endpoint sends it (JSON for
     /// `http/json`, protobuf otherwise).
     pub(crate) fn encode<R: ExportRequest>(&self, request: &R) -> Result<Encoded<R>, ExportError> {
-        let body = if self.endpoint.protocol == Protocol::HttpJson {
+        let body = if self.sends_json() {
             serde_json::to_vec(request).map_err(|e| ExportError {
                 retryable: false,
                 retry_after: None,
