@@ -178,7 +178,19 @@ pub(crate) struct BatchEncoder {
     name: String,
     /// OTLP spans in the batch (a split span is three).
     otlp_spans: usize,
+    /// Buffers of the groups of the last batch, emptied, for the next one:
+    /// a steady load writes into pages it already has instead of faulting
+    /// in fresh ones (and growing them by doubling) for every batch.
+    spare: Vec<Vec<u8>>,
+    /// Bytes of the largest group of the last batch: a group that finds no
+    /// spare buffer gets one that large.
+    group_hint: usize,
 }
+
+/// The most a new group's buffer is given up front.
+const MAX_GROUP_HINT: usize = 4 << 20;
+/// Spare buffers are kept up to this many bytes in all.
+const MAX_SPARE_BYTES: usize = 8 << 20;
 
 impl BatchEncoder {
     /// OTLP spans in the open batch.
@@ -193,7 +205,8 @@ impl BatchEncoder {
         let next = self.groups.len();
         let i = *self.by_service.entry(Arc::as_ptr(&span.service) as usize).or_insert(next);
         if i == next {
-            self.groups.push(Group { service: span.service.clone(), spans: Vec::new() });
+            let spans = self.spare.pop().unwrap_or_else(|| Vec::with_capacity(self.group_hint));
+            self.groups.push(Group { service: span.service.clone(), spans });
         }
         self.name.clear();
         span.semantics().write_name(&mut self.name);
@@ -264,15 +277,23 @@ impl BatchEncoder {
             out.extend_from_slice(&g.spans);
         }
         debug_assert_eq!(out.len(), total);
-        self.groups.clear();
-        self.by_service.clear();
-        self.otlp_spans = 0;
+        self.group_hint = self.groups.iter().map(|g| g.spans.len()).max().unwrap_or(0).min(MAX_GROUP_HINT);
+        self.clear();
         out
     }
 
-    /// Forgets the open batch.
+    /// Forgets the open batch. The buffers of its groups are kept for the
+    /// next one, but not one that was mostly unused: when the load drops,
+    /// so does what the encoder holds.
     pub(crate) fn clear(&mut self) {
-        self.groups.clear();
+        let mut kept: usize = self.spare.iter().map(Vec::capacity).sum();
+        for mut g in self.groups.drain(..) {
+            if g.spans.len() >= g.spans.capacity() / 4 && kept + g.spans.capacity() <= MAX_SPARE_BYTES {
+                kept += g.spans.capacity();
+                g.spans.clear();
+                self.spare.push(g.spans);
+            }
+        }
         self.by_service.clear();
         self.otlp_spans = 0;
     }
