@@ -402,7 +402,9 @@ impl Tracker {
     pub(crate) fn take_spans(&mut self) -> Vec<Span> {
         self.settle();
         self.local_servers.apply(&mut self.spans, &self.services);
-        std::mem::take(&mut self.spans)
+        // The next turn likely brings as many: one allocation, not a doubling series.
+        let next = Vec::with_capacity(self.spans.len());
+        std::mem::replace(&mut self.spans, next)
     }
 
     /// Connections the kernel should stop capturing.
@@ -660,7 +662,9 @@ impl Tracker {
     /// discovery (it waits for that); one that ended before keeps the name
     /// it was emitted with; one of a process not named yet waits.
     pub(crate) fn settle(&mut self) {
-        for (mut span, end_mono) in std::mem::take(&mut self.settling) {
+        // Drained in place: the buffer is kept for the next turn.
+        let mut settling = std::mem::take(&mut self.settling);
+        for (mut span, end_mono) in settling.drain(..) {
             let pid = span.service.pid;
             let before_exec = self.execs.get(&pid).is_some_and(|&exec| end_mono < exec);
             if before_exec {
@@ -679,6 +683,7 @@ impl Tracker {
                 None => self.hold(span),
             }
         }
+        self.settling = settling;
     }
 
     /// Holds a span until its process is named.
