@@ -61,6 +61,8 @@ const MAX_FAILURES: u8 = 3;
 const HOLD_NS: u64 = 10 * 1_000_000_000;
 /// ... and at most this many per process.
 const MAX_HELD: usize = 1024;
+/// Room for spans kept in the settling buffer between turns.
+const SETTLING_KEPT: usize = 256;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Role {
@@ -683,6 +685,8 @@ impl Tracker {
                 None => self.hold(span),
             }
         }
+        // A burst (a stalled loop catching up) leaves a large buffer: not kept.
+        settling.shrink_to(SETTLING_KEPT);
         self.settling = settling;
     }
 
