@@ -404,9 +404,7 @@ impl Tracker {
     pub(crate) fn take_spans(&mut self) -> Vec<Span> {
         self.settle();
         self.local_servers.apply(&mut self.spans, &self.services);
-        // The next turn likely brings as many: one allocation, not a doubling series.
-        let next = Vec::with_capacity(self.spans.len());
-        std::mem::replace(&mut self.spans, next)
+        std::mem::take(&mut self.spans)
     }
 
     /// Connections the kernel should stop capturing.
