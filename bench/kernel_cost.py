@@ -36,7 +36,9 @@ What the agent exports (--exporters, each a separate variant of every build):
 Usage (root; needs bpftool, wrk, nginx, node; otlp needs bench/setup.sh's venv):
   bench/kernel_cost.py --agent NEW [--agent OLD ...] [--reps 3] [--duration 8]
                        [--servers nginx,node,go,go-fanout,go-grpc] [--goroot /usr/lib/go-1.23]
-                       [--exporters counter,prom,otlp] [--out FILE.md]
+                       [--exporters counter,prom,otlp] [--rate N] [--out FILE.md]
+--rate paces the load (bench/wrk.lua) instead of saturating the server. The
+agent's RSS (VmRSS, and its anonymous part) is read at the end of the load.
 Each --agent is LABEL=PATH or PATH (label = path). Ring-buffer drops are read
 from the agent's totals line at exit.
 """
@@ -191,9 +193,15 @@ def cpu_seconds(pid):
     return total
 
 
+RATE = 0  # requests/s of the paced load (--rate); 0: closed loop
+
+
 def wrk(port, duration, conns=50, path="/"):
+    paced = ["-s", str(HERE / "wrk.lua")] if RATE else []
+    args = ["--", str(RATE), "1"] if RATE else []
     out = subprocess.run(
-        ["taskset", "-c", "1", "wrk", "-t1", f"-c{conns}", f"-d{duration}s", f"http://127.0.0.1:{port}{path}"],
+        ["taskset", "-c", "1", "wrk", "-t1", f"-c{conns}", f"-d{duration}s"] + paced
+        + [f"http://127.0.0.1:{port}{path}"] + args,
         capture_output=True, text=True, check=True,
     ).stdout
     m = re.search(r"(\d+) requests in", out)
@@ -243,9 +251,20 @@ class Exporter:
             self.receiver.wait(timeout=10)
 
 
+def rss_mib(pid):
+    """(VmRSS, RssAnon) of process `pid`, MiB. VmRSS counts the event ring buffer's data pages twice (the
+    kernel maps them twice, for reads across the wrap-around): 2 x its size."""
+    fields = {}
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        k, _, v = line.partition(":")
+        if k in ("VmRSS", "RssAnon"):
+            fields[k] = int(v.split()[0]) / 1024
+    return fields.get("VmRSS", 0.0), fields.get("RssAnon", 0.0)
+
+
 def run_once(agent, server, situation, duration, workdir, exporter="counter"):
     """(requests, {program: (ns/request, runs/request)}, server CPU us/request, agent CPU us/request,
-    ring-buffer drops)"""
+    ring-buffer drops, agent (VmRSS, RssAnon) MiB at the end of the load)"""
     port = free_port()
     srv = subprocess.Popen(["taskset", "-c", "0"] + SERVERS[server](workdir, port),
                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -256,7 +275,7 @@ def run_once(agent, server, situation, duration, workdir, exporter="counter"):
             wrk(port, 1, path=path)  # warm-up
             cpu0 = cpu_seconds(srv.pid)
             requests = wrk(port, duration, path=path)
-            return requests, {}, (cpu_seconds(srv.pid) - cpu0) * 1e6 / requests, 0.0, 0
+            return requests, {}, (cpu_seconds(srv.pid) - cpu0) * 1e6 / requests, 0.0, 0, (0.0, 0.0)
         target = port if situation == "traced" else free_port()
         exp = Exporter(exporter)
         env = dict(os.environ, OTEL_EBPF_OPEN_PORT=str(target), **exp.env)
@@ -286,6 +305,7 @@ def run_once(agent, server, situation, duration, workdir, exporter="counter"):
             requests = wrk(port, duration, path=path)
             server_us = (cpu_seconds(srv.pid) - cpu0) * 1e6 / requests
             agent_us = (cpu_seconds(ag.pid) - agent0) * 1e6 / requests
+            rss = rss_mib(ag.pid)
             after = bpf_stats(ids)
         finally:
             ag.send_signal(2)
@@ -299,7 +319,7 @@ def run_once(agent, server, situation, duration, workdir, exporter="counter"):
         b_ns, b_cnt = before.get(name, (0, 0))
         per_prog[name] = ((ns - b_ns) / requests, (cnt - b_cnt) / requests)
     time.sleep(0.2)  # the drain thread reads the totals line
-    return requests, per_prog, server_us, agent_us, sum(drops)
+    return requests, per_prog, server_us, agent_us, sum(drops), rss
 
 
 def main():
@@ -311,11 +331,15 @@ def main():
     ap.add_argument("--duration", type=int, default=8)
     ap.add_argument("--exporters", default="counter")
     ap.add_argument("--goroot", default=GOROOT, help="Go toolchain of the Go servers")
+    ap.add_argument("--rate", type=int, default=0,
+                    help="paced load at this many requests/s (bench/wrk.lua); 0 (default): closed loop, saturation")
     ap.add_argument("--no-bpf-stats", action="store_true",
                     help="leave kernel.bpf_stats_enabled off: the accounting costs two clock reads per program "
                          "run, which inflates the server's CPU figures, the more the more programs run")
     ap.add_argument("--out")
     args = ap.parse_args()
+    global RATE
+    RATE = args.rate
     for tool in ["bpftool", "wrk", "taskset"]:
         if not shutil.which(tool):
             sys.exit(f"kernel_cost.py: {tool} not found (bench/setup.sh installs it)")
@@ -336,20 +360,23 @@ def main():
                     results[(server, situation, label, exp)].append(r)
                     total = sum(ns for ns, _ in r[1].values())
                     print(f"rep {rep} {server:5} {situation:8} {label:10} {exp:7} {r[0]:8} req  {total:7.0f} BPF "
-                          f"ns/req  server {r[2]:6.2f} us/req  agent {r[3]:6.2f} us/req  drops {r[4]}", flush=True)
+                          f"ns/req  server {r[2]:6.2f} us/req  agent {r[3]:6.2f} us/req  drops {r[4]}  "
+                          f"RSS {r[5][0]:.1f} MiB (anon {r[5][1]:.1f})", flush=True)
         for proc, _ in _leaves.values():
             proc.terminate()
     subprocess.run(["sysctl", "-qw", "kernel.bpf_stats_enabled=0"], check=True)
 
     lines = ["| server | situation | build | exporter | req/s | server CPU µs/request | agent CPU µs/request "
-             "| ring drops | BPF ns/request (total) | Go uprobes: hits/request (ns/request) "
+             "| ring drops | agent RSS MiB (anon) | BPF ns/request (total) | Go uprobes: hits/request (ns/request) "
              "| top programs (ns/request, runs/request) |",
-             "|---|---|---|---|---|---|---|---|---|---|---|"]
+             "|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for (server, situation, label, exp), runs in results.items():
         drops = sum(r[4] for r in runs)
         progs = defaultdict(lambda: [0.0, 0.0])
         server_us = sum(r[2] for r in runs) / len(runs)
         agent_us = sum(r[3] for r in runs) / len(runs)
+        rss = max(r[5][0] for r in runs)
+        anon = max(r[5][1] for r in runs)
         for _, per, *_ in runs:
             for name, (ns, cnt) in per.items():
                 progs[name][0] += ns / len(runs)
@@ -361,7 +388,7 @@ def main():
         go_progs = [v for n, v in progs.items() if n.startswith("obi_go_")]
         go_cost = f"{sum(v[1] for v in go_progs):.2f} ({sum(v[0] for v in go_progs):.0f})" if go_progs else "-"
         lines.append(f"| {server} | {situation} | {label} | {exp} | {rate:,.0f} | {server_us:.2f} | {agent_us:.2f} "
-                     f"| {drops} | {total:.0f} | {go_cost} | {tops} |")
+                     f"| {drops} | {rss:.1f} ({anon:.1f}) | {total:.0f} | {go_cost} | {tops} |")
     table = "\n".join(lines)
     print(table)
     if args.out:

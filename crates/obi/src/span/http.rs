@@ -65,6 +65,14 @@ impl Semantics for HttpSpan {
         }
     }
 
+    fn write_name(&self, out: &mut String) {
+        out.push_str(&self.method);
+        if !self.route.is_empty() {
+            out.push(' ');
+            out.push_str(&self.route);
+        }
+    }
+
     /// 5xx (and no response) on servers, 4xx and 5xx on clients.
     fn is_error(&self, kind: SpanKind) -> bool {
         let s = self.status;

@@ -120,6 +120,10 @@ pub(crate) trait Semantics {
     fn instrumentation(&self) -> Option<&'static str>;
     /// The OTel span name.
     fn name(&self) -> Cow<'_, str>;
+    /// Appends the OTel span name to `out` (exporters reuse one buffer).
+    fn write_name(&self, out: &mut String) {
+        out.push_str(&self.name());
+    }
     /// Whether the span's status is an error.
     fn is_error(&self, kind: SpanKind) -> bool;
     /// The text printer's fields.

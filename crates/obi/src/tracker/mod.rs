@@ -61,6 +61,8 @@ const MAX_FAILURES: u8 = 3;
 const HOLD_NS: u64 = 10 * 1_000_000_000;
 /// ... and at most this many per process.
 const MAX_HELD: usize = 1024;
+/// Room for spans kept in the settling buffer between turns.
+const SETTLING_KEPT: usize = 256;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Role {
@@ -681,7 +683,9 @@ impl Tracker {
     /// discovery (it waits for that); one that ended before keeps the name
     /// it was emitted with; one of a process not named yet waits.
     pub(crate) fn settle(&mut self) {
-        for (mut span, end_mono) in std::mem::take(&mut self.settling) {
+        // Drained in place: the buffer is kept for the next turn.
+        let mut settling = std::mem::take(&mut self.settling);
+        for (mut span, end_mono) in settling.drain(..) {
             let pid = span.service.pid;
             let before_exec = self.execs.get(&pid).is_some_and(|&exec| end_mono < exec);
             if before_exec {
@@ -700,6 +704,9 @@ impl Tracker {
                 None => self.hold(span),
             }
         }
+        // A burst (a stalled loop catching up) leaves a large buffer: not kept.
+        settling.shrink_to(SETTLING_KEPT);
+        self.settling = settling;
     }
 
     /// Holds a span until its process is named.

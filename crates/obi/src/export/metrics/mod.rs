@@ -241,26 +241,38 @@ impl MetricsStore {
     /// `now_wall_ns` wall clock (only used when a series is created).
     pub(crate) fn record(&mut self, span: &Span, now_ns: u64, now_wall_ns: u64) {
         let mut any = false;
-        for fam in self.families.iter_mut() {
-            if !fam.def.wants(span) {
+        let mut key = [Val::Int(0); MAX_KEY];
+        key[0] = Val::Str(&span.service.name);
+        key[1] = Val::Str(&span.service.namespace);
+        key[2] = Val::Str(&span.service.instance_id);
+        // The family whose label set is in `key`, and its hash: the families
+        // of a protocol side usually share their attributes (a duration and
+        // two sizes), so the labels are read and hashed once for them.
+        let mut last: Option<(usize, u64)> = None;
+        for i in 0..self.families.len() {
+            if !self.families[i].def.wants(span) {
                 continue;
             }
             any = true;
+            let same = last.filter(|(j, _)| self.families[*j].attrs == self.families[i].attrs);
+            let fam = &mut self.families[i];
             let value = fam.def.measure(span);
-            let mut key = [Val::Int(0); MAX_KEY];
-            key[0] = Val::Str(&span.service.name);
-            key[1] = Val::Str(&span.service.namespace);
-            key[2] = Val::Str(&span.service.instance_id);
             let n = SERVICE_KEY_LEN + fam.attrs.len();
-            for (slot, a) in key[SERVICE_KEY_LEN..n].iter_mut().zip(fam.attrs.iter()) {
-                *slot = a.value(span);
-            }
+            let hash = match same {
+                Some((_, hash)) => hash,
+                None => {
+                    for (slot, a) in key[SERVICE_KEY_LEN..n].iter_mut().zip(fam.attrs.iter()) {
+                        *slot = a.value(span);
+                    }
+                    let mut h = self.hasher.build_hasher();
+                    for v in &key[..n] {
+                        v.hash_into(&mut h);
+                    }
+                    h.finish()
+                }
+            };
+            last = Some((i, hash));
             let key = &key[..n];
-            let mut h = self.hasher.build_hasher();
-            for v in key {
-                v.hash_into(&mut h);
-            }
-            let hash = h.finish();
             let eq = |s: &Series| s.key.len() == key.len() && key.iter().zip(s.key.iter()).all(|(a, b)| a.eq_owned(b));
             let series = match fam.table.entry(hash, eq, |s| s.hash) {
                 hashbrown::hash_table::Entry::Occupied(o) => o.into_mut(),

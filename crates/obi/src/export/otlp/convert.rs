@@ -103,6 +103,26 @@ pub(crate) fn to_otlp(span: &Span, trace: &TraceContext) -> OtlpSpan {
 /// still counts from the arrival).
 const MIN_QUEUE_SPLIT_NS: u64 = 1_000_000;
 
+/// The new ids of a span split for its wait in queue (see [`to_otlp_spans`]).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct QueueSplit {
+    /// The server span's new id, parent of the two children.
+    pub(crate) outer_id: [u8; 8],
+    /// The id of the `in queue` child.
+    pub(crate) queue_id: [u8; 8],
+}
+
+/// Whether `span` is exported as OBI's three spans (a server request that
+/// waited before its handler read it), with their new ids.
+pub(crate) fn queue_split(span: &Span, trace: &TraceContext) -> Option<QueueSplit> {
+    let waited = span.start_ns.saturating_sub(span.request_start_ns);
+    if span.kind != crate::span::SpanKind::Server || waited < MIN_QUEUE_SPLIT_NS {
+        return None;
+    }
+    let outer_id = random_distinct(&trace.span_id, &trace.span_id);
+    Some(QueueSplit { outer_id, queue_id: random_distinct(&outer_id, &trace.span_id) })
+}
+
 /// The OTLP spans of one span: the span itself, or, for a server request
 /// that waited before its handler read it, OBI's shape: the server span
 /// (new span id) with two internal children, `in queue` (arrival to
@@ -110,12 +130,10 @@ const MIN_QUEUE_SPLIT_NS: u64 = 1_000_000;
 /// own id so its client calls stay its children).
 pub(crate) fn to_otlp_spans(span: &Span, trace: &TraceContext, out: &mut impl FnMut(OtlpSpan)) {
     let whole = to_otlp(span, trace);
-    let waited = span.start_ns.saturating_sub(span.request_start_ns);
-    if span.kind != crate::span::SpanKind::Server || waited < MIN_QUEUE_SPLIT_NS {
+    let Some(QueueSplit { outer_id, queue_id }) = queue_split(span, trace) else {
         out(whole);
         return;
-    }
-    let outer_id = random_distinct(&trace.span_id, &trace.span_id);
+    };
     let child = |name: &str, span_id: Vec<u8>, start: u64, end: u64| OtlpSpan {
         trace_id: whole.trace_id.clone(),
         span_id,
@@ -128,7 +146,7 @@ pub(crate) fn to_otlp_spans(span: &Span, trace: &TraceContext, out: &mut impl Fn
         status: Some(Status::default()),
         ..Default::default()
     };
-    out(child("in queue", random_distinct(&outer_id, &trace.span_id).to_vec(), span.request_start_ns, span.start_ns));
+    out(child("in queue", queue_id.to_vec(), span.request_start_ns, span.start_ns));
     out(child("processing", trace.span_id.to_vec(), span.start_ns, span.end_ns));
     out(OtlpSpan { span_id: outer_id.to_vec(), ..whole });
 }

@@ -26,6 +26,7 @@ use super::backoff::Backoff;
 use super::connect::TlsSetupError;
 use super::convert;
 use super::transport::{Encoded, ExportError, ExportOk, Transport};
+use super::wire::BatchEncoder;
 use crate::config::otlp::OtlpTracesSettings;
 use crate::export::fanout::SpanBatch;
 use crate::export::resource::HostInfo;
@@ -145,6 +146,61 @@ struct Batch {
     spans: usize,
 }
 
+/// The open batch: encoded as spans come for protobuf endpoints; for
+/// `http/json`, the message tree serde writes.
+enum OpenBatch {
+    Protobuf(BatchEncoder),
+    Json(Vec<(Arc<Service>, OtlpSpan)>),
+}
+
+impl OpenBatch {
+    fn for_transport(transport: &Transport, capacity: usize) -> OpenBatch {
+        if transport.sends_json() {
+            OpenBatch::Json(Vec::with_capacity(capacity))
+        } else {
+            OpenBatch::Protobuf(BatchEncoder::default())
+        }
+    }
+
+    /// OTLP spans in the batch.
+    fn len(&self) -> usize {
+        match self {
+            OpenBatch::Protobuf(e) => e.len(),
+            OpenBatch::Json(v) => v.len(),
+        }
+    }
+
+    fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    fn add(&mut self, span: &Span, trace: &crate::span::TraceContext) {
+        match self {
+            OpenBatch::Protobuf(e) => e.add(span, trace),
+            OpenBatch::Json(v) => convert::to_otlp_spans(span, trace, &mut |otlp| v.push((span.service.clone(), otlp))),
+        }
+    }
+
+    /// The request of the batch, which is then empty.
+    fn take_request(
+        &mut self,
+        host: &HostInfo,
+        transport: &Transport,
+    ) -> Result<Encoded<ExportTraceServiceRequest>, ExportError> {
+        match self {
+            OpenBatch::Protobuf(e) => Ok(Encoded::protobuf(e.finish(host))),
+            OpenBatch::Json(v) => transport.encode(&convert::build_request(std::mem::take(v), host)),
+        }
+    }
+
+    fn clear(&mut self) {
+        match self {
+            OpenBatch::Protobuf(e) => e.clear(),
+            OpenBatch::Json(v) => v.clear(),
+        }
+    }
+}
+
 /// The batch being sent and its retry schedule.
 struct Current {
     batch: Batch,
@@ -159,7 +215,7 @@ struct Exporter {
     host: HostInfo,
     stats: Arc<ExportStats>,
     /// The open batch.
-    pending: Vec<(Arc<Service>, OtlpSpan)>,
+    pending: OpenBatch,
     /// Spans behind `pending` (a server span that waited is three OTLP spans;
     /// queues and counters count spans, as the rest of the agent does).
     pending_spans: usize,
@@ -181,7 +237,7 @@ struct Exporter {
 impl Exporter {
     fn new(cfg: OtlpTracesSettings, transport: Transport, host: HostInfo, stats: Arc<ExportStats>) -> Self {
         Exporter {
-            pending: Vec::with_capacity(cfg.batch_max_size.min(1024)),
+            pending: OpenBatch::for_transport(&transport, cfg.batch_max_size.min(1024)),
             pending_spans: 0,
             cfg,
             transport,
@@ -282,7 +338,7 @@ impl Exporter {
                 self.drop_spans(DropReason::QueueFull, 1);
                 continue;
             }
-            convert::to_otlp_spans(span, &trace, &mut |otlp| self.pending.push((span.service.clone(), otlp)));
+            self.pending.add(span, &trace);
             self.pending_spans += 1;
             self.queued += 1;
             if self.pending.len() >= self.cfg.batch_max_size {
@@ -300,9 +356,8 @@ impl Exporter {
         if self.pending.is_empty() {
             return;
         }
-        let spans = std::mem::take(&mut self.pending);
         let n = std::mem::take(&mut self.pending_spans);
-        match self.transport.encode(&convert::build_request(spans, &self.host)) {
+        match self.pending.take_request(&self.host, &self.transport) {
             Ok(request) => self.ready.push_back(Batch { request, spans: n }),
             Err(e) => {
                 tracing::warn!(component = COMPONENT, error = %e, spans = n, "cannot encode a batch; dropped");
