@@ -7,6 +7,7 @@ pub(crate) mod prom;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -68,6 +69,8 @@ pub(crate) struct Proc {
     output: Arc<Mutex<Vec<String>>>,
     /// stdout lines only (the agent's data: spans, never logs).
     stdout: Arc<Mutex<Vec<String>>>,
+    /// How many of the two reader threads reached the end of their stream.
+    streams_ended: Arc<AtomicUsize>,
 }
 
 impl Proc {
@@ -100,6 +103,13 @@ impl Proc {
         let deadline = Instant::now() + timeout;
         while Instant::now() < deadline {
             if let Ok(Some(status)) = self.child.try_wait() {
+                // Its last lines may still be in the pipes: a loaded machine
+                // once ran the test on before the agent's totals line was
+                // read. Bounded: a forked child may hold the pipes open.
+                let drained = Instant::now() + Duration::from_secs(3);
+                while self.streams_ended.load(Ordering::Acquire) < 2 && Instant::now() < drained {
+                    std::thread::sleep(Duration::from_millis(5));
+                }
                 return Some(status);
             }
             std::thread::sleep(Duration::from_millis(20));
@@ -151,9 +161,10 @@ fn spawn_reading(name: &str, cmd: &mut Command) -> Proc {
         .unwrap_or_else(|e| panic!("cannot start {name}: {e}"));
     let output = Arc::new(Mutex::new(Vec::new()));
     let stdout = Arc::new(Mutex::new(Vec::new()));
-    collect_lines(name, child.stdout.take().unwrap(), output.clone(), Some(stdout.clone()));
-    collect_lines(name, child.stderr.take().unwrap(), output.clone(), None);
-    Proc { child, name: name.to_string(), output, stdout }
+    let streams_ended = Arc::new(AtomicUsize::new(0));
+    collect_lines(name, child.stdout.take().unwrap(), output.clone(), Some(stdout.clone()), streams_ended.clone());
+    collect_lines(name, child.stderr.take().unwrap(), output.clone(), None, streams_ended.clone());
+    Proc { child, name: name.to_string(), output, stdout, streams_ended }
 }
 
 /// Appends each line of `stream` to `merged` (and to `own`, if given) from a
@@ -163,6 +174,7 @@ fn collect_lines(
     stream: impl std::io::Read + Send + 'static,
     merged: Arc<Mutex<Vec<String>>>,
     own: Option<Arc<Mutex<Vec<String>>>>,
+    ended: Arc<AtomicUsize>,
 ) {
     let tag = name.to_string();
     std::thread::spawn(move || {
@@ -175,6 +187,7 @@ fn collect_lines(
             }
             merged.lock().unwrap().push(line);
         }
+        ended.fetch_add(1, Ordering::Release);
     });
 }
 
