@@ -249,7 +249,7 @@ fn split_frame_headers(tls: bool) {
     let server = start_server("node-h2", &mut node);
     let mut agent = Agent::builder()
         .config(&format!(
-            "discovery:\n  instrument:\n    - open_ports: {port}\n    - cmd_args: '*h2_split_client.py*'\n"
+            "discovery:\n  instrument:\n    - open_ports: {port}\n    - cmd_args: '*h2_split_client.py {port} *'\n"
         ))
         .start();
     agent.wait_instrumented(server.pid(), WAIT);
@@ -271,9 +271,10 @@ fn split_frame_headers(tls: bool) {
     want.sort();
     for t in ["HTTP", "HTTPClient"] {
         // The Python TLS client's spans sometimes carry no peer address
-        // (port 0: a separate TLS issue, not the frame walk's), so there
-        // they are told by type alone: the client is the only one traced.
-        let select = move |s: &Value| is_type(s, t) && (host_port(s) == port || (tls && t == "HTTPClient"));
+        // (port 0: a separate TLS issue, not the frame walk's); only this
+        // test's client is traced (cmd_args has the port).
+        let select =
+            move |s: &Value| is_type(s, t) && (host_port(s) == port || (tls && t == "HTTPClient" && host_port(s) == 0));
         let spans = agent.wait_spans(N, WAIT, select);
         let mut got: Vec<(String, &str)> = spans.iter().map(|s| (attr(s, "url").to_string(), status(s))).collect();
         got.sort();
