@@ -199,16 +199,40 @@ __noinline int h2_walk_step(void)
 		return 0;
 	}
 
-	if (left < 9) {
-		/* A frame header split over two syscalls: rare, and we give up. */
+	/* A frame header may be cut by the end of a syscall (a reader taking
+	 * a few bytes at a time, a writer sending it in pieces): its first
+	 * bytes wait in st->part and the header is completed from the next
+	 * syscall's bytes, then reported whole. */
+	__u32 have = st->part_len;
+	if (have > 8) {
 		st->lost = 1;
+		return 1;
+	}
+	__u32 need = 9 - have;
+	if (left < need) {
+		/* Staged past the event's records (out <= OBI_MAX_CAPTURE). */
+		if (src_read(&w->src, w->pos, s, OBI_MAX_CAPTURE, left)) {
+			st->lost = 1;
+			return 1;
+		}
+		for (__u32 i = 0; i < 8; i++) {
+			if (i < left)
+				st->part[(have + i) & 7] = s->data[OBI_MAX_CAPTURE + i];
+		}
+		st->part_len = have + left;
+		w->pos = w->total;
 		return 1;
 	}
 	__u32 at = h2_record(w, s, OBI_H2_REC_FRAME, 9);
-	if (src_read(&w->src, w->pos, s, at, 9)) {
+	for (__u32 i = 0; i < 8; i++) {
+		if (i < have)
+			s->data[(at + i) & (OBI_MAX_CAPTURE * 2 - 1)] = st->part[i];
+	}
+	if (src_read(&w->src, w->pos, s, at + have, need)) {
 		st->lost = 1;
 		return 1;
 	}
+	st->part_len = 0;
 	__u8 *fh = &s->data[at];
 	__u32 len = ((__u32)fh[0] << 16) | ((__u32)fh[1] << 8) | fh[2];
 	__u8 type = fh[3];
@@ -216,7 +240,7 @@ __noinline int h2_walk_step(void)
 		st->lost = 1;
 		return 1;
 	}
-	w->pos += 9;
+	w->pos += need;
 	st->skip = len;
 	/* HEADERS, PUSH_PROMISE, CONTINUATION carry header blocks. */
 	st->skip_headers = type == 0x1 || type == 0x5 || type == 0x9;

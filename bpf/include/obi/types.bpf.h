@@ -80,7 +80,9 @@ struct obi_h2_dir {
 	__u32 skip;        /* payload bytes of the current frame still to come */
 	__u8 skip_headers; /* ... and they belong to a header-carrying frame */
 	__u8 lost;         /* frame sync lost for good */
-	__u8 _pad[2];
+	__u8 part_len;     /* bytes of a frame header cut off by the syscall's end */
+	__u8 _pad;
+	__u8 part[8];      /* ... those bytes: the header completes in the next */
 };
 
 struct obi_h2_state {

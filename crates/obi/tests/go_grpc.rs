@@ -1,6 +1,6 @@
 //! Go gRPC clients under the real agent: a Go net/http server whose
-//! handlers call a gRPC server (grpc-go, the same app with `-leaf`) with
-//! grpc-go (Debian's golang-google-grpc-dev 1.33) and a Python HTTP server
+//! handlers call a gRPC server (Python grpcio) with grpc-go (Debian's
+//! golang-google-grpc-dev 1.33) and a Python HTTP server
 //! with net/http,
 //! 50 requests at once, 2 calls each. All gRPC calls share one HTTP/2
 //! connection whose frames grpc-go's writer goroutine sends: the parent of
@@ -74,7 +74,7 @@ fn burst(agent: &Agent, front: u16, grpc_port: u16, http_port: u16, via: &str, g
     fronts.into_iter().chain(grpc_clients).chain(http_clients).collect()
 }
 
-/// The front (`binary`), its gRPC leaf (the same app with `-leaf`), a
+/// The front (`binary`), its gRPC leaf (Python grpcio), a
 /// Python HTTP leaf, and an agent instrumenting the three.
 struct Setup {
     front: u16,
@@ -87,13 +87,12 @@ struct Setup {
 
 fn setup(binary: &std::path::Path) -> Setup {
     let (front, grpc_port, http_port) = (free_port(), free_port(), free_port());
-    // The gRPC leaf is the same app with -leaf (grpc-go's server). grpcio's
-    // server reads frames in pieces small enough to split a frame header
-    // over two reads, where the kernel's HTTP/2 walk gives up on the
-    // connection (bpf/include/obi/h2.bpf.h): its spans would not be exact.
+    // The gRPC leaf is a Python grpcio server, which reads frames in pieces
+    // small enough to split a frame header over two reads (the kernel's
+    // HTTP/2 walk carries such a header over: bpf/include/obi/h2.bpf.h).
     let grpc_leaf = start_server(
-        "go grpc leaf",
-        Command::new(binary).arg("-leaf").arg("-listen").arg(format!("127.0.0.1:{grpc_port}")),
+        "grpcio leaf",
+        Command::new(venv_python()).arg(apps_dir().join("grpc_leaf_server.py")).arg(grpc_port.to_string()),
     );
     let http_leaf = python_server(http_port);
     let go = start_server(
