@@ -339,35 +339,14 @@ fn traced_server_shows_a_server_span_per_statement() {
     require_root();
     let (port, prom) = (free_port(), free_port());
     let _server = Server::start(port);
-    let agent = Agent::builder()
-        .config(&format!("discovery:\n  instrument:\n    - open_ports: {port}\n"))
-        .env("OTEL_EBPF_PROMETHEUS_PORT", &prom.to_string())
-        .start();
-    agent
-        .proc
-        .wait_line(|l| l.contains("instrumenting process") && l.contains("mariadbd"), WAIT)
-        .expect("the server is instrumented");
+    let agent = agent_for_db_server(port, prom, "mariadbd");
     let mut cmd = Command::new(venv_python());
     cmd.arg(apps_dir().join("mysql_client.py")).args([&port.to_string(), PASSWORD]);
     let mut client = spawn_with_stdin("mysql_client.py", &mut cmd);
     client.child.stdin.take().unwrap().write_all(b"go\n").unwrap();
     assert!(client.wait_exit(WAIT).is_some_and(|s| s.success()), "client failed: {:?}", client.lines());
-    let want: Vec<(String, String, String, String)> = mysql_client_calls()
-        .iter()
-        .map(|(a, b, c, d)| (a.to_string(), b.to_string(), c.to_string(), d.to_string()))
-        .collect();
-    let spans = agent.wait_spans(want.len(), WAIT, |s| is_type(s, "SQLServer") && host_port(s) == port);
-    assert_eq!(sql_calls(&spans), want, "{spans:#?}");
-    for s in &spans {
-        assert_eq!(field(s, "kind"), "SPAN_KIND_SERVER");
-        assert_eq!(field(s, "hostName"), "mariadbd");
-    }
+    let spans = expect_sql_server_spans(&agent, (port, prom), &mysql_client_calls(), "mariadbd", PASSWORD);
     for failed in spans.iter().filter(|s| attr(s, "errorCode") == "1146") {
         assert_eq!(attr(failed, "errorMessage"), "(42S02) Table 'obi.nope' doesn't exist");
     }
-    assert!(!agent.proc.lines().iter().any(|l| l.contains(PASSWORD)), "the password leaked");
-    std::thread::sleep(Duration::from_secs(1));
-    assert_eq!(agent.spans().iter().filter(|s| host_port(s) == port).count(), want.len());
-    let samples = scrape_until(prom, WAIT, |s| !s.is_empty());
-    assert_eq!(total(&samples, "db_client_operation_duration_seconds_count", &[]), 0.0);
 }

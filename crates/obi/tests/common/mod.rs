@@ -522,6 +522,51 @@ pub(crate) fn expect_sql_spans(
     spans
 }
 
+/// An agent tracing the database server that listens on `port` (selected
+/// by its port, Prometheus on `prom`), once a process whose command line
+/// holds `server` is instrumented.
+pub(crate) fn agent_for_db_server(port: u16, prom: u16, server: &str) -> Agent {
+    let agent = Agent::builder()
+        .config(&format!("discovery:\n  instrument:\n    - open_ports: {port}\n"))
+        .env("OTEL_EBPF_PROMETHEUS_PORT", &prom.to_string())
+        .start();
+    agent
+        .proc
+        .wait_line(|l| l.contains("instrumenting process") && l.contains(server), Duration::from_secs(30))
+        .unwrap_or_else(|| panic!("{server} was not instrumented"));
+    agent
+}
+
+/// Waits for the server spans of the SQL server on `port` and checks them
+/// against `want` (as [`expect_sql_spans`] does for clients): server spans,
+/// named `host_name`, roots (no caller's context reaches a database),
+/// nothing else from that port, `password` nowhere, and no client
+/// histogram fed by them. Returns them.
+pub(crate) fn expect_sql_server_spans(
+    agent: &Agent,
+    (port, prom): (u16, u16),
+    want: &[(&str, &str, &str, &str)],
+    host_name: &str,
+    password: &str,
+) -> Vec<Value> {
+    let want: Vec<(String, String, String, String)> =
+        want.iter().map(|(a, b, c, d)| (a.to_string(), b.to_string(), c.to_string(), d.to_string())).collect();
+    let spans =
+        agent.wait_spans(want.len(), Duration::from_secs(30), |s| is_type(s, "SQLServer") && host_port(s) == port);
+    assert_eq!(sql_calls(&spans), want, "{spans:#?}");
+    for s in &spans {
+        assert_eq!(field(s, "kind"), "SPAN_KIND_SERVER");
+        assert_eq!(field(s, "hostName"), host_name);
+        assert_eq!(field(s, "parentSpanID"), "0000000000000000", "no caller's context reaches a database");
+    }
+    assert!(!agent.proc.lines().iter().any(|l| l.contains(password)), "the password leaked");
+    std::thread::sleep(Duration::from_secs(1));
+    assert_eq!(agent.spans().iter().filter(|s| host_port(s) == port).count(), want.len());
+    let samples = prom::scrape_until(prom, Duration::from_secs(30), |s| !s.is_empty());
+    assert_eq!(prom::total(&samples, "db_client_operation_duration_seconds_count", &[]), 0.0);
+    spans
+}
+
 /// Database spans as (operation, statement, errorCode), in start order.
 pub(crate) fn db_calls(spans: &[Value]) -> Vec<(String, String, String)> {
     let mut spans = spans.to_vec();
