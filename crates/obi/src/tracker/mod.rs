@@ -590,14 +590,16 @@ impl Tracker {
         let failures_before = self.env.stats.parse_failures;
         let mut cx = self.env.cx(&conn.meta);
         let feed = session.on_data(&io, &mut cx);
-        if !self.services.contains_key(&conn.meta.pid) {
-            let failed = self.env.stats.parse_failures - failures_before + u64::from(feed == Feed::Invalid);
-            self.env.stats.parse_failures = failures_before;
-            if failed > 0 {
+        // The process map is looked up only when something failed: most
+        // events parse.
+        let failed = self.env.stats.parse_failures - failures_before + u64::from(feed == Feed::Invalid);
+        if failed > 0 {
+            if self.services.contains_key(&conn.meta.pid) {
+                self.env.stats.parse_failures += u64::from(feed == Feed::Invalid);
+            } else {
+                self.env.stats.parse_failures = failures_before;
                 self.unnamed_losses.entry(conn.meta.pid).or_default().parse_failures += failed;
             }
-        } else if feed == Feed::Invalid {
-            self.env.stats.parse_failures += 1;
         }
         match feed {
             Feed::Ok => {}
