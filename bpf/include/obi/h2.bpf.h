@@ -215,18 +215,36 @@ __noinline int h2_walk_step(void)
 			st->lost = 1;
 			return 1;
 		}
-		for (__u32 i = 0; i < 8; i++) {
-			if (i < left)
-				st->part[(have + i) & 7] = s->data[OBI_MAX_CAPTURE + i];
-		}
+		/* Appended as one 8-byte word, not byte by byte: a branch per
+		 * byte multiplied the verifier's work in every program that
+		 * walks HTTP/2 (load time 1.3 s -> 3.3 s). Little-endian: byte i
+		 * of memory is bits 8i..8i+7. have + left <= 8 here. */
+		__u64 got = 0, part = 0;
+		__builtin_memcpy(&got, &s->data[OBI_MAX_CAPTURE], 8);
+		__builtin_memcpy(&part, st->part, 8);
+		__u32 bits = (left & 7) * 8;
+		if (bits)
+			got &= (1ULL << bits) - 1;
+		/* Only the first `have` bytes of part are kept ones. */
+		if (have < 8)
+			part &= (1ULL << (have * 8)) - 1;
+		if (left && have < 8)
+			part |= got << ((have & 7) * 8);
+		__builtin_memcpy(st->part, &part, 8);
 		st->part_len = have + left;
 		w->pos = w->total;
 		return 1;
 	}
 	__u32 at = h2_record(w, s, OBI_H2_REC_FRAME, 9);
-	for (__u32 i = 0; i < 8; i++) {
-		if (i < have)
-			s->data[(at + i) & (OBI_MAX_CAPTURE * 2 - 1)] = st->part[i];
+	if (have) {
+		/* The kept bytes, as one word (those past `have` are overwritten
+		 * by the read below). */
+		__u32 at_m = at & (OBI_MAX_CAPTURE * 2 - 1);
+		if (at_m > OBI_MAX_CAPTURE * 2 - 16) {
+			st->lost = 1;
+			return 1;
+		}
+		__builtin_memcpy(&s->data[at_m], st->part, 8);
 	}
 	if (src_read(&w->src, w->pos, s, at + have, need)) {
 		st->lost = 1;
