@@ -119,7 +119,12 @@ static __noinline void note_server_request(__u64 pid_tgid, const struct obi_serv
 	struct obi_server_trace *prev = bpf_map_lookup_elem(&server_traces, &pid_tgid);
 	if (prev && prev->conn_id != next->conn_id && server_trace_live(prev))
 		mark_multiplexing(pid_tgid);
-	bpf_map_update_elem(&server_traces, &pid_tgid, next, BPF_ANY);
+	/* The thread's entry is rewritten in place, not replaced (an LRU
+	 * update allocates a node under a lock). */
+	if (prev)
+		*prev = *next;
+	else
+		bpf_map_update_elem(&server_traces, &pid_tgid, next, BPF_ANY);
 }
 
 /* Recognises the first bytes of an HTTP/1 request or response. Used only to
@@ -211,12 +216,10 @@ static __always_inline __u8 conn_msg_start(struct obi_conn_state *cs, __u64 conn
 		random_bytes(cs->tp.span_id, 8);
 		cs->tp.valid = 1;
 		flags |= OBI_F_REQUEST;
-	} else if (cs->role == OBI_ROLE_SERVER && dir == OBI_DIR_SEND) {
-		/* The response starts: this thread no longer serves the request. */
-		struct obi_server_trace *st = bpf_map_lookup_elem(&server_traces, &pid_tgid);
-		if (st && st->conn_id == conn_id)
-			bpf_map_delete_elem(&server_traces, &pid_tgid);
 	}
+	/* A response starting needs nothing here: the thread's server trace
+	 * stops being live (server_trace_live) once its connection sends, and
+	 * the entry stays for the thread's next request. */
 	cs->last_dir = dir;
 	return flags;
 }

@@ -87,7 +87,12 @@ static __always_inline void tls_observe_syscall(__u64 pid_tgid, __u64 ino, struc
 			bpf_map_delete_elem(&ssl_pending_bind, &pid_tgid);
 		}
 	} else {
-		bpf_map_update_elem(&last_recv_conn, &pid_tgid, &ino, BPF_ANY);
+		/* Every receive of a TLS-capable process: written in place. */
+		__u64 *last = bpf_map_lookup_elem(&last_recv_conn, &pid_tgid);
+		if (last)
+			*last = ino;
+		else
+			bpf_map_update_elem(&last_recv_conn, &pid_tgid, &ino, BPF_ANY);
 	}
 }
 
