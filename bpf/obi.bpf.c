@@ -146,7 +146,8 @@ struct {
 	__type(value, struct obi_conn_state);
 } tls_state SEC(".maps");
 
-/* Keyed by pid_tgid: the server request each thread serves. */
+/* Keyed by pid_tgid: the server request each thread last read; live while
+ * its connection waits for the response (server_trace_live). */
 struct {
 	__uint(type, BPF_MAP_TYPE_LRU_HASH);
 	__uint(max_entries, OBI_MAX_THREADS);
@@ -279,7 +280,8 @@ struct {
 
 /* ---- maps: syscalls and process lifecycle (programs below) -------------- */
 
-/* Arguments of the syscall each thread is in, from entry to exit. */
+/* Arguments of the syscall each thread is in, from entry to exit: one slot
+ * per thread, kept between syscalls (op 0: none in flight; see save_args). */
 struct {
 	__uint(type, BPF_MAP_TYPE_LRU_HASH);
 	__uint(max_entries, OBI_MAX_THREADS);

@@ -15,8 +15,9 @@
 #define OBI_MAX_TRACED_PROCS 16384
 
 /* Threads of traced processes tracked at once, per kind of per-thread
- * state: a syscall or SSL call in flight (pending_io, ssl_args), the
- * request a thread serves and whether it multiplexes (server_traces, mux_threads),
+ * state: a syscall or SSL call in flight (ssl_args; pending_io keeps its
+ * slot between syscalls), the request a thread last served and whether it
+ * multiplexes (server_traces, mux_threads),
  * TLS binding hints (ssl_pending_bind, last_recv_conn) and a header to
  * inject into the thread's current send (outgoing_tp). */
 #define OBI_MAX_THREADS 16384
