@@ -17,7 +17,7 @@ echo "== dependencies"
 # A root tool that writes its output "to /dev/null" can chmod it (seen once on
 # a development machine: mode 0755), and every test server that drops root
 # (PostgreSQL's initdb, MariaDB) then fails far from the cause. Say so and mend it.
-devnull_mode=$(stat -c %a /dev/null)
+devnull_mode=$(stat -c %a /dev/null 2>/dev/null || echo missing)
 if [[ ! -c /dev/null || $devnull_mode != 666 ]]; then
 	echo "test.sh: /dev/null is not a world-writable character device (mode $devnull_mode); restoring it" >&2
 	[[ -c /dev/null ]] || { rm -f /dev/null && mknod -m 666 /dev/null c 1 3; }
