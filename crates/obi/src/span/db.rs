@@ -5,7 +5,7 @@
 //! (so `instrumentations` can pick `redis` or `sql`) under the one OBI name.
 
 use super::metric::{Attr, FamilyDef, Measure, SERVER_ADDRESS, SERVER_PORT};
-use super::naming::{server_address, server_name};
+use super::naming::{server_address, server_name, write_server_port};
 use std::borrow::Cow;
 
 use super::{AttrSink, Semantics, Span, SpanDetail, SpanKind, Summary, Value};
@@ -165,7 +165,7 @@ impl DbCall {
             out("error.type", Value::Str(&e.code));
         }
         out("server.address", server_address(span));
-        out("server.port", Value::Int(span.host.port.into()));
+        write_server_port(span, out);
     }
 }
 

@@ -4,7 +4,7 @@
 use std::borrow::Cow;
 
 use super::metric::{Attr, CLIENT_ADDRESS, FamilyDef, Measure, SERVER_ADDRESS, SERVER_PORT};
-use super::naming::{peer_name, server_address, server_name};
+use super::naming::{peer_name, server_address, server_name, write_server_port};
 use super::{AttrSink, Semantics, Span, SpanDetail, SpanKind, Summary, Value};
 
 /// What a gRPC call adds to a span.
@@ -87,7 +87,7 @@ impl Semantics for GrpcSpan {
             out("client.address", peer_name(span));
         }
         out("server.address", server_address(span));
-        out("server.port", Value::Int(span.host.port.into()));
+        write_server_port(span, out);
     }
 
     fn printer_attributes(&self, span: &Span, out: &mut AttrSink<'_>) {

@@ -4,7 +4,7 @@
 use std::borrow::Cow;
 
 use super::metric::{Attr, CLIENT_ADDRESS, FamilyDef, Measure, SERVER_ADDRESS, SERVER_PORT};
-use super::naming::{peer_name, server_address, server_name};
+use super::naming::{peer_name, server_address, server_name, write_server_port};
 use super::{AttrSink, Semantics, Span, SpanDetail, SpanKind, Summary, Value};
 
 /// What an HTTP exchange adds to a span.
@@ -116,7 +116,7 @@ impl Semantics for HttpSpan {
             out("client.address", peer_name(span));
         }
         out("server.address", server_address(span));
-        out("server.port", Value::Int(span.host.port.into()));
+        write_server_port(span, out);
         out("http.request.body.size", Value::Int(self.request_body_size));
         out("http.response.body.size", Value::Int(self.response_body_size));
         if !span.is_client() && !self.route.is_empty() {

@@ -3,7 +3,7 @@
 //! attributes it can carry. The metrics store (`export::metrics`) builds
 //! its series from these declarations and knows no protocol.
 
-use super::naming::{peer_name, server_address};
+use super::naming::{peer_name, server_address, server_port};
 use super::{Span, SpanKind, Value};
 
 /// What a histogram measures.
@@ -59,7 +59,10 @@ impl std::fmt::Debug for Attr {
 
 /// `server.address`: see [`server_address`].
 pub(crate) const SERVER_ADDRESS: Attr = Attr::new("server.address", "server_address", server_address);
-pub(crate) const SERVER_PORT: Attr = Attr::new("server.port", "server_port", |s| Value::Int(s.host.port.into()));
+/// `server.port`: empty when unknown, like an unknown address (a label set
+/// keeps its keys; see [`server_port`]).
+pub(crate) const SERVER_PORT: Attr =
+    Attr::new("server.port", "server_port", |s| server_port(s).map_or(Value::Str(""), Value::Int));
 /// `client.address`: the client's resolved name, else its address.
 pub(crate) const CLIENT_ADDRESS: Attr = Attr::new("client.address", "client_address", peer_name);
 

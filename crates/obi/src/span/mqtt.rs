@@ -5,7 +5,7 @@
 use std::borrow::Cow;
 
 use super::metric::{Attr, FamilyDef, Measure, SERVER_ADDRESS, SERVER_PORT};
-use super::naming::{peer_name, server_address, server_name};
+use super::naming::{peer_name, server_address, server_name, write_server_port};
 use super::{AttrSink, Semantics, Span, SpanDetail, SpanKind, Summary, Value};
 
 /// The packet that opened an MQTT span.
@@ -164,7 +164,7 @@ impl Semantics for MqttSpan {
             out("client.address", peer_name(span));
         }
         out("server.address", server_address(span));
-        out("server.port", Value::Int(span.host.port.into()));
+        write_server_port(span, out);
     }
 
     fn printer_attributes(&self, span: &Span, out: &mut AttrSink<'_>) {

@@ -46,6 +46,20 @@ pub(crate) fn server_address(span: &Span) -> Value<'_> {
     server_name(span)
 }
 
+/// `server.port`: absent when the server's port is unknown (its address was
+/// never read, e.g. a client span whose connection the kernel missed). Port 0
+/// is no port: writing it would name a server that does not exist.
+pub(crate) fn server_port(span: &Span) -> Option<i64> {
+    (span.host.port != 0).then(|| span.host.port.into())
+}
+
+/// Writes `server.port` when it is known (see [`server_port`]).
+pub(crate) fn write_server_port(span: &Span, out: &mut super::AttrSink<'_>) {
+    if let Some(port) = server_port(span) {
+        out("server.port", Value::Int(port));
+    }
+}
+
 /// The host part of a `Host` header or authority (`example.com:8080` ->
 /// `example.com`, `[::1]:80` -> `::1`).
 pub(crate) fn host_without_port(h: &str) -> &str {
@@ -69,5 +83,27 @@ mod tests {
         assert_eq!(host_without_port("example.com"), "example.com");
         assert_eq!(host_without_port(" [::1]:80"), "::1");
         assert_eq!(host_without_port("127.0.0.1:1"), "127.0.0.1");
+    }
+
+    /// A peer the kernel did not see has no port: spans leave `server.port`
+    /// out and metrics give it an empty label, never 0.
+    #[test]
+    fn an_unknown_server_port_is_left_out() {
+        use crate::span::fixtures::{Shape, span};
+        use crate::span::metric::SERVER_PORT;
+        for shape in [Shape::HttpServer, Shape::HttpClient, Shape::GrpcServer, Shape::GrpcClient] {
+            let mut s = span(shape, Default::default(), "/a", 200, 1);
+            let keys = |s: &Span| {
+                let mut keys = Vec::new();
+                s.semantics().otel_attributes(s, &mut |k, v| keys.push((k, format!("{v:?}"))));
+                keys
+            };
+            assert!(keys(&s).contains(&("server.port", "Int(8080)".into())), "{shape:?}");
+            assert_eq!(SERVER_PORT.value(&s), Value::Int(8080));
+            s.host.addr = None;
+            s.host.port = 0;
+            assert!(keys(&s).iter().all(|(k, _)| *k != "server.port"), "{shape:?}: {:?}", keys(&s));
+            assert_eq!(SERVER_PORT.value(&s), Value::Str(""));
+        }
     }
 }
