@@ -181,14 +181,16 @@ impl OpenBatch {
         }
     }
 
-    /// The request of the batch, which is then empty.
+    /// The request of the batch, which is then empty; a protobuf request is
+    /// written into `buffer`.
     fn take_request(
         &mut self,
         host: &HostInfo,
         transport: &Transport,
+        buffer: Vec<u8>,
     ) -> Result<Encoded<ExportTraceServiceRequest>, ExportError> {
         match self {
-            OpenBatch::Protobuf(e) => Ok(Encoded::protobuf(e.finish(host))),
+            OpenBatch::Protobuf(e) => Ok(Encoded::protobuf(e.finish(host, buffer))),
             OpenBatch::Json(v) => transport.encode(&convert::build_request(std::mem::take(v), host)),
         }
     }
@@ -200,6 +202,9 @@ impl OpenBatch {
         }
     }
 }
+
+/// The largest buffer kept from one batch for the next.
+const MAX_SPARE_BUFFER: usize = 8 << 20;
 
 /// The batch being sent and its retry schedule.
 struct Current {
@@ -232,6 +237,9 @@ struct Exporter {
     dropped_unlogged: u64,
     dropped_while_failing: u64,
     last_drop_log: Option<Instant>,
+    /// The buffer of the last batch that ended, for the next one (see
+    /// `BatchEncoder::finish`).
+    spare_buffer: Vec<u8>,
 }
 
 impl Exporter {
@@ -253,6 +261,7 @@ impl Exporter {
             dropped_unlogged: 0,
             dropped_while_failing: 0,
             last_drop_log: None,
+            spare_buffer: Vec::new(),
         }
     }
 
@@ -357,7 +366,8 @@ impl Exporter {
             return;
         }
         let n = std::mem::take(&mut self.pending_spans);
-        match self.pending.take_request(&self.host, &self.transport) {
+        let buffer = std::mem::take(&mut self.spare_buffer);
+        match self.pending.take_request(&self.host, &self.transport, buffer) {
             Ok(request) => self.ready.push_back(Batch { request, spans: n }),
             Err(e) => {
                 tracing::warn!(component = COMPONENT, error = %e, spans = n, "cannot encode a batch; dropped");
@@ -452,6 +462,18 @@ impl Exporter {
                 }
                 self.give_up(cur.batch.spans);
             }
+        }
+        self.keep_buffer(cur.batch.request);
+    }
+
+    /// Keeps the buffer of a batch that ended for the next batch, unless the
+    /// batch used little of it (when the load drops, so does what is held).
+    fn keep_buffer(&mut self, request: Encoded<ExportTraceServiceRequest>) {
+        if let Some(buffer) = request.into_buffer()
+            && buffer.len() >= buffer.capacity() / 4
+            && buffer.capacity() <= MAX_SPARE_BUFFER
+        {
+            self.spare_buffer = buffer;
         }
     }
 

@@ -67,6 +67,12 @@ impl<R> Encoded<R> {
     pub(crate) fn protobuf(body: Vec<u8>) -> Self {
         Encoded { body: Bytes::from(body), _signal: PhantomData }
     }
+
+    /// The request's buffer, for the next batch to be written into, once
+    /// nothing else holds it (every attempt to send it has ended).
+    pub(crate) fn into_buffer(self) -> Option<Vec<u8>> {
+        self.body.try_into_mut().ok().map(Vec::from)
+    }
 }
 
 /// gRPC codec that sends already-encoded protobuf bytes and decodes the
