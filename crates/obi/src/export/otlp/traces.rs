@@ -469,6 +469,10 @@ impl Exporter {
     /// Keeps the buffer of a batch that ended for the next batch, unless the
     /// batch used little of it (when the load drops, so does what is held).
     fn keep_buffer(&mut self, request: Encoded<ExportTraceServiceRequest>) {
+        // Only protobuf batches are written into a given buffer.
+        if !matches!(self.pending, OpenBatch::Protobuf(_)) {
+            return;
+        }
         if let Some(buffer) = request.into_buffer()
             && buffer.len() >= buffer.capacity() / 4
             && buffer.capacity() <= MAX_SPARE_BUFFER
