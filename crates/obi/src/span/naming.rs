@@ -84,26 +84,4 @@ mod tests {
         assert_eq!(host_without_port(" [::1]:80"), "::1");
         assert_eq!(host_without_port("127.0.0.1:1"), "127.0.0.1");
     }
-
-    /// A peer the kernel did not see has no port: spans leave `server.port`
-    /// out and metrics give it an empty label, never 0.
-    #[test]
-    fn an_unknown_server_port_is_left_out() {
-        use crate::span::fixtures::{Shape, span};
-        use crate::span::metric::SERVER_PORT;
-        for shape in [Shape::HttpServer, Shape::HttpClient, Shape::GrpcServer, Shape::GrpcClient] {
-            let mut s = span(shape, Default::default(), "/a", 200, 1);
-            let keys = |s: &Span| {
-                let mut keys = Vec::new();
-                s.semantics().otel_attributes(s, &mut |k, v| keys.push((k, format!("{v:?}"))));
-                keys
-            };
-            assert!(keys(&s).contains(&("server.port", "Int(8080)".into())), "{shape:?}");
-            assert_eq!(SERVER_PORT.value(&s), Value::Int(8080));
-            s.host.addr = None;
-            s.host.port = 0;
-            assert!(keys(&s).iter().all(|(k, _)| *k != "server.port"), "{shape:?}: {:?}", keys(&s));
-            assert_eq!(SERVER_PORT.value(&s), Value::Str(""));
-        }
-    }
 }
