@@ -262,6 +262,26 @@ def rss_mib(pid):
     return fields.get("VmRSS", 0.0), fields.get("RssAnon", 0.0)
 
 
+def start_agent(agent, env, on_line=None):
+    """The agent running with `env`, once it says it started; its output (logs and the counter printer) is
+    read by a thread that hands every line to `on_line`."""
+    ag = subprocess.Popen([agent], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    started = threading.Event()
+
+    def drain():
+        for line in ag.stdout:
+            if "obi-rs started" in line:
+                started.set()
+            if on_line:
+                on_line(line)
+
+    threading.Thread(target=drain, daemon=True).start()
+    if not started.wait(90):
+        ag.kill()
+        raise RuntimeError(f"{agent} did not start")
+    return ag
+
+
 def run_once(agent, server, situation, duration, workdir, exporter="counter"):
     """(requests, {program: (ns/request, runs/request)}, server CPU us/request, agent CPU us/request,
     ring-buffer drops, agent (VmRSS, RssAnon) MiB at the end of the load)"""
@@ -280,22 +300,19 @@ def run_once(agent, server, situation, duration, workdir, exporter="counter"):
         exp = Exporter(exporter)
         env = dict(os.environ, OTEL_EBPF_OPEN_PORT=str(target), **exp.env)
         # Logs and the counter printer share the agent's output here.
-        ag = subprocess.Popen([agent], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-        started = threading.Event()
         drops = []
 
-        def drain():
-            for line in ag.stdout:
-                if "obi-rs started" in line:
-                    started.set()
-                m = re.search(r"msg=totals .*ringbuf_full=(\d+)", line)
-                if m:
-                    drops.append(int(m.group(1)))
+        def on_line(line):
+            m = re.search(r"msg=totals .*ringbuf_full=(\d+)", line)
+            if m:
+                drops.append(int(m.group(1)))
 
-        threading.Thread(target=drain, daemon=True).start()
         try:
-            if not started.wait(90):
-                raise RuntimeError(f"{agent} did not start")
+            ag = start_agent(agent, env, on_line)
+        except RuntimeError:
+            exp.close()
+            raise
+        try:
             time.sleep(3 if situation == "traced" else 1)  # discovery
             wrk(port, 1, path=path)  # warm-up
             ids = prog_ids(ag.pid)

@@ -19,7 +19,6 @@ import re
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from pathlib import Path
 
@@ -89,18 +88,8 @@ def run(agent, seconds, exporter, workdir):
         kc.wait_port(port)
         exp = kc.Exporter(exporter)
         env = dict(os.environ, OTEL_EBPF_OPEN_PORT=str(port), **exp.env)
-        ag = subprocess.Popen([agent], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-        started = threading.Event()
-
-        def drain():
-            for line in ag.stdout:
-                if "obi-rs started" in line:
-                    started.set()
-
-        threading.Thread(target=drain, daemon=True).start()
+        ag = kc.start_agent(agent, env)
         try:
-            if not started.wait(90):
-                raise RuntimeError(f"{agent} did not start")
             time.sleep(3)
             kc.wrk(port, 1)  # warm-up
             data = str(workdir / "agent.perf")
