@@ -90,8 +90,25 @@ fn short_lived_processes_leave_no_stale_kernel_state() {
     let maps = totals.split("maps=\"").nth(1).unwrap().split('"').next().unwrap().to_string();
     for entry in maps.split_whitespace() {
         let (name, count) = entry.split_once('=').unwrap();
-        assert_eq!(count, "0", "stale entries in {name}: {totals}");
+        assert_eq!(count, "0", "stale entries in {name}: {totals}\nprocesses instrumented:\n{}", instrumented(&agent));
     }
+}
+
+/// The processes the agent said it instruments, and whether each still runs
+/// (a failure above says whose entry was left).
+fn instrumented(agent: &Agent) -> String {
+    let lines = agent.proc.lines();
+    let chosen = lines.iter().filter(|l| l.contains("msg=\"instrumenting process\""));
+    chosen
+        .map(|l| {
+            let pid = l.split(" pid=").nth(1).and_then(|r| r.split(' ').next()).unwrap_or("?");
+            let alive = std::fs::read(format!("/proc/{pid}/cmdline"))
+                .map(|c| format!("running: {}", String::from_utf8_lossy(&c).replace('\0', " ")))
+                .unwrap_or_else(|_| "gone".into());
+            format!("  {l}\n    {alive}")
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
 }
 
 /// `obi check` tells the truth about this machine, and names what an

@@ -139,28 +139,51 @@ fn nginx_tls_termination() {
 
 #[test]
 fn python_https_client_spans() {
+    https_client_spans(false, ["200", "404"]);
+}
+
+/// A client that maps libssl at exec (curl, nginx, node do; here Python with
+/// it preloaded) gets its TLS probes while still traced provisionally, before
+/// discovery selects it. Selecting it must keep what attaching them set: before
+/// the fix its TLS sessions were no longer tied to their sockets and its spans
+/// had no server address or port.
+#[test]
+fn https_client_mapping_libssl_at_exec() {
+    https_client_spans(true, ["201", "403"]);
+}
+
+/// Two requests with the given statuses (each test its own: both tests'
+/// agents trace both tests' clients when they run at once).
+fn https_client_spans(preload_libssl: bool, statuses: [&str; 2]) {
     require_root();
     let (_dir, port, _server) = node_https_server();
     let agent = Agent::builder().config("discovery:\n  instrument:\n    - cmd_args: '*https_client.py*'\n").start();
+    let mut cmd = Command::new(python());
+    if preload_libssl {
+        // A name without a slash: the loader finds it where it finds any library.
+        cmd.env("LD_PRELOAD", "libssl.so.3");
+    }
     let mut client = spawn(
         "https-client",
-        Command::new(python())
-            .arg(apps_dir().join("https_client.py"))
+        cmd.arg(apps_dir().join("https_client.py"))
             // Per-process uprobes take a few hundred ms to attach (see docs/tls.md).
             .args([
                 "--wait-ms".to_string(),
                 "1500".to_string(),
-                format!("https://127.0.0.1:{port}/status/200"),
-                format!("https://127.0.0.1:{port}/status/404"),
+                format!("https://127.0.0.1:{port}/status/{}", statuses[0]),
+                format!("https://127.0.0.1:{port}/status/{}", statuses[1]),
             ]),
     );
     assert!(client.wait_exit(WAIT).is_some_and(|s| s.success()));
-    let spans = agent.wait_spans(2, WAIT, |s| is_type(s, "HTTPClient") && host_port(s) == port);
+    let ours =
+        |s: &Value| is_type(s, "HTTPClient") && statuses.iter().any(|st| attr(s, "url") == format!("/status/{st}"));
+    let spans = agent.wait_spans(2, WAIT, ours);
     assert_eq!(spans.len(), 2, "{spans:#?}");
-    let statuses: Vec<&str> = spans.iter().map(|s| attr(s, "status")).collect();
-    assert!(statuses.contains(&"200") && statuses.contains(&"404"), "{statuses:?}");
+    let seen: Vec<&str> = spans.iter().map(|s| attr(s, "status")).collect();
+    assert!(statuses.iter().all(|st| seen.contains(st)), "{seen:?}");
     for s in &spans {
         assert_eq!(attr(s, "method"), "GET");
+        assert_eq!(host_port(s), port, "the connection of the TLS session is known: {s:#}");
         // Named after its script (apps/https_client.py), not the interpreter.
         assert_eq!(field(s, "peerName"), "https_client", "{s:#}");
     }

@@ -156,11 +156,26 @@ impl ExecEvent {
     }
 }
 
+/// A pid's entry in the kernel's filter (`traced_pids`): traced, and how.
 #[repr(C)]
 #[derive(Debug, Clone, Copy, Default)]
 pub(crate) struct PidInfo {
     pub(crate) flags: u32,
     pub(crate) _pad: u32,
+}
+
+impl PidInfo {
+    /// Chosen by discovery: no longer provisional, and still tied to its TLS
+    /// sessions if its probes were attached while it was provisional.
+    pub(crate) fn selected(self) -> Self {
+        PidInfo { flags: self.flags & !PID_PROVISIONAL, ..self }
+    }
+
+    /// TLS probes attached. A provisional process stays provisional: only
+    /// discovery selects (and only a selected process has its traffic changed).
+    pub(crate) fn with_tls(self) -> Self {
+        PidInfo { flags: self.flags | PID_TLS, ..self }
+    }
 }
 
 #[repr(C)]
@@ -312,5 +327,18 @@ mod tests {
         let header = include_str!("../../../../bpf/include/obi/abi.h");
         assert!(header.contains(&format!("#define OBI_HINT_PREFIX \"{HINT_PREFIX}\"")));
         assert!(header.contains(&format!("#define OBI_HINT_PREFIX_LEN {}", HINT_PREFIX.len())));
+    }
+
+    /// Attaching TLS probes never selects a process; selecting one never
+    /// forgets its TLS probes (both orders happen: a process that maps libssl
+    /// at exec gets its probes before discovery decides).
+    #[test]
+    fn tls_and_selection_flags_are_independent() {
+        let watched = PidInfo { flags: PID_PROVISIONAL, _pad: 0 };
+        assert_eq!(watched.with_tls().flags, PID_PROVISIONAL | PID_TLS);
+        assert_eq!(watched.with_tls().selected().flags, PID_TLS);
+        assert_eq!(watched.selected().with_tls().flags, PID_TLS);
+        assert_eq!(watched.selected().flags, 0);
+        assert_eq!(PidInfo::default().with_tls().with_tls().flags, PID_TLS);
     }
 }

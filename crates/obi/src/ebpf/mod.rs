@@ -36,6 +36,8 @@ type Result<T, E = TracerError> = std::result::Result<T, E>;
 
 /// `BPF_NOEXIST`: insert only if the key is absent.
 const BPF_NOEXIST: u64 = 1;
+/// `BPF_EXIST`: update only if the key is present.
+const BPF_EXIST: u64 = 2;
 
 #[cfg(target_arch = "x86_64")]
 static OBJECT: &[u8] = aya::include_bytes_aligned!("../../../../bpf/obj/obi.x86_64.bpf.o");
@@ -338,10 +340,11 @@ impl Tracer {
         typed_map(&mut self.ebpf, "proc_events", RingBuf::try_from)
     }
 
+    /// Puts a process discovery chose into the kernel's filter, or marks the
+    /// one watched since its exec as chosen.
     pub(crate) fn trace_pid(&mut self, pid: u32) -> Result<()> {
-        self.traced_pids
-            .insert(pid, abi::PidInfo::default(), 0)
-            .map_err(|source| TracerError::TracePid { pid, source })?;
+        let info = self.pid_info(pid).unwrap_or_default().selected();
+        self.traced_pids.insert(pid, info, 0).map_err(|source| TracerError::TracePid { pid, source })?;
         if self.no_btf {
             self.register_existing_sockets(pid);
         }
@@ -460,15 +463,27 @@ impl Tracer {
     pub(crate) fn trace_tls(&mut self, pid: u32) -> Result<Vec<std::path::PathBuf>> {
         // Only processes still traced (a late report may concern one that was
         // rejected or forgotten meanwhile).
-        if self.traced_pids.get(&pid, 0).is_err() {
+        if self.pid_info(pid).is_none() {
             return Ok(Vec::new());
         }
         let files = self.tls.attach(&mut self.ebpf, pid)?;
         if !files.is_empty() {
-            let info = abi::PidInfo { flags: abi::PID_TLS, ..Default::default() };
-            self.traced_pids.insert(pid, info, 0).map_err(|source| TracerError::FlagTls { pid, source })?;
+            // Read again: attaching takes a while. BPF_EXIST: a process that
+            // exited meanwhile (the kernel removed it) is not put back.
+            if let Some(info) = self.pid_info(pid) {
+                match self.traced_pids.insert(pid, info.with_tls(), BPF_EXIST) {
+                    Ok(()) => {}
+                    Err(aya::maps::MapError::SyscallError(e)) if e.io_error.raw_os_error() == Some(libc::ENOENT) => {}
+                    Err(source) => return Err(TracerError::FlagTls { pid, source }),
+                }
+            }
         }
         Ok(files)
+    }
+
+    /// The kernel filter's entry of `pid`, if it is traced.
+    fn pid_info(&self, pid: u32) -> Option<abi::PidInfo> {
+        self.traced_pids.get(&pid, 0).ok()
     }
 
     pub(crate) fn traced_pid_count(&self) -> usize {
