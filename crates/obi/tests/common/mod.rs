@@ -50,15 +50,49 @@ pub(crate) fn apps_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/apps")
 }
 
-/// A port nobody listens on right now. Bound, never listened on: a listen,
-/// even for an instant, would let the agent of a test running beside this
-/// one select the test process itself (when the kernel hands out the port
-/// that agent waits for), and with it every child the tests spawn.
+/// A port nobody uses right now, below the kernel's ephemeral range
+/// (`ip_local_port_range`), so neither a connection's local port nor a
+/// `bind(0)` can ever be it: an agent selecting by open port (any local
+/// socket, as OBI) must not select the process of a test running beside its
+/// own, whose client happened to get that port for a connection. Successive
+/// calls in one test binary never return the same port (each test gets its
+/// own); the start is random, so a port a previous binary left in TIME_WAIT
+/// is unlikely to come first (and is skipped when it does: it cannot be bound).
+///
+/// Bound, never listened on: a listen, even for an instant, would let the
+/// agent of a test running beside this one select the test process itself,
+/// and with it every child the tests spawn.
 pub(crate) fn free_port() -> u16 {
     use socket2::{Domain, Socket, Type};
-    let socket = Socket::new(Domain::IPV4, Type::STREAM, None).unwrap();
-    socket.bind(&std::net::SocketAddr::from(([127, 0, 0, 1], 0)).into()).unwrap();
-    socket.local_addr().unwrap().as_socket().unwrap().port()
+    use std::sync::atomic::AtomicU32;
+    const LOW: u32 = 10_000;
+    static NEXT: AtomicU32 = AtomicU32::new(u32::MAX);
+    let high = ephemeral_range_start().max(LOW + 1_000);
+    let span = high - LOW;
+    let _ = NEXT.compare_exchange(u32::MAX, random_below(span), Ordering::AcqRel, Ordering::Acquire);
+    for _ in 0..span {
+        let port = (LOW + NEXT.fetch_add(1, Ordering::AcqRel) % span) as u16;
+        let socket = Socket::new(Domain::IPV4, Type::STREAM, None).unwrap();
+        if socket.bind(&std::net::SocketAddr::from(([127, 0, 0, 1], port)).into()).is_ok() {
+            return port;
+        }
+    }
+    panic!("no free port between {LOW} and {high}");
+}
+
+/// The first port the kernel hands out by itself (connect, bind to 0).
+fn ephemeral_range_start() -> u32 {
+    std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+        .ok()
+        .and_then(|s| s.split_whitespace().next()?.parse().ok())
+        .unwrap_or(32_768)
+}
+
+/// A number below `n` that differs from run to run (no RNG crate needed
+/// for a starting point).
+fn random_below(n: u32) -> u32 {
+    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default().subsec_nanos();
+    (nanos ^ std::process::id().rotate_left(16)) % n
 }
 
 /// A child process killed (and reaped) on drop.
