@@ -69,7 +69,7 @@ pub(crate) fn free_port() -> u16 {
     static NEXT: AtomicU32 = AtomicU32::new(u32::MAX);
     let high = ephemeral_range_start().max(LOW + 1_000);
     let span = high - LOW;
-    let _ = NEXT.compare_exchange(u32::MAX, random_below(span), Ordering::AcqRel, Ordering::Acquire);
+    let _ = NEXT.compare_exchange(u32::MAX, rand::random_range(0..span), Ordering::AcqRel, Ordering::Acquire);
     for _ in 0..span {
         let port = (LOW + NEXT.fetch_add(1, Ordering::AcqRel) % span) as u16;
         let socket = Socket::new(Domain::IPV4, Type::STREAM, None).unwrap();
@@ -86,13 +86,6 @@ fn ephemeral_range_start() -> u32 {
         .ok()
         .and_then(|s| s.split_whitespace().next()?.parse().ok())
         .unwrap_or(32_768)
-}
-
-/// A number below `n` that differs from run to run (no RNG crate needed
-/// for a starting point).
-fn random_below(n: u32) -> u32 {
-    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default().subsec_nanos();
-    (nanos ^ std::process::id().rotate_left(16)) % n
 }
 
 /// A child process killed (and reaped) on drop.
